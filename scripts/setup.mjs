@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// Everything `npm start` and `npm test` need on a fresh clone, each step skipped when already done:
+//   1. dependencies (npm ci when node_modules is missing or older than package-lock.json)
+//   2. the Temporal CLI (scripts/temporal-cli.mjs: cache, else build with Go, else download)
+//   3. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
+// Only Node built-ins are used before step 1 has run.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveTemporalCli } from './temporal-cli.mjs';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const say = (line) => process.stderr.write(`[setup] ${line}\n`);
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function run(cmd, args) {
+  const res = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (res.status !== 0) {
+    say(`\`${cmd} ${args.join(' ')}\` failed (exit ${res.status ?? res.signal})`);
+    process.exit(1);
+  }
+}
+
+const mtime = (p) => fs.statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+
+function newestSource(dirs) {
+  let newest = 0;
+  const walk = (p) => {
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    else newest = Math.max(newest, st.mtimeMs);
+  };
+  dirs.forEach((d) => walk(path.join(root, d)));
+  return newest;
+}
+
+// 1. dependencies
+const installed = path.join(root, 'node_modules', '.package-lock.json');
+if (mtime(installed) === 0 || mtime(path.join(root, 'package-lock.json')) > mtime(installed)) {
+  say('installing dependencies');
+  run(npm, ['ci', '--no-audit', '--no-fund']);
+}
+
+// 2. the Temporal CLI
+const cli = await resolveTemporalCli({ log: (line) => say(line) }).catch((err) => {
+  say(err.message);
+  process.exit(1);
+});
+say(`Temporal CLI: ${cli}`);
+
+// 3. the build
+if (process.argv.includes('--build')) {
+  const stamp = path.join(root, 'dist', 'workflow-bundle.js');
+  const sources = newestSource(['src', 'workflows', 'activities', 'tsconfig.json', 'package-lock.json']);
+  if (mtime(stamp) < sources) {
+    say('building');
+    run(npm, ['run', '--silent', 'build']);
+  }
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+// Resolves the pinned Temporal CLI (which carries the dev server) without anything but Node built-ins,
+// because it runs before `npm install` may have finished. Order, first hit wins:
+//   1. $TEMPORAL_CLI                       (an explicit path; an error if it does not run)
+//   2. `temporal` on PATH                  (if its version fits: same major, >= the pinned version)
+//   3. the per-user cache                  (~/.cache/batchline/temporal-cli-<version>/temporal)
+//   4. `go install ...@v<version>`         (built into the cache when Go is available)
+//   5. the official release archive        (downloaded into the cache)
+// Routes 4 and 5 hold a lock file so two processes asking at once build once.
+// Usage: node scripts/temporal-cli.mjs  -> prints the path of a working binary on stdout.
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export const TEMPORAL_CLI_VERSION = '1.5.1';
+const GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal';
+const LOCK_STALE_MS = 30 * 60 * 1000;
+
+/** The per-user cache root: $BATCHLINE_CACHE_DIR, else $XDG_CACHE_HOME/batchline, else ~/.cache/batchline. */
+export function cacheRoot(env = process.env) {
+  if (env.BATCHLINE_CACHE_DIR) return path.resolve(env.BATCHLINE_CACHE_DIR);
+  const base = env.XDG_CACHE_HOME ? path.resolve(env.XDG_CACHE_HOME) : path.join(os.homedir(), '.cache');
+  return path.join(base, 'batchline');
+}
+
+export function cachedBinaryPath(env = process.env) {
+  return path.join(cacheRoot(env), `temporal-cli-${TEMPORAL_CLI_VERSION}`, binaryName());
+}
+
+function binaryName() {
+  return process.platform === 'win32' ? 'temporal.exe' : 'temporal';
+}
+
+/** Parses `temporal version 1.5.1 (Server 1.29.1, UI 2.42.1)` into [1, 5, 1]. */
+export function parseCliVersion(text) {
+  const m = /temporal version (\d+)\.(\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+export function versionFits(found, pinned = TEMPORAL_CLI_VERSION) {
+  const want = pinned.split('.').map(Number);
+  if (!found || found[0] !== want[0]) return false;
+  for (let i = 1; i < 3; i++) {
+    if (found[i] !== want[i]) return found[i] > want[i];
+  }
+  return true;
+}
+
+async function cliVersion(binary) {
+  const { stdout } = await execFileAsync(binary, ['--version'], { timeout: 20_000 });
+  return parseCliVersion(stdout);
+}
+
+function findOnPath(env) {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, binaryName());
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function isExecutable(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves a working Temporal CLI and returns its absolute path.
+ * @param {{ env?: NodeJS.ProcessEnv, log?: (line: string) => void, allowBuild?: boolean, allowDownload?: boolean }} [options]
+ */
+export async function resolveTemporalCli(options = {}) {
+  const env = options.env ?? process.env;
+  const log = options.log ?? ((line) => process.stderr.write(`[temporal-cli] ${line}\n`));
+  const tried = [];
+
+  // 1. explicit path
+  if (env.TEMPORAL_CLI) {
+    const explicit = path.resolve(env.TEMPORAL_CLI);
+    if (!isExecutable(explicit)) {
+      throw new Error(`TEMPORAL_CLI=${env.TEMPORAL_CLI} is not an executable file. Unset it or point it at a Temporal CLI binary.`);
+    }
+    return explicit;
+  }
+  tried.push('$TEMPORAL_CLI: not set');
+
+  // 2. PATH
+  const onPath = findOnPath(env);
+  if (onPath) {
+    try {
+      const found = await cliVersion(onPath);
+      if (versionFits(found)) return onPath;
+      tried.push(`PATH: ${onPath} is version ${found ? found.join('.') : 'unknown'}, need ${TEMPORAL_CLI_VERSION} or a later 1.x`);
+    } catch (err) {
+      tried.push(`PATH: ${onPath} did not run (${err.message.split('\n')[0]})`);
+    }
+  } else {
+    tried.push('PATH: no `temporal` binary');
+  }
+
+  // 3. cache
+  const cached = cachedBinaryPath(env);
+  if (isExecutable(cached)) return cached;
+  tried.push(`cache: nothing at ${cached}`);
+
+  // 4 + 5 under a lock: another process may be building right now.
+  fs.mkdirSync(path.dirname(cached), { recursive: true });
+  const release = await acquireLock(`${path.dirname(cached)}.lock`, log);
+  try {
+    if (isExecutable(cached)) return cached; // built by whoever held the lock before us
+    if (options.allowBuild !== false) {
+      const built = await tryGoInstall(cached, env, log);
+      if (built.ok) return cached;
+      tried.push(`go install ${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}: ${built.reason}`);
+    } else {
+      tried.push('go install: disabled');
+    }
+    if (options.allowDownload !== false) {
+      const downloaded = await tryDownload(cached, env, log);
+      if (downloaded.ok) return cached;
+      tried.push(`download: ${downloaded.reason}`);
+    } else {
+      tried.push('download: disabled');
+    }
+  } finally {
+    release();
+  }
+
+  throw new Error(
+    [
+      `Could not obtain the Temporal CLI ${TEMPORAL_CLI_VERSION}. Tried, in order:`,
+      ...tried.map((t) => `  - ${t}`),
+      'Fix one of these:',
+      `  - install Go (https://go.dev/dl) so the CLI can be built: go install ${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}`,
+      `  - or put a Temporal CLI ${TEMPORAL_CLI_VERSION} binary on PATH, or at ${cached}`,
+      '  - or set TEMPORAL_CLI=/path/to/temporal',
+    ].join('\n'),
+  );
+}
+
+/** Takes an exclusive lock file; waits for a live holder, breaks a stale one (dead pid or too old). */
+async function acquireLock(lockFile, log) {
+  let announced = false;
+  for (;;) {
+    try {
+      const fd = fs.openSync(lockFile, 'wx');
+      fs.writeSync(fd, JSON.stringify({ pid: process.pid, at: Date.now() }));
+      fs.closeSync(fd);
+      return () => fs.rmSync(lockFile, { force: true });
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+    let holder;
+    try {
+      holder = JSON.parse(fs.readFileSync(lockFile, 'utf8'));
+    } catch {
+      holder = undefined; // being written right now, or garbage: judge by age below
+    }
+    const age = Date.now() - (holder?.at ?? fs.statSync(lockFile, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if ((holder && !pidAlive(holder.pid)) || age > LOCK_STALE_MS) {
+      log(`removing stale lock ${lockFile}`);
+      fs.rmSync(lockFile, { force: true });
+      continue;
+    }
+    if (!announced) {
+      log(`another process (pid ${holder?.pid ?? '?'}) is obtaining the Temporal CLI; waiting for it`);
+      announced = true;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+async function tryGoInstall(target, env, log) {
+  const go = env.GO_BINARY || 'go';
+  try {
+    await execFileAsync(go, ['version'], { timeout: 20_000 });
+  } catch {
+    return { ok: false, reason: `Go not available (\`${go} version\` failed)` };
+  }
+  const staging = fs.mkdtempSync(path.join(path.dirname(target), '.build-'));
+  const started = Date.now();
+  log(`building Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${path.dirname(target)} (takes a few minutes, once)`);
+  const ticker = setInterval(() => log(`still building... ${Math.round((Date.now() - started) / 1000)} s`), 20_000);
+  try {
+    const code = await new Promise((resolve) => {
+      // -X stamps the version (a plain `go install` reports 0.0.0-DEV); -s -w drop debug tables (~30% smaller).
+      const ldflags = `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`;
+      const child = spawn(go, ['install', `-ldflags=${ldflags}`, `${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}`], {
+        env: { ...env, GOBIN: staging },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      child.on('error', () => resolve(-1));
+      child.on('exit', (c) => resolve(c ?? -1));
+    });
+    const built = path.join(staging, binaryName());
+    if (code !== 0 || !isExecutable(built)) return { ok: false, reason: `go install exited with ${code}` };
+    fs.renameSync(built, target);
+    log(`built ${target} in ${Math.round((Date.now() - started) / 1000)} s`);
+    return { ok: true };
+  } finally {
+    clearInterval(ticker);
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+async function tryDownload(target, env, log) {
+  const platform = { linux: 'linux', darwin: 'darwin', win32: 'windows' }[process.platform];
+  const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch];
+  if (!platform || !arch) return { ok: false, reason: `no release archive for ${process.platform}/${process.arch}` };
+  const base = env.TEMPORAL_CLI_DOWNLOAD_URL || 'https://temporal.download/cli/archive';
+  const url = `${base}/v${TEMPORAL_CLI_VERSION}?platform=${platform}&arch=${arch}`;
+  log(`downloading ${url}`);
+  const staging = fs.mkdtempSync(path.join(path.dirname(target), '.download-'));
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(60_000), redirect: 'follow' });
+    if (!res.ok) return { ok: false, reason: `${url} answered ${res.status}` };
+    const archive = path.join(staging, platform === 'windows' ? 'cli.zip' : 'cli.tar.gz');
+    fs.writeFileSync(archive, Buffer.from(await res.arrayBuffer()));
+    await execFileAsync('tar', ['-xf', archive, '-C', staging], { timeout: 60_000 });
+    const extracted = path.join(staging, binaryName());
+    if (!isExecutable(extracted)) return { ok: false, reason: `the archive from ${url} held no ${binaryName()}` };
+    fs.renameSync(extracted, target);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: `${url} failed (${err.cause?.code ?? err.message})` };
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  resolveTemporalCli().then(
+    (p) => process.stdout.write(`${p}\n`),
+    (err) => {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

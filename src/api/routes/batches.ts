@@ -1,0 +1,73 @@
+import { Router, type Request } from 'express';
+import { CreateBatchRequest, type CreateBatchResponse } from '../../contracts/batch.js';
+import {
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  type ErrorDetail,
+} from '../../errors.js';
+import { validateItemInputs } from '../../runtime/input-validation.js';
+import type { ModelRepository } from '../../runtime/model-repository.js';
+import type { BatchClient } from '../../client/batch-client.js';
+import { parseOrThrow } from '../middleware/validate.js';
+
+export interface BatchRoutesDeps {
+  client: Pick<BatchClient, 'submit' | 'get'>;
+  models: ModelRepository;
+  maxBatchItems: number;
+}
+
+/** Most per-item input problems reported in one 400; the rest are summarised. */
+const MAX_REPORTED_ISSUES = 20;
+const BATCH_ID = /^[0-9a-f]{20}$/;
+
+export function batchRoutes({ client, models, maxBatchItems }: BatchRoutesDeps): Router {
+  const router = Router();
+
+  router.post('/v1/batches', async (req, res) => {
+    requireJson(req);
+    const body = parseOrThrow(CreateBatchRequest, req.body, 'batch');
+    if (body.items.length > maxBatchItems) {
+      throw new PayloadTooLargeError(`a batch holds at most ${maxBatchItems} items; this one has ${body.items.length}`);
+    }
+    const model = await models.resolve(body.model, body.version).catch((err: unknown) => {
+      if (err instanceof NotFoundError) throw new InvalidRequestError(err.message, [{ path: ['model'], message: err.message }]);
+      throw err;
+    });
+    const issues: ErrorDetail[] = [];
+    let bad = 0;
+    body.items.forEach((item, i) => {
+      try {
+        validateItemInputs(model.config, item.inputs);
+      } catch (err) {
+        if (!(err instanceof InvalidRequestError)) throw err;
+        bad++;
+        for (const d of err.details ?? []) {
+          if (issues.length < MAX_REPORTED_ISSUES) issues.push({ path: ['items', i, ...d.path], message: d.message });
+        }
+      }
+    });
+    if (bad > 0) {
+      const first = issues[0]!;
+      throw new InvalidRequestError(`${bad} item(s) do not fit model '${model.name}' v${model.version}: items[${first.path[1]}]: ${first.message}`, issues);
+    }
+    const id = await client.submit(body);
+    const response: CreateBatchResponse = { id, status: 'running', total: body.items.length, links: { self: `/v1/batches/${id}` } };
+    res.status(202).location(response.links.self).json(response);
+  });
+
+  router.get('/v1/batches/:id', async (req, res) => {
+    const id = req.params.id;
+    if (!BATCH_ID.test(id)) throw new NotFoundError(`batch '${id}' not found`);
+    res.json(await client.get(id));
+  });
+
+  return router;
+}
+
+function requireJson(req: Request): void {
+  if (!req.is('application/json')) {
+    throw new UnsupportedMediaTypeError(`Content-Type must be application/json (got ${req.header('content-type') ?? 'none'})`);
+  }
+}

@@ -1,0 +1,158 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Config } from '../config.js';
+import { isTemporalReachable, startDevServer, type DevServer } from '../dev-server.js';
+
+/** The repository root (holds package.json), from src/ or dist/src/. */
+export function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the batchline project root');
+    dir = up;
+  }
+  return dir;
+}
+
+/** Resolves the pinned Temporal CLI with scripts/temporal-cli.mjs (cached after the first build). */
+export async function resolveTemporalCli(): Promise<string> {
+  const script = pathToFileURL(path.join(projectRoot(), 'scripts', 'temporal-cli.mjs')).href;
+  const mod = (await import(script)) as typeof import('../../scripts/temporal-cli.mjs');
+  return mod.resolveTemporalCli();
+}
+
+const COLORS = { temporal: 35, worker: 36, api: 32, dev: 33 } as const;
+type Source = keyof typeof COLORS;
+
+/** Writes a child's line with a coloured `[source]` prefix; pino JSON lines become `level message {fields}`. */
+function printLine(source: Source, line: string): void {
+  const tty = process.stdout.isTTY;
+  const prefix = tty ? `\x1b[${COLORS[source]}m[${source}]\x1b[0m` : `[${source}]`;
+  let text = line;
+  if (line.startsWith('{')) {
+    try {
+      const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      const levelName = typeof level === 'number' ? ({ 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' } as Record<number, string>)[level] : level;
+      const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
+      text = `${levelName ?? ''} ${msg ?? ''}${extra}`;
+    } catch {
+      // not JSON after all: print as is
+    }
+  }
+  process.stdout.write(`${prefix} ${text}\n`);
+}
+
+function pipeLines(source: Source, stream: NodeJS.ReadableStream | null): void {
+  let buffered = '';
+  stream?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) printLine(source, line);
+  });
+}
+
+/** Spawns `batchline <command>` as a child with an IPC channel, so it exits if this supervisor disappears. */
+function spawnSelf(command: 'worker' | 'api', env: NodeJS.ProcessEnv): ChildProcess {
+  const entry = process.argv[1]!;
+  const child = spawn(process.execPath, [...process.execArgv, entry, command], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  pipeLines(command, child.stdout);
+  pipeLines(command, child.stderr);
+  return child;
+}
+
+async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && alive()) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return true;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+/**
+ * `batchline dev` (what `npm start` runs): the Temporal dev server unless one already answers at
+ * TEMPORAL_ADDRESS, then one worker process and the API process, with prefixed logs. Ctrl-C stops all three.
+ */
+export async function runDev(config: Config): Promise<number> {
+  const log = (msg: string) => printLine('dev', msg);
+  let server: DevServer | undefined;
+  let stopping = false;
+  let uiUrl: string | undefined;
+  if (await isTemporalReachable(config.TEMPORAL_ADDRESS)) {
+    log(`using the Temporal server already answering at ${config.TEMPORAL_ADDRESS}`);
+  } else {
+    const cliPath = await resolveTemporalCli();
+    const [host, port] = config.TEMPORAL_ADDRESS.split(':') as [string, string];
+    log(`starting the Temporal dev server (${cliPath}), state in ${path.join(config.DATA_DIR, 'temporal.db')}`);
+    server = await startDevServer({
+      cliPath,
+      dataDir: config.DATA_DIR,
+      host,
+      port: Number(port),
+      uiPort: config.TEMPORAL_UI_PORT,
+      namespace: config.TEMPORAL_NAMESPACE,
+      // Once stopping, the server's shutdown chatter (failed polls, refused dials) is noise.
+      onLine: (line) => stopping || printLine('temporal', line),
+    });
+    uiUrl = server.uiUrl;
+  }
+
+  const env = { ...process.env };
+  const children = [spawnSelf('worker', env), spawnSelf('api', env)];
+  let exitCode = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const stopAll = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    exitCode = code;
+    log(`stopping (${reason})`);
+    await Promise.all(children.map((c) => stopChild(c, 15_000)));
+    await server?.stop();
+    resolveDone();
+  };
+  for (const [i, child] of children.entries()) {
+    child.once('exit', (code, signal) => {
+      if (!stopping) void stopAll(`${i === 0 ? 'worker' : 'api'} exited with ${code ?? signal}`, 1);
+    });
+  }
+  void server?.exited.then((code) => {
+    if (!stopping) void stopAll(`Temporal dev server exited with ${code}`, 1);
+  });
+  process.once('SIGINT', () => void stopAll('SIGINT', 0));
+  process.once('SIGTERM', () => void stopAll('SIGTERM', 0));
+
+  const apiUrl = `http://${config.HOST}:${config.PORT}`;
+  if (await waitForHttp(`${apiUrl}/healthz`, 120_000, () => !stopping)) {
+    log('batchline is up');
+    log(`  API          ${apiUrl}   (try: curl ${apiUrl}/healthz)`);
+    log(`  Temporal     ${config.TEMPORAL_ADDRESS}   namespace ${config.TEMPORAL_NAMESPACE}`);
+    if (uiUrl) log(`  Temporal UI  ${uiUrl}`);
+    log(`  models       ${config.MODEL_REPOSITORY}`);
+    log('Press Ctrl-C to stop.');
+  } else if (!stopping) {
+    await stopAll(`the API did not answer at ${apiUrl}/healthz`, 1);
+  }
+  await done;
+  return exitCode;
+}

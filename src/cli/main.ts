@@ -1,0 +1,68 @@
+import { ConfigError, loadConfig } from '../config.js';
+import { createLogger, routeTemporalLogs } from '../logger.js';
+import { startServer } from '../server.js';
+import { startWorker } from '../worker.js';
+import { runDev } from './dev.js';
+
+const USAGE = `usage: batchline <command>
+
+commands:
+  dev      the Temporal dev server (unless one answers at TEMPORAL_ADDRESS), one worker and the API, together
+  api      the HTTP API only
+  worker   one Temporal worker only
+
+Configuration comes from the environment; see the README's configuration table.`;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0];
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'dev':
+      return runDev(config);
+    case 'api': {
+      const log = createLogger(config.LOG_LEVEL, 'api');
+      const started = await startServer(config, log);
+      await untilStopped(log);
+      await started.close();
+      return 0;
+    }
+    case 'worker': {
+      const log = createLogger(config.LOG_LEVEL, 'worker');
+      routeTemporalLogs(log);
+      const started = await startWorker(config, log);
+      // The SDK shuts the worker down on SIGINT/SIGTERM; a dev supervisor that vanishes does the same.
+      process.once('disconnect', () => void started.shutdown());
+      await started.running;
+      return 0;
+    }
+    default:
+      console.error(`unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+/** Resolves on SIGINT, SIGTERM, or when the supervising `batchline dev` process goes away. */
+function untilStopped(log: { info: (o: object, m: string) => void }): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (reason: string) => {
+      log.info({ reason }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('disconnect', () => stop('supervisor gone'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) console.error(err.message);
+    else console.error('batchline failed:', err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,62 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Every setting batchline reads from the environment. This module is the only reader of process.env
+ * (scripts/ aside); everything else receives a Config.
+ */
+export const ConfigSchema = z.object({
+  /** HTTP port of the API. */
+  PORT: port.default(3000),
+  /** Interface the API binds to. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** Temporal frontend (gRPC) address; `batchline dev` starts a dev server here unless one answers already. */
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port')
+    .default('127.0.0.1:7233'),
+  /** Port of the Temporal Web UI that the dev server serves. */
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Task queue the worker polls for batch workflows and item activities. */
+  TASK_QUEUE: z.string().min(1).default('batchline'),
+  /** Directory for state: the dev server's SQLite file lives here. */
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** Model repository root: models/<name>/config.json and models/<name>/<version>/model.onnx. */
+  MODEL_REPOSITORY: z.string().min(1).default('./models'),
+  /** Most items one batch may hold (the thin path keeps items in the workflow input). */
+  MAX_BATCH_ITEMS: z.coerce.number().int().positive().default(1000),
+  /** Largest request body the API accepts, in bytes. */
+  MAX_BODY_BYTES: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** Thrown by loadConfig when a variable is malformed; the message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly issues: readonly string[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; paths come back absolute. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const known = Object.fromEntries(
+    Object.keys(ConfigSchema.shape).flatMap((k) => (env[k] === undefined || env[k] === '' ? [] : [[k, env[k]]])),
+  );
+  const parsed = ConfigSchema.safeParse(known);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.')}=${JSON.stringify(known[String(i.path[0])])}: ${i.message}`),
+    );
+  }
+  return Object.freeze({
+    ...parsed.data,
+    DATA_DIR: path.resolve(parsed.data.DATA_DIR),
+    MODEL_REPOSITORY: path.resolve(parsed.data.MODEL_REPOSITORY),
+  });
+}

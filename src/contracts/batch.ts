@@ -1,0 +1,134 @@
+import { z } from 'zod';
+
+/** Lifecycle of one item. A closed set: `as const` plus a derived union, never a TS enum. */
+export const ItemStatus = {
+  pending: 'pending',
+  running: 'running',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  canceled: 'canceled',
+} as const;
+export type ItemStatus = (typeof ItemStatus)[keyof typeof ItemStatus];
+export const ITEM_STATUSES = Object.values(ItemStatus) as readonly ItemStatus[];
+
+export const BatchStatus = {
+  running: 'running',
+  completed: 'completed',
+  canceled: 'canceled',
+  failed: 'failed',
+} as const;
+export type BatchStatus = (typeof BatchStatus)[keyof typeof BatchStatus];
+
+/** Per-batch retry and concurrency settings; every field has a default. */
+export const BatchOptions = z
+  .object({
+    /** Attempts per item, the first included (default 5). */
+    maxAttempts: z.number().int().min(1).max(100).default(5),
+    /** Delay before the first retry (default 1000 ms). */
+    initialIntervalMs: z.number().int().min(1).max(3_600_000).default(1000),
+    /** Each retry waits this many times longer than the one before (default 2). */
+    backoffCoefficient: z.number().min(1).max(10).default(2),
+    /** Upper bound on the delay between retries (default 60 s). */
+    maximumIntervalMs: z.number().int().min(1).max(86_400_000).default(60_000),
+    /** Time one attempt at one item may take (default 60 s). */
+    itemTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+    /** Items in flight at once for this batch (default 16). */
+    concurrency: z.number().int().min(1).max(512).default(16),
+  })
+  .strict();
+export type BatchOptions = z.infer<typeof BatchOptions>;
+
+/** One item's model inputs: input name -> values for one item, without the batch dimension. */
+export const ItemInputs = z.record(z.string().min(1).max(256), z.unknown());
+export type ItemInputs = z.infer<typeof ItemInputs>;
+
+export const BatchItem = z
+  .object({
+    id: z.string().min(1).max(256).optional(),
+    inputs: ItemInputs,
+  })
+  .strict();
+
+export const CreateBatchRequest = z
+  .object({
+    model: z.string().min(1).max(128),
+    version: z.number().int().positive().optional(),
+    items: z.array(BatchItem).min(1),
+    options: BatchOptions.default(BatchOptions.parse({})),
+    metadata: z.record(z.string().max(64), z.string().max(512)).optional(),
+  })
+  .strict()
+  .superRefine((req, ctx) => {
+    const seen = new Map<string, number>();
+    req.items.forEach((item, index) => {
+      if (item.id === undefined) return;
+      const first = seen.get(item.id);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['items', index, 'id'], message: `duplicate item id (also items[${first}])` });
+      } else {
+        seen.set(item.id, index);
+      }
+    });
+  });
+export type CreateBatchRequest = z.infer<typeof CreateBatchRequest>;
+
+/** What an item's inference produced. */
+export interface ItemResult {
+  model: string;
+  version: number;
+  /** Classifiers only: the winning label. */
+  label?: string;
+  /** Classifiers only: one probability per label. */
+  probabilities?: number[];
+  /** Every model output for this item, batch dimension removed (a classifier's scores appear as probabilities). */
+  outputs: Record<string, number | number[] | unknown[]>;
+}
+
+export interface ItemView {
+  index: number;
+  id: string;
+  status: ItemStatus;
+  attempts: number;
+  result?: ItemResult;
+  error?: { type: string; message: string };
+}
+
+export type ItemCounts = Record<ItemStatus, number>;
+
+export interface BatchView {
+  id: string;
+  model: string;
+  version?: number;
+  status: BatchStatus;
+  total: number;
+  counts: ItemCounts;
+  createdAt: string;
+  updatedAt: string;
+  items: ItemView[];
+}
+
+export const CreateBatchResponse = z.object({
+  id: z.string(),
+  status: z.enum(['running']),
+  total: z.number().int(),
+  links: z.object({ self: z.string() }),
+});
+export type CreateBatchResponse = z.infer<typeof CreateBatchResponse>;
+
+/** Input of batchWorkflow. Thin path: the items travel in the input (bounded by MAX_BATCH_ITEMS). */
+export interface BatchWorkflowInput {
+  batchId: string;
+  model: string;
+  version?: number;
+  items: Array<{ id: string; inputs: ItemInputs }>;
+  options: BatchOptions;
+}
+
+/** Input of the inferItem activity. */
+export interface InferItemInput {
+  batchId: string;
+  index: number;
+  model: string;
+  version?: number;
+  inputs: ItemInputs;
+}

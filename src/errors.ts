@@ -1,0 +1,65 @@
+/**
+ * Errors that stay inside one process (`*Error`). The API's error middleware maps each to an HTTP status;
+ * activities turn the permanent ones into non-retryable ApplicationFailures.
+ */
+export interface ErrorDetail {
+  path: (string | number)[];
+  message: string;
+}
+
+/** Base class: `code` is the wire code of the HTTP error shape. */
+export abstract class AppError extends Error {
+  abstract readonly code: 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'unavailable';
+  abstract readonly status: number;
+  constructor(
+    message: string,
+    readonly details?: ErrorDetail[],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Thrown by validators (request schemas, model input checks) when input is malformed. */
+export class InvalidRequestError extends AppError {
+  readonly code = 'invalid_request' as const;
+  readonly status = 400;
+}
+
+/** Thrown by the model runtime when an item's inputs do not fit the model's signature. */
+export class InvalidInputError extends InvalidRequestError {}
+
+/** Thrown when a named thing (batch, model, version) does not exist. */
+export class NotFoundError extends AppError {
+  readonly code = 'not_found' as const;
+  readonly status = 404;
+}
+
+/** Thrown when a model exists but cannot be loaded (bad file); names the file and the reason. */
+export class ModelLoadError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`cannot load model ${file}: ${reason}`);
+    this.name = 'ModelLoadError';
+  }
+}
+
+/** Thrown by the body reader when a request is larger than the configured limit. */
+export class PayloadTooLargeError extends AppError {
+  readonly code = 'payload_too_large' as const;
+  readonly status = 413;
+}
+
+/** Thrown by the Temporal client facade when the cluster cannot be reached. */
+export class UnavailableError extends AppError {
+  readonly code = 'unavailable' as const;
+  readonly status = 503;
+}
+
+/** Thrown by the API when a request body comes in a media type the route does not take. */
+export class UnsupportedMediaTypeError extends AppError {
+  readonly code = 'invalid_request' as const;
+  readonly status = 415;
+}

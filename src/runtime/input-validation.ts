@@ -1,0 +1,146 @@
+import type { ItemInputs } from '../contracts/batch.js';
+import { InvalidInputError, type ErrorDetail } from '../errors.js';
+import type { ModelConfig, TensorDtype, TensorSpec } from './model-config.js';
+
+/** Upper bound on the elements of one input of one item; keeps a hostile item from exhausting memory. */
+export const MAX_ELEMENTS_PER_INPUT = 1 << 20;
+
+/** One item's input, flattened, with its per-item dims resolved (dynamic dims filled in). */
+export interface ItemTensor {
+  data: number[] | boolean[];
+  dims: number[];
+}
+
+const INT_RANGES: Partial<Record<TensorDtype, [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+/**
+ * Checks one item's inputs against the model signature and flattens them. Used by the API (400 before
+ * anything is queued) and by the inference activity (non-retryable InvalidInput). Throws InvalidInputError
+ * naming every bad input, what was expected and what came.
+ */
+export function validateItemInputs(config: ModelConfig, inputs: ItemInputs): Record<string, ItemTensor> {
+  const issues: ErrorDetail[] = [];
+  const tensors: Record<string, ItemTensor> = {};
+  for (const spec of config.inputs) {
+    const value = inputs[spec.name];
+    if (value === undefined) {
+      issues.push({ path: ['inputs', spec.name], message: `missing input '${spec.name}' (${describe(spec)})` });
+      continue;
+    }
+    const result = checkTensor(spec, value);
+    if (typeof result === 'string') issues.push({ path: ['inputs', spec.name], message: result });
+    else tensors[spec.name] = result;
+  }
+  for (const name of Object.keys(inputs)) {
+    if (!config.inputs.some((s) => s.name === name)) {
+      const known = config.inputs.map((s) => `'${s.name}'`).join(', ');
+      issues.push({ path: ['inputs', name], message: `model '${config.name}' has no input '${name}' (inputs: ${known})` });
+    }
+  }
+  if (issues.length > 0) {
+    throw new InvalidInputError(issues.map((i) => i.message).join('; '), issues);
+  }
+  return tensors;
+}
+
+function describe(spec: TensorSpec): string {
+  return `${spec.dtype}, shape [${spec.shape.join(', ')}]`;
+}
+
+function checkTensor(spec: TensorSpec, value: unknown): ItemTensor | string {
+  const rank = spec.shape.length;
+  if (rank === 0) {
+    const scalar = Array.isArray(value) && value.length === 1 ? value[0] : value;
+    const bad = checkElement(spec.dtype, scalar);
+    return bad ? `input '${spec.name}': expected one ${spec.dtype} value, ${bad}` : { data: [scalar] as number[], dims: [] };
+  }
+  if (!Array.isArray(value)) {
+    return `input '${spec.name}': expected an array (${describe(spec)}), got ${typeName(value)}`;
+  }
+  const flat: unknown[] = [];
+  const dims: number[] = [];
+  const shapeError = flatten(value, 0, rank, dims, flat, { leafDepth: -1 });
+  if (shapeError) return `input '${spec.name}': ${shapeError} (expected ${describe(spec)})`;
+
+  if (flat.length === 0) return `input '${spec.name}': no values (expected ${describe(spec)})`;
+  let itemDims: number[];
+  if (dims.length !== rank && dims.length !== 1) {
+    return `input '${spec.name}': nested ${dims.length} levels deep; send ${rank} levels or one flat array (expected ${describe(spec)})`;
+  }
+  if (dims.length === rank) {
+    // nested form: every fixed dimension must match
+    const mismatch = spec.shape.findIndex((d, i) => d !== -1 && d !== dims[i]);
+    if (mismatch !== -1) {
+      return `input '${spec.name}': dimension ${mismatch} is ${dims[mismatch]}, expected ${spec.shape[mismatch]} (expected ${describe(spec)}, got shape [${dims.join(', ')}])`;
+    }
+    itemDims = dims;
+  } else {
+    // flat form (depth 1 for a rank > 1 input): the count must fit, with at most one dynamic dimension
+    const fixed = spec.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const dynamic = spec.shape.filter((d) => d === -1).length;
+    if (dynamic > 1) {
+      return `input '${spec.name}': a flat array is ambiguous for a shape with several dynamic dimensions; send it nested (${describe(spec)})`;
+    }
+    if (dynamic === 0 ? flat.length !== fixed : flat.length % fixed !== 0 || flat.length === 0) {
+      return `input '${spec.name}': expected ${dynamic === 0 ? fixed : `a multiple of ${fixed}`} values (${describe(spec)}), got ${flat.length}`;
+    }
+    itemDims = spec.shape.map((d) => (d === -1 ? flat.length / fixed : d));
+  }
+  for (let i = 0; i < flat.length; i++) {
+    const bad = checkElement(spec.dtype, flat[i]);
+    if (bad) return `input '${spec.name}': element ${i} ${bad} (expected ${spec.dtype})`;
+  }
+  return { data: flat as number[] | boolean[], dims: itemDims };
+}
+
+/** Flattens a rectangular nested array up to maxDepth levels; records each level's length in dims. */
+function flatten(
+  value: unknown[],
+  depth: number,
+  maxDepth: number,
+  dims: number[],
+  out: unknown[],
+  state: { leafDepth: number },
+): string | undefined {
+  if (depth === dims.length) dims.push(value.length);
+  else if (dims[depth] !== value.length) return `ragged array: level ${depth} has lengths ${dims[depth]} and ${value.length}`;
+  for (const v of value) {
+    if (Array.isArray(v)) {
+      if (depth + 1 >= maxDepth) return `nested deeper than the input's rank ${maxDepth}`;
+      if (state.leafDepth !== -1 && state.leafDepth <= depth) return `ragged array: mixes values and arrays`;
+      const err = flatten(v, depth + 1, maxDepth, dims, out, state);
+      if (err) return err;
+    } else {
+      if (state.leafDepth === -1) state.leafDepth = depth;
+      else if (state.leafDepth !== depth) return `ragged array: mixes values and arrays`;
+      out.push(v);
+      if (out.length > MAX_ELEMENTS_PER_INPUT) return `more than ${MAX_ELEMENTS_PER_INPUT} elements`;
+    }
+  }
+  return undefined;
+}
+
+function checkElement(dtype: TensorDtype, v: unknown): string | undefined {
+  if (dtype === 'bool') return typeof v === 'boolean' || v === 0 || v === 1 ? undefined : `is ${typeName(v)}, not a boolean`;
+  if (typeof v !== 'number') return `is ${typeName(v)}, not a number`;
+  if (!Number.isFinite(v)) return `is not finite`;
+  const range = INT_RANGES[dtype];
+  if (range) {
+    if (!Number.isInteger(v)) return `is ${v}, not an integer`;
+    if (v < range[0] || v > range[1]) return `is ${v}, outside ${dtype} range`;
+  }
+  return undefined;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'string' ? `a string` : typeof v;
+}
