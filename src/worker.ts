@@ -49,7 +49,7 @@ export async function startWorker(
     activities: createActivities({ runtime }),
     maxConcurrentActivityTaskExecutions: 64,
     shutdownGraceTime: '10s',
-    ...workflowSource(),
+    ...(overrides.workflowBundle ? {} : workflowSource()),
     ...overrides,
   });
   log.info({ taskQueue: config.TASK_QUEUE, address: config.TEMPORAL_ADDRESS }, 'worker started');

@@ -1,0 +1,98 @@
+// `batchline dev` (what `npm start` runs): dev server + worker + API together; Ctrl-C stops all without orphans.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { heldout, http } from '../helpers/data.js';
+import { exitOf, freePort, outputOf, spawnBatchline, startTestTemporal, tempDir, testConfig, waitFor } from '../helpers/temporal.js';
+
+/** Every descendant pid of `pid`, with its command line. */
+function descendants(pid: number): { pid: number; cmd: string }[] {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+  return out
+    .split('\n')
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      const [p, ...cmd] = l.trim().split(/\s+/);
+      const child = { pid: Number(p), cmd: cmd.join(' ') };
+      return [child, ...descendants(child.pid)];
+    });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('batchline dev runs the dev server, a worker and the API; SIGINT stops all three', async () => {
+  const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  const dataDir = tempDir('dev');
+  const config = testConfig(`127.0.0.1:${temporalPort}`, {
+    PORT: String(apiPort),
+    TEMPORAL_UI_PORT: String(uiPort),
+    DATA_DIR: dataDir,
+  });
+  const dev = spawnBatchline('dev', config);
+  try {
+    const base = `http://127.0.0.1:${apiPort}`;
+    await waitFor('the banner', () => outputOf(dev).includes('batchline is up'), 120_000, 200).catch((err) => {
+      throw new Error(`${err.message}\n${outputOf(dev)}`);
+    });
+    assert.match(outputOf(dev), new RegExp(`API\\s+${base}`));
+    assert.match(outputOf(dev), new RegExp(`Temporal UI\\s+http://127.0.0.1:${uiPort}`));
+    assert.ok(fs.existsSync(path.join(dataDir, 'temporal.db')), 'the dev server keeps its state in DATA_DIR');
+
+    const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
+    assert.equal(ui.status, 200, 'the Temporal UI answers');
+
+    const rows = heldout('digits').slice(0, 10);
+    const submitted = await http(base, 'POST', '/v1/batches', { model: 'digits', items: rows.map((r) => ({ inputs: r.inputs })) });
+    assert.equal(submitted.status, 202);
+    const done = await waitFor('the batch to complete', async () => {
+      const res = await http(base, 'GET', `/v1/batches/${submitted.body.id}`);
+      return res.body.status === 'completed' ? res.body : undefined;
+    });
+    assert.equal(done.counts.succeeded, rows.length);
+
+    const children = descendants(dev.pid!);
+    assert.ok(children.some((c) => /temporal server start-dev/.test(c.cmd)), 'a dev server child');
+    assert.ok(children.some((c) => /main\.ts worker$/.test(c.cmd)), 'a worker child');
+    assert.ok(children.some((c) => /main\.ts api$/.test(c.cmd)), 'an API child');
+
+    dev.kill('SIGINT');
+    assert.equal(await exitOf(dev), 0, outputOf(dev));
+    for (const c of children) assert.equal(alive(c.pid), false, `orphan left running: ${c.pid} ${c.cmd}`);
+  } finally {
+    dev.kill('SIGKILL');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('batchline dev uses a Temporal server that already answers instead of starting one', async () => {
+  const temporal = await startTestTemporal();
+  const apiPort = await freePort();
+  const dev = spawnBatchline('dev', testConfig(temporal.address, { PORT: String(apiPort) }));
+  try {
+    await waitFor('the banner', () => outputOf(dev).includes('batchline is up'), 120_000, 200).catch((err) => {
+      throw new Error(`${err.message}\n${outputOf(dev)}`);
+    });
+    assert.match(outputOf(dev), /using the Temporal server already answering/);
+    assert.equal(descendants(dev.pid!).filter((c) => /temporal server/.test(c.cmd)).length, 0, 'no second dev server');
+    dev.kill('SIGTERM');
+    assert.equal(await exitOf(dev), 0);
+    assert.equal(temporal.server.child.exitCode, null, 'the existing server is left running');
+  } finally {
+    dev.kill('SIGKILL');
+    await temporal.stop();
+  }
+});

@@ -1,0 +1,141 @@
+// Test harness: the real Temporal dev server binary on free ports with its own data dir, workers and the API.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { resolveTemporalCli } from '../../src/cli/dev.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { startDevServer, type DevServer } from '../../src/dev-server.js';
+import { createLogger, routeTemporalLogs } from '../../src/logger.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'warn', 'test');
+
+let runtimeInstalled = false;
+/** Routes the SDK's logs through the quiet test logger (once per process, before any worker or connection). */
+export function quietTemporalLogs(): void {
+  if (runtimeInstalled) return;
+  routeTemporalLogs(testLog);
+  runtimeInstalled = true;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `batchline-${prefix}-`));
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after the deadline. No fixed sleeps. */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 60_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface TestTemporal {
+  address: string;
+  dataDir: string;
+  server: DevServer;
+  /** Stops the server and starts it again on the same port with the same SQLite file. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts the real dev server (headless) on a free port with a fresh data dir. */
+export async function startTestTemporal(): Promise<TestTemporal> {
+  const cliPath = await resolveTemporalCli();
+  const dataDir = tempDir('temporal');
+  const port = await freePort();
+  const start = () => startDevServer({ cliPath, dataDir, port, headless: true });
+  const handle: TestTemporal = {
+    address: `127.0.0.1:${port}`,
+    dataDir,
+    server: await start(),
+    async restart() {
+      await handle.server.stop();
+      handle.server = await start();
+    },
+    async stop() {
+      await handle.server.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+let counter = 0;
+/** A config for one test: its own task queue, the repo's models, the given Temporal address. */
+export function testConfig(address: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    TEMPORAL_ADDRESS: address,
+    TASK_QUEUE: `test-${process.pid}-${Date.now()}-${counter++}`,
+    MODEL_REPOSITORY: path.join(ROOT, 'models'),
+    DATA_DIR: tempDir('data'),
+    PORT: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    ...env,
+  });
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+/** The workflow bundle, built once per test process, so in-process workers start fast. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: path.join(ROOT, 'workflows', 'index.ts'),
+    logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} },
+  });
+  return bundle;
+}
+
+/** Runs `batchline <command>` from source as a child process, the way production runs it. */
+export function spawnBatchline(command: string, config: Config, extraEnv: Record<string, string> = {}): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+  for (const [k, v] of Object.entries(config)) env[k] = String(v);
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'main.ts'), command], {
+    env,
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: string[] = [];
+  const keep = (b: Buffer) => {
+    out.push(b.toString());
+    if (out.length > 200) out.shift();
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  Object.assign(child, { output: () => out.join('') });
+  return child;
+}
+
+/** The recent output of a child started by spawnBatchline (for failure messages). */
+export function outputOf(child: ChildProcess): string {
+  return (child as ChildProcess & { output?: () => string }).output?.() ?? '';
+}
+
+export function exitOf(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((r) => child.once('exit', (code) => r(code)));
+}
