@@ -51,8 +51,8 @@ export function versionFits(found, pinned = TEMPORAL_CLI_VERSION) {
   return true;
 }
 
-async function cliVersion(binary) {
-  const { stdout } = await execFileAsync(binary, ['--version'], { timeout: 20_000 });
+async function cliVersion(binary, env) {
+  const { stdout } = await execFileAsync(binary, ['--version'], { timeout: 20_000, env });
   return parseCliVersion(stdout);
 }
 
@@ -102,7 +102,7 @@ export async function resolveTemporalCli(options = {}) {
   const onPath = findOnPath(env);
   if (onPath) {
     try {
-      const found = await cliVersion(onPath);
+      const found = await cliVersion(onPath, env);
       if (versionFits(found)) return onPath;
       tried.push(`PATH: ${onPath} is version ${found ? found.join('.') : 'unknown'}, need ${TEMPORAL_CLI_VERSION} or a later 1.x`);
     } catch (err) {
@@ -196,7 +196,7 @@ function pidAlive(pid) {
 async function tryGoInstall(target, env, log) {
   const go = env.GO_BINARY || 'go';
   try {
-    await execFileAsync(go, ['version'], { timeout: 20_000 });
+    await execFileAsync(go, ['version'], { timeout: 20_000, env });
   } catch {
     return { ok: false, reason: `Go not available (\`${go} version\` failed)` };
   }

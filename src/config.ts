@@ -46,7 +46,7 @@ export class ConfigError extends Error {
 /** Parses the environment once; paths come back absolute. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const known = Object.fromEntries(
-    Object.keys(ConfigSchema.shape).flatMap((k) => (env[k] === undefined || env[k] === '' ? [] : [[k, env[k]]])),
+    Object.keys(ConfigSchema.shape).flatMap((k) => (env[k] === undefined || env[k]!.trim() === '' ? [] : [[k, env[k]]])),
   );
   const parsed = ConfigSchema.safeParse(known);
   if (!parsed.success) {

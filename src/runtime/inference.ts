@@ -1,17 +1,21 @@
-import ort from 'onnxruntime-node';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
+import { DynamicBatcher } from './dynamic-batcher.js';
+import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
+import type { OnnxSignature, WireTensor } from './inference-protocol.js';
 import { validateItemInputs, type ItemTensor } from './input-validation.js';
-import type { ModelConfig, TensorDtype } from './model-config.js';
+import type { ModelConfig, TensorDtype, TensorSpec } from './model-config.js';
 import type { ModelRepository, ResolvedModel } from './model-repository.js';
 
-export interface InferenceOptions {
-  /** Threads onnxruntime uses inside one operator (default 1: item-level parallelism comes from concurrency). */
-  intraOpNumThreads?: number;
+export interface InferenceOptions extends InferencePoolOptions {
+  /** Coalesce concurrent items into batches (default true). Off: every item runs alone. */
+  dynamicBatching?: boolean;
+  /** Called with every batch run (metrics, tests). */
+  onBatch?: (model: ResolvedModel, size: number) => void;
 }
 
-type TypedArrayCtor = new (data: ArrayLike<number> | number) => ArrayLike<number>;
-const ARRAYS: Record<Exclude<TensorDtype, 'bool' | 'int64'>, TypedArrayCtor> = {
+type TypedArrayCtor = new (n: number) => WireTensor['data'];
+const ARRAYS: Record<TensorDtype, TypedArrayCtor> = {
   float32: Float32Array,
   float64: Float64Array,
   int8: Int8Array,
@@ -19,113 +23,133 @@ const ARRAYS: Record<Exclude<TensorDtype, 'bool' | 'int64'>, TypedArrayCtor> = {
   int16: Int16Array,
   uint16: Uint16Array,
   int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
 };
 
 /**
- * Runs models from a repository. One onnxruntime session per model version per process, created on first use,
- * warmed up once and shared; a file that fails to load is reported by name and retried on the next request.
+ * Runs models from a repository, off the event loop: sessions live in a pool of worker threads (created once per
+ * model version per thread, warmed up, shared by every request), and concurrent items are coalesced into batches
+ * by the dynamic batcher. A model file that fails to load is reported by name and retried on the next request.
  */
 export class InferenceRuntime {
-  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  readonly pool: InferencePool;
+  private readonly batcher: DynamicBatcher | undefined;
+  private readonly loaded = new Map<string, Promise<void>>();
 
   constructor(
     readonly repository: ModelRepository,
-    private readonly options: InferenceOptions = {},
-  ) {}
+    options: InferenceOptions = {},
+  ) {
+    this.pool = new InferencePool(options);
+    const runner = (model: ResolvedModel, items: Record<string, ItemTensor>[]) => this.run(model, items);
+    this.batcher =
+      options.dynamicBatching === false
+        ? undefined
+        : new DynamicBatcher(runner, { maxInFlight: this.pool.size, onBatch: options.onBatch });
+    if (!this.batcher && options.onBatch) {
+      const onBatch = options.onBatch;
+      const plain = this.run.bind(this);
+      this.run = async (model, items) => {
+        onBatch(model, items.length);
+        return plain(model, items);
+      };
+    }
+  }
 
-  /** Validates one item's inputs, runs it, and returns its result (classifiers get label and probabilities). */
+  /** Validates one item's inputs, runs it (batched with concurrent items), and returns its result. */
   async infer(model: string, version: number | undefined, inputs: ItemInputs): Promise<ItemResult> {
     const resolved = await this.repository.resolve(model, version);
     const tensors = validateItemInputs(resolved.config, inputs);
+    await this.ensureLoaded(resolved);
+    if (this.batcher) return this.batcher.submit(resolved, tensors);
     const [result] = await this.run(resolved, [tensors]);
     return result!;
   }
 
-  /** Runs validated items of one shape as one batch and splits the outputs back per item. */
+  /** Runs validated items of one shape as one batch on the pool and splits the outputs back per item. */
   async run(model: ResolvedModel, items: Record<string, ItemTensor>[]): Promise<ItemResult[]> {
-    const session = await this.session(model);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const spec of model.config.inputs) {
+    await this.ensureLoaded(model);
+    const feeds: WireTensor[] = model.config.inputs.map((spec) => {
       const first = items[0]![spec.name]!;
       const per = first.data.length;
-      const data = allocate(spec.dtype, per * items.length);
+      const data = new ARRAYS[spec.dtype](per * items.length);
+      const target = data as unknown as { [i: number]: number | bigint };
       items.forEach((item, i) => {
         const t = item[spec.name]!;
-        if (t.data.length !== per) throw new Error(`items of one run must share a shape (input '${spec.name}')`);
-        for (let j = 0; j < per; j++) (data as unknown as unknown[])[i * per + j] = convert(spec.dtype, t.data[j]!);
+        if (t.dims.join() !== first.dims.join()) throw new Error(`items of one run must share a shape (input '${spec.name}')`);
+        for (let j = 0; j < per; j++) target[i * per + j] = convert(spec.dtype, t.data[j]!);
       });
-      feeds[spec.name] = new ort.Tensor(spec.dtype, data as ort.Tensor.DataType, [items.length, ...first.dims]);
-    }
-    const out = await session.run(feeds);
-    return items.map((_, i) => splitItem(model, out, i));
+      return { name: spec.name, dtype: spec.dtype, data, dims: [items.length, ...first.dims] };
+    });
+    const outputs = await this.pool.run(model.file, feeds);
+    return items.map((_, i) => splitItem(model, outputs, i));
   }
 
-  /** Releases every session (worker shutdown). */
+  /** Stops the inference threads (worker shutdown). */
   async close(): Promise<void> {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(all.map((p) => p.then((s) => s.release()).catch(() => undefined)));
+    await this.pool.close();
   }
 
-  private session(model: ResolvedModel): Promise<ort.InferenceSession> {
-    let pending = this.sessions.get(model.file);
+  /** Creates and warms the model's session on every thread once; checks config.json against the real model. */
+  private ensureLoaded(model: ResolvedModel): Promise<void> {
+    let pending = this.loaded.get(model.file);
     if (!pending) {
-      pending = this.load(model);
-      this.sessions.set(model.file, pending);
-      pending.catch(() => this.sessions.delete(model.file));
+      pending = this.pool.load(model.file).then((signature) => {
+        const problems = signatureMismatches(model.config, signature);
+        if (problems.length > 0) throw new ModelLoadError(model.file, `config.json disagrees with the model: ${problems.join('; ')}`);
+      });
+      this.loaded.set(model.file, pending);
+      pending.catch(() => this.loaded.delete(model.file));
     }
     return pending;
   }
+}
 
-  private async load(model: ResolvedModel): Promise<ort.InferenceSession> {
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(model.file, {
-        intraOpNumThreads: this.options.intraOpNumThreads ?? 1,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
+/**
+ * Where config.json contradicts the ONNX file: a declared tensor the model lacks, another dtype, or a fixed
+ * dimension the model fixes differently (config shapes leave out the batch dimension, ONNX shapes include it).
+ */
+export function signatureMismatches(config: ModelConfig, signature: OnnxSignature): string[] {
+  const problems: string[] = [];
+  const check = (kind: 'input' | 'output', specs: TensorSpec[], actual: OnnxSignature['inputs']) => {
+    for (const spec of specs) {
+      const m = actual.find((a) => a.name === spec.name);
+      if (!m) {
+        problems.push(`the model has no ${kind} '${spec.name}' (${kind}s: ${actual.map((a) => a.name).join(', ')})`);
+        continue;
+      }
+      if (m.type !== spec.dtype) problems.push(`${kind} '${spec.name}' is ${m.type}, not ${spec.dtype}`);
+      const dims = m.shape.slice(1);
+      if (dims.length !== spec.shape.length) {
+        problems.push(`${kind} '${spec.name}' has shape [${m.shape.join(', ')}] (batch first), not [batch, ${spec.shape.join(', ')}]`);
+        continue;
+      }
+      spec.shape.forEach((d, i) => {
+        const actualDim = dims[i];
+        if (d !== -1 && typeof actualDim === 'number' && actualDim > 0 && actualDim !== d) {
+          problems.push(`${kind} '${spec.name}' dimension ${i} is ${actualDim}, not ${d}`);
+        }
       });
-    } catch (err) {
-      throw new ModelLoadError(model.file, (err as Error).message);
     }
-    const missing = model.config.inputs.filter((s) => !session.inputNames.includes(s.name)).map((s) => s.name);
-    if (missing.length > 0) {
-      await session.release();
-      throw new ModelLoadError(model.file, `config.json names inputs the model lacks: ${missing.join(', ')}`);
-    }
-    await warmUp(session, model.config);
-    return session;
-  }
+  };
+  check('input', config.inputs, signature.inputs);
+  check('output', config.outputs, signature.outputs);
+  return problems;
 }
 
-function allocate(dtype: TensorDtype, n: number): ArrayLike<unknown> {
-  if (dtype === 'bool') return new Uint8Array(n);
-  if (dtype === 'int64') return new BigInt64Array(n);
-  return new ARRAYS[dtype](n);
-}
-
-function convert(dtype: TensorDtype, v: number | boolean): number | bigint | boolean {
+function convert(dtype: TensorDtype, v: number | boolean): number | bigint {
   if (dtype === 'int64') return BigInt(v as number);
   if (dtype === 'bool') return v ? 1 : 0;
   return v as number;
 }
 
-/** One zero-filled run so the first real item does not pay for lazy initialisation. */
-async function warmUp(session: ort.InferenceSession, config: ModelConfig): Promise<void> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const spec of config.inputs) {
-    const dims = [1, ...spec.shape.map((d) => (d === -1 ? 1 : d))];
-    const n = dims.reduce((a, b) => a * b, 1);
-    feeds[spec.name] = new ort.Tensor(spec.dtype, allocate(spec.dtype, n) as ort.Tensor.DataType, dims);
-  }
-  await session.run(feeds);
-}
-
-function splitItem(model: ResolvedModel, out: ort.InferenceSession.ReturnType, i: number): ItemResult {
+function splitItem(model: ResolvedModel, out: WireTensor[], i: number): ItemResult {
   const outputs: ItemResult['outputs'] = {};
-  for (const [name, tensor] of Object.entries(out)) {
+  for (const tensor of out) {
+    const name = tensor.name;
     const per = tensor.dims.length > 1 ? tensor.dims.slice(1).reduce((a, b) => a * b, 1) : 1;
-    const slice = Array.from(tensor.data as ArrayLike<number | bigint>).slice(i * per, (i + 1) * per).map(Number);
+    const slice = Array.from((tensor.data as ArrayLike<number | bigint> & { subarray(a: number, b: number): ArrayLike<number | bigint> }).subarray(i * per, (i + 1) * per), Number);
     outputs[name] = tensor.dims.length > 1 ? slice : slice[0]!;
   }
   const result: ItemResult = { model: model.name, version: model.version, outputs };

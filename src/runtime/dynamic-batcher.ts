@@ -1,0 +1,151 @@
+import type { ItemResult } from '../contracts/batch.js';
+import { ModelLoadError } from '../errors.js';
+import type { ItemTensor } from './input-validation.js';
+import type { ResolvedModel } from './model-repository.js';
+
+/** Runs validated items of one model and one shape as one batch; resolves one result per item, in order. */
+export type BatchRunner = (model: ResolvedModel, items: Record<string, ItemTensor>[]) => Promise<ItemResult[]>;
+
+export interface DynamicBatcherOptions {
+  /** Batches running at once across all models (default 1; set it to the inference pool's thread count). */
+  maxInFlight?: number;
+  /** Called with every batch dispatched (metrics, tests). */
+  onBatch?: (model: ResolvedModel, size: number) => void;
+}
+
+interface Waiting {
+  tensors: Record<string, ItemTensor>;
+  resolve: (r: ItemResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Queue {
+  model: ResolvedModel;
+  items: Waiting[];
+  /** The oldest waiting item has waited maxQueueDelayMs. */
+  due: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Coalesces concurrent single-item requests for the same model version (and the same item shape) into one run,
+ * as Triton's dynamic batcher does. A batch leaves when it reaches the model's maxBatchSize, or when its oldest
+ * item has waited maxQueueDelayMs, or when it reaches a preferred batch size; while every run slot is busy,
+ * waiting batches keep growing. If a batch run fails, its items are retried one by one, so one bad item never
+ * fails its neighbours (a model that cannot load fails them all: that is not an item's fault).
+ */
+export class DynamicBatcher {
+  private readonly queues = new Map<string, Queue>();
+  private readonly maxInFlight: number;
+  private inFlight = 0;
+
+  constructor(
+    private readonly runBatch: BatchRunner,
+    private readonly options: DynamicBatcherOptions = {},
+  ) {
+    this.maxInFlight = options.maxInFlight ?? 1;
+  }
+
+  /** Items waiting to join a batch. */
+  get waiting(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.items.length;
+    return n;
+  }
+
+  /** Queues one validated item; resolves with its own result once its batch has run. */
+  submit(model: ResolvedModel, tensors: Record<string, ItemTensor>): Promise<ItemResult> {
+    const key = `${model.file}\u0000${model.config.inputs.map((s) => tensors[s.name]!.dims.join('x')).join('|')}`;
+    let queue = this.queues.get(key);
+    if (!queue) {
+      queue = { model, items: [], due: false };
+      this.queues.set(key, queue);
+    }
+    const q = queue;
+    return new Promise<ItemResult>((resolve, reject) => {
+      q.items.push({ tensors, resolve, reject });
+      if (q.items.length === 1) {
+        q.due = false;
+        q.timer = setTimeout(() => {
+          q.due = true;
+          q.timer = undefined;
+          this.pump();
+        }, model.config.dynamicBatching.maxQueueDelayMs);
+      }
+      this.pump();
+    });
+  }
+
+  private ready(q: Queue): boolean {
+    if (q.items.length === 0) return false;
+    const { maxBatchSize, dynamicBatching } = q.model.config;
+    return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.includes(q.items.length);
+  }
+
+  /** Dispatches ready batches while run slots are free, oldest queue first. */
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight) {
+      let pick: Queue | undefined;
+      for (const q of this.queues.values()) {
+        if (this.ready(q)) {
+          pick = q;
+          break;
+        }
+      }
+      if (!pick) return;
+      this.dispatch(pick);
+    }
+  }
+
+  private dispatch(q: Queue): void {
+    const batch = q.items.splice(0, q.model.config.maxBatchSize);
+    if (q.timer) clearTimeout(q.timer);
+    q.timer = undefined;
+    q.due = false;
+    if (q.items.length > 0) {
+      // the rest waits its own delay, measured from now
+      q.timer = setTimeout(() => {
+        q.due = true;
+        q.timer = undefined;
+        this.pump();
+      }, q.model.config.dynamicBatching.maxQueueDelayMs);
+    }
+    // Re-insert at the back so queues of other models get their turn.
+    for (const [key, value] of this.queues) {
+      if (value === q) {
+        this.queues.delete(key);
+        if (q.items.length > 0) this.queues.set(key, q);
+        break;
+      }
+    }
+    this.inFlight++;
+    this.options.onBatch?.(q.model, batch.length);
+    void this.run(q.model, batch).finally(() => {
+      this.inFlight--;
+      this.pump();
+    });
+  }
+
+  private async run(model: ResolvedModel, batch: Waiting[]): Promise<void> {
+    try {
+      const results = await this.runBatch(model, batch.map((w) => w.tensors));
+      batch.forEach((w, i) => w.resolve(results[i]!));
+    } catch (err) {
+      if (batch.length === 1 || err instanceof ModelLoadError) {
+        batch.forEach((w) => w.reject(err));
+        return;
+      }
+      // Isolate the culprit: each item on its own.
+      await Promise.all(
+        batch.map(async (w) => {
+          try {
+            const [result] = await this.runBatch(model, [w.tensors]);
+            w.resolve(result!);
+          } catch (itemErr) {
+            w.reject(itemErr);
+          }
+        }),
+      );
+    }
+  }
+}

@@ -1,0 +1,30 @@
+// Messages between the InferencePool (main thread) and its inference threads. Types only.
+
+/** onnxruntime session settings, the same for every thread of a pool. */
+export interface SessionSettings {
+  /** Threads one operator may use (onnxruntime intra-op). */
+  intraOpNumThreads: number;
+  /** Let idle intra-op threads spin (lower latency, burns CPU). */
+  allowSpinning: boolean;
+}
+
+export interface WireTensor {
+  name: string;
+  dtype: string;
+  data: Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
+  dims: number[];
+}
+
+export type ThreadRequest =
+  | { type: 'load'; id: number; file: string }
+  | { type: 'run'; id: number; file: string; feeds: WireTensor[] };
+
+/** A model's signature as its ONNX file declares it (batch dimension included; symbolic dims as strings). */
+export interface OnnxSignature {
+  inputs: { name: string; type: string; shape: (number | string)[] }[];
+  outputs: { name: string; type: string; shape: (number | string)[] }[];
+}
+
+export type ThreadResponse =
+  | { id: number; ok: true; outputs: WireTensor[]; signature?: OnnxSignature }
+  | { id: number; ok: false; phase: 'load' | 'run'; error: string };
