@@ -30,6 +30,20 @@ export const ConfigSchema = z.object({
   MAX_BATCH_ITEMS: z.coerce.number().int().positive().default(1000),
   /** Largest request body the API accepts, in bytes. */
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+  /** Worker threads running onnxruntime sessions in each worker process. */
+  INFERENCE_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** onnxruntime intra-op threads per session (per inference thread). */
+  ORT_INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Let onnxruntime's idle intra-op threads spin: lower latency, more CPU burnt. */
+  ORT_ALLOW_SPINNING: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+  /** Coalesce concurrent items of one model into batches (Triton-style dynamic batching). */
+  DYNAMIC_BATCHING: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -41,7 +41,12 @@ export async function startWorker(
   } finally {
     await admin.close();
   }
-  const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY));
+  const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
+    threads: config.INFERENCE_THREADS,
+    intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
+    allowSpinning: config.ORT_ALLOW_SPINNING,
+    dynamicBatching: config.DYNAMIC_BATCHING,
+  });
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

@@ -1,0 +1,143 @@
+// The dynamic batcher: concurrent items coalesce into batches, results go back to the right item, one bad item
+// never fails its neighbours. The first tests use the real runtime and the bundled digits model; the isolation
+// tests use a fake batch runner (a model that fails on a poisoned item) to control exactly what fails.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { ItemResult } from '../../src/contracts/batch.js';
+import { InvalidInputError, ModelLoadError } from '../../src/errors.js';
+import { DynamicBatcher, type BatchRunner } from '../../src/runtime/dynamic-batcher.js';
+import { InferenceRuntime } from '../../src/runtime/inference.js';
+import type { ItemTensor } from '../../src/runtime/input-validation.js';
+import { ModelConfig } from '../../src/runtime/model-config.js';
+import { ModelRepository, type ResolvedModel } from '../../src/runtime/model-repository.js';
+import { heldout } from '../helpers/data.js';
+import { ROOT } from '../helpers/temporal.js';
+
+const rows = heldout('digits');
+
+describe('with the real runtime (digits)', () => {
+  const sizes: number[] = [];
+  const runtime = new InferenceRuntime(new ModelRepository(path.join(ROOT, 'models')), {
+    threads: 1,
+    onBatch: (_model, size) => sizes.push(size),
+  });
+  after(() => runtime.close());
+
+  test('64 concurrent items coalesce into batches larger than one, each item getting its own result', async () => {
+    sizes.length = 0;
+    const picked = rows.slice(0, 64);
+    const results = await Promise.all(picked.map((r) => runtime.infer('digits', undefined, r.inputs)));
+    results.forEach((res, i) => assert.equal(res.label, picked[i]!.expected.labelName, `item ${i}`));
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 64, 'every item ran exactly once');
+    assert.ok(Math.max(...sizes) > 1, `observed batch sizes ${JSON.stringify(sizes)}`);
+    assert.ok(sizes.length < 64, 'fewer runs than items');
+  });
+
+  test('no batch exceeds maxBatchSize (128) under 400 concurrent items', async () => {
+    sizes.length = 0;
+    const picked = Array.from({ length: 400 }, (_, i) => rows[i % rows.length]!);
+    const results = await Promise.all(picked.map((r) => runtime.infer('digits', undefined, r.inputs)));
+    results.forEach((res, i) => assert.equal(res.label, picked[i]!.expected.labelName));
+    assert.ok(Math.max(...sizes) <= 128, JSON.stringify(sizes));
+    assert.ok(Math.max(...sizes) > 1);
+  });
+
+  test('an item with bad inputs is refused before it joins a batch; its concurrent neighbours succeed', async () => {
+    const good = rows.slice(0, 20);
+    const outcomes = await Promise.allSettled([
+      ...good.slice(0, 10).map((r) => runtime.infer('digits', undefined, r.inputs)),
+      runtime.infer('digits', undefined, { input: [1, 2, 3] }),
+      ...good.slice(10).map((r) => runtime.infer('digits', undefined, r.inputs)),
+    ]);
+    const bad = outcomes[10]!;
+    assert.equal(bad.status, 'rejected');
+    assert.ok((bad as PromiseRejectedResult).reason instanceof InvalidInputError);
+    const others = outcomes.filter((_, i) => i !== 10);
+    others.forEach((o, i) => {
+      assert.equal(o.status, 'fulfilled');
+      assert.equal((o as PromiseFulfilledResult<ItemResult>).value.label, good[i]!.expected.labelName);
+    });
+  });
+
+  test('a lone item is not held longer than its queue delay', async () => {
+    const t0 = performance.now();
+    const res = await runtime.infer('digits', undefined, rows[0]!.inputs);
+    assert.equal(res.label, rows[0]!.expected.labelName);
+    assert.ok(performance.now() - t0 < 1000, 'resolved promptly');
+  });
+});
+
+describe('error isolation with a fake model', () => {
+  const model: ResolvedModel = {
+    name: 'fake',
+    version: 1,
+    file: '/fake/1/model.onnx',
+    versions: [1],
+    config: ModelConfig.parse({
+      name: 'fake',
+      maxBatchSize: 16,
+      dynamicBatching: { maxQueueDelayMs: 5 },
+      inputs: [{ name: 'x', dtype: 'float32', shape: [-1] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [-1] }],
+    }),
+  };
+  const item = (v: number, n = 1): Record<string, ItemTensor> => ({ x: { data: new Array(n).fill(v), dims: [n] } });
+  const POISON = 666;
+
+  /** A model that fails any batch holding a poisoned item, and doubles every value otherwise. */
+  function poisonRunner(log: number[]): BatchRunner {
+    return async (_m, items) => {
+      log.push(items.length);
+      if (items.some((t) => t.x!.data[0] === POISON)) throw new Error('kernel fault on a poisoned item');
+      return items.map((t) => ({ model: 'fake', version: 1, outputs: { y: (t.x!.data as number[]).map((v) => v * 2) } }));
+    };
+  }
+
+  test('a batch that fails is retried item by item: only the poisoned item fails', async () => {
+    const runs: number[] = [];
+    const batcher = new DynamicBatcher(poisonRunner(runs));
+    const values = [1, 2, 3, POISON, 5, 6, 7, 8];
+    const outcomes = await Promise.allSettled(values.map((v) => batcher.submit(model, item(v))));
+    assert.ok(runs[0]! > 1, `the first run was a real batch: ${JSON.stringify(runs)}`);
+    outcomes.forEach((o, i) => {
+      if (values[i] === POISON) {
+        assert.equal(o.status, 'rejected');
+        assert.match(String((o as PromiseRejectedResult).reason), /poisoned/);
+      } else {
+        assert.equal(o.status, 'fulfilled', `item ${i}`);
+        assert.deepEqual((o as PromiseFulfilledResult<ItemResult>).value.outputs.y, [values[i]! * 2]);
+      }
+    });
+  });
+
+  test('a model that cannot load fails every item of the batch at once, without per-item retries', async () => {
+    const runs: number[] = [];
+    const batcher = new DynamicBatcher(async (_m, items) => {
+      runs.push(items.length);
+      throw new ModelLoadError('/fake/1/model.onnx', 'protobuf parsing failed');
+    });
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map((v) => batcher.submit(model, item(v))));
+    assert.ok(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof ModelLoadError));
+    assert.deepEqual(runs, [4]);
+  });
+
+  test('items of different shapes never share a run', async () => {
+    const seen: number[][] = [];
+    const batcher = new DynamicBatcher(async (_m, items) => {
+      seen.push(items.map((t) => t.x!.dims[0]!));
+      return items.map(() => ({ model: 'fake', version: 1, outputs: {} }));
+    });
+    await Promise.all([1, 2, 1, 2, 3, 1].map((n) => batcher.submit(model, item(0, n))));
+    for (const run of seen) assert.equal(new Set(run).size, 1, `mixed shapes in one run: ${JSON.stringify(run)}`);
+    assert.equal(seen.flat().length, 6);
+  });
+
+  test('batches are cut at maxBatchSize and the rest runs after', async () => {
+    const runs: number[] = [];
+    const batcher = new DynamicBatcher(poisonRunner(runs));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => batcher.submit(model, item(i))));
+    assert.ok(Math.max(...runs) <= 16, JSON.stringify(runs));
+    assert.equal(runs.reduce((a, b) => a + b, 0), 40);
+  });
+});
