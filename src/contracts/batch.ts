@@ -80,7 +80,9 @@ export interface ItemResult {
   label?: string;
   /** Classifiers only: one probability per label. */
   probabilities?: number[];
-  /** Every model output for this item, batch dimension removed (a classifier's scores appear as probabilities). */
+  /** Embedding models only: the pooled (and, per config, unit-length) vector. */
+  embedding?: number[];
+  /** Every other model output for this item, batch dimension removed. */
   outputs: Record<string, number | number[] | unknown[]>;
 }
 

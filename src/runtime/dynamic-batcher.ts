@@ -9,6 +9,8 @@ export type BatchRunner = (model: ResolvedModel, items: Record<string, ItemTenso
 export interface DynamicBatcherOptions {
   /** Batches running at once across all models (default 1; set it to the inference pool's thread count). */
   maxInFlight?: number;
+  /** Coalesce items into batches (default true); false runs every item alone, in arrival order. */
+  coalesce?: boolean;
   /** Called with every batch dispatched (metrics, tests). */
   onBatch?: (model: ResolvedModel, size: number) => void;
 }
@@ -55,7 +57,7 @@ export class DynamicBatcher {
 
   /** Queues one validated item; resolves with its own result once its batch has run. */
   submit(model: ResolvedModel, tensors: Record<string, ItemTensor>): Promise<ItemResult> {
-    const key = `${model.file}\u0000${model.config.inputs.map((s) => tensors[s.name]!.dims.join('x')).join('|')}`;
+    const key = `${model.file}\u0000${shapeKey(model, tensors)}`;
     let queue = this.queues.get(key);
     if (!queue) {
       queue = { model, items: [], due: false };
@@ -78,6 +80,7 @@ export class DynamicBatcher {
 
   private ready(q: Queue): boolean {
     if (q.items.length === 0) return false;
+    if (this.options.coalesce === false) return true;
     const { maxBatchSize, dynamicBatching } = q.model.config;
     return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.includes(q.items.length);
   }
@@ -98,7 +101,7 @@ export class DynamicBatcher {
   }
 
   private dispatch(q: Queue): void {
-    const batch = q.items.splice(0, q.model.config.maxBatchSize);
+    const batch = q.items.splice(0, this.options.coalesce === false ? 1 : q.model.config.maxBatchSize);
     if (q.timer) clearTimeout(q.timer);
     q.timer = undefined;
     q.due = false;
@@ -148,4 +151,16 @@ export class DynamicBatcher {
       );
     }
   }
+}
+
+/**
+ * Items that may share a run. Tensor models: identical shapes. Text models are padded to the batch's longest
+ * item, so lengths are bucketed (up to 16, 32, 64, ... tokens) to bound the padding a short item pays for.
+ */
+function shapeKey(model: ResolvedModel, tensors: Record<string, ItemTensor>): string {
+  if (model.config.tokenizer) {
+    const n = tensors[model.config.inputs[0]!.name]!.data.length;
+    return `len<=${Math.max(16, 2 ** Math.ceil(Math.log2(n)))}`;
+  }
+  return model.config.inputs.map((s) => tensors[s.name]!.dims.join('x')).join('|');
 }

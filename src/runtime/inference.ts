@@ -3,9 +3,11 @@ import { ModelLoadError } from '../errors.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
 import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
 import type { OnnxSignature, WireTensor } from './inference-protocol.js';
-import { validateItemInputs, type ItemTensor } from './input-validation.js';
+import { validateItemInputs, validateTextInput, type ItemTensor } from './input-validation.js';
 import type { ModelConfig, TensorDtype, TensorSpec } from './model-config.js';
 import type { ModelRepository, ResolvedModel } from './model-repository.js';
+import { splitItem } from './postprocess.js';
+import { TextTokenizers } from './text-tokenizer.js';
 
 export interface InferenceOptions extends InferencePoolOptions {
   /** Coalesce concurrent items into batches (default true). Off: every item runs alone. */
@@ -30,11 +32,13 @@ const ARRAYS: Record<TensorDtype, TypedArrayCtor> = {
 /**
  * Runs models from a repository, off the event loop: sessions live in a pool of worker threads (created once per
  * model version per thread, warmed up, shared by every request), and concurrent items are coalesced into batches
- * by the dynamic batcher. A model file that fails to load is reported by name and retried on the next request.
+ * by the dynamic batcher. Text models are tokenized here and padded per batch. A model file that fails to load
+ * is reported by name and retried on the next request.
  */
 export class InferenceRuntime {
   readonly pool: InferencePool;
-  private readonly batcher: DynamicBatcher | undefined;
+  private readonly batcher: DynamicBatcher;
+  private readonly tokenizers = new TextTokenizers();
   private readonly loaded = new Map<string, Promise<void>>();
 
   constructor(
@@ -42,48 +46,47 @@ export class InferenceRuntime {
     options: InferenceOptions = {},
   ) {
     this.pool = new InferencePool(options);
-    const runner = (model: ResolvedModel, items: Record<string, ItemTensor>[]) => this.run(model, items);
-    this.batcher =
-      options.dynamicBatching === false
-        ? undefined
-        : new DynamicBatcher(runner, { maxInFlight: this.pool.size, onBatch: options.onBatch });
-    if (!this.batcher && options.onBatch) {
-      const onBatch = options.onBatch;
-      const plain = this.run.bind(this);
-      this.run = async (model, items) => {
-        onBatch(model, items.length);
-        return plain(model, items);
-      };
-    }
+    this.batcher = new DynamicBatcher((model, items) => this.run(model, items), {
+      maxInFlight: this.pool.size,
+      coalesce: options.dynamicBatching ?? true,
+      onBatch: options.onBatch,
+    });
   }
 
   /** Validates one item's inputs, runs it (batched with concurrent items), and returns its result. */
   async infer(model: string, version: number | undefined, inputs: ItemInputs): Promise<ItemResult> {
     const resolved = await this.repository.resolve(model, version);
-    const tensors = validateItemInputs(resolved.config, inputs);
+    const tensors = resolved.config.tokenizer
+      ? await this.tokenizers.encode(resolved, validateTextInput(resolved.config, inputs))
+      : validateItemInputs(resolved.config, inputs);
     await this.ensureLoaded(resolved);
-    if (this.batcher) return this.batcher.submit(resolved, tensors);
-    const [result] = await this.run(resolved, [tensors]);
-    return result!;
+    return this.batcher.submit(resolved, tensors);
   }
 
-  /** Runs validated items of one shape as one batch on the pool and splits the outputs back per item. */
+  /**
+   * Runs validated items as one batch on the pool and splits the outputs back per item. Items must share a
+   * shape, except a text model's token axis, which is right-padded with zeros to the batch's longest item.
+   */
   async run(model: ResolvedModel, items: Record<string, ItemTensor>[]): Promise<ItemResult[]> {
     await this.ensureLoaded(model);
+    const padded = Boolean(model.config.tokenizer);
     const feeds: WireTensor[] = model.config.inputs.map((spec) => {
       const first = items[0]![spec.name]!;
-      const per = first.data.length;
-      const data = new ARRAYS[spec.dtype](per * items.length);
+      const dims = padded ? [Math.max(...items.map((it) => it[spec.name]!.data.length))] : first.dims;
+      const per = dims.reduce((a, b) => a * b, 1);
+      const data = new ARRAYS[spec.dtype](per * items.length); // zero-filled: the padding
       const target = data as unknown as { [i: number]: number | bigint };
       items.forEach((item, i) => {
         const t = item[spec.name]!;
-        if (t.dims.join() !== first.dims.join()) throw new Error(`items of one run must share a shape (input '${spec.name}')`);
-        for (let j = 0; j < per; j++) target[i * per + j] = convert(spec.dtype, t.data[j]!);
+        if (!padded && t.dims.join() !== first.dims.join()) {
+          throw new Error(`items of one run must share a shape (input '${spec.name}')`);
+        }
+        for (let j = 0; j < t.data.length; j++) target[i * per + j] = convert(spec.dtype, t.data[j]!);
       });
-      return { name: spec.name, dtype: spec.dtype, data, dims: [items.length, ...first.dims] };
+      return { name: spec.name, dtype: spec.dtype, data, dims: [items.length, ...dims] };
     });
     const outputs = await this.pool.run(model.file, feeds);
-    return items.map((_, i) => splitItem(model, outputs, i));
+    return items.map((item, i) => splitItem(model, outputs, i, item));
   }
 
   /** Stops the inference threads (worker shutdown). */
@@ -142,34 +145,4 @@ function convert(dtype: TensorDtype, v: number | boolean): number | bigint {
   if (dtype === 'int64') return BigInt(v as number);
   if (dtype === 'bool') return v ? 1 : 0;
   return v as number;
-}
-
-function splitItem(model: ResolvedModel, out: WireTensor[], i: number): ItemResult {
-  const outputs: ItemResult['outputs'] = {};
-  for (const tensor of out) {
-    const name = tensor.name;
-    const per = tensor.dims.length > 1 ? tensor.dims.slice(1).reduce((a, b) => a * b, 1) : 1;
-    const slice = Array.from((tensor.data as ArrayLike<number | bigint> & { subarray(a: number, b: number): ArrayLike<number | bigint> }).subarray(i * per, (i + 1) * per), Number);
-    outputs[name] = tensor.dims.length > 1 ? slice : slice[0]!;
-  }
-  const result: ItemResult = { model: model.name, version: model.version, outputs };
-  const post = model.config.postprocess;
-  if (post) {
-    const raw = outputs[post.scores];
-    const scores = (Array.isArray(raw) ? raw : [raw]) as number[];
-    const probabilities = post.softmax ? softmax(scores) : scores;
-    let best = 0;
-    for (let k = 1; k < probabilities.length; k++) if (probabilities[k]! > probabilities[best]!) best = k;
-    result.label = model.config.labels![best] ?? String(best);
-    result.probabilities = probabilities;
-    delete outputs[post.scores]; // carried once, as probabilities
-  }
-  return result;
-}
-
-function softmax(xs: number[]): number[] {
-  const max = Math.max(...xs);
-  const exps = xs.map((x) => Math.exp(x - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
 }

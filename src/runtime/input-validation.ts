@@ -50,6 +50,36 @@ export function validateItemInputs(config: ModelConfig, inputs: ItemInputs): Rec
   return tensors;
 }
 
+/** The one input a tokenized model's items carry. */
+export const TEXT_FIELD = 'text';
+
+/**
+ * Checks a text model's item: exactly `{ "text": <non-empty string within maxChars> }`. Used by the API (400) and
+ * the activity (non-retryable InvalidInput), like validateItemInputs for tensor models.
+ */
+export function validateTextInput(config: ModelConfig, inputs: ItemInputs): string {
+  const maxChars = config.tokenizer!.maxChars;
+  const fail = (name: string, message: string): never => {
+    throw new InvalidInputError(message, [{ path: ['inputs', name], message }]);
+  };
+  for (const name of Object.keys(inputs)) {
+    if (name !== TEXT_FIELD) fail(name, `model '${config.name}' takes one input, '${TEXT_FIELD}' (a string); got '${name}'`);
+  }
+  const text = inputs[TEXT_FIELD];
+  if (typeof text !== 'string') {
+    return fail(TEXT_FIELD, `input '${TEXT_FIELD}': expected a string, got ${text === undefined ? 'nothing' : typeof text}`);
+  }
+  if (text.trim().length === 0) fail(TEXT_FIELD, `input '${TEXT_FIELD}': empty text`);
+  if (text.length > maxChars) fail(TEXT_FIELD, `input '${TEXT_FIELD}': ${text.length} characters, at most ${maxChars}`);
+  return text;
+}
+
+/** The API's check of one item, before anything is queued: text for tokenized models, tensors otherwise. */
+export function checkItemInputs(config: ModelConfig, inputs: ItemInputs): void {
+  if (config.tokenizer) validateTextInput(config, inputs);
+  else validateItemInputs(config, inputs);
+}
+
 function describe(spec: TensorSpec): string {
   return `${spec.dtype}, shape [${spec.shape.join(', ')}]`;
 }

@@ -16,6 +16,10 @@ export const TensorSpec = z
   .strict();
 export type TensorSpec = z.infer<typeof TensorSpec>;
 
+/** The id tensors a tokenizer fills, by their conventional (BERT) names. */
+export const TEXT_IDS = 'input_ids';
+export const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'];
+
 /** `models/<name>/config.json`. */
 export const ModelConfig = z
   .object({
@@ -35,26 +39,67 @@ export const ModelConfig = z
     outputs: z.array(TensorSpec).min(1),
     /** Class names, index-aligned with the classifier's scores. */
     labels: z.array(z.string()).optional(),
-    postprocess: z
+    /**
+     * Text models: items send `{ "text": "..." }`; this tokenizer (Hugging Face tokenizer.json in the version
+     * directory) turns it into the model's id tensors, truncated to maxLength tokens.
+     */
+    tokenizer: z
       .object({
-        type: z.literal('classification'),
-        /** The output holding one score per label. */
-        scores: z.string().min(1),
-        /** Apply softmax to the scores first (for logits). */
-        softmax: z.boolean().default(false),
+        file: z.string().min(1).default('tokenizer.json'),
+        configFile: z.string().min(1).default('tokenizer_config.json'),
+        maxLength: z.number().int().min(2).max(8192).default(256),
+        /** Longest text accepted, in characters (default 20,000). */
+        maxChars: z.number().int().positive().default(20_000),
       })
       .strict()
+      .optional(),
+    postprocess: z
+      .discriminatedUnion('type', [
+        z
+          .object({
+            type: z.literal('classification'),
+            /** The output holding one score per label. */
+            scores: z.string().min(1),
+            /** Apply softmax to the scores first (for logits). */
+            softmax: z.boolean().default(false),
+          })
+          .strict(),
+        z
+          .object({
+            type: z.literal('embedding'),
+            /** The output holding one vector per token, [tokens, dim]. */
+            output: z.string().min(1),
+            /** Mean over the tokens the attention mask keeps, or the first token's vector. */
+            pooling: z.enum(['mean', 'cls']).default('mean'),
+            /** Scale the vector to unit length. */
+            normalize: z.boolean().default(true),
+          })
+          .strict(),
+      ])
       .optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
-    if (cfg.postprocess) {
-      const scores = cfg.outputs.find((o) => o.name === cfg.postprocess!.scores);
-      if (!scores) {
-        ctx.addIssue({ code: 'custom', path: ['postprocess', 'scores'], message: `no output named '${cfg.postprocess.scores}'` });
+    const post = cfg.postprocess;
+    if (post?.type === 'classification') {
+      if (!cfg.outputs.some((o) => o.name === post.scores)) {
+        ctx.addIssue({ code: 'custom', path: ['postprocess', 'scores'], message: `no output named '${post.scores}'` });
       }
       if (!cfg.labels) {
         ctx.addIssue({ code: 'custom', path: ['labels'], message: 'a classification model needs labels' });
+      }
+    }
+    if (post?.type === 'embedding' && !cfg.outputs.some((o) => o.name === post.output)) {
+      ctx.addIssue({ code: 'custom', path: ['postprocess', 'output'], message: `no output named '${post.output}'` });
+    }
+    if (cfg.tokenizer) {
+      const names = cfg.inputs.map((i) => i.name);
+      if (!names.includes(TEXT_IDS) || cfg.inputs.some((i) => !TEXT_INPUTS.includes(i.name) || i.dtype !== 'int64')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['inputs'],
+          message: `a tokenized model takes int64 inputs among ${TEXT_INPUTS.join(', ')}, including ${TEXT_IDS}`,
+        });
       }
     }
   });

@@ -41,7 +41,14 @@ export class ModelRepository {
   async resolve(name: string, version?: number): Promise<ResolvedModel> {
     if (!NAME.test(name)) throw new NotFoundError(`model '${name}' not found`);
     const versions = await this.versions(name);
-    if (versions.length === 0) throw new NotFoundError(`model '${name}' not found in the model repository`);
+    if (versions.length === 0) {
+      const declared = await fs.stat(path.join(this.root, name, 'config.json')).then(() => true, () => false);
+      throw new NotFoundError(
+        declared
+          ? `model '${name}' has a config.json but no <version>/model.onnx yet (fetched models: see the README's Models section)`
+          : `model '${name}' not found in the model repository`,
+      );
+    }
     const picked = version ?? versions[versions.length - 1]!;
     if (!versions.includes(picked)) {
       throw new NotFoundError(`model '${name}' has no version ${picked} (versions: ${versions.join(', ')})`);

@@ -71,7 +71,11 @@ test('batchline dev runs the dev server, a worker and the API; SIGINT stops all 
 
     dev.kill('SIGINT');
     assert.equal(await exitOf(dev), 0, outputOf(dev));
-    for (const c of children) assert.equal(alive(c.pid), false, `orphan left running: ${c.pid} ${c.cmd}`);
+    // Helpers of helpers (tsx's esbuild service, when running from source) exit when their parent's pipe closes.
+    await waitFor('every descendant to exit', () => children.every((c) => !alive(c.pid)), 10_000).catch(() => {
+      const left = children.filter((c) => alive(c.pid));
+      assert.fail(`orphans left running: ${left.map((c) => `${c.pid} ${c.cmd}`).join('; ')}`);
+    });
   } finally {
     dev.kill('SIGKILL');
     fs.rmSync(dataDir, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import {
   UnsupportedMediaTypeError,
   type ErrorDetail,
 } from '../../errors.js';
-import { validateItemInputs } from '../../runtime/input-validation.js';
+import { checkItemInputs } from '../../runtime/input-validation.js';
 import type { ModelRepository } from '../../runtime/model-repository.js';
 import type { BatchClient } from '../../client/batch-client.js';
 import { parseOrThrow } from '../middleware/validate.js';
@@ -39,7 +39,7 @@ export function batchRoutes({ client, models, maxBatchItems }: BatchRoutesDeps):
     let bad = 0;
     body.items.forEach((item, i) => {
       try {
-        validateItemInputs(model.config, item.inputs);
+        checkItemInputs(model.config, item.inputs);
       } catch (err) {
         if (!(err instanceof InvalidRequestError)) throw err;
         bad++;

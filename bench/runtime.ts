@@ -1,0 +1,197 @@
+// bench/runtime: the physical limit (a raw onnxruntime session loop) against batchline's runtime (worker-thread
+// pool + dynamic batcher) under the same concurrency, per bundled model, and the event-loop lag of the process
+// that drives it. Writes bench/results/runtime-<date>.json and the runtime section of BENCHMARKS.md.
+//
+//   node --import tsx bench/runtime.ts [--quick]
+import fs from 'node:fs';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import ort from 'onnxruntime-node';
+import { InferenceRuntime, type InferenceOptions } from '../src/runtime/inference.js';
+import { ModelRepository, type ResolvedModel } from '../src/runtime/model-repository.js';
+import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
+
+const quick = process.argv.includes('--quick');
+const SECONDS = quick ? 0.7 : 2;
+const RUNS = quick ? 3 : 5;
+const BATCH_SIZES = [1, 8, 32, 128];
+const INTRA = [1, 2];
+const CONCURRENCY = [1, 64];
+const POOLS: { threads: number; intra: number }[] = [
+  { threads: 1, intra: 1 },
+  { threads: 1, intra: 2 },
+  { threads: 2, intra: 1 },
+];
+
+const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
+
+/** Item inputs for a bundled model: its committed held-out rows. */
+function itemsFor(model: string): Record<string, unknown>[] {
+  const file = path.join(REPO_ROOT, 'models', model, 'testdata', 'heldout.jsonl');
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { inputs: Record<string, unknown> }).inputs);
+}
+
+/** Runs `fn` repeatedly for SECONDS and returns items/s. */
+async function throughput(fn: () => Promise<number>): Promise<number> {
+  const end = performance.now() + SECONDS * 1000;
+  let items = 0;
+  const t0 = performance.now();
+  while (performance.now() < end) items += await fn();
+  return items / ((performance.now() - t0) / 1000);
+}
+
+interface RawRow {
+  intraOpThreads: number;
+  batchSize: number;
+  itemsPerSec: Stat;
+  eventLoopP99Ms: number;
+}
+
+/** The raw loop: one session on this thread, a prebuilt tensor of `batchSize` real rows, run back to back. */
+async function rawLoop(model: ResolvedModel, items: Record<string, unknown>[]): Promise<RawRow[]> {
+  const rows: RawRow[] = [];
+  for (const intra of INTRA) {
+    const session = await ort.InferenceSession.create(model.file, {
+      intraOpNumThreads: intra,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+    for (const bs of BATCH_SIZES) {
+      const spec = model.config.inputs[0]!;
+      const per = spec.shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(bs * per);
+      for (let i = 0; i < bs; i++) data.set((items[i % items.length]![spec.name] as number[]).flat(), i * per);
+      const feeds = { [spec.name]: new ort.Tensor('float32', data, [bs, ...spec.shape]) };
+      await session.run(feeds);
+      const lag = monitorEventLoopDelay({ resolution: 5 });
+      lag.enable();
+      const runs: number[] = [];
+      for (let r = 0; r < RUNS; r++) runs.push(await throughput(async () => (await session.run(feeds), bs)));
+      lag.disable();
+      rows.push({ intraOpThreads: intra, batchSize: bs, itemsPerSec: stat(runs), eventLoopP99Ms: lag.percentile(99) / 1e6 });
+      console.error(`raw ${model.name} intra=${intra} bs=${bs}: ${fmt(stat(runs))} items/s`);
+    }
+    await session.release();
+  }
+  return rows;
+}
+
+interface BatcherRow {
+  threads: number;
+  intraOpThreads: number;
+  concurrency: number;
+  itemsPerSec: Stat;
+  meanBatchSize: number;
+  eventLoopP50Ms: number;
+  eventLoopP99Ms: number;
+  eventLoopMaxMs: number;
+}
+
+/** batchline's runtime: `concurrency` callers each awaiting infer() in a loop, as item activities do. */
+async function batcherLoop(model: ResolvedModel, items: Record<string, unknown>[]): Promise<BatcherRow[]> {
+  const rows: BatcherRow[] = [];
+  for (const pool of POOLS) {
+    let batches = 0;
+    let batchedItems = 0;
+    const options: InferenceOptions = {
+      threads: pool.threads,
+      intraOpNumThreads: pool.intra,
+      onBatch: (_m, size) => {
+        batches++;
+        batchedItems += size;
+      },
+    };
+    const runtime = new InferenceRuntime(repository, options);
+    await runtime.infer(model.name, model.version, items[0]!);
+    for (const concurrency of CONCURRENCY) {
+      batches = 0;
+      batchedItems = 0;
+      const lag = monitorEventLoopDelay({ resolution: 5 });
+      lag.enable();
+      const runs: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        let next = 0;
+        const end = performance.now() + SECONDS * 1000;
+        const t0 = performance.now();
+        let done = 0;
+        await Promise.all(
+          Array.from({ length: concurrency }, async () => {
+            while (performance.now() < end) {
+              await runtime.infer(model.name, model.version, items[next++ % items.length]!);
+              done++;
+            }
+          }),
+        );
+        runs.push(done / ((performance.now() - t0) / 1000));
+      }
+      lag.disable();
+      const row: BatcherRow = {
+        threads: pool.threads,
+        intraOpThreads: pool.intra,
+        concurrency,
+        itemsPerSec: stat(runs),
+        meanBatchSize: batchedItems / Math.max(batches, 1),
+        eventLoopP50Ms: lag.percentile(50) / 1e6,
+        eventLoopP99Ms: lag.percentile(99) / 1e6,
+        eventLoopMaxMs: lag.max / 1e6,
+      };
+      rows.push(row);
+      console.error(
+        `batcher ${model.name} threads=${pool.threads} intra=${pool.intra} c=${concurrency}: ${fmt(row.itemsPerSec)} items/s, ` +
+          `mean batch ${row.meanBatchSize.toFixed(1)}, loop p99 ${row.eventLoopP99Ms.toFixed(1)} ms`,
+      );
+    }
+    await runtime.close();
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const models = ['digits', 'breast-cancer'];
+  const results: Record<string, { raw: RawRow[]; batcher: BatcherRow[] }> = {};
+  for (const name of models) {
+    const model = await repository.resolve(name);
+    const items = itemsFor(name);
+    results[name] = { raw: await rawLoop(model, items), batcher: await batcherLoop(model, items) };
+  }
+  const file = writeResults('runtime', { quick, seconds: SECONDS, runs: RUNS, machine: machine(), results });
+
+  const lines: string[] = [];
+  lines.push('## Runtime: raw onnxruntime loop vs. the dynamic batcher');
+  lines.push('');
+  lines.push(
+    `\`node --import tsx bench/runtime.ts${quick ? ' --quick' : ''}\`, ${new Date().toISOString().slice(0, 10)}, ` +
+      `${RUNS} runs of ${SECONDS} s each; median (min–max) items/s. Raw data: [${path.basename(file)}](${file}).`,
+  );
+  for (const name of models) {
+    const { raw, batcher } = results[name]!;
+    const best = raw.reduce((a, b) => (b.itemsPerSec.median > a.itemsPerSec.median ? b : a));
+    lines.push('', `### ${name}`, '', '| raw loop | batch 1 | batch 8 | batch 32 | batch 128 |', '|---|---|---|---|---|');
+    for (const intra of INTRA) {
+      const cells = BATCH_SIZES.map((bs) => fmt(raw.find((r) => r.intraOpThreads === intra && r.batchSize === bs)!.itemsPerSec));
+      lines.push(`| intra-op threads ${intra} | ${cells.join(' | ')} |`);
+    }
+    lines.push(
+      '',
+      `Physical limit: ${fmt(best.itemsPerSec)} items/s (batch ${best.batchSize}, intra-op ${best.intraOpThreads}).`,
+      '',
+      '| batcher (pool threads × intra-op) | concurrency | items/s | ratio to the limit | mean batch | event loop p50 / p99 / max ms |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const b of batcher) {
+      lines.push(
+        `| ${b.threads} × ${b.intraOpThreads} | ${b.concurrency} | ${fmt(b.itemsPerSec)} | ${(b.itemsPerSec.median / best.itemsPerSec.median).toFixed(3)}x | ` +
+          `${b.meanBatchSize.toFixed(1)} | ${b.eventLoopP50Ms.toFixed(1)} / ${b.eventLoopP99Ms.toFixed(1)} / ${b.eventLoopMaxMs.toFixed(1)} |`,
+      );
+    }
+  }
+  updateBenchmarksMd('runtime', lines.join('\n'));
+  console.error(`wrote ${file} and BENCHMARKS.md`);
+}
+
+await main();

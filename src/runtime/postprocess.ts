@@ -1,0 +1,73 @@
+import type { ItemResult } from '../contracts/batch.js';
+import type { WireTensor } from './inference-protocol.js';
+import type { ItemTensor } from './input-validation.js';
+import type { ResolvedModel } from './model-repository.js';
+
+/**
+ * Cuts item `i` out of a batch's outputs and applies the model's post-processing: a classifier's result carries
+ * `label` and `probabilities` (softmax first for logits); an embedding model's carries `embedding` (pooled over
+ * the item's own tokens, so batch padding never leaks in). The raw outputs that post-processing consumed are
+ * left out of `outputs`.
+ */
+export function splitItem(model: ResolvedModel, out: WireTensor[], i: number, item: Record<string, ItemTensor>): ItemResult {
+  const post = model.config.postprocess;
+  const outputs: ItemResult['outputs'] = {};
+  const result: ItemResult = { model: model.name, version: model.version, outputs };
+  for (const tensor of out) {
+    if (post?.type === 'embedding' && tensor.name === post.output) {
+      result.embedding = pool(tensor, i, item, post.pooling, post.normalize);
+      continue;
+    }
+    const slice = itemSlice(tensor, i);
+    outputs[tensor.name] = tensor.dims.length > 1 ? slice : slice[0]!;
+  }
+  if (post?.type === 'classification') {
+    const raw = outputs[post.scores];
+    const scores = (Array.isArray(raw) ? raw : [raw]) as number[];
+    const probabilities = post.softmax ? softmax(scores) : scores;
+    let best = 0;
+    for (let k = 1; k < probabilities.length; k++) if (probabilities[k]! > probabilities[best]!) best = k;
+    result.label = model.config.labels![best] ?? String(best);
+    result.probabilities = probabilities;
+    delete outputs[post.scores]; // carried once, as probabilities
+  }
+  return result;
+}
+
+type Sliceable = ArrayLike<number | bigint> & { subarray(a: number, b: number): ArrayLike<number | bigint> };
+
+function itemSlice(tensor: WireTensor, i: number): number[] {
+  const per = tensor.dims.slice(1).reduce((a, b) => a * b, 1);
+  return Array.from((tensor.data as Sliceable).subarray(i * per, (i + 1) * per), Number);
+}
+
+/** Pools a [batch, tokens, dim] output over the item's real tokens (its own length, before padding). */
+function pool(tensor: WireTensor, i: number, item: Record<string, ItemTensor>, how: 'mean' | 'cls', normalize: boolean): number[] {
+  const [, tokens, dim] = tensor.dims as [number, number, number];
+  const data = tensor.data as Float32Array;
+  const mask = item.attention_mask?.data as number[] | undefined;
+  const length = item.input_ids?.data.length ?? tokens;
+  const v = new Float64Array(dim);
+  let kept = 0;
+  for (let t = 0; t < (how === 'cls' ? 1 : length); t++) {
+    if (mask && !mask[t]) continue;
+    const base = (i * tokens + t) * dim;
+    for (let d = 0; d < dim; d++) v[d]! += data[base + d]!;
+    kept++;
+  }
+  for (let d = 0; d < dim; d++) v[d]! /= Math.max(kept, 1);
+  if (normalize) {
+    let norm = 0;
+    for (let d = 0; d < dim; d++) norm += v[d]! * v[d]!;
+    norm = Math.sqrt(norm) || 1;
+    for (let d = 0; d < dim; d++) v[d]! /= norm;
+  }
+  return Array.from(v);
+}
+
+function softmax(xs: number[]): number[] {
+  const max = Math.max(...xs);
+  const exps = xs.map((x) => Math.exp(x - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
