@@ -66,7 +66,7 @@ export class DynamicBatcher {
     const q = queue;
     return new Promise<ItemResult>((resolve, reject) => {
       q.items.push({ tensors, resolve, reject });
-      if (q.items.length === 1) {
+      if (q.items.length === 1 && model.config.dynamicBatching.maxQueueDelayMs > 0) {
         q.due = false;
         q.timer = setTimeout(() => {
           q.due = true;
@@ -82,6 +82,8 @@ export class DynamicBatcher {
     if (q.items.length === 0) return false;
     if (this.options.coalesce === false) return true;
     const { maxBatchSize, dynamicBatching } = q.model.config;
+    // A delay of 0 is Triton's default: whatever waits goes as soon as a run slot is free.
+    if (dynamicBatching.maxQueueDelayMs === 0) return true;
     return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.includes(q.items.length);
   }
 
@@ -105,7 +107,7 @@ export class DynamicBatcher {
     if (q.timer) clearTimeout(q.timer);
     q.timer = undefined;
     q.due = false;
-    if (q.items.length > 0) {
+    if (q.items.length > 0 && q.model.config.dynamicBatching.maxQueueDelayMs > 0) {
       // the rest waits its own delay, measured from now
       q.timer = setTimeout(() => {
         q.due = true;

@@ -29,12 +29,15 @@ export const ModelConfig = z
     maxBatchSize: z.number().int().positive().default(64),
     dynamicBatching: z
       .object({
-        /** Longest a request waits for others to share its run (default 2 ms). */
-        maxQueueDelayMs: z.number().min(0).max(1000).default(2),
+        /**
+         * Longest an item waits for others to share its run while a run slot is free (default 0: go as soon as a
+         * slot is free; items that arrive while every slot is busy still form one batch).
+         */
+        maxQueueDelayMs: z.number().min(0).max(1000).default(0),
         preferredBatchSizes: z.array(z.number().int().positive()).default([]),
       })
       .strict()
-      .default({ maxQueueDelayMs: 2, preferredBatchSizes: [] }),
+      .default({ maxQueueDelayMs: 0, preferredBatchSizes: [] }),
     inputs: z.array(TensorSpec).min(1),
     outputs: z.array(TensorSpec).min(1),
     /** Class names, index-aligned with the classifier's scores. */

@@ -24,8 +24,17 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
  */
 export class ModelRepository {
   private readonly configs = new Map<string, { mtimeMs: number; config: ModelConfig }>();
+  private readonly resolved = new Map<string, { at: number; model: Promise<ResolvedModel> }>();
 
-  constructor(readonly root: string) {}
+  /**
+   * @param root the repository directory
+   * @param ttlMs how long a resolution is reused before the disk is read again (default 2000 ms): a new version
+   *   or an edited config.json is picked up within this time, and the hot path does no file I/O per item.
+   */
+  constructor(
+    readonly root: string,
+    private readonly ttlMs = 2000,
+  ) {}
 
   /** Names of the models on disk. */
   async names(): Promise<string[]> {
@@ -38,7 +47,18 @@ export class ModelRepository {
   }
 
   /** Resolves a model and version (latest when omitted); throws NotFoundError naming what is missing. */
-  async resolve(name: string, version?: number): Promise<ResolvedModel> {
+  resolve(name: string, version?: number): Promise<ResolvedModel> {
+    const key = `${name}@${version ?? 'latest'}`;
+    const now = Date.now();
+    const hit = this.resolved.get(key);
+    if (hit && now - hit.at < this.ttlMs) return hit.model;
+    const model = this.resolveFromDisk(name, version);
+    this.resolved.set(key, { at: now, model });
+    model.catch(() => this.resolved.delete(key)); // errors are not cached
+    return model;
+  }
+
+  private async resolveFromDisk(name: string, version?: number): Promise<ResolvedModel> {
     if (!NAME.test(name)) throw new NotFoundError(`model '${name}' not found`);
     const versions = await this.versions(name);
     if (versions.length === 0) {

@@ -179,14 +179,16 @@ describe('ModelRepository', () => {
     assert.match(err.message, /name 'numbers' does not match its directory 'digits'/);
   });
 
-  test('an edited config.json is read again', async (t) => {
+  test('an edited config.json is read again once the resolution cache expires, not before', async (t) => {
     const root = tempRepo(t);
     const configFile = writeConfig(root, 'digits', (c) => {
       c.description = 'first';
     });
     addVersion(root, 'digits', 1);
-    const repo = new ModelRepository(root);
-    assert.equal((await repo.resolve('digits')).config.description, 'first');
+    const cached = new ModelRepository(root, 60_000);
+    const uncached = new ModelRepository(root, 0);
+    assert.equal((await cached.resolve('digits')).config.description, 'first');
+    assert.equal((await uncached.resolve('digits')).config.description, 'first');
 
     writeConfig(root, 'digits', (c) => {
       c.description = 'second';
@@ -194,7 +196,8 @@ describe('ModelRepository', () => {
     const later = new Date(Date.now() + 5000);
     fs.utimesSync(configFile, later, later);
 
-    assert.equal((await repo.resolve('digits')).config.description, 'second');
+    assert.equal((await uncached.resolve('digits')).config.description, 'second');
+    assert.equal((await cached.resolve('digits')).config.description, 'first', 'within the TTL: no disk read');
   });
 
   test('a model without config.json gets its signature from the ONNX file, batch dimension dropped', async (t) => {
