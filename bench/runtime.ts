@@ -18,10 +18,11 @@ const RUNS = quick ? 3 : 5;
 const BATCH_SIZES = [1, 8, 32, 128];
 const INTRA = [1, 2];
 const CONCURRENCY = [1, 64];
-const POOLS: { threads: number; intra: number }[] = [
-  { threads: 1, intra: 1 },
-  { threads: 1, intra: 2 },
-  { threads: 2, intra: 1 },
+const POOLS: { threads: number; intra: number; spin: boolean }[] = [
+  { threads: 1, intra: 1, spin: false },
+  { threads: 1, intra: 2, spin: false },
+  { threads: 1, intra: 2, spin: true },
+  { threads: 2, intra: 1, spin: false },
 ];
 
 const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
@@ -121,6 +122,7 @@ async function rawLoop(model: ResolvedModel, items: Record<string, unknown>[]): 
 interface BatcherRow {
   threads: number;
   intraOpThreads: number;
+  spinning: boolean;
   concurrency: number;
   itemsPerSec: Stat;
   meanBatchSize: number;
@@ -138,6 +140,7 @@ async function batcherLoop(model: ResolvedModel, items: Record<string, unknown>[
     const options: InferenceOptions = {
       threads: pool.threads,
       intraOpNumThreads: pool.intra,
+      allowSpinning: pool.spin,
       onBatch: (_m, size) => {
         batches++;
         batchedItems += size;
@@ -170,6 +173,7 @@ async function batcherLoop(model: ResolvedModel, items: Record<string, unknown>[
       const row: BatcherRow = {
         threads: pool.threads,
         intraOpThreads: pool.intra,
+        spinning: pool.spin,
         concurrency,
         itemsPerSec: stat(runs),
         meanBatchSize: batchedItems / Math.max(batches, 1),
@@ -179,7 +183,7 @@ async function batcherLoop(model: ResolvedModel, items: Record<string, unknown>[
       };
       rows.push(row);
       console.error(
-        `batcher ${model.name} threads=${pool.threads} intra=${pool.intra} c=${concurrency}: ${fmt(row.itemsPerSec)} items/s, ` +
+        `batcher ${model.name} threads=${pool.threads} intra=${pool.intra} spin=${pool.spin} c=${concurrency}: ${fmt(row.itemsPerSec)} items/s, ` +
           `mean batch ${row.meanBatchSize.toFixed(1)}, loop p99 ${row.eventLoopP99Ms.toFixed(1)} ms`,
       );
     }
@@ -219,12 +223,12 @@ async function main(): Promise<void> {
       '',
       `Physical limit: ${fmt(best.itemsPerSec)} items/s (batch ${best.batchSize}, intra-op ${best.intraOpThreads}).`,
       '',
-      '| batcher (pool threads × intra-op) | concurrency | items/s | ratio to the limit | mean batch | event loop p50 / p99 / max ms |',
+      '| batcher (pool threads × intra-op, spinning) | concurrency | items/s | ratio to the limit | mean batch | event loop p50 / p99 / max ms |',
       '|---|---|---|---|---|---|',
     );
     for (const b of batcher) {
       lines.push(
-        `| ${b.threads} × ${b.intraOpThreads} | ${b.concurrency} | ${fmt(b.itemsPerSec)} | ${(b.itemsPerSec.median / best.itemsPerSec.median).toFixed(3)}x | ` +
+        `| ${b.threads} × ${b.intraOpThreads}${b.spinning ? ', spin' : ''} | ${b.concurrency} | ${fmt(b.itemsPerSec)} | ${(b.itemsPerSec.median / best.itemsPerSec.median).toFixed(3)}x | ` +
           `${b.meanBatchSize.toFixed(1)} | ${b.eventLoopP50Ms.toFixed(1)} / ${b.eventLoopP99Ms.toFixed(1)} / ${b.eventLoopMaxMs.toFixed(1)} |`,
       );
     }

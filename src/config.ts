@@ -30,8 +30,8 @@ export const ConfigSchema = z.object({
   MAX_BATCH_ITEMS: z.coerce.number().int().positive().default(1000),
   /** Largest request body the API accepts, in bytes. */
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(2 * 1024 * 1024),
-  /** Worker threads running onnxruntime sessions in each worker process. */
-  INFERENCE_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */
+  INFERENCE_THREADS: z.coerce.number().int().min(1).max(64).default(2),
   /** onnxruntime intra-op threads per session (per inference thread). */
   ORT_INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /** Let onnxruntime's idle intra-op threads spin: lower latency, more CPU burnt. */

@@ -1,0 +1,30 @@
+// Where a tabular item's time goes in the runtime: drives the batcher at concurrency 64 for a few seconds under
+// --cpu-prof and prints the top self-time functions of the main thread.
+//   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile-batcher.ts [model]
+import fs from 'node:fs';
+import path from 'node:path';
+import { InferenceRuntime } from '../src/runtime/inference.js';
+import { ModelRepository } from '../src/runtime/model-repository.js';
+import { REPO_ROOT } from './lib/report.js';
+
+const model = process.argv[2] ?? 'digits';
+const rows = fs
+  .readFileSync(path.join(REPO_ROOT, 'models', model, 'testdata', 'heldout.jsonl'), 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => (JSON.parse(l) as { inputs: Record<string, unknown> }).inputs);
+const runtime = new InferenceRuntime(new ModelRepository(path.join(REPO_ROOT, 'models')));
+await runtime.infer(model, undefined, rows[0]!);
+const end = performance.now() + 4000;
+let done = 0;
+let next = 0;
+await Promise.all(
+  Array.from({ length: 64 }, async () => {
+    while (performance.now() < end) {
+      await runtime.infer(model, undefined, rows[next++ % rows.length]!);
+      done++;
+    }
+  }),
+);
+console.log(`${model}: ${Math.round(done / 4)} items/s`);
+await runtime.close();
