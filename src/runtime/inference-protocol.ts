@@ -1,4 +1,4 @@
-// Messages between the InferencePool (main thread) and its inference threads. Types only.
+// Messages between the InferencePool (main thread) and its inference threads, and the tensor arrays they carry.
 
 /** onnxruntime session settings, the same for every thread of a pool. */
 export interface SessionSettings {
@@ -13,6 +13,23 @@ export interface WireTensor {
   dtype: string;
   data: Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
   dims: number[];
+}
+
+const TYPED_ARRAYS: Record<string, new (n: number) => WireTensor['data']> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
+};
+
+/** The typed array that holds an onnxruntime tensor of this element type (bool as bytes), if it is one we carry. */
+export function typedArrayFor(dtype: string): (new (n: number) => WireTensor['data']) | undefined {
+  return TYPED_ARRAYS[dtype];
 }
 
 export type ThreadRequest =

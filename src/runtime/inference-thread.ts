@@ -2,7 +2,7 @@
 // (synchronous on its calling thread in onnxruntime-node) never blocks the process's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { SessionSettings, ThreadRequest, ThreadResponse, WireTensor } from './inference-protocol.js';
+import { typedArrayFor, type SessionSettings, type ThreadRequest, type ThreadResponse, type WireTensor } from './inference-protocol.js';
 
 const settings = workerData as SessionSettings;
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -27,26 +27,16 @@ function session(file: string): Promise<ort.InferenceSession> {
   return pending;
 }
 
-const ZERO_ARRAYS: Record<string, new (n: number) => WireTensor['data']> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  bool: Uint8Array,
-};
-
 /** One zero-filled run with batch 1 (dynamic dims as 1), so the first real batch does not pay for lazy set-up. */
 async function warmUp(s: ort.InferenceSession): Promise<void> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const m of s.inputMetadata) {
-    if (!m.isTensor || !ZERO_ARRAYS[m.type]) return; // an unusual signature: skip the warm-up, not the model
+    if (!m.isTensor) return; // an unusual signature: skip the warm-up, not the model
+    const TypedArray = typedArrayFor(m.type);
+    if (!TypedArray) return;
     const dims = m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
     const n = dims.reduce((a, b) => a * b, 1);
-    feeds[m.name] = new ort.Tensor(m.type as 'float32', new ZERO_ARRAYS[m.type]!(n) as Float32Array, dims);
+    feeds[m.name] = new ort.Tensor(m.type as 'float32', new TypedArray(n) as Float32Array, dims);
   }
   await s.run(feeds).catch(() => undefined); // a model may reject zeros (e.g. token ids); real runs decide
 }

@@ -2,7 +2,7 @@ import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
 import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
-import type { OnnxSignature, WireTensor } from './inference-protocol.js';
+import { typedArrayFor, type OnnxSignature, type WireTensor } from './inference-protocol.js';
 import { validateItemInputs, validateTextInput, type ItemTensor } from './input-validation.js';
 import type { ModelConfig, TensorDtype, TensorSpec } from './model-config.js';
 import type { ModelRepository, ResolvedModel } from './model-repository.js';
@@ -15,19 +15,6 @@ export interface InferenceOptions extends InferencePoolOptions {
   /** Called with every batch run (metrics, tests). */
   onBatch?: (model: ResolvedModel, size: number) => void;
 }
-
-type TypedArrayCtor = new (n: number) => WireTensor['data'];
-const ARRAYS: Record<TensorDtype, TypedArrayCtor> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  bool: Uint8Array,
-};
 
 /**
  * Runs models from a repository, off the event loop: sessions live in a pool of worker threads (created once per
@@ -74,7 +61,7 @@ export class InferenceRuntime {
       const first = items[0]![spec.name]!;
       const dims = padded ? [Math.max(...items.map((it) => it[spec.name]!.data.length))] : first.dims;
       const per = dims.reduce((a, b) => a * b, 1);
-      const data = new ARRAYS[spec.dtype](per * items.length); // zero-filled: the padding
+      const data = new (typedArrayFor(spec.dtype)!)(per * items.length); // zero-filled: the padding
       const target = data as unknown as { [i: number]: number | bigint };
       items.forEach((item, i) => {
         const t = item[spec.name]!;
