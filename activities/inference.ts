@@ -1,34 +1,61 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { InferItemInput, ItemResult } from '../src/contracts/batch.js';
+import type { InferItemInput } from '../src/contracts/batch.js';
 import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
+import type { ItemStore } from '../src/stores/item-store.js';
 
 export interface InferenceActivityDeps {
   runtime: InferenceRuntime;
+  store: ItemStore;
 }
 
-export function createInferenceActivities({ runtime }: InferenceActivityDeps) {
+export function createInferenceActivities({ runtime, store }: InferenceActivityDeps) {
   return {
     /**
-     * Infers one item. Permanent faults (inputs that do not fit the model, an unknown model or version, a model
-     * file that cannot load) fail at once as non-retryable; anything else is thrown as is and retried.
+     * Infers one item: reads its inputs from the item store, runs the model, and records the result there
+     * (idempotently: a retried or duplicated attempt never records a second success). Permanent faults (inputs
+     * that do not fit the model, an unknown model or version, a model file that cannot load) fail at once as
+     * non-retryable; anything else is retried. A failure that ends the item's attempts is recorded too.
+     * Returns only the attempt number: results stay out of workflow history.
      */
-    async inferItem(input: InferItemInput): Promise<{ result: ItemResult; attempt: number }> {
+    async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
       const { attempt } = Context.current().info;
       Context.current().heartbeat();
+      const startedAt = new Date().toISOString();
+      const [item] = store.getItems(input.batchId, input.index, 1);
+      if (!item) {
+        throw ApplicationFailure.create({
+          type: 'ItemNotFound',
+          message: `item ${input.index} of batch ${input.batchId} is not in the item store`,
+          nonRetryable: true,
+          details: [{ attempt }],
+        });
+      }
       try {
-        const result = await runtime.infer(input.model, input.version, input.inputs);
-        return { result, attempt };
+        const result = await runtime.infer(input.model, input.version, item.inputs);
+        store.putResult(input.batchId, { index: input.index, status: 'succeeded', attempts: attempt, result, startedAt, finishedAt: new Date().toISOString() });
+        return { attempt };
       } catch (err) {
-        throw toFailure(err, attempt);
+        const failure = toFailure(err, attempt);
+        if (failure.nonRetryable || attempt >= input.maxAttempts) {
+          store.putResult(input.batchId, {
+            index: input.index,
+            status: 'failed',
+            attempts: attempt,
+            error: { type: failure.type ?? 'Error', message: failure.message },
+            startedAt,
+            finishedAt: new Date().toISOString(),
+          });
+        }
+        throw failure;
       }
     },
   };
 }
 
 /** Maps the runtime's permanent errors to non-retryable failures; details carry the attempt for the workflow. */
-function toFailure(err: unknown, attempt: number): unknown {
+function toFailure(err: unknown, attempt: number): ApplicationFailure {
   const details = [{ attempt }];
   if (err instanceof InvalidInputError) {
     return ApplicationFailure.create({ type: 'InvalidInput', message: err.message, nonRetryable: true, details });

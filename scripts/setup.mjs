@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Everything `npm start` and `npm test` need on a fresh clone, each step skipped when already done:
-//   1. dependencies (npm ci when node_modules is missing or older than package-lock.json)
+//   1. dependencies (npm ci when node_modules is missing or older than package-lock.json; native add-ons build
+//      against the running Node's own headers)
 //   2. the Temporal CLI (scripts/temporal-cli.mjs: cache, else build with Go, else download)
 //   3. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
 // Only Node built-ins are used before step 1 has run.
@@ -14,8 +15,22 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const say = (line) => process.stderr.write(`[setup] ${line}\n`);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+/**
+ * Native add-ons (better-sqlite3) compile from source where their prebuilt binaries cannot be downloaded, and
+ * node-gyp then needs Node's headers. Point it at the headers of the running Node (its install prefix ships
+ * them in include/node) so it never tries to download them.
+ */
+function npmEnv() {
+  const env = { ...process.env };
+  const prefix = path.dirname(path.dirname(process.execPath));
+  if (!env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_version.h'))) {
+    env.npm_config_nodedir = prefix;
+  }
+  return env;
+}
+
 function run(cmd, args) {
-  const res = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  const res = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: npmEnv() });
   if (res.status !== 0) {
     say(`\`${cmd} ${args.join(' ')}\` failed (exit ${res.status ?? res.signal})`);
     process.exit(1);

@@ -4,6 +4,7 @@ import { BatchClient } from './client/batch-client.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { ModelRepository } from './runtime/model-repository.js';
+import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
 
 export interface StartedServer {
   server: Server;
@@ -13,11 +14,11 @@ export interface StartedServer {
 
 /** Starts the HTTP API on config.HOST:config.PORT (0 picks a free port). */
 export async function startServer(config: Config, log: Logger): Promise<StartedServer> {
-  const client = BatchClient.create({
-    address: config.TEMPORAL_ADDRESS,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TASK_QUEUE,
-  });
+  const store = new SqliteItemStore(itemStoreFile(config));
+  const client = BatchClient.create(
+    { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
+    store,
+  );
   const app = createApp({
     client,
     models: new ModelRepository(config.MODEL_REPOSITORY),
@@ -41,6 +42,7 @@ export async function startServer(config: Config, log: Logger): Promise<StartedS
       server.closeAllConnections();
       await closed;
       await client.close();
+      store.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { InferenceRuntime } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
+import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
 
 /**
  * Where the worker finds workflow code: the prebuilt bundle from `npm run build` when present, else the workflows
@@ -41,6 +42,7 @@ export async function startWorker(
   } finally {
     await admin.close();
   }
+  const store = new SqliteItemStore(itemStoreFile(config));
   const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
     threads: config.INFERENCE_THREADS,
     intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
@@ -51,7 +53,7 @@ export async function startWorker(
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
-    activities: createActivities({ runtime }),
+    activities: createActivities({ runtime, store }),
     maxConcurrentActivityTaskExecutions: 64,
     shutdownGraceTime: '10s',
     ...(overrides.workflowBundle ? {} : workflowSource()),
@@ -60,6 +62,7 @@ export async function startWorker(
   log.info({ taskQueue: config.TASK_QUEUE, address: config.TEMPORAL_ADDRESS }, 'worker started');
   const running = worker.run().finally(async () => {
     await runtime.close();
+    store.close();
     await connection.close();
     log.info('worker stopped');
   });

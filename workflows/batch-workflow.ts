@@ -10,20 +10,19 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type {
-  BatchStatus,
-  BatchView,
-  BatchWorkflowInput,
-  ItemCounts,
-  ItemResult,
-  ItemStatus,
-  ItemView,
-} from '../src/contracts/batch.js';
-import { itemsQuery, progressQuery, type ItemsQueryArgs, type ItemsPage, type Progress } from './messages.js';
+import type { BatchStatus, BatchSummary, BatchWorkflowInput, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
+import {
+  itemsQuery,
+  progressQuery,
+  type ItemState,
+  type ItemsPage,
+  type ItemsQueryArgs,
+  type Progress,
+} from './messages.js';
 import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-attributes.js';
 
 /** Error types an item activity throws for faults that retrying cannot fix. */
-export const NON_RETRYABLE_ITEM_ERRORS = ['InvalidInput', 'UnknownModel', 'ModelLoadError'];
+export const NON_RETRYABLE_ITEM_ERRORS = ['InvalidInput', 'UnknownModel', 'ModelLoadError', 'ItemNotFound'];
 
 // Item states as compact codes: the workflow keeps one byte per item, not an object.
 const STATUS_BY_CODE: readonly ItemStatus[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
@@ -31,11 +30,12 @@ const CODE = { pending: 0, running: 1, succeeded: 2, failed: 3, canceled: 4 } as
 
 /**
  * One batch: runs one `inferItem` activity per item, at most `options.concurrency` at a time, each retried
- * with exponential backoff on its own. Items' states, attempts and results are queryable while it runs.
- * Cancelling it stops scheduling, cancels running items and keeps every result already produced.
+ * with exponential backoff on its own. Items and results live in the item store (claim check); the workflow
+ * keeps one status byte and an attempt count per item, queryable while it runs. Cancelling it stops
+ * scheduling, cancels running items and keeps every result already produced.
  */
-export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchView> {
-  const { options, items } = input;
+export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSummary> {
+  const { options, total } = input;
   const { inferItem } = proxyActivities<Activities>({
     startToCloseTimeout: options.itemTimeoutMs,
     heartbeatTimeout: Math.min(options.itemTimeoutMs, 30_000),
@@ -48,10 +48,8 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchVie
     },
   });
 
-  const total = items.length;
   const status = new Uint8Array(total);
   const attempts = new Uint16Array(total);
-  const results: (ItemResult | undefined)[] = new Array(total);
   const errors = new Map<number, { type: string; message: string }>();
   const createdAt = workflowInfo().startTime.toISOString();
   let updatedAt = createdAt;
@@ -62,12 +60,10 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchVie
     for (let i = 0; i < total; i++) c[STATUS_BY_CODE[status[i]!]!]++;
     return c;
   };
-  const view = (i: number): ItemView => ({
+  const view = (i: number): ItemState => ({
     index: i,
-    id: items[i]!.id,
     status: STATUS_BY_CODE[status[i]!]!,
     attempts: attempts[i]!,
-    ...(results[i] ? { result: results[i] } : {}),
     ...(errors.has(i) ? { error: errors.get(i) } : {}),
   });
   const progress = (): Progress => {
@@ -88,7 +84,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchVie
   setHandler(progressQuery, progress);
   setHandler(itemsQuery, (args: ItemsQueryArgs = {}): ItemsPage => {
     const limit = Math.min(Math.max(args.limit ?? 100, 1), 1000);
-    const page: ItemView[] = [];
+    const page: ItemState[] = [];
     let i = Math.max(args.cursor ?? 0, 0);
     for (; i < total && page.length < limit; i++) {
       if (args.status === undefined || STATUS_BY_CODE[status[i]!] === args.status) page.push(view(i));
@@ -106,14 +102,13 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchVie
   const runItem = async (i: number): Promise<void> => {
     setState(i, CODE.running);
     try {
-      const { result, attempt } = await inferItem({
+      const { attempt } = await inferItem({
         batchId: input.batchId,
         index: i,
         model: input.model,
         version: input.version,
-        inputs: items[i]!.inputs,
+        maxAttempts: options.maxAttempts,
       });
-      results[i] = result;
       attempts[i] = attempt;
       setState(i, CODE.succeeded);
     } catch (err) {
@@ -154,7 +149,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchVie
     throw new CancelledFailure('batch canceled');
   }
   const { batchId: _batchId, percent: _percent, ...summary } = progress();
-  return { id: input.batchId, version: input.version, ...summary, items: items.map((_, i) => view(i)) };
+  return { id: input.batchId, version: input.version, ...summary };
 }
 
 /** Pulls the item's error type, message and attempt count out of an activity failure. */

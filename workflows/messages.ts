@@ -1,5 +1,5 @@
 import { defineQuery } from '@temporalio/workflow';
-import type { BatchStatus, ItemCounts, ItemStatus, ItemView } from '../src/contracts/batch.js';
+import type { BatchStatus, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
 
 export interface Progress {
   batchId: string;
@@ -21,8 +21,16 @@ export interface ItemsQueryArgs {
   limit?: number;
 }
 
+/** An item's state as the workflow knows it; its client id and result are in the item store. */
+export interface ItemState {
+  index: number;
+  status: ItemStatus;
+  attempts: number;
+  error?: { type: string; message: string };
+}
+
 export interface ItemsPage {
-  items: ItemView[];
+  items: ItemState[];
   nextCursor?: number;
 }
 

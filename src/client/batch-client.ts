@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import type { BatchView, BatchWorkflowInput, CreateBatchRequest, ItemView } from '../contracts/batch.js';
+import type { BatchSummary, BatchView, BatchWorkflowInput, CreateBatchRequest, ItemView } from '../contracts/batch.js';
+import { NotFoundError } from '../errors.js';
+import type { ItemStore, StoredResult } from '../stores/item-store.js';
 import { batchWorkflow } from '../../workflows/batch-workflow.js';
-import { itemsQuery, progressQuery, type ItemsPage } from '../../workflows/messages.js';
+import { itemsQuery, progressQuery, type ItemState, type ItemsPage } from '../../workflows/messages.js';
 import { BatchItemCountKey, BatchModelKey, BatchStatusKey, BatchStatusValue } from '../../workflows/search-attributes.js';
 import { mapTemporalError } from './temporal-errors.js';
 
@@ -29,65 +31,92 @@ export class BatchClient {
     private readonly connection: Connection,
     private readonly client: Client,
     private readonly taskQueue: string,
+    private readonly store: ItemStore,
   ) {}
 
   /** Connects lazily: the API starts even while Temporal is down and answers 503 until it is back. */
-  static create(options: BatchClientOptions): BatchClient {
+  static create(options: BatchClientOptions, store: ItemStore): BatchClient {
     const connection = Connection.lazy({ address: options.address, connectTimeout: '5s' });
     const client = new Client({ connection, namespace: options.namespace });
-    return new BatchClient(connection, client, options.taskQueue);
+    return new BatchClient(connection, client, options.taskQueue, store);
   }
 
-  /** Starts a batch workflow for a validated request; returns the new batch id. */
+  /**
+   * Stores a validated batch's items (claim check), then starts its workflow, which carries only ids and
+   * counts; returns the new batch id. If the workflow cannot start, the stored batch is removed again.
+   */
   async submit(request: CreateBatchRequest): Promise<string> {
     const batchId = newBatchId();
     const input: BatchWorkflowInput = {
       batchId,
       model: request.model,
       version: request.version,
-      items: request.items.map((item, i) => ({ id: item.id ?? String(i), inputs: item.inputs })),
+      total: request.items.length,
       options: request.options,
     };
+    this.store.createBatch(
+      { ...input, id: batchId, metadata: request.metadata, createdAt: new Date().toISOString() },
+      request.items,
+    );
     try {
       await this.client.workflow.start(batchWorkflow, {
         workflowId: batchWorkflowId(batchId),
         taskQueue: this.taskQueue,
         args: [input],
-        memo: { model: request.model, version: request.version ?? null, items: input.items.length, metadata: request.metadata ?? {} },
+        memo: { model: request.model, version: request.version ?? null, items: input.total, metadata: request.metadata ?? {} },
         typedSearchAttributes: [
           { key: BatchModelKey, value: request.model },
           { key: BatchStatusKey, value: BatchStatusValue.running },
-          { key: BatchItemCountKey, value: input.items.length },
+          { key: BatchItemCountKey, value: input.total },
         ],
       });
     } catch (err) {
+      this.store.deleteBatch(batchId);
       mapTemporalError(err, 'batch');
     }
     return batchId;
   }
 
-  /** The batch's state: live from the workflow while it runs, from its result (or a query) once closed. */
+  /**
+   * The batch's state: counts and each item's state from the workflow (its result once completed, queries
+   * otherwise), each item's client id and result from the item store.
+   */
   async get(batchId: string): Promise<BatchView> {
+    const batch = this.store.getBatch(batchId);
+    if (!batch) throw new NotFoundError(`batch '${batchId}' not found`);
     const handle = this.client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(batchId));
+    let summary: BatchSummary;
+    const states: ItemState[] = [];
     try {
       const description = await handle.describe();
-      if (description.status.name === 'COMPLETED') return await handle.result();
-      const progress = await handle.query(progressQuery);
-      const items: ItemView[] = [];
-      let cursor: number | undefined = 0;
-      while (cursor !== undefined) {
+      if (description.status.name === 'COMPLETED') {
+        summary = await handle.result();
+      } else {
+        const { batchId: _batchId, percent: _percent, ...progress } = await handle.query(progressQuery);
+        const closedStatus = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
+        summary = { id: batchId, ...progress, status: closedStatus[description.status.name as keyof typeof closedStatus] ?? progress.status };
+      }
+      for (let cursor: number | undefined = 0; cursor !== undefined; ) {
         const page: ItemsPage = await handle.query(itemsQuery, { cursor, limit: 1000 });
-        items.push(...page.items);
+        states.push(...page.items);
         cursor = page.nextCursor;
       }
-      const closedStatus = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
-      const status = closedStatus[description.status.name as keyof typeof closedStatus] ?? progress.status;
-      const { batchId: _batchId, percent: _percent, ...summary } = progress;
-      return { id: batchId, ...summary, status, items };
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw err;
       return mapTemporalError(err, `batch '${batchId}'`);
     }
+    const stored = new Map<number, StoredResult>();
+    for (let cursor: number | undefined = 0; cursor !== undefined; ) {
+      const page = this.store.listResults(batchId, { cursor, limit: 1000 });
+      for (const r of page.results) stored.set(r.index, r);
+      cursor = page.nextCursor;
+    }
+    const ids = this.store.getItems(batchId, 0, batch.total).map((item) => item.id);
+    const items: ItemView[] = states.map((s) => {
+      const r = stored.get(s.index);
+      return { ...s, id: ids[s.index]!, ...(r?.status === 'succeeded' && r.result ? { result: r.result } : {}) };
+    });
+    return { ...summary, version: batch.version, items };
   }
 
   /** True when the Temporal frontend answers a health check. */

@@ -117,20 +117,24 @@ export const CreateBatchResponse = z.object({
 });
 export type CreateBatchResponse = z.infer<typeof CreateBatchResponse>;
 
-/** Input of batchWorkflow. Thin path: the items travel in the input (bounded by MAX_BATCH_ITEMS). */
+/** Input of batchWorkflow. Claim check: the items are in the item store; the workflow carries ids and counts. */
 export interface BatchWorkflowInput {
   batchId: string;
   model: string;
   version?: number;
-  items: Array<{ id: string; inputs: ItemInputs }>;
+  total: number;
   options: BatchOptions;
 }
 
-/** Input of the inferItem activity. */
+/** Input of the inferItem activity: which item; its inputs come from the item store. */
 export interface InferItemInput {
   batchId: string;
   index: number;
   model: string;
   version?: number;
-  inputs: ItemInputs;
+  /** The batch's maxAttempts, so the last attempt knows to record its failure. */
+  maxAttempts: number;
 }
+
+/** What batchWorkflow returns: the batch's final state without its items (they are in the store). */
+export type BatchSummary = Omit<BatchView, 'items'>;

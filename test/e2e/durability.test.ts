@@ -7,6 +7,7 @@ import type { BatchView } from '../../src/contracts/batch.js';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
 import { startServer, type StartedServer } from '../../src/server.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { startWorker } from '../../src/worker.js';
 import { heldout, http } from '../helpers/data.js';
 import {
@@ -41,8 +42,11 @@ async function view(api: StartedServer, id: string): Promise<BatchView> {
   return res.body as BatchView;
 }
 
-/** Every item succeeded once with scikit-learn's label, and the history holds exactly one completion per item. */
-async function assertEveryResultOnce(client: Client, final: BatchView, n: number): Promise<void> {
+/**
+ * Every item succeeded with scikit-learn's label, the item store holds one success per item, and the history
+ * holds exactly one completion per item.
+ */
+async function assertEveryResultOnce(client: Client, config: Config, final: BatchView, n: number): Promise<void> {
   assert.equal(final.status, 'completed');
   assert.deepEqual(final.counts, { pending: 0, running: 0, succeeded: n, failed: 0, canceled: 0 });
   assert.deepEqual(
@@ -50,6 +54,12 @@ async function assertEveryResultOnce(client: Client, final: BatchView, n: number
     rows.slice(0, n).map((_, i) => `row-${i}`),
   );
   final.items.forEach((item, i) => assert.equal(item.result?.label, rows[i]!.expected.labelName, `item ${i}`));
+  const store = new SqliteItemStore(itemStoreFile(config));
+  try {
+    assert.deepEqual(store.countResults(final.id), { succeeded: n, failed: 0 });
+  } finally {
+    store.close();
+  }
   const history = await client.workflow.getHandle(batchWorkflowId(final.id)).fetchHistory();
   const completions = history.events!.filter((e) => e.activityTaskCompletedEventAttributes).length;
   assert.equal(completions, n, 'one recorded activity completion per item: no result twice, none missing');
@@ -94,7 +104,7 @@ describe('durability', () => {
       }, 120_000, 200).catch((err) => {
         throw new Error(`${err.message}\nsecond worker output:\n${outputOf(second!)}`);
       });
-      await assertEveryResultOnce(client, final, n);
+      await assertEveryResultOnce(client, config, final, n);
     } finally {
       first.kill('SIGKILL');
       second?.kill('SIGTERM');
@@ -121,7 +131,7 @@ describe('durability', () => {
         const v = await view(api, id);
         return v.status === 'completed' ? v : undefined;
       }, 120_000, 200);
-      await assertEveryResultOnce(client, final, n);
+      await assertEveryResultOnce(client, config, final, n);
     } finally {
       await worker.shutdown();
       await api.close();

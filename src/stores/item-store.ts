@@ -1,0 +1,60 @@
+import type { BatchOptions, ItemInputs, ItemResult, ItemStatus } from '../contracts/batch.js';
+
+/** A batch as stored at submission: everything the workflow does not need to carry (claim check). */
+export interface StoredBatch {
+  id: string;
+  model: string;
+  version?: number;
+  total: number;
+  options: BatchOptions;
+  metadata?: Record<string, string>;
+  createdAt: string;
+}
+
+export interface StoredItem {
+  index: number;
+  id: string;
+  inputs: ItemInputs;
+}
+
+/** A finished item (or one whose last attempt failed), as the activity that ran it recorded it. */
+export interface StoredResult {
+  index: number;
+  id: string;
+  status: Extract<ItemStatus, 'succeeded' | 'failed'>;
+  attempts: number;
+  result?: ItemResult;
+  error?: { type: string; message: string };
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface ResultPage {
+  results: StoredResult[];
+  nextCursor?: number;
+}
+
+/**
+ * Items and results live outside Temporal: the API writes a batch's items here at submission, workflow inputs
+ * carry only ids and counts, and each item activity reads its inputs and writes its result here. Writes of
+ * results are idempotent by (batch, item): a success is recorded once and never replaced, so a retried or
+ * duplicated activity never creates a second result. SQLite by default; PostgreSQL can follow behind this
+ * interface.
+ */
+export interface ItemStore {
+  /** Stores a batch and its items atomically. Throws if the id exists. */
+  createBatch(batch: StoredBatch, items: Iterable<{ id?: string; inputs: ItemInputs }>): void;
+  getBatch(batchId: string): StoredBatch | undefined;
+  /** Removes a batch, its items and results (a submission whose workflow could not start). */
+  deleteBatch(batchId: string): void;
+  /** Items [from, from + count) of a batch, in index order. */
+  getItems(batchId: string, from: number, count: number): StoredItem[];
+  /** Records an item's outcome. Returns false when a success was already recorded (the write is ignored). */
+  putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean;
+  /** Recorded outcomes in index order from `cursor`, optionally only one status. */
+  listResults(batchId: string, options?: { cursor?: number; limit?: number; status?: StoredResult['status'] }): ResultPage;
+  getResult(batchId: string, index: number): StoredResult | undefined;
+  /** Recorded outcomes by status. */
+  countResults(batchId: string): Record<StoredResult['status'], number>;
+  close(): void;
+}

@@ -1,0 +1,132 @@
+// The item store (claim check): items in, results out, idempotent by (batch, item), atomic batches, shared file.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, test } from 'node:test';
+import { BatchOptions } from '../../src/contracts/batch.js';
+import type { StoredBatch } from '../../src/stores/item-store.js';
+import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { tempDir } from '../helpers/temporal.js';
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function open(): { store: SqliteItemStore; file: string } {
+  const dir = tempDir('store');
+  dirs.push(dir);
+  const file = path.join(dir, 'batchline.db');
+  return { store: new SqliteItemStore(file), file };
+}
+
+const batch = (id: string, total: number): StoredBatch => ({
+  id,
+  model: 'digits',
+  total,
+  options: BatchOptions.parse({}),
+  metadata: { team: 'ml' },
+  createdAt: '2026-11-23T00:00:00.000Z',
+});
+const items = (n: number, withIds = false) =>
+  Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
+const success = (index: number, label = 'x') => ({
+  index,
+  status: 'succeeded' as const,
+  attempts: 1,
+  result: { model: 'digits', version: 1, label, outputs: {} },
+  startedAt: 't0',
+  finishedAt: 't1',
+});
+const failure = (index: number) => ({
+  index,
+  status: 'failed' as const,
+  attempts: 3,
+  error: { type: 'Error', message: 'boom' },
+  startedAt: 't0',
+  finishedAt: 't1',
+});
+
+test('a batch and its items round-trip in index order; ids default to the index', () => {
+  const { store } = open();
+  store.createBatch(batch('b1', 1203), items(1203)); // crosses the 500-row insert chunks
+  assert.deepEqual(store.getBatch('b1'), batch('b1', 1203));
+  const got = store.getItems('b1', 498, 5);
+  assert.deepEqual(
+    got.map((i) => [i.index, i.id, i.inputs]),
+    [498, 499, 500, 501, 502].map((i) => [i, String(i), { input: [i, i + 1] }]),
+  );
+  assert.equal(store.getItems('b1', 1200, 10).length, 3);
+  assert.equal(store.getBatch('nope'), undefined);
+  store.close();
+});
+
+test('a success is recorded once: a second write for the same item is ignored', () => {
+  const { store } = open();
+  store.createBatch(batch('b', 2), items(2));
+  assert.equal(store.putResult('b', success(0, 'first')), true);
+  assert.equal(store.putResult('b', success(0, 'second')), false);
+  assert.equal(store.putResult('b', failure(0)), false, 'a late failure never replaces a success');
+  assert.equal(store.getResult('b', 0)?.result?.label, 'first');
+  assert.deepEqual(store.countResults('b'), { succeeded: 1, failed: 0 });
+  store.close();
+});
+
+test('a failure is replaced by a later success (a retried dead-letter item)', () => {
+  const { store } = open();
+  store.createBatch(batch('b', 1), items(1));
+  assert.equal(store.putResult('b', failure(0)), true);
+  assert.equal(store.getResult('b', 0)?.error?.message, 'boom');
+  assert.equal(store.putResult('b', success(0)), true);
+  const r = store.getResult('b', 0)!;
+  assert.equal(r.status, 'succeeded');
+  assert.equal(r.error, undefined);
+  store.close();
+});
+
+test('results page by cursor and filter by status, with client ids', () => {
+  const { store } = open();
+  store.createBatch(batch('b', 10), items(10, true));
+  for (let i = 0; i < 10; i++) store.putResult('b', i % 3 === 0 ? failure(i) : success(i));
+  const first = store.listResults('b', { limit: 4 });
+  assert.deepEqual(first.results.map((r) => r.index), [0, 1, 2, 3]);
+  assert.equal(first.results[1]!.id, 'c-1');
+  assert.equal(first.nextCursor, 4);
+  const rest = store.listResults('b', { cursor: first.nextCursor, limit: 100 });
+  assert.deepEqual(rest.results.map((r) => r.index), [4, 5, 6, 7, 8, 9]);
+  assert.equal(rest.nextCursor, undefined);
+  assert.deepEqual(store.listResults('b', { status: 'failed' }).results.map((r) => r.index), [0, 3, 6, 9]);
+  assert.deepEqual(store.countResults('b'), { succeeded: 6, failed: 4 });
+  store.close();
+});
+
+test('a batch is stored atomically: a duplicate client id or a wrong count stores nothing', () => {
+  const { store } = open();
+  const dup = [...items(3, true), { id: 'c-1', inputs: {} }];
+  assert.throws(() => store.createBatch(batch('d', 4), dup), /UNIQUE/);
+  assert.equal(store.getBatch('d'), undefined);
+  assert.equal(store.getItems('d', 0, 10).length, 0);
+  assert.throws(() => store.createBatch(batch('w', 5), items(4)), /4 items stored, 5 declared/);
+  assert.equal(store.getItems('w', 0, 10).length, 0);
+  store.close();
+});
+
+test('deleteBatch removes the batch, its items and its results', () => {
+  const { store } = open();
+  store.createBatch(batch('b', 2), items(2));
+  store.putResult('b', success(0));
+  store.deleteBatch('b');
+  assert.equal(store.getBatch('b'), undefined);
+  assert.equal(store.getItems('b', 0, 2).length, 0);
+  assert.deepEqual(store.countResults('b'), { succeeded: 0, failed: 0 });
+  store.close();
+});
+
+test('two stores on one file (the API and a worker) see each other’s writes', () => {
+  const { store: api, file } = open();
+  const worker = new SqliteItemStore(file);
+  api.createBatch(batch('b', 3), items(3));
+  assert.deepEqual(worker.getItems('b', 1, 1)[0]?.inputs, { input: [1, 2] });
+  worker.putResult('b', success(2));
+  assert.equal(api.getResult('b', 2)?.status, 'succeeded');
+  worker.close();
+  api.close();
+});
