@@ -1,12 +1,13 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { InferItemInput } from '../src/contracts/batch.js';
 import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { ItemStore } from '../src/stores/item-store.js';
 
 export interface InferenceActivityDeps {
-  runtime: InferenceRuntime;
+  /** The model runtime (tests may pass a fake model; Temporal itself is never faked). */
+  runtime: Pick<InferenceRuntime, 'infer'>;
   store: ItemStore;
 }
 
@@ -20,8 +21,9 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
      * Returns only the attempt number: results stay out of workflow history.
      */
     async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
-      const { attempt } = Context.current().info;
-      Context.current().heartbeat();
+      const ctx = Context.current();
+      const { attempt, heartbeatTimeoutMs } = ctx.info;
+      ctx.heartbeat();
       const startedAt = new Date().toISOString();
       const [item] = store.getItems(input.batchId, input.index, 1);
       if (!item) {
@@ -32,11 +34,14 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
           details: [{ attempt }],
         });
       }
+      // Heartbeats while the model runs keep a long item alive and let a cancellation reach it.
+      const beat = setInterval(() => ctx.heartbeat(), Math.max(Math.floor((heartbeatTimeoutMs ?? 30_000) / 3), 100));
       try {
-        const result = await runtime.infer(input.model, input.version, item.inputs);
+        const result = await Promise.race([runtime.infer(input.model, input.version, item.inputs), ctx.cancelled]);
         store.putResult(input.batchId, { index: input.index, status: 'succeeded', attempts: attempt, result, startedAt, finishedAt: new Date().toISOString() });
         return { attempt };
       } catch (err) {
+        if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
         const failure = toFailure(err, attempt);
         if (failure.nonRetryable || attempt >= input.maxAttempts) {
           store.putResult(input.batchId, {
@@ -49,6 +54,8 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
           });
         }
         throw failure;
+      } finally {
+        clearInterval(beat);
       }
     },
   };

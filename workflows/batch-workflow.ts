@@ -3,20 +3,30 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  allHandlersFinished,
+  condition,
   isCancellation,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { BatchStatus, BatchSummary, BatchWorkflowInput, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
 import {
+  cancelSignal,
+  failuresQuery,
+  itemQuery,
   itemsQuery,
+  MAX_CONCURRENCY,
+  pauseSignal,
   progressQuery,
+  resumeSignal,
+  retryFailedUpdate,
+  setConcurrencySignal,
   type ItemState,
   type ItemsPage,
-  type ItemsQueryArgs,
   type Progress,
 } from './messages.js';
 import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-attributes.js';
@@ -24,19 +34,20 @@ import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-
 /** Error types an item activity throws for faults that retrying cannot fix. */
 export const NON_RETRYABLE_ITEM_ERRORS = ['InvalidInput', 'UnknownModel', 'ModelLoadError', 'ItemNotFound'];
 
-// Item states as compact codes: the workflow keeps one byte per item, not an object.
+// Item states as compact codes: the workflow keeps a few bytes per item, not an object.
 const STATUS_BY_CODE: readonly ItemStatus[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
 const CODE = { pending: 0, running: 1, succeeded: 2, failed: 3, canceled: 4 } as const;
 
 /**
- * One batch: runs one `inferItem` activity per item, at most `options.concurrency` at a time, each retried
- * with exponential backoff on its own. Items and results live in the item store (claim check); the workflow
- * keeps one status byte and an attempt count per item, queryable while it runs. Cancelling it stops
- * scheduling, cancels running items and keeps every result already produced.
+ * One batch: runs one `inferItem` activity per item, at most `concurrency` at a time, each retried with
+ * exponential backoff on its own. Items and results live in the item store (claim check); the workflow keeps a
+ * status byte, an attempt count and two timestamps per item, queryable while it runs. Signals pause, resume,
+ * re-size or cancel it; the retryFailed update re-runs the dead-letter set. Cancelling (by signal or by
+ * Temporal) stops scheduling, cancels running items, marks the rest canceled and keeps every finished result.
  */
 export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSummary> {
   const { options, total } = input;
-  const { inferItem } = proxyActivities<Activities>({
+  const activityOptions: ActivityOptions = {
     startToCloseTimeout: options.itemTimeoutMs,
     heartbeatTimeout: Math.min(options.itemTimeoutMs, 30_000),
     retry: {
@@ -46,110 +57,192 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
       maximumInterval: options.maximumIntervalMs,
       nonRetryableErrorTypes: NON_RETRYABLE_ITEM_ERRORS,
     },
-  });
+  };
+  const { inferItem } = proxyActivities<Activities>(activityOptions);
 
   const status = new Uint8Array(total);
   const attempts = new Uint16Array(total);
+  // Seconds since the batch started, +1 (0 = not yet), so two Uint32s per item carry the timings.
+  const startedAt = new Uint32Array(total);
+  const finishedAt = new Uint32Array(total);
   const errors = new Map<number, { type: string; message: string }>();
-  const createdAt = workflowInfo().startTime.toISOString();
+  const counts: ItemCounts = { pending: total, running: 0, succeeded: 0, failed: 0, canceled: 0 };
+  const started = workflowInfo().startTime.getTime();
+  const createdAt = new Date(started).toISOString();
   let updatedAt = createdAt;
   let batchStatus: BatchStatus = 'running';
+  let paused = false;
+  let concurrency = options.concurrency;
+  let canceled = false;
+  let cursor = 0; // next never-run item
+  const retryQueue: number[] = []; // dead-letter items queued by retryFailed
+  let inFlight = 0;
+  let finishing = false;
+  let reportedFailures = 0;
+  let reportedAt = 0;
 
-  const counts = (): ItemCounts => {
-    const c: ItemCounts = { pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
-    for (let i = 0; i < total; i++) c[STATUS_BY_CODE[status[i]!]!]++;
-    return c;
+  const stamp = () => Math.floor((Date.now() - started) / 1000) + 1;
+  const iso = (s: number) => (s === 0 ? undefined : new Date(started + (s - 1) * 1000).toISOString());
+  const setState = (i: number, code: number) => {
+    counts[STATUS_BY_CODE[status[i]!]!]--;
+    counts[STATUS_BY_CODE[code]!]++;
+    status[i] = code;
+    updatedAt = new Date().toISOString();
   };
   const view = (i: number): ItemState => ({
     index: i,
     status: STATUS_BY_CODE[status[i]!]!,
     attempts: attempts[i]!,
+    ...(startedAt[i] ? { startedAt: iso(startedAt[i]!) } : {}),
+    ...(finishedAt[i] ? { finishedAt: iso(finishedAt[i]!) } : {}),
     ...(errors.has(i) ? { error: errors.get(i) } : {}),
   });
+  const page = (filter: (i: number) => boolean, from = 0, limit = 100): ItemsPage => {
+    const max = Math.min(Math.max(limit, 1), 1000);
+    const items: ItemState[] = [];
+    let i = Math.max(from, 0);
+    for (; i < total && items.length < max; i++) if (filter(i)) items.push(view(i));
+    return i < total ? { items, nextCursor: i } : { items };
+  };
   const progress = (): Progress => {
-    const c = counts();
-    const done = c.succeeded + c.failed + c.canceled;
+    const done = counts.succeeded + counts.failed + counts.canceled;
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    const left = counts.pending + counts.running;
     return {
       batchId: input.batchId,
       model: input.model,
       status: batchStatus,
+      paused,
+      concurrency,
       total,
-      counts: c,
+      counts: { ...counts },
       percent: total === 0 ? 100 : Math.round((done / total) * 10_000) / 100,
+      itemsPerSecond: Math.round(rate * 100) / 100,
+      ...(rate > 0 && batchStatus === 'running' ? { eta: new Date(Date.now() + (left / rate) * 1000).toISOString() } : {}),
       createdAt,
       updatedAt,
     };
   };
 
   setHandler(progressQuery, progress);
-  setHandler(itemsQuery, (args: ItemsQueryArgs = {}): ItemsPage => {
-    const limit = Math.min(Math.max(args.limit ?? 100, 1), 1000);
-    const page: ItemState[] = [];
-    let i = Math.max(args.cursor ?? 0, 0);
-    for (; i < total && page.length < limit; i++) {
-      if (args.status === undefined || STATUS_BY_CODE[status[i]!] === args.status) page.push(view(i));
-    }
-    return i < total ? { items: page, nextCursor: i } : { items: page };
-  });
+  setHandler(itemQuery, ({ index }) => (Number.isInteger(index) && index >= 0 && index < total ? view(index) : null));
+  setHandler(itemsQuery, (args = {}) =>
+    page((i) => args.status === undefined || STATUS_BY_CODE[status[i]!] === args.status, args.cursor, args.limit),
+  );
+  setHandler(failuresQuery, (args = {}) => page((i) => status[i] === CODE.failed, args.cursor, args.limit));
 
-  const setState = (i: number, code: number) => {
-    status[i] = code;
-    updatedAt = new Date().toISOString();
+  // Every item activity runs in this scope, so a cancel signal can cancel them all; Temporal's own cancellation
+  // reaches them through the root scope it hangs from.
+  const items = new CancellationScope();
+  const cancel = () => {
+    if (canceled) return;
+    canceled = true;
+    items.cancel();
   };
+  setHandler(cancelSignal, cancel);
+  setHandler(pauseSignal, () => {
+    paused = true;
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+  });
+  setHandler(setConcurrencySignal, ({ concurrency: n }) => {
+    if (Number.isInteger(n) && n >= 1 && n <= MAX_CONCURRENCY) concurrency = n;
+  });
+  setHandler(
+    retryFailedUpdate,
+    () => {
+      let retried = 0;
+      for (let i = 0; i < total; i++) {
+        if (status[i] !== CODE.failed) continue;
+        errors.delete(i);
+        setState(i, CODE.pending);
+        retryQueue.push(i);
+        retried++;
+      }
+      return { retried };
+    },
+    {
+      validator: () => {
+        if (canceled) throw new Error('the batch is canceled');
+        if (finishing) throw new Error('the batch has finished');
+      },
+    },
+  );
 
-  let next = 0;
-  let canceled = false;
   const runItem = async (i: number): Promise<void> => {
     setState(i, CODE.running);
+    if (!startedAt[i]) startedAt[i] = stamp();
     try {
-      const { attempt } = await inferItem({
-        batchId: input.batchId,
-        index: i,
-        model: input.model,
-        version: input.version,
-        maxAttempts: options.maxAttempts,
-      });
-      attempts[i] = attempt;
+      const { attempt } = await items.run(() =>
+        inferItem.executeWithOptions({ ...activityOptions, summary: `item ${i} of batch ${input.batchId}` }, [
+          { batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts: options.maxAttempts },
+        ]),
+      );
+      attempts[i] = attempts[i]! + attempt;
       setState(i, CODE.succeeded);
     } catch (err) {
       if (isCancellation(err)) {
-        canceled = true;
         setState(i, CODE.canceled);
         return;
       }
       const failure = describeFailure(err, options.maxAttempts);
-      attempts[i] = failure.attempts;
+      attempts[i] = attempts[i]! + failure.attempts;
       errors.set(i, { type: failure.type, message: failure.message });
       setState(i, CODE.failed);
+    } finally {
+      finishedAt[i] = stamp();
     }
   };
-  const lane = async (): Promise<void> => {
-    while (next < total && !canceled) await runItem(next++);
+
+  /** Keeps BatchFailedCount current for visibility queries, at most every 5 s (each upsert is a history event). */
+  const reportFailures = () => {
+    if (counts.failed === reportedFailures || Date.now() - reportedAt < 5000) return;
+    reportedFailures = counts.failed;
+    reportedAt = Date.now();
+    upsertSearchAttributes([{ key: BatchFailedCountKey, value: counts.failed }]);
   };
 
+  const work = () => cursor < total || retryQueue.length > 0;
   try {
-    await Promise.all(Array.from({ length: Math.min(options.concurrency, total) }, lane));
+    // Loops again if retryFailed queued items while the last ones were finishing.
+    while (!canceled) {
+      await condition(() => canceled || (!work() && inFlight === 0) || (!paused && work() && inFlight < concurrency));
+      if (canceled || (!work() && inFlight === 0)) break;
+      const i = retryQueue.length > 0 ? retryQueue.shift()! : cursor++;
+      inFlight++;
+      void runItem(i).finally(() => {
+        inFlight--;
+        reportFailures();
+      });
+    }
   } catch (err) {
-    if (!isCancellation(err)) throw err;
-    canceled = true;
+    if (!isCancellation(err)) throw err; // Temporal cancelled the workflow while it waited
+    cancel();
   }
-  if (canceled || CancellationScope.current().consideredCancelled) {
-    for (let i = 0; i < total; i++) if (status[i] === CODE.pending || status[i] === CODE.running) status[i] = CODE.canceled;
+  if (CancellationScope.current().consideredCancelled) cancel();
+  await CancellationScope.nonCancellable(() => condition(() => inFlight === 0));
+  finishing = true;
+  if (canceled) {
+    for (let i = 0; i < total; i++) if (status[i] === CODE.pending) setState(i, CODE.canceled);
+    retryQueue.length = 0;
   }
 
-  const final = counts();
   batchStatus = canceled ? 'canceled' : 'completed';
   updatedAt = new Date().toISOString();
   upsertSearchAttributes([
     { key: BatchStatusKey, value: BatchStatusValue[batchStatus] },
-    { key: BatchFailedCountKey, value: final.failed },
+    { key: BatchFailedCountKey, value: counts.failed },
   ]);
-  if (canceled) {
-    // Temporal records the batch as Canceled; the queries above still answer for it.
+  await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+  if (CancellationScope.current().consideredCancelled) {
+    // Cancelled through Temporal: it records the batch as Canceled; its queries still answer. (The cancel
+    // signal instead completes the workflow normally, with status 'canceled' in its result.)
     throw new CancelledFailure('batch canceled');
   }
-  const { batchId: _batchId, percent: _percent, ...summary } = progress();
-  return { id: input.batchId, version: input.version, ...summary };
+  const p = progress();
+  return { id: input.batchId, model: p.model, version: input.version, status: p.status, total, counts: p.counts, createdAt, updatedAt };
 }
 
 /** Pulls the item's error type, message and attempt count out of an activity failure. */

@@ -1,15 +1,36 @@
-import { defineQuery } from '@temporalio/workflow';
+// Queries, signals and updates of batchWorkflow. Every one is usable from the Temporal CLI with JSON arguments
+// (`temporal workflow query|signal|update execute --name <name> --input '<json>'`); the README lists the commands.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { BatchStatus, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
 
 export interface Progress {
   batchId: string;
   model: string;
   status: BatchStatus;
+  /** Set while the batch is paused: no new item starts. */
+  paused: boolean;
+  /** Items allowed in flight at once (options.concurrency until setConcurrency changes it). */
+  concurrency: number;
   total: number;
   counts: ItemCounts;
   percent: number;
+  /** Items finished per second since the batch started. */
+  itemsPerSecond: number;
+  /** Estimated time of completion at the current rate (absent until an item has finished). */
+  eta?: string;
   createdAt: string;
   updatedAt: string;
+}
+
+/** An item's state as the workflow knows it; its client id and result are in the item store. */
+export interface ItemState {
+  index: number;
+  status: ItemStatus;
+  attempts: number;
+  /** When its first attempt was scheduled and when it finished (ISO 8601). */
+  startedAt?: string;
+  finishedAt?: string;
+  error?: { type: string; message: string };
 }
 
 export interface ItemsQueryArgs {
@@ -21,20 +42,30 @@ export interface ItemsQueryArgs {
   limit?: number;
 }
 
-/** An item's state as the workflow knows it; its client id and result are in the item store. */
-export interface ItemState {
-  index: number;
-  status: ItemStatus;
-  attempts: number;
-  error?: { type: string; message: string };
-}
-
 export interface ItemsPage {
   items: ItemState[];
   nextCursor?: number;
 }
 
-/** Counts by state and percent done: `temporal workflow query --name progress`. */
+/** Counts by state, percent, rate and ETA: `temporal workflow query --name progress`. */
 export const progressQuery = defineQuery<Progress>('progress');
-/** A page of items with their results or errors: `--name items --input '{"status":"failed"}'`. */
+/** One item by index: `--name item --input '{"index": 17}'`. */
+export const itemQuery = defineQuery<ItemState | null, [{ index: number }]>('item');
+/** A page of items: `--name items --input '{"status":"failed","cursor":0,"limit":50}'`. */
 export const itemsQuery = defineQuery<ItemsPage, [ItemsQueryArgs?]>('items');
+/** The items that exhausted their attempts (the dead-letter set): `--name failures --input '{"limit":50}'`. */
+export const failuresQuery = defineQuery<ItemsPage, [{ cursor?: number; limit?: number }?]>('failures');
+
+/** Stops scheduling, cancels running items, marks the rest canceled; finished results stay. */
+export const cancelSignal = defineSignal('cancel');
+/** No new item starts until resume; running items finish. */
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Changes how many items may run at once: `--input '{"concurrency": 4}'`. */
+export const setConcurrencySignal = defineSignal<[{ concurrency: number }]>('setConcurrency');
+
+/** Re-runs every item in the dead-letter set with fresh attempts; returns how many were queued. */
+export const retryFailedUpdate = defineUpdate<{ retried: number }>('retryFailed');
+
+/** Largest concurrency setConcurrency accepts (the batch's activities stay well under Temporal's 2,000 pending). */
+export const MAX_CONCURRENCY = 512;

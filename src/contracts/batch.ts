@@ -24,12 +24,12 @@ export const BatchOptions = z
   .object({
     /** Attempts per item, the first included (default 5). */
     maxAttempts: z.number().int().min(1).max(100).default(5),
-    /** Delay before the first retry (default 1000 ms). */
-    initialIntervalMs: z.number().int().min(1).max(3_600_000).default(1000),
+    /** Delay before the first retry (default 1000 ms). Temporal schedules retries in whole seconds. */
+    initialIntervalMs: z.number().int().min(1000, 'Temporal schedules retries in whole seconds: at least 1000').max(3_600_000).default(1000),
     /** Each retry waits this many times longer than the one before (default 2). */
     backoffCoefficient: z.number().min(1).max(10).default(2),
     /** Upper bound on the delay between retries (default 60 s). */
-    maximumIntervalMs: z.number().int().min(1).max(86_400_000).default(60_000),
+    maximumIntervalMs: z.number().int().min(1000, 'Temporal schedules retries in whole seconds: at least 1000').max(86_400_000).default(60_000),
     /** Time one attempt at one item may take (default 60 s). */
     itemTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
     /** Items in flight at once for this batch (default 16). */
@@ -91,6 +91,8 @@ export interface ItemView {
   id: string;
   status: ItemStatus;
   attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
   result?: ItemResult;
   error?: { type: string; message: string };
 }
@@ -104,6 +106,11 @@ export interface BatchView {
   status: BatchStatus;
   total: number;
   counts: ItemCounts;
+  /** While running: paused or not, the current concurrency, the rate and the estimated completion. */
+  paused?: boolean;
+  concurrency?: number;
+  itemsPerSecond?: number;
+  eta?: string;
   createdAt: string;
   updatedAt: string;
   items: ItemView[];

@@ -30,7 +30,7 @@ async function submit(api: StartedServer, n: number, concurrency: number): Promi
   const res = await http(api.url, 'POST', '/v1/batches', {
     model: 'digits',
     items: rows.slice(0, n).map((r, i) => ({ id: `row-${i}`, inputs: r.inputs })),
-    options: { concurrency, itemTimeoutMs: 3000, initialIntervalMs: 200 },
+    options: { concurrency, itemTimeoutMs: 3000, initialIntervalMs: 1000 },
   });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   return res.body.id as string;

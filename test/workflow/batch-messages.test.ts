@@ -1,0 +1,243 @@
+// batchWorkflow's retries, failures and messages on the real Temporal dev server. The model is a scripted fake
+// (unit tests may fake the model, never Temporal): each item's first input value picks its behaviour.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { createActivities } from '../../activities/index.js';
+import { batchWorkflowId, BatchClient } from '../../src/client/batch-client.js';
+import { BatchOptions, type ItemResult } from '../../src/contracts/batch.js';
+import type { Config } from '../../src/config.js';
+import { InvalidInputError } from '../../src/errors.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { startWorker, type StartedWorker } from '../../src/worker.js';
+import {
+  cancelSignal,
+  failuresQuery,
+  itemQuery,
+  itemsQuery,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryFailedUpdate,
+  setConcurrencySignal,
+} from '../../workflows/messages.js';
+import type { batchWorkflow } from '../../workflows/batch-workflow.js';
+import { quietTemporalLogs, startTestTemporal, testConfig, testLog, waitFor, workflowBundle, type TestTemporal } from '../helpers/temporal.js';
+
+const Behaviour = { ok: 0, flaky: 1, broken: 2, invalid: 3, block: 4 } as const;
+
+/** A scripted model: input[0] is the behaviour, input[1] the item's key. */
+class FakeModel {
+  attempts = new Map<number, number[]>(); // key -> timestamps of each attempt
+  healed = false;
+  active = 0;
+  maxActive = 0;
+  private releases: (() => void)[] = [];
+
+  async infer(_model: string, _version: number | undefined, inputs: Record<string, unknown>): Promise<ItemResult> {
+    const [behaviour, key] = inputs.input as number[];
+    const seen = this.attempts.get(key!) ?? [];
+    seen.push(Date.now());
+    this.attempts.set(key!, seen);
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      if (behaviour === Behaviour.flaky && seen.length < 3) throw new Error(`transient fault, attempt ${seen.length}`);
+      if (behaviour === Behaviour.broken && !this.healed) throw new Error('broken until healed');
+      if (behaviour === Behaviour.invalid) throw new InvalidInputError('scripted bad input');
+      if (behaviour === Behaviour.block) await new Promise<void>((r) => this.releases.push(r));
+      return { model: 'digits', version: 1, label: `key-${key}`, outputs: {} };
+    } finally {
+      this.active--;
+    }
+  }
+
+  /** How many items are blocked right now. */
+  get blocked(): number {
+    return this.releases.length;
+  }
+
+  release(): void {
+    this.releases.splice(0).forEach((r) => r());
+  }
+}
+
+const item = (behaviour: number, key: number) => ({ inputs: { input: [behaviour, key, ...new Array(62).fill(0)] } });
+
+describe('batchWorkflow messages and failure handling', () => {
+  let temporal: TestTemporal;
+  let config: Config;
+  let model: FakeModel;
+  let store: SqliteItemStore;
+  let worker: StartedWorker;
+  let batches: BatchClient;
+  let client: Client;
+
+  before(async () => {
+    quietTemporalLogs();
+    temporal = await startTestTemporal();
+    config = testConfig(temporal.address);
+    model = new FakeModel();
+    store = new SqliteItemStore(itemStoreFile(config));
+    worker = await startWorker(config, testLog, {
+      workflowBundle: await workflowBundle(),
+      activities: createActivities({ runtime: model, store }),
+    });
+    batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
+    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+  });
+
+  after(async () => {
+    model?.release();
+    await worker?.shutdown();
+    await batches?.close();
+    await client?.connection.close();
+    store?.close();
+    await temporal?.stop();
+  });
+
+  async function submit(items: ReturnType<typeof item>[], options: Partial<BatchOptions> = {}) {
+    const id = await batches.submit({ model: 'digits', items, options: BatchOptions.parse(options) });
+    return { id, handle: client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id)) as WorkflowHandle<typeof batchWorkflow> };
+  }
+
+  test('a flaky item is retried with exponential backoff until it succeeds', async () => {
+    // Temporal's server computes retry delays in whole seconds: 1 s, then 1 s x 2.
+    const { id, handle } = await submit([item(Behaviour.flaky, 100)], { initialIntervalMs: 1000, backoffCoefficient: 2, maxAttempts: 5 });
+    await handle.result();
+    const view = await batches.get(id);
+    assert.equal(view.items[0]!.status, 'succeeded');
+    assert.equal(view.items[0]!.attempts, 3);
+    const [t1, t2, t3] = model.attempts.get(100)!;
+    const gap1 = t2! - t1!;
+    const gap2 = t3! - t2!;
+    assert.ok(gap1 >= 900, `first retry after ~1 s, got ${gap1} ms`);
+    assert.ok(gap2 >= 1800, `second retry after ~2 s (1 s x 2), got ${gap2} ms`);
+    assert.ok(gap2 > gap1 * 1.5, `backoff grows: ${gap1} then ${gap2} ms`);
+    assert.equal(view.items[0]!.result?.label, 'key-100');
+  });
+
+  test('a non-retryable failure fails its item at once, with its reason, in the workflow and the store', async () => {
+    const { id, handle } = await submit([item(Behaviour.invalid, 200), item(Behaviour.ok, 201)], { maxAttempts: 5 });
+    await handle.result();
+    assert.equal(model.attempts.get(200)!.length, 1, 'never retried');
+    const failed = await handle.query(itemQuery, { index: 0 });
+    assert.equal(failed?.status, 'failed');
+    assert.equal(failed?.error?.type, 'InvalidInput');
+    assert.match(failed!.error!.message, /scripted bad input/);
+    const stored = store.getResult(id, 0)!;
+    assert.equal(stored.status, 'failed');
+    assert.equal(stored.error?.type, 'InvalidInput');
+    assert.equal(store.getResult(id, 1)?.status, 'succeeded', 'its neighbour is unaffected');
+  });
+
+  test('items that exhaust their attempts form the dead-letter set; retryFailed re-runs them', async () => {
+    model.healed = false;
+    const { id, handle } = await submit(
+      [item(Behaviour.broken, 300), item(Behaviour.block, 301), item(Behaviour.broken, 302), item(Behaviour.ok, 303)],
+      { maxAttempts: 2, initialIntervalMs: 1000, concurrency: 4 },
+    );
+    const dead = await waitFor('two items in the dead-letter set', async () => {
+      const page = await handle.query(failuresQuery, {});
+      return page.items.length === 2 ? page : undefined;
+    });
+    assert.deepEqual(dead.items.map((i) => [i.index, i.attempts]), [[0, 2], [2, 2]]);
+    assert.equal(store.getResult(id, 0)?.status, 'failed', 'the last attempt recorded its failure');
+
+    model.healed = true;
+    const { retried } = await handle.executeUpdate(retryFailedUpdate);
+    assert.equal(retried, 2);
+    await waitFor('the retried items to succeed', async () => {
+      const page = await handle.query(itemsQuery, { status: 'succeeded' });
+      return page.items.length === 3;
+    });
+    model.release();
+    const summary = await handle.result();
+    assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 4, failed: 0, canceled: 0 });
+    assert.equal(store.getResult(id, 0)?.status, 'succeeded', 'the stored failure was replaced by the success');
+    assert.equal((await handle.query(itemQuery, { index: 2 }))?.attempts, 3, 'two failed attempts, then one more');
+  });
+
+  test('pause stops new items from starting; resume continues', async () => {
+    const { handle } = await submit(
+      Array.from({ length: 6 }, (_, i) => item(Behaviour.block, 400 + i)),
+      { concurrency: 2 },
+    );
+    await waitFor('two items running', () => model.blocked === 2);
+    await handle.signal(pauseSignal);
+    await waitFor('the pause to be seen', async () => (await handle.query(progressQuery)).paused);
+    model.release(); // the two running items finish; nothing new may start
+    await waitFor('the running items to finish', async () => (await handle.query(progressQuery)).counts.succeeded === 2);
+    const paused = await handle.query(progressQuery);
+    assert.deepEqual([paused.counts.running, paused.counts.pending, model.blocked], [0, 4, 0]);
+
+    await handle.signal(resumeSignal);
+    await waitFor('items to start again', () => model.blocked === 2);
+    model.release();
+    await waitFor('the next two', () => model.blocked === 2);
+    model.release();
+    const summary = await handle.result();
+    assert.equal(summary.counts.succeeded, 6);
+  });
+
+  test('setConcurrency changes how many items run at once', async () => {
+    const { handle } = await submit(Array.from({ length: 8 }, (_, i) => item(Behaviour.block, 500 + i)), { concurrency: 2 });
+    await waitFor('two running', () => model.blocked === 2);
+    assert.equal((await handle.query(progressQuery)).concurrency, 2);
+    await handle.signal(setConcurrencySignal, { concurrency: 5 });
+    await waitFor('five running', () => model.blocked === 5);
+    assert.equal((await handle.query(progressQuery)).counts.running, 5);
+    await handle.signal(setConcurrencySignal, { concurrency: 0 }); // out of range: ignored
+    assert.equal((await handle.query(progressQuery)).concurrency, 5);
+    while ((await handle.query(progressQuery)).counts.succeeded < 8) {
+      await waitFor('blocked items', async () => model.blocked > 0 || (await handle.query(progressQuery)).counts.succeeded === 8);
+      model.release();
+    }
+    await handle.result();
+  });
+
+  test('the cancel signal cancels running items, marks the rest canceled and keeps finished results', async (t) => {
+    t.after(() => model.release());
+    const { id, handle } = await submit(
+      [item(Behaviour.ok, 600), ...Array.from({ length: 5 }, (_, i) => item(Behaviour.block, 601 + i))],
+      { concurrency: 3 },
+    );
+    await waitFor('the first item done and others blocked', async () => {
+      const p = await handle.query(progressQuery);
+      return p.counts.succeeded === 1 && model.blocked === 3;
+    });
+    await handle.signal(cancelSignal);
+    const summary = await handle.result(); // the signal completes the batch as canceled (Temporal's cancel: CANCELLED)
+    assert.equal(summary.status, 'canceled');
+    assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 1, failed: 0, canceled: 5 });
+    assert.equal(store.getResult(id, 0)?.status, 'succeeded', 'the finished result is kept');
+    const history = await handle.fetchHistory();
+    const cancelRequests = history.events!.filter((e) => e.activityTaskCancelRequestedEventAttributes).length;
+    assert.equal(cancelRequests, 3, 'each running activity was asked to cancel');
+    const view = await batches.get(id);
+    assert.equal(view.status, 'canceled');
+  });
+
+  test('queries answer from inside a running batch: item, items by state, progress with rate and ETA', async () => {
+    const { handle } = await submit(
+      [item(Behaviour.ok, 700), item(Behaviour.ok, 701), item(Behaviour.block, 702), item(Behaviour.block, 703)],
+      { concurrency: 2 },
+    );
+    await waitFor('two done, two blocked', async () => (await handle.query(progressQuery)).counts.succeeded === 2 && model.blocked === 2);
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.status, 'running');
+    assert.equal(progress.percent, 50);
+    assert.ok(progress.itemsPerSecond > 0);
+    assert.ok(progress.eta && Date.parse(progress.eta) >= Date.now() - 1000);
+    const running = await handle.query(itemsQuery, { status: 'running' });
+    assert.deepEqual(running.items.map((i) => i.index), [2, 3]);
+    const first = await handle.query(itemQuery, { index: 0 });
+    assert.equal(first?.status, 'succeeded');
+    assert.ok(first?.startedAt && first.finishedAt);
+    assert.equal(await handle.query(itemQuery, { index: 99 }), null);
+    const paged = await handle.query(itemsQuery, { limit: 1, cursor: 1 });
+    assert.deepEqual([paged.items[0]!.index, paged.nextCursor], [1, 2]);
+    model.release();
+    await handle.result();
+  });
+});
