@@ -5,9 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../activities/index.js';
 import { batchWorkflowId, BatchClient } from '../../src/client/batch-client.js';
-import { BatchOptions, type ItemResult } from '../../src/contracts/batch.js';
+import { BatchOptions } from '../../src/contracts/batch.js';
 import type { Config } from '../../src/config.js';
-import { InvalidInputError } from '../../src/errors.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
 import {
@@ -22,47 +21,8 @@ import {
   setConcurrencySignal,
 } from '../../workflows/messages.js';
 import type { batchWorkflow } from '../../workflows/batch-workflow.js';
+import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { quietTemporalLogs, startTestTemporal, testConfig, testLog, waitFor, workflowBundle, type TestTemporal } from '../helpers/temporal.js';
-
-const Behaviour = { ok: 0, flaky: 1, broken: 2, invalid: 3, block: 4 } as const;
-
-/** A scripted model: input[0] is the behaviour, input[1] the item's key. */
-class FakeModel {
-  attempts = new Map<number, number[]>(); // key -> timestamps of each attempt
-  healed = false;
-  active = 0;
-  maxActive = 0;
-  private releases: (() => void)[] = [];
-
-  async infer(_model: string, _version: number | undefined, inputs: Record<string, unknown>): Promise<ItemResult> {
-    const [behaviour, key] = inputs.input as number[];
-    const seen = this.attempts.get(key!) ?? [];
-    seen.push(Date.now());
-    this.attempts.set(key!, seen);
-    this.active++;
-    this.maxActive = Math.max(this.maxActive, this.active);
-    try {
-      if (behaviour === Behaviour.flaky && seen.length < 3) throw new Error(`transient fault, attempt ${seen.length}`);
-      if (behaviour === Behaviour.broken && !this.healed) throw new Error('broken until healed');
-      if (behaviour === Behaviour.invalid) throw new InvalidInputError('scripted bad input');
-      if (behaviour === Behaviour.block) await new Promise<void>((r) => this.releases.push(r));
-      return { model: 'digits', version: 1, label: `key-${key}`, outputs: {} };
-    } finally {
-      this.active--;
-    }
-  }
-
-  /** How many items are blocked right now. */
-  get blocked(): number {
-    return this.releases.length;
-  }
-
-  release(): void {
-    this.releases.splice(0).forEach((r) => r());
-  }
-}
-
-const item = (behaviour: number, key: number) => ({ inputs: { input: [behaviour, key, ...new Array(62).fill(0)] } });
 
 describe('batchWorkflow messages and failure handling', () => {
   let temporal: TestTemporal;

@@ -1,0 +1,104 @@
+// Records the histories that test/workflow/replay.test.ts replays, from real runs on the real dev server:
+//   node --import tsx test/histories/record.ts
+// Re-record only for a deliberate, incompatible change that no running batch can meet (otherwise use patching);
+// a history recorded from the old code must keep replaying.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { createActivities } from '../../activities/index.js';
+import { BatchClient, batchWorkflowId } from '../../src/client/batch-client.js';
+import { BatchOptions } from '../../src/contracts/batch.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { startWorker } from '../../src/worker.js';
+import {
+  cancelSignal,
+  failuresQuery,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryFailedUpdate,
+  setConcurrencySignal,
+} from '../../workflows/messages.js';
+import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
+import { quietTemporalLogs, startTestTemporal, testConfig, testLog, waitFor, workflowBundle } from '../helpers/temporal.js';
+
+const OUT = path.dirname(new URL(import.meta.url).pathname);
+
+quietTemporalLogs();
+const temporal = await startTestTemporal();
+const config = testConfig(temporal.address);
+const model = new FakeModel();
+const store = new SqliteItemStore(itemStoreFile(config));
+const worker = await startWorker(config, testLog, {
+  workflowBundle: await workflowBundle(),
+  activities: createActivities({ runtime: model, store }),
+});
+const batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
+const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+
+async function record(name: string, items: ReturnType<typeof item>[], options: Partial<BatchOptions>, steer?: (id: string) => Promise<void>) {
+  const id = await batches.submit({ model: 'digits', items, options: BatchOptions.parse(options) });
+  const handle = client.workflow.getHandle(batchWorkflowId(id));
+  await steer?.(id);
+  await handle.result().catch(() => undefined);
+  const history = await handle.fetchHistory();
+  fs.writeFileSync(path.join(OUT, `${name}.json`), `${historyToJSON(history)}\n`); // the CLI's JSON format
+  console.log(`recorded ${name}: ${history.events?.length} events`);
+}
+
+try {
+  await record('normal', [0, 1, 2, 3, 4].map((k) => item(Behaviour.ok, k)), { concurrency: 2 });
+
+  await record(
+    'retries-and-failures',
+    [item(Behaviour.flaky, 10), item(Behaviour.invalid, 11), item(Behaviour.broken, 12), item(Behaviour.ok, 13)],
+    { maxAttempts: 2, initialIntervalMs: 1000, concurrency: 4 },
+  );
+
+  await record(
+    'messages',
+    [item(Behaviour.broken, 20), item(Behaviour.block, 21), item(Behaviour.ok, 22), item(Behaviour.ok, 23)],
+    { maxAttempts: 1, concurrency: 1 },
+    async (id) => {
+      const handle = client.workflow.getHandle(batchWorkflowId(id));
+      await waitFor('the broken item to fail', async () => (await handle.query(failuresQuery, {})).items.length === 1);
+      await handle.signal(setConcurrencySignal, { concurrency: 3 });
+      await waitFor('the blocked item', () => model.blocked === 1);
+      await handle.signal(pauseSignal);
+      model.healed = true;
+      await handle.executeUpdate(retryFailedUpdate);
+      await handle.signal(resumeSignal);
+      await waitFor('the others to finish', async () => (await handle.query(progressQuery)).counts.succeeded >= 3);
+      model.release();
+    },
+  );
+
+  await record(
+    'canceled-by-temporal',
+    [item(Behaviour.ok, 30), item(Behaviour.block, 31), item(Behaviour.block, 32), item(Behaviour.ok, 33)],
+    { concurrency: 2 },
+    async (id) => {
+      await waitFor('two blocked', () => model.blocked === 2);
+      await client.workflow.getHandle(batchWorkflowId(id)).cancel();
+    },
+  );
+  model.release();
+
+  await record(
+    'canceled-by-signal',
+    [item(Behaviour.ok, 40), item(Behaviour.block, 41), item(Behaviour.ok, 42)],
+    { concurrency: 2 },
+    async (id) => {
+      await waitFor('one blocked', () => model.blocked === 1);
+      await client.workflow.getHandle(batchWorkflowId(id)).signal(cancelSignal);
+    },
+  );
+} finally {
+  model.release();
+  await worker.shutdown();
+  await batches.close();
+  await client.connection.close();
+  store.close();
+  await temporal.stop();
+}
