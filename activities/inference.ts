@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { InferItemInput } from '../src/contracts/batch.js';
+import type { ChunkItemFailure, InferChunkInput, InferItemInput } from '../src/contracts/batch.js';
 import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { ItemStore } from '../src/stores/item-store.js';
@@ -54,6 +54,65 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
           });
         }
         throw failure;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /**
+     * Infers a chunk of consecutive items together (the runtime's batcher merges them into as few model runs as
+     * maxBatchSize allows), keeping per-item semantics: each success is stored as soon as it is computed, a
+     * failing item does not fail its neighbours, and items already succeeded (a retried chunk) are skipped.
+     * Returns the items that failed, for the workflow to fail or retry one by one.
+     */
+    async inferChunk(input: InferChunkInput): Promise<{ attempt: number; failures: ChunkItemFailure[] }> {
+      const ctx = Context.current();
+      const { attempt, heartbeatTimeoutMs } = ctx.info;
+      ctx.heartbeat();
+      const end = input.start + input.count;
+      const items = store.getItems(input.batchId, input.start, input.count);
+      if (items.length !== input.count) {
+        throw ApplicationFailure.create({
+          type: 'ItemNotFound',
+          message: `${input.count - items.length} items of ${input.batchId} [${input.start}, ${end}) are not in the item store`,
+          nonRetryable: true,
+        });
+      }
+      const done = new Set(
+        store
+          .listResults(input.batchId, { cursor: input.start, limit: input.count, status: 'succeeded' })
+          .results.filter((r) => r.index < end)
+          .map((r) => r.index),
+      );
+      const beat = setInterval(() => ctx.heartbeat(), Math.max(Math.floor((heartbeatTimeoutMs ?? 30_000) / 3), 100));
+      try {
+        const outcomes = Promise.all(
+          items.map(async (item): Promise<ChunkItemFailure | undefined> => {
+            if (done.has(item.index)) return undefined;
+            const startedAt = new Date().toISOString();
+            try {
+              const result = await runtime.infer(input.model, input.version, item.inputs);
+              store.putResult(input.batchId, { index: item.index, status: 'succeeded', attempts: attempt, result, startedAt, finishedAt: new Date().toISOString() });
+              return undefined;
+            } catch (err) {
+              const failure = toFailure(err, attempt);
+              const last = failure.nonRetryable || input.maxAttempts <= 1;
+              if (last) {
+                store.putResult(input.batchId, {
+                  index: item.index,
+                  status: 'failed',
+                  attempts: attempt,
+                  error: { type: failure.type ?? 'Error', message: failure.message },
+                  startedAt,
+                  finishedAt: new Date().toISOString(),
+                });
+              }
+              return { index: item.index, type: failure.type ?? 'Error', message: failure.message, nonRetryable: failure.nonRetryable === true };
+            }
+          }),
+        );
+        const failures = (await Promise.race([outcomes, ctx.cancelled])).filter((f) => f !== undefined);
+        return { attempt, failures };
       } finally {
         clearInterval(beat);
       }

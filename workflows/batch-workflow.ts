@@ -9,6 +9,7 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  sleep,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
@@ -58,7 +59,8 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
       nonRetryableErrorTypes: NON_RETRYABLE_ITEM_ERRORS,
     },
   };
-  const { inferItem } = proxyActivities<Activities>(activityOptions);
+  const { inferItem, inferChunk } = proxyActivities<Activities>(activityOptions);
+  const chunkSize = options.itemsPerActivity ?? 1; // absent in batches started before chunked mode
 
   const status = new Uint8Array(total);
   const attempts = new Uint16Array(total);
@@ -196,6 +198,93 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     }
   };
 
+  const fail = (i: number, type: string, message: string) => {
+    errors.set(i, { type, message });
+    setState(i, CODE.failed);
+    finishedAt[i] = stamp();
+  };
+
+  /**
+   * A chunk item that failed retryably is retried on its own, continuing the batch's backoff: the chunk was
+   * attempt 1, so the next comes after initialInterval, then initialInterval x coefficient, and so on.
+   */
+  const retryAlone = async (i: number): Promise<void> => {
+    try {
+      await items.run(() => sleep(options.initialIntervalMs));
+      const { attempt } = await items.run(() =>
+        inferItem.executeWithOptions(
+          {
+            ...activityOptions,
+            retry: {
+              ...activityOptions.retry,
+              maximumAttempts: options.maxAttempts - 1,
+              initialInterval: Math.min(options.initialIntervalMs * options.backoffCoefficient, options.maximumIntervalMs),
+            },
+            summary: `item ${i} of batch ${input.batchId} (retry after its chunk)`,
+          },
+          [{ batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts: options.maxAttempts - 1 }],
+        ),
+      );
+      attempts[i] = attempts[i]! + attempt;
+      setState(i, CODE.succeeded);
+      finishedAt[i] = stamp();
+    } catch (err) {
+      if (isCancellation(err)) {
+        setState(i, CODE.canceled);
+        return;
+      }
+      const failure = describeFailure(err, options.maxAttempts - 1);
+      attempts[i] = attempts[i]! + failure.attempts;
+      fail(i, failure.type, failure.message);
+    }
+  };
+
+  /** Items [start, start + count) in one inferChunk activity; its failed items fail or retry one by one. */
+  const runChunk = async (start: number, count: number): Promise<void> => {
+    const first = stamp();
+    for (let i = start; i < start + count; i++) {
+      setState(i, CODE.running);
+      startedAt[i] = first;
+    }
+    let failures: { index: number; type: string; message: string; nonRetryable: boolean }[];
+    try {
+      const out = await items.run(() =>
+        inferChunk.executeWithOptions({ ...activityOptions, summary: `items ${start}-${start + count - 1} of batch ${input.batchId}` }, [
+          { batchId: input.batchId, start, count, model: input.model, version: input.version, maxAttempts: options.maxAttempts },
+        ]),
+      );
+      failures = out.failures;
+    } catch (err) {
+      const code = isCancellation(err) ? CODE.canceled : CODE.failed;
+      const failure = code === CODE.failed ? describeFailure(err, options.maxAttempts) : undefined;
+      for (let i = start; i < start + count; i++) {
+        if (failure) {
+          attempts[i] = attempts[i]! + failure.attempts;
+          fail(i, failure.type, failure.message);
+        } else {
+          setState(i, code);
+        }
+      }
+      return;
+    }
+    const failed = new Map(failures.map((f) => [f.index, f]));
+    const retries: Promise<void>[] = [];
+    const done = stamp();
+    for (let i = start; i < start + count; i++) {
+      attempts[i] = attempts[i]! + 1;
+      const f = failed.get(i);
+      if (!f) {
+        setState(i, CODE.succeeded);
+        finishedAt[i] = done;
+      } else if (f.nonRetryable || options.maxAttempts <= 1) {
+        fail(i, f.type, f.message);
+      } else {
+        retries.push(retryAlone(i));
+      }
+    }
+    await Promise.all(retries);
+  };
+
   /** Keeps BatchFailedCount current for visibility queries, at most every 5 s (each upsert is a history event). */
   const reportFailures = () => {
     if (counts.failed === reportedFailures || Date.now() - reportedAt < 5000) return;
@@ -210,6 +299,21 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     while (!canceled) {
       await condition(() => canceled || (!work() && inFlight === 0) || (!paused && work() && inFlight < concurrency));
       if (canceled || (!work() && inFlight === 0)) break;
+      if (chunkSize > 1 && retryQueue.length === 0) {
+        const count = Math.min(chunkSize, total - cursor);
+        if (inFlight > 0 && inFlight + count > concurrency) {
+          await condition(() => canceled || inFlight === 0 || inFlight + count <= concurrency);
+          continue;
+        }
+        const start = cursor;
+        cursor += count;
+        inFlight += count;
+        void runChunk(start, count).finally(() => {
+          inFlight -= count;
+          reportFailures();
+        });
+        continue;
+      }
       const i = retryQueue.length > 0 ? retryQueue.shift()! : cursor++;
       inFlight++;
       void runItem(i).finally(() => {

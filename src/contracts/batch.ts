@@ -34,6 +34,11 @@ export const BatchOptions = z
     itemTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
     /** Items in flight at once for this batch (default 16). */
     concurrency: z.number().int().min(1).max(512).default(16),
+    /**
+     * Items per activity (default 1: one activity per item). Above 1, one activity infers a chunk of
+     * consecutive items together; each item keeps its own result, failure and retries.
+     */
+    itemsPerActivity: z.number().int().min(1).max(1000).default(1),
   })
   .strict();
 export type BatchOptions = z.infer<typeof BatchOptions>;
@@ -141,6 +146,24 @@ export interface InferItemInput {
   version?: number;
   /** The batch's maxAttempts, so the last attempt knows to record its failure. */
   maxAttempts: number;
+}
+
+/** Input of the inferChunk activity: items [start, start + count) of a batch, inferred together. */
+export interface InferChunkInput {
+  batchId: string;
+  start: number;
+  count: number;
+  model: string;
+  version?: number;
+  maxAttempts: number;
+}
+
+/** An item of a chunk that did not succeed; the chunk's other items did. */
+export interface ChunkItemFailure {
+  index: number;
+  type: string;
+  message: string;
+  nonRetryable: boolean;
 }
 
 /** What batchWorkflow returns: the batch's final state without its items (they are in the store). */

@@ -1,5 +1,5 @@
 // Records the histories that test/workflow/replay.test.ts replays, from real runs on the real dev server:
-//   node --import tsx test/histories/record.ts
+//   node --import tsx test/histories/record.ts [name ...]      (no names: all of them)
 // Re-record only for a deliberate, incompatible change that no running batch can meet (otherwise use patching);
 // a history recorded from the old code must keep replaying.
 import fs from 'node:fs';
@@ -37,7 +37,10 @@ const worker = await startWorker(config, testLog, {
 const batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
 const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
 
+const wanted = process.argv.slice(2);
+
 async function record(name: string, items: ReturnType<typeof item>[], options: Partial<BatchOptions>, steer?: (id: string) => Promise<void>) {
+  if (wanted.length > 0 && !wanted.includes(name)) return;
   const id = await batches.submit({ model: 'digits', items, options: BatchOptions.parse(options) });
   const handle = client.workflow.getHandle(batchWorkflowId(id));
   await steer?.(id);
@@ -84,6 +87,12 @@ try {
     },
   );
   model.release();
+
+  await record(
+    'chunked',
+    [item(Behaviour.ok, 50), item(Behaviour.invalid, 51), item(Behaviour.flaky, 52), item(Behaviour.ok, 53), item(Behaviour.ok, 54)],
+    { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
+  );
 
   await record(
     'canceled-by-signal',

@@ -13,7 +13,7 @@ const dir = path.join(ROOT, 'test', 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
 
 test('recorded histories exist for each scenario', () => {
-  for (const name of ['normal', 'retries-and-failures', 'messages', 'canceled-by-temporal', 'canceled-by-signal']) {
+  for (const name of ['normal', 'retries-and-failures', 'messages', 'canceled-by-temporal', 'canceled-by-signal', 'chunked']) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
 });

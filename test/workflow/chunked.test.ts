@@ -1,0 +1,109 @@
+// Chunked mode (itemsPerActivity > 1): one activity per chunk, per-item semantics kept. On the real dev server,
+// with the scripted fake model for failures and with the real digits model for correctness.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { createActivities } from '../../activities/index.js';
+import { BatchClient, batchWorkflowId } from '../../src/client/batch-client.js';
+import { BatchOptions } from '../../src/contracts/batch.js';
+import type { Config } from '../../src/config.js';
+import { InferenceRuntime } from '../../src/runtime/inference.js';
+import { ModelRepository } from '../../src/runtime/model-repository.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { startWorker, type StartedWorker } from '../../src/worker.js';
+import { itemQuery } from '../../workflows/messages.js';
+import type { batchWorkflow } from '../../workflows/batch-workflow.js';
+import { heldout } from '../helpers/data.js';
+import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
+import { quietTemporalLogs, ROOT, startTestTemporal, testConfig, testLog, workflowBundle, type TestTemporal } from '../helpers/temporal.js';
+
+describe('chunked mode', () => {
+  let temporal: TestTemporal;
+  let client: Client;
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  before(async () => {
+    quietTemporalLogs();
+    temporal = await startTestTemporal();
+    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+  });
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await client?.connection.close();
+    await temporal?.stop();
+  });
+
+  /** A worker on its own task queue with the given model runtime, and a client that submits to it. */
+  async function setup(runtime: { infer: InferenceRuntime['infer'] }): Promise<{ config: Config; store: SqliteItemStore; batches: BatchClient }> {
+    const config = testConfig(temporal.address);
+    const store = new SqliteItemStore(itemStoreFile(config));
+    const worker: StartedWorker = await startWorker(config, testLog, {
+      workflowBundle: await workflowBundle(),
+      activities: createActivities({ runtime, store }),
+    });
+    const batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
+    cleanups.push(() => worker.shutdown(), () => batches.close(), () => store.close());
+    return { config, store, batches };
+  }
+
+  async function activityCompletions(batchId: string): Promise<Record<string, number>> {
+    const history = await client.workflow.getHandle(batchWorkflowId(batchId)).fetchHistory();
+    const scheduled = new Map<string, string>();
+    const counts: Record<string, number> = {};
+    for (const e of history.events!) {
+      const s = e.activityTaskScheduledEventAttributes;
+      if (s) scheduled.set(String(e.eventId), s.activityType!.name!);
+      const c = e.activityTaskCompletedEventAttributes;
+      if (c) {
+        const type = scheduled.get(String(c.scheduledEventId))!;
+        counts[type] = (counts[type] ?? 0) + 1;
+      }
+    }
+    return counts;
+  }
+
+  test('real digits rows in chunks of 25: every label equals scikit-learn’s, 4 activities for 100 items', async () => {
+    const runtime = new InferenceRuntime(new ModelRepository(path.join(ROOT, 'models')));
+    cleanups.push(() => runtime.close());
+    const { store, batches } = await setup(runtime);
+    const rows = heldout('digits').slice(0, 100);
+    const id = await batches.submit({
+      model: 'digits',
+      items: rows.map((r) => ({ inputs: r.inputs })),
+      options: BatchOptions.parse({ itemsPerActivity: 25, concurrency: 50 }),
+    });
+    const summary = await client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id)).result();
+    assert.equal(summary.counts.succeeded, 100);
+    const results = store.listResults(id, { limit: 1000 }).results;
+    assert.equal(results.length, 100);
+    results.forEach((r) => assert.equal(r.result?.label, rows[r.index]!.expected.labelName, `item ${r.index}`));
+    assert.deepEqual(await activityCompletions(id), { inferChunk: 4 });
+  });
+
+  test('a chunk keeps per-item semantics: neighbours succeed, a bad item fails alone, a flaky item retries alone', async () => {
+    const model = new FakeModel();
+    const { store, batches } = await setup(model);
+    const items = [item(Behaviour.ok, 1), item(Behaviour.invalid, 2), item(Behaviour.flaky, 3), item(Behaviour.broken, 4), item(Behaviour.ok, 5)];
+    const id = await batches.submit({
+      model: 'digits',
+      items,
+      options: BatchOptions.parse({ itemsPerActivity: 5, maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2 }),
+    });
+    const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
+    const summary = await handle.result();
+    assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 3, failed: 2, canceled: 0 });
+    const state = async (i: number) => (await handle.query(itemQuery, { index: i }))!;
+    assert.deepEqual([(await state(0)).status, (await state(0)).attempts], ['succeeded', 1]);
+    assert.deepEqual([(await state(1)).status, (await state(1)).attempts, (await state(1)).error?.type], ['failed', 1, 'InvalidInput']);
+    assert.deepEqual([(await state(2)).status, (await state(2)).attempts], ['succeeded', 3], 'flaky: chunk attempt + 2 alone');
+    assert.deepEqual([(await state(3)).status, (await state(3)).attempts], ['failed', 3], 'broken: all 3 attempts spent');
+    assert.equal(model.attempts.get(2)!.length, 1, 'the bad item was not retried');
+    const [t1, t2, t3] = model.attempts.get(3)!;
+    assert.ok(t2! - t1! >= 900 && t3! - t2! >= 1800, `backoff continued: ${t2! - t1!} then ${t3! - t2!} ms`);
+    assert.equal(store.getResult(id, 2)?.status, 'succeeded');
+    assert.equal(store.getResult(id, 3)?.status, 'failed', 'the exhausted item recorded its failure');
+    assert.equal(store.getResult(id, 1)?.error?.type, 'InvalidInput');
+    assert.deepEqual(await activityCompletions(id), { inferChunk: 1, inferItem: 1 }, 'one chunk, one solo retry that succeeded');
+  });
+});
