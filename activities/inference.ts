@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { ChunkItemFailure, InferChunkInput, InferItemInput } from '../src/contracts/batch.js';
+import type { ChunkItemFailure, InferChunkInput, InferItemInput, ItemResult } from '../src/contracts/batch.js';
 import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { ItemStore } from '../src/stores/item-store.js';
@@ -12,6 +12,23 @@ export interface InferenceActivityDeps {
 }
 
 export function createInferenceActivities({ runtime, store }: InferenceActivityDeps) {
+  /** Stores an item's success, or the failure that ends its attempts (idempotent: see ItemStore.putResult). */
+  const record = (
+    batchId: string,
+    index: number,
+    attempts: number,
+    startedAt: string,
+    outcome: { result: ItemResult } | { failure: ApplicationFailure },
+  ): void => {
+    const finishedAt = new Date().toISOString();
+    store.putResult(
+      batchId,
+      'result' in outcome
+        ? { index, status: 'succeeded', attempts, result: outcome.result, startedAt, finishedAt }
+        : { index, status: 'failed', attempts, error: { type: outcome.failure.type ?? 'Error', message: outcome.failure.message }, startedAt, finishedAt },
+    );
+  };
+
   return {
     /**
      * Infers one item: reads its inputs from the item store, runs the model, and records the result there
@@ -38,21 +55,12 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
       const beat = setInterval(() => ctx.heartbeat(), Math.max(Math.floor((heartbeatTimeoutMs ?? 30_000) / 3), 100));
       try {
         const result = await Promise.race([runtime.infer(input.model, input.version, item.inputs), ctx.cancelled]);
-        store.putResult(input.batchId, { index: input.index, status: 'succeeded', attempts: attempt, result, startedAt, finishedAt: new Date().toISOString() });
+        record(input.batchId, input.index, attempt, startedAt, { result });
         return { attempt };
       } catch (err) {
         if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
         const failure = toFailure(err, attempt);
-        if (failure.nonRetryable || attempt >= input.maxAttempts) {
-          store.putResult(input.batchId, {
-            index: input.index,
-            status: 'failed',
-            attempts: attempt,
-            error: { type: failure.type ?? 'Error', message: failure.message },
-            startedAt,
-            finishedAt: new Date().toISOString(),
-          });
-        }
+        if (failure.nonRetryable || attempt >= input.maxAttempts) record(input.batchId, input.index, attempt, startedAt, { failure });
         throw failure;
       } finally {
         clearInterval(beat);
@@ -92,21 +100,11 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
             const startedAt = new Date().toISOString();
             try {
               const result = await runtime.infer(input.model, input.version, item.inputs);
-              store.putResult(input.batchId, { index: item.index, status: 'succeeded', attempts: attempt, result, startedAt, finishedAt: new Date().toISOString() });
+              record(input.batchId, item.index, attempt, startedAt, { result });
               return undefined;
             } catch (err) {
               const failure = toFailure(err, attempt);
-              const last = failure.nonRetryable || input.maxAttempts <= 1;
-              if (last) {
-                store.putResult(input.batchId, {
-                  index: item.index,
-                  status: 'failed',
-                  attempts: attempt,
-                  error: { type: failure.type ?? 'Error', message: failure.message },
-                  startedAt,
-                  finishedAt: new Date().toISOString(),
-                });
-              }
+              if (failure.nonRetryable || input.maxAttempts <= 1) record(input.batchId, item.index, attempt, startedAt, { failure });
               return { index: item.index, type: failure.type ?? 'Error', message: failure.message, nonRetryable: failure.nonRetryable === true };
             }
           }),
