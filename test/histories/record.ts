@@ -6,11 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { createActivities } from '../../activities/index.js';
-import { BatchClient, batchWorkflowId } from '../../src/client/batch-client.js';
+import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
-import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { startWorker } from '../../src/worker.js';
 import {
   cancelSignal,
   failuresQuery,
@@ -21,20 +18,16 @@ import {
   setConcurrencySignal,
 } from '../../workflows/messages.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
-import { quietTemporalLogs, startTestTemporal, testConfig, testLog, waitFor, workflowBundle } from '../helpers/temporal.js';
+import { startWorkerStack } from '../helpers/stack.js';
+import { quietTemporalLogs, startTestTemporal, waitFor } from '../helpers/temporal.js';
 
 const OUT = path.dirname(new URL(import.meta.url).pathname);
 
 quietTemporalLogs();
 const temporal = await startTestTemporal();
-const config = testConfig(temporal.address);
 const model = new FakeModel();
-const store = new SqliteItemStore(itemStoreFile(config));
-const worker = await startWorker(config, testLog, {
-  workflowBundle: await workflowBundle(),
-  activities: createActivities({ runtime: model, store }),
-});
-const batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
+const stack = await startWorkerStack(temporal.address, model);
+const { batches } = stack;
 const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
 
 const wanted = process.argv.slice(2);
@@ -105,9 +98,7 @@ try {
   );
 } finally {
   model.release();
-  await worker.shutdown();
-  await batches.close();
+  await stack.close();
   await client.connection.close();
-  store.close();
   await temporal.stop();
 }

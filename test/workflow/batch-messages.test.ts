@@ -3,12 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { createActivities } from '../../activities/index.js';
-import { batchWorkflowId, BatchClient } from '../../src/client/batch-client.js';
+import { batchWorkflowId, type BatchClient } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
-import type { Config } from '../../src/config.js';
-import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { startWorker, type StartedWorker } from '../../src/worker.js';
+import type { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import {
   cancelSignal,
   failuresQuery,
@@ -22,37 +19,30 @@ import {
 } from '../../workflows/messages.js';
 import type { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
-import { quietTemporalLogs, startTestTemporal, testConfig, testLog, waitFor, workflowBundle, type TestTemporal } from '../helpers/temporal.js';
+import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
+import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
 
 describe('batchWorkflow messages and failure handling', () => {
   let temporal: TestTemporal;
-  let config: Config;
   let model: FakeModel;
+  let stack: WorkerStack;
   let store: SqliteItemStore;
-  let worker: StartedWorker;
   let batches: BatchClient;
   let client: Client;
 
   before(async () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
-    config = testConfig(temporal.address);
     model = new FakeModel();
-    store = new SqliteItemStore(itemStoreFile(config));
-    worker = await startWorker(config, testLog, {
-      workflowBundle: await workflowBundle(),
-      activities: createActivities({ runtime: model, store }),
-    });
-    batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
+    stack = await startWorkerStack(temporal.address, model);
+    ({ store, batches } = stack);
     client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
   });
 
   after(async () => {
     model?.release();
-    await worker?.shutdown();
-    await batches?.close();
+    await stack?.close();
     await client?.connection.close();
-    store?.close();
     await temporal?.stop();
   });
 

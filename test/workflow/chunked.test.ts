@@ -4,19 +4,16 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { createActivities } from '../../activities/index.js';
-import { BatchClient, batchWorkflowId } from '../../src/client/batch-client.js';
+import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
-import type { Config } from '../../src/config.js';
 import { InferenceRuntime } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
-import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { startWorker, type StartedWorker } from '../../src/worker.js';
 import { itemQuery } from '../../workflows/messages.js';
 import type { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { heldout } from '../helpers/data.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
-import { quietTemporalLogs, ROOT, startTestTemporal, testConfig, testLog, workflowBundle, type TestTemporal } from '../helpers/temporal.js';
+import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
+import { quietTemporalLogs, ROOT, startTestTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 describe('chunked mode', () => {
   let temporal: TestTemporal;
@@ -34,17 +31,10 @@ describe('chunked mode', () => {
     await temporal?.stop();
   });
 
-  /** A worker on its own task queue with the given model runtime, and a client that submits to it. */
-  async function setup(runtime: { infer: InferenceRuntime['infer'] }): Promise<{ config: Config; store: SqliteItemStore; batches: BatchClient }> {
-    const config = testConfig(temporal.address);
-    const store = new SqliteItemStore(itemStoreFile(config));
-    const worker: StartedWorker = await startWorker(config, testLog, {
-      workflowBundle: await workflowBundle(),
-      activities: createActivities({ runtime, store }),
-    });
-    const batches = BatchClient.create({ address: temporal.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
-    cleanups.push(() => worker.shutdown(), () => batches.close(), () => store.close());
-    return { config, store, batches };
+  async function setup(runtime: Pick<InferenceRuntime, 'infer'>): Promise<WorkerStack> {
+    const stack = await startWorkerStack(temporal.address, runtime);
+    cleanups.push(() => stack.close());
+    return stack;
   }
 
   async function activityCompletions(batchId: string): Promise<Record<string, number>> {

@@ -1,0 +1,38 @@
+// A worker on its own task queue with a given model runtime (the real one or a scripted fake), its item store,
+// and the batch client that submits to it: the stack the workflow tests and the history recorder share.
+import { createActivities } from '../../activities/index.js';
+import { BatchClient } from '../../src/client/batch-client.js';
+import type { Config } from '../../src/config.js';
+import type { InferenceRuntime } from '../../src/runtime/inference.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { startWorker, type StartedWorker } from '../../src/worker.js';
+import { testConfig, testLog, workflowBundle } from './temporal.js';
+
+export interface WorkerStack {
+  config: Config;
+  store: SqliteItemStore;
+  worker: StartedWorker;
+  batches: BatchClient;
+  close(): Promise<void>;
+}
+
+export async function startWorkerStack(address: string, runtime: Pick<InferenceRuntime, 'infer'>): Promise<WorkerStack> {
+  const config = testConfig(address);
+  const store = new SqliteItemStore(itemStoreFile(config));
+  const worker = await startWorker(config, testLog, {
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({ runtime, store }),
+  });
+  const batches = BatchClient.create({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE }, store);
+  return {
+    config,
+    store,
+    worker,
+    batches,
+    async close() {
+      await worker.shutdown();
+      await batches.close();
+      store.close();
+    },
+  };
+}
