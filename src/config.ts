@@ -26,10 +26,10 @@ export const ConfigSchema = z.object({
   DATA_DIR: z.string().min(1).default('./data'),
   /** Model repository root: models/<name>/config.json and models/<name>/<version>/model.onnx. */
   MODEL_REPOSITORY: z.string().min(1).default('./models'),
-  /** Most items one batch may hold (the thin path keeps items in the workflow input). */
-  MAX_BATCH_ITEMS: z.coerce.number().int().positive().default(1000),
-  /** Largest request body the API accepts, in bytes. */
-  MAX_BODY_BYTES: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+  /** Most items one batch may hold (a batch above options.shardSize runs as shards). */
+  MAX_BATCH_ITEMS: z.coerce.number().int().positive().default(100_000),
+  /** Largest request body the API accepts, in bytes (a JSON body is parsed whole; NDJSON streaming comes later). */
+  MAX_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */
   INFERENCE_THREADS: z.coerce.number().int().min(1).max(64).default(2),
   /** onnxruntime intra-op threads per session (per inference thread). */

@@ -5,6 +5,8 @@ import {
   CancelledFailure,
   allHandlersFinished,
   condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -14,7 +16,16 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { BatchStatus, BatchSummary, BatchWorkflowInput, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
+import type {
+  BatchStatus,
+  BatchSummary,
+  BatchWorkflowInput,
+  CarriedRange,
+  ItemCounts,
+  ItemStatus,
+} from '../src/contracts/batch.js';
+import { rle, unrle } from './carried-state.js';
+import { runShards } from './shards.js';
 import {
   cancelSignal,
   failuresQuery,
@@ -24,8 +35,10 @@ import {
   pauseSignal,
   progressQuery,
   resumeSignal,
+  retryFailedSignal,
   retryFailedUpdate,
   setConcurrencySignal,
+  shardProgressSignal,
   type ItemState,
   type ItemsPage,
   type Progress,
@@ -47,7 +60,18 @@ const CODE = { pending: 0, running: 1, succeeded: 2, failed: 3, canceled: 4 } as
  * Temporal) stops scheduling, cancels running items, marks the rest canceled and keeps every finished result.
  */
 export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSummary> {
-  const { options, total } = input;
+  const shardSize = input.options.shardSize ?? Infinity; // absent in batches started before sharding
+  if (!input.range && (input.total > shardSize || input.carried?.kind === 'shards')) return runShards(input);
+  return runItems(input);
+}
+
+/** Runs the batch's items (or a shard's range of them) as activities in this workflow. */
+async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
+  const { options } = input;
+  // This run's items: the whole batch, or a shard's range [lo, hi) of it (global indices throughout).
+  const lo = input.range?.start ?? 0;
+  const hi = input.range?.end ?? input.total;
+  const total = hi - lo;
   const activityOptions: ActivityOptions = {
     startToCloseTimeout: options.itemTimeoutMs,
     heartbeatTimeout: Math.min(options.itemTimeoutMs, 30_000),
@@ -69,42 +93,58 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
   const finishedAt = new Uint32Array(total);
   const errors = new Map<number, { type: string; message: string }>();
   const counts: ItemCounts = { pending: total, running: 0, succeeded: 0, failed: 0, canceled: 0 };
-  const started = workflowInfo().startTime.getTime();
+  const started = input.startedAtMs ?? workflowInfo().startTime.getTime();
   const createdAt = new Date(started).toISOString();
   let updatedAt = createdAt;
   let batchStatus: BatchStatus = 'running';
   let paused = false;
   let concurrency = options.concurrency;
   let canceled = false;
-  let cursor = 0; // next never-run item
+  let cursor = lo; // next never-run item
   const retryQueue: number[] = []; // dead-letter items queued by retryFailed
   let inFlight = 0;
+  let draining = false; // history is long: finish what runs, then continue as new
   let finishing = false;
   let reportedFailures = 0;
   let reportedAt = 0;
+  const carried = input.carried?.kind === 'range' ? input.carried : undefined;
+  if (carried) {
+    unrle(carried.status, status);
+    unrle(carried.attempts, attempts);
+    unrle(carried.startedAt, startedAt);
+    unrle(carried.finishedAt, finishedAt);
+    for (const [i, type, message] of carried.errors) errors.set(i, { type, message });
+    counts.pending = 0;
+    for (let k = 0; k < total; k++) counts[STATUS_BY_CODE[status[k]!]!]++;
+    cursor = carried.cursor;
+    retryQueue.push(...carried.retryQueue);
+    paused = carried.paused;
+    concurrency = carried.concurrency;
+    reportedFailures = counts.failed;
+  }
 
   const stamp = () => Math.floor((Date.now() - started) / 1000) + 1;
   const iso = (s: number) => (s === 0 ? undefined : new Date(started + (s - 1) * 1000).toISOString());
   const setState = (i: number, code: number) => {
-    counts[STATUS_BY_CODE[status[i]!]!]--;
+    counts[STATUS_BY_CODE[status[i - lo]!]!]--;
     counts[STATUS_BY_CODE[code]!]++;
-    status[i] = code;
+    status[i - lo] = code;
     updatedAt = new Date().toISOString();
   };
   const view = (i: number): ItemState => ({
     index: i,
-    status: STATUS_BY_CODE[status[i]!]!,
-    attempts: attempts[i]!,
-    ...(startedAt[i] ? { startedAt: iso(startedAt[i]!) } : {}),
-    ...(finishedAt[i] ? { finishedAt: iso(finishedAt[i]!) } : {}),
+    status: STATUS_BY_CODE[status[i - lo]!]!,
+    attempts: attempts[i - lo]!,
+    ...(startedAt[i - lo] ? { startedAt: iso(startedAt[i - lo]!) } : {}),
+    ...(finishedAt[i - lo] ? { finishedAt: iso(finishedAt[i - lo]!) } : {}),
     ...(errors.has(i) ? { error: errors.get(i) } : {}),
   });
   const page = (filter: (i: number) => boolean, from = 0, limit = 100): ItemsPage => {
     const max = Math.min(Math.max(limit, 1), 1000);
     const items: ItemState[] = [];
-    let i = Math.max(from, 0);
-    for (; i < total && items.length < max; i++) if (filter(i)) items.push(view(i));
-    return i < total ? { items, nextCursor: i } : { items };
+    let i = Math.max(from, lo);
+    for (; i < hi && items.length < max; i++) if (filter(i)) items.push(view(i));
+    return i < hi ? { items, nextCursor: i } : { items };
   };
   const progress = (): Progress => {
     const done = counts.succeeded + counts.failed + counts.canceled;
@@ -128,11 +168,11 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
   };
 
   setHandler(progressQuery, progress);
-  setHandler(itemQuery, ({ index }) => (Number.isInteger(index) && index >= 0 && index < total ? view(index) : null));
+  setHandler(itemQuery, ({ index }) => (Number.isInteger(index) && index >= lo && index < hi ? view(index) : null));
   setHandler(itemsQuery, (args = {}) =>
-    page((i) => args.status === undefined || STATUS_BY_CODE[status[i]!] === args.status, args.cursor, args.limit),
+    page((i) => args.status === undefined || STATUS_BY_CODE[status[i - lo]!] === args.status, args.cursor, args.limit),
   );
-  setHandler(failuresQuery, (args = {}) => page((i) => status[i] === CODE.failed, args.cursor, args.limit));
+  setHandler(failuresQuery, (args = {}) => page((i) => status[i - lo] === CODE.failed, args.cursor, args.limit));
 
   // Every item activity runs in this scope, so a cancel signal can cancel them all; Temporal's own cancellation
   // reaches them through the root scope it hangs from.
@@ -152,19 +192,25 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
   setHandler(setConcurrencySignal, ({ concurrency: n }) => {
     if (Number.isInteger(n) && n >= 1 && n <= MAX_CONCURRENCY) concurrency = n;
   });
+  const retryFailed = () => {
+    let retried = 0;
+    for (let i = lo; i < hi; i++) {
+      if (status[i - lo] !== CODE.failed) continue;
+      errors.delete(i);
+      setState(i, CODE.pending);
+      retryQueue.push(i);
+      retried++;
+    }
+    return { retried };
+  };
+  if (input.range) {
+    setHandler(retryFailedSignal, () => {
+      if (!canceled && !finishing) retryFailed();
+    });
+  }
   setHandler(
     retryFailedUpdate,
-    () => {
-      let retried = 0;
-      for (let i = 0; i < total; i++) {
-        if (status[i] !== CODE.failed) continue;
-        errors.delete(i);
-        setState(i, CODE.pending);
-        retryQueue.push(i);
-        retried++;
-      }
-      return { retried };
-    },
+    retryFailed,
     {
       validator: () => {
         if (canceled) throw new Error('the batch is canceled');
@@ -175,14 +221,14 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
 
   const runItem = async (i: number): Promise<void> => {
     setState(i, CODE.running);
-    if (!startedAt[i]) startedAt[i] = stamp();
+    if (!startedAt[i - lo]) startedAt[i - lo] = stamp();
     try {
       const { attempt } = await items.run(() =>
         inferItem.executeWithOptions({ ...activityOptions, summary: `item ${i} of batch ${input.batchId}` }, [
           { batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts: options.maxAttempts },
         ]),
       );
-      attempts[i] = attempts[i]! + attempt;
+      attempts[i - lo] = attempts[i - lo]! + attempt;
       setState(i, CODE.succeeded);
     } catch (err) {
       if (isCancellation(err)) {
@@ -190,18 +236,18 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
         return;
       }
       const failure = describeFailure(err, options.maxAttempts);
-      attempts[i] = attempts[i]! + failure.attempts;
+      attempts[i - lo] = attempts[i - lo]! + failure.attempts;
       errors.set(i, { type: failure.type, message: failure.message });
       setState(i, CODE.failed);
     } finally {
-      finishedAt[i] = stamp();
+      finishedAt[i - lo] = stamp();
     }
   };
 
   const fail = (i: number, type: string, message: string) => {
     errors.set(i, { type, message });
     setState(i, CODE.failed);
-    finishedAt[i] = stamp();
+    finishedAt[i - lo] = stamp();
   };
 
   /**
@@ -225,16 +271,16 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
           [{ batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts: options.maxAttempts - 1 }],
         ),
       );
-      attempts[i] = attempts[i]! + attempt;
+      attempts[i - lo] = attempts[i - lo]! + attempt;
       setState(i, CODE.succeeded);
-      finishedAt[i] = stamp();
+      finishedAt[i - lo] = stamp();
     } catch (err) {
       if (isCancellation(err)) {
         setState(i, CODE.canceled);
         return;
       }
       const failure = describeFailure(err, options.maxAttempts - 1);
-      attempts[i] = attempts[i]! + failure.attempts;
+      attempts[i - lo] = attempts[i - lo]! + failure.attempts;
       fail(i, failure.type, failure.message);
     }
   };
@@ -244,7 +290,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     const first = stamp();
     for (let i = start; i < start + count; i++) {
       setState(i, CODE.running);
-      startedAt[i] = first;
+      startedAt[i - lo] = first;
     }
     let failures: { index: number; type: string; message: string; nonRetryable: boolean }[];
     try {
@@ -259,7 +305,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
       const failure = code === CODE.failed ? describeFailure(err, options.maxAttempts) : undefined;
       for (let i = start; i < start + count; i++) {
         if (failure) {
-          attempts[i] = attempts[i]! + failure.attempts;
+          attempts[i - lo] = attempts[i - lo]! + failure.attempts;
           fail(i, failure.type, failure.message);
         } else {
           setState(i, code);
@@ -271,11 +317,11 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     const retries: Promise<void>[] = [];
     const done = stamp();
     for (let i = start; i < start + count; i++) {
-      attempts[i] = attempts[i]! + 1;
+      attempts[i - lo] = attempts[i - lo]! + 1;
       const f = failed.get(i);
       if (!f) {
         setState(i, CODE.succeeded);
-        finishedAt[i] = done;
+        finishedAt[i - lo] = done;
       } else if (f.nonRetryable || options.maxAttempts <= 1) {
         fail(i, f.type, f.message);
       } else {
@@ -285,22 +331,40 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     await Promise.all(retries);
   };
 
+  /** A shard tells its parent its counts, at most every 2 s and once at the end. */
+  let progressSentAt = 0;
+  const reportProgress = (force = false) => {
+    if (!input.parentWorkflowId || (!force && Date.now() - progressSentAt < 2000)) return;
+    progressSentAt = Date.now();
+    void getExternalWorkflowHandle(input.parentWorkflowId)
+      .signal(shardProgressSignal, { start: lo, counts: { ...counts } })
+      .catch(() => undefined); // a parent that has moved on does not fail its shard
+  };
+
   /** Keeps BatchFailedCount current for visibility queries, at most every 5 s (each upsert is a history event). */
   const reportFailures = () => {
+    reportProgress();
+    if (input.parentWorkflowId) return; // a shard's failures are counted by its parent
     if (counts.failed === reportedFailures || Date.now() - reportedAt < 5000) return;
     reportedFailures = counts.failed;
     reportedAt = Date.now();
     upsertSearchAttributes([{ key: BatchFailedCountKey, value: counts.failed }]);
   };
 
-  const work = () => cursor < total || retryQueue.length > 0;
+  const work = () => cursor < hi || retryQueue.length > 0;
   try {
     // Loops again if retryFailed queued items while the last ones were finishing.
     while (!canceled) {
-      await condition(() => canceled || (!work() && inFlight === 0) || (!paused && work() && inFlight < concurrency));
-      if (canceled || (!work() && inFlight === 0)) break;
+      await condition(
+        () => canceled || (!work() && inFlight === 0) || (draining && inFlight === 0) || (!paused && !draining && work() && inFlight < concurrency),
+      );
+      if (canceled || (!work() && inFlight === 0) || draining) break;
+      if (workflowInfo().historyLength >= (options.eventsPerRun ?? Infinity) || workflowInfo().continueAsNewSuggested) {
+        draining = true; // schedule nothing more in this run
+        continue;
+      }
       if (chunkSize > 1 && retryQueue.length === 0) {
-        const count = Math.min(chunkSize, total - cursor);
+        const count = Math.min(chunkSize, hi - cursor);
         if (inFlight > 0 && inFlight + count > concurrency) {
           await condition(() => canceled || inFlight === 0 || inFlight + count <= concurrency);
           continue;
@@ -327,18 +391,36 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
   }
   if (CancellationScope.current().consideredCancelled) cancel();
   await CancellationScope.nonCancellable(() => condition(() => inFlight === 0));
+  if (draining && !canceled && work()) {
+    await condition(allHandlersFinished);
+    const next: CarriedRange = {
+      kind: 'range',
+      cursor,
+      retryQueue: [...retryQueue],
+      status: rle(status),
+      attempts: rle(attempts),
+      startedAt: rle(startedAt),
+      finishedAt: rle(finishedAt),
+      errors: [...errors].map(([i, e]) => [i, e.type, e.message.slice(0, 200)]),
+      paused,
+      concurrency,
+    };
+    return continueAsNew<typeof batchWorkflow>({ ...input, startedAtMs: started, carried: next });
+  }
   finishing = true;
   if (canceled) {
-    for (let i = 0; i < total; i++) if (status[i] === CODE.pending) setState(i, CODE.canceled);
+    for (let i = lo; i < hi; i++) if (status[i - lo] === CODE.pending) setState(i, CODE.canceled);
     retryQueue.length = 0;
   }
 
   batchStatus = canceled ? 'canceled' : 'completed';
   updatedAt = new Date().toISOString();
-  upsertSearchAttributes([
-    { key: BatchStatusKey, value: BatchStatusValue[batchStatus] },
-    { key: BatchFailedCountKey, value: counts.failed },
-  ]);
+  if (!input.parentWorkflowId) {
+    upsertSearchAttributes([
+      { key: BatchStatusKey, value: BatchStatusValue[batchStatus] },
+      { key: BatchFailedCountKey, value: counts.failed },
+    ]);
+  }
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (CancellationScope.current().consideredCancelled) {
     // Cancelled through Temporal: it records the batch as Canceled; its queries still answer. (The cancel
@@ -346,7 +428,15 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     throw new CancelledFailure('batch canceled');
   }
   const p = progress();
-  return { id: input.batchId, model: p.model, version: input.version, status: p.status, total, counts: p.counts, createdAt, updatedAt };
+  const summary: BatchSummary = { id: input.batchId, model: p.model, version: input.version, status: p.status, total, counts: p.counts, createdAt, updatedAt };
+  if (input.range) {
+    summary.failures = [];
+    for (let i = lo; i < hi; i++) {
+      const e = errors.get(i);
+      if (status[i - lo] === CODE.failed && e) summary.failures.push({ index: i, attempts: attempts[i - lo]!, type: e.type, message: e.message.slice(0, 200) });
+    }
+  }
+  return summary;
 }
 
 /** Pulls the item's error type, message and attempt count out of an activity failure. */

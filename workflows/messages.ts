@@ -69,3 +69,8 @@ export const retryFailedUpdate = defineUpdate<{ retried: number }>('retryFailed'
 
 /** Largest concurrency setConcurrency accepts (the batch's activities stay well under Temporal's 2,000 pending). */
 export const MAX_CONCURRENCY = 512;
+
+/** A shard reports its counts to its parent batch (at most every 2 s) so the batch's progress stays live. */
+export const shardProgressSignal = defineSignal<[{ start: number; counts: ItemCounts }]>('shardProgress');
+/** The parent of a sharded batch forwards retryFailed to its running shards with this signal. */
+export const retryFailedSignal = defineSignal('retryFailedInShard');

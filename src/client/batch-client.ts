@@ -81,12 +81,12 @@ export class BatchClient {
    * The batch's state: counts and each item's state from the workflow (its result once completed, queries
    * otherwise), each item's client id and result from the item store.
    */
-  async get(batchId: string): Promise<BatchView> {
+  async get(batchId: string, page: { cursor?: number; limit?: number } = {}): Promise<BatchView> {
     const batch = this.store.getBatch(batchId);
     if (!batch) throw new NotFoundError(`batch '${batchId}' not found`);
     const handle = this.client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(batchId));
     let summary: BatchSummary;
-    const states: ItemState[] = [];
+    let states: ItemsPage;
     try {
       const description = await handle.describe();
       if (description.status.name === 'COMPLETED') {
@@ -96,27 +96,39 @@ export class BatchClient {
         const closedStatus = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
         summary = { id: batchId, ...progress, status: closedStatus[description.status.name as keyof typeof closedStatus] ?? progress.status };
       }
-      for (let cursor: number | undefined = 0; cursor !== undefined; ) {
-        const page: ItemsPage = await handle.query(itemsQuery, { cursor, limit: 1000 });
-        states.push(...page.items);
-        cursor = page.nextCursor;
-      }
+      states = await handle.query(itemsQuery, { cursor: page.cursor ?? 0, limit: page.limit ?? 1000 });
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw err;
       return mapTemporalError(err, `batch '${batchId}'`);
     }
+    const { items, nextCursor } = this.withStoredResults(batchId, states.items, states.nextCursor);
+    return { ...summary, version: batch.version, items, ...(nextCursor !== undefined ? { nextCursor } : {}) };
+  }
+
+  /**
+   * Joins the workflow's item states with the store: client ids, results, and for finished items the stored
+   * status and attempts (exact even where a sharded batch's own view is coarse).
+   */
+  private withStoredResults(batchId: string, states: ItemState[], nextCursor?: number): { items: ItemView[]; nextCursor?: number } {
+    if (states.length === 0) return { items: [], nextCursor };
+    const first = states[0]!.index;
+    const span = states[states.length - 1]!.index - first + 1;
+    const ids = new Map(this.store.getItems(batchId, first, span).map((i) => [i.index, i.id]));
     const stored = new Map<number, StoredResult>();
-    for (let cursor: number | undefined = 0; cursor !== undefined; ) {
-      const page = this.store.listResults(batchId, { cursor, limit: 1000 });
-      for (const r of page.results) stored.set(r.index, r);
-      cursor = page.nextCursor;
-    }
-    const ids = this.store.getItems(batchId, 0, batch.total).map((item) => item.id);
-    const items: ItemView[] = states.map((s) => {
+    for (const r of this.store.listResults(batchId, { cursor: first, limit: span }).results) stored.set(r.index, r);
+    const items = states.map((s): ItemView => {
       const r = stored.get(s.index);
-      return { ...s, id: ids[s.index]!, ...(r?.status === 'succeeded' && r.result ? { result: r.result } : {}) };
+      const base: ItemView = { ...s, id: ids.get(s.index) ?? String(s.index) };
+      if (!r || s.status === 'pending' || s.status === 'running') return base; // a retried item: the workflow is current
+      return {
+        ...base,
+        status: r.status,
+        attempts: Math.max(s.attempts, r.attempts),
+        ...(r.result ? { result: r.result } : {}),
+        ...(r.error && !s.error ? { error: r.error } : {}),
+      };
     });
-    return { ...summary, version: batch.version, items };
+    return { items, nextCursor };
   }
 
   /** True when the Temporal frontend answers a health check. */

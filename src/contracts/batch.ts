@@ -39,6 +39,12 @@ export const BatchOptions = z
      * consecutive items together; each item keeps its own result, failure and retries.
      */
     itemsPerActivity: z.number().int().min(1).max(1000).default(1),
+    /** Items per shard: a batch larger than this runs as child workflows of this many items (default 1000). */
+    shardSize: z.number().int().min(1).max(5000).default(1000),
+    /** Shards running at once (default 2); each runs up to `concurrency` items. */
+    maxConcurrentShards: z.number().int().min(1).max(64).default(2),
+    /** A run continues as new once its history reaches this many events (default 4000; Temporal warns at 10,240). */
+    eventsPerRun: z.number().int().min(100).max(9000).default(4000),
   })
   .strict();
 export type BatchOptions = z.infer<typeof BatchOptions>;
@@ -118,7 +124,10 @@ export interface BatchView {
   eta?: string;
   createdAt: string;
   updatedAt: string;
+  /** One page of items (`?cursor=&limit=` on GET /v1/batches/:id; at most 1000). */
   items: ItemView[];
+  /** Cursor of the next page of items, when there is one. */
+  nextCursor?: number;
 }
 
 export const CreateBatchResponse = z.object({
@@ -136,6 +145,47 @@ export interface BatchWorkflowInput {
   version?: number;
   total: number;
   options: BatchOptions;
+  /** Set on a shard: this run covers items [start, end) of the batch. */
+  range?: { start: number; end: number };
+  /** When the batch started (ms since epoch), for timings that span shards and continue-as-new runs. */
+  startedAtMs?: number;
+  /** The parent batch workflow of a shard, which receives its progress. */
+  parentWorkflowId?: string;
+  /** State carried across continue-as-new. */
+  carried?: CarriedRange | CarriedShards;
+}
+
+/** An item run's state across continue-as-new: per-item arrays run-length encoded (see workflows/carried-state). */
+export interface CarriedRange {
+  kind: 'range';
+  cursor: number;
+  retryQueue: number[];
+  status: number[];
+  attempts: number[];
+  startedAt: number[];
+  finishedAt: number[];
+  errors: [number, string, string][];
+  paused: boolean;
+  concurrency: number;
+}
+
+/** A sharded batch's state across continue-as-new. */
+export interface CarriedShards {
+  kind: 'shards';
+  nextShard: number;
+  counts: ItemCounts;
+  /** The dead-letter set of finished shards (capped: the item store has every failure). */
+  failures: FailedItem[];
+  paused: boolean;
+  concurrency: number;
+}
+
+/** An item that exhausted its attempts. */
+export interface FailedItem {
+  index: number;
+  attempts: number;
+  type: string;
+  message: string;
 }
 
 /** Input of the inferItem activity: which item; its inputs come from the item store. */
@@ -167,4 +217,7 @@ export interface ChunkItemFailure {
 }
 
 /** What batchWorkflow returns: the batch's final state without its items (they are in the store). */
-export type BatchSummary = Omit<BatchView, 'items'>;
+export type BatchSummary = Omit<BatchView, 'items'> & {
+  /** A shard's failed items, for its parent to aggregate. */
+  failures?: FailedItem[];
+};

@@ -32,15 +32,29 @@ const client = new Client({ connection: await Connection.connect({ address: temp
 
 const wanted = process.argv.slice(2);
 
-async function record(name: string, items: ReturnType<typeof item>[], options: Partial<BatchOptions>, steer?: (id: string) => Promise<void>) {
+async function record(
+  name: string,
+  items: ReturnType<typeof item>[],
+  options: Partial<BatchOptions>,
+  steer?: (id: string) => Promise<void>,
+  extraWorkflows: string[] = [], // suffixes of other workflows of the batch to record too (shards)
+) {
   if (wanted.length > 0 && !wanted.includes(name)) return;
   const id = await batches.submit({ model: 'digits', items, options: BatchOptions.parse(options) });
   const handle = client.workflow.getHandle(batchWorkflowId(id));
   await steer?.(id);
   await handle.result().catch(() => undefined);
-  const history = await handle.fetchHistory();
-  fs.writeFileSync(path.join(OUT, `${name}.json`), `${historyToJSON(history)}\n`); // the CLI's JSON format
-  console.log(`recorded ${name}: ${history.events?.length} events`);
+  for (const suffix of ['', ...extraWorkflows]) {
+    const history = await client.workflow.getHandle(`${batchWorkflowId(id)}${suffix}`).fetchHistory();
+    const file = `${name}${suffix.replace(/[^a-z0-9]+/g, '-')}.json`;
+    fs.writeFileSync(path.join(OUT, file), `${historyToJSON(history)}\n`); // the CLI's JSON format
+    // Replays need the original workflow id: shard ids are derived from it.
+    const idsFile = path.join(OUT, 'workflow-ids.json');
+    const ids = fs.existsSync(idsFile) ? (JSON.parse(fs.readFileSync(idsFile, 'utf8')) as Record<string, string>) : {};
+    ids[file] = `${batchWorkflowId(id)}${suffix}`;
+    fs.writeFileSync(idsFile, `${JSON.stringify(ids, null, 2)}\n`);
+    console.log(`recorded ${file}: ${history.events?.length} events`);
+  }
 }
 
 try {
@@ -85,6 +99,15 @@ try {
     'chunked',
     [item(Behaviour.ok, 50), item(Behaviour.invalid, 51), item(Behaviour.flaky, 52), item(Behaviour.ok, 53), item(Behaviour.ok, 54)],
     { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
+  );
+
+  // A parent over three shards; shard-0's latest run began from state carried across continue-as-new.
+  await record(
+    'sharded',
+    Array.from({ length: 100 }, (_, i) => item(i === 7 ? Behaviour.invalid : Behaviour.ok, 60 + i)),
+    { shardSize: 40, maxConcurrentShards: 2, eventsPerRun: 100, concurrency: 5 },
+    undefined,
+    ['/shard-0'],
   );
 
   await record(

@@ -25,8 +25,8 @@ describe('loadConfig', () => {
     assert.equal(config.TEMPORAL_UI_PORT, 8233);
     assert.equal(config.TEMPORAL_NAMESPACE, 'default');
     assert.equal(config.TASK_QUEUE, 'batchline');
-    assert.equal(config.MAX_BATCH_ITEMS, 1000);
-    assert.equal(config.MAX_BODY_BYTES, 2 * 1024 * 1024);
+    assert.equal(config.MAX_BATCH_ITEMS, 100_000);
+    assert.equal(config.MAX_BODY_BYTES, 64 * 1024 * 1024);
     assert.equal(config.LOG_LEVEL, 'info');
   });
 
@@ -92,7 +92,7 @@ describe('loadConfig', () => {
     assert.equal(config.TEMPORAL_ADDRESS, '127.0.0.1:7233');
     assert.equal(config.TEMPORAL_NAMESPACE, 'default');
     assert.equal(config.DATA_DIR, path.resolve('./data'));
-    assert.equal(config.MAX_BATCH_ITEMS, 1000);
+    assert.equal(config.MAX_BATCH_ITEMS, 100_000);
     assert.equal(config.LOG_LEVEL, 'info');
   });
 

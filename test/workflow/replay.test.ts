@@ -10,10 +10,11 @@ import { Worker } from '@temporalio/worker';
 import { ROOT, quietTemporalLogs, workflowBundle } from '../helpers/temporal.js';
 
 const dir = path.join(ROOT, 'test', 'histories');
-const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+const ids = JSON.parse(fs.readFileSync(path.join(dir, 'workflow-ids.json'), 'utf8')) as Record<string, string>;
+const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'workflow-ids.json');
 
 test('recorded histories exist for each scenario', () => {
-  for (const name of ['normal', 'retries-and-failures', 'messages', 'canceled-by-temporal', 'canceled-by-signal', 'chunked']) {
+  for (const name of ['normal', 'retries-and-failures', 'messages', 'canceled-by-temporal', 'canceled-by-signal', 'chunked', 'sharded', 'sharded-shard-0']) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
 });
@@ -23,6 +24,6 @@ for (const file of files) {
     quietTemporalLogs();
     const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')));
     assert.ok(history.events!.length > 5, 'a real history');
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `replay-${file}`);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, ids[file] ?? `replay-${file}`);
   });
 }

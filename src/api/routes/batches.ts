@@ -1,4 +1,5 @@
 import { Router, type Request } from 'express';
+import { z } from 'zod';
 import { CreateBatchRequest, type CreateBatchResponse } from '../../contracts/batch.js';
 import {
   InvalidRequestError,
@@ -21,6 +22,12 @@ export interface BatchRoutesDeps {
 /** Most per-item input problems reported in one 400; the rest are summarised. */
 const MAX_REPORTED_ISSUES = 20;
 const BATCH_ID = /^[0-9a-f]{20}$/;
+const ItemsPageQuery = z
+  .object({
+    cursor: z.coerce.number().int().min(0).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).optional(),
+  })
+  .strict();
 
 export function batchRoutes({ client, models, maxBatchItems }: BatchRoutesDeps): Router {
   const router = Router();
@@ -60,7 +67,8 @@ export function batchRoutes({ client, models, maxBatchItems }: BatchRoutesDeps):
   router.get('/v1/batches/:id', async (req, res) => {
     const id = req.params.id;
     if (!BATCH_ID.test(id)) throw new NotFoundError(`batch '${id}' not found`);
-    res.json(await client.get(id));
+    const page = parseOrThrow(ItemsPageQuery, req.query, 'query');
+    res.json(await client.get(id, page));
   });
 
   return router;
