@@ -45,6 +45,9 @@ import {
 } from './messages.js';
 import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-attributes.js';
 
+/** Item errors a run carries across continue-as-new or returns to its parent (~150 bytes each, at most). */
+const MAX_CARRIED_ERRORS = 1000;
+
 /** Error types an item activity throws for faults that retrying cannot fix. */
 export const NON_RETRYABLE_ITEM_ERRORS = ['InvalidInput', 'UnknownModel', 'ModelLoadError', 'ItemNotFound'];
 
@@ -401,7 +404,8 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
       attempts: rle(attempts),
       startedAt: rle(startedAt),
       finishedAt: rle(finishedAt),
-      errors: [...errors].map(([i, e]) => [i, e.type, e.message.slice(0, 200)]),
+      // Bounded so the payload stays far under 256 KB at any shard size; the item store keeps every error.
+      errors: [...errors].slice(0, MAX_CARRIED_ERRORS).map(([i, e]) => [i, e.type, e.message.slice(0, 120)]),
       paused,
       concurrency,
     };
@@ -433,7 +437,8 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     summary.failures = [];
     for (let i = lo; i < hi; i++) {
       const e = errors.get(i);
-      if (status[i - lo] === CODE.failed && e) summary.failures.push({ index: i, attempts: attempts[i - lo]!, type: e.type, message: e.message.slice(0, 200) });
+      if (status[i - lo] !== CODE.failed || !e || summary.failures.length >= MAX_CARRIED_ERRORS) continue;
+      summary.failures.push({ index: i, attempts: attempts[i - lo]!, type: e.type, message: e.message.slice(0, 120) });
     }
   }
   return summary;
