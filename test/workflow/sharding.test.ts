@@ -26,6 +26,16 @@ async function executions(client: Client, batchId: string): Promise<{ workflowId
   return found;
 }
 
+/** The largest single history event (payloads included) of any of these executions, in bytes. */
+async function largestEvent(client: Client, runs: { workflowId: string; runId: string }[]): Promise<number> {
+  let max = 0;
+  for (const r of runs) {
+    const history = await client.workflow.getHandle(r.workflowId, r.runId).fetchHistory();
+    for (const e of history.events ?? []) max = Math.max(max, Buffer.byteLength(JSON.stringify(e)));
+  }
+  return max;
+}
+
 describe('sharded batches', () => {
   let temporal: TestTemporal;
   let client: Client;
@@ -68,6 +78,8 @@ describe('sharded batches', () => {
     assert.equal(shards.size, 3, 'three shards of 40');
     assert.ok(runs.length > shards.size + 1, `some runs continued as new: ${JSON.stringify(runs)}`);
     for (const r of runs) assert.ok(r.events < 400, `${r.workflowId} run ${r.runId}: ${r.events} events`);
+    const biggest = await largestEvent(client, runs);
+    assert.ok(biggest < 256 * 1024, `largest event ${biggest} bytes`);
     for (const i of [0, 39, 40, 119]) assert.equal(model.attempts.get(1000 + i)?.length, 1, `item ${i} ran exactly once`);
   });
 
@@ -98,6 +110,9 @@ describe('sharded batches', () => {
     const max = Math.max(...runs.map((r) => r.events));
     t.diagnostic(`${runs.length} executions, max ${max} history events`);
     assert.ok(max < 10_240, `max history ${max}`);
+    const biggest = await largestEvent(client, runs);
+    t.diagnostic(`largest history event ${biggest} bytes`);
+    assert.ok(biggest < 256 * 1024, `largest event ${biggest} bytes`);
     assert.equal(new Set(runs.filter((r) => r.workflowId.includes('/shard-')).map((r) => r.workflowId)).size, 20);
   });
 });
