@@ -39,6 +39,7 @@ import {
   retryFailedUpdate,
   setConcurrencySignal,
   shardProgressSignal,
+  toProgress,
   type ItemState,
   type ItemsPage,
   type Progress,
@@ -149,26 +150,12 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     for (; i < hi && items.length < max; i++) if (filter(i)) items.push(view(i));
     return i < hi ? { items, nextCursor: i } : { items };
   };
-  const progress = (): Progress => {
-    const done = counts.succeeded + counts.failed + counts.canceled;
-    const elapsed = (Date.now() - started) / 1000;
-    const rate = elapsed > 0 ? done / elapsed : 0;
-    const left = counts.pending + counts.running;
-    return {
-      batchId: input.batchId,
-      model: input.model,
-      status: batchStatus,
-      paused,
-      concurrency,
-      total,
-      counts: { ...counts },
-      percent: total === 0 ? 100 : Math.round((done / total) * 10_000) / 100,
-      itemsPerSecond: Math.round(rate * 100) / 100,
-      ...(rate > 0 && batchStatus === 'running' ? { eta: new Date(Date.now() + (left / rate) * 1000).toISOString() } : {}),
-      createdAt,
-      updatedAt,
-    };
-  };
+  const progress = (): Progress =>
+    toProgress(
+      { batchId: input.batchId, model: input.model, status: batchStatus, paused, concurrency, total, counts, createdAt, updatedAt },
+      started,
+      Date.now(),
+    );
 
   setHandler(progressQuery, progress);
   setHandler(itemQuery, ({ index }) => (Number.isInteger(index) && index >= lo && index < hi ? view(index) : null));

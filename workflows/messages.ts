@@ -47,6 +47,26 @@ export interface ItemsPage {
   nextCursor?: number;
 }
 
+/** Builds the progress answer: percent, rate since the batch started, and ETA at that rate while running. */
+export function toProgress(
+  p: Omit<Progress, 'percent' | 'itemsPerSecond' | 'eta'>,
+  startedMs: number,
+  nowMs: number,
+): Progress {
+  const c = p.counts;
+  const done = c.succeeded + c.failed + c.canceled;
+  const elapsed = (nowMs - startedMs) / 1000;
+  const rate = elapsed > 0 ? done / elapsed : 0;
+  const left = p.total - done;
+  return {
+    ...p,
+    counts: { ...c },
+    percent: p.total === 0 ? 100 : Math.round((done / p.total) * 10_000) / 100,
+    itemsPerSecond: Math.round(rate * 100) / 100,
+    ...(rate > 0 && p.status === 'running' ? { eta: new Date(nowMs + (left / rate) * 1000).toISOString() } : {}),
+  };
+}
+
 /** Counts by state, percent, rate and ETA: `temporal workflow query --name progress`. */
 export const progressQuery = defineQuery<Progress>('progress');
 /** One item by index: `--name item --input '{"index": 17}'`. */

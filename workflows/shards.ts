@@ -35,6 +35,7 @@ import {
   retryFailedUpdate,
   setConcurrencySignal,
   shardProgressSignal,
+  toProgress,
   type ItemState,
   type ItemsPage,
   type Progress,
@@ -88,26 +89,12 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
     for (let k = nextShard; k < shardCount; k++) c.pending += range(k).end - range(k).start;
     return c;
   };
-  const progress = (): Progress => {
-    const c = counts();
-    const done = c.succeeded + c.failed + c.canceled;
-    const elapsed = (Date.now() - started) / 1000;
-    const rate = elapsed > 0 ? done / elapsed : 0;
-    return {
-      batchId: input.batchId,
-      model: input.model,
-      status: batchStatus,
-      paused,
-      concurrency,
-      total,
-      counts: c,
-      percent: Math.round((done / total) * 10_000) / 100,
-      itemsPerSecond: Math.round(rate * 100) / 100,
-      ...(rate > 0 && batchStatus === 'running' ? { eta: new Date(Date.now() + ((total - done) / rate) * 1000).toISOString() } : {}),
-      createdAt,
-      updatedAt,
-    };
-  };
+  const progress = (): Progress =>
+    toProgress(
+      { batchId: input.batchId, model: input.model, status: batchStatus, paused, concurrency, total, counts: counts(), createdAt, updatedAt },
+      started,
+      Date.now(),
+    );
   /**
    * What the batch itself knows of an item: exact for shards not yet started (pending) and for tracked failures;
    * `succeeded` for other items of ended shards; `running` for items of a running shard, whose own `item` query
