@@ -119,7 +119,8 @@ export class BatchClient {
     const items = states.map((s): ItemView => {
       const r = stored.get(s.index);
       const base: ItemView = { ...s, id: ids.get(s.index) ?? String(s.index) };
-      if (!r || s.status === 'pending' || s.status === 'running') return base; // a retried item: the workflow is current
+      // A stored success is final. A stored failure yields to a workflow that is running the item again.
+      if (!r || (r.status === 'failed' && (s.status === 'pending' || s.status === 'running'))) return base;
       return {
         ...base,
         status: r.status,
