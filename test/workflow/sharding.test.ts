@@ -72,6 +72,14 @@ describe('sharded batches', () => {
     assert.equal(dead.items[0]!.error?.type, 'InvalidInput');
     const progress = await handle.query(progressQuery);
     assert.equal(progress.percent, 100);
+    // The REST view joins the store, so items of ended shards are exact (the parent alone knows less).
+    const view = await stack.batches.get(id, { cursor: 0, limit: 120 });
+    assert.equal(view.items.length, 120);
+    for (const it of view.items) {
+      assert.equal(it.status, bad.has(it.index) ? 'failed' : 'succeeded', `item ${it.index}`);
+      assert.ok(it.attempts >= 1, `item ${it.index} attempts ${it.attempts}`);
+      if (!bad.has(it.index)) assert.equal(it.result?.label, `key-${1000 + it.index}`);
+    }
 
     const runs = await executions(client, id);
     const shards = new Set(runs.filter((r) => r.workflowId.includes('/shard-')).map((r) => r.workflowId));
