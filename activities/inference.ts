@@ -25,7 +25,14 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
       batchId,
       'result' in outcome
         ? { index, status: 'succeeded', attempts, result: outcome.result, startedAt, finishedAt }
-        : { index, status: 'failed', attempts, error: { type: outcome.failure.type ?? 'Error', message: outcome.failure.message }, startedAt, finishedAt },
+        : {
+            index,
+            status: 'failed',
+            attempts,
+            error: { type: outcome.failure.type ?? 'Error', message: outcome.failure.message },
+            startedAt,
+            finishedAt,
+          },
     );
   };
 
@@ -38,9 +45,7 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
      * Returns only the attempt number: results stay out of workflow history.
      */
     async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
-      const ctx = Context.current();
-      const { attempt, heartbeatTimeoutMs } = ctx.info;
-      ctx.heartbeat();
+      const { attempt } = Context.current().info;
       const startedAt = new Date().toISOString();
       const [item] = store.getItems(input.batchId, input.index, 1);
       if (!item) {
@@ -51,19 +56,16 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
           details: [{ attempt }],
         });
       }
-      // Heartbeats while the model runs keep a long item alive and let a cancellation reach it.
-      const beat = setInterval(() => ctx.heartbeat(), Math.max(Math.floor((heartbeatTimeoutMs ?? 30_000) / 3), 100));
       try {
-        const result = await Promise.race([runtime.infer(input.model, input.version, item.inputs), ctx.cancelled]);
+        const result = await whileHeartbeating(runtime.infer(input.model, input.version, item.inputs));
         record(input.batchId, input.index, attempt, startedAt, { result });
         return { attempt };
       } catch (err) {
         if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
         const failure = toFailure(err, attempt);
-        if (failure.nonRetryable || attempt >= input.maxAttempts) record(input.batchId, input.index, attempt, startedAt, { failure });
+        if (failure.nonRetryable || attempt >= input.maxAttempts)
+          record(input.batchId, input.index, attempt, startedAt, { failure });
         throw failure;
-      } finally {
-        clearInterval(beat);
       }
     },
 
@@ -74,9 +76,7 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
      * Returns the items that failed, for the workflow to fail or retry one by one.
      */
     async inferChunk(input: InferChunkInput): Promise<{ attempt: number; failures: ChunkItemFailure[] }> {
-      const ctx = Context.current();
-      const { attempt, heartbeatTimeoutMs } = ctx.info;
-      ctx.heartbeat();
+      const { attempt } = Context.current().info;
       const end = input.start + input.count;
       const items = store.getItems(input.batchId, input.start, input.count);
       if (items.length !== input.count) {
@@ -92,30 +92,49 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
           .results.filter((r) => r.index < end)
           .map((r) => r.index),
       );
-      const beat = setInterval(() => ctx.heartbeat(), Math.max(Math.floor((heartbeatTimeoutMs ?? 30_000) / 3), 100));
-      try {
-        const outcomes = Promise.all(
-          items.map(async (item): Promise<ChunkItemFailure | undefined> => {
-            if (done.has(item.index)) return undefined;
-            const startedAt = new Date().toISOString();
-            try {
-              const result = await runtime.infer(input.model, input.version, item.inputs);
-              record(input.batchId, item.index, attempt, startedAt, { result });
-              return undefined;
-            } catch (err) {
-              const failure = toFailure(err, attempt);
-              if (failure.nonRetryable || input.maxAttempts <= 1) record(input.batchId, item.index, attempt, startedAt, { failure });
-              return { index: item.index, type: failure.type ?? 'Error', message: failure.message, nonRetryable: failure.nonRetryable === true };
-            }
-          }),
-        );
-        const failures = (await Promise.race([outcomes, ctx.cancelled])).filter((f) => f !== undefined);
-        return { attempt, failures };
-      } finally {
-        clearInterval(beat);
-      }
+      const outcomes = Promise.all(
+        items.map(async (item): Promise<ChunkItemFailure | undefined> => {
+          if (done.has(item.index)) return undefined;
+          const startedAt = new Date().toISOString();
+          try {
+            const result = await runtime.infer(input.model, input.version, item.inputs);
+            record(input.batchId, item.index, attempt, startedAt, { result });
+            return undefined;
+          } catch (err) {
+            const failure = toFailure(err, attempt);
+            if (failure.nonRetryable || input.maxAttempts <= 1)
+              record(input.batchId, item.index, attempt, startedAt, { failure });
+            return {
+              index: item.index,
+              type: failure.type ?? 'Error',
+              message: failure.message,
+              nonRetryable: failure.nonRetryable === true,
+            };
+          }
+        }),
+      );
+      const failures = (await whileHeartbeating(outcomes)).filter((f) => f !== undefined);
+      return { attempt, failures };
     },
   };
+}
+
+/**
+ * Awaits `work` while heartbeating (a third of the heartbeat timeout apart), so a long item stays alive and a
+ * cancellation from the workflow reaches it: then this rejects with CancelledFailure at once.
+ */
+async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat();
+  const beat = setInterval(
+    () => ctx.heartbeat(),
+    Math.max(Math.floor((ctx.info.heartbeatTimeoutMs ?? 30_000) / 3), 100),
+  );
+  try {
+    return await Promise.race([work, ctx.cancelled]);
+  } finally {
+    clearInterval(beat);
+  }
 }
 
 /** Maps the runtime's permanent errors to non-retryable failures; details carry the attempt for the workflow. */

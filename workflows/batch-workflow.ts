@@ -209,31 +209,6 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     },
   );
 
-  const runItem = async (i: number): Promise<void> => {
-    setState(i, CODE.running);
-    if (!startedAt[i - lo]) startedAt[i - lo] = stamp();
-    try {
-      const { attempt } = await items.run(() =>
-        inferItem.executeWithOptions({ ...activityOptions, summary: `item ${i} of batch ${input.batchId}` }, [
-          { batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts: options.maxAttempts },
-        ]),
-      );
-      attempts[i - lo] = attempts[i - lo]! + attempt;
-      setState(i, CODE.succeeded);
-    } catch (err) {
-      if (isCancellation(err)) {
-        setState(i, CODE.canceled);
-        return;
-      }
-      const failure = describeFailure(err, options.maxAttempts);
-      attempts[i - lo] = attempts[i - lo]! + failure.attempts;
-      errors.set(i, { type: failure.type, message: failure.message });
-      setState(i, CODE.failed);
-    } finally {
-      finishedAt[i - lo] = stamp();
-    }
-  };
-
   const fail = (i: number, type: string, message: string) => {
     errors.set(i, { type, message });
     setState(i, CODE.failed);
@@ -241,25 +216,28 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
   };
 
   /**
-   * A chunk item that failed retryably is retried on its own, continuing the batch's backoff: the chunk was
-   * attempt 1, so the next comes after initialInterval, then initialInterval x coefficient, and so on.
+   * Runs item i's inferItem activity and records its outcome. `afterChunk`: a chunk item that failed retryably
+   * is retried on its own, continuing the batch's backoff: the chunk was attempt 1, so the next comes after
+   * initialInterval, then initialInterval x coefficient, and so on.
    */
-  const retryAlone = async (i: number): Promise<void> => {
+  const attemptItem = async (i: number, afterChunk = false): Promise<void> => {
+    const maxAttempts = afterChunk ? options.maxAttempts - 1 : options.maxAttempts;
     try {
-      await items.run(() => sleep(options.initialIntervalMs));
-      const { attempt } = await items.run(() =>
-        inferItem.executeWithOptions(
-          {
-            ...activityOptions,
+      if (afterChunk) await items.run(() => sleep(options.initialIntervalMs));
+      const retry = afterChunk
+        ? {
             retry: {
               ...activityOptions.retry,
-              maximumAttempts: options.maxAttempts - 1,
+              maximumAttempts: maxAttempts,
               initialInterval: Math.min(options.initialIntervalMs * options.backoffCoefficient, options.maximumIntervalMs),
             },
-            summary: `item ${i} of batch ${input.batchId} (retry after its chunk)`,
-          },
-          [{ batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts: options.maxAttempts - 1 }],
-        ),
+          }
+        : {};
+      const summary = `item ${i} of batch ${input.batchId}${afterChunk ? ' (retry after its chunk)' : ''}`;
+      const { attempt } = await items.run(() =>
+        inferItem.executeWithOptions({ ...activityOptions, ...retry, summary }, [
+          { batchId: input.batchId, index: i, model: input.model, version: input.version, maxAttempts },
+        ]),
       );
       attempts[i - lo] = attempts[i - lo]! + attempt;
       setState(i, CODE.succeeded);
@@ -267,12 +245,19 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     } catch (err) {
       if (isCancellation(err)) {
         setState(i, CODE.canceled);
+        finishedAt[i - lo] = stamp();
         return;
       }
-      const failure = describeFailure(err, options.maxAttempts - 1);
+      const failure = describeFailure(err, maxAttempts);
       attempts[i - lo] = attempts[i - lo]! + failure.attempts;
       fail(i, failure.type, failure.message);
     }
+  };
+
+  const runItem = async (i: number): Promise<void> => {
+    setState(i, CODE.running);
+    if (!startedAt[i - lo]) startedAt[i - lo] = stamp();
+    await attemptItem(i);
   };
 
   /** Items [start, start + count) in one inferChunk activity; its failed items fail or retry one by one. */
@@ -315,7 +300,7 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
       } else if (f.nonRetryable || options.maxAttempts <= 1) {
         fail(i, f.type, f.message);
       } else {
-        retries.push(retryAlone(i));
+        retries.push(attemptItem(i, true));
       }
     }
     await Promise.all(retries);

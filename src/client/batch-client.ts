@@ -132,17 +132,6 @@ export class BatchClient {
     return { items, nextCursor };
   }
 
-  /** True when the Temporal frontend answers a health check. */
-  async ping(): Promise<boolean> {
-    try {
-      await this.connection.ensureConnected();
-      await this.connection.healthService.check({});
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   async close(): Promise<void> {
     await this.connection.close();
   }

@@ -9,7 +9,6 @@ export const ItemStatus = {
   canceled: 'canceled',
 } as const;
 export type ItemStatus = (typeof ItemStatus)[keyof typeof ItemStatus];
-export const ITEM_STATUSES = Object.values(ItemStatus) as readonly ItemStatus[];
 
 export const BatchStatus = {
   running: 'running',

@@ -22,6 +22,7 @@ interface Waiting {
 }
 
 interface Queue {
+  key: string;
   model: ResolvedModel;
   items: Waiting[];
   /** The oldest waiting item has waited maxQueueDelayMs. */
@@ -48,34 +49,32 @@ export class DynamicBatcher {
     this.maxInFlight = options.maxInFlight ?? 1;
   }
 
-  /** Items waiting to join a batch. */
-  get waiting(): number {
-    let n = 0;
-    for (const q of this.queues.values()) n += q.items.length;
-    return n;
-  }
-
   /** Queues one validated item; resolves with its own result once its batch has run. */
   submit(model: ResolvedModel, tensors: Record<string, ItemTensor>): Promise<ItemResult> {
     const key = `${model.file}\u0000${shapeKey(model, tensors)}`;
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = { model, items: [], due: false };
+      queue = { key, model, items: [], due: false };
       this.queues.set(key, queue);
     }
     const q = queue;
     return new Promise<ItemResult>((resolve, reject) => {
       q.items.push({ tensors, resolve, reject });
-      if (q.items.length === 1 && model.config.dynamicBatching.maxQueueDelayMs > 0) {
-        q.due = false;
-        q.timer = setTimeout(() => {
-          q.due = true;
-          q.timer = undefined;
-          this.pump();
-        }, model.config.dynamicBatching.maxQueueDelayMs);
-      }
+      if (q.items.length === 1) this.startDelay(q);
       this.pump();
     });
+  }
+
+  /** Starts the wait of a queue's oldest item (none with a delay of 0: see ready()). */
+  private startDelay(q: Queue): void {
+    const delay = q.model.config.dynamicBatching.maxQueueDelayMs;
+    if (delay === 0) return;
+    q.due = false;
+    q.timer = setTimeout(() => {
+      q.due = true;
+      q.timer = undefined;
+      this.pump();
+    }, delay);
   }
 
   private ready(q: Queue): boolean {
@@ -107,22 +106,10 @@ export class DynamicBatcher {
     if (q.timer) clearTimeout(q.timer);
     q.timer = undefined;
     q.due = false;
-    if (q.items.length > 0 && q.model.config.dynamicBatching.maxQueueDelayMs > 0) {
-      // the rest waits its own delay, measured from now
-      q.timer = setTimeout(() => {
-        q.due = true;
-        q.timer = undefined;
-        this.pump();
-      }, q.model.config.dynamicBatching.maxQueueDelayMs);
-    }
+    if (q.items.length > 0) this.startDelay(q); // the rest waits its own delay, measured from now
     // Re-insert at the back so queues of other models get their turn.
-    for (const [key, value] of this.queues) {
-      if (value === q) {
-        this.queues.delete(key);
-        if (q.items.length > 0) this.queues.set(key, q);
-        break;
-      }
-    }
+    this.queues.delete(q.key);
+    if (q.items.length > 0) this.queues.set(q.key, q);
     this.inFlight++;
     this.options.onBatch?.(q.model, batch.length);
     void this.run(q.model, batch).finally(() => {

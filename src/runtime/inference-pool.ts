@@ -55,11 +55,6 @@ export class InferencePool {
     return this.slots.length;
   }
 
-  /** Requests queued or running on the pool's threads. */
-  get inFlight(): number {
-    return this.slots.reduce((n, s) => n + s.inFlight.size, 0);
-  }
-
   /** Loads (and keeps) a model on every thread; rejects with ModelLoadError naming the file if it cannot load. */
   async load(file: string): Promise<OnnxSignature> {
     const results = await Promise.all(this.slots.map((slot) => this.send(slot, { type: 'load', id: 0, file })));
