@@ -1,10 +1,24 @@
 import { createInferenceActivities, type InferenceActivityDeps } from './inference.js';
+import { createPredictActivities } from './predict.js';
+import { createWebhookActivities, type WebhookActivityDeps } from './webhooks.js';
 
-export type ActivityDeps = InferenceActivityDeps;
+export interface ActivityDeps extends InferenceActivityDeps {
+  /** Webhook deliveries; without it the worker registers no webhook activities (some tests). */
+  webhooks?: Omit<WebhookActivityDeps, 'store' | 'metrics'>;
+}
 
 /** Every activity the worker registers, bound to its dependencies. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createInferenceActivities(deps) };
+  return {
+    ...createInferenceActivities(deps),
+    ...createPredictActivities(deps),
+    ...createWebhookActivities({
+      store: deps.store,
+      metrics: deps.metrics,
+      outcome: deps.webhooks?.outcome ?? (async () => undefined),
+      allowedCidrs: deps.webhooks?.allowedCidrs ?? [],
+    }),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

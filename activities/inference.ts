@@ -3,15 +3,17 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ChunkItemFailure, InferChunkInput, InferItemInput, ItemResult } from '../src/contracts/batch.js';
 import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
+import type { Metrics } from '../src/metrics.js';
 import type { ItemStore } from '../src/stores/item-store.js';
 
 export interface InferenceActivityDeps {
   /** The model runtime (tests may pass a fake model; Temporal itself is never faked). */
   runtime: Pick<InferenceRuntime, 'infer'>;
   store: ItemStore;
+  metrics?: Metrics;
 }
 
-export function createInferenceActivities({ runtime, store }: InferenceActivityDeps) {
+export function createInferenceActivities({ runtime, store, metrics }: InferenceActivityDeps) {
   /** Stores an item's success, or the failure that ends its attempts (idempotent: see ItemStore.putResult). */
   const record = (
     batchId: string,
@@ -21,7 +23,7 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
     outcome: { result: ItemResult } | { failure: ApplicationFailure },
   ): void => {
     const finishedAt = new Date().toISOString();
-    store.putResult(
+    const recorded = store.putResult(
       batchId,
       'result' in outcome
         ? { index, status: 'succeeded', attempts, result: outcome.result, startedAt, finishedAt }
@@ -34,6 +36,7 @@ export function createInferenceActivities({ runtime, store }: InferenceActivityD
             finishedAt,
           },
     );
+    if (recorded) metrics?.itemsFinished.inc({ state: 'result' in outcome ? 'succeeded' : 'failed' });
   };
 
   return {

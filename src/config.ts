@@ -1,4 +1,5 @@
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -28,8 +29,62 @@ export const ConfigSchema = z.object({
   MODEL_REPOSITORY: z.string().min(1).default('./models'),
   /** Most items one batch may hold (a batch above options.shardSize runs as shards). */
   MAX_BATCH_ITEMS: z.coerce.number().int().positive().default(100_000),
-  /** Largest request body the API accepts, in bytes (a JSON body is parsed whole; NDJSON streaming comes later). */
+  /**
+   * Largest request body the API accepts, in bytes. An NDJSON body is streamed into the item store line by line;
+   * a JSON body is parsed whole, so large batches should come as NDJSON.
+   */
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  /**
+   * API keys as `key=tenant` pairs separated by commas (a bare key belongs to tenant `default`). Every batch and
+   * task belongs to its key's tenant. Empty: no authentication, and the API binds to loopback only.
+   */
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const keys = new Map<string, string>();
+      for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+        const [key, tenant = 'default'] = pair.split('=').map((s) => s.trim());
+        if (!key || key.length < 16 || !/^[\x21-\x7e]+$/.test(key)) {
+          ctx.addIssue({ code: 'custom', message: 'each API key must be at least 16 printable characters' });
+        } else if (!/^[\w.-]{1,64}$/.test(tenant)) {
+          ctx.addIssue({ code: 'custom', message: `tenant '${tenant}' must be 1-64 of [A-Za-z0-9_.-]` });
+        } else {
+          keys.set(key, tenant);
+        }
+      }
+      return keys as ReadonlyMap<string, string>;
+    }),
+  /** Requests that create work (batches, predictions) each API key may make per minute; 0 turns the limit off. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+  /** Task queue for online predictions, served by its own worker slots so a huge batch never starves them. */
+  INTERACTIVE_TASK_QUEUE: z.string().min(1).default('batchline-interactive'),
+  /** Activity slots each worker process reserves for online predictions. */
+  INTERACTIVE_SLOTS: z.coerce.number().int().min(1).max(256).default(16),
+  /** How long `POST /v1/predict` waits when the request names no timeoutMs (ms). */
+  PREDICT_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
+  /** Upper bound on a request's timeoutMs for `POST /v1/predict` (ms). */
+  PREDICT_MAX_TIMEOUT_MS: z.coerce.number().int().min(1).default(120_000),
+  /**
+   * Addresses webhook deliveries may reach although they are private, loopback or link-local (comma-separated
+   * CIDRs, e.g. `127.0.0.0/8,10.1.0.0/16`). Empty: every such address is refused after DNS resolution.
+   */
+  WEBHOOK_ALLOWED_CIDRS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const cidrs = v.split(',').map((c) => c.trim()).filter(Boolean);
+      for (const c of cidrs) {
+        try {
+          ipaddr.parseCIDR(c);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `'${c}' is not a CIDR (address/prefix)` });
+        }
+      }
+      return cidrs as readonly string[];
+    }),
+  /** Port of the worker's Prometheus endpoint (GET /metrics: its own and the Temporal SDK's metrics); 0 picks a free one. */
+  WORKER_METRICS_PORT: port.default(9464),
   /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */
   INFERENCE_THREADS: z.coerce.number().int().min(1).max(64).default(2),
   /** onnxruntime intra-op threads per session (per inference thread). */

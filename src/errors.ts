@@ -9,7 +9,17 @@ export interface ErrorDetail {
 
 /** Base class: `code` is the wire code of the HTTP error shape. */
 export abstract class AppError extends Error {
-  abstract readonly code: 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'unavailable';
+  abstract readonly code:
+    | 'invalid_request'
+    | 'unauthorized'
+    | 'not_found'
+    | 'conflict'
+    | 'payload_too_large'
+    | 'unsupported_media_type'
+    | 'unprocessable'
+    | 'rate_limited'
+    | 'unavailable'
+    | 'timeout';
   abstract readonly status: number;
   constructor(
     message: string,
@@ -60,6 +70,51 @@ export class UnavailableError extends AppError {
 
 /** Thrown by the API when a request body comes in a media type the route does not take. */
 export class UnsupportedMediaTypeError extends AppError {
-  readonly code = 'invalid_request' as const;
+  readonly code = 'unsupported_media_type' as const;
   readonly status = 415;
+}
+
+/** Thrown by the auth middleware when a request carries no valid API key. */
+export class UnauthorizedError extends AppError {
+  readonly code = 'unauthorized' as const;
+  readonly status = 401;
+}
+
+/** Thrown when a request conflicts with the state of what it names (a batch that has ended, a key in use). */
+export class ConflictError extends AppError {
+  readonly code = 'conflict' as const;
+  readonly status = 409;
+}
+
+/** Thrown when a well-formed request cannot be carried out as asked (an idempotency key reused with another body). */
+export class UnprocessableError extends AppError {
+  readonly code = 'unprocessable' as const;
+  readonly status = 422;
+}
+
+/** Thrown by the rate limiter; `retryAfterSeconds` becomes the Retry-After header. */
+export class RateLimitedError extends AppError {
+  readonly code = 'rate_limited' as const;
+  readonly status = 429;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Thrown by sync predict when the result is not ready in time; the work goes on, and `extra` (the task id and
+ * its status URL) is added to the error body.
+ */
+export class TimeoutError extends AppError {
+  readonly code = 'timeout' as const;
+  readonly status = 504;
+  constructor(
+    message: string,
+    readonly extra: Record<string, string>,
+  ) {
+    super(message);
+  }
 }

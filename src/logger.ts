@@ -16,12 +16,16 @@ const TEMPORAL_LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'e
   ERROR: 'error',
 };
 
-/** Routes the Temporal SDK's own logs (worker, workflows, activities) into the process logger. Call once. */
-export function routeTemporalLogs(log: Logger): void {
+/**
+ * Routes the Temporal SDK's own logs (worker, workflows, activities) into the process logger, and, given an
+ * address, exports the SDK's metrics in Prometheus format there (the worker's /metrics includes them). Call once.
+ */
+export function routeTemporalLogs(log: Logger, metricsAddress?: string): void {
   const child = log.child({ component: 'temporal' });
   Runtime.install({
     logger: new DefaultLogger('INFO', (entry) => {
       child[TEMPORAL_LEVELS[entry.level]]({ ...entry.meta }, entry.message);
     }),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
   });
 }

@@ -1,9 +1,12 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app.js';
 import { BatchClient } from './client/batch-client.js';
+import { PredictClient } from './client/predict-client.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { ModelRepository } from './runtime/model-repository.js';
+import { SqliteIdempotencyStore } from './stores/idempotency-store.js';
 import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
 
 export interface StartedServer {
@@ -12,28 +15,43 @@ export interface StartedServer {
   close(): Promise<void>;
 }
 
-/** Starts the HTTP API on config.HOST:config.PORT (0 picks a free port). */
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * Starts the HTTP API on config.HOST:config.PORT (0 picks a free port). Without API keys it refuses to listen
+ * beyond loopback: it binds 127.0.0.1 instead and says so.
+ */
 export async function startServer(config: Config, log: Logger): Promise<StartedServer> {
   const store = new SqliteItemStore(itemStoreFile(config));
-  const client = BatchClient.create(
-    { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
-    store,
-  );
+  const idempotency = new SqliteIdempotencyStore(itemStoreFile(config));
+  const temporal = { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE };
+  const batches = BatchClient.create({ ...temporal, taskQueue: config.TASK_QUEUE }, store);
+  const predict = PredictClient.create({ ...temporal, taskQueue: config.INTERACTIVE_TASK_QUEUE });
   const app = createApp({
-    client,
+    batches,
+    predict,
     models: new ModelRepository(config.MODEL_REPOSITORY),
-    maxBatchItems: config.MAX_BATCH_ITEMS,
-    maxBodyBytes: config.MAX_BODY_BYTES,
+    idempotency,
+    metrics: new Metrics('api'),
+    config,
     log,
   });
+  let host = config.HOST;
+  if (config.API_KEYS.size === 0) {
+    if (!LOOPBACK.test(host)) host = '127.0.0.1';
+    log.warn(
+      { requestedHost: config.HOST, host },
+      'no API_KEYS configured: authentication is off, so the API listens on loopback only (set API_KEYS to serve other hosts)',
+    );
+  }
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+    const s = app.listen(config.PORT, host, () => resolve(s));
     s.once('error', reject);
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
-  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
-  log.info({ url }, 'API listening');
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url, tenants: new Set(config.API_KEYS.values()).size }, 'API listening');
   return {
     server,
     url,
@@ -41,7 +59,9 @@ export async function startServer(config: Config, log: Logger): Promise<StartedS
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      await client.close();
+      await batches.close();
+      await predict.close();
+      idempotency.close();
       store.close();
     },
   };

@@ -1,11 +1,15 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { BatchClient } from './client/batch-client.js';
 import { ensureSearchAttributes } from './client/search-attributes.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { InferenceRuntime } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
 import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
@@ -23,16 +27,26 @@ export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workfl
 
 export interface StartedWorker {
   worker: Worker;
+  /** The worker of the interactive task queue (online predictions), with its reserved slots. */
+  interactive: Worker;
+  /** Where GET /metrics answers (the port may have been picked at random). */
+  metricsUrl: string;
   /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
   running: Promise<void>;
   shutdown(): Promise<void>;
 }
 
-/** Connects to Temporal (retrying while it comes up), registers search attributes, and runs the batch worker. */
+/**
+ * Connects to Temporal (retrying while it comes up), registers search attributes, and runs two workers on one
+ * model runtime: the batch worker (TASK_QUEUE) and the interactive worker (INTERACTIVE_TASK_QUEUE), whose
+ * INTERACTIVE_SLOTS activity slots only online predictions use, so a huge batch never starves them. Serves
+ * GET /metrics on WORKER_METRICS_PORT (with the SDK's own metrics when `sdkMetricsUrl` names their exporter).
+ */
 export async function startWorker(
   config: Config,
   log: Logger,
   overrides: Partial<WorkerOptions> = {},
+  options: { sdkMetricsUrl?: string } = {},
 ): Promise<StartedWorker> {
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
   const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -43,37 +57,92 @@ export async function startWorker(
     await admin.close();
   }
   const store = new SqliteItemStore(itemStoreFile(config));
+  const metrics = new Metrics('worker');
+  const batches = BatchClient.create(
+    { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
+    store,
+  );
   const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
     threads: config.INFERENCE_THREADS,
     intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
     allowSpinning: config.ORT_ALLOW_SPINNING,
     dynamicBatching: config.DYNAMIC_BATCHING,
+    metrics,
   });
-  const worker = await Worker.create({
+  const shared: Partial<WorkerOptions> = {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TASK_QUEUE,
-    activities: createActivities({ runtime, store }),
-    maxConcurrentActivityTaskExecutions: 64,
+    activities: createActivities({
+      runtime,
+      store,
+      metrics,
+      webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
+    }),
     shutdownGraceTime: '10s',
     ...(overrides.workflowBundle ? {} : workflowSource()),
     ...overrides,
+  };
+  const worker = await Worker.create({
+    ...shared,
+    taskQueue: config.TASK_QUEUE,
+    maxConcurrentActivityTaskExecutions: 64,
   });
-  log.info({ taskQueue: config.TASK_QUEUE, address: config.TEMPORAL_ADDRESS }, 'worker started');
-  const running = worker.run().finally(async () => {
-    await runtime.close();
-    store.close();
-    await connection.close();
-    log.info('worker stopped');
+  const interactive = await Worker.create({
+    ...shared,
+    taskQueue: config.INTERACTIVE_TASK_QUEUE,
+    maxConcurrentActivityTaskExecutions: config.INTERACTIVE_SLOTS,
   });
+  const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, options.sdkMetricsUrl);
+  const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
+  log.info(
+    { taskQueue: config.TASK_QUEUE, interactiveTaskQueue: config.INTERACTIVE_TASK_QUEUE, address: config.TEMPORAL_ADDRESS, metricsUrl },
+    'worker started',
+  );
+  const running = Promise.all([worker.run(), interactive.run()])
+    .then(() => undefined)
+    .finally(async () => {
+      for (const w of [worker, interactive]) if (w.getState() === 'RUNNING') w.shutdown();
+      await new Promise((r) => metricsServer.close(r));
+      await runtime.close();
+      await batches.close();
+      store.close();
+      await connection.close();
+      log.info('worker stopped');
+    });
   return {
     worker,
+    interactive,
+    metricsUrl,
     running,
     shutdown: async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, interactive]) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
     },
   };
+}
+
+/** GET /metrics: this process's metrics, then the Temporal SDK's (fetched from its exporter) when known. */
+async function serveMetrics(metrics: Metrics, port: number, sdkMetricsUrl?: string): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'GET /metrics' } }));
+      return;
+    }
+    void (async () => {
+      let text = await metrics.registry.metrics();
+      if (sdkMetricsUrl) {
+        text += await fetch(sdkMetricsUrl, { signal: AbortSignal.timeout(2000) })
+          .then((r) => r.text())
+          .catch(() => '# Temporal SDK metrics unavailable\n');
+      }
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+    })().catch((err: unknown) => res.writeHead(500).end(String(err)));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '0.0.0.0', resolve);
+  });
+  return server;
 }
 
 async function connectWithRetry(address: string, log: Logger, timeoutMs = 60_000): Promise<NativeConnection> {

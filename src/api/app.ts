@@ -1,13 +1,49 @@
+import { createHash } from 'node:crypto';
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
-import { batchRoutes, type BatchRoutesDeps } from './routes/batches.js';
-import { healthRoutes } from './routes/health.js';
+import type { BatchClient } from '../client/batch-client.js';
+import type { PredictClient } from '../client/predict-client.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import type { ModelRepository } from '../runtime/model-repository.js';
+import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+import { auth } from './middleware/auth.js';
 import { errorHandler, notFoundRoute } from './middleware/errors.js';
 import { requestId } from './middleware/request-id.js';
+import { batchRoutes } from './routes/batches.js';
+import { docsRoutes } from './routes/docs.js';
+import { healthRoutes } from './routes/health.js';
+import { kserveRoutes } from './routes/kserve.js';
+import { modelRoutes } from './routes/models.js';
+import { predictRoutes } from './routes/predict.js';
 
-export interface AppDeps extends BatchRoutesDeps {
+/** Everything the routes use; the server entry point builds it from configuration, tests from their stack. */
+export interface AppDeps {
+  batches: BatchClient;
+  predict: PredictClient;
+  models: ModelRepository;
+  idempotency: SqliteIdempotencyStore;
+  metrics: Metrics;
+  config: Pick<
+    Config,
+    | 'API_KEYS'
+    | 'MAX_BATCH_ITEMS'
+    | 'MAX_BODY_BYTES'
+    | 'RATE_LIMIT_PER_MINUTE'
+    | 'PREDICT_TIMEOUT_MS'
+    | 'PREDICT_MAX_TIMEOUT_MS'
+    | 'WEBHOOK_ALLOWED_CIDRS'
+    | 'TASK_QUEUE'
+    | 'INTERACTIVE_TASK_QUEUE'
+  >;
   log: Logger;
-  maxBodyBytes: number;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** sha256 of the raw JSON body, as read (the idempotency fingerprint). */
+    bodyHash?: string;
+  }
 }
 
 /** The HTTP API as an Express app, without listen(): the server entry point and tests mount it. */
@@ -15,10 +51,24 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.set('query parser', 'simple');
   app.use(requestId);
-  app.use(express.json({ limit: deps.maxBodyBytes, strict: true }));
-  app.use(healthRoutes());
+  app.use(healthRoutes(deps));
+  app.use(docsRoutes(deps));
+  app.use(auth(deps.config.API_KEYS));
+  app.use(
+    express.json({
+      limit: deps.config.MAX_BODY_BYTES,
+      strict: true,
+      verify: (req, _res, buf) => {
+        (req as express.Request).bodyHash = createHash('sha256').update(buf).digest('hex');
+      },
+    }),
+  );
   app.use(batchRoutes(deps));
+  app.use(predictRoutes(deps));
+  app.use(kserveRoutes(deps));
+  app.use(modelRoutes(deps));
   app.use(notFoundRoute);
   app.use(errorHandler(deps.log));
   return app;

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger, routeTemporalLogs } from '../logger.js';
 import { startServer } from '../server.js';
@@ -32,8 +33,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'worker': {
       const log = createLogger(config.LOG_LEVEL, 'worker');
-      routeTemporalLogs(log);
-      const started = await startWorker(config, log);
+      // The SDK's own metrics go to an exporter on a free loopback port; the worker's /metrics appends them.
+      const sdkMetricsPort = await freePort();
+      routeTemporalLogs(log, `127.0.0.1:${sdkMetricsPort}`);
+      const started = await startWorker(config, log, {}, { sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` });
       // The SDK shuts the worker down on SIGINT/SIGTERM; a dev supervisor that vanishes does the same.
       process.once('disconnect', () => void started.shutdown());
       await started.running;
@@ -66,3 +69,14 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,11 +1,37 @@
 import { randomBytes } from 'node:crypto';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import type { BatchSummary, BatchView, BatchWorkflowInput, CreateBatchRequest, ItemView } from '../contracts/batch.js';
-import { NotFoundError } from '../errors.js';
-import type { ItemStore, StoredResult } from '../stores/item-store.js';
+import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type {
+  BatchListPage,
+  BatchStatus,
+  BatchSummary,
+  BatchView,
+  BatchWorkflowInput,
+  CreateBatchRequest,
+  ItemStatus,
+  ItemView,
+} from '../contracts/batch.js';
+import { webhookWorkflowId, type StoredWebhook } from '../contracts/webhook.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { ItemStore, StoredBatch, StoredResult } from '../stores/item-store.js';
 import { batchWorkflow } from '../../workflows/batch-workflow.js';
-import { itemsQuery, progressQuery, type ItemState, type ItemsPage } from '../../workflows/messages.js';
-import { BatchItemCountKey, BatchModelKey, BatchStatusKey, BatchStatusValue } from '../../workflows/search-attributes.js';
+import {
+  cancelSignal,
+  itemQuery,
+  itemsQuery,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryFailedUpdate,
+  type ItemState,
+} from '../../workflows/messages.js';
+import {
+  BatchItemCountKey,
+  BatchModelKey,
+  BatchStatusKey,
+  BatchStatusValue,
+  BatchTenantKey,
+} from '../../workflows/search-attributes.js';
+import { webhookWorkflow } from '../../workflows/webhook-workflow.js';
 import { mapTemporalError } from './temporal-errors.js';
 
 export interface BatchClientOptions {
@@ -22,14 +48,31 @@ export function newBatchId(): string {
   return randomBytes(10).toString('hex');
 }
 
+/** Who submits a batch: the API key's tenant, and where its events go. */
+export interface BatchOwner {
+  tenant: string;
+  webhook?: StoredWebhook;
+}
+
+/** How a batch ended, once its workflow has closed. */
+export interface BatchEnd {
+  status: Exclude<BatchStatus, 'running'>;
+  summary: BatchSummary;
+}
+
+const CLOSED_STATUS = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
+/** temporal.api.enums.v1.WorkflowExecutionStatus as visibility returns it. */
+const EXECUTION_STATUS: Record<number, BatchStatus | undefined> = { 1: 'running', 3: 'failed', 4: 'canceled', 5: 'failed', 7: 'failed' };
+
 /**
  * The Temporal client facade for the API and CLI: starts, reads and steers batch workflows, and maps Temporal's
- * errors to the app's (unknown batch -> NotFoundError, unreachable cluster -> UnavailableError).
+ * errors to the app's (unknown batch -> NotFoundError, unreachable cluster -> UnavailableError). A batch is
+ * visible only to its tenant: another tenant's id is NotFoundError, as if it did not exist.
  */
 export class BatchClient {
   private constructor(
     private readonly connection: Connection,
-    private readonly client: Client,
+    readonly client: Client,
     private readonly taskQueue: string,
     private readonly store: ItemStore,
   ) {}
@@ -41,68 +84,234 @@ export class BatchClient {
     return new BatchClient(connection, client, options.taskQueue, store);
   }
 
-  /**
-   * Stores a validated batch's items (claim check), then starts its workflow, which carries only ids and
-   * counts; returns the new batch id. If the workflow cannot start, the stored batch is removed again.
-   */
-  async submit(request: CreateBatchRequest): Promise<string> {
-    const batchId = newBatchId();
-    const input: BatchWorkflowInput = {
-      batchId,
+  /** Stores a validated batch's items (claim check) and starts it; returns the new batch id. */
+  async submit(request: CreateBatchRequest, owner: BatchOwner = { tenant: 'default' }): Promise<string> {
+    const batch: StoredBatch = {
+      id: newBatchId(),
       model: request.model,
-      version: request.version,
+      ...(request.version !== undefined ? { version: request.version } : {}),
       total: request.items.length,
       options: request.options,
+      ...(request.metadata ? { metadata: request.metadata } : {}),
+      createdAt: new Date().toISOString(),
+      tenant: owner.tenant,
+      ...(owner.webhook ? { webhook: owner.webhook } : {}),
     };
-    this.store.createBatch(
-      { ...input, id: batchId, metadata: request.metadata, createdAt: new Date().toISOString() },
-      request.items,
-    );
-    try {
-      await this.client.workflow.start(batchWorkflow, {
-        workflowId: batchWorkflowId(batchId),
-        taskQueue: this.taskQueue,
-        args: [input],
-        memo: { model: request.model, version: request.version ?? null, items: input.total, metadata: request.metadata ?? {} },
-        typedSearchAttributes: [
-          { key: BatchModelKey, value: request.model },
-          { key: BatchStatusKey, value: BatchStatusValue.running },
-          { key: BatchItemCountKey, value: input.total },
-        ],
-      });
-    } catch (err) {
-      this.store.deleteBatch(batchId);
-      mapTemporalError(err, 'batch');
-    }
-    return batchId;
+    this.store.createBatch(batch, request.items);
+    await this.start(batch);
+    return batch.id;
   }
 
   /**
-   * The batch's state: counts and each item's state from the workflow (its result once completed, queries
-   * otherwise), each item's client id and result from the item store.
+   * Starts the workflows of a stored batch: its webhook deliveries (when registered), then the batch, which
+   * carries only ids and counts. If either cannot start, the stored batch is removed again and nothing runs.
    */
-  async get(batchId: string, page: { cursor?: number; limit?: number } = {}): Promise<BatchView> {
+  async start(batch: StoredBatch): Promise<void> {
+    const input: BatchWorkflowInput = { batchId: batch.id, model: batch.model, version: batch.version, total: batch.total, options: batch.options };
+    let webhooks: Awaited<ReturnType<Client['workflow']['start']>> | undefined;
+    try {
+      if (batch.webhook) {
+        webhooks = await this.client.workflow.start(webhookWorkflow, {
+          workflowId: webhookWorkflowId(batch.id),
+          taskQueue: this.taskQueue,
+          args: [{ batchId: batch.id }],
+        });
+      }
+      await this.client.workflow.start(batchWorkflow, {
+        workflowId: batchWorkflowId(batch.id),
+        taskQueue: this.taskQueue,
+        args: [input],
+        memo: { model: batch.model, version: batch.version ?? null, items: batch.total, metadata: batch.metadata ?? {} },
+        typedSearchAttributes: [
+          { key: BatchModelKey, value: batch.model },
+          { key: BatchStatusKey, value: BatchStatusValue.running },
+          { key: BatchItemCountKey, value: batch.total },
+          { key: BatchTenantKey, value: batch.tenant },
+        ],
+      });
+    } catch (err) {
+      await webhooks?.terminate('the batch could not start').catch(() => undefined);
+      this.store.deleteBatch(batch.id);
+      mapTemporalError(err, 'batch');
+    }
+  }
+
+  /** The stored batch, if it exists and belongs to `tenant` (undefined: any tenant, for internal callers). */
+  requireBatch(batchId: string, tenant?: string): StoredBatch {
     const batch = this.store.getBatch(batchId);
-    if (!batch) throw new NotFoundError(`batch '${batchId}' not found`);
-    const handle = this.client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(batchId));
-    let summary: BatchSummary;
-    let states: ItemsPage;
+    if (!batch || (tenant !== undefined && batch.tenant !== tenant)) throw new NotFoundError(`batch '${batchId}' not found`);
+    return batch;
+  }
+
+  /** Counts, status and rate: the workflow's result once completed, its progress query otherwise. */
+  async summary(batchId: string, tenant?: string): Promise<BatchSummary> {
+    const batch = this.requireBatch(batchId, tenant);
+    const handle = this.handle(batchId);
     try {
       const description = await handle.describe();
+      let summary: BatchSummary;
       if (description.status.name === 'COMPLETED') {
-        summary = await handle.result();
+        const { failures: _failures, ...result } = await handle.result();
+        summary = result;
       } else {
         const { batchId: _batchId, percent: _percent, ...progress } = await handle.query(progressQuery);
-        const closedStatus = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
-        summary = { id: batchId, ...progress, status: closedStatus[description.status.name as keyof typeof closedStatus] ?? progress.status };
+        summary = { id: batchId, ...progress, status: CLOSED_STATUS[description.status.name as keyof typeof CLOSED_STATUS] ?? progress.status };
       }
-      states = await handle.query(itemsQuery, { cursor: page.cursor ?? 0, limit: page.limit ?? 1000 });
+      return { ...summary, ...(batch.version !== undefined ? { version: batch.version } : {}) };
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw err;
       return mapTemporalError(err, `batch '${batchId}'`);
     }
-    const { items, nextCursor } = this.withStoredResults(batchId, states.items, states.nextCursor);
-    return { ...summary, version: batch.version, items, ...(nextCursor !== undefined ? { nextCursor } : {}) };
+  }
+
+  /** How the batch ended, or undefined while its workflow runs. */
+  async outcome(batchId: string): Promise<BatchEnd | undefined> {
+    try {
+      const description = await this.handle(batchId).describe();
+      if (description.status.name === 'RUNNING' || description.status.name === 'CONTINUED_AS_NEW') return undefined;
+      const summary = await this.summary(batchId);
+      return { status: summary.status === 'running' ? 'failed' : summary.status, summary };
+    } catch (err) {
+      return mapTemporalError(err, `batch '${batchId}'`);
+    }
+  }
+
+  /**
+   * One page of items in index order, optionally in one state. Finished states come from the item store (exact,
+   * and cheap at any size); pending, running and canceled from the workflow.
+   */
+  async items(
+    batchId: string,
+    tenant: string | undefined,
+    page: { status?: ItemStatus; cursor?: number; limit?: number } = {},
+  ): Promise<{ items: ItemView[]; nextCursor?: number }> {
+    this.requireBatch(batchId, tenant);
+    const limit = page.limit ?? 100;
+    if (page.status === 'succeeded' || page.status === 'failed') {
+      const stored = this.store.listResults(batchId, { cursor: page.cursor, limit, status: page.status });
+      const items = stored.results.map(({ index, id, status, attempts, result, error, startedAt, finishedAt }): ItemView => ({
+        index,
+        id,
+        status,
+        attempts,
+        startedAt,
+        finishedAt,
+        ...(result ? { result } : {}),
+        ...(error ? { error } : {}),
+      }));
+      return { items, ...(stored.nextCursor !== undefined ? { nextCursor: stored.nextCursor } : {}) };
+    }
+    try {
+      const states = await this.handle(batchId).query(itemsQuery, { status: page.status, cursor: page.cursor ?? 0, limit });
+      return this.withStoredResults(batchId, states.items, states.nextCursor);
+    } catch (err) {
+      return mapTemporalError(err, `batch '${batchId}'`);
+    }
+  }
+
+  /** One item by its client id. */
+  async item(batchId: string, tenant: string | undefined, itemId: string): Promise<ItemView> {
+    this.requireBatch(batchId, tenant);
+    const index = this.store.findItemIndex(batchId, itemId);
+    if (index === undefined) throw new NotFoundError(`item '${itemId}' not found in batch '${batchId}'`);
+    let state: ItemState | null;
+    try {
+      state = await this.handle(batchId).query(itemQuery, { index });
+    } catch (err) {
+      return mapTemporalError(err, `batch '${batchId}'`);
+    }
+    return this.withStoredResults(batchId, [state ?? { index, status: 'pending', attempts: 0 }]).items[0]!;
+  }
+
+  /** The summary and one page of items (the view the workflow tests read). */
+  async get(batchId: string, page: { cursor?: number; limit?: number } = {}): Promise<BatchView> {
+    const summary = await this.summary(batchId);
+    return { ...summary, ...(await this.items(batchId, undefined, { cursor: page.cursor, limit: page.limit ?? 1000 })) };
+  }
+
+  /** A tenant's batches, newest first, from Temporal visibility; `cursor` is the previous page's nextCursor. */
+  async list(tenant: string, filter: { status?: BatchStatus; model?: string; cursor?: string; limit: number }): Promise<BatchListPage> {
+    const q = (v: string) => `'${v.replace(/['\\]/g, '')}'`;
+    const clauses = [`WorkflowType = 'batchWorkflow'`, `BatchTenant = ${q(tenant)}`, `ExecutionStatus != 'ContinuedAsNew'`];
+    if (filter.model) clauses.push(`BatchModel = ${q(filter.model)}`);
+    const byStatus: Record<BatchStatus, string> = {
+      running: `ExecutionStatus = 'Running'`,
+      completed: `ExecutionStatus = 'Completed' AND BatchStatus = 'Completed'`,
+      canceled: `(ExecutionStatus = 'Canceled' OR (ExecutionStatus = 'Completed' AND BatchStatus = 'Canceled'))`,
+      failed: `ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut')`,
+    };
+    if (filter.status) clauses.push(byStatus[filter.status]);
+    try {
+      const res = await this.client.workflowService.listWorkflowExecutions({
+        namespace: this.client.options.namespace,
+        query: clauses.join(' AND '),
+        pageSize: filter.limit,
+        nextPageToken: filter.cursor ? Buffer.from(filter.cursor, 'base64url') : undefined,
+      });
+      const batches = (res.executions ?? []).flatMap((e) => {
+        const id = e.execution?.workflowId?.replace(/^batch-/, '') ?? '';
+        const stored = this.store.getBatch(id);
+        if (!stored) return [];
+        const attrs = e.searchAttributes?.indexedFields ?? {};
+        const attr = (name: string): unknown => {
+          const data = attrs[name]?.data;
+          return data ? JSON.parse(Buffer.from(data).toString()) : undefined;
+        };
+        const fromAttr = { Completed: 'completed', Canceled: 'canceled', Failed: 'failed', Running: 'running' } as Record<string, BatchStatus>;
+        const execution = EXECUTION_STATUS[e.status ?? 0];
+        const status: BatchStatus = execution ?? fromAttr[String(attr('BatchStatus'))] ?? 'completed';
+        return [
+          {
+            id,
+            model: stored.model,
+            ...(stored.version !== undefined ? { version: stored.version } : {}),
+            status,
+            total: stored.total,
+            failed: Number(attr('BatchFailedCount') ?? 0),
+            createdAt: stored.createdAt,
+            ...(stored.metadata ? { metadata: stored.metadata } : {}),
+            links: { self: `/v1/batches/${id}` },
+          },
+        ];
+      });
+      const token = res.nextPageToken && res.nextPageToken.length > 0 ? Buffer.from(res.nextPageToken).toString('base64url') : undefined;
+      return { batches, ...(token ? { nextCursor: token } : {}) };
+    } catch (err) {
+      return mapTemporalError(err, 'batches');
+    }
+  }
+
+  /** Sends cancel, pause or resume; 409 once the batch has ended. */
+  async control(batchId: string, tenant: string | undefined, action: 'cancel' | 'pause' | 'resume'): Promise<void> {
+    this.requireBatch(batchId, tenant);
+    await this.requireRunning(batchId);
+    const signal = { cancel: cancelSignal, pause: pauseSignal, resume: resumeSignal }[action];
+    try {
+      await this.handle(batchId).signal(signal);
+    } catch (err) {
+      mapTemporalError(err, `batch '${batchId}'`);
+    }
+  }
+
+  /** Runs the batch's failed items again; 409 once the batch has ended. */
+  async retryFailed(batchId: string, tenant: string | undefined): Promise<{ retried: number }> {
+    this.requireBatch(batchId, tenant);
+    await this.requireRunning(batchId);
+    try {
+      return await this.handle(batchId).executeUpdate(retryFailedUpdate);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new ConflictError(`batch '${batchId}': ${err.cause?.message ?? err.message}`);
+      return mapTemporalError(err, `batch '${batchId}'`);
+    }
+  }
+
+  private async requireRunning(batchId: string): Promise<void> {
+    const end = await this.outcome(batchId);
+    if (end) throw new ConflictError(`batch '${batchId}' has ended (${end.status})`);
+  }
+
+  private handle(batchId: string) {
+    return this.client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(batchId));
   }
 
   /**
@@ -110,7 +319,7 @@ export class BatchClient {
    * status and attempts (exact even where a sharded batch's own view is coarse).
    */
   private withStoredResults(batchId: string, states: ItemState[], nextCursor?: number): { items: ItemView[]; nextCursor?: number } {
-    if (states.length === 0) return { items: [], nextCursor };
+    if (states.length === 0) return { items: [], ...(nextCursor !== undefined ? { nextCursor } : {}) };
     const first = states[0]!.index;
     const span = states[states.length - 1]!.index - first + 1;
     const ids = new Map(this.store.getItems(batchId, first, span).map((i) => [i.index, i.id]));
@@ -129,7 +338,7 @@ export class BatchClient {
         ...(r.error && !s.error ? { error: r.error } : {}),
       };
     });
-    return { items, nextCursor };
+    return { items, ...(nextCursor !== undefined ? { nextCursor } : {}) };
   }
 
   async close(): Promise<void> {

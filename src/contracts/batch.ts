@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WebhookRegistration } from './webhook.js';
 
 /** Lifecycle of one item. A closed set: `as const` plus a derived union, never a TS enum. */
 export const ItemStatus = {
@@ -66,6 +67,8 @@ export const CreateBatchRequest = z
     items: z.array(BatchItem).min(1),
     options: BatchOptions.default(BatchOptions.parse({})),
     metadata: z.record(z.string().max(64), z.string().max(512)).optional(),
+    /** Where item events and/or the batch's end are delivered (Standard Webhooks). */
+    webhook: WebhookRegistration.optional(),
   })
   .strict()
   .superRefine((req, ctx) => {
@@ -82,58 +85,118 @@ export const CreateBatchRequest = z
   });
 export type CreateBatchRequest = z.infer<typeof CreateBatchRequest>;
 
+const ItemStatusSchema = z.enum(['pending', 'running', 'succeeded', 'failed', 'canceled']);
+const BatchStatusSchema = z.enum(['running', 'completed', 'canceled', 'failed']);
+
 /** What an item's inference produced. */
-export interface ItemResult {
-  model: string;
-  version: number;
+export const ItemResult = z.object({
+  model: z.string(),
+  version: z.number().int(),
   /** Classifiers only: the winning label. */
-  label?: string;
+  label: z.string().optional(),
   /** Classifiers only: one probability per label. */
-  probabilities?: number[];
+  probabilities: z.array(z.number()).optional(),
   /** Embedding models only: the pooled (and, per config, unit-length) vector. */
-  embedding?: number[];
+  embedding: z.array(z.number()).optional(),
   /** Every other model output for this item, batch dimension removed. */
-  outputs: Record<string, number | number[] | unknown[]>;
-}
+  outputs: z.record(z.string(), z.union([z.number(), z.array(z.unknown())])),
+});
+export type ItemResult = z.infer<typeof ItemResult>;
 
-export interface ItemView {
-  index: number;
-  id: string;
-  status: ItemStatus;
-  attempts: number;
-  startedAt?: string;
-  finishedAt?: string;
-  result?: ItemResult;
-  error?: { type: string; message: string };
-}
+export const ItemError = z.object({ type: z.string(), message: z.string() });
 
+export const ItemView = z.object({
+  index: z.number().int(),
+  id: z.string(),
+  status: ItemStatusSchema,
+  attempts: z.number().int(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  result: ItemResult.optional(),
+  error: ItemError.optional(),
+});
+export type ItemView = z.infer<typeof ItemView>;
+
+export const ItemCounts = z.object({
+  pending: z.number().int(),
+  running: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  canceled: z.number().int(),
+});
 export type ItemCounts = Record<ItemStatus, number>;
 
-export interface BatchView {
-  id: string;
-  model: string;
-  version?: number;
-  status: BatchStatus;
-  total: number;
-  counts: ItemCounts;
+/** `GET /v1/batches/:id/items`: one page of items in index order. */
+export const ItemsPage = z.object({ items: z.array(ItemView), nextCursor: z.number().int().optional() });
+
+const BatchLinks = z.object({ self: z.string(), items: z.string(), results: z.string(), events: z.string() });
+export const batchLinks = (id: string): z.infer<typeof BatchLinks> => ({
+  self: `/v1/batches/${id}`,
+  items: `/v1/batches/${id}/items`,
+  results: `/v1/batches/${id}/results`,
+  events: `/v1/batches/${id}/events`,
+});
+
+/** `GET /v1/batches/:id`: the batch's state without its items. */
+export const BatchResource = z.object({
+  id: z.string(),
+  model: z.string(),
+  version: z.number().int().optional(),
+  status: BatchStatusSchema,
+  total: z.number().int(),
+  counts: ItemCounts,
   /** While running: paused or not, the current concurrency, the rate and the estimated completion. */
-  paused?: boolean;
-  concurrency?: number;
-  itemsPerSecond?: number;
-  eta?: string;
-  createdAt: string;
-  updatedAt: string;
-  /** One page of items (`?cursor=&limit=` on GET /v1/batches/:id; at most 1000). */
-  items: ItemView[];
-  /** Cursor of the next page of items, when there is one. */
-  nextCursor?: number;
-}
+  paused: z.boolean().optional(),
+  concurrency: z.number().int().optional(),
+  itemsPerSecond: z.number().optional(),
+  eta: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  /** The registered callback (never its secret) and deliveries that will not be retried again. */
+  webhook: z
+    .object({
+      url: z.string(),
+      events: z.array(z.enum(['item', 'batch'])),
+      failedDeliveries: z.array(
+        z.object({ messageId: z.string(), eventType: z.string(), attempts: z.number().int(), lastError: z.string(), failedAt: z.string() }),
+      ),
+    })
+    .optional(),
+  links: BatchLinks,
+});
+export type BatchResource = z.infer<typeof BatchResource>;
+
+/** The summary and one page of items: what the workflow tests read through BatchClient.get. */
+export type BatchView = Omit<BatchResource, 'links' | 'webhook' | 'metadata'> & { items: ItemView[]; nextCursor?: number };
+
+/** `GET /v1/batches`: a tenant's batches, newest first. */
+export const BatchListPage = z.object({
+  batches: z.array(
+    z.object({
+      id: z.string(),
+      model: z.string(),
+      version: z.number().int().optional(),
+      status: BatchStatusSchema,
+      total: z.number().int(),
+      failed: z.number().int(),
+      createdAt: z.string(),
+      metadata: z.record(z.string(), z.string()).optional(),
+      links: z.object({ self: z.string() }),
+    }),
+  ),
+  nextCursor: z.string().optional(),
+});
+export type BatchListPage = z.infer<typeof BatchListPage>;
 
 export const CreateBatchResponse = z.object({
   id: z.string(),
   status: z.enum(['running']),
   total: z.number().int(),
-  links: z.object({ self: z.string() }),
+  counts: ItemCounts,
+  links: BatchLinks,
+  /** Set when a webhook was registered; `secret` is shown only here, once. */
+  webhook: z.object({ url: z.string(), events: z.array(z.enum(['item', 'batch'])), secret: z.string() }).optional(),
 });
 export type CreateBatchResponse = z.infer<typeof CreateBatchResponse>;
 
@@ -216,7 +279,7 @@ export interface ChunkItemFailure {
 }
 
 /** What batchWorkflow returns: the batch's final state without its items (they are in the store). */
-export type BatchSummary = Omit<BatchView, 'items'> & {
+export type BatchSummary = Omit<BatchView, 'items' | 'nextCursor'> & {
   /** A shard's failed items, for its parent to aggregate. */
   failures?: FailedItem[];
 };

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics.js';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
@@ -12,8 +13,10 @@ import { TextTokenizers } from './text-tokenizer.js';
 export interface InferenceOptions extends InferencePoolOptions {
   /** Coalesce concurrent items into batches (default true). Off: every item runs alone. */
   dynamicBatching?: boolean;
-  /** Called with every batch run (metrics, tests). */
+  /** Called with every batch run (tests). */
   onBatch?: (model: ResolvedModel, size: number) => void;
+  /** Model-call latency and batch-size histograms are observed here. */
+  metrics?: Pick<Metrics, 'inferenceLatency' | 'inferenceBatchSize'>;
 }
 
 /**
@@ -33,7 +36,17 @@ export class InferenceRuntime {
     options: InferenceOptions = {},
   ) {
     this.pool = new InferencePool(options);
-    this.batcher = new DynamicBatcher((model, items) => this.run(model, items), {
+    const metrics = options.metrics;
+    this.batcher = new DynamicBatcher(async (model, items) => {
+      if (!metrics) return this.run(model, items);
+      const stop = metrics.inferenceLatency.startTimer({ model: model.name });
+      metrics.inferenceBatchSize.observe({ model: model.name }, items.length);
+      try {
+        return await this.run(model, items);
+      } finally {
+        stop();
+      }
+    }, {
       maxInFlight: this.pool.size,
       coalesce: options.dynamicBatching ?? true,
       onBatch: options.onBatch,

@@ -1,4 +1,5 @@
 import type { BatchOptions, ItemInputs, ItemResult, ItemStatus } from '../contracts/batch.js';
+import type { FailedDelivery, StoredWebhook } from '../contracts/webhook.js';
 
 /** A batch as stored at submission: everything the workflow does not need to carry (claim check). */
 export interface StoredBatch {
@@ -9,6 +10,10 @@ export interface StoredBatch {
   options: BatchOptions;
   metadata?: Record<string, string>;
   createdAt: string;
+  /** The tenant of the API key that submitted it: other tenants never see it. */
+  tenant: string;
+  /** Where item and batch events are delivered, with the signing secret (kept out of workflow history). */
+  webhook?: StoredWebhook;
 }
 
 export interface StoredItem {
@@ -29,6 +34,19 @@ export interface StoredResult {
   finishedAt: string;
 }
 
+/** One entry of a batch's event log: an item outcome in the order outcomes were recorded. */
+export interface StoredEvent {
+  /** Global, increasing: the SSE event id and the resume point. */
+  seq: number;
+  index: number;
+  id: string;
+  status: StoredResult['status'];
+  attempts: number;
+  result?: ItemResult;
+  error?: { type: string; message: string };
+  finishedAt: string;
+}
+
 export interface ResultPage {
   results: StoredResult[];
   nextCursor?: number;
@@ -44,16 +62,33 @@ export interface ResultPage {
 export interface ItemStore {
   /** Stores a batch and its items atomically. Throws if the id exists. */
   createBatch(batch: StoredBatch, items: Iterable<{ id?: string; inputs: ItemInputs }>): void;
+  /**
+   * Streams items of a batch that is not committed yet (items `from`, `from + 1`, ...): invisible until
+   * commitBatch. Throws DuplicateItemIdError naming the first item id already present.
+   */
+  appendItems(batchId: string, from: number, items: { id?: string; inputs: ItemInputs }[]): void;
+  /** Makes a batch whose items were appended visible; throws unless exactly `batch.total` items are stored. */
+  commitBatch(batch: StoredBatch): void;
   getBatch(batchId: string): StoredBatch | undefined;
   /** Removes a batch, its items and results (a submission whose workflow could not start). */
   deleteBatch(batchId: string): void;
   /** Items [from, from + count) of a batch, in index order. */
   getItems(batchId: string, from: number, count: number): StoredItem[];
-  /** Records an item's outcome. Returns false when a success was already recorded (the write is ignored). */
+  /**
+   * Records an item's outcome and appends it to the batch's event log. Returns false when a success was already
+   * recorded (the write and the event are ignored).
+   */
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean;
   /** Recorded outcomes in index order from `cursor`, optionally only one status. */
   listResults(batchId: string, options?: { cursor?: number; limit?: number; status?: StoredResult['status'] }): ResultPage;
   getResult(batchId: string, index: number): StoredResult | undefined;
+  /** The index of the item with this client id. */
+  findItemIndex(batchId: string, itemId: string): number | undefined;
+  /** The batch's event log after `afterSeq` (0: from the start), oldest first. */
+  listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[];
+  /** Records a webhook delivery that will not be retried again (idempotent by message id). */
+  putFailedDelivery(batchId: string, failure: FailedDelivery): void;
+  listFailedDeliveries(batchId: string): FailedDelivery[];
   /** Recorded outcomes by status. */
   countResults(batchId: string): Record<StoredResult['status'], number>;
   close(): void;

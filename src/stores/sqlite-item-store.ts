@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { ItemInputs } from '../contracts/batch.js';
-import type { ItemStore, ResultPage, StoredBatch, StoredItem, StoredResult } from './item-store.js';
+import type { FailedDelivery } from '../contracts/webhook.js';
+import { InvalidRequestError } from '../errors.js';
+import type { ItemStore, ResultPage, StoredBatch, StoredEvent, StoredItem, StoredResult } from './item-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -12,7 +14,9 @@ CREATE TABLE IF NOT EXISTS batches (
   total      INTEGER NOT NULL,
   options    TEXT NOT NULL,
   metadata   TEXT,
-  created_at TEXT NOT NULL
+  created_at TEXT NOT NULL,
+  tenant     TEXT NOT NULL DEFAULT 'default',
+  webhook    TEXT
 );
 CREATE TABLE IF NOT EXISTS items (
   batch_id  TEXT NOT NULL,
@@ -22,6 +26,27 @@ CREATE TABLE IF NOT EXISTS items (
   PRIMARY KEY (batch_id, idx)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS items_by_client_id ON items (batch_id, client_id);
+-- Every recorded outcome, in the order it was recorded: the log that SSE, results?follow and webhooks read.
+-- A global AUTOINCREMENT seq: SQLite commits one writer at a time, so a reader never sees seq n+1 without n.
+CREATE TABLE IF NOT EXISTS events (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  batch_id    TEXT NOT NULL,
+  idx         INTEGER NOT NULL,
+  status      TEXT NOT NULL,
+  attempts    INTEGER NOT NULL,
+  error       TEXT,
+  finished_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_batch ON events (batch_id, seq);
+CREATE TABLE IF NOT EXISTS webhook_failures (
+  batch_id   TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  attempts   INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  failed_at  TEXT NOT NULL,
+  PRIMARY KEY (batch_id, message_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
   batch_id    TEXT NOT NULL,
   idx         INTEGER NOT NULL,
@@ -38,6 +63,22 @@ CREATE TABLE IF NOT EXISTS results (
 /** Where the API and the workers of one machine share their item store. */
 export function itemStoreFile(config: { DATA_DIR: string }): string {
   return path.join(config.DATA_DIR, 'batchline.db');
+}
+
+/** Columns added after the first release: added in place to a file an older version created. */
+const MIGRATIONS: [table: string, column: string, ddl: string][] = [
+  ['batches', 'tenant', "ALTER TABLE batches ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"],
+  ['batches', 'webhook', 'ALTER TABLE batches ADD COLUMN webhook TEXT'],
+];
+
+/** Thrown when a batch names the same item id twice. */
+export class DuplicateItemIdError extends InvalidRequestError {
+  constructor(
+    readonly itemId: string,
+    readonly index: number,
+  ) {
+    super(`duplicate item id '${itemId}' (item ${index})`, [{ path: ['items', index, 'id'], message: 'duplicate item id' }]);
+  }
 }
 
 /** Rows per INSERT statement when storing items (SQLite allows 32,766 bound parameters). */
@@ -58,12 +99,34 @@ export class SqliteItemStore implements ItemStore {
     this.db.pragma('synchronous = NORMAL'); // durable across process crashes; WAL makes it safe
     this.db.pragma('busy_timeout = 10000'); // the API and several workers write the same file
     this.db.exec(SCHEMA);
+    for (const [table, column, ddl] of MIGRATIONS) {
+      const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];
+      if (!columns.some((c) => c.name === column)) this.db.exec(ddl);
+    }
     this.stmts = {
       insertBatch: this.db.prepare(
-        'INSERT INTO batches (id, model, version, total, options, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO batches (id, model, version, total, options, metadata, created_at, tenant, webhook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
+      countItems: this.db.prepare('SELECT COUNT(*) AS n FROM items WHERE batch_id = ?'),
+      findItem: this.db.prepare('SELECT idx FROM items WHERE batch_id = ? AND client_id = ?'),
+      appendEvent: this.db.prepare(
+        'INSERT INTO events (batch_id, idx, status, attempts, error, finished_at) VALUES (@batchId, @index, @status, @attempts, @error, @finishedAt)',
+      ),
+      listEvents: this.db.prepare(
+        `SELECT e.seq, e.idx, e.status, e.attempts, e.error, e.finished_at, i.client_id, r.result
+         FROM events e JOIN items i ON i.batch_id = e.batch_id AND i.idx = e.idx
+         LEFT JOIN results r ON e.status = 'succeeded' AND r.batch_id = e.batch_id AND r.idx = e.idx
+         WHERE e.batch_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
+      ),
+      putFailedDelivery: this.db.prepare(
+        `INSERT INTO webhook_failures (batch_id, message_id, event_type, attempts, last_error, failed_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
+      listFailedDeliveries: this.db.prepare('SELECT * FROM webhook_failures WHERE batch_id = ? ORDER BY failed_at, message_id'),
       getBatch: this.db.prepare('SELECT * FROM batches WHERE id = ?'),
       deleteBatch: [
+        this.db.prepare('DELETE FROM events WHERE batch_id = ?'),
+        this.db.prepare('DELETE FROM webhook_failures WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM results WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM items WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM batches WHERE id = ?'),
@@ -99,21 +162,49 @@ export class SqliteItemStore implements ItemStore {
   }
 
   createBatch(batch: StoredBatch, items: Iterable<{ id?: string; inputs: ItemInputs }>): void {
-    const { insertBatch, insertItems, insertItem } = this.stmts;
     this.db.transaction(() => {
+      let chunk: { id?: string; inputs: ItemInputs }[] = [];
       let stored = 0;
-      let chunk: unknown[] = [];
       for (const item of items) {
-        chunk.push(batch.id, stored, item.id ?? String(stored), JSON.stringify(item.inputs));
-        stored++;
-        if (chunk.length === INSERT_CHUNK * 4) {
-          insertItems.run(chunk);
+        chunk.push(item);
+        if (chunk.length === INSERT_CHUNK) {
+          this.appendItems(batch.id, stored, chunk);
+          stored += chunk.length;
           chunk = [];
         }
       }
-      for (let i = 0; i < chunk.length; i += 4) insertItem.run(chunk.slice(i, i + 4));
-      if (stored !== batch.total) throw new Error(`batch ${batch.id}: ${stored} items stored, ${batch.total} declared`);
-      insertBatch.run(
+      this.appendItems(batch.id, stored, chunk);
+      this.commitBatch(batch);
+    })();
+  }
+
+  appendItems(batchId: string, from: number, items: { id?: string; inputs: ItemInputs }[]): void {
+    const { insertItems, insertItem } = this.stmts;
+    const row = (item: { id?: string; inputs: ItemInputs }, i: number) => [batchId, from + i, item.id ?? String(from + i), JSON.stringify(item.inputs)];
+    try {
+      this.db.transaction(() => {
+        let i = 0;
+        for (; i + INSERT_CHUNK <= items.length; i += INSERT_CHUNK) insertItems.run(items.slice(i, i + INSERT_CHUNK).flatMap((it, j) => row(it, i + j)));
+        for (; i < items.length; i++) insertItem.run(row(items[i]!, i));
+      })();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY' && (err as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
+      // Name the first offending item: one lookup per item of this (failed, rolled back) append.
+      const seen = new Set<string>();
+      for (const [i, item] of items.entries()) {
+        const id = item.id ?? String(from + i);
+        if (seen.has(id) || this.stmts.findItem.get(batchId, id)) throw new DuplicateItemIdError(id, from + i);
+        seen.add(id);
+      }
+      throw err;
+    }
+  }
+
+  commitBatch(batch: StoredBatch): void {
+    this.db.transaction(() => {
+      const { n } = this.stmts.countItems.get(batch.id) as { n: number };
+      if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
+      this.stmts.insertBatch.run(
         batch.id,
         batch.model,
         batch.version ?? null,
@@ -121,6 +212,8 @@ export class SqliteItemStore implements ItemStore {
         JSON.stringify(batch.options),
         batch.metadata ? JSON.stringify(batch.metadata) : null,
         batch.createdAt,
+        batch.tenant,
+        batch.webhook ? JSON.stringify(batch.webhook) : null,
       );
     })();
   }
@@ -136,6 +229,8 @@ export class SqliteItemStore implements ItemStore {
       options: JSON.parse(row.options),
       ...(row.metadata ? { metadata: JSON.parse(row.metadata) } : {}),
       createdAt: row.created_at,
+      tenant: row.tenant,
+      ...(row.webhook ? { webhook: JSON.parse(row.webhook) } : {}),
     };
   }
 
@@ -149,7 +244,8 @@ export class SqliteItemStore implements ItemStore {
   }
 
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean {
-    const info = this.stmts.putResult.run({
+    return this.db.transaction(() => {
+      const row = {
       batchId,
       index: result.index,
       status: result.status,
@@ -158,8 +254,11 @@ export class SqliteItemStore implements ItemStore {
       error: result.error ? JSON.stringify(result.error) : null,
       startedAt: result.startedAt,
       finishedAt: result.finishedAt,
-    });
-    return info.changes > 0;
+      };
+      if (this.stmts.putResult.run(row).changes === 0) return false;
+      this.stmts.appendEvent.run(row);
+      return true;
+    })();
   }
 
   listResults(batchId: string, options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {}): ResultPage {
@@ -178,6 +277,39 @@ export class SqliteItemStore implements ItemStore {
   getResult(batchId: string, index: number): StoredResult | undefined {
     const row = this.stmts.getResult.get(batchId, index) as ResultRow | undefined;
     return row ? toResult(row) : undefined;
+  }
+
+  findItemIndex(batchId: string, itemId: string): number | undefined {
+    return (this.stmts.findItem.get(batchId, itemId) as { idx: number } | undefined)?.idx;
+  }
+
+  listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[] {
+    const rows = this.stmts.listEvents.all(batchId, afterSeq, limit) as (Omit<ResultRow, 'started_at'> & { seq: number })[];
+    return rows.map((r) => ({
+      seq: r.seq,
+      index: r.idx,
+      id: r.client_id,
+      status: r.status,
+      attempts: r.attempts,
+      ...(r.result ? { result: JSON.parse(r.result) } : {}),
+      ...(r.error ? { error: JSON.parse(r.error) } : {}),
+      finishedAt: r.finished_at,
+    }));
+  }
+
+  putFailedDelivery(batchId: string, f: FailedDelivery): void {
+    this.stmts.putFailedDelivery.run(batchId, f.messageId, f.eventType, f.attempts, f.lastError, f.failedAt);
+  }
+
+  listFailedDeliveries(batchId: string): FailedDelivery[] {
+    const rows = this.stmts.listFailedDeliveries.all(batchId) as {
+      message_id: string;
+      event_type: string;
+      attempts: number;
+      last_error: string;
+      failed_at: string;
+    }[];
+    return rows.map((r) => ({ messageId: r.message_id, eventType: r.event_type, attempts: r.attempts, lastError: r.last_error, failedAt: r.failed_at }));
   }
 
   countResults(batchId: string): Record<StoredResult['status'], number> {
@@ -201,6 +333,8 @@ interface BatchRow {
   options: string;
   metadata: string | null;
   created_at: string;
+  tenant: string;
+  webhook: string | null;
 }
 
 interface ResultRow {

@@ -96,6 +96,7 @@ export function testConfig(address: string, env: Record<string, string> = {}): C
     DATA_DIR: tempDir('data'),
     PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    WORKER_METRICS_PORT: '0',
     ...env,
   });
 }

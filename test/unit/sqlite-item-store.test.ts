@@ -25,6 +25,7 @@ const batch = (id: string, total: number): StoredBatch => ({
   options: BatchOptions.parse({}),
   metadata: { team: 'ml' },
   createdAt: '2026-11-23T00:00:00.000Z',
+  tenant: 'default',
 });
 const items = (n: number, withIds = false) =>
   Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));

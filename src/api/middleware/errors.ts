@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { AppError, type ErrorDetail } from '../../errors.js';
+import { AppError, RateLimitedError, TimeoutError, type ErrorDetail } from '../../errors.js';
 
 /** The one error shape every failed request gets. */
 export interface ErrorBody {
@@ -28,7 +28,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (err instanceof AppError) {
       if (err.status === 503) res.setHeader('Retry-After', '5');
-      res.status(err.status).json(errorBody(err.code, err.message, err.details));
+      if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+      const extra = err instanceof TimeoutError ? err.extra : {};
+      res.status(err.status).json({ ...errorBody(err.code, err.message, err.details), ...extra });
       return;
     }
     // body-parser errors carry an http status and a type
@@ -42,7 +44,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (status === 415 || err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') {
-      res.status(415).json(errorBody('invalid_request', err.message));
+      res.status(415).json(errorBody('unsupported_media_type', err.message));
       return;
     }
     if (status !== undefined && status >= 400 && status < 500) {

@@ -10,14 +10,10 @@ import {
 } from '../../errors.js';
 import { checkItemInputs } from '../../runtime/input-validation.js';
 import type { ModelRepository } from '../../runtime/model-repository.js';
-import type { BatchClient } from '../../client/batch-client.js';
+import type { AppDeps } from '../app.js';
+import { batchLinks } from '../../contracts/batch.js';
 import { parseOrThrow } from '../middleware/validate.js';
 
-export interface BatchRoutesDeps {
-  client: Pick<BatchClient, 'submit' | 'get'>;
-  models: ModelRepository;
-  maxBatchItems: number;
-}
 
 /** Most per-item input problems reported in one 400; the rest are summarised. */
 const MAX_REPORTED_ISSUES = 20;
@@ -29,7 +25,8 @@ const ItemsPageQuery = z
   })
   .strict();
 
-export function batchRoutes({ client, models, maxBatchItems }: BatchRoutesDeps): Router {
+export function batchRoutes({ batches: client, models, config }: AppDeps): Router {
+  const maxBatchItems = config.MAX_BATCH_ITEMS;
   const router = Router();
 
   router.post('/v1/batches', async (req, res) => {
@@ -60,7 +57,7 @@ export function batchRoutes({ client, models, maxBatchItems }: BatchRoutesDeps):
       throw new InvalidRequestError(`${bad} item(s) do not fit model '${model.name}' v${model.version}: items[${first.path[1]}]: ${first.message}`, issues);
     }
     const id = await client.submit(body);
-    const response: CreateBatchResponse = { id, status: 'running', total: body.items.length, links: { self: `/v1/batches/${id}` } };
+    const response: CreateBatchResponse = { id, status: 'running', total: body.items.length, counts: { pending: body.items.length, running: 0, succeeded: 0, failed: 0, canceled: 0 }, links: batchLinks(id) };
     res.status(202).location(response.links.self).json(response);
   });
 

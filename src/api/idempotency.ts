@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { ConflictError, InvalidRequestError, UnprocessableError } from '../errors.js';
+import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+
+/** What a handler that creates work answers; it is what a replay answers again. */
+export interface CreatedResponse {
+  status: number;
+  body: unknown;
+  /** The Location header, when there is one. */
+  location?: string;
+}
+
+const KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** A stable fingerprint of a request: method, path, query and the body's bytes (as hashed by the body reader). */
+export function fingerprint(req: Request, bodyHash: string): string {
+  return createHash('sha256').update(`${req.method} ${req.originalUrl}\n${bodyHash}`).digest('hex');
+}
+
+/**
+ * Runs `create` at most once per `Idempotency-Key` and API key. Without the header it just runs. The same key
+ * and request replays the stored response (marked `Idempotent-Replayed: true`) without creating anything; the
+ * same key with a different request is 422; the same key while its first request is still running is 409.
+ * Only successful (2xx) responses are stored: after an error the key may be used again.
+ */
+export async function idempotent(
+  req: Request,
+  res: Response,
+  store: SqliteIdempotencyStore,
+  requestFingerprint: string,
+  create: () => Promise<CreatedResponse>,
+): Promise<void> {
+  const key = req.header('idempotency-key');
+  const send = (r: CreatedResponse) => {
+    if (r.location) res.location(r.location);
+    res.status(r.status).json(r.body);
+  };
+  if (key === undefined) return send(await create());
+  if (!KEY.test(key)) throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters', [{ path: ['Idempotency-Key'], message: 'invalid' }]);
+  const claim = store.claim(req.apiKey, key, requestFingerprint);
+  if (claim.kind === 'mismatch') {
+    throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
+  }
+  if (claim.kind === 'in-progress') throw new ConflictError(`a request with Idempotency-Key '${key}' is still being processed`);
+  if (claim.kind === 'replay') {
+    res.setHeader('Idempotent-Replayed', 'true');
+    const body = claim.body as CreatedResponse;
+    return send(body);
+  }
+  let created: CreatedResponse;
+  try {
+    created = await create();
+  } catch (err) {
+    store.release(req.apiKey, key);
+    throw err;
+  }
+  if (created.status >= 200 && created.status < 300) store.complete(req.apiKey, key, created.status, created);
+  else store.release(req.apiKey, key);
+  send(created);
+}

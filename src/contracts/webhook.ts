@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/** What a webhook can be told about: each finished item, and/or the batch's end. */
+export const WebhookEventKind = { item: 'item', batch: 'batch' } as const;
+export type WebhookEventKind = (typeof WebhookEventKind)[keyof typeof WebhookEventKind];
+
+/** A Standard Webhooks signing secret: `whsec_` and base64 of 24 to 64 random bytes. */
+const SECRET = /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/;
+
+/**
+ * A batch's callback registration. The URL must be http(s) without credentials; whether its host may be reached
+ * is decided again at every connection, after DNS resolution (see src/webhooks/url-guard.ts).
+ */
+export const WebhookRegistration = z
+  .object({
+    url: z
+      .string()
+      .max(2048)
+      .refine((u) => URL.canParse(u), 'not a valid URL')
+      .refine((u) => !URL.canParse(u) || ['http:', 'https:'].includes(new URL(u).protocol), 'only http and https URLs')
+      .refine((u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password), 'credentials are not allowed in the URL'),
+    /** Which events to deliver (default both). */
+    events: z.array(z.enum(['item', 'batch'])).min(1).max(2).default(['item', 'batch']),
+    /** Signing secret (`whsec_...`); when omitted one is generated and returned once in the 202 response. */
+    secret: z.string().regex(SECRET, 'expected whsec_ followed by base64 of 24-64 bytes').optional(),
+  })
+  .strict();
+export type WebhookRegistration = z.infer<typeof WebhookRegistration>;
+
+/** A registration as stored: the secret is always set. */
+export type StoredWebhook = Required<WebhookRegistration>;
+
+/** A delivery that exhausted its retries (or was refused for good), listed under its batch. */
+export const FailedDelivery = z.object({
+  messageId: z.string(),
+  eventType: z.string(),
+  attempts: z.number().int(),
+  lastError: z.string(),
+  failedAt: z.string(),
+});
+export type FailedDelivery = z.infer<typeof FailedDelivery>;
+
+/** Input of webhookWorkflow: the batch whose events it delivers (the URL and secret are in the item store). */
+export interface WebhookWorkflowInput {
+  batchId: string;
+  /** Event log position already handed to deliveries (carried across continue-as-new). */
+  afterSeq?: number;
+  /** Set once the receiver answered 410 Gone: nothing more is delivered. */
+  gone?: boolean;
+}
+
+/** Workflow id of a batch's webhook deliveries. */
+export const webhookWorkflowId = (batchId: string): string => `batch-${batchId}/webhooks`;

@@ -1,0 +1,84 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+/** What a first look at an idempotency key finds. */
+export type IdempotencyClaim =
+  /** Unused: the caller now holds the key and must complete() or release() it. */
+  | { kind: 'new' }
+  /** Used with the same request: here is the original response. */
+  | { kind: 'replay'; status: number; body: unknown }
+  /** Used with a different request. */
+  | { kind: 'mismatch' }
+  /** The same key is being served right now by another request. */
+  | { kind: 'in-progress' };
+
+/** How long a key is remembered (24 h, as Stripe and the IETF draft suggest). */
+const KEEP_MS = 24 * 60 * 60 * 1000;
+/** A claim not completed within this time belongs to a request that died; the key may be claimed again. */
+const ABANDONED_MS = 10 * 60 * 1000;
+
+/**
+ * Idempotency keys of POSTs that create work, per scope (the API key), in the item store's SQLite file. A key
+ * is claimed before the work is created and completed with the response, atomically in SQLite, so two racing
+ * requests with one key never both create work.
+ */
+export class SqliteIdempotencyStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
+      scope       TEXT NOT NULL,
+      key         TEXT NOT NULL,
+      fingerprint TEXT NOT NULL,
+      status      INTEGER,
+      response    TEXT,
+      created_at  INTEGER NOT NULL,
+      PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID`);
+    this.stmts = {
+      get: this.db.prepare('SELECT fingerprint, status, response, created_at FROM idempotency_keys WHERE scope = ? AND key = ?'),
+      insert: this.db.prepare('INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES (?, ?, ?, ?)'),
+      delete: this.db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ?'),
+      complete: this.db.prepare('UPDATE idempotency_keys SET status = ?, response = ? WHERE scope = ? AND key = ?'),
+      expire: this.db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?'),
+    };
+  }
+
+  claim(scope: string, key: string, fingerprint: string): IdempotencyClaim {
+    return this.db.transaction((): IdempotencyClaim => {
+      const now = Date.now();
+      const row = this.stmts.get.get(scope, key) as
+        | { fingerprint: string; status: number | null; response: string | null; created_at: number }
+        | undefined;
+      const stale = row && (now - row.created_at > KEEP_MS || (row.status === null && now - row.created_at > ABANDONED_MS));
+      if (row && !stale) {
+        if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+        if (row.status === null) return { kind: 'in-progress' };
+        return { kind: 'replay', status: row.status, body: JSON.parse(row.response!) };
+      }
+      if (row) this.stmts.delete.run(scope, key);
+      this.stmts.insert.run(scope, key, fingerprint, now);
+      if (Math.random() < 0.01) this.stmts.expire.run(now - KEEP_MS);
+      return { kind: 'new' };
+    }).immediate();
+  }
+
+  complete(scope: string, key: string, status: number, body: unknown): void {
+    this.stmts.complete.run(status, JSON.stringify(body), scope, key);
+  }
+
+  /** Forgets a claim whose request failed, so the client may retry with the same key. */
+  release(scope: string, key: string): void {
+    this.stmts.delete.run(scope, key);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
