@@ -7,9 +7,11 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { ModelRepository } from '../runtime/model-repository.js';
 import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.js';
 import { auth } from './middleware/auth.js';
 import { errorHandler, notFoundRoute } from './middleware/errors.js';
 import { requestId } from './middleware/request-id.js';
+import { batchStreamRoutes } from './routes/batch-streams.js';
 import { batchRoutes } from './routes/batches.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
@@ -61,11 +63,15 @@ export function createApp(deps: AppDeps): Express {
       limit: deps.config.MAX_BODY_BYTES,
       strict: true,
       verify: (req, _res, buf) => {
+        if (jsonDepthExceeds(buf)) {
+          throw Object.assign(new Error(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), { status: 400, expose: true });
+        }
         (req as express.Request).bodyHash = createHash('sha256').update(buf).digest('hex');
       },
     }),
   );
   app.use(batchRoutes(deps));
+  app.use(batchStreamRoutes(deps));
   app.use(predictRoutes(deps));
   app.use(kserveRoutes(deps));
   app.use(modelRoutes(deps));

@@ -74,7 +74,8 @@ export class BatchClient {
     private readonly connection: Connection,
     readonly client: Client,
     private readonly taskQueue: string,
-    private readonly store: ItemStore,
+    /** The item store the batches' items and results live in (the API stages NDJSON uploads in it). */
+    readonly store: ItemStore,
   ) {}
 
   /** Connects lazily: the API starts even while Temporal is down and answers 503 until it is back. */

@@ -59,6 +59,7 @@ export const BatchItem = z
     inputs: ItemInputs,
   })
   .strict();
+export type BatchItem = z.infer<typeof BatchItem>;
 
 export const CreateBatchRequest = z
   .object({

@@ -32,6 +32,13 @@ describe('batches over HTTP on a real Temporal dev server', () => {
     client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
   });
 
+  /** Every item of a batch (up to 1000), from GET /v1/batches/:id/items. */
+  const itemsOf = async (id: string): Promise<any[]> => {
+    const res = await http(api.url, 'GET', `/v1/batches/${id}/items?limit=1000`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body.items;
+  };
+
   after(async () => {
     await api?.close();
     await worker?.shutdown();
@@ -62,8 +69,9 @@ describe('batches over HTTP on a real Temporal dev server', () => {
       return res.body.status === 'completed' ? res.body : undefined;
     });
     assert.deepEqual(done.counts, { pending: 0, running: 0, succeeded: rows.length, failed: 0, canceled: 0 });
-    assert.equal(done.items.length, rows.length);
-    done.items.forEach((item: any, i: number) => {
+    const items = await itemsOf(submitted.body.id);
+    assert.equal(items.length, rows.length);
+    items.forEach((item: any, i: number) => {
       assert.equal(item.id, `row-${i}`);
       assert.equal(item.status, 'succeeded');
       assert.equal(item.attempts, 1);
@@ -95,16 +103,17 @@ describe('batches over HTTP on a real Temporal dev server', () => {
       return c && c.succeeded > 0 && c.succeeded < rows.length ? res.body : undefined;
     }, 60_000, 20);
     assert.equal(partial.status, 'running');
-    const finished = partial.items.filter((i: any) => i.status === 'succeeded');
+    const finished = (await itemsOf(submitted.body.id)).filter((i: any) => i.status === 'succeeded');
     assert.ok(finished.every((i: any) => typeof i.result.label === 'string'), 'results readable before the batch ends');
     const done = await waitFor('completion', async () => {
       const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);
       return res.body.status === 'completed' ? res.body : undefined;
     });
     assert.equal(done.counts.succeeded, rows.length);
-    done.items.forEach((item: any, i: number) => assert.equal(item.result.label, rows[i]!.expected.labelName));
+    const doneItems = await itemsOf(submitted.body.id);
+    doneItems.forEach((item: any, i: number) => assert.equal(item.result.label, rows[i]!.expected.labelName));
     assert.deepEqual(
-      done.items.map((i: any) => i.id),
+      doneItems.map((i: any) => i.id),
       rows.map((_, i) => String(i)),
       'items without an id get their index',
     );
@@ -130,7 +139,7 @@ describe('batches over HTTP on a real Temporal dev server', () => {
     assert.ok(done.counts.succeeded >= 3 && done.counts.succeeded < rows.length, JSON.stringify(done.counts));
     assert.equal(done.counts.pending + done.counts.running, 0);
     assert.equal(done.counts.succeeded + done.counts.canceled, rows.length);
-    for (const item of done.items) {
+    for (const item of await itemsOf(submitted.body.id)) {
       if (item.status === 'succeeded') assert.equal(item.result.label, rows[item.index]!.expected.labelName);
       else assert.equal(item.result, undefined);
     }

@@ -39,7 +39,9 @@ async function submit(api: StartedServer, n: number, concurrency: number): Promi
 async function view(api: StartedServer, id: string): Promise<BatchView> {
   const res = await http(api.url, 'GET', `/v1/batches/${id}`);
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body as BatchView;
+  const items = await http(api.url, 'GET', `/v1/batches/${id}/items?limit=1000`);
+  assert.equal(items.status, 200, JSON.stringify(items.body));
+  return { ...res.body, items: items.body.items } as BatchView;
 }
 
 /**

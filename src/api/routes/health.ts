@@ -13,13 +13,14 @@ const POLLER_FRESH_MS = 70_000;
  */
 export function healthRoutes({ batches, config, metrics }: AppDeps): Router {
   const router = Router();
-  const live = (_req: unknown, res: import('express').Response) => {
-    res.json({ status: 'ok', live: true });
-  };
-  router.get('/healthz', live);
-  router.get('/v2/health/live', live);
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/v2/health/live', (_req, res) => {
+    res.json({ live: true });
+  });
 
-  const ready = async (_req: unknown, res: import('express').Response) => {
+  const readiness = async (): Promise<{ ok: boolean; checks: Record<string, { ok: boolean; detail: string }> }> => {
     const checks: Record<string, { ok: boolean; detail: string }> = {};
     const service = batches.client.workflowService;
     const namespace = batches.client.options.namespace;
@@ -41,12 +42,18 @@ export function healthRoutes({ batches, config, metrics }: AppDeps): Router {
         checks[name] = { ok: false, detail: 'unknown while Temporal is unreachable' };
       }
     }
-    const ok = Object.values(checks).every((c) => c.ok);
-    if (!ok) res.setHeader('Retry-After', '5');
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not_ready', ready: ok, checks });
+    return { ok: Object.values(checks).every((c) => c.ok), checks };
   };
-  router.get('/readyz', ready);
-  router.get('/v2/health/ready', ready);
+  router.get('/readyz', async (_req, res) => {
+    const { ok, checks } = await readiness();
+    if (!ok) res.setHeader('Retry-After', '5');
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not_ready', checks });
+  });
+  router.get('/v2/health/ready', async (_req, res) => {
+    const { ok } = await readiness();
+    if (!ok) res.setHeader('Retry-After', '5');
+    res.status(ok ? 200 : 503).json({ ready: ok });
+  });
 
   router.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -1,0 +1,66 @@
+import type { BatchItem, CreateBatchRequest } from '../contracts/batch.js';
+import { WebhookRegistration, type StoredWebhook } from '../contracts/webhook.js';
+import { InvalidRequestError, NotFoundError, type ErrorDetail } from '../errors.js';
+import { checkItemInputs } from '../runtime/input-validation.js';
+import type { ModelRepository, ResolvedModel } from '../runtime/model-repository.js';
+// TEMP until src/webhooks lands (helper): replaced by imports of checkWebhookUrl and newWebhookSecret.
+const checkWebhookUrl = (_url: string, _allowed: readonly string[]): string | undefined => undefined;
+const newWebhookSecret = (): string => 'whsec_' + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
+
+/** Most per-item problems reported in one 400; the rest are counted. */
+export const MAX_REPORTED_ISSUES = 20;
+
+/** Resolves a batch's model; an unknown model or version is a 400 on the `model` field (the body is at fault). */
+export async function resolveBatchModel(models: ModelRepository, model: string, version?: number): Promise<ResolvedModel> {
+  return models.resolve(model, version).catch((err: unknown) => {
+    if (err instanceof NotFoundError) throw new InvalidRequestError(err.message, [{ path: ['model'], message: err.message }]);
+    throw err;
+  });
+}
+
+/**
+ * Checks a webhook registration's URL against the SSRF rules (scheme, credentials, refused address ranges) and
+ * completes it with a generated secret when none was given.
+ */
+export function prepareWebhook(webhook: WebhookRegistration | undefined, allowedCidrs: readonly string[]): StoredWebhook | undefined {
+  if (!webhook) return undefined;
+  const refused = checkWebhookUrl(webhook.url, allowedCidrs);
+  if (refused) throw new InvalidRequestError(`webhook.url: ${refused}`, [{ path: ['webhook', 'url'], message: refused }]);
+  return { url: webhook.url, events: webhook.events, secret: webhook.secret ?? newWebhookSecret() };
+}
+
+/** Collects the issues of items that do not fit the model, under `prefix` (a JSON path or an NDJSON line). */
+export class ItemIssues {
+  readonly details: ErrorDetail[] = [];
+  bad = 0;
+
+  check(model: ResolvedModel, item: BatchItem, prefix: (string | number)[]): void {
+    try {
+      checkItemInputs(model.config, item.inputs);
+    } catch (err) {
+      if (!(err instanceof InvalidRequestError)) throw err;
+      this.add(prefix, err.details ?? [{ path: [], message: err.message }]);
+    }
+  }
+
+  add(prefix: (string | number)[], details: ErrorDetail[]): void {
+    this.bad++;
+    for (const d of details) {
+      if (this.details.length < MAX_REPORTED_ISSUES) this.details.push({ path: [...prefix, ...d.path], message: d.message });
+    }
+  }
+
+  /** Throws a 400 naming the first problem and how many items have one. */
+  throwIfAny(what: string): void {
+    if (this.bad === 0) return;
+    const first = this.details[0]!;
+    throw new InvalidRequestError(`${this.bad} ${what} rejected: ${first.path.join('.')}: ${first.message}`, this.details);
+  }
+}
+
+/** Validates every item of a JSON batch against its model (400 before anything is stored). */
+export function checkBatchItems(model: ResolvedModel, request: CreateBatchRequest): void {
+  const issues = new ItemIssues();
+  request.items.forEach((item, i) => issues.check(model, item, ['items', i]));
+  issues.throwIfAny(`item(s) do not fit model '${model.name}' v${model.version}, so the batch was`);
+}
