@@ -1,0 +1,80 @@
+import type { BatchStatus, BatchSummary } from '../contracts/batch.js';
+import type { StoredEvent } from '../stores/item-store.js';
+
+/** Every event type a webhook receives: one per finished item, one when the batch ends. */
+export const WebhookEventType = {
+  itemSucceeded: 'item.succeeded',
+  itemFailed: 'item.failed',
+  batchCompleted: 'batch.completed',
+  batchCanceled: 'batch.canceled',
+  batchFailed: 'batch.failed',
+} as const;
+export type WebhookEventType = (typeof WebhookEventType)[keyof typeof WebhookEventType];
+
+/** The body of a delivery, in the shape Standard Webhooks recommends: `{ type, timestamp, data }`. */
+export interface WebhookMessage<D = unknown> {
+  type: WebhookEventType;
+  /** When the event happened (ISO 8601): an item's finishedAt, the batch's last update. */
+  timestamp: string;
+  data: D;
+}
+
+/** What an item event carries: the stored outcome, with its result or error. */
+export interface ItemEventData {
+  batchId: string;
+  index: number;
+  id: string;
+  status: StoredEvent['status'];
+  attempts: number;
+  result?: StoredEvent['result'];
+  error?: StoredEvent['error'];
+  finishedAt: string;
+}
+
+/**
+ * The message id (`webhook-id`) of an item event (`seq`: its place in the batch's event log) or of the batch's end.
+ * Derived from the store, never from a workflow run, so it stays the same across retries and continue-as-new and
+ * receivers can deduplicate by it.
+ */
+export function webhookMessageId(batchId: string, seq: number | 'end'): string {
+  return `msg_${batchId}_${seq}`;
+}
+
+export function itemEventType(status: StoredEvent['status']): WebhookEventType {
+  return status === 'succeeded' ? WebhookEventType.itemSucceeded : WebhookEventType.itemFailed;
+}
+
+export function endEventType(status: Exclude<BatchStatus, 'running'>): WebhookEventType {
+  return {
+    completed: WebhookEventType.batchCompleted,
+    canceled: WebhookEventType.batchCanceled,
+    failed: WebhookEventType.batchFailed,
+  }[status];
+}
+
+export function itemMessage(batchId: string, event: StoredEvent): WebhookMessage<ItemEventData> {
+  const { index, id, status, attempts, result, error, finishedAt } = event;
+  return {
+    type: itemEventType(status),
+    timestamp: finishedAt,
+    data: {
+      batchId,
+      index,
+      id,
+      status,
+      attempts,
+      ...(result ? { result } : {}),
+      ...(error ? { error } : {}),
+      finishedAt,
+    },
+  };
+}
+
+/** The batch's end: its summary (counts, status, timings), the same document `GET /v1/batches/:id` starts with. */
+export function endMessage(
+  status: Exclude<BatchStatus, 'running'>,
+  summary: BatchSummary,
+): WebhookMessage<BatchSummary> {
+  const { failures: _failures, ...data } = summary;
+  return { type: endEventType(status), timestamp: summary.updatedAt, data };
+}
