@@ -1,12 +1,26 @@
-// STUB: the online prediction activity (issue 5) replaces this file.
+import type { ItemResult } from '../src/contracts/batch.js';
+import type { PredictActivityInput } from '../src/contracts/predict.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
-import type { Metrics } from '../src/metrics.js';
+import { toActivityFailure } from './permanent-failure.js';
 
 export interface PredictActivityDeps {
+  /** The model runtime (tests may wrap the real one; Temporal itself is never faked). */
   runtime: Pick<InferenceRuntime, 'infer'>;
-  metrics?: Metrics;
 }
 
-export function createPredictActivities(_deps: PredictActivityDeps) {
-  return {};
+export function createPredictActivities({ runtime }: PredictActivityDeps) {
+  return {
+    /**
+     * Infers an online task's items. They are submitted to the runtime together, so its dynamic batcher merges
+     * them (and any concurrent task's items) into as few model runs as maxBatchSize allows. The task succeeds
+     * only as a whole: the first failing item fails it, non-retryably when the fault is permanent.
+     */
+    async predict(input: PredictActivityInput): Promise<ItemResult[]> {
+      try {
+        return await Promise.all(input.items.map((inputs) => runtime.infer(input.model, input.version, inputs)));
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+  };
 }

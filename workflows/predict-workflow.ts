@@ -1,7 +1,30 @@
-// STUB: replaced by the online prediction workflow (issue 5). Deterministic code only.
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import type { ItemResult } from '../src/contracts/batch.js';
 import type { PredictWorkflowInput } from '../src/contracts/predict.js';
 
-export async function predictWorkflow(_input: PredictWorkflowInput): Promise<ItemResult[]> {
-  return [];
+/** Error types the predict activity throws for faults that retrying cannot fix. */
+export const NON_RETRYABLE_PREDICT_ERRORS = ['InvalidInput', 'UnknownModel', 'ModelLoadError'];
+
+/**
+ * Online work is interactive: a few quick attempts, then fail, rather than the batch's long backoff. The
+ * activity runs on this workflow's task queue, the interactive one, so its slots are the reserved ones.
+ */
+const { predict } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: {
+    maximumAttempts: 3,
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: NON_RETRYABLE_PREDICT_ERRORS,
+  },
+});
+
+/**
+ * One online prediction task (`task-<taskId>`): infers its items in one activity, so the runtime's dynamic
+ * batcher can merge them, and returns their results in order. The result stays in history: a task is one
+ * request's worth of items, and GET /v1/tasks reads it from there.
+ */
+export async function predictWorkflow(input: PredictWorkflowInput): Promise<ItemResult[]> {
+  return predict({ model: input.model, version: input.version, items: input.items });
 }

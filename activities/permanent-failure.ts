@@ -1,0 +1,22 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
+
+/**
+ * Turns an error from the model runtime into the failure an activity throws: inputs that do not fit the model
+ * (`InvalidInput`), an unknown model or version (`UnknownModel`) and a model file that cannot load
+ * (`ModelLoadError`) are permanent, so non-retryable; anything else keeps its name as the type and is retried.
+ * `details` travel with the failure (the batch activities put the attempt number there).
+ */
+export function toActivityFailure(err: unknown, details?: unknown[]): ApplicationFailure {
+  const permanent = (type: string, message: string) =>
+    ApplicationFailure.create({ type, message, nonRetryable: true, details });
+  if (err instanceof InvalidInputError) return permanent('InvalidInput', err.message);
+  if (err instanceof NotFoundError) return permanent('UnknownModel', err.message);
+  if (err instanceof ModelLoadError) return permanent('ModelLoadError', err.message);
+  if (err instanceof ApplicationFailure) return err;
+  return ApplicationFailure.create({
+    type: (err as Error)?.name ?? 'Error',
+    message: (err as Error)?.message ?? String(err),
+    details,
+  });
+}
