@@ -1,5 +1,11 @@
-// STUB: the online prediction client (issue 5) replaces this file.
-import { Client, Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import type { ItemInputs, ItemResult } from '../contracts/batch.js';
+import { taskStatusUrl, type TaskMemo, type TaskResource, type TaskSource } from '../contracts/predict.js';
+import { NotFoundError } from '../errors.js';
+import { predictWorkflow } from '../../workflows/predict-workflow.js';
+import { mapTemporalError } from './temporal-errors.js';
 
 export interface PredictClientOptions {
   address: string;
@@ -8,6 +14,36 @@ export interface PredictClientOptions {
   taskQueue: string;
 }
 
+/** Workflow id of an online task: readable in the Temporal UI and CLI. */
+export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
+
+const TASK_ID = /^[0-9a-f]{20}$/;
+
+/** What one online task asks for. */
+export interface TaskRequest {
+  model: string;
+  version?: number;
+  items: ItemInputs[];
+}
+
+/** Who asks: the API key's tenant, and which endpoint (the task view and metrics tell them apart). */
+export interface TaskOwner {
+  tenant: string;
+  source: TaskSource;
+}
+
+/** Where a task stands: still running, its results in item order, or why it did not succeed. */
+export type TaskOutcome =
+  | { status: 'running' }
+  | { status: 'succeeded'; results: ItemResult[] }
+  | { status: 'failed' | 'canceled'; error: { type: string; message: string } };
+
+/**
+ * The Temporal client facade for online predictions: starts a `predictWorkflow` per task on the interactive task
+ * queue, waits for its result up to a deadline, and describes it for GET /v1/tasks. A task is visible only to
+ * its tenant (kept in the workflow's memo): another tenant's task id is NotFoundError, as if it did not exist.
+ * Temporal's errors are mapped to the app's (unreachable cluster -> UnavailableError).
+ */
 export class PredictClient {
   private constructor(
     private readonly connection: Connection,
@@ -15,12 +51,118 @@ export class PredictClient {
     readonly taskQueue: string,
   ) {}
 
+  /** Connects lazily: the API starts even while Temporal is down and answers 503 until it is back. */
   static create(options: PredictClientOptions): PredictClient {
     const connection = Connection.lazy({ address: options.address, connectTimeout: '5s' });
     return new PredictClient(connection, new Client({ connection, namespace: options.namespace }), options.taskQueue);
   }
 
+  /** Starts a task for already validated items; returns its id. */
+  async start(request: TaskRequest, owner: TaskOwner): Promise<string> {
+    const taskId = randomBytes(10).toString('hex');
+    const memo: TaskMemo = {
+      tenant: owner.tenant,
+      source: owner.source,
+      model: request.model,
+      version: request.version ?? null,
+      items: request.items.length,
+    };
+    try {
+      await this.client.workflow.start(predictWorkflow, {
+        workflowId: taskWorkflowId(taskId),
+        taskQueue: this.taskQueue,
+        args: [{ taskId, model: request.model, version: request.version, items: request.items }],
+        memo: { ...memo },
+      });
+    } catch (err) {
+      mapTemporalError(err, 'task');
+    }
+    return taskId;
+  }
+
+  /**
+   * Waits for a task to close, at most `timeoutMs` (or until `signal` aborts: the caller went away), and says
+   * where it stands. The wait is Temporal's long poll on the close event, cut off by aborting the call, so a
+   * result is returned the moment it exists.
+   */
+  async wait(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskOutcome> {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    const timer = setTimeout(stop, timeoutMs);
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const results = await this.client.withAbortSignal(controller.signal, () => this.handle(taskId).result());
+      return { status: 'succeeded', results };
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) return failedOutcome(err);
+      if (controller.signal.aborted) return { status: 'running' };
+      return mapTemporalError(err, `task '${taskId}'`);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  /** The task's state and result for its tenant; NotFoundError for an unknown id or another tenant's task. */
+  async describe(taskId: string, tenant: string): Promise<TaskResource> {
+    const notFound = () => new NotFoundError(`task '${taskId}' not found`);
+    if (!TASK_ID.test(taskId)) throw notFound();
+    const handle = this.handle(taskId);
+    let description: Awaited<ReturnType<WorkflowHandle['describe']>>;
+    try {
+      description = await handle.describe();
+    } catch (err) {
+      return mapTemporalError(err, `task '${taskId}'`);
+    }
+    const memo = description.memo as Partial<TaskMemo> | undefined;
+    if (description.type !== 'predictWorkflow' || memo?.tenant !== tenant) throw notFound();
+    const outcome: TaskOutcome =
+      description.status.name === 'RUNNING' ? { status: 'running' } : await this.wait(taskId, 10_000);
+    return {
+      taskId,
+      status: outcome.status,
+      source: memo.source ?? 'async',
+      model: memo.model ?? '',
+      ...(typeof memo.version === 'number' ? { version: memo.version } : {}),
+      items: memo.items ?? 0,
+      createdAt: description.startTime.toISOString(),
+      ...(description.closeTime ? { finishedAt: description.closeTime.toISOString() } : {}),
+      ...(outcome.status === 'succeeded'
+        ? outcome.results.length === 1
+          ? { result: outcome.results[0]! }
+          : { results: outcome.results }
+        : {}),
+      ...(outcome.status === 'failed' || outcome.status === 'canceled' ? { error: outcome.error } : {}),
+      statusUrl: taskStatusUrl(taskId),
+    };
+  }
+
   async close(): Promise<void> {
     await this.connection.close();
   }
+
+  private handle(taskId: string) {
+    return this.client.workflow.getHandle<typeof predictWorkflow>(taskWorkflowId(taskId));
+  }
+}
+
+/**
+ * Why a closed task did not succeed: the innermost ApplicationFailure (the activity's InvalidInput,
+ * UnknownModel, ... after its retries), or how Temporal ended it (canceled, terminated, timed out).
+ */
+function failedOutcome(err: WorkflowFailedError): TaskOutcome {
+  let cause: Error | undefined = err.cause;
+  let application: ApplicationFailure | undefined;
+  for (let e: Error | undefined = cause; e; e = (e as { cause?: Error }).cause) {
+    if (e instanceof ApplicationFailure) application = e;
+  }
+  if (cause instanceof CancelledFailure)
+    return { status: 'canceled', error: { type: 'Canceled', message: 'the task was canceled' } };
+  if (application)
+    return { status: 'failed', error: { type: application.type ?? 'Error', message: application.message } };
+  if (cause instanceof TerminatedFailure)
+    return { status: 'failed', error: { type: 'Terminated', message: cause.message } };
+  if (cause instanceof TimeoutFailure) return { status: 'failed', error: { type: 'Timeout', message: cause.message } };
+  cause ??= err;
+  return { status: 'failed', error: { type: cause.name, message: cause.message } };
 }
