@@ -18,6 +18,8 @@ export interface PredictClientOptions {
 export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
 
 const TASK_ID = /^[0-9a-f]{20}$/;
+/** setTimeout's largest delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** What one online task asks for. */
 export interface TaskRequest {
@@ -88,7 +90,7 @@ export class PredictClient {
   async wait(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskOutcome> {
     const controller = new AbortController();
     const stop = () => controller.abort();
-    const timer = setTimeout(stop, timeoutMs);
+    const timer = setTimeout(stop, Math.min(timeoutMs, MAX_TIMER_MS));
     signal?.addEventListener('abort', stop, { once: true });
     try {
       const results = await this.client.withAbortSignal(controller.signal, () => this.handle(taskId).result());

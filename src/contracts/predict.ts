@@ -228,6 +228,14 @@ export const KServeModelMetadata = z.object({
 });
 export type KServeModelMetadata = z.infer<typeof KServeModelMetadata>;
 
+/** `GET /v2`: the server's name, version and protocol extensions. */
+export const KServeServerMetadata = z.object({
+  name: z.string(),
+  version: z.string(),
+  extensions: z.array(z.string()),
+});
+export type KServeServerMetadata = z.infer<typeof KServeServerMetadata>;
+
 /** `GET /v2/models/:name[/versions/:v]/ready` when the model is ready (200). */
 export const KServeModelReady = z.object({ name: z.string(), ready: z.boolean() });
 

@@ -35,6 +35,16 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
     await s?.close();
   });
 
+  test('server metadata names batchline and its version', async () => {
+    const res = await s.call('GET', '/v2');
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, {
+      name: 'batchline',
+      version: JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
+      extensions: [],
+    });
+  });
+
   test('model metadata: versions, platform, tensors with -1 for the batch dimension', async () => {
     const expected = {
       name: 'digits',

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Router, type ErrorRequestHandler, type Request } from 'express';
 import type { ItemInputs, ItemResult } from '../../contracts/batch.js';
 import {
@@ -6,6 +7,7 @@ import {
   type KServeErrorResponse,
   type KServeInferResponse,
   type KServeModelMetadata,
+  type KServeServerMetadata,
   type KServeTensorMetadata,
   type TensorSignature,
 } from '../../contracts/predict.js';
@@ -35,12 +37,16 @@ const DATATYPE: Record<string, KServeDatatype> = {
   [TEXT_DTYPE]: 'BYTES',
 };
 
+/** Server metadata; no protocol extensions (binary tensor data, shared memory, ...) are implemented. */
+const SERVER: KServeServerMetadata = { name: 'batchline', version: packageVersion(), extensions: [] };
+
 const MODEL = '/v2/models/:name';
 const VERSIONED = '/v2/models/:name/versions/:version';
 
 /**
  * The Open Inference Protocol (KServe v2) over HTTP, so existing Triton and KServe clients work unchanged:
- * - `GET /v2/models/:name[/versions/:v]`: metadata, tensors with -1 for the batch dimension.
+ * - `GET /v2`: server metadata.
+ * - `GET /v2/models/:name[/versions/:v]`: model metadata, tensors with -1 for the batch dimension.
  * - `GET /v2/models/:name[/versions/:v]/ready`: 200 when the model (version) can serve.
  * - `POST /v2/models/:name[/versions/:v]/infer`: the inputs' first dimension is the batch; its rows become the
  *   items of one online task on the interactive queue, and their outputs are stacked back along it.
@@ -52,6 +58,10 @@ export function kserveRoutes(deps: AppDeps): Router {
   const router = Router();
 
   const resolve = (req: Request) => resolveServable(models, nameParam(req), versionParam(req));
+
+  router.get('/v2', (_req, res) => {
+    res.json(SERVER);
+  });
 
   router.get([MODEL, VERSIONED], async (req, res) => {
     res.json(metadata(await resolve(req)));
@@ -96,6 +106,15 @@ export function kserveRoutes(deps: AppDeps): Router {
 
   router.use(protocolErrors(deps));
   return router;
+}
+
+/** The version in the nearest package.json above this file (from src/ when run from source, dist/src/ when built). */
+function packageVersion(): string {
+  for (let dir = new URL('.', import.meta.url); dir.pathname !== '/'; dir = new URL('..', dir)) {
+    const file = new URL('package.json', dir);
+    if (fs.existsSync(file)) return String(JSON.parse(fs.readFileSync(file, 'utf8')).version ?? '0.0.0');
+  }
+  return '0.0.0';
 }
 
 function nameParam(req: Request): string {
