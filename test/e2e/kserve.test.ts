@@ -69,7 +69,7 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
     }
   });
 
-  test('model ready is 200 for a model that can serve; unknown models and versions are 404 in the protocol’s shape', async () => {
+  test('model ready is 200 for a model that can serve; unknown models, versions and routes are 404 in the protocol’s shape', async () => {
     for (const route of ['/v2/models/digits/ready', '/v2/models/digits/versions/1/ready']) {
       const res = await s.call('GET', route);
       assert.equal(res.status, 200, route);
@@ -80,6 +80,7 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
       '/v2/models/nope/ready',
       '/v2/models/digits/versions/7',
       '/v2/models/digits/versions/7/ready',
+      '/v2/models/digits/explain',
     ]) {
       const res = await s.call('GET', route);
       assert.equal(res.status, 404, route);

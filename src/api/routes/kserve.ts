@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { Router, type ErrorRequestHandler, type Request } from 'express';
+import type { Logger } from 'pino';
 import type { ItemInputs, ItemResult } from '../../contracts/batch.js';
 import {
   KServeInferRequest,
@@ -11,7 +12,14 @@ import {
   type KServeTensorMetadata,
   type TensorSignature,
 } from '../../contracts/predict.js';
-import { AppError, InvalidRequestError, ModelLoadError, RateLimitedError, TimeoutError } from '../../errors.js';
+import {
+  AppError,
+  InvalidRequestError,
+  ModelLoadError,
+  NotFoundError,
+  RateLimitedError,
+  TimeoutError,
+} from '../../errors.js';
 import { checkItemInputs } from '../../runtime/input-validation.js';
 import type { ResolvedModel } from '../../runtime/model-repository.js';
 import type { AppDeps } from '../app.js';
@@ -104,7 +112,11 @@ export function kserveRoutes(deps: AppDeps): Router {
     res.json(response);
   });
 
-  router.use(protocolErrors(deps));
+  // Any other /v2 path: 404 in the protocol's shape (the health endpoints are served before this router).
+  router.all(['/v2', '/v2/{*rest}'], (req) => {
+    throw new NotFoundError(`no route ${req.method} ${req.path}`);
+  });
+  router.use(kserveErrorHandler(deps.log));
   return router;
 }
 
@@ -250,22 +262,28 @@ function stack(
 
 /**
  * Errors of the /v2 routes in the protocol's shape, `{ "error": "<message>" }`, with the status the house
- * error middleware would give them (and Retry-After where it would set it); a 504 also names the task.
+ * error middleware would give them (and Retry-After where it would set it); a 504 also names the task. The
+ * router uses it for its own errors; mounted on `/v2` in the app before the house handler, it also covers what
+ * fails before the router runs (no API key, a body that is not JSON or too large).
  */
-function protocolErrors({ log }: AppDeps): ErrorRequestHandler {
+export function kserveErrorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) {
       res.destroy();
       return;
     }
+    const send = (status: number, body: KServeErrorResponse) => res.status(status).json(body);
     if (err instanceof AppError) {
       if (err.status === 503) res.setHeader('Retry-After', '5');
       if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
-      const body: KServeErrorResponse = { error: err.message, ...(err instanceof TimeoutError ? err.extra : {}) };
-      res.status(err.status).json(body);
-      return;
+      return send(err.status, { error: err.message, ...(err instanceof TimeoutError ? err.extra : {}) });
     }
+    // body-parser's errors carry an HTTP status and a type
+    const status = typeof err?.status === 'number' ? (err.status as number) : undefined;
+    if (err?.type === 'entity.parse.failed') return send(400, { error: 'request body is not valid JSON' });
+    if (status !== undefined && status >= 400 && status < 500)
+      return send(status, { error: err.expose ? err.message : 'bad request' });
     log.error({ err, requestId: req.requestId, method: req.method, path: req.path }, 'request failed');
-    res.status(500).json({ error: `internal error (request id ${req.requestId})` } satisfies KServeErrorResponse);
+    send(500, { error: `internal error (request id ${req.requestId})` });
   };
 }
