@@ -1,9 +1,9 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ChunkItemFailure, InferChunkInput, InferItemInput, ItemResult } from '../src/contracts/batch.js';
-import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { Metrics } from '../src/metrics.js';
+import { toActivityFailure } from './permanent-failure.js';
 import type { ItemStore } from '../src/stores/item-store.js';
 
 export interface InferenceActivityDeps {
@@ -65,7 +65,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         return { attempt };
       } catch (err) {
         if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
-        const failure = toFailure(err, attempt);
+        const failure = toActivityFailure(err, [{ attempt }]);
         if (failure.nonRetryable || attempt >= input.maxAttempts)
           record(input.batchId, input.index, attempt, startedAt, { failure });
         throw failure;
@@ -104,7 +104,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
             record(input.batchId, item.index, attempt, startedAt, { result });
             return undefined;
           } catch (err) {
-            const failure = toFailure(err, attempt);
+            const failure = toActivityFailure(err, [{ attempt }]);
             if (failure.nonRetryable || input.maxAttempts <= 1)
               record(input.batchId, item.index, attempt, startedAt, { failure });
             return {
@@ -138,23 +138,4 @@ async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
   } finally {
     clearInterval(beat);
   }
-}
-
-/** Maps the runtime's permanent errors to non-retryable failures; details carry the attempt for the workflow. */
-function toFailure(err: unknown, attempt: number): ApplicationFailure {
-  const details = [{ attempt }];
-  if (err instanceof InvalidInputError) {
-    return ApplicationFailure.create({ type: 'InvalidInput', message: err.message, nonRetryable: true, details });
-  }
-  if (err instanceof NotFoundError) {
-    return ApplicationFailure.create({ type: 'UnknownModel', message: err.message, nonRetryable: true, details });
-  }
-  if (err instanceof ModelLoadError) {
-    return ApplicationFailure.create({ type: 'ModelLoadError', message: err.message, nonRetryable: true, details });
-  }
-  return ApplicationFailure.create({
-    type: (err as Error)?.name ?? 'Error',
-    message: (err as Error)?.message ?? String(err),
-    details,
-  });
 }

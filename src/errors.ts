@@ -45,6 +45,9 @@ export class NotFoundError extends AppError {
   readonly status = 404;
 }
 
+/** Thrown by the model repository when a model exists but not the version asked for. */
+export class VersionNotFoundError extends NotFoundError {}
+
 /** Thrown when a model exists but cannot be loaded (bad file); names the file and the reason. */
 export class ModelLoadError extends Error {
   constructor(

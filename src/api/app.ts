@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { BatchClient } from '../client/batch-client.js';
 import type { PredictClient } from '../client/predict-client.js';
@@ -9,13 +9,14 @@ import type { ModelRepository } from '../runtime/model-repository.js';
 import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.js';
 import { auth } from './middleware/auth.js';
+import { rateLimit } from './middleware/rate-limit.js';
 import { errorHandler, notFoundRoute } from './middleware/errors.js';
 import { requestId } from './middleware/request-id.js';
 import { batchStreamRoutes } from './routes/batch-streams.js';
 import { batchRoutes } from './routes/batches.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
-import { kserveRoutes } from './routes/kserve.js';
+import { kserveErrorHandler, kserveRoutes } from './routes/kserve.js';
 import { modelRoutes } from './routes/models.js';
 import { predictRoutes } from './routes/predict.js';
 
@@ -41,6 +42,12 @@ export interface AppDeps {
   log: Logger;
 }
 
+/** What the routes get: the app's dependencies and the one rate limit of requests that create work. */
+export interface RouteDeps extends AppDeps {
+  /** One bucket per API key across POST /v1/batches, /v1/predict(/async) and /v2 infer. */
+  workLimit: RequestHandler;
+}
+
 declare module 'express-serve-static-core' {
   interface Request {
     /** sha256 of the raw JSON body, as read (the idempotency fingerprint). */
@@ -49,7 +56,8 @@ declare module 'express-serve-static-core' {
 }
 
 /** The HTTP API as an Express app, without listen(): the server entry point and tests mount it. */
-export function createApp(deps: AppDeps): Express {
+export function createApp(appDeps: AppDeps): Express {
+  const deps: RouteDeps = { ...appDeps, workLimit: rateLimit(appDeps.config.RATE_LIMIT_PER_MINUTE) };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -76,6 +84,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(kserveRoutes(deps));
   app.use(modelRoutes(deps));
   app.use(notFoundRoute);
+  app.use('/v2', kserveErrorHandler(deps.log)); // the Open Inference Protocol's own error shape
   app.use(errorHandler(deps.log));
   return app;
 }

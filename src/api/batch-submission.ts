@@ -1,22 +1,14 @@
 import type { BatchItem, CreateBatchRequest } from '../contracts/batch.js';
 import { WebhookRegistration, type StoredWebhook } from '../contracts/webhook.js';
-import { InvalidRequestError, NotFoundError, type ErrorDetail } from '../errors.js';
+import { InvalidRequestError, type ErrorDetail } from '../errors.js';
 import { checkItemInputs } from '../runtime/input-validation.js';
-import type { ModelRepository, ResolvedModel } from '../runtime/model-repository.js';
-// TEMP until src/webhooks lands (helper): replaced by imports of checkWebhookUrl and newWebhookSecret.
-const checkWebhookUrl = (_url: string, _allowed: readonly string[]): string | undefined => undefined;
-const newWebhookSecret = (): string => 'whsec_' + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
+import type { ResolvedModel } from '../runtime/model-repository.js';
+import { newWebhookSecret } from '../webhooks/signature.js';
+import { checkWebhookUrl } from '../webhooks/url-guard.js';
 
 /** Most per-item problems reported in one 400; the rest are counted. */
 export const MAX_REPORTED_ISSUES = 20;
 
-/** Resolves a batch's model; an unknown model or version is a 400 on the `model` field (the body is at fault). */
-export async function resolveBatchModel(models: ModelRepository, model: string, version?: number): Promise<ResolvedModel> {
-  return models.resolve(model, version).catch((err: unknown) => {
-    if (err instanceof NotFoundError) throw new InvalidRequestError(err.message, [{ path: ['model'], message: err.message }]);
-    throw err;
-  });
-}
 
 /**
  * Checks a webhook registration's URL against the SSRF rules (scheme, credentials, refused address ranges) and

@@ -19,6 +19,25 @@ export function fingerprint(req: Request, bodyHash: string): string {
 }
 
 /**
+ * Looks up the request's `Idempotency-Key` for its API key: undefined without the header; the stored response
+ * when the same request came before; otherwise the key, now claimed by this request, which must complete() or
+ * release() it. The same key with another request is 422; while its first request runs, 409.
+ */
+export function claimKey(
+  req: Request,
+  store: SqliteIdempotencyStore,
+  requestFingerprint: string,
+): { key: string; replay?: CreatedResponse } | undefined {
+  const key = req.header('idempotency-key');
+  if (key === undefined) return undefined;
+  if (!KEY.test(key)) throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters', [{ path: ['Idempotency-Key'], message: 'invalid' }]);
+  const claim = store.claim(req.apiKey, key, requestFingerprint);
+  if (claim.kind === 'mismatch') throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
+  if (claim.kind === 'in-progress') throw new ConflictError(`a request with Idempotency-Key '${key}' is still being processed`);
+  return claim.kind === 'replay' ? { key, replay: claim.body as CreatedResponse } : { key };
+}
+
+/**
  * Runs `create` at most once per `Idempotency-Key` and API key. Without the header it just runs. The same key
  * and request replays the stored response (marked `Idempotent-Replayed: true`) without creating anything; the
  * same key with a different request is 422; the same key while its first request is still running is 409.
@@ -31,22 +50,16 @@ export async function idempotent(
   requestFingerprint: string,
   create: () => Promise<CreatedResponse>,
 ): Promise<void> {
-  const key = req.header('idempotency-key');
   const send = (r: CreatedResponse) => {
     if (r.location) res.location(r.location);
     res.status(r.status).json(r.body);
   };
-  if (key === undefined) return send(await create());
-  if (!KEY.test(key)) throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters', [{ path: ['Idempotency-Key'], message: 'invalid' }]);
-  const claim = store.claim(req.apiKey, key, requestFingerprint);
-  if (claim.kind === 'mismatch') {
-    throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
-  }
-  if (claim.kind === 'in-progress') throw new ConflictError(`a request with Idempotency-Key '${key}' is still being processed`);
-  if (claim.kind === 'replay') {
+  const claim = claimKey(req, store, requestFingerprint);
+  if (!claim) return send(await create());
+  const { key } = claim;
+  if (claim.replay) {
     res.setHeader('Idempotent-Replayed', 'true');
-    const body = claim.body as CreatedResponse;
-    return send(body);
+    return send(claim.replay);
   }
   let created: CreatedResponse;
   try {

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { BatchItem } from '../contracts/batch.js';
 import { PayloadTooLargeError } from '../errors.js';
 import type { ResolvedModel } from '../runtime/model-repository.js';
+import { DuplicateItemIdError } from '../stores/item-store.js';
 import type { ItemIssues } from './batch-submission.js';
 import { jsonDepthExceeds } from './json-depth.js';
 
@@ -34,8 +35,17 @@ export async function readNdjsonItems(body: Readable, options: NdjsonItemsOption
   let total = 0;
   let carry = '';
   let pending: BatchItem[] = [];
+  /** The line of each stored item, so a duplicate id found by the store is reported by its line. */
+  const lineOf: number[] = [];
   const flush = () => {
-    if (pending.length > 0 && issues.bad === 0) options.append(pending, total - pending.length);
+    if (pending.length > 0 && issues.bad === 0) {
+      try {
+        options.append(pending, total - pending.length);
+      } catch (err) {
+        if (!(err instanceof DuplicateItemIdError)) throw err;
+        issues.add(['line', lineOf[err.index]!, 'id'], [{ path: [], message: `duplicate item id '${err.itemId}'` }]);
+      }
+    }
     pending = [];
   };
   const handle = (raw: string) => {
@@ -57,7 +67,10 @@ export async function readNdjsonItems(body: Readable, options: NdjsonItemsOption
     }
     const before = issues.bad;
     issues.check(model, parsed.data, ['line', line]);
-    if (issues.bad === before) pending.push(parsed.data);
+    if (issues.bad === before) {
+      pending.push(parsed.data);
+      lineOf[total - 1] = line;
+    }
     if (pending.length >= APPEND_EVERY) flush();
   };
   for await (const chunk of body as AsyncIterable<Buffer>) {

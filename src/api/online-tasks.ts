@@ -1,35 +1,19 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, Response } from 'express';
 import type { ItemResult } from '../contracts/batch.js';
 import { taskStatusUrl, type TaskAcceptedResponse } from '../contracts/predict.js';
 import type { PredictClient } from '../client/predict-client.js';
 import {
   ConflictError,
   InvalidRequestError,
-  NotFoundError,
   TimeoutError,
-  UnprocessableError,
   UnsupportedMediaTypeError,
 } from '../errors.js';
-import type { ModelRepository, ResolvedModel } from '../runtime/model-repository.js';
 import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
-import type { AppDeps } from './app.js';
-import { fingerprint, type CreatedResponse } from './idempotency.js';
-import { rateLimit } from './middleware/rate-limit.js';
+import { claimKey, fingerprint, type CreatedResponse } from './idempotency.js';
 
 // What the online endpoints (/v1/predict, /v2/models/:name/infer) share: one rate limit, starting a task once
 // per Idempotency-Key, and waiting for its result up to a deadline.
 
-const limiters = new WeakMap<AppDeps, RequestHandler>();
-
-/** The rate limit of requests that create online tasks: one bucket per API key across /v1 and /v2 in one app. */
-export function onlineRateLimit(deps: AppDeps): RequestHandler {
-  let limiter = limiters.get(deps);
-  if (!limiter) {
-    limiter = rateLimit(deps.config.RATE_LIMIT_PER_MINUTE);
-    limiters.set(deps, limiter);
-  }
-  return limiter;
-}
 
 export function requireJson(req: Request): void {
   if (!req.is('application/json')) {
@@ -39,20 +23,6 @@ export function requireJson(req: Request): void {
   }
 }
 
-/** The model a /v1 body names; an unknown model or version is the body's fault: 400 at `['model']`. */
-export async function resolveRequestedModel(
-  models: ModelRepository,
-  name: string,
-  version?: number,
-): Promise<ResolvedModel> {
-  return models.resolve(name, version).catch((err: unknown) => {
-    if (err instanceof NotFoundError)
-      throw new InvalidRequestError(err.message, [{ path: ['model'], message: err.message }]);
-    throw err;
-  });
-}
-
-const KEY = /^[\x21-\x7e]{1,255}$/;
 
 /**
  * Starts a task at most once per `Idempotency-Key` and API key, for endpoints that answer with the task's
@@ -66,20 +36,10 @@ export async function startTaskOnce(
   store: SqliteIdempotencyStore,
   start: () => Promise<string>,
 ): Promise<{ taskId: string; replayed: boolean }> {
-  const key = req.header('idempotency-key');
-  if (key === undefined) return { taskId: await start(), replayed: false };
-  if (!KEY.test(key)) {
-    throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters', [
-      { path: ['Idempotency-Key'], message: 'invalid' },
-    ]);
-  }
-  const claim = store.claim(req.apiKey, key, fingerprint(req, req.bodyHash!));
-  if (claim.kind === 'mismatch')
-    throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
-  if (claim.kind === 'in-progress')
-    throw new ConflictError(`a request with Idempotency-Key '${key}' is still being processed`);
-  if (claim.kind === 'replay')
-    return { taskId: ((claim.body as CreatedResponse).body as TaskAcceptedResponse).taskId, replayed: true };
+  const claim = claimKey(req, store, fingerprint(req, req.bodyHash!));
+  if (!claim) return { taskId: await start(), replayed: false };
+  const { key } = claim;
+  if (claim.replay) return { taskId: (claim.replay.body as TaskAcceptedResponse).taskId, replayed: true };
   let taskId: string;
   try {
     taskId = await start();

@@ -1,6 +1,4 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageVersion } from '../version.js';
 import { z } from 'zod';
 import {
   BatchItem,
@@ -717,14 +715,4 @@ export function buildOpenApiDocument(): Json {
       },
     },
   };
-}
-
-/** The package's version, from the nearest package.json above this file (src/ and dist/ alike). */
-function packageVersion(): string {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file))
-      return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: string }).version ?? '0.0.0';
-  }
-  return '0.0.0';
 }

@@ -32,6 +32,7 @@ import {
   BatchTenantKey,
 } from '../../workflows/search-attributes.js';
 import { webhookWorkflow } from '../../workflows/webhook-workflow.js';
+import { apiConnection } from './connection.js';
 import { mapTemporalError } from './temporal-errors.js';
 
 export interface BatchClientOptions {
@@ -80,7 +81,7 @@ export class BatchClient {
 
   /** Connects lazily: the API starts even while Temporal is down and answers 503 until it is back. */
   static create(options: BatchClientOptions, store: ItemStore): BatchClient {
-    const connection = Connection.lazy({ address: options.address, connectTimeout: '5s' });
+    const connection = apiConnection(options.address);
     const client = new Client({ connection, namespace: options.namespace });
     return new BatchClient(connection, client, options.taskQueue, store);
   }

@@ -5,6 +5,7 @@ import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { taskStatusUrl, type TaskMemo, type TaskResource, type TaskSource } from '../contracts/predict.js';
 import { NotFoundError } from '../errors.js';
 import { predictWorkflow } from '../../workflows/predict-workflow.js';
+import { apiConnection } from './connection.js';
 import { mapTemporalError } from './temporal-errors.js';
 
 export interface PredictClientOptions {
@@ -55,7 +56,7 @@ export class PredictClient {
 
   /** Connects lazily: the API starts even while Temporal is down and answers 503 until it is back. */
   static create(options: PredictClientOptions): PredictClient {
-    const connection = Connection.lazy({ address: options.address, connectTimeout: '5s' });
+    const connection = apiConnection(options.address);
     return new PredictClient(connection, new Client({ connection, namespace: options.namespace }), options.taskQueue);
   }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { ModelLoadError, NotFoundError } from '../errors.js';
+import { ModelLoadError, NotFoundError, VersionNotFoundError } from '../errors.js';
 import { ModelConfig, TensorDtype, type TensorSpec } from './model-config.js';
 
 /** A model version picked from the repository, with the signature that governs it. */
@@ -71,7 +71,7 @@ export class ModelRepository {
     }
     const picked = version ?? versions[versions.length - 1]!;
     if (!versions.includes(picked)) {
-      throw new NotFoundError(`model '${name}' has no version ${picked} (versions: ${versions.join(', ')})`);
+      throw new VersionNotFoundError(`model '${name}' has no version ${picked} (versions: ${versions.join(', ')})`);
     }
     const file = path.join(this.root, name, String(picked), 'model.onnx');
     return { name, version: picked, file, config: await this.config(name, file), versions };

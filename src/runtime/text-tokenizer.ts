@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from '../errors.js';
 import type { ItemTensor } from './input-validation.js';
-import { TEXT_INPUTS, type ModelConfig } from './model-config.js';
+import { TEXT_INPUTS } from './model-config.js';
 import type { ResolvedModel } from './model-repository.js';
 
 /**

@@ -1,5 +1,6 @@
 import type { BatchOptions, ItemInputs, ItemResult, ItemStatus } from '../contracts/batch.js';
 import type { FailedDelivery, StoredWebhook } from '../contracts/webhook.js';
+import { InvalidRequestError } from '../errors.js';
 
 /** A batch as stored at submission: everything the workflow does not need to carry (claim check). */
 export interface StoredBatch {
@@ -92,4 +93,14 @@ export interface ItemStore {
   /** Recorded outcomes by status. */
   countResults(batchId: string): Record<StoredResult['status'], number>;
   close(): void;
+}
+
+/** Thrown when a batch names the same item id twice. */
+export class DuplicateItemIdError extends InvalidRequestError {
+  constructor(
+    readonly itemId: string,
+    readonly index: number,
+  ) {
+    super(`duplicate item id '${itemId}' (item ${index})`, [{ path: ['items', index, 'id'], message: 'duplicate item id' }]);
+  }
 }

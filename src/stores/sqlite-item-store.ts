@@ -3,8 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
-import { InvalidRequestError } from '../errors.js';
-import type { ItemStore, ResultPage, StoredBatch, StoredEvent, StoredItem, StoredResult } from './item-store.js';
+import { DuplicateItemIdError, type ItemStore, type ResultPage, type StoredBatch, type StoredEvent, type StoredItem, type StoredResult } from './item-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -71,15 +70,6 @@ const MIGRATIONS: [table: string, column: string, ddl: string][] = [
   ['batches', 'webhook', 'ALTER TABLE batches ADD COLUMN webhook TEXT'],
 ];
 
-/** Thrown when a batch names the same item id twice. */
-export class DuplicateItemIdError extends InvalidRequestError {
-  constructor(
-    readonly itemId: string,
-    readonly index: number,
-  ) {
-    super(`duplicate item id '${itemId}' (item ${index})`, [{ path: ['items', index, 'id'], message: 'duplicate item id' }]);
-  }
-}
 
 /** Rows per INSERT statement when storing items (SQLite allows 32,766 bound parameters). */
 const INSERT_CHUNK = 500;

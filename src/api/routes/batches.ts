@@ -11,10 +11,10 @@ import {
 import { WebhookRegistration, type StoredWebhook } from '../../contracts/webhook.js';
 import { InvalidRequestError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../errors.js';
 import type { StoredBatch } from '../../stores/item-store.js';
-import type { AppDeps } from '../app.js';
-import { checkBatchItems, ItemIssues, prepareWebhook, resolveBatchModel } from '../batch-submission.js';
+import type { RouteDeps } from '../app.js';
+import { checkBatchItems, ItemIssues, prepareWebhook } from '../batch-submission.js';
+import { resolveRequestedModel } from '../requested-model.js';
 import { fingerprint, idempotent, type CreatedResponse } from '../idempotency.js';
-import { rateLimit } from '../middleware/rate-limit.js';
 import { parseOrThrow } from '../middleware/validate.js';
 import { readNdjsonItems } from '../ndjson-items.js';
 
@@ -53,12 +53,11 @@ export const NdjsonSubmitParams = z
 const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
 
 /** Batches: submit (JSON or streamed NDJSON), list, read, steer. Results and events are in batch-streams.ts. */
-export function batchRoutes(deps: AppDeps): Router {
+export function batchRoutes(deps: RouteDeps): Router {
   const { batches, models, config, idempotency, metrics } = deps;
   const router = Router();
-  const limit = rateLimit(config.RATE_LIMIT_PER_MINUTE);
 
-  router.post('/v1/batches', limit, async (req, res) => {
+  router.post('/v1/batches', deps.workLimit, async (req, res) => {
     if (req.is(NDJSON_TYPES)) return submitNdjson(req, res);
     if (!req.is('application/json')) {
       throw new UnsupportedMediaTypeError(
@@ -69,7 +68,7 @@ export function batchRoutes(deps: AppDeps): Router {
     if (body.items.length > config.MAX_BATCH_ITEMS) {
       throw new PayloadTooLargeError(`a batch holds at most ${config.MAX_BATCH_ITEMS} items (MAX_BATCH_ITEMS); this one has ${body.items.length}`);
     }
-    const model = await resolveBatchModel(models, body.model, body.version);
+    const model = await resolveRequestedModel(models, body.model, body.version);
     checkBatchItems(model, body);
     const webhook = prepareWebhook(body.webhook, config.WEBHOOK_ALLOWED_CIDRS);
     await idempotent(req, res, idempotency, fingerprint(req, req.bodyHash ?? ''), async () => {
@@ -90,7 +89,7 @@ export function batchRoutes(deps: AppDeps): Router {
           config.WEBHOOK_ALLOWED_CIDRS,
         )
       : undefined;
-    const model = await resolveBatchModel(models, name, version);
+    const model = await resolveRequestedModel(models, name, version);
     const id = newBatchId();
     const issues = new ItemIssues();
     let committed = false;

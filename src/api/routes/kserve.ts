@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import { packageVersion } from '../../version.js';
 import { Router, type ErrorRequestHandler, type Request } from 'express';
 import type { Logger } from 'pino';
 import type { ItemInputs, ItemResult } from '../../contracts/batch.js';
@@ -22,10 +22,10 @@ import {
 } from '../../errors.js';
 import { checkItemInputs } from '../../runtime/input-validation.js';
 import type { ResolvedModel } from '../../runtime/model-repository.js';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app.js';
 import { clientSignature, EMBEDDING_OUTPUT, TEXT_DTYPE } from '../model-signature.js';
 import { parseOrThrow } from '../middleware/validate.js';
-import { awaitTask, onlineRateLimit, requireJson, startTaskOnce } from '../online-tasks.js';
+import { awaitTask, requireJson, startTaskOnce } from '../online-tasks.js';
 import { resolveServable } from './models.js';
 
 /** What the metadata endpoint calls the backend, as Triton does for ONNX models. */
@@ -61,7 +61,7 @@ const VERSIONED = '/v2/models/:name/versions/:version';
  * The health endpoints (`/v2/health/live|ready`) are served with the other probes. Errors here take the
  * protocol's shape, `{ "error": "<message>" }`: the one documented exception to the house error shape.
  */
-export function kserveRoutes(deps: AppDeps): Router {
+export function kserveRoutes(deps: RouteDeps): Router {
   const { models, predict, idempotency, metrics, config } = deps;
   const router = Router();
 
@@ -88,7 +88,7 @@ export function kserveRoutes(deps: AppDeps): Router {
     }
   });
 
-  router.post([`${MODEL}/infer`, `${VERSIONED}/infer`], onlineRateLimit(deps), async (req, res) => {
+  router.post([`${MODEL}/infer`, `${VERSIONED}/infer`], deps.workLimit, async (req, res) => {
     requireJson(req);
     const body = parseOrThrow(KServeInferRequest, req.body, 'inference request');
     const model = await resolve(req);
@@ -118,15 +118,6 @@ export function kserveRoutes(deps: AppDeps): Router {
   });
   router.use(kserveErrorHandler(deps.log));
   return router;
-}
-
-/** The version in the nearest package.json above this file (from src/ when run from source, dist/src/ when built). */
-function packageVersion(): string {
-  for (let dir = new URL('.', import.meta.url); dir.pathname !== '/'; dir = new URL('..', dir)) {
-    const file = new URL('package.json', dir);
-    if (fs.existsSync(file)) return String(JSON.parse(fs.readFileSync(file, 'utf8')).version ?? '0.0.0');
-  }
-  return '0.0.0';
 }
 
 function nameParam(req: Request): string {

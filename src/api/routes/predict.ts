@@ -9,10 +9,11 @@ import {
 } from '../../contracts/predict.js';
 import { InvalidRequestError } from '../../errors.js';
 import { checkItemInputs } from '../../runtime/input-validation.js';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app.js';
 import { fingerprint, idempotent } from '../idempotency.js';
 import { parseOrThrow } from '../middleware/validate.js';
-import { awaitTask, onlineRateLimit, requireJson, resolveRequestedModel, startTaskOnce } from '../online-tasks.js';
+import { awaitTask, requireJson, startTaskOnce } from '../online-tasks.js';
+import { resolveRequestedModel } from '../requested-model.js';
 
 /**
  * Online predictions of one item, on the interactive task queue:
@@ -21,10 +22,10 @@ import { awaitTask, onlineRateLimit, requireJson, resolveRequestedModel, startTa
  * - `GET /v1/tasks/:taskId`: the task's state and result, for its tenant only.
  * Inputs are checked against the model's signature before anything starts (400 with field paths).
  */
-export function predictRoutes(deps: AppDeps): Router {
+export function predictRoutes(deps: RouteDeps): Router {
   const { predict, models, idempotency, metrics, config } = deps;
   const router = Router();
-  const limit = onlineRateLimit(deps);
+  const limit = deps.workLimit;
 
   /** Validates a body's model and inputs, then starts its task for the caller's tenant. */
   const startFor = async (req: Request, body: PredictAsyncRequest, source: TaskSource): Promise<string> => {
