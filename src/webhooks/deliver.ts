@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { checkLiteralHost, checkWebhookUrl, guardedLookup, hostOf, WebhookAddressRefusedError } from './url-guard.js';
+import { checkLiteralHost, checkUrlShape, guardedLookup, hostOf, WebhookAddressRefusedError } from './url-guard.js';
 
 /** How one delivery attempt ended, for the activity to map to a Temporal outcome. */
 export type DeliveryOutcome =
@@ -38,7 +38,7 @@ const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
  * Never throws: every way an attempt can end is a DeliveryOutcome.
  */
 export async function postWebhook(request: DeliveryRequest): Promise<DeliveryOutcome> {
-  const refused = checkWebhookUrl(request.url, request.allowedCidrs);
+  const refused = checkUrlShape(request.url);
   if (refused) return { kind: 'refused', reason: refused };
   const url = new URL(request.url);
   try {

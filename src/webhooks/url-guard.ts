@@ -70,13 +70,9 @@ const LOOPBACK_NAME = /^(localhost|[^/]*\.localhost)\.?$/i;
  * passes here; whether its addresses may be reached is decided at each connection.
  */
 export function checkWebhookUrl(url: string, allowedCidrs: readonly string[]): string | undefined {
-  if (!URL.canParse(url)) return 'not a valid URL';
-  const parsed = new URL(url);
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
-    return `only http and https URLs (got ${parsed.protocol})`;
-  if (parsed.username || parsed.password) return 'credentials are not allowed in the URL';
-  const host = hostOf(parsed);
-  if (!host) return 'the URL has no host';
+  const shape = checkUrlShape(url);
+  if (shape) return shape;
+  const host = hostOf(new URL(url));
   const allowed = parseCidrs(allowedCidrs);
   if (LOOPBACK_NAME.test(host)) {
     const permitted = ['127.0.0.1', '::1'].some((a) => refusedRange(a, allowed) === undefined);
@@ -86,6 +82,21 @@ export function checkWebhookUrl(url: string, allowedCidrs: readonly string[]): s
     const range = refusedRange(host, allowed);
     if (range) return new WebhookAddressRefusedError(host, host, range).message;
   }
+  return undefined;
+}
+
+/**
+ * What every delivery checks again before connecting, whatever the host: http(s), no credentials, a host. The
+ * addresses are judged by checkLiteralHost and guardedLookup, so a `localhost` name meets the same DNS check as
+ * any other name.
+ */
+export function checkUrlShape(url: string): string | undefined {
+  if (!URL.canParse(url)) return 'not a valid URL';
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    return `only http and https URLs (got ${parsed.protocol})`;
+  if (parsed.username || parsed.password) return 'credentials are not allowed in the URL';
+  if (!hostOf(parsed)) return 'the URL has no host';
   return undefined;
 }
 
