@@ -1,7 +1,20 @@
-// STUB: the webhook delivery activities (issue 5) replace this file.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { BatchEnd } from '../src/client/batch-client.js';
+import { NotFoundError } from '../src/errors.js';
 import type { Metrics } from '../src/metrics.js';
 import type { ItemStore } from '../src/stores/item-store.js';
+import { postWebhook } from '../src/webhooks/deliver.js';
+import {
+  endEventType,
+  endMessage,
+  itemEventType,
+  itemMessage,
+  webhookMessageId,
+  type WebhookEventType,
+  type WebhookMessage,
+} from '../src/webhooks/payload.js';
+import { signatureHeaders } from '../src/webhooks/signature.js';
 
 export interface WebhookActivityDeps {
   store: ItemStore;
@@ -10,8 +23,255 @@ export interface WebhookActivityDeps {
   /** CIDRs that deliveries may reach although private, loopback or link-local (WEBHOOK_ALLOWED_CIDRS). */
   allowedCidrs: readonly string[];
   metrics?: Metrics;
+  /** How long one collectWebhookEvents call waits for new events (default 20 s). */
+  collectWaitMs?: number;
 }
 
-export function createWebhookActivities(_deps: WebhookActivityDeps) {
-  return {};
+export interface CollectWebhookEventsInput {
+  batchId: string;
+  /** Event log position already collected (0: from the start). */
+  afterSeq: number;
+  /** Most event references to return. */
+  limit: number;
 }
+
+/** One event to deliver: its place in the event log and its type. The payload stays in the store. */
+export interface WebhookEventRef {
+  seq: number;
+  type: WebhookEventType;
+}
+
+export interface CollectedWebhookEvents {
+  /** Item events after afterSeq that the registration asked for, oldest first. */
+  events: WebhookEventRef[];
+  /** The new collect position (past events the registration filtered out, too). */
+  afterSeq: number;
+  /**
+   * Set once the batch has ended and the log was read to its end after that was known: no item event can follow.
+   * `deliver` is false when the registration did not ask for batch events.
+   */
+  end?: { type: WebhookEventType; deliver: boolean };
+  /** The batch or its registration is not in the store (a submission that could not start): nothing to deliver. */
+  unregistered?: boolean;
+}
+
+export interface DeliverWebhookInput {
+  batchId: string;
+  /** The item event's place in the event log, or 'end' for the batch's end. */
+  seq: number | 'end';
+  /** The retry policy's maximumAttempts: the last attempt records the failed delivery in the store. */
+  maxAttempts: number;
+}
+
+export interface RecordFailedDeliveryInput {
+  batchId: string;
+  seq: number | 'end';
+  eventType: string;
+  attempts: number;
+  lastError: string;
+}
+
+/** How often the long poll reads the event log, and how often it asks Temporal whether the batch has ended. */
+const LOG_POLL_MS = 200;
+const OUTCOME_POLL_MS = 1000;
+const COLLECT_WAIT_MS = 20_000;
+/** Shortest retry delay taken from Retry-After: `Retry-After: 0` must not turn into a tight retry loop. */
+const MIN_RETRY_AFTER_MS = 1000;
+
+export function createWebhookActivities({
+  store,
+  outcome,
+  allowedCidrs,
+  metrics,
+  collectWaitMs = COLLECT_WAIT_MS,
+}: WebhookActivityDeps) {
+  /** How the batch ended; a batch workflow not started yet (it starts right after the webhook workflow) runs. */
+  const ended = async (batchId: string): Promise<BatchEnd | undefined> => {
+    try {
+      return await outcome(batchId);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
+
+  /** Rebuilds a message from the store: payloads never enter workflow history. */
+  const message = async (batchId: string, seq: number | 'end'): Promise<WebhookMessage> => {
+    if (seq === 'end') {
+      const end = await ended(batchId);
+      if (!end)
+        throw ApplicationFailure.create({ type: 'BatchRunning', message: `batch ${batchId} has not ended yet` });
+      return endMessage(end.status, end.summary);
+    }
+    const [event] = store.listEvents(batchId, seq - 1, 1);
+    if (event?.seq !== seq) {
+      throw ApplicationFailure.create({
+        type: 'WebhookEventNotFound',
+        message: `event ${seq} of batch ${batchId} is not in the store`,
+        nonRetryable: true,
+      });
+    }
+    return itemMessage(batchId, event);
+  };
+
+  const recordFailure = (
+    batchId: string,
+    seq: number | 'end',
+    eventType: string,
+    attempts: number,
+    lastError: string,
+  ): void => {
+    store.putFailedDelivery(batchId, {
+      messageId: webhookMessageId(batchId, seq),
+      eventType,
+      attempts,
+      lastError: lastError.slice(0, 500),
+      failedAt: new Date().toISOString(),
+    });
+  };
+
+  return {
+    /**
+     * Long-polls the batch's event log (up to collectWaitMs, heartbeating) and returns references to the events
+     * after `afterSeq` that the registration asked for, as soon as there are any. Once Temporal says the batch
+     * has ended, the log is read again to its end before `end` is set, so no item event is ever missed: every
+     * outcome is stored before the batch workflow can close. Returns only sequence numbers and types.
+     */
+    async collectWebhookEvents({
+      batchId,
+      afterSeq,
+      limit,
+    }: CollectWebhookEventsInput): Promise<CollectedWebhookEvents> {
+      const ctx = Context.current();
+      const webhook = store.getBatch(batchId)?.webhook;
+      if (!webhook) return { events: [], afterSeq, unregistered: true };
+      const wantItems = webhook.events.includes('item');
+      const deadline = Date.now() + collectWaitMs;
+      const events: WebhookEventRef[] = [];
+      let cursor = afterSeq;
+      let askedAt = -Infinity;
+      for (;;) {
+        ctx.heartbeat();
+        let end: BatchEnd | undefined;
+        if (Date.now() - askedAt >= OUTCOME_POLL_MS) {
+          askedAt = Date.now();
+          end = await ended(batchId); // asked before the log is read: see above
+        }
+        for (;;) {
+          const want = wantItems ? limit - events.length : 1000;
+          const page = store.listEvents(batchId, cursor, want);
+          for (const e of page) {
+            cursor = e.seq;
+            if (wantItems) events.push({ seq: e.seq, type: itemEventType(e.status) });
+          }
+          if (events.length >= limit) return { events, afterSeq: cursor };
+          if (page.length < want) break;
+        }
+        if (end)
+          return {
+            events,
+            afterSeq: cursor,
+            end: { type: endEventType(end.status), deliver: webhook.events.includes('batch') },
+          };
+        if (events.length > 0 || Date.now() >= deadline) return { events, afterSeq: cursor };
+        await ctx.sleep(LOG_POLL_MS); // rejects with CancelledFailure when the workflow cancels the poll
+      }
+    },
+
+    /**
+     * Delivers one message: rebuilds it from the store, signs it (Standard Webhooks, a fresh timestamp per
+     * attempt, the same webhook-id on every attempt) and POSTs it. 2xx is done. 410 fails non-retryably as
+     * WebhookGone (the workflow stops all deliveries); an address the SSRF guard refuses fails non-retryably as
+     * WebhookRefused and is listed as a failed delivery. Anything else is retried by the activity's retry policy,
+     * after Retry-After when the receiver sent one; the last attempt lists the delivery as failed before failing.
+     */
+    async deliverWebhook({
+      batchId,
+      seq,
+      maxAttempts,
+    }: DeliverWebhookInput): Promise<{ status: number; attempt: number }> {
+      const { attempt } = Context.current().info;
+      const log = Context.current().log;
+      const webhook = store.getBatch(batchId)?.webhook;
+      if (!webhook) {
+        throw ApplicationFailure.create({
+          type: 'WebhookNotRegistered',
+          message: `batch ${batchId} has no webhook`,
+          nonRetryable: true,
+        });
+      }
+      const msg = await message(batchId, seq);
+      const messageId = webhookMessageId(batchId, seq);
+      const body = JSON.stringify(msg);
+      const result = await postWebhook({
+        url: webhook.url,
+        body,
+        headers: { ...signatureHeaders(webhook.secret, messageId, body) },
+        allowedCidrs,
+      });
+      const details = [{ attempt }];
+      switch (result.kind) {
+        case 'delivered':
+          metrics?.webhookDeliveries.inc({ outcome: 'delivered' });
+          return { status: result.status, attempt };
+        case 'gone':
+          metrics?.webhookDeliveries.inc({ outcome: 'gone' });
+          log.info('webhook receiver answered 410 Gone: deliveries stop', { batchId, messageId });
+          throw ApplicationFailure.create({
+            type: 'WebhookGone',
+            message: `${webhook.url} answered 410 Gone`,
+            nonRetryable: true,
+            details,
+          });
+        case 'refused':
+          metrics?.webhookDeliveries.inc({ outcome: 'refused' });
+          recordFailure(batchId, seq, msg.type, attempt, result.reason);
+          log.warn('webhook delivery refused', { batchId, messageId, reason: result.reason });
+          throw ApplicationFailure.create({
+            type: 'WebhookRefused',
+            message: result.reason,
+            nonRetryable: true,
+            details,
+          });
+        case 'failed': {
+          const last = attempt >= maxAttempts;
+          metrics?.webhookDeliveries.inc({ outcome: last ? 'exhausted' : 'retry' });
+          if (last) {
+            recordFailure(batchId, seq, msg.type, attempt, result.reason);
+            log.warn('webhook delivery failed for good', {
+              batchId,
+              messageId,
+              attempts: attempt,
+              reason: result.reason,
+            });
+          }
+          const nextRetryDelay =
+            result.retryAfterMs === undefined ? undefined : Math.max(result.retryAfterMs, MIN_RETRY_AFTER_MS);
+          throw ApplicationFailure.create({
+            type: 'WebhookDeliveryFailed',
+            message: result.reason,
+            nonRetryable: last,
+            details,
+            ...(nextRetryDelay !== undefined && !last ? { nextRetryDelay } : {}),
+          });
+        }
+      }
+    },
+
+    /**
+     * Lists a delivery as failed when its activity could not do so itself (its last attempt timed out, or its
+     * worker died). Idempotent by message id: the activity's own record, with the receiver's answer, wins.
+     */
+    async recordFailedDelivery({
+      batchId,
+      seq,
+      eventType,
+      attempts,
+      lastError,
+    }: RecordFailedDeliveryInput): Promise<void> {
+      recordFailure(batchId, seq, eventType, attempts, lastError);
+    },
+  };
+}
+
+export type WebhookActivities = ReturnType<typeof createWebhookActivities>;

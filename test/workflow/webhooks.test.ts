@@ -1,0 +1,364 @@
+// Webhook deliveries on the real Temporal dev server, to a loopback receiver: retries with one webhook-id,
+// signatures a Standard Webhooks library verifies, 410 Gone, the SSRF guard's default refusal, Retry-After,
+// exhausted retries listed under the batch, and hand-over across continue-as-new. The model is a scripted fake.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { Webhook } from 'standardwebhooks';
+import { createActivities } from '../../activities/index.js';
+import { batchWorkflowId, BatchClient } from '../../src/client/batch-client.js';
+import { BatchOptions } from '../../src/contracts/batch.js';
+import { webhookWorkflowId, type WebhookEventKind } from '../../src/contracts/webhook.js';
+import { Metrics } from '../../src/metrics.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { newWebhookSecret } from '../../src/webhooks/signature.js';
+import { startWorker, type StartedWorker } from '../../src/worker.js';
+import type { batchWorkflow } from '../../workflows/batch-workflow.js';
+import { webhookProgressQuery, webhookWorkflow, type WebhookRunInput } from '../../workflows/webhook-workflow.js';
+import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
+import {
+  quietTemporalLogs,
+  startTestTemporal,
+  testConfig,
+  testLog,
+  waitFor,
+  workflowBundle,
+  type TestTemporal,
+} from '../helpers/temporal.js';
+
+/** One request the receiver got, and what it answered. */
+interface Received {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  at: number;
+  status: number;
+  answeredAt: number;
+}
+
+type Answer = (attemptOfThisId: number) => { status: number; headers?: Record<string, string> };
+
+/** A loopback webhook receiver: each path answers by its script, keyed by how often this webhook-id came. */
+class Receiver {
+  readonly received: Received[] = [];
+  private readonly scripts = new Map<string, Answer>();
+  private readonly server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const path = req.url ?? '';
+      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+      const attempt =
+        this.received.filter((r) => r.path === path && r.headers['webhook-id'] === headers['webhook-id']).length + 1;
+      const answer = this.scripts.get(path)?.(attempt) ?? { status: 404 };
+      const entry: Received = { path, headers, body, at: Date.now(), status: answer.status, answeredAt: 0 };
+      this.received.push(entry);
+      res.writeHead(answer.status, answer.headers).end(() => (entry.answeredAt = Date.now()));
+    });
+  });
+  port = 0;
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** A URL on this receiver whose requests `answer` scripts. */
+  route(path: string, answer: Answer, host = '127.0.0.1'): string {
+    this.scripts.set(path, answer);
+    return `http://${host}:${this.port}${path}`;
+  }
+
+  at(path: string): Received[] {
+    return this.received.filter((r) => r.path === path);
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A worker with the fake model and webhook activities using `env`'s WEBHOOK_ALLOWED_CIDRS, and its batch client. */
+async function startStack(address: string, model: FakeModel, env: Record<string, string>) {
+  const config = testConfig(address, env);
+  const store = new SqliteItemStore(itemStoreFile(config));
+  const batches = BatchClient.create(
+    { address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
+    store,
+  );
+  const metrics = new Metrics('worker');
+  const worker: StartedWorker = await startWorker(config, testLog, {
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({
+      runtime: model,
+      store,
+      metrics,
+      webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
+    }),
+  });
+  return {
+    config,
+    store,
+    batches,
+    metrics,
+    async close() {
+      await worker.shutdown();
+      await batches.close();
+      store.close();
+    },
+  };
+}
+type Stack = Awaited<ReturnType<typeof startStack>>;
+
+describe('webhook deliveries', () => {
+  let temporal: TestTemporal;
+  let model: FakeModel;
+  let allowed: Stack; // WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8: the receiver may be reached
+  let strict: Stack; // the default: no allowlist
+  let receiver: Receiver;
+  let client: Client;
+
+  before(async () => {
+    quietTemporalLogs();
+    temporal = await startTestTemporal();
+    model = new FakeModel();
+    allowed = await startStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
+    strict = await startStack(temporal.address, model, {});
+    receiver = new Receiver();
+    await receiver.start();
+    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+  });
+
+  after(async () => {
+    model?.release();
+    await allowed?.close();
+    await strict?.close();
+    await receiver?.stop();
+    await client?.connection.close();
+    await temporal?.stop();
+  });
+
+  async function submit(
+    stack: Stack,
+    items: ReturnType<typeof item>[],
+    url: string,
+    events: WebhookEventKind[] = ['item', 'batch'],
+  ) {
+    const secret = newWebhookSecret();
+    const id = await stack.batches.submit(
+      { model: 'digits', items, options: BatchOptions.parse({}) },
+      { tenant: 'default', webhook: { url, events, secret } },
+    );
+    return {
+      id,
+      secret,
+      webhooks: client.workflow.getHandle<typeof webhookWorkflow>(webhookWorkflowId(id)),
+      batch: client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id)),
+    };
+  }
+
+  /** Replaces a batch's webhook workflow (its items still blocked) by one with other settings. */
+  async function restartWebhooks(stack: Stack, id: string, settings: Omit<WebhookRunInput, 'batchId'>) {
+    await client.workflow.getHandle(webhookWorkflowId(id)).terminate('the test restarts it with other settings');
+    return client.workflow.start(webhookWorkflow, {
+      workflowId: webhookWorkflowId(id),
+      taskQueue: stack.config.TASK_QUEUE,
+      args: [{ batchId: id, ...settings }],
+    });
+  }
+
+  const deliveriesCounted = async (stack: Stack) =>
+    Object.fromEntries(
+      (await stack.metrics.webhookDeliveries.get()).values.map((v) => [String(v.labels.outcome), v.value]),
+    );
+
+  test('a receiver failing twice gets every event once, retried with one webhook-id, every signature verified', async () => {
+    const url = receiver.route('/flaky', (attempt) => ({ status: attempt <= 2 ? 500 : 204 }));
+    const countedBefore = await deliveriesCounted(allowed);
+    const { id, secret, webhooks } = await submit(
+      allowed,
+      [item(Behaviour.ok, 1), item(Behaviour.ok, 2), item(Behaviour.ok, 3)],
+      url,
+    );
+
+    const result = await webhooks.result();
+
+    assert.deepEqual(
+      { delivered: result.delivered, failed: result.failed, gone: result.gone, end: result.end },
+      {
+        delivered: 4,
+        failed: 0,
+        gone: false,
+        end: 'batch.completed',
+      },
+    );
+    const seqs = allowed.store.listEvents(id, 0, 100).map((e) => e.seq);
+    assert.equal(seqs.length, 3);
+    const expectedIds = [...seqs.map((s) => `msg_${id}_${s}`), `msg_${id}_end`].sort();
+    const requests = receiver.at('/flaky');
+    const byId = new Map<string, Received[]>();
+    for (const r of requests) byId.set(r.headers['webhook-id']!, [...(byId.get(r.headers['webhook-id']!) ?? []), r]);
+    assert.deepEqual([...byId.keys()].sort(), expectedIds);
+    const verifier = new Webhook(secret);
+    for (const [msgId, attempts] of byId) {
+      assert.deepEqual(
+        attempts.map((a) => a.status),
+        [500, 500, 204],
+        `${msgId}: two failures, then accepted exactly once`,
+      );
+      const payloads = attempts.map((a) => verifier.verify(a.body, a.headers)); // throws unless the signature is valid
+      assert.deepEqual(payloads[2], payloads[0], `${msgId}: the same message on every attempt`);
+      const gaps = [attempts[1]!.at - attempts[0]!.at, attempts[2]!.at - attempts[1]!.at];
+      assert.ok(
+        gaps[0]! >= 900 && gaps[1]! >= 1800,
+        `${msgId}: exponential backoff (1 s, 2 s), got ${gaps.join(', ')} ms`,
+      );
+      for (const a of attempts) {
+        assert.equal(a.headers['content-type'], 'application/json');
+        assert.equal(a.headers['user-agent'], 'batchline-webhooks');
+      }
+    }
+    const accepted = requests
+      .filter((r) => r.status === 204)
+      .map((r) => verifier.verify(r.body, r.headers) as { type: string; data: Record<string, unknown> });
+    const items = accepted.filter((m) => m.type.startsWith('item.'));
+    assert.deepEqual(
+      items.map((m) => m.type),
+      ['item.succeeded', 'item.succeeded', 'item.succeeded'],
+    );
+    assert.deepEqual(items.map((m) => m.data.index).sort(), [0, 1, 2]);
+    for (const m of items) {
+      assert.equal(m.data.batchId, id);
+      assert.equal((m.data.result as { label: string }).label, `key-${(m.data.index as number) + 1}`);
+    }
+    const end = accepted.find((m) => m.type === 'batch.completed')!;
+    assert.equal(end.data.id, id);
+    assert.equal((end.data.counts as { succeeded: number }).succeeded, 3);
+    const endFirstTried = byId.get(`msg_${id}_end`)![0]!.at;
+    const lastItemAccepted = Math.max(
+      ...requests.filter((r) => r.status === 204 && !r.headers['webhook-id']!.endsWith('_end')).map((r) => r.at),
+    );
+    assert.ok(endFirstTried > lastItemAccepted, 'the end is sent after every item event was delivered');
+    assert.deepEqual(allowed.store.listFailedDeliveries(id), []);
+    const progress = await webhooks.query(webhookProgressQuery);
+    assert.equal(progress.delivered, 4);
+    const counted = await deliveriesCounted(allowed);
+    assert.equal((counted.delivered ?? 0) - (countedBefore.delivered ?? 0), 4);
+    assert.equal((counted.retry ?? 0) - (countedBefore.retry ?? 0), 8);
+  });
+
+  test('410 Gone stops every further delivery and ends the webhook workflow', async () => {
+    const url = receiver.route('/gone', () => ({ status: 410 }));
+    const { id, webhooks, batch } = await submit(allowed, [item(Behaviour.ok, 10), item(Behaviour.block, 11)], url);
+
+    const result = await webhooks.result(); // item 11 is still blocked: its event and the end have not happened yet
+
+    assert.equal(result.gone, true);
+    assert.equal((await webhooks.describe()).status.name, 'COMPLETED');
+    await waitFor('item 11 to be blocked', () => model.blocked === 1);
+    model.release();
+    await batch.result();
+    const [first] = allowed.store.listEvents(id, 0, 1);
+    assert.deepEqual(
+      receiver.at('/gone').map((r) => r.headers['webhook-id']),
+      [`msg_${id}_${first!.seq}`],
+      'one request: no retry, nothing after',
+    );
+    assert.deepEqual(allowed.store.listFailedDeliveries(id), [], 'a receiver that said Gone is not a failed delivery');
+  });
+
+  test('by default a loopback receiver is refused at connect time: it gets nothing, and the deliveries are listed', async () => {
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const path = `/refused-${host}`;
+      const url = receiver.route(path, () => ({ status: 204 }), host);
+      const { id, webhooks } = await submit(strict, [item(Behaviour.ok, 20), item(Behaviour.ok, 21)], url);
+
+      const result = await webhooks.result();
+
+      assert.equal(receiver.at(path).length, 0, `${host}: the receiver was reached`);
+      assert.deepEqual({ delivered: result.delivered, failed: result.failed }, { delivered: 0, failed: 3 });
+      const failed = strict.store.listFailedDeliveries(id);
+      const seqs = strict.store.listEvents(id, 0, 100).map((e) => e.seq);
+      assert.deepEqual(
+        failed.map((f) => f.messageId).sort(),
+        [...seqs.map((s) => `msg_${id}_${s}`), `msg_${id}_end`].sort(),
+      );
+      for (const f of failed) {
+        assert.equal(f.attempts, 1, 'a refused address is not retried');
+        assert.match(f.lastError, /loopback address.*WEBHOOK_ALLOWED_CIDRS/);
+      }
+      assert.deepEqual(failed.map((f) => f.eventType).sort(), ['batch.completed', 'item.succeeded', 'item.succeeded']);
+    }
+  });
+
+  test('Retry-After is honoured: the retry waits as long as the receiver asked', async () => {
+    const url = receiver.route('/busy', (attempt) =>
+      attempt === 1 ? { status: 503, headers: { 'retry-after': '3' } } : { status: 200 },
+    );
+    const { id, webhooks } = await submit(allowed, [item(Behaviour.ok, 30)], url, ['batch']);
+
+    const result = await webhooks.result();
+
+    assert.equal(result.delivered, 1);
+    const requests = receiver.at('/busy');
+    assert.deepEqual(
+      requests.map((r) => r.headers['webhook-id']),
+      [`msg_${id}_end`, `msg_${id}_end`],
+      'only the end was asked for',
+    );
+    const wait = requests[1]!.at - requests[0]!.answeredAt;
+    assert.ok(wait >= 2900, `retried ${wait} ms after a Retry-After of 3 s (the backoff alone would say 1 s)`);
+  });
+
+  test('a delivery that exhausts its attempts is listed under the batch with its last error', async () => {
+    const url = receiver.route('/down', () => ({ status: 500 }));
+    const { id } = await submit(allowed, [item(Behaviour.block, 40)], url, ['batch']);
+    const webhooks = await restartWebhooks(allowed, id, { maxAttempts: 2 });
+    await waitFor('the item to be blocked', () => model.blocked === 1);
+    model.release();
+
+    const result = await webhooks.result();
+
+    assert.deepEqual({ delivered: result.delivered, failed: result.failed }, { delivered: 0, failed: 1 });
+    assert.equal(receiver.at('/down').length, 2);
+    const [failed, ...more] = allowed.store.listFailedDeliveries(id);
+    assert.equal(more.length, 0);
+    assert.deepEqual(
+      { ...failed, failedAt: undefined },
+      {
+        messageId: `msg_${id}_end`,
+        eventType: 'batch.completed',
+        attempts: 2,
+        lastError: 'HTTP 500',
+        failedAt: undefined,
+      },
+    );
+  });
+
+  test('continue-as-new hands over without losing or repeating an event', async () => {
+    const url = receiver.route('/many', () => ({ status: 204 }));
+    const items = Array.from({ length: 12 }, (_, k) => item(Behaviour.block, 50 + k));
+    const { id } = await submit(allowed, items, url);
+    const webhooks = await restartWebhooks(allowed, id, { historyLimit: 40 });
+    await waitFor('every item to be running', () => model.blocked === 12);
+    model.release();
+
+    const result = await webhooks.result();
+
+    const ids = receiver.at('/many').map((r) => r.headers['webhook-id']!);
+    const seqs = allowed.store.listEvents(id, 0, 100).map((e) => e.seq);
+    assert.equal(seqs.length, 12);
+    assert.deepEqual(
+      [...ids].sort(),
+      [...seqs.map((s) => `msg_${id}_${s}`), `msg_${id}_end`].sort(),
+      'each event exactly once',
+    );
+    assert.equal(ids.at(-1), `msg_${id}_end`);
+    assert.equal(result.delivered, 13, 'counts carried across runs');
+    const firstRun = client.workflow.getHandle(webhookWorkflowId(id), webhooks.firstExecutionRunId);
+    assert.equal((await firstRun.describe()).status.name, 'CONTINUED_AS_NEW');
+  });
+});
