@@ -146,10 +146,11 @@ describe('webhook deliveries', () => {
     items: ReturnType<typeof item>[],
     url: string,
     events: WebhookEventKind[] = ['item', 'batch'],
+    options: Partial<BatchOptions> = {},
   ) {
     const secret = newWebhookSecret();
     const id = await stack.batches.submit(
-      { model: 'digits', items, options: BatchOptions.parse({}) },
+      { model: 'digits', items, options: BatchOptions.parse(options) },
       { tenant: 'default', webhook: { url, events, secret } },
     );
     return {
@@ -340,24 +341,26 @@ describe('webhook deliveries', () => {
 
   test('continue-as-new hands over without losing or repeating an event', async () => {
     const url = receiver.route('/many', () => ({ status: 204 }));
-    const items = Array.from({ length: 12 }, (_, k) => item(Behaviour.block, 50 + k));
-    const { id } = await submit(allowed, items, url);
-    const webhooks = await restartWebhooks(allowed, id, { historyLimit: 40 });
-    await waitFor('every item to be running', () => model.blocked === 12);
+    // More events than the delivery window, so some wait in the queue while the history passes the limit: the
+    // run must hand over before the end, whatever the timing.
+    const items = Array.from({ length: 20 }, (_, k) => item(Behaviour.block, 50 + k));
+    const { id } = await submit(allowed, items, url, ['item', 'batch'], { concurrency: 20 });
+    const webhooks = await restartWebhooks(allowed, id, { historyLimit: 20 });
+    await waitFor('every item to be running', () => model.blocked === 20);
     model.release();
 
     const result = await webhooks.result();
 
     const ids = receiver.at('/many').map((r) => r.headers['webhook-id']!);
     const seqs = allowed.store.listEvents(id, 0, 100).map((e) => e.seq);
-    assert.equal(seqs.length, 12);
+    assert.equal(seqs.length, 20);
     assert.deepEqual(
       [...ids].sort(),
       [...seqs.map((s) => `msg_${id}_${s}`), `msg_${id}_end`].sort(),
       'each event exactly once',
     );
     assert.equal(ids.at(-1), `msg_${id}_end`);
-    assert.equal(result.delivered, 13, 'counts carried across runs');
+    assert.equal(result.delivered, 21, 'counts carried across runs');
     const firstRun = client.workflow.getHandle(webhookWorkflowId(id), webhooks.firstExecutionRunId);
     assert.equal((await firstRun.describe()).status.name, 'CONTINUED_AS_NEW');
   });
