@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, test } from 'node:test';
 import { BatchOptions } from '../../src/contracts/batch.js';
-import type { StoredBatch } from '../../src/stores/item-store.js';
+import { DuplicateItemIdError, type StoredBatch } from '../../src/stores/item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { tempDir } from '../helpers/temporal.js';
 
@@ -102,7 +102,11 @@ test('results page by cursor and filter by status, with client ids', () => {
 test('a batch is stored atomically: a duplicate client id or a wrong count stores nothing', () => {
   const { store } = open();
   const dup = [...items(3, true), { id: 'c-1', inputs: {} }];
-  assert.throws(() => store.createBatch(batch('d', 4), dup), /UNIQUE/);
+  assert.throws(
+    () => store.createBatch(batch('d', 4), dup),
+    (err: unknown) => err instanceof DuplicateItemIdError && err.itemId === 'c-1' && err.index === 3,
+    'names the duplicate id and the item that repeats it',
+  );
   assert.equal(store.getBatch('d'), undefined);
   assert.equal(store.getItems('d', 0, 10).length, 0);
   assert.throws(() => store.createBatch(batch('w', 5), items(4)), /4 items stored, 5 declared/);
