@@ -129,3 +129,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     MODEL_REPOSITORY: path.resolve(parsed.data.MODEL_REPOSITORY),
   });
 }
+
+/** The environment that loadConfig reads back as `config` (for child processes started with a given config). */
+export function configToEnv(config: Config): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(config).map(([k, v]) => {
+      if (v instanceof Map) return [k, [...v].map(([key, tenant]) => `${key}=${tenant}`).join(',')];
+      if (Array.isArray(v)) return [k, v.join(',')];
+      return [k, String(v)];
+    }),
+  );
+}

@@ -153,7 +153,7 @@ describe('online predictions over HTTP on a real Temporal dev server', () => {
     const cases: [unknown, (string | number)[]][] = [
       [{ model: 'digits', inputs: { input: [1, 2, 3] } }, ['inputs', 'input']],
       [{ model: 'no-such-model', inputs: rows[0]!.inputs }, ['model']],
-      [{ model: 'digits', version: 9, inputs: rows[0]!.inputs }, ['model']],
+      [{ model: 'digits', version: 9, inputs: rows[0]!.inputs }, ['version']],
       [{ model: 'digits', inputs: rows[0]!.inputs, timeoutMs: s.config.PREDICT_MAX_TIMEOUT_MS + 1 }, ['timeoutMs']],
       [{ model: 'digits', inputs: rows[0]!.inputs, extra: 1 }, []],
     ];

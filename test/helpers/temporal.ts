@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../src/cli/dev.js';
-import { loadConfig, type Config } from '../../src/config.js';
+import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
 import { createLogger, routeTemporalLogs } from '../../src/logger.js';
 
@@ -114,7 +114,7 @@ export function workflowBundle(): Promise<WorkflowBundle> {
 /** Runs `batchline <command>` from source as a child process, the way production runs it. */
 export function spawnBatchline(command: string, config: Config, extraEnv: Record<string, string> = {}): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
-  for (const [k, v] of Object.entries(config)) env[k] = String(v);
+  Object.assign(env, configToEnv(config));
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'main.ts'), command], {
     env,
     cwd: ROOT,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, configToEnv, loadConfig } from '../../src/config.js';
 
 /** Runs fn and returns the ConfigError it throws; fails the test if it throws nothing or something else. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -140,4 +140,16 @@ describe('loadConfig', () => {
 
     assert.match(err.message, /TEMPORAL_ADDRESS="localhost:http"/);
   });
+});
+
+test('configToEnv round-trips through loadConfig, API keys and CIDR lists included', () => {
+  const config = loadConfig({ API_KEYS: 'key-aaaaaaaaaaaaaaaa=acme,key-bbbbbbbbbbbbbbbb', WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8, 10.0.0.0/8' });
+  assert.deepEqual([...config.API_KEYS], [['key-aaaaaaaaaaaaaaaa', 'acme'], ['key-bbbbbbbbbbbbbbbb', 'default']]);
+  assert.deepEqual(loadConfig(configToEnv(config)), config);
+});
+
+test('API_KEYS and WEBHOOK_ALLOWED_CIDRS refuse short keys, bad tenants and non-CIDRs by name', () => {
+  assert.throws(() => loadConfig({ API_KEYS: 'short=acme' }), /API_KEYS.*at least 16/);
+  assert.throws(() => loadConfig({ API_KEYS: 'key-aaaaaaaaaaaaaaaa=bad tenant' }), /API_KEYS.*tenant 'bad tenant'/);
+  assert.throws(() => loadConfig({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.1' }), /WEBHOOK_ALLOWED_CIDRS.*not a CIDR/);
 });
