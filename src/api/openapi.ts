@@ -8,6 +8,7 @@ import {
   CreateBatchRequest,
   CreateBatchResponse,
   ItemError,
+  ItemOutcome,
   ItemResult,
   ItemsPage,
   ItemView,
@@ -64,16 +65,6 @@ export const ErrorBody = z
   .strict();
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-/** One finished item as `/results` lines and `item.*` events carry it (routes/batch-streams.ts `outcomeLine`). */
-export const ItemOutcome = z.object({
-  index: z.number().int(),
-  id: z.string(),
-  status: z.enum(['succeeded', 'failed']),
-  attempts: z.number().int(),
-  result: ItemResult.optional(),
-  error: ItemError.optional(),
-  finishedAt: z.string(),
-});
 
 /** The data of `batch.progress` and of the terminal `batch.*` events: the batch's state without its links. */
 export const BatchProgress = BatchResource.omit({ links: true, webhook: true, metadata: true });

@@ -1,4 +1,4 @@
-import net from 'node:net';
+import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger, routeTemporalLogs } from '../logger.js';
 import { startServer } from '../server.js';
@@ -69,14 +69,3 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import type {
-  BatchListPage,
-  BatchStatus,
-  BatchSummary,
-  BatchView,
-  BatchWorkflowInput,
-  CreateBatchRequest,
-  ItemStatus,
-  ItemView,
+import {
+  itemOutcome,
+  type BatchListPage,
+  type BatchStatus,
+  type BatchSummary,
+  type BatchView,
+  type BatchWorkflowInput,
+  type CreateBatchRequest,
+  type ItemStatus,
+  type ItemView,
 } from '../contracts/batch.js';
 import { webhookWorkflowId, type StoredWebhook } from '../contracts/webhook.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -191,16 +192,7 @@ export class BatchClient {
     const limit = page.limit ?? 100;
     if (page.status === 'succeeded' || page.status === 'failed') {
       const stored = this.store.listResults(batchId, { cursor: page.cursor, limit, status: page.status });
-      const items = stored.results.map(({ index, id, status, attempts, result, error, startedAt, finishedAt }): ItemView => ({
-        index,
-        id,
-        status,
-        attempts,
-        startedAt,
-        finishedAt,
-        ...(result ? { result } : {}),
-        ...(error ? { error } : {}),
-      }));
+      const items = stored.results.map((r): ItemView => ({ ...itemOutcome(r), startedAt: r.startedAt }));
       return { items, ...(stored.nextCursor !== undefined ? { nextCursor: stored.nextCursor } : {}) };
     }
     try {

@@ -106,6 +106,31 @@ export type ItemResult = z.infer<typeof ItemResult>;
 
 export const ItemError = z.object({ type: z.string(), message: z.string() });
 
+/** One finished item as `/results` lines, `item.*` SSE events and item webhooks carry it. */
+export const ItemOutcome = z.object({
+  index: z.number().int(),
+  id: z.string(),
+  status: z.enum(['succeeded', 'failed']),
+  attempts: z.number().int(),
+  result: ItemResult.optional(),
+  error: ItemError.optional(),
+  finishedAt: z.string(),
+});
+export type ItemOutcome = z.infer<typeof ItemOutcome>;
+
+/** The outcome of a stored result or event, with only the fields that are set. */
+export function itemOutcome(e: ItemOutcome): ItemOutcome {
+  return {
+    index: e.index,
+    id: e.id,
+    status: e.status,
+    attempts: e.attempts,
+    ...(e.result ? { result: e.result } : {}),
+    ...(e.error ? { error: e.error } : {}),
+    finishedAt: e.finishedAt,
+  };
+}
+
 export const ItemView = z.object({
   index: z.number().int(),
   id: z.string(),

@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from './sqlite.js';
 
 /** What a first look at an idempotency key finds. */
 export type IdempotencyClaim =
@@ -28,10 +27,7 @@ export class SqliteIdempotencyStore {
   private readonly stmts;
 
   constructor(file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 10000');
+    this.db = openSqlite(file);
     this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       scope       TEXT NOT NULL,
       key         TEXT NOT NULL,

@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from './sqlite.js';
 import type { ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import { DuplicateItemIdError, type ItemStore, type ResultPage, type StoredBatch, type StoredEvent, type StoredItem, type StoredResult } from './item-store.js';
@@ -83,11 +83,7 @@ export class SqliteItemStore implements ItemStore {
   private readonly stmts;
 
   constructor(file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL'); // durable across process crashes; WAL makes it safe
-    this.db.pragma('busy_timeout = 10000'); // the API and several workers write the same file
+    this.db = openSqlite(file);
     this.db.exec(SCHEMA);
     for (const [table, column, ddl] of MIGRATIONS) {
       const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];

@@ -1,4 +1,4 @@
-import type { BatchStatus, BatchSummary } from '../contracts/batch.js';
+import { itemOutcome, type BatchStatus, type BatchSummary, type ItemOutcome } from '../contracts/batch.js';
 import type { StoredEvent } from '../stores/item-store.js';
 
 /** Every event type a webhook receives: one per finished item, one when the batch ends. */
@@ -19,17 +19,8 @@ export interface WebhookMessage<D = unknown> {
   data: D;
 }
 
-/** What an item event carries: the stored outcome, with its result or error. */
-export interface ItemEventData {
-  batchId: string;
-  index: number;
-  id: string;
-  status: StoredEvent['status'];
-  attempts: number;
-  result?: StoredEvent['result'];
-  error?: StoredEvent['error'];
-  finishedAt: string;
-}
+/** What an item event carries: the stored outcome, with its result or error, and its batch. */
+export type ItemEventData = { batchId: string } & ItemOutcome;
 
 /**
  * The message id (`webhook-id`) of an item event (`seq`: its place in the batch's event log) or of the batch's end.
@@ -53,20 +44,10 @@ export function endEventType(status: Exclude<BatchStatus, 'running'>): WebhookEv
 }
 
 export function itemMessage(batchId: string, event: StoredEvent): WebhookMessage<ItemEventData> {
-  const { index, id, status, attempts, result, error, finishedAt } = event;
   return {
-    type: itemEventType(status),
-    timestamp: finishedAt,
-    data: {
-      batchId,
-      index,
-      id,
-      status,
-      attempts,
-      ...(result ? { result } : {}),
-      ...(error ? { error } : {}),
-      finishedAt,
-    },
+    type: itemEventType(event.status),
+    timestamp: event.finishedAt,
+    data: { batchId, ...itemOutcome(event) },
   };
 }
 

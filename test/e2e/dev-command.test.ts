@@ -35,12 +35,13 @@ function alive(pid: number): boolean {
 }
 
 test('batchline dev runs the dev server, a worker and the API; SIGINT stops all three', async () => {
-  const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  const [apiPort, temporalPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const dataDir = tempDir('dev');
   const config = testConfig(`127.0.0.1:${temporalPort}`, {
     PORT: String(apiPort),
     TEMPORAL_UI_PORT: String(uiPort),
     DATA_DIR: dataDir,
+    WORKER_METRICS_PORT: String(metricsPort),
   });
   const dev = spawnBatchline('dev', config);
   try {
@@ -63,6 +64,12 @@ test('batchline dev runs the dev server, a worker and the API; SIGINT stops all 
       return res.body.status === 'completed' ? res.body : undefined;
     });
     assert.equal(done.counts.succeeded, rows.length);
+
+    // The worker's /metrics: its own counters, then the Temporal SDK's worker metrics from the same endpoint.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /^batch_items_finished_total\{[^}]*state="succeeded"[^}]*\} 10$/m);
+    assert.match(metrics, /^temporal_\w+/m, 'the Temporal SDK exports its worker metrics');
+    assert.ok(metrics.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`), 'SDK metrics of the interactive task queue too');
 
     const children = descendants(dev.pid!);
     assert.ok(children.some((c) => /temporal server start-dev/.test(c.cmd)), 'a dev server child');

@@ -1,7 +1,6 @@
 // Test harness: the real Temporal dev server binary on free ports with its own data dir, workers and the API.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +8,10 @@ import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
+import { freePort } from '../../src/free-port.js';
 import { createLogger, routeTemporalLogs } from '../../src/logger.js';
+
+export { freePort };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'warn', 'test');
@@ -22,16 +24,6 @@ export function quietTemporalLogs(): void {
   runtimeInstalled = true;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `batchline-${prefix}-`));
@@ -89,9 +81,11 @@ export async function startTestTemporal(): Promise<TestTemporal> {
 let counter = 0;
 /** A config for one test: its own task queue, the repo's models, the given Temporal address. */
 export function testConfig(address: string, env: Record<string, string> = {}): Config {
+  const queue = `test-${process.pid}-${Date.now()}-${counter++}`;
   return loadConfig({
     TEMPORAL_ADDRESS: address,
-    TASK_QUEUE: `test-${process.pid}-${Date.now()}-${counter++}`,
+    TASK_QUEUE: `${queue}`,
+    INTERACTIVE_TASK_QUEUE: `${queue}-interactive`,
     MODEL_REPOSITORY: path.join(ROOT, 'models'),
     DATA_DIR: tempDir('data'),
     PORT: '0',

@@ -3,7 +3,8 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { BatchEnd } from '../../client/batch-client.js';
 import { InvalidRequestError } from '../../errors.js';
-import type { StoredEvent, StoredResult } from '../../stores/item-store.js';
+import { itemOutcome } from '../../contracts/batch.js';
+import type { StoredEvent } from '../../stores/item-store.js';
 import type { AppDeps } from '../app.js';
 import { tailBatchEvents } from '../event-tail.js';
 import { parseOrThrow } from '../middleware/validate.js';
@@ -38,18 +39,6 @@ export const DEFAULT_STREAM_TUNING: StreamTuning = {
   drainTimeoutMs: 30_000,
 };
 
-/** An item outcome as results and events carry it. */
-export function outcomeLine(e: Pick<StoredResult, 'index' | 'id' | 'status' | 'attempts' | 'result' | 'error' | 'finishedAt'>) {
-  return {
-    index: e.index,
-    id: e.id,
-    status: e.status,
-    attempts: e.attempts,
-    ...(e.result ? { result: e.result } : {}),
-    ...(e.error ? { error: e.error } : {}),
-    finishedAt: e.finishedAt,
-  };
-}
 
 /**
  * `GET /v1/batches/:id/results` (NDJSON, streamed) and `GET /v1/batches/:id/events` (Server-Sent Events), both
@@ -71,7 +60,7 @@ export function batchStreamRoutes(deps: AppDeps, tuning: StreamTuning = DEFAULT_
       // Every finished item once, in index order, as it stands now.
       for (let cursor: number | undefined = 0; cursor !== undefined && !writer.closed; ) {
         const page = store.listResults(id, { cursor, limit: 1000, ...(query.status ? { status: query.status } : {}) });
-        if (!(await writer.write(page.results.map((r) => `${JSON.stringify(outcomeLine(r))}\n`).join('')))) return;
+        if (!(await writer.write(page.results.map((r) => `${JSON.stringify(itemOutcome(r))}\n`).join('')))) return;
         cursor = page.nextCursor;
       }
       res.end();
@@ -81,7 +70,7 @@ export function batchStreamRoutes(deps: AppDeps, tuning: StreamTuning = DEFAULT_
     for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: 0, signal: writer.signal })) {
       if (step.kind !== 'events') continue;
       const lines = step.events.filter((e) => !query.status || e.status === query.status);
-      if (!(await writer.write(lines.map((e) => `${JSON.stringify(outcomeLine(e))}\n`).join('')))) return;
+      if (!(await writer.write(lines.map((e) => `${JSON.stringify(itemOutcome(e))}\n`).join('')))) return;
     }
     res.end();
   });
@@ -150,7 +139,7 @@ function frame(event: string, data: unknown, id?: string): string {
 }
 
 function itemFrame(e: StoredEvent): string {
-  return frame(e.status === 'succeeded' ? 'item.succeeded' : 'item.failed', outcomeLine(e), String(e.seq));
+  return frame(e.status === 'succeeded' ? 'item.succeeded' : 'item.failed', itemOutcome(e), String(e.seq));
 }
 
 function endFrame(end: BatchEnd): string {
