@@ -16,14 +16,22 @@ export interface WorkerStack {
   close(): Promise<void>;
 }
 
-export async function startWorkerStack(address: string, runtime: Pick<InferenceRuntime, 'infer'>): Promise<WorkerStack> {
-  const config = testConfig(address);
+export async function startWorkerStack(
+  address: string,
+  runtime: Pick<InferenceRuntime, 'infer'>,
+  env: Record<string, string> = {},
+): Promise<WorkerStack> {
+  const config = testConfig(address, env);
   const store = new SqliteItemStore(itemStoreFile(config));
+  const batches = BatchClient.create({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE }, store);
   const worker = await startWorker(config, testLog, {
     workflowBundle: await workflowBundle(),
-    activities: createActivities({ runtime, store }),
+    activities: createActivities({
+      runtime,
+      store,
+      webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
+    }),
   });
-  const batches = BatchClient.create({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE }, store);
   return {
     config,
     store,

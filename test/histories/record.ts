@@ -3,10 +3,14 @@
 // Re-record only for a deliberate, incompatible change that no running batch can meet (otherwise use patching);
 // a history recorded from the old code must keep replaying.
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { batchWorkflowId } from '../../src/client/batch-client.js';
+import { batchWorkflowId, type BatchOwner } from '../../src/client/batch-client.js';
+import { newWebhookSecret } from '../../src/webhooks/signature.js';
+import { predictWorkflow } from '../../workflows/predict-workflow.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import {
   cancelSignal,
@@ -26,7 +30,7 @@ const OUT = path.dirname(new URL(import.meta.url).pathname);
 quietTemporalLogs();
 const temporal = await startTestTemporal();
 const model = new FakeModel();
-const stack = await startWorkerStack(temporal.address, model);
+const stack = await startWorkerStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
 const { batches } = stack;
 const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
 
@@ -37,24 +41,29 @@ async function record(
   items: ReturnType<typeof item>[],
   options: Partial<BatchOptions>,
   steer?: (id: string) => Promise<void>,
-  extraWorkflows: string[] = [], // suffixes of other workflows of the batch to record too (shards)
+  extraWorkflows: string[] = [], // suffixes of other workflows of the batch to record too (shards, webhooks)
+  owner?: BatchOwner,
 ) {
   if (wanted.length > 0 && !wanted.includes(name)) return;
-  const id = await batches.submit({ model: 'digits', items, options: BatchOptions.parse(options) });
+  const id = await batches.submit({ model: 'digits', items, options: BatchOptions.parse(options) }, owner);
   const handle = client.workflow.getHandle(batchWorkflowId(id));
   await steer?.(id);
   await handle.result().catch(() => undefined);
   for (const suffix of ['', ...extraWorkflows]) {
+    await client.workflow.getHandle(`${batchWorkflowId(id)}${suffix}`).result().catch(() => undefined);
     const history = await client.workflow.getHandle(`${batchWorkflowId(id)}${suffix}`).fetchHistory();
-    const file = `${name}${suffix.replace(/[^a-z0-9]+/g, '-')}.json`;
-    fs.writeFileSync(path.join(OUT, file), `${historyToJSON(history)}\n`); // the CLI's JSON format
-    // Replays need the original workflow id: shard ids are derived from it.
-    const idsFile = path.join(OUT, 'workflow-ids.json');
-    const ids = fs.existsSync(idsFile) ? (JSON.parse(fs.readFileSync(idsFile, 'utf8')) as Record<string, string>) : {};
-    ids[file] = `${batchWorkflowId(id)}${suffix}`;
-    fs.writeFileSync(idsFile, `${JSON.stringify(ids, null, 2)}\n`);
-    console.log(`recorded ${file}: ${history.events?.length} events`);
+    save(`${name}${suffix.replace(/[^a-z0-9]+/g, '-')}.json`, `${batchWorkflowId(id)}${suffix}`, history);
   }
+}
+
+/** Writes a history in the CLI's JSON format, with its workflow id (replays need it: shard ids derive from it). */
+function save(file: string, workflowId: string, history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>) {
+  fs.writeFileSync(path.join(OUT, file), `${historyToJSON(history)}\n`);
+  const idsFile = path.join(OUT, 'workflow-ids.json');
+  const ids = fs.existsSync(idsFile) ? (JSON.parse(fs.readFileSync(idsFile, 'utf8')) as Record<string, string>) : {};
+  ids[file] = workflowId;
+  fs.writeFileSync(idsFile, `${JSON.stringify(ids, null, 2)}\n`);
+  console.log(`recorded ${file}: ${history.events?.length} events`);
 }
 
 try {
@@ -119,6 +128,37 @@ try {
       await client.workflow.getHandle(batchWorkflowId(id)).signal(cancelSignal);
     },
   );
+  // Webhook deliveries: a receiver that fails the first attempt of every message, then accepts.
+  if (wanted.length === 0 || wanted.includes('webhooks')) {
+    const seen = new Set<string>();
+    const receiver = http.createServer((req, res) => {
+      req.resume();
+      const id = String(req.headers['webhook-id']);
+      res.writeHead(seen.has(id) ? 204 : 500).end();
+      seen.add(id);
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    try {
+      await record('webhooks', [0, 1].map((k) => item(Behaviour.ok, 70 + k)), { concurrency: 2 }, undefined, ['/webhooks'], {
+        tenant: 'default',
+        webhook: { url, events: ['item', 'batch'], secret: newWebhookSecret() },
+      });
+    } finally {
+      receiver.close();
+    }
+  }
+
+  // An online task: two items inferred together on the interactive queue.
+  if (wanted.length === 0 || wanted.includes('predict')) {
+    const workflowId = 'task-00000000000000000001';
+    await client.workflow.execute(predictWorkflow, {
+      workflowId,
+      taskQueue: stack.config.INTERACTIVE_TASK_QUEUE,
+      args: [{ taskId: '00000000000000000001', model: 'digits', items: [item(Behaviour.ok, 80).inputs, item(Behaviour.flaky, 81).inputs] }],
+    });
+    save('predict.json', workflowId, await client.workflow.getHandle(workflowId).fetchHistory());
+  }
 } finally {
   model.release();
   await stack.close();
