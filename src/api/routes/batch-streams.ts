@@ -1,5 +1,4 @@
-import { once } from 'node:events';
-import { Router, type Request, type Response } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { BatchEnd } from '../../client/batch-client.js';
 import { InvalidRequestError } from '../../errors.js';
@@ -8,6 +7,7 @@ import type { StoredEvent } from '../../stores/item-store.js';
 import type { AppDeps } from '../app.js';
 import { tailBatchEvents } from '../event-tail.js';
 import { parseOrThrow } from '../middleware/validate.js';
+import { DEFAULT_STREAM_TUNING, StreamWriter, type StreamTuning } from '../stream-writer.js';
 import { batchIdParam } from './batches.js';
 
 export const ResultsQuery = z
@@ -21,24 +21,6 @@ export const EventsQuery = z.object({ lastEventId: z.string().max(32).optional()
 
 /** The id of the terminal SSE event: reconnecting after it gets 204 (EventSource then stops reconnecting). */
 export const END_EVENT_ID = 'end';
-
-/** SSE tuning: progress at most once per second; a keep-alive comment when quiet; the most a client may lag. */
-export interface StreamTuning {
-  progressEveryMs: number;
-  keepAliveMs: number;
-  /** Bytes buffered for a client that does not read; over it the client is disconnected, not buffered. */
-  maxBufferedBytes: number;
-  /** How long a client may keep the buffer full before it is disconnected. */
-  drainTimeoutMs: number;
-}
-
-export const DEFAULT_STREAM_TUNING: StreamTuning = {
-  progressEveryMs: 1000,
-  keepAliveMs: 15_000,
-  maxBufferedBytes: 1 << 20,
-  drainTimeoutMs: 30_000,
-};
-
 
 /**
  * `GET /v1/batches/:id/results` (NDJSON, streamed) and `GET /v1/batches/:id/events` (Server-Sent Events), both
@@ -145,47 +127,4 @@ function itemFrame(e: StoredEvent): string {
 function endFrame(end: BatchEnd): string {
   const { failures: _failures, ...summary } = end.summary;
   return frame(`batch.${end.status}`, summary, END_EVENT_ID);
-}
-
-/**
- * Writes a long response without unbounded buffering: waits for 'drain' when the socket is full and
- * disconnects a client that stays behind (over maxBufferedBytes, or not draining within drainTimeoutMs).
- */
-class StreamWriter {
-  private readonly abort = new AbortController();
-  readonly signal = this.abort.signal;
-
-  constructor(
-    req: Request,
-    private readonly res: Response,
-    private readonly tuning: StreamTuning,
-  ) {
-    res.on('close', () => this.abort.abort());
-    req.on('close', () => {
-      if (!res.writableEnded) this.abort.abort();
-    });
-  }
-
-  get closed(): boolean {
-    return this.signal.aborted;
-  }
-
-  /** Resolves false when the client is gone or was disconnected for lagging. */
-  async write(text: string): Promise<boolean> {
-    if (this.closed) return false;
-    if (text === '') return true;
-    if (this.res.write(text)) return true;
-    if (this.res.writableLength > this.tuning.maxBufferedBytes) return this.disconnect();
-    const drained = await Promise.race([
-      once(this.res, 'drain').then(() => true, () => false),
-      new Promise<boolean>((r) => setTimeout(() => r(false), this.tuning.drainTimeoutMs).unref()),
-    ]);
-    return drained && !this.closed ? true : this.disconnect();
-  }
-
-  private disconnect(): false {
-    this.abort.abort();
-    this.res.destroy();
-    return false;
-  }
 }
