@@ -140,6 +140,7 @@ export function batchRoutes(deps: RouteDeps): Router {
     const { failures: _failures, ...rest } = summary;
     const resource: BatchResource = {
       ...rest,
+      createdAt: stored.createdAt, // when it was submitted, as the list shows it (the workflow starts a moment later)
       ...(stored.metadata ? { metadata: stored.metadata } : {}),
       ...(stored.webhook
         ? { webhook: { url: stored.webhook.url, events: stored.webhook.events, failedDeliveries: batches.store.listFailedDeliveries(id) } }
