@@ -2,7 +2,10 @@
 // NDJSON streaming submit, results, SSE resumed across an API restart, listing, items, steering, idempotency,
 // tenants, readiness and metrics.
 import assert from 'node:assert/strict';
+import httpServer from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Webhook } from 'standardwebhooks';
 import type { Config } from '../../src/config.js';
 import { startServer, type StartedServer } from '../../src/server.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
@@ -25,7 +28,11 @@ describe('batches API over HTTP on the real stack', () => {
   before(async () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
-    config = testConfig(temporal.address, { API_KEYS: `${ACME}=acme,${GLOBEX}=globex`, MAX_BATCH_ITEMS: '5000' });
+    config = testConfig(temporal.address, {
+      API_KEYS: `${ACME}=acme,${GLOBEX}=globex`,
+      MAX_BATCH_ITEMS: '5000',
+      WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', // the test's receiver; the default refusal is in bad-requests.test.ts
+    });
     worker = await startWorker(config, testLog, { workflowBundle: await workflowBundle() });
     api = await startServer(config, testLog);
   });
@@ -205,6 +212,50 @@ describe('batches API over HTTP on the real stack', () => {
     await completed(first.body.id);
     const listed = (await get('/v1/batches?limit=100')).body.batches.filter((b: any) => b.id === first.body.id);
     assert.ok(listed.length <= 1);
+  });
+
+  test('a webhook registered over HTTP: a receiver failing twice then accepting gets every event, signed and stable', async () => {
+    const attempts = new Map<string, number>();
+    const accepted: { id: string; type: string; data: any }[] = [];
+    let secret = '';
+    const receiver = httpServer.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const id = String(req.headers['webhook-id']);
+        const n = (attempts.get(id) ?? 0) + 1;
+        attempts.set(id, n);
+        if (n <= 2) return res.writeHead(500).end();
+        try {
+          const msg = new Webhook(secret).verify(body, req.headers as Record<string, string>) as { type: string; data: any };
+          accepted.push({ id, ...msg });
+          res.writeHead(204).end();
+        } catch {
+          res.writeHead(400).end();
+        }
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+      const res = await post('/v1/batches', { model: 'digits', items: rows.slice(0, 3).map((r) => ({ inputs: r.inputs })), webhook: { url } });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      secret = res.body.webhook.secret;
+      assert.match(secret, /^whsec_/, 'a generated secret, shown once');
+      assert.deepEqual(res.body.webhook.events, ['item', 'batch']);
+      const id = res.body.id as string;
+      await waitFor('every event accepted', () => accepted.length === 4, 60_000);
+      assert.deepEqual(accepted.map((m) => m.type).sort(), ['batch.completed', 'item.succeeded', 'item.succeeded', 'item.succeeded']);
+      assert.equal(accepted.at(-1)!.type, 'batch.completed', 'the end comes last');
+      assert.ok([...attempts.values()].every((n) => n === 3), 'each message: two failures, then accepted with the same webhook-id');
+      const items = accepted.filter((m) => m.type === 'item.succeeded');
+      for (const m of items) assert.equal(m.data.result.label, rows[m.data.index]!.expected.labelName);
+      const batch = await get(`/v1/batches/${id}`);
+      assert.deepEqual(batch.body.webhook, { url, events: ['item', 'batch'], failedDeliveries: [] });
+      assert.equal(JSON.stringify(batch.body).includes(secret), false, 'the secret is never shown again');
+    } finally {
+      receiver.close();
+    }
   });
 
   test('readiness sees Temporal and the workers; metrics count batch predictions and finished items', async () => {

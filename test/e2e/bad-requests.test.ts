@@ -208,6 +208,10 @@ describe('bad requests against the real stack', () => {
     { name: 'unknown option', path: '/v1/batches', json: batch({ options: { turbo: true } }), status: 400, code: 'invalid_request', at: ['options'], message: /turbo/ },
     { name: 'ftp:// webhook', path: '/v1/batches', json: batch({ webhook: { url: 'ftp://example.com/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
     { name: 'webhook URL with credentials', path: '/v1/batches', json: batch({ webhook: { url: 'https://user:pw@example.com/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
+    { name: 'loopback webhook URL (refused by default)', path: '/v1/batches', json: batch({ webhook: { url: 'http://127.0.0.1:9/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
+    { name: 'cloud metadata webhook URL', path: '/v1/batches', json: batch({ webhook: { url: 'http://169.254.169.254/latest/meta-data' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
+    { name: 'localhost webhook URL', path: '/v1/batches', json: batch({ webhook: { url: 'http://localhost:8080/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
+    { name: 'NDJSON with a private webhook URL', path: '/v1/batches?model=digits&webhook=http%3A%2F%2F10.0.0.5%2Fhook', ndjson: ndjson(item('a')), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
     { name: 'unknown webhook event', path: '/v1/batches', json: batch({ webhook: { url: 'https://example.com/hook', events: ['everything'] } }), status: 400, code: 'invalid_request', at: ['webhook', 'events', 0] },
     // --- idempotency keys ------------------------------------------------------------------------------------------
     { name: 'Idempotency-Key with a space', path: '/v1/batches', json: batch(), headers: { 'idempotency-key': 'two words' }, status: 400, code: 'invalid_request', at: ['Idempotency-Key'] },
