@@ -1,0 +1,80 @@
+// What one system of the side-by-side benchmark (raw, BullMQ, batchline per-item and chunked) reports for one run
+// of the same items, and the summary every system is compared by.
+import fs from 'node:fs';
+
+export interface SystemRun {
+  /** Which system ran: 'bullmq', 'batchline', ... */
+  system: string;
+  items: number;
+  /** The whole submission: from its start until every item is durable and queued (ms). */
+  submitMs: number;
+  /** From the start of submission to the last result stored (ms). */
+  wallMs: number;
+  /** From the end of submission to the first result stored (ms; negative if one was stored before it ended). */
+  firstResultMs: number;
+  /** Per item, in index order: from the start of its (last) attempt to its result stored (ms). */
+  latencyMs: number[];
+  /** Peak RSS (VmHWM) of the worker process(es), the largest of them (MiB). */
+  workerPeakRssMb: number;
+  /** Items whose recorded outcome is a failure. */
+  failed: number;
+  /** System-specific parts of the figures above (ms), e.g. BullMQ's store write and enqueue within submitMs. */
+  detail?: Record<string, number>;
+}
+
+export interface RunSummary {
+  system: string;
+  items: number;
+  itemsPerSec: number;
+  submitMs: number;
+  wallMs: number;
+  firstResultMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  workerPeakRssMb: number;
+  failed: number;
+}
+
+/** The nearest-rank percentile (p in [0, 100]) of `values`; NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+export function summarize(run: SystemRun): RunSummary {
+  return {
+    system: run.system,
+    items: run.items,
+    itemsPerSec: run.items / (run.wallMs / 1000),
+    submitMs: run.submitMs,
+    wallMs: run.wallMs,
+    firstResultMs: run.firstResultMs,
+    p50Ms: percentile(run.latencyMs, 50),
+    p99Ms: percentile(run.latencyMs, 99),
+    workerPeakRssMb: run.workerPeakRssMb,
+    failed: run.failed,
+  };
+}
+
+/** One line: `bullmq: 2,000 items, 1,234 items/s, submit 80 ms, first result 12 ms, p50 3 ms / p99 9 ms, ...`. */
+export function formatRun(run: SystemRun): string {
+  const s = summarize(run);
+  const n = (v: number, digits = 0) => v.toLocaleString('en-US', { maximumFractionDigits: digits });
+  return (
+    `${s.system}: ${n(s.items)} items in ${n(s.wallMs / 1000, 2)} s, ${n(s.itemsPerSec)} items/s, submit ${n(s.submitMs)} ms, ` +
+    `first result ${n(s.firstResultMs)} ms, latency p50 ${n(s.p50Ms, 1)} ms / p99 ${n(s.p99Ms, 1)} ms, ` +
+    `worker peak RSS ${n(s.workerPeakRssMb)} MiB, ${s.failed} failed`
+  );
+}
+
+/** Peak resident set size (VmHWM) of a live process, in MiB; undefined when it cannot be read (not Linux, gone). */
+export function peakRssMb(pid: number): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}

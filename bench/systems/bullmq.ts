@@ -1,0 +1,267 @@
+// The BullMQ peer of the side-by-side benchmark: one job per item on a local Redis, `attempts: 5` with exponential
+// backoff, the same model run through the same runtime code in separate worker processes
+// (bench/systems/bullmq-worker.ts), results stored the same way. Like batchline, the submitter writes the items
+// into the SQLite item store (claim check) and jobs carry only `{ batchId, index }`; the submission is that write
+// plus `addBulk` in chunks. Completion is watched in the store's event log; per-item latency and the first result
+// come from the stored results.
+//
+//   node --import tsx bench/systems/bullmq.ts --smoke     (2,000 digits items: a by-hand check, not a benchmark)
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Queue } from 'bullmq';
+import { BatchOptions, type ItemInputs } from '../../src/contracts/batch.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { REPO_ROOT } from '../lib/report.js';
+import { startRedis } from '../lib/redis.js';
+import { formatRun, peakRssMb, percentile, type SystemRun } from '../lib/system-run.js';
+import type { ItemJob } from './bullmq-worker.js';
+
+export interface BullmqRunOptions {
+  model: string;
+  items: ItemInputs[];
+  /** Worker processes (default 1). */
+  workers?: number;
+  /** Jobs in flight per worker process (BullMQ Worker concurrency). */
+  concurrency: number;
+  /** A Redis used by nothing else during the run, e.g. from startRedis(). */
+  redisUrl: string;
+  /** Where the item store lives (`<dataDir>/batchline.db`, as batchline keeps it). */
+  dataDir: string;
+  modelRepository: string;
+  /** Give up when no result has been stored for this long (default 60 s). */
+  stallTimeoutMs?: number;
+  /** The batch's id in the item store (default: `bullmq-<uuid>`). */
+  batchId?: string;
+  /** Keep the batch in the item store after the run (default false: deleted, so rounds in one dataDir do not grow it). */
+  keepBatch?: boolean;
+}
+
+/** Jobs per addBulk call. */
+const ENQUEUE_CHUNK = 1000;
+const JOB_OPTIONS = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: true,
+} as const;
+const WORKER_FILE = fileURLToPath(new URL('./bullmq-worker.ts', import.meta.url));
+
+export async function runBullmq(opts: BullmqRunOptions): Promise<SystemRun> {
+  const workers = opts.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) {
+    throw new Error(`concurrency must be a positive integer, got ${opts.concurrency}`);
+  }
+  if (opts.items.length === 0) throw new Error('items must not be empty');
+
+  const batchId = opts.batchId ?? `bullmq-${randomUUID()}`;
+  const queueName = `bench-${batchId}`;
+  const redis = new URL(opts.redisUrl);
+  fs.mkdirSync(opts.dataDir, { recursive: true });
+  const store = new SqliteItemStore(itemStoreFile({ DATA_DIR: opts.dataDir }));
+  const queue = new Queue<ItemJob>(queueName, { connection: { host: redis.hostname, port: Number(redis.port) } });
+  const children: ChildProcess[] = [];
+  try {
+    await queue.waitUntilReady();
+    for (let w = 0; w < workers; w++) children.push(await spawnWorker(queueName, opts));
+
+    // Submission: the claim check, then one job per item.
+    const t0 = Date.now();
+    const total = opts.items.length;
+    store.createBatch(
+      {
+        id: batchId,
+        model: opts.model,
+        total,
+        options: BatchOptions.parse({ maxAttempts: JOB_OPTIONS.attempts }),
+        createdAt: new Date(t0).toISOString(),
+        tenant: 'default',
+      },
+      opts.items.map((inputs) => ({ inputs })),
+    );
+    const stored = Date.now();
+    for (let from = 0; from < total; from += ENQUEUE_CHUNK) {
+      const count = Math.min(ENQUEUE_CHUNK, total - from);
+      await queue.addBulk(
+        Array.from({ length: count }, (_, i) => ({
+          name: 'infer',
+          data: { batchId, index: from + i },
+          opts: JOB_OPTIONS,
+        })),
+      );
+    }
+    const submitted = Date.now();
+
+    await waitForOutcomes(store, batchId, total, children, opts.stallTimeoutMs ?? 60_000);
+    const workerPeakRssMb = Math.max(...children.map((c) => peakRssMb(c.pid!) ?? Number.NaN));
+
+    const latencyMs: number[] = [];
+    let first = Number.POSITIVE_INFINITY;
+    let last = 0;
+    let failed = 0;
+    for (let cursor: number | undefined = 0; cursor !== undefined;) {
+      const page = store.listResults(batchId, { cursor, limit: 10_000 });
+      for (const r of page.results) {
+        const finished = Date.parse(r.finishedAt);
+        latencyMs.push(finished - Date.parse(r.startedAt));
+        first = Math.min(first, finished);
+        last = Math.max(last, finished);
+        if (r.status === 'failed') failed++;
+      }
+      cursor = page.nextCursor;
+    }
+    return {
+      system: 'bullmq',
+      items: total,
+      submitMs: submitted - t0,
+      wallMs: last - t0,
+      firstResultMs: first - submitted,
+      latencyMs,
+      workerPeakRssMb,
+      failed,
+      detail: { storeWriteMs: stored - t0, enqueueMs: submitted - stored },
+    };
+  } finally {
+    await Promise.all(children.map(stopWorker));
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+    if (!opts.keepBatch) store.deleteBatch(batchId);
+    store.close();
+  }
+}
+
+/** Forks a worker process and resolves once it is connected to Redis. */
+function spawnWorker(queueName: string, opts: BullmqRunOptions): Promise<ChildProcess> {
+  const child = fork(
+    WORKER_FILE,
+    ['--queue', queueName, '--redis', opts.redisUrl, '--concurrency', String(opts.concurrency)],
+    {
+      execArgv: ['--import', 'tsx'],
+      env: {
+        ...process.env,
+        DATA_DIR: opts.dataDir,
+        MODEL_REPOSITORY: opts.modelRepository,
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('the BullMQ worker process did not get ready within 60 s'));
+    }, 60_000);
+    child.once('message', () => {
+      clearTimeout(timer);
+      resolve(child);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the BullMQ worker process exited with ${code ?? signal} before it was ready`));
+    });
+  });
+}
+
+async function stopWorker(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  if (child.connected) child.send({ type: 'stop' });
+  else child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Follows the batch's event log until every item has an outcome. Rejects when a worker process dies or no
+ * outcome arrives for `stallTimeoutMs`.
+ */
+async function waitForOutcomes(
+  store: SqliteItemStore,
+  batchId: string,
+  total: number,
+  children: ChildProcess[],
+  stallTimeoutMs: number,
+): Promise<void> {
+  const done = new Set<number>();
+  let seq = 0;
+  let progressAt = Date.now();
+  while (done.size < total) {
+    const events = store.listEvents(batchId, seq, 10_000);
+    for (const e of events) done.add(e.index);
+    if (events.length > 0) {
+      seq = events[events.length - 1]!.seq;
+      progressAt = Date.now();
+      continue;
+    }
+    const dead = children.find((c) => c.exitCode !== null || c.signalCode !== null);
+    if (dead)
+      throw new Error(
+        `a BullMQ worker process (pid ${dead.pid}) exited with ${dead.exitCode ?? dead.signalCode}; ${done.size}/${total} items done`,
+      );
+    if (Date.now() - progressAt > stallTimeoutMs) {
+      throw new Error(`no result stored for ${stallTimeoutMs} ms; ${done.size}/${total} items done`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The by-hand check: 2,000 digits items (the held-out rows cycled) through a fresh Redis and one worker. */
+async function smoke(): Promise<void> {
+  const rows = fs
+    .readFileSync(path.join(REPO_ROOT, 'models', 'digits', 'testdata', 'heldout.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as { inputs: ItemInputs; expected: { labelName: string } });
+  const items = Array.from({ length: 2000 }, (_, i) => rows[i % rows.length]!.inputs);
+  const batchId = `bullmq-smoke-${randomUUID()}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bullmq-'));
+  const t = Date.now();
+  const redis = await startRedis();
+  console.error(`redis ${redis.url} (pid ${redis.pid}) up in ${Date.now() - t} ms`);
+  try {
+    const run = await runBullmq({
+      model: 'digits',
+      items,
+      workers: 1,
+      concurrency: 64,
+      redisUrl: redis.url,
+      dataDir,
+      modelRepository: path.join(REPO_ROOT, 'models'),
+      batchId,
+      keepBatch: true,
+    });
+    console.log(formatRun(run));
+    // The results are batchline's: every item stored once, with the label the committed model gives it.
+    const store = new SqliteItemStore(itemStoreFile({ DATA_DIR: dataDir }));
+    let wrong = 0;
+    let stored = 0;
+    for (let cursor: number | undefined = 0; cursor !== undefined;) {
+      const page = store.listResults(batchId, { cursor, limit: 10_000 });
+      stored += page.results.length;
+      wrong += page.results.filter((r) => r.result?.label !== rows[r.index % rows.length]!.expected.labelName).length;
+      cursor = page.nextCursor;
+    }
+    store.close();
+    console.log(`stored ${stored} results, ${wrong} with a label other than the expected one`);
+    console.log(
+      JSON.stringify({
+        ...run,
+        latencyMs: undefined,
+        p50Ms: percentile(run.latencyMs, 50),
+        p99Ms: percentile(run.latencyMs, 99),
+        maxMs: percentile(run.latencyMs, 100),
+      }),
+    );
+  } finally {
+    await redis.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && process.argv.includes('--smoke')) {
+  await smoke();
+}
