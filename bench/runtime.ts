@@ -9,7 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { InferenceRuntime, type InferenceOptions } from '../src/runtime/inference.js';
 import { ModelRepository, type ResolvedModel } from '../src/runtime/model-repository.js';
-import { TextTokenizers } from '../src/runtime/text-tokenizer.js';
+import { itemsFor, rawFeeds } from './lib/model-items.js';
 import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 
 const quick = process.argv.includes('--quick');
@@ -27,22 +27,6 @@ const POOLS: { threads: number; intra: number; spin: boolean }[] = [
 
 const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
 
-const tokenizers = new TextTokenizers();
-
-/** Item inputs: the committed held-out rows of a tabular model, or the reference sentences of a text model. */
-function itemsFor(model: string): Record<string, unknown>[] {
-  const dir = path.join(REPO_ROOT, 'models', model, 'testdata');
-  if (fs.existsSync(path.join(dir, 'reference.json'))) {
-    const { sentences } = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { sentences: string[] };
-    return sentences.map((text) => ({ text }));
-  }
-  return fs
-    .readFileSync(path.join(dir, 'heldout.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { inputs: Record<string, unknown> }).inputs);
-}
-
 /**
  * The raw loop's feeds: batches of `bs` consecutive real items, enough batches to cover every item once (so a
  * batch-1 loop does not measure only the first item), one tensor per input (text: tokenized, padded per batch).
@@ -52,26 +36,6 @@ async function rawFeedList(model: ResolvedModel, items: Record<string, unknown>[
   return Promise.all(
     Array.from({ length: batches }, (_, b) => rawFeeds(model, Array.from({ length: bs }, (_, i) => items[(b * bs + i) % items.length]!))),
   );
-}
-
-async function rawFeeds(model: ResolvedModel, picked: Record<string, unknown>[]): Promise<Record<string, ort.Tensor>> {
-  const bs = picked.length;
-  if (!model.config.tokenizer) {
-    const spec = model.config.inputs[0]!;
-    const per = spec.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(bs * per);
-    picked.forEach((item, i) => data.set((item[spec.name] as number[]).flat(), i * per));
-    return { [spec.name]: new ort.Tensor('float32', data, [bs, ...spec.shape]) };
-  }
-  const encoded = await Promise.all(picked.map((item) => tokenizers.encode(model, item.text as string)));
-  const len = Math.max(...encoded.map((e) => e.input_ids!.data.length));
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const spec of model.config.inputs) {
-    const data = new BigInt64Array(bs * len);
-    encoded.forEach((e, i) => (e[spec.name]!.data as number[]).forEach((v, j) => (data[i * len + j] = BigInt(v))));
-    feeds[spec.name] = new ort.Tensor('int64', data, [bs, len]);
-  }
-  return feeds;
 }
 
 /** Runs `fn` repeatedly for SECONDS and returns items/s. */

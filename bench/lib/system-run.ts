@@ -78,3 +78,18 @@ export function peakRssMb(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU time a live process and its threads have used so far (user + system, from /proc/<pid>/stat), in seconds;
+ * undefined when it cannot be read. Sampled before and after a run, it says which process the time went to.
+ */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) "
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the whole line)
+    return ticks / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,204 @@
+// bench/compare: the same items through raw onnxruntime, BullMQ on a local Redis, and batchline (per item and
+// chunked, through its public API), on one machine with one worker process each, systems alternating in each
+// round. Every figure is a median over the rounds with its min and max; ratios are taken within this run.
+// Writes bench/results/compare-<date>.json and the "compare" section of BENCHMARKS.md.
+//
+//   npm run bench [-- --quick]       (npm run bench builds first; this file runs under tsx)
+import path from 'node:path';
+import type { BatchOptions } from '../src/contracts/batch.js';
+import { ModelRepository } from '../src/runtime/model-repository.js';
+import { itemsOf } from './lib/model-items.js';
+import { percentile } from './lib/system-run.js';
+import { startRedis } from './lib/redis.js';
+import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
+import type { SystemRun } from './lib/system-run.js';
+import { measurePredict, runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
+import { runBullmq } from './systems/bullmq.js';
+import { runRaw, type RawRun } from './systems/raw.js';
+
+const quick = process.argv.includes('--quick');
+const ROUNDS = quick ? 2 : 3;
+/** Items in flight per system: batchline's default (16 per shard, 2 shards) and BullMQ's worker concurrency. */
+const IN_FLIGHT = 32;
+const CHUNK = 100;
+
+interface Workload {
+  name: string;
+  model: string;
+  items: number;
+}
+
+const WORKLOADS: Workload[] = quick
+  ? [
+      { name: 'digits 10k', model: 'digits', items: 10_000 },
+      { name: 'embeddings 500', model: 'all-minilm-l6-v2', items: 500 },
+    ]
+  : [
+      { name: 'digits 10k', model: 'digits', items: 10_000 },
+      { name: 'digits 100k', model: 'digits', items: 100_000 },
+      { name: 'embeddings 5k', model: 'all-minilm-l6-v2', items: 5_000 },
+    ];
+
+type Run = RawRun | SystemRun | BatchlineRun;
+const SYSTEMS = ['raw', 'bullmq', 'batchline per-item', 'batchline chunked'] as const;
+type SystemName = (typeof SYSTEMS)[number];
+
+async function runSystem(system: SystemName, w: Workload, redisUrl: string): Promise<Run> {
+  const items = itemsOf(w.model, w.items);
+  const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
+  if (system === 'raw') return runRaw(await repository.resolve(w.model), items);
+  if (system === 'bullmq') {
+    return runBullmq({
+      model: w.model,
+      items,
+      workers: 1,
+      concurrency: IN_FLIGHT,
+      redisUrl,
+      dataDir: path.join(REPO_ROOT, 'data', 'bench-bullmq'),
+      modelRepository: path.join(REPO_ROOT, 'models'),
+    });
+  }
+  const options: Partial<BatchOptions> = system === 'batchline chunked' ? { itemsPerActivity: CHUNK, concurrency: IN_FLIGHT * CHUNK / 2 > 512 ? 512 : IN_FLIGHT * CHUNK / 2 } : {};
+  const stack = await startBatchlineStack();
+  try {
+    return await runBatchline(stack, w.model, items, options, system);
+  } finally {
+    await stack.stop();
+  }
+}
+
+const itemsPerSecond = (r: Run) => ('itemsPerSecond' in r ? r.itemsPerSecond : r.items / (r.wallMs / 1000));
+
+interface Row {
+  system: SystemName;
+  itemsPerSecond: Stat;
+  firstResultMs?: Stat;
+  p50Ms?: Stat;
+  p99Ms?: Stat;
+  submitMs?: Stat;
+  workerRssMb?: Stat;
+  apiRssMb?: Stat;
+  eventsPerItem?: number;
+  maxEventsPerExecution?: number;
+}
+
+function summarize(system: SystemName, runs: Run[]): Row {
+  const s = (f: (r: any) => number) => stat(runs.map(f));
+  const row: Row = { system, itemsPerSecond: s(itemsPerSecond) };
+  if (system === 'raw') return row;
+  Object.assign(row, {
+    firstResultMs: s((r) => r.firstResultMs),
+    p50Ms: s((r) => percentile(r.latencyMs, 50)),
+    p99Ms: s((r) => percentile(r.latencyMs, 99)),
+    submitMs: s((r) => r.submitMs),
+    workerRssMb: s((r) => r.workerPeakRssMb),
+  });
+  if (system.startsWith('batchline')) {
+    const b = runs as BatchlineRun[];
+    row.apiRssMb = stat(b.map((r) => r.apiPeakRssMb));
+    row.eventsPerItem = Math.max(...b.map((r) => r.historyEvents.perItem));
+    row.maxEventsPerExecution = Math.max(...b.map((r) => r.historyEvents.maxPerExecution));
+  }
+  return row;
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedis();
+  const results: { workload: Workload; rows: Row[]; runs: Record<string, unknown[]> }[] = [];
+  let online: { aloneMs: number[]; duringMs: number[] } | undefined;
+  try {
+    for (const w of WORKLOADS) {
+      const runs: Record<string, Run[]> = {};
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternate: each round starts with a different system, so drift in the machine hits all of them.
+        const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
+        for (const system of order) {
+          const run = await runSystem(system, w, redis.url);
+          (runs[system] ??= []).push(run);
+          console.error(`${w.name} round ${round + 1} ${system}: ${Math.round(itemsPerSecond(run))} items/s`);
+        }
+      }
+      const rows = SYSTEMS.map((s) => summarize(s, runs[s]!));
+      results.push({ workload: w, rows, runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map(stripLatencies)])) });
+    }
+    online = await measureOnline();
+  } finally {
+    await redis.stop();
+  }
+  const file = writeResults('compare', { quick, rounds: ROUNDS, machine: machine(), results, online: online && summarizeOnline(online) });
+  updateBenchmarksMd('compare', report(results, online, file));
+  console.error(`wrote ${file} and BENCHMARKS.md`);
+}
+
+/** Runs keep their latency percentiles, not every latency (100k numbers per run). */
+function stripLatencies(r: Run): unknown {
+  if (!('latencyMs' in r)) return r;
+  const { latencyMs, ...rest } = r;
+  return { ...rest, latencyP50Ms: percentile(latencyMs, 50), latencyP99Ms: percentile(latencyMs, 99) };
+}
+
+/** Sync predict at a steady 20 requests/s: alone, then while a batch of digits runs (per item, 100k; quick: 10k). */
+async function measureOnline(): Promise<{ aloneMs: number[]; duringMs: number[] }> {
+  const inputs = itemsOf('digits', 100);
+  const stack = await startBatchlineStack();
+  try {
+    const seconds = quick ? 10_000 : 30_000;
+    await measurePredict(stack.apiUrl, 'digits', inputs, 20, 2000); // warm-up
+    const aloneMs = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
+    const body = itemsOf('digits', quick ? 10_000 : 100_000).map((i) => JSON.stringify({ inputs: i })).join('\n');
+    const res = await fetch(`${stack.apiUrl}/v1/batches?model=digits`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+    const { id } = (await res.json()) as { id: string };
+    const duringMs = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
+    const state = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as { status: string; counts: { succeeded: number } };
+    if (state.status !== 'running') console.error('warning: the batch ended before the measurement did');
+    await fetch(`${stack.apiUrl}/v1/batches/${id}/cancel`, { method: 'POST' });
+    return { aloneMs, duringMs };
+  } finally {
+    await stack.stop();
+  }
+}
+
+function summarizeOnline(o: { aloneMs: number[]; duringMs: number[] }) {
+  const q = (v: number[]) => ({ requests: v.length, p50Ms: percentile(v, 50), p99Ms: percentile(v, 99) });
+  const alone = q(o.aloneMs);
+  const during = q(o.duringMs);
+  return { alone, during, p99Ratio: during.p99Ms / alone.p99Ms };
+}
+
+function report(results: { workload: Workload; rows: Row[] }[], online: { aloneMs: number[]; duringMs: number[] } | undefined, file: string): string {
+  const n = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
+  const f = (s: Stat | undefined, d = 0) => (s ? fmt(s, d) : '–');
+  const lines = [
+    `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
+    '',
+    `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system, ${IN_FLIGHT} items in flight`,
+    `(batchline: 16 per shard × 2 shards; BullMQ: worker concurrency ${IN_FLIGHT}); chunked: ${CHUNK} items per activity.`,
+    `Raw figures: [${file}](${file}).`,
+    '',
+  ];
+  for (const { workload, rows } of results) {
+    const raw = rows.find((r) => r.system === 'raw')!.itemsPerSecond.median;
+    const bull = rows.find((r) => r.system === 'bullmq')!.itemsPerSecond.median;
+    lines.push(`### ${workload.name} (${workload.model})`, '');
+    lines.push('| system | items/s | × raw | × BullMQ | first result ms | p50 / p99 ms per item | submit ms | worker RSS MiB | API RSS MiB | events/item | max events/execution |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of rows) {
+      const m = r.itemsPerSecond.median;
+      lines.push(
+        `| ${r.system} | ${f(r.itemsPerSecond)} | ${n(m / raw, 3)} | ${n(m / bull, 2)} | ${f(r.firstResultMs)} | ${r.p50Ms ? `${n(r.p50Ms.median, 1)} / ${n(r.p99Ms!.median, 1)}` : '–'} | ${f(r.submitMs)} | ${f(r.workerRssMb)} | ${f(r.apiRssMb)} | ${n(r.eventsPerItem, 2)} | ${n(r.maxEventsPerExecution)} |`,
+      );
+    }
+    lines.push('');
+  }
+  if (online) {
+    const o = summarizeOnline(online);
+    lines.push('### Sync predict at 20 requests/s, alone and while a batch runs', '');
+    lines.push('| | requests | p50 ms | p99 ms |', '|---|---|---|---|');
+    lines.push(`| alone | ${o.alone.requests} | ${n(o.alone.p50Ms, 1)} | ${n(o.alone.p99Ms, 1)} |`);
+    lines.push(`| during a ${quick ? '10k' : '100k'}-item batch | ${o.during.requests} | ${n(o.during.p50Ms, 1)} | ${n(o.during.p99Ms, 1)} |`);
+    lines.push('', `p99 during / alone: ${n(o.p99Ratio, 2)}x.`, '');
+  }
+  return lines.join('\n');
+}
+
+await main();

@@ -1,0 +1,206 @@
+// batchline as a user runs it: the Temporal dev server, one worker process and one API process (the compiled
+// CLI, as `npm start` runs them), driven only through the public HTTP API.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { resolveTemporalCli } from '../../src/cli/dev.js';
+import { configToEnv, loadConfig, type Config } from '../../src/config.js';
+import type { BatchOptions } from '../../src/contracts/batch.js';
+import { startDevServer, type DevServer } from '../../src/dev-server.js';
+import { freePort } from '../../src/free-port.js';
+import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { readSse } from '../../test/helpers/sse.js';
+import { cpuSeconds, peakRssMb } from '../lib/system-run.js';
+import { REPO_ROOT } from '../lib/report.js';
+import type { SystemRun } from '../lib/system-run.js';
+
+export interface BatchlineStack {
+  config: Config;
+  apiUrl: string;
+  worker: ChildProcess;
+  api: ChildProcess;
+  temporal: DevServer;
+  stop(): Promise<void>;
+}
+
+export interface BatchlineRun extends SystemRun {
+  apiPeakRssMb: number;
+  /** CPU seconds per 1,000 items spent by each process: where the time went. */
+  cpuPerThousandItems: { temporal: number; worker: number; api: number };
+  /** History events over every execution of the batch (parent, shards, continue-as-new runs). */
+  historyEvents: { total: number; perItem: number; maxPerExecution: number; executions: number };
+}
+
+/** Starts a dev server on free ports with a fresh data dir, then the compiled worker and API, and waits for /readyz. */
+export async function startBatchlineStack(env: Record<string, string> = {}): Promise<BatchlineStack> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port, headless: true });
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: temporal.address,
+    DATA_DIR: dataDir,
+    MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'),
+    PORT: String(apiPort),
+    WORKER_METRICS_PORT: '0',
+    MAX_BATCH_ITEMS: '1000000',
+    MAX_BODY_BYTES: String(512 * 1024 * 1024),
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'warn',
+    ...env,
+  });
+  const spawnCli = (command: 'worker' | 'api') =>
+    spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
+      env: { ...process.env, ...configToEnv(config) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  const worker = spawnCli('worker');
+  const api = spawnCli('api');
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ready = await fetch(`${apiUrl}/readyz`).then((r) => r.status === 200, () => false);
+    if (ready) break;
+    if (Date.now() > deadline) throw new Error('batchline did not become ready within 120 s');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    config,
+    apiUrl,
+    worker,
+    api,
+    temporal,
+    async stop() {
+      const exited = (c: ChildProcess) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+      for (const c of [api, worker]) c.kill('SIGINT');
+      await Promise.all([exited(api), exited(worker)]);
+      await temporal.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Submits the items as one NDJSON batch, takes the first `item.succeeded` from the SSE stream, waits for the
+ * batch to end, and reads timings from the item store and history sizes from Temporal's visibility.
+ */
+export async function runBatchline(
+  stack: BatchlineStack,
+  model: string,
+  items: Record<string, unknown>[],
+  options: Partial<BatchOptions>,
+  system: string,
+): Promise<BatchlineRun> {
+  const body = items.map((inputs) => JSON.stringify({ inputs })).join('\n');
+  const query = new URLSearchParams({ model, ...Object.fromEntries(Object.entries(options).map(([k, v]) => [k, String(v)])) });
+  const pids = { temporal: stack.temporal.child.pid!, worker: stack.worker.pid!, api: stack.api.pid! };
+  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) ?? NaN]));
+  const t0 = performance.now();
+  const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+  const submitted = performance.now();
+  const created = (await res.json()) as { id: string };
+  if (res.status !== 202) throw new Error(`submission failed: ${res.status} ${JSON.stringify(created)}`);
+  const submittedAtMs = Date.now() - (performance.now() - t0);
+
+  // Time to the first result a client sees: the first item event on the live stream.
+  const stop = new AbortController();
+  let firstResultMs = NaN;
+  for await (const e of readSse(`${stack.apiUrl}/v1/batches/${created.id}/events`, { signal: stop.signal })) {
+    if (e.event === 'item.succeeded' || e.event === 'item.failed') {
+      firstResultMs = performance.now() - submitted;
+      break;
+    }
+  }
+  stop.abort();
+
+  for (;;) {
+    const state = (await (await fetch(`${stack.apiUrl}/v1/batches/${created.id}`)).json()) as { status: string };
+    if (state.status !== 'running') break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const cpu = (k: keyof typeof pids) => Math.round((((cpuSeconds(pids[k]) ?? NaN) - cpuBefore[k]!) / items.length) * 1000 * 1000) / 1000;
+  const cpuPerThousandItems = { temporal: cpu('temporal'), worker: cpu('worker'), api: cpu('api') };
+  const workerPeakRssMb = peakRssMb(stack.worker.pid!) ?? NaN;
+  const apiPeakRssMb = peakRssMb(stack.api.pid!) ?? NaN;
+
+  const store = new SqliteItemStore(itemStoreFile(stack.config));
+  const latencyMs: number[] = [];
+  let lastFinished = 0;
+  let failed = 0;
+  try {
+    for (let cursor: number | undefined = 0; cursor !== undefined; ) {
+      const page = store.listResults(created.id, { cursor, limit: 10_000 });
+      for (const r of page.results) {
+        const finished = Date.parse(r.finishedAt);
+        latencyMs.push(finished - Date.parse(r.startedAt));
+        lastFinished = Math.max(lastFinished, finished);
+        if (r.status === 'failed') failed++;
+      }
+      cursor = page.nextCursor;
+    }
+  } finally {
+    store.close();
+  }
+  return {
+    system,
+    items: items.length,
+    submitMs: submitted - t0,
+    wallMs: lastFinished - submittedAtMs,
+    firstResultMs,
+    latencyMs,
+    workerPeakRssMb,
+    failed,
+    apiPeakRssMb,
+    cpuPerThousandItems,
+    historyEvents: await historyEvents(stack, items.length),
+  };
+}
+
+/** History length of every batchWorkflow execution in the (fresh) namespace: the batch's parent, shards and runs. */
+async function historyEvents(stack: BatchlineStack, items: number): Promise<BatchlineRun['historyEvents']> {
+  const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  try {
+    const client = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });
+    let total = 0;
+    let max = 0;
+    let executions = 0;
+    for await (const wf of client.workflow.list({ query: `WorkflowType = 'batchWorkflow'` })) {
+      total += wf.historyLength;
+      max = Math.max(max, wf.historyLength);
+      executions++;
+    }
+    return { total, perItem: Math.round((total / items) * 100) / 100, maxPerExecution: max, executions };
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Sync predict at a steady rate (open loop: requests start on schedule whether or not earlier ones returned) for
+ * `durationMs`; returns each request's latency in ms.
+ */
+export async function measurePredict(apiUrl: string, model: string, inputs: Record<string, unknown>[], ratePerSecond: number, durationMs: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; performance.now() - start < durationMs; i++) {
+    const due = start + (i * 1000) / ratePerSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pending.push(
+      (async () => {
+        const t = performance.now();
+        const res = await fetch(`${apiUrl}/v1/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model, inputs: inputs[i % inputs.length], timeoutMs: 30_000 }),
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) latencies.push(performance.now() - t);
+      })(),
+    );
+  }
+  await Promise.all(pending);
+  return latencies;
+}

@@ -1,0 +1,51 @@
+// The physical limit: one onnxruntime-node session in a tight loop over the same items, at the best batch size and
+// intra-op thread count tried; tensors (and text tokenization) are built before the clock starts, so only
+// inference is timed. No queue, no durability, nothing stored.
+import ort from 'onnxruntime-node';
+import type { ResolvedModel } from '../../src/runtime/model-repository.js';
+import { rawFeeds } from '../lib/model-items.js';
+
+export interface RawRun {
+  system: 'raw';
+  items: number;
+  wallMs: number;
+  itemsPerSecond: number;
+  /** The best setting found: what the other systems are compared against. */
+  batchSize: number;
+  intraOpThreads: number;
+  /** Every setting tried, items/s. */
+  tried: { batchSize: number; intraOpThreads: number; itemsPerSecond: number }[];
+}
+
+/** Infers every item in batches, for each batch size and intra-op thread count; the best is the limit. */
+export async function runRaw(model: ResolvedModel, items: Record<string, unknown>[], intraOps: number[] = [1, 2]): Promise<RawRun> {
+  const sizes = [...new Set([32, model.config.maxBatchSize ?? 128].filter((b) => b > 0))];
+  const tried: RawRun['tried'] = [];
+  let best: RawRun | undefined;
+  for (const intra of intraOps) {
+    const session = await ort.InferenceSession.create(model.file, {
+      intraOpNumThreads: intra,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+    try {
+      await session.run(await rawFeeds(model, items.slice(0, 1))); // warm-up
+      for (const bs of sizes) {
+        const feeds: Awaited<ReturnType<typeof rawFeeds>>[] = [];
+        for (let i = 0; i < items.length; i += bs) feeds.push(await rawFeeds(model, items.slice(i, i + bs)));
+        const t0 = performance.now();
+        for (const feed of feeds) await session.run(feed);
+        const wallMs = performance.now() - t0;
+        const itemsPerSecond = items.length / (wallMs / 1000);
+        tried.push({ batchSize: bs, intraOpThreads: intra, itemsPerSecond });
+        if (!best || itemsPerSecond > best.itemsPerSecond) {
+          best = { system: 'raw', items: items.length, wallMs, itemsPerSecond, batchSize: bs, intraOpThreads: intra, tried };
+        }
+      }
+    } finally {
+      await session.release();
+    }
+  }
+  return { ...best!, tried };
+}

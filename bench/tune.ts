@@ -1,0 +1,56 @@
+// bench/tune: where a per-item batch's time goes, and what the knobs do. Runs the same digits items through
+// batchline per item under each setting in turn (a fresh stack each), and reports items/s, time to first result
+// and the CPU each process spent per 1,000 items (Temporal dev server, worker, API).
+// Writes bench/results/tune-<date>.json and the "tune" section of BENCHMARKS.md.
+//
+//   node --import tsx bench/tune.ts [--items N]     (after npm run build)
+import type { BatchOptions } from '../src/contracts/batch.js';
+import { itemsOf } from './lib/model-items.js';
+import { machine, updateBenchmarksMd, writeResults } from './lib/report.js';
+import { runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const ITEMS = arg('--items', 10_000);
+
+const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string, string> }[] = [
+  { name: 'defaults: 16 in flight per shard, 2 shards (32)', options: {} },
+  { name: '64 per shard, 2 shards (128)', options: { concurrency: 64 } },
+  { name: '64 per shard, 4 shards (256)', options: { concurrency: 64, maxConcurrentShards: 4 } },
+  { name: '128 per shard, 4 shards (512), shards of 2,500', options: { concurrency: 128, maxConcurrentShards: 4, shardSize: 2500 } },
+  { name: 'chunked: 100 items per activity (reference)', options: { itemsPerActivity: 100, concurrency: 512 } },
+];
+
+const items = itemsOf('digits', ITEMS);
+const rows: { step: string; run: Omit<BatchlineRun, 'latencyMs'> }[] = [];
+for (const step of STEPS) {
+  const stack = await startBatchlineStack(step.env);
+  try {
+    const { latencyMs: _latencies, ...run } = await runBatchline(stack, 'digits', items, step.options, 'batchline');
+    rows.push({ step: step.name, run });
+    console.error(`${step.name}: ${Math.round(ITEMS / (run.wallMs / 1000))} items/s, cpu/1k items ${JSON.stringify(run.cpuPerThousandItems)}`);
+  } finally {
+    await stack.stop();
+  }
+}
+const file = writeResults('tune', { items: ITEMS, machine: machine(), rows });
+const n = (v: number, d = 0) => v.toLocaleString('en-US', { maximumFractionDigits: d });
+updateBenchmarksMd(
+  'tune',
+  [
+    `## Where a per-item batch's time goes, and tuning (\`node --import tsx bench/tune.ts\`)`,
+    '',
+    `${n(ITEMS)} digits items per step, one fresh stack (dev server, one worker, one API) each; CPU seconds each process spent per`,
+    `1,000 items, on 2 cores. Raw figures: [${file}](${file}).`,
+    '',
+    '| step | items/s | first result ms | CPU s / 1k items: Temporal | worker | API | history events / item | max events / execution |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      ({ step, run }) =>
+        `| ${step} | ${n(run.items / (run.wallMs / 1000))} | ${n(run.firstResultMs)} | ${n(run.cpuPerThousandItems.temporal, 2)} | ${n(run.cpuPerThousandItems.worker, 2)} | ${n(run.cpuPerThousandItems.api, 2)} | ${n(run.historyEvents.perItem, 2)} | ${n(run.historyEvents.maxPerExecution)} |`,
+    ),
+  ].join('\n'),
+);
+console.error(`wrote ${file} and BENCHMARKS.md`);
