@@ -23,24 +23,28 @@ const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string
   { name: 'chunked: 100 items per activity (reference)', options: { itemsPerActivity: 100, concurrency: 512 } },
 ];
 
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',').map(Number) : undefined;
+const label = process.argv.includes('--label') ? ` (${process.argv[process.argv.indexOf('--label') + 1]})` : '';
 const items = itemsOf('digits', ITEMS);
 const rows: { step: string; run: Omit<BatchlineRun, 'latencyMs'> }[] = [];
-for (const step of STEPS) {
+for (const [i, step] of STEPS.entries()) {
+  if (only && !only.includes(i)) continue;
   const stack = await startBatchlineStack(step.env);
   try {
     const { latencyMs: _latencies, ...run } = await runBatchline(stack, 'digits', items, step.options, 'batchline');
-    rows.push({ step: step.name, run });
+    rows.push({ step: step.name + label, run });
     console.error(`${step.name}: ${Math.round(ITEMS / (run.wallMs / 1000))} items/s, cpu/1k items ${JSON.stringify(run.cpuPerThousandItems)}`);
   } finally {
     await stack.stop();
   }
 }
-const file = writeResults('tune', { items: ITEMS, machine: machine(), rows });
+const section = label ? `tune-${label.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}` : 'tune';
+const file = writeResults(section, { items: ITEMS, machine: machine(), rows });
 const n = (v: number, d = 0) => v.toLocaleString('en-US', { maximumFractionDigits: d });
 updateBenchmarksMd(
-  'tune',
+  section,
   [
-    `## Where a per-item batch's time goes, and tuning (\`node --import tsx bench/tune.ts\`)`,
+    `## Where a per-item batch's time goes, and tuning${label} (\`node --import tsx bench/tune.ts${process.argv.slice(2).map((a) => ` ${a}`).join('')}\`)`,
     '',
     `${n(ITEMS)} digits items per step, one fresh stack (dev server, one worker, one API) each; CPU seconds each process spent per`,
     `1,000 items, on 2 cores. Raw figures: [${file}](${file}).`,

@@ -54,6 +54,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'journal_mode=wal',
     '--sqlite-pragma',
     'synchronous=normal',
+    // Eager activities: a workflow task's completion hands the worker its newly scheduled activities at once,
+    // skipping a trip through matching (less server CPU and latency per item; see BENCHMARKS.md, tuning).
+    '--dynamic-config-value',
+    'system.enableActivityEagerExecution=true',
     '--log-level',
     'warn',
     ...devServerSearchAttributeFlags(),

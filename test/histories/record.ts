@@ -149,15 +149,16 @@ try {
     }
   }
 
-  // An online task: two items inferred together on the interactive queue.
-  if (wanted.length === 0 || wanted.includes('predict')) {
+  // An online task: two items inferred together on the interactive queue, in a local activity (predict.json is
+  // the same task recorded before the predict-local-activity patch, with a regular activity).
+  if (wanted.length === 0 || wanted.includes('predict-local-activity')) {
     const workflowId = 'task-00000000000000000001';
     await client.workflow.execute(predictWorkflow, {
       workflowId,
       taskQueue: stack.config.INTERACTIVE_TASK_QUEUE,
       args: [{ taskId: '00000000000000000001', model: 'digits', items: [item(Behaviour.ok, 80).inputs, item(Behaviour.flaky, 81).inputs] }],
     });
-    save('predict.json', workflowId, await client.workflow.getHandle(workflowId).fetchHistory());
+    save('predict-local-activity.json', workflowId, await client.workflow.getHandle(workflowId).fetchHistory());
   }
 } finally {
   model.release();
