@@ -18,9 +18,14 @@ import { runRaw, type RawRun } from './systems/raw.js';
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 2 : 3;
-/** Items in flight per system: batchline's default (16 per shard, 2 shards) and BullMQ's worker concurrency. */
-const IN_FLIGHT = 32;
-const CHUNK = 100;
+/**
+ * Items in flight per system: BullMQ's worker concurrency, and batchline's per-item setting, 64 per shard (the best
+ * measured by bench/tune.ts; the worker executes at most 64 activities at once). Chunked: the best chunk setting
+ * measured by bench/tune.ts.
+ */
+const IN_FLIGHT = 64;
+const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
+const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
 
 interface Workload {
   name: string;
@@ -58,7 +63,7 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
       modelRepository: path.join(REPO_ROOT, 'models'),
     });
   }
-  const options: Partial<BatchOptions> = system === 'batchline chunked' ? { itemsPerActivity: CHUNK, concurrency: IN_FLIGHT * CHUNK / 2 > 512 ? 512 : IN_FLIGHT * CHUNK / 2 } : {};
+  const options = system === 'batchline chunked' ? CHUNKED_OPTIONS : PER_ITEM_OPTIONS;
   const stack = await startBatchlineStack();
   try {
     return await runBatchline(stack, w.model, items, options, system);
@@ -106,6 +111,7 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const results: { workload: Workload; rows: Row[]; runs: Record<string, unknown[]> }[] = [];
   let online: { aloneMs: number[]; duringMs: number[] } | undefined;
+  let scale: ScaleRow[] | undefined;
   try {
     for (const w of WORKLOADS) {
       const runs: Record<string, Run[]> = {};
@@ -122,11 +128,12 @@ async function main(): Promise<void> {
       results.push({ workload: w, rows, runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map(stripLatencies)])) });
     }
     online = await measureOnline();
+    if (!quick) scale = await measureScale();
   } finally {
     await redis.stop();
   }
-  const file = writeResults('compare', { quick, rounds: ROUNDS, machine: machine(), results, online: online && summarizeOnline(online) });
-  updateBenchmarksMd('compare', report(results, online, file));
+  const file = writeResults('compare', { quick, rounds: ROUNDS, machine: machine(), results, online: online && summarizeOnline(online), scale });
+  updateBenchmarksMd('compare', report(results, online, scale, file));
   console.error(`wrote ${file} and BENCHMARKS.md`);
 }
 
@@ -158,6 +165,38 @@ async function measureOnline(): Promise<{ aloneMs: number[]; duringMs: number[] 
   }
 }
 
+interface ScaleRow {
+  items: number;
+  itemsPerSecond: number;
+  submitMs: number;
+  workerPeakRssMb: number;
+  apiPeakRssMb: number;
+  maxEventsPerExecution: number;
+}
+
+/** Worker and API memory as a chunked batch grows from 100k to 1M items (one run each, fresh stacks). */
+async function measureScale(): Promise<ScaleRow[]> {
+  const rows: ScaleRow[] = [];
+  for (const n of [100_000, 1_000_000]) {
+    const stack = await startBatchlineStack();
+    try {
+      const run = await runBatchline(stack, 'digits', itemsOf('digits', n), CHUNKED_OPTIONS, 'batchline chunked');
+      rows.push({
+        items: n,
+        itemsPerSecond: n / (run.wallMs / 1000),
+        submitMs: run.submitMs,
+        workerPeakRssMb: run.workerPeakRssMb,
+        apiPeakRssMb: run.apiPeakRssMb,
+        maxEventsPerExecution: run.historyEvents.maxPerExecution,
+      });
+      console.error(`scale ${n}: worker RSS ${run.workerPeakRssMb} MiB, ${Math.round(n / (run.wallMs / 1000))} items/s`);
+    } finally {
+      await stack.stop();
+    }
+  }
+  return rows;
+}
+
 function summarizeOnline(o: { aloneMs: number[]; duringMs: number[] }) {
   const q = (v: number[]) => ({ requests: v.length, p50Ms: percentile(v, 50), p99Ms: percentile(v, 99) });
   const alone = q(o.aloneMs);
@@ -165,14 +204,19 @@ function summarizeOnline(o: { aloneMs: number[]; duringMs: number[] }) {
   return { alone, during, p99Ratio: during.p99Ms / alone.p99Ms };
 }
 
-function report(results: { workload: Workload; rows: Row[] }[], online: { aloneMs: number[]; duringMs: number[] } | undefined, file: string): string {
+function report(
+  results: { workload: Workload; rows: Row[] }[],
+  online: { aloneMs: number[]; duringMs: number[] } | undefined,
+  scale: ScaleRow[] | undefined,
+  file: string,
+): string {
   const n = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
   const f = (s: Stat | undefined, d = 0) => (s ? fmt(s, d) : '–');
   const lines = [
     `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
     '',
-    `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system, ${IN_FLIGHT} items in flight`,
-    `(batchline: 16 per shard × 2 shards; BullMQ: worker concurrency ${IN_FLIGHT}); chunked: ${CHUNK} items per activity.`,
+    `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system. BullMQ: worker concurrency ${IN_FLIGHT};`,
+    `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)} (the best of bench/tune.ts).`,
     `Raw figures: [${file}](${file}).`,
     '',
   ];
@@ -197,6 +241,12 @@ function report(results: { workload: Workload; rows: Row[] }[], online: { aloneM
     lines.push(`| alone | ${o.alone.requests} | ${n(o.alone.p50Ms, 1)} | ${n(o.alone.p99Ms, 1)} |`);
     lines.push(`| during a ${quick ? '10k' : '100k'}-item batch | ${o.during.requests} | ${n(o.during.p50Ms, 1)} | ${n(o.during.p99Ms, 1)} |`);
     lines.push('', `p99 during / alone: ${n(o.p99Ratio, 2)}x.`, '');
+  }
+  if (scale) {
+    lines.push('### Memory as a chunked batch grows (one run each)', '');
+    lines.push('| items | items/s | submit ms | worker RSS MiB | API RSS MiB | max events/execution |', '|---|---|---|---|---|---|');
+    for (const r of scale) lines.push(`| ${n(r.items)} | ${n(r.itemsPerSecond)} | ${n(r.submitMs)} | ${n(r.workerPeakRssMb)} | ${n(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`);
+    lines.push('', `Worker RSS 1M / 100k: ${n(scale[1]!.workerPeakRssMb / scale[0]!.workerPeakRssMb, 2)}x.`, '');
   }
   return lines.join('\n');
 }

@@ -21,6 +21,9 @@ const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string
   { name: '64 per shard, 4 shards (256)', options: { concurrency: 64, maxConcurrentShards: 4 } },
   { name: '128 per shard, 4 shards (512), shards of 2,500', options: { concurrency: 128, maxConcurrentShards: 4, shardSize: 2500 } },
   { name: 'chunked: 100 items per activity (reference)', options: { itemsPerActivity: 100, concurrency: 512 } },
+  { name: 'chunked: 100 per activity, shards of 5,000', options: { itemsPerActivity: 100, concurrency: 512, shardSize: 5000 } },
+  { name: 'chunked: 250 per activity, shards of 5,000', options: { itemsPerActivity: 250, concurrency: 512, shardSize: 5000 } },
+  { name: 'chunked: 500 per activity, shards of 5,000', options: { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 } },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',').map(Number) : undefined;
