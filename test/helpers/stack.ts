@@ -1,8 +1,10 @@
 // A worker on its own task queue with a given model runtime (the real one or a scripted fake), its item store,
-// and the batch client that submits to it: the stack the workflow tests and the history recorder share.
+// webhook activities (WEBHOOK_ALLOWED_CIDRS from `env`), and the batch client that submits to it: the stack the
+// workflow tests and the history recorder share.
 import { createActivities } from '../../activities/index.js';
 import { BatchClient } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
+import { Metrics } from '../../src/metrics.js';
 import type { InferenceRuntime } from '../../src/runtime/inference.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
@@ -13,6 +15,8 @@ export interface WorkerStack {
   store: SqliteItemStore;
   worker: StartedWorker;
   batches: BatchClient;
+  /** What the activities counted (items finished, webhook deliveries). */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -24,11 +28,13 @@ export async function startWorkerStack(
   const config = testConfig(address, env);
   const store = new SqliteItemStore(itemStoreFile(config));
   const batches = BatchClient.create({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE }, store);
+  const metrics = new Metrics('worker');
   const worker = await startWorker(config, testLog, {
     workflowBundle: await workflowBundle(),
     activities: createActivities({
       runtime,
       store,
+      metrics,
       webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
     }),
   });
@@ -37,6 +43,7 @@ export async function startWorkerStack(
     store,
     worker,
     batches,
+    metrics,
     async close() {
       await worker.shutdown();
       await batches.close();

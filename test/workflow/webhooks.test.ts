@@ -7,24 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { Webhook } from 'standardwebhooks';
-import { createActivities } from '../../activities/index.js';
-import { batchWorkflowId, BatchClient } from '../../src/client/batch-client.js';
+import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import { webhookWorkflowId, type WebhookEventKind } from '../../src/contracts/webhook.js';
-import { Metrics } from '../../src/metrics.js';
-import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { newWebhookSecret } from '../../src/webhooks/signature.js';
-import { startWorker, type StartedWorker } from '../../src/worker.js';
 import type { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { webhookProgressQuery, webhookWorkflow, type WebhookRunInput } from '../../workflows/webhook-workflow.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
+import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import {
   quietTemporalLogs,
   startTestTemporal,
-  testConfig,
-  testLog,
   waitFor,
-  workflowBundle,
   type TestTemporal,
 } from '../helpers/temporal.js';
 
@@ -81,37 +75,7 @@ class Receiver {
   }
 }
 
-/** A worker with the fake model and webhook activities using `env`'s WEBHOOK_ALLOWED_CIDRS, and its batch client. */
-async function startStack(address: string, model: FakeModel, env: Record<string, string>) {
-  const config = testConfig(address, env);
-  const store = new SqliteItemStore(itemStoreFile(config));
-  const batches = BatchClient.create(
-    { address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
-    store,
-  );
-  const metrics = new Metrics('worker');
-  const worker: StartedWorker = await startWorker(config, testLog, {
-    workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      runtime: model,
-      store,
-      metrics,
-      webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
-    }),
-  });
-  return {
-    config,
-    store,
-    batches,
-    metrics,
-    async close() {
-      await worker.shutdown();
-      await batches.close();
-      store.close();
-    },
-  };
-}
-type Stack = Awaited<ReturnType<typeof startStack>>;
+type Stack = WorkerStack;
 
 describe('webhook deliveries', () => {
   let temporal: TestTemporal;
@@ -125,8 +89,8 @@ describe('webhook deliveries', () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
     model = new FakeModel();
-    allowed = await startStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
-    strict = await startStack(temporal.address, model, {});
+    allowed = await startWorkerStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
+    strict = await startWorkerStack(temporal.address, model, {});
     receiver = new Receiver();
     await receiver.start();
     client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
