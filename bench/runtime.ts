@@ -9,7 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { InferenceRuntime, type InferenceOptions } from '../src/runtime/inference.js';
 import { ModelRepository, type ResolvedModel } from '../src/runtime/model-repository.js';
-import { itemsFor, rawFeeds } from './lib/model-items.js';
+import { itemsFor, rawFeeds, rawSession } from './lib/model-items.js';
 import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 
 const quick = process.argv.includes('--quick');
@@ -58,12 +58,7 @@ interface RawRow {
 async function rawLoop(model: ResolvedModel, items: Record<string, unknown>[]): Promise<RawRow[]> {
   const rows: RawRow[] = [];
   for (const intra of INTRA) {
-    const session = await ort.InferenceSession.create(model.file, {
-      intraOpNumThreads: intra,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
+    const session = await rawSession(model, intra);
     for (const bs of BATCH_SIZES) {
       const feedList = await rawFeedList(model, items, bs);
       await session.run(feedList[0]!);

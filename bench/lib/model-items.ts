@@ -51,3 +51,12 @@ export async function rawFeeds(model: ResolvedModel, picked: Record<string, unkn
   return feeds;
 }
 
+/** The raw baseline's session: one onnxruntime session on the calling thread, sequential, fully optimised. */
+export function rawSession(model: ResolvedModel, intraOpNumThreads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(model.file, {
+    intraOpNumThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+}

@@ -1,9 +1,8 @@
 // The physical limit: one onnxruntime-node session in a tight loop over the same items, at the best batch size and
 // intra-op thread count tried; tensors (and text tokenization) are built before the clock starts, so only
 // inference is timed. No queue, no durability, nothing stored.
-import ort from 'onnxruntime-node';
 import type { ResolvedModel } from '../../src/runtime/model-repository.js';
-import { rawFeeds } from '../lib/model-items.js';
+import { rawFeeds, rawSession } from '../lib/model-items.js';
 
 export interface RawRun {
   system: 'raw';
@@ -23,12 +22,7 @@ export async function runRaw(model: ResolvedModel, items: Record<string, unknown
   const tried: RawRun['tried'] = [];
   let best: RawRun | undefined;
   for (const intra of intraOps) {
-    const session = await ort.InferenceSession.create(model.file, {
-      intraOpNumThreads: intra,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
+    const session = await rawSession(model, intra);
     try {
       await session.run(await rawFeeds(model, items.slice(0, 1))); // warm-up
       for (const bs of sizes) {

@@ -149,17 +149,8 @@ export class BatchClient {
   /** Counts, status and rate: the workflow's result once completed, its progress query otherwise. */
   async summary(batchId: string, tenant?: string): Promise<BatchSummary> {
     const batch = this.requireBatch(batchId, tenant);
-    const handle = this.handle(batchId);
     try {
-      const description = await handle.describe();
-      let summary: BatchSummary;
-      if (description.status.name === 'COMPLETED') {
-        const { failures: _failures, ...result } = await handle.result();
-        summary = result;
-      } else {
-        const { batchId: _batchId, percent: _percent, ...progress } = await handle.query(progressQuery);
-        summary = { id: batchId, ...progress, status: CLOSED_STATUS[description.status.name as keyof typeof CLOSED_STATUS] ?? progress.status };
-      }
+      const summary = await this.summaryOf(batchId, (await this.handle(batchId).describe()).status.name);
       return { ...summary, ...(batch.version !== undefined ? { version: batch.version } : {}) };
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw err;
@@ -167,16 +158,28 @@ export class BatchClient {
     }
   }
 
-  /** How the batch ended, or undefined while its workflow runs. */
+  /** How the batch ended, or undefined while its workflow runs (one describe while running: SSE and webhooks poll it). */
   async outcome(batchId: string): Promise<BatchEnd | undefined> {
     try {
-      const description = await this.handle(batchId).describe();
-      if (description.status.name === 'RUNNING' || description.status.name === 'CONTINUED_AS_NEW') return undefined;
-      const summary = await this.summary(batchId);
+      const execution = (await this.handle(batchId).describe()).status.name;
+      if (execution === 'RUNNING' || execution === 'CONTINUED_AS_NEW') return undefined;
+      const batch = this.store.getBatch(batchId);
+      const summary = { ...(await this.summaryOf(batchId, execution)), ...(batch?.version !== undefined ? { version: batch.version } : {}) };
       return { status: summary.status === 'running' ? 'failed' : summary.status, summary };
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }
+  }
+
+  /** The summary for a workflow in the given execution status: its result once completed, else its progress query. */
+  private async summaryOf(batchId: string, execution: string): Promise<BatchSummary> {
+    const handle = this.handle(batchId);
+    if (execution === 'COMPLETED') {
+      const { failures: _failures, ...result } = await handle.result();
+      return result;
+    }
+    const { batchId: _batchId, percent: _percent, ...progress } = await handle.query(progressQuery);
+    return { id: batchId, ...progress, status: CLOSED_STATUS[execution as keyof typeof CLOSED_STATUS] ?? progress.status };
   }
 
   /**
