@@ -124,10 +124,12 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
 
 /**
  * Awaits `work` while heartbeating (a third of the heartbeat timeout apart), so a long item stays alive and a
- * cancellation from the workflow reaches it: then this rejects with CancelledFailure at once.
+ * cancellation from the workflow reaches it: then this rejects with CancelledFailure at once. A local activity
+ * learns of cancellation from its worker directly.
  */
 async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
   const ctx = Context.current();
+  if (ctx.info.isLocal) return Promise.race([work, ctx.cancelled]); // local activities cannot heartbeat
   ctx.heartbeat();
   const beat = setInterval(
     () => ctx.heartbeat(),

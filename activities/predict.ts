@@ -12,12 +12,13 @@ export function createPredictActivities({ runtime }: PredictActivityDeps) {
   return {
     /**
      * Infers an online task's items. They are submitted to the runtime together, so its dynamic batcher merges
-     * them (and any concurrent task's items) into as few model runs as maxBatchSize allows. The task succeeds
+     * them (and any concurrent task's items) into as few model runs as maxBatchSize allows, ahead of any batch's
+     * items. The task succeeds
      * only as a whole: the first failing item fails it, non-retryably when the fault is permanent.
      */
     async predict(input: PredictActivityInput): Promise<ItemResult[]> {
       try {
-        return await Promise.all(input.items.map((inputs) => runtime.infer(input.model, input.version, inputs)));
+        return await Promise.all(input.items.map((inputs) => runtime.infer(input.model, input.version, inputs, 'interactive')));
       } catch (err) {
         throw toActivityFailure(err);
       }

@@ -24,6 +24,9 @@ const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string
   { name: 'chunked: 100 per activity, shards of 5,000', options: { itemsPerActivity: 100, concurrency: 512, shardSize: 5000 } },
   { name: 'chunked: 250 per activity, shards of 5,000', options: { itemsPerActivity: 250, concurrency: 512, shardSize: 5000 } },
   { name: 'chunked: 500 per activity, shards of 5,000', options: { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 } },
+  { name: 'local activities: 16 per shard, 2 shards (32)', options: { itemActivities: 'local' } },
+  { name: 'local activities: 64 per shard, 2 shards (128)', options: { itemActivities: 'local', concurrency: 64 } },
+  { name: 'local activities: 64 per shard, 2 shards of 5,000', options: { itemActivities: 'local', concurrency: 64, shardSize: 5000 } },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',').map(Number) : undefined;

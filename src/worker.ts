@@ -25,6 +25,9 @@ export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workfl
   return { workflowsPath: fs.existsSync(js) ? js : js.replace(/\.js$/, '.ts') };
 }
 
+/** Item activities (remote and local, each) a worker runs at once for batches. */
+const BATCH_SLOTS = 64;
+
 export interface StartedWorker {
   worker: Worker;
   /** The worker of the interactive task queue (online predictions), with its reserved slots. */
@@ -85,7 +88,8 @@ export async function startWorker(
   const worker = await Worker.create({
     ...shared,
     taskQueue: config.TASK_QUEUE,
-    maxConcurrentActivityTaskExecutions: 64,
+    maxConcurrentActivityTaskExecutions: BATCH_SLOTS,
+    maxConcurrentLocalActivityExecutions: BATCH_SLOTS, // batches with itemActivities 'local'
   });
   const interactive = await Worker.create({
     ...shared,

@@ -21,7 +21,7 @@ import type {
   FailedItem,
   ItemCounts,
 } from '../src/contracts/batch.js';
-import type { batchWorkflow } from './batch-workflow.js';
+import { batchWorkflowTaskTimeout, type batchWorkflow } from './batch-workflow.js';
 import {
   cancelSignal,
   failuresQuery,
@@ -181,6 +181,7 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
       // The batch forwards cancellation itself, so each shard ends normally with its counts.
       cancellationType: ChildWorkflowCancellationType.ABANDON,
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      workflowTaskTimeout: batchWorkflowTaskTimeout(options),
     });
     running.set(k, handle);
     live.set(k, { ...zero(), pending: end - start });

@@ -14,7 +14,7 @@ import {
 import { webhookWorkflowId, type StoredWebhook } from '../contracts/webhook.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { ItemStore, StoredBatch, StoredResult } from '../stores/item-store.js';
-import { batchWorkflow } from '../../workflows/batch-workflow.js';
+import { batchWorkflow, batchWorkflowTaskTimeout } from '../../workflows/batch-workflow.js';
 import {
   cancelSignal,
   itemQuery,
@@ -124,6 +124,7 @@ export class BatchClient {
         workflowId: batchWorkflowId(batch.id),
         taskQueue: this.taskQueue,
         args: [input],
+        workflowTaskTimeout: batchWorkflowTaskTimeout(batch.options),
         memo: { model: batch.model, version: batch.version ?? null, items: batch.total, metadata: batch.metadata ?? {} },
         typedSearchAttributes: [
           { key: BatchModelKey, value: batch.model },

@@ -39,6 +39,13 @@ export const BatchOptions = z
      * consecutive items together; each item keeps its own result, failure and retries.
      */
     itemsPerActivity: z.number().int().min(1).max(1000).default(1),
+    /**
+     * How item activities run (default 'remote'): 'remote' activities go through the Temporal server's task
+     * queue, so any worker can take any item and a long item heartbeats; 'local' activities run inside the
+     * workflow task on the worker that holds the batch's (or shard's) workflow: about a third of the history
+     * events and server work per item, no heartbeats. Retries and backoff are the same.
+     */
+    itemActivities: z.enum(['remote', 'local']).default('remote'),
     /** Items per shard: a batch larger than this runs as child workflows of this many items (default 1000). */
     shardSize: z.number().int().min(1).max(5000).default(1000),
     /** Shards running at once (default 2); each runs up to `concurrency` items. */

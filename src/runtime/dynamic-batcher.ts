@@ -15,6 +15,13 @@ export interface DynamicBatcherOptions {
   onBatch?: (model: ResolvedModel, size: number) => void;
 }
 
+/**
+ * 'interactive' items (online predictions, a caller waiting on the line) run before any waiting 'batch' item, never
+ * wait out a queue delay, and may take one run slot beyond maxInFlight, so they never queue behind a full set of
+ * batch runs.
+ */
+export type Priority = 'interactive' | 'batch';
+
 interface Waiting {
   tensors: Record<string, ItemTensor>;
   resolve: (r: ItemResult) => void;
@@ -24,6 +31,7 @@ interface Waiting {
 interface Queue {
   key: string;
   model: ResolvedModel;
+  priority: Priority;
   items: Waiting[];
   /** The oldest waiting item has waited maxQueueDelayMs. */
   due: boolean;
@@ -50,11 +58,11 @@ export class DynamicBatcher {
   }
 
   /** Queues one validated item; resolves with its own result once its batch has run. */
-  submit(model: ResolvedModel, tensors: Record<string, ItemTensor>): Promise<ItemResult> {
-    const key = `${model.file}\u0000${shapeKey(model, tensors)}`;
+  submit(model: ResolvedModel, tensors: Record<string, ItemTensor>, priority: Priority = 'batch'): Promise<ItemResult> {
+    const key = `${priority}\u0000${model.file}\u0000${shapeKey(model, tensors)}`;
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = { key, model, items: [], due: false };
+      queue = { key, model, priority, items: [], due: false };
       this.queues.set(key, queue);
     }
     const q = queue;
@@ -68,7 +76,7 @@ export class DynamicBatcher {
   /** Starts the wait of a queue's oldest item (none with a delay of 0: see ready()). */
   private startDelay(q: Queue): void {
     const delay = q.model.config.dynamicBatching.maxQueueDelayMs;
-    if (delay === 0) return;
+    if (delay === 0 || q.priority === 'interactive') return;
     q.due = false;
     q.timer = setTimeout(() => {
       q.due = true;
@@ -79,22 +87,27 @@ export class DynamicBatcher {
 
   private ready(q: Queue): boolean {
     if (q.items.length === 0) return false;
-    if (this.options.coalesce === false) return true;
+    if (this.options.coalesce === false || q.priority === 'interactive') return true;
     const { maxBatchSize, dynamicBatching } = q.model.config;
     // A delay of 0 is Triton's default: whatever waits goes as soon as a run slot is free.
     if (dynamicBatching.maxQueueDelayMs === 0) return true;
     return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.includes(q.items.length);
   }
 
-  /** Dispatches ready batches while run slots are free, oldest queue first. */
+  /**
+   * Dispatches ready batches while run slots are free: interactive queues first (with one slot of their own
+   * beyond maxInFlight), then the oldest batch queue.
+   */
   private pump(): void {
-    while (this.inFlight < this.maxInFlight) {
+    for (;;) {
       let pick: Queue | undefined;
       for (const q of this.queues.values()) {
-        if (this.ready(q)) {
-          pick = q;
+        if (!this.ready(q)) continue;
+        if (q.priority === 'interactive') {
+          if (this.inFlight < this.maxInFlight + 1) pick = q;
           break;
         }
+        if (!pick && this.inFlight < this.maxInFlight) pick = q;
       }
       if (!pick) return;
       this.dispatch(pick);

@@ -1,7 +1,7 @@
 import type { Metrics } from '../metrics.js';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
-import { DynamicBatcher } from './dynamic-batcher.js';
+import { DynamicBatcher, type Priority } from './dynamic-batcher.js';
 import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
 import { typedArrayFor, type OnnxSignature, type WireTensor } from './inference-protocol.js';
 import { validateItemInputs, validateTextInput, type ItemTensor } from './input-validation.js';
@@ -53,14 +53,17 @@ export class InferenceRuntime {
     });
   }
 
-  /** Validates one item's inputs, runs it (batched with concurrent items), and returns its result. */
-  async infer(model: string, version: number | undefined, inputs: ItemInputs): Promise<ItemResult> {
+  /**
+   * Validates one item's inputs, runs it (batched with concurrent items of its priority), and returns its result.
+   * Online predictions pass 'interactive': they go ahead of batch items (see DynamicBatcher).
+   */
+  async infer(model: string, version: number | undefined, inputs: ItemInputs, priority: Priority = 'batch'): Promise<ItemResult> {
     const resolved = await this.repository.resolve(model, version);
     const tensors = resolved.config.tokenizer
       ? await this.tokenizers.encode(resolved, validateTextInput(resolved.config, inputs))
       : validateItemInputs(resolved.config, inputs);
     await this.ensureLoaded(resolved);
-    return this.batcher.submit(resolved, tensors);
+    return this.batcher.submit(resolved, tensors, priority);
   }
 
   /**

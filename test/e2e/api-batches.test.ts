@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import httpServer from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
 import { Webhook } from 'standardwebhooks';
+import { batchWorkflowId } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
 import { startServer, type StartedServer } from '../../src/server.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
@@ -91,6 +93,36 @@ describe('batches API over HTTP on the real stack', () => {
     // Without follow: every finished item once, in index order.
     const all = (await (await fetch(`${api.url}/v1/batches/${id}/results`, { headers: asAcme })).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
     assert.deepEqual(all.map((l) => l.index), Array.from({ length: n }, (_, i) => i));
+  });
+
+  test('itemActivities=local (an NDJSON query parameter): every label right, each item a marker in history, no activity task', async () => {
+    const n = 300;
+    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ inputs: rows[i % rows.length]!.inputs })).join('\n');
+    const res = await fetch(`${api.url}/v1/batches?model=digits&itemActivities=local&concurrency=16`, {
+      method: 'POST',
+      headers: { ...asAcme, 'content-type': 'application/x-ndjson' },
+      body,
+    });
+    const created = (await res.json()) as any;
+    assert.equal(res.status, 202, JSON.stringify(created));
+    const batch = await completed(created.id);
+    assert.equal(batch.status, 'completed');
+    assert.equal(batch.counts.succeeded, n);
+    const results = (await (await fetch(`${api.url}/v1/batches/${created.id}/results`, { headers: asAcme })).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.equal(results.length, n);
+    for (const r of results) assert.equal(r.result.label, rows[r.index % rows.length]!.expected.labelName, `item ${r.index}`);
+
+    const connection = await Connection.connect({ address: temporal.address });
+    try {
+      const handle = new Client({ connection }).workflow.getHandle(batchWorkflowId(created.id));
+      const events = (await handle.fetchHistory()).events!;
+      assert.equal(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length, n, 'one local activity marker per item');
+      assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'no item went through the task queue');
+      const timeout = events[0]!.workflowExecutionStartedEventAttributes?.workflowTaskTimeout;
+      assert.equal(Number(timeout?.seconds), 3, 'local batches use a 3 s workflow task timeout');
+    } finally {
+      await connection.close();
+    }
   });
 
   test('SSE resumes with Last-Event-ID across an API restart: every item event once, in order, then the end', async () => {

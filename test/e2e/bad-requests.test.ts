@@ -191,6 +191,7 @@ describe('bad requests against the real stack', () => {
     { name: 'NDJSON without a model', path: '/v1/batches', ndjson: ndjson(item()), status: 400, code: 'invalid_request', at: ['model'] },
     { name: 'NDJSON with an unknown query parameter', path: '/v1/batches?model=digits&colour=red', ndjson: ndjson(item()), status: 400, code: 'invalid_request', at: [], message: /colour/ },
     { name: 'NDJSON with concurrency=0', path: '/v1/batches?model=digits&concurrency=0', ndjson: ndjson(item()), status: 400, code: 'invalid_request', at: ['concurrency'] },
+    { name: 'NDJSON with an unknown itemActivities', path: '/v1/batches?model=digits&itemActivities=fast', ndjson: ndjson(item()), status: 400, code: 'invalid_request', at: ['itemActivities'] },
     { name: 'NDJSON with a Batchline-Options header that is not JSON', path: '/v1/batches?model=digits', ndjson: ndjson(item()), headers: { 'batchline-options': '{concurrency: 2' }, status: 400, code: 'invalid_request', at: ['Batchline-Options'] },
     // --- models and inputs ----------------------------------------------------------------------------------------
     { name: 'unknown model', path: '/v1/batches', json: batch({ model: 'no-such-model' }), status: 400, code: 'invalid_request', at: ['model'] },

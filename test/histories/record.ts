@@ -128,6 +128,23 @@ try {
       await client.workflow.getHandle(batchWorkflowId(id)).signal(cancelSignal);
     },
   );
+  // Items as local activities: a success, a flaky item retried with backoff, a bad input, an item that exhausts
+  // its attempts, then one cancelled by the cancel signal while blocked.
+  await record(
+    'local-items',
+    [item(Behaviour.ok, 90), item(Behaviour.flaky, 91), item(Behaviour.invalid, 92), item(Behaviour.broken, 93), item(Behaviour.block, 94)],
+    { itemActivities: 'local', maxAttempts: 4, initialIntervalMs: 1000, concurrency: 5 },
+    async (id) => {
+      const handle = client.workflow.getHandle(batchWorkflowId(id));
+      await waitFor('four items finished', async () => {
+        const c = (await handle.query(progressQuery)).counts;
+        return c.succeeded + c.failed === 4;
+      });
+      await handle.signal(cancelSignal);
+    },
+  );
+  model.release();
+
   // Webhook deliveries: a receiver that fails the first attempt of every message, then accepts.
   if (wanted.length === 0 || wanted.includes('webhooks')) {
     const seen = new Set<string>();

@@ -133,6 +133,54 @@ describe('error isolation with a fake model', () => {
     assert.equal(seen.flat().length, 6);
   });
 
+  /** A runner whose runs finish only when the test says: each run's first value, in dispatch order. */
+  function heldRunner() {
+    const started: number[] = [];
+    const finish: (() => void)[] = [];
+    const runner: BatchRunner = (_m, items) => {
+      started.push(items[0]!.x!.data[0] as number);
+      return new Promise((resolve) => finish.push(() => resolve(items.map(() => ({ model: 'fake', version: 1, outputs: {} })))));
+    };
+    return { started, runner, finishNext: () => finish.shift()!() };
+  }
+  const tick = () => new Promise((r) => setTimeout(r, 20));
+
+  test('an interactive item runs at once beside a full set of batch runs, without waiting a queue delay', async () => {
+    const { started, runner, finishNext } = heldRunner();
+    const batcher = new DynamicBatcher(runner, { maxInFlight: 1 });
+    const batchItems = [batcher.submit(model, item(1)), batcher.submit(model, item(2))];
+    await tick(); // the batch items' queue delay (5 ms) passes: one run holds the only slot
+    assert.deepEqual(started, [1]);
+    const online = batcher.submit(model, item(100), 'interactive');
+    assert.deepEqual(started, [1, 100], 'dispatched in the same tick, in the slot kept for interactive items');
+    finishNext();
+    finishNext();
+    await online;
+    await Promise.all(batchItems);
+  });
+
+  test('when every slot is taken, a freed slot goes to a waiting interactive item before older batch items', async () => {
+    const { started, runner, finishNext } = heldRunner();
+    const batcher = new DynamicBatcher(runner, { maxInFlight: 1 });
+    const all = [batcher.submit(model, item(1))];
+    await tick();
+    all.push(batcher.submit(model, item(100), 'interactive')); // takes the interactive slot
+    all.push(batcher.submit(model, item(2)), batcher.submit(model, item(3))); // batch items wait
+    await tick();
+    all.push(batcher.submit(model, item(101), 'interactive')); // arrives last
+    assert.deepEqual(started, [1, 100]);
+    finishNext(); // frees a slot
+    await tick();
+    assert.deepEqual(started, [1, 100, 101], 'the interactive item went first');
+    while (started.length < 4) {
+      finishNext();
+      await tick();
+    }
+    assert.deepEqual(started, [1, 100, 101, 2], 'then the batch items, together');
+    finishNext();
+    await Promise.all(all);
+  });
+
   test('batches are cut at maxBatchSize and the rest runs after', async () => {
     const runs: number[] = [];
     const batcher = new DynamicBatcher(poisonRunner(runs));

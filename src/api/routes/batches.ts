@@ -46,9 +46,15 @@ export const NdjsonSubmitParams = z
     version: z.coerce.number().int().positive().optional(),
     webhook: z.string().max(2048).optional(),
     webhookEvents: z.string().regex(/^(item|batch)(,(item|batch))?$/, "expected 'item', 'batch' or 'item,batch'").optional(),
-    ...Object.fromEntries(Object.keys(BatchOptions.shape).map((k) => [k, z.coerce.number().optional()])),
+    ...Object.fromEntries(Object.entries(BatchOptions.shape).map(([k, field]) => [k, queryField(field)])),
   })
   .strict();
+
+/** A batch option as a query parameter: words stay strings (zod's enum check follows); numbers are parsed. */
+function queryField(field: z.ZodTypeAny): z.ZodTypeAny {
+  const inner = field instanceof z.ZodDefault ? field.unwrap() : field;
+  return inner instanceof z.ZodEnum ? z.string().optional() : z.coerce.number().optional();
+}
 
 const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
 
