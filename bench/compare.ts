@@ -25,12 +25,15 @@ const ROUNDS = quick ? 2 : 3;
  */
 const IN_FLIGHT = 64;
 const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
+const PER_ITEM_LOCAL_OPTIONS: Partial<BatchOptions> = { concurrency: 64, itemActivities: 'local' };
 const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
 
 interface Workload {
   name: string;
   model: string;
   items: number;
+  /** Systems left out of this workload (per item with remote activities at 100k: ~7 min a run; see bench/tune.ts). */
+  skip?: SystemName[];
 }
 
 const WORKLOADS: Workload[] = quick
@@ -40,12 +43,12 @@ const WORKLOADS: Workload[] = quick
     ]
   : [
       { name: 'digits 10k', model: 'digits', items: 10_000 },
-      { name: 'digits 100k', model: 'digits', items: 100_000 },
+      { name: 'digits 100k', model: 'digits', items: 100_000, skip: ['batchline per-item'] },
       { name: 'embeddings 5k', model: 'all-minilm-l6-v2', items: 5_000 },
     ];
 
 type Run = RawRun | SystemRun | BatchlineRun;
-const SYSTEMS = ['raw', 'bullmq', 'batchline per-item', 'batchline chunked'] as const;
+const SYSTEMS = ['raw', 'bullmq', 'batchline per-item', 'batchline per-item local', 'batchline chunked'] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
 async function runSystem(system: SystemName, w: Workload, redisUrl: string): Promise<Run> {
@@ -63,7 +66,7 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
       modelRepository: path.join(REPO_ROOT, 'models'),
     });
   }
-  const options = system === 'batchline chunked' ? CHUNKED_OPTIONS : PER_ITEM_OPTIONS;
+  const options = { 'batchline chunked': CHUNKED_OPTIONS, 'batchline per-item local': PER_ITEM_LOCAL_OPTIONS }[system as string] ?? PER_ITEM_OPTIONS;
   const stack = await startBatchlineStack();
   try {
     return await runBatchline(stack, w.model, items, options, system);
@@ -78,6 +81,8 @@ interface Row {
   system: SystemName;
   itemsPerSecond: Stat;
   firstResultMs?: Stat;
+  /** Medians of the first result's split: to its attempt's start, the attempt, to the client. */
+  firstResultSplitMs?: { toStart: number; attempt: number; toClient: number };
   p50Ms?: Stat;
   p99Ms?: Stat;
   submitMs?: Stat;
@@ -101,6 +106,12 @@ function summarize(system: SystemName, runs: Run[]): Row {
   if (system.startsWith('batchline')) {
     const b = runs as BatchlineRun[];
     row.apiRssMb = stat(b.map((r) => r.apiPeakRssMb));
+    const median = (f: (r: BatchlineRun) => number) => stat(b.map(f)).median;
+    row.firstResultSplitMs = {
+      toStart: median((r) => r.firstResultSplitMs.toStart),
+      attempt: median((r) => r.firstResultSplitMs.attempt),
+      toClient: median((r) => r.firstResultSplitMs.toClient),
+    };
     row.eventsPerItem = Math.max(...b.map((r) => r.historyEvents.perItem));
     row.maxEventsPerExecution = Math.max(...b.map((r) => r.historyEvents.maxPerExecution));
   }
@@ -110,21 +121,22 @@ function summarize(system: SystemName, runs: Run[]): Row {
 async function main(): Promise<void> {
   const redis = await startRedis();
   const results: { workload: Workload; rows: Row[]; runs: Record<string, unknown[]> }[] = [];
-  let online: { aloneMs: number[]; duringMs: number[] } | undefined;
+  let online: Online | undefined;
   let scale: ScaleRow[] | undefined;
   try {
     for (const w of WORKLOADS) {
       const runs: Record<string, Run[]> = {};
       for (let round = 0; round < ROUNDS; round++) {
         // Alternate: each round starts with a different system, so drift in the machine hits all of them.
-        const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
+        const systems = SYSTEMS.filter((sys) => !w.skip?.includes(sys));
+        const order = systems.map((_, i) => systems[(i + round) % systems.length]!);
         for (const system of order) {
           const run = await runSystem(system, w, redis.url);
           (runs[system] ??= []).push(run);
           console.error(`${w.name} round ${round + 1} ${system}: ${Math.round(itemsPerSecond(run))} items/s`);
         }
       }
-      const rows = SYSTEMS.map((s) => summarize(s, runs[s]!));
+      const rows = SYSTEMS.filter((sys) => runs[sys]).map((sys) => summarize(sys, runs[sys]!));
       results.push({ workload: w, rows, runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map(stripLatencies)])) });
     }
     online = await measureOnline();
@@ -144,8 +156,14 @@ function stripLatencies(r: Run): unknown {
   return { ...rest, latencyP50Ms: percentile(latencyMs, 50), latencyP99Ms: percentile(latencyMs, 99) };
 }
 
-/** Sync predict at a steady 20 requests/s: alone, then while a batch of digits runs (per item, 100k; quick: 10k). */
-async function measureOnline(): Promise<{ aloneMs: number[]; duringMs: number[] }> {
+interface Online {
+  aloneMs: number[];
+  /** During a per-item batch with the default (remote) item activities, and during one with local ones. */
+  duringMs: Record<'remote' | 'local', number[]>;
+}
+
+/** Sync predict at a steady 20 requests/s: alone, then while a per-item batch of digits runs (100k; quick: 10k). */
+async function measureOnline(): Promise<Online> {
   const inputs = itemsOf('digits', 100);
   const stack = await startBatchlineStack();
   try {
@@ -153,12 +171,24 @@ async function measureOnline(): Promise<{ aloneMs: number[]; duringMs: number[] 
     await measurePredict(stack.apiUrl, 'digits', inputs, 20, 2000); // warm-up
     const aloneMs = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
     const body = itemsOf('digits', quick ? 10_000 : 100_000).map((i) => JSON.stringify({ inputs: i })).join('\n');
-    const res = await fetch(`${stack.apiUrl}/v1/batches?model=digits`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
-    const { id } = (await res.json()) as { id: string };
-    const duringMs = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
-    const state = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as { status: string; counts: { succeeded: number } };
-    if (state.status !== 'running') console.error('warning: the batch ended before the measurement did');
-    await fetch(`${stack.apiUrl}/v1/batches/${id}/cancel`, { method: 'POST' });
+    const duringMs = {} as Online['duringMs'];
+    for (const kind of ['remote', 'local'] as const) {
+      const res = await fetch(`${stack.apiUrl}/v1/batches?model=digits&itemActivities=${kind}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body,
+      });
+      const { id } = (await res.json()) as { id: string };
+      duringMs[kind] = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
+      const state = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as { status: string };
+      if (state.status !== 'running') console.error(`warning: the ${kind} batch ended before the measurement did`);
+      await fetch(`${stack.apiUrl}/v1/batches/${id}/cancel`, { method: 'POST' });
+      for (let t = Date.now(); Date.now() - t < 60_000; ) {
+        const s = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as { status: string };
+        if (s.status !== 'running') break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     return { aloneMs, duringMs };
   } finally {
     await stack.stop();
@@ -197,16 +227,17 @@ async function measureScale(): Promise<ScaleRow[]> {
   return rows;
 }
 
-function summarizeOnline(o: { aloneMs: number[]; duringMs: number[] }) {
+function summarizeOnline(o: Online) {
   const q = (v: number[]) => ({ requests: v.length, p50Ms: percentile(v, 50), p99Ms: percentile(v, 99) });
   const alone = q(o.aloneMs);
-  const during = q(o.duringMs);
-  return { alone, during, p99Ratio: during.p99Ms / alone.p99Ms };
+  const remote = q(o.duringMs.remote);
+  const local = q(o.duringMs.local);
+  return { alone, during: { remote, local }, p99Ratio: { remote: remote.p99Ms / alone.p99Ms, local: local.p99Ms / alone.p99Ms } };
 }
 
 function report(
   results: { workload: Workload; rows: Row[] }[],
-  online: { aloneMs: number[]; duringMs: number[] } | undefined,
+  online: Online | undefined,
   scale: ScaleRow[] | undefined,
   file: string,
 ): string {
@@ -216,7 +247,9 @@ function report(
     `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
     '',
     `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system. BullMQ: worker concurrency ${IN_FLIGHT};`,
-    `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)} (the best of bench/tune.ts).`,
+    `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}`,
+    '(the best of bench/tune.ts). First result split: submission returned -> the first finished item\'s attempt started /',
+    'that attempt / its store write -> the client\'s SSE event.',
     `Raw figures: [${file}](${file}).`,
     '',
   ];
@@ -224,12 +257,12 @@ function report(
     const raw = rows.find((r) => r.system === 'raw')!.itemsPerSecond.median;
     const bull = rows.find((r) => r.system === 'bullmq')!.itemsPerSecond.median;
     lines.push(`### ${workload.name} (${workload.model})`, '');
-    lines.push('| system | items/s | × raw | × BullMQ | first result ms | p50 / p99 ms per item | submit ms | worker RSS MiB | API RSS MiB | events/item | max events/execution |');
-    lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
+    lines.push('| system | items/s | × raw | × BullMQ | first result ms | first result split ms | p50 / p99 ms per item | submit ms | worker RSS MiB | API RSS MiB | events/item | max events/execution |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const r of rows) {
       const m = r.itemsPerSecond.median;
       lines.push(
-        `| ${r.system} | ${f(r.itemsPerSecond)} | ${n(m / raw, 3)} | ${n(m / bull, 2)} | ${f(r.firstResultMs)} | ${r.p50Ms ? `${n(r.p50Ms.median, 1)} / ${n(r.p99Ms!.median, 1)}` : '–'} | ${f(r.submitMs)} | ${f(r.workerRssMb)} | ${f(r.apiRssMb)} | ${n(r.eventsPerItem, 2)} | ${n(r.maxEventsPerExecution)} |`,
+        `| ${r.system} | ${f(r.itemsPerSecond)} | ${n(m / raw, 3)} | ${n(m / bull, 2)} | ${f(r.firstResultMs)} | ${r.firstResultSplitMs ? `${n(r.firstResultSplitMs.toStart)} / ${n(r.firstResultSplitMs.attempt)} / ${n(r.firstResultSplitMs.toClient)}` : '–'} | ${r.p50Ms ? `${n(r.p50Ms.median, 1)} / ${n(r.p99Ms!.median, 1)}` : '–'} | ${f(r.submitMs)} | ${f(r.workerRssMb)} | ${f(r.apiRssMb)} | ${n(r.eventsPerItem, 2)} | ${n(r.maxEventsPerExecution)} |`,
       );
     }
     lines.push('');
@@ -239,8 +272,11 @@ function report(
     lines.push('### Sync predict at 20 requests/s, alone and while a batch runs', '');
     lines.push('| | requests | p50 ms | p99 ms |', '|---|---|---|---|');
     lines.push(`| alone | ${o.alone.requests} | ${n(o.alone.p50Ms, 1)} | ${n(o.alone.p99Ms, 1)} |`);
-    lines.push(`| during a ${quick ? '10k' : '100k'}-item batch | ${o.during.requests} | ${n(o.during.p50Ms, 1)} | ${n(o.during.p99Ms, 1)} |`);
-    lines.push('', `p99 during / alone: ${n(o.p99Ratio, 2)}x.`, '');
+    for (const kind of ['remote', 'local'] as const) {
+      const d = o.during[kind];
+      lines.push(`| during a ${quick ? '10k' : '100k'}-item per-item batch (${kind} item activities) | ${d.requests} | ${n(d.p50Ms, 1)} | ${n(d.p99Ms, 1)} |`);
+    }
+    lines.push('', `p99 during / alone: ${n(o.p99Ratio.remote, 2)}x (remote), ${n(o.p99Ratio.local, 2)}x (local).`, '');
   }
   if (scale) {
     lines.push('### Memory as a chunked batch grows (one run each)', '');

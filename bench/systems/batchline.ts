@@ -29,6 +29,12 @@ export interface BatchlineRun extends SystemRun {
   apiPeakRssMb: number;
   /** CPU seconds per 1,000 items spent by each process: where the time went. */
   cpuPerThousandItems: { temporal: number; worker: number; api: number };
+  /**
+   * Time to first result, split (ms, wall clocks of one machine): submission returned -> the first item to finish
+   * started its attempt (workflow start, first workflow task, activity dispatch); that attempt (store read,
+   * inference, store write); its store write -> the client read its SSE event (the API's poll and the stream).
+   */
+  firstResultSplitMs: { toStart: number; attempt: number; toClient: number };
   /** History events over every execution of the batch (parent, shards, continue-as-new runs). */
   historyEvents: { total: number; perItem: number; maxPerExecution: number; executions: number };
 }
@@ -53,7 +59,7 @@ export async function startBatchlineStack(env: Record<string, string> = {}): Pro
   const spawnCli = (command: 'worker' | 'api') =>
     spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
       env: { ...process.env, ...configToEnv(config) },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', process.env.BENCH_STDOUT ? fs.openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'inherit'],
     });
   const worker = spawnCli('worker');
   const api = spawnCli('api');
@@ -99,6 +105,7 @@ export async function runBatchline(
   const t0 = performance.now();
   const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
   const submitted = performance.now();
+  const returnedAtMs = Date.now();
   const created = (await res.json()) as { id: string };
   if (res.status !== 202) throw new Error(`submission failed: ${res.status} ${JSON.stringify(created)}`);
   const submittedAtMs = Date.now() - (performance.now() - t0);
@@ -128,6 +135,7 @@ export async function runBatchline(
   const latencyMs: number[] = [];
   let lastFinished = 0;
   let failed = 0;
+  let first = { startedAt: Infinity, finishedAt: Infinity };
   try {
     for (let cursor: number | undefined = 0; cursor !== undefined; ) {
       const page = store.listResults(created.id, { cursor, limit: 10_000 });
@@ -135,6 +143,7 @@ export async function runBatchline(
         const finished = Date.parse(r.finishedAt);
         latencyMs.push(finished - Date.parse(r.startedAt));
         lastFinished = Math.max(lastFinished, finished);
+        if (finished < first.finishedAt) first = { startedAt: Date.parse(r.startedAt), finishedAt: finished };
         if (r.status === 'failed') failed++;
       }
       cursor = page.nextCursor;
@@ -153,6 +162,11 @@ export async function runBatchline(
     failed,
     apiPeakRssMb,
     cpuPerThousandItems,
+    firstResultSplitMs: {
+      toStart: first.startedAt - returnedAtMs,
+      attempt: first.finishedAt - first.startedAt,
+      toClient: firstResultMs - (first.finishedAt - returnedAtMs),
+    },
     historyEvents: await historyEvents(stack, items.length),
   };
 }

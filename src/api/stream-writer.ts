@@ -5,7 +5,10 @@ import type { Request, Response } from 'express';
 export interface StreamTuning {
   progressEveryMs: number;
   keepAliveMs: number;
-  /** Bytes buffered for a client that does not read; over it the client is disconnected, not buffered. */
+  /**
+   * Bytes still buffered from earlier writes past which the client is disconnected instead of written to. One
+   * write may be larger (a page of 500 embedding events is about 4 MB): it is bounded by the caller's page size.
+   */
   maxBufferedBytes: number;
   /** How long a client may keep the buffer full before it is disconnected. */
   drainTimeoutMs: number;
@@ -19,8 +22,9 @@ export const DEFAULT_STREAM_TUNING: StreamTuning = {
 };
 
 /**
- * Writes a long response without unbounded buffering: waits for 'drain' when the socket is full and
- * disconnects a client that stays behind (over maxBufferedBytes, or not draining within drainTimeoutMs).
+ * Writes a long response without unbounded buffering: waits for 'drain' after a write the socket could not take
+ * and disconnects a client that stays behind (not draining within drainTimeoutMs, or still over maxBufferedBytes
+ * from earlier writes). A reading client gets every write, however large.
  */
 export class StreamWriter {
   private readonly abort = new AbortController();
@@ -45,8 +49,8 @@ export class StreamWriter {
   async write(text: string): Promise<boolean> {
     if (this.closed) return false;
     if (text === '') return true;
-    if (this.res.write(text)) return true;
     if (this.res.writableLength > this.tuning.maxBufferedBytes) return this.disconnect();
+    if (this.res.write(text)) return true;
     const drained = await Promise.race([
       once(this.res, 'drain').then(() => true, () => false),
       new Promise<boolean>((r) => setTimeout(() => r(false), this.tuning.drainTimeoutMs).unref()),

@@ -11,20 +11,20 @@ import { waitFor } from '../helpers/temporal.js';
 const CHUNK = 'x'.repeat(16 * 1024) + '\n';
 
 /** A server whose one route writes `total` bytes (Infinity: forever) through a StreamWriter. */
-async function serve(total: number) {
+async function serve(total: number, chunk = CHUNK) {
   const seen = { written: 0, maxBuffered: 0, disconnected: false, done: false };
   const app = express();
   app.get('/stream', async (req, res) => {
     const writer = new StreamWriter(req, res, { progressEveryMs: 1000, keepAliveMs: 15_000, maxBufferedBytes: 256 * 1024, drainTimeoutMs: 500 });
     res.status(200).type('text/plain');
     while (seen.written < total) {
-      const ok = await writer.write(CHUNK);
+      const ok = await writer.write(chunk);
       seen.maxBuffered = Math.max(seen.maxBuffered, res.writableLength);
       if (!ok) {
         seen.disconnected = true;
         return;
       }
-      seen.written += CHUNK.length;
+      seen.written += chunk.length;
     }
     seen.done = true;
     res.end();
@@ -58,6 +58,18 @@ test('a client that reads gets the whole stream, however long', async () => {
     const body = await res.text();
     assert.equal(body.length, Math.ceil(total / CHUNK.length) * CHUNK.length);
     assert.equal(seen.done, true);
+    assert.equal(seen.disconnected, false);
+  } finally {
+    server.close();
+  }
+});
+
+test('one write larger than maxBufferedBytes reaches a reading client whole (a page of embedding events)', async () => {
+  const page = 'y'.repeat(1024 * 1024 - 1) + '\n'; // 4x the 256 KiB limit
+  const { server, seen, port } = await serve(3 * page.length, page);
+  try {
+    const body = await (await fetch(`http://127.0.0.1:${port}/stream`)).text();
+    assert.equal(body.length, 3 * page.length);
     assert.equal(seen.disconnected, false);
   } finally {
     server.close();

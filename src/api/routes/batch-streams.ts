@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { BatchEnd } from '../../client/batch-client.js';
 import { InvalidRequestError } from '../../errors.js';
-import { itemOutcome } from '../../contracts/batch.js';
+import { itemOutcome, type BatchSummary } from '../../contracts/batch.js';
 import type { StoredEvent } from '../../stores/item-store.js';
 import type { AppDeps } from '../app.js';
 import { tailBatchEvents } from '../event-tail.js';
@@ -78,6 +78,11 @@ export function batchStreamRoutes(deps: AppDeps, tuning: StreamTuning = DEFAULT_
     let changed = true;
     let lastProgress = 0;
     let lastWrite = Date.now();
+    // Progress is fetched beside the tail, never in its way: a query can wait for a workflow task (up to ~2.4 s
+    // with local item activities), and item events keep flowing meanwhile.
+    let progress: Promise<BatchSummary> | undefined;
+    let progressReady: BatchSummary | undefined;
+    let progressError: unknown;
     const send = async (frame: string) => {
       lastWrite = Date.now();
       return writer.write(frame);
@@ -94,13 +99,20 @@ export function batchStreamRoutes(deps: AppDeps, tuning: StreamTuning = DEFAULT_
           break;
         }
         const now = Date.now();
-        if (changed && now - lastProgress >= tuning.progressEveryMs) {
+        if (progressError) throw progressError;
+        if (progressReady) {
+          const { failures: _failures, ...counts } = progressReady;
+          progressReady = undefined;
+          // Progress carries the id of the last item event sent, so resuming after it neither skips nor repeats one.
+          if (!(await send(frame('batch.progress', counts, seq > 0 ? String(seq) : undefined)))) return;
+        } else if (changed && !progress && now - lastProgress >= tuning.progressEveryMs) {
           lastProgress = now;
           changed = false;
-          const summary = await batches.summary(id);
-          const { failures: _failures, ...progress } = summary;
-          // Progress carries the id of the last item event, so resuming after it neither skips nor repeats one.
-          if (!(await send(frame('batch.progress', progress, seq > 0 ? String(seq) : undefined)))) return;
+          progress = batches.summary(id);
+          progress.then(
+            (summary) => (progressReady = summary),
+            (err: unknown) => (progressError = err),
+          ).finally(() => (progress = undefined));
         } else if (now - lastWrite >= tuning.keepAliveMs) {
           if (!(await send(': keep-alive\n\n'))) return;
         }
