@@ -72,6 +72,10 @@ export async function startWorker(
     dynamicBatching: config.DYNAMIC_BATCHING,
     metrics,
   });
+  // Models load while the worker connects; an item arriving first waits on the same load.
+  void runtime.preload().then((failed) => {
+    for (const f of failed) log.warn(f, 'model did not load at start; it is tried again on its next request');
+  });
   const shared: Partial<WorkerOptions> = {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

@@ -92,6 +92,22 @@ export class InferenceRuntime {
     return items.map((item, i) => splitItem(model, outputs, i, item));
   }
 
+  /**
+   * Loads the latest version of every model in the repository, so the first item does not pay for it (Triton's
+   * default). Resolves with the models that could not load, by name; each is tried again on its next request.
+   */
+  async preload(): Promise<{ model: string; error: string }[]> {
+    const failed: { model: string; error: string }[] = [];
+    for (const name of await this.repository.names()) {
+      try {
+        await this.ensureLoaded(await this.repository.resolve(name));
+      } catch (err) {
+        failed.push({ model: name, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return failed;
+  }
+
   /** Stops the inference threads (worker shutdown). */
   async close(): Promise<void> {
     await this.pool.close();

@@ -119,7 +119,7 @@ describe('batches API over HTTP on the real stack', () => {
       assert.equal(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length, n, 'one local activity marker per item');
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'no item went through the task queue');
       const timeout = events[0]!.workflowExecutionStartedEventAttributes?.workflowTaskTimeout;
-      assert.equal(Number(timeout?.seconds), 3, 'local batches use a 3 s workflow task timeout');
+      assert.equal(Number(timeout?.seconds), 5, 'local batches use a 5 s workflow task timeout');
     } finally {
       await connection.close();
     }

@@ -249,6 +249,32 @@ describe('InferenceRuntime', () => {
     assert.equal(good.label, '8');
   });
 
+  test('preload loads every model at start and names the ones that fail; a loaded model then runs without a load', async (t) => {
+    const root = tempRepo(t);
+    writeConfig(root, 'digits');
+    addVersion(root, 'digits', 1);
+    writeConfig(root, 'broken');
+    const brokenFile = path.join(root, 'broken', '1', 'model.onnx');
+    fs.mkdirSync(path.dirname(brokenFile), { recursive: true });
+    fs.writeFileSync(brokenFile, 'garbage');
+    const runtime = new InferenceRuntime(new ModelRepository(root));
+    t.after(() => runtime.close());
+    let loads = 0;
+    const load = runtime.pool.load.bind(runtime.pool);
+    runtime.pool.load = (file) => {
+      loads++;
+      return load(file);
+    };
+
+    const failed = await runtime.preload();
+
+    assert.deepEqual(failed.map((f) => f.model), ['broken']);
+    assert.ok(failed[0]!.error.includes(brokenFile), failed[0]!.error);
+    assert.equal(loads, 2, 'both models were loaded (one failed)');
+    assert.equal((await runtime.infer('digits', undefined, { input: digitsRow() })).label, '8');
+    assert.equal(loads, 2, 'the preloaded model was not loaded again');
+  });
+
   test('a model file that failed to load is tried again on the next request', async (t) => {
     const root = tempRepo(t);
     writeConfig(root, 'flaky');
