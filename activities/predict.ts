@@ -11,10 +11,10 @@ export interface PredictActivityDeps {
 export function createPredictActivities({ runtime }: PredictActivityDeps) {
   return {
     /**
-     * Infers an online task's items. They are submitted to the runtime together, so its dynamic batcher merges
-     * them (and any concurrent task's items) into as few model runs as maxBatchSize allows, ahead of any batch's
-     * items. The task succeeds
-     * only as a whole: the first failing item fails it, non-retryably when the fault is permanent.
+     * Infers an online task's items. They are submitted to the runtime together, as interactive items, so its
+     * dynamic batcher merges them (and any concurrent task's items) into as few model runs as maxBatchSize allows,
+     * ahead of any batch's items. The task succeeds only as a whole: the first failing item fails it,
+     * non-retryably when the fault is permanent.
      */
     async predict(input: PredictActivityInput): Promise<ItemResult[]> {
       try {

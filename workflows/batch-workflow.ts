@@ -261,6 +261,11 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
       setState(i, CODE.succeeded);
       finishedAt[i - lo] = stamp();
     } catch (err) {
+      if (isCancellation(err) && !items.consideredCancelled) {
+        // Only a local activity is cancelled without the batch asking: its worker dropped the workflow from its
+        // cache (eviction) while the item waited out a retry. The item runs again.
+        return attemptItem(i, afterChunk);
+      }
       if (isCancellation(err)) {
         setState(i, CODE.canceled);
         finishedAt[i - lo] = stamp();
@@ -344,6 +349,19 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     upsertSearchAttributes([{ key: BatchFailedCountKey, value: counts.failed }]);
   };
 
+  // Local item activities complete inside a workflow task, and the workflow clock of those wake-ups is not what
+  // a replay sees, so time-throttled reports must not follow them (a replay would signal or upsert at other
+  // points: nondeterminism). A timer drives them instead: its wake-ups are in history.
+  const afterItem = local ? () => undefined : reportFailures;
+  if (local) {
+    void (async () => {
+      while (!finishing) {
+        await sleep(2000);
+        reportFailures();
+      }
+    })().catch(() => undefined); // cancelled with the workflow
+  }
+
   const work = () => cursor < hi || retryQueue.length > 0;
   try {
     // Loops again if retryFailed queued items while the last ones were finishing.
@@ -367,7 +385,7 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
         inFlight += count;
         void runChunk(start, count).finally(() => {
           inFlight -= count;
-          reportFailures();
+          afterItem();
         });
         continue;
       }
@@ -375,7 +393,7 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
       inFlight++;
       void runItem(i).finally(() => {
         inFlight--;
-        reportFailures();
+        afterItem();
       });
     }
   } catch (err) {

@@ -7,6 +7,7 @@ import type { Config } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import type { InferenceRuntime } from '../../src/runtime/inference.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import type { WorkerOptions } from '@temporalio/worker';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
 import { testConfig, testLog, workflowBundle } from './temporal.js';
 
@@ -24,6 +25,7 @@ export async function startWorkerStack(
   address: string,
   runtime: Pick<InferenceRuntime, 'infer'>,
   env: Record<string, string> = {},
+  workerOptions: Partial<WorkerOptions> = {},
 ): Promise<WorkerStack> {
   const config = testConfig(address, env);
   const store = new SqliteItemStore(itemStoreFile(config));
@@ -37,6 +39,7 @@ export async function startWorkerStack(
       metrics,
       webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
     }),
+    ...workerOptions,
   });
   return {
     config,

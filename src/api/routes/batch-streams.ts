@@ -78,7 +78,7 @@ export function batchStreamRoutes(deps: AppDeps, tuning: StreamTuning = DEFAULT_
     let changed = true;
     let lastProgress = 0;
     let lastWrite = Date.now();
-    // Progress is fetched beside the tail, never in its way: a query can wait for a workflow task (up to ~2.4 s
+    // Progress is fetched beside the tail, never in its way: a query can wait for a workflow task (up to ~4 s
     // with local item activities), and item events keep flowing meanwhile.
     let progress: Promise<BatchSummary> | undefined;
     let progressReady: BatchSummary | undefined;
