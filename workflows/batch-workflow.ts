@@ -227,6 +227,12 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     },
   );
 
+  /**
+   * Only a local activity is cancelled without the batch asking: its worker dropped the workflow from its cache
+   * (an eviction) while the item ran or waited out a retry. Its items run again rather than count as canceled.
+   */
+  const evicted = (err: unknown) => isCancellation(err) && !items.consideredCancelled;
+
   const fail = (i: number, type: string, message: string) => {
     errors.set(i, { type, message });
     setState(i, CODE.failed);
@@ -261,11 +267,7 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
       setState(i, CODE.succeeded);
       finishedAt[i - lo] = stamp();
     } catch (err) {
-      if (isCancellation(err) && !items.consideredCancelled) {
-        // Only a local activity is cancelled without the batch asking: its worker dropped the workflow from its
-        // cache (eviction) while the item waited out a retry. The item runs again.
-        return attemptItem(i, afterChunk);
-      }
+      if (evicted(err)) return attemptItem(i, afterChunk);
       if (isCancellation(err)) {
         setState(i, CODE.canceled);
         finishedAt[i - lo] = stamp();
@@ -299,6 +301,7 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
       );
       failures = out.failures;
     } catch (err) {
+      if (evicted(err)) return runChunk(start, count);
       const code = isCancellation(err) ? CODE.canceled : CODE.failed;
       const failure = code === CODE.failed ? describeFailure(err, options.maxAttempts) : undefined;
       for (let i = start; i < start + count; i++) {

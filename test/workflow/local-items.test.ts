@@ -31,7 +31,8 @@ describe('local item activities on a worker without a workflow cache', () => {
     await temporal?.stop();
   });
 
-  test('a sharded batch whose items run for seconds completes, every item once, shards reporting, no task failed', async () => {
+  for (const itemsPerActivity of [1, 20])
+  test(`a sharded batch whose items run for seconds completes, every item once, shards reporting, no task failed (${itemsPerActivity} per activity)`, async () => {
     // One item per shard blocks in the model for 5 s: meanwhile the shards' report timer fires, they signal the
     // parent, and every workflow task replays the history with those signals amid local activity markers.
     const blocked = new Set([10, 150, 250]);
@@ -39,7 +40,7 @@ describe('local item activities on a worker without a workflow cache', () => {
     const id = await stack.batches.submit({
       model: 'digits',
       items,
-      options: BatchOptions.parse({ itemActivities: 'local', shardSize: 100, maxConcurrentShards: 3, concurrency: 8 }),
+      options: BatchOptions.parse({ itemActivities: 'local', itemsPerActivity, shardSize: 100, maxConcurrentShards: 3, concurrency: 40 }),
     });
     await waitFor('one item of each shard blocked', () => model.blocked >= 3);
     await new Promise((r) => setTimeout(r, 5000));
