@@ -98,7 +98,7 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
   };
   // Local activities (absent in batches started before them: remote) run inside the workflow task on the worker
   // that holds it: one marker event per item and no trip through the server's matching, at the price of
-  // heartbeats (a long item is bounded by itemTimeoutMs only) and of spreading a shard's items over one worker.
+  // heartbeats (a long item is bounded by itemTimeoutMs only) and of keeping a shard's items on one worker.
   const local = options.itemActivities === 'local';
   const activityOptions: ActivityOptions & LocalActivityOptions = local
     ? { startToCloseTimeout: options.itemTimeoutMs, retry: retryPolicy }
@@ -352,9 +352,9 @@ async function runItems(input: BatchWorkflowInput): Promise<BatchSummary> {
     upsertSearchAttributes([{ key: BatchFailedCountKey, value: counts.failed }]);
   };
 
-  // Local item activities complete inside a workflow task, and the workflow clock of those wake-ups is not what
-  // a replay sees, so time-throttled reports must not follow them (a replay would signal or upsert at other
-  // points: nondeterminism). A timer drives them instead: its wake-ups are in history.
+  // Local item activities complete inside a workflow task. Time-throttled reports that followed those wake-ups
+  // did not replay (a full bench run stopped on a nondeterminism error at a progress signal), so in local mode a
+  // timer drives them instead: its wake-ups are in history.
   const afterItem = local ? () => undefined : reportFailures;
   if (local) {
     void (async () => {
