@@ -59,7 +59,7 @@ export async function startBatchlineStack(env: Record<string, string> = {}): Pro
   const spawnCli = (command: 'worker' | 'api') =>
     spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
       env: { ...process.env, ...configToEnv(config) },
-      stdio: ['ignore', process.env.BENCH_STDOUT ? fs.openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'inherit'],
+      stdio: ['ignore', 'ignore', 'inherit'],
     });
   const worker = spawnCli('worker');
   const api = spawnCli('api');

@@ -33,6 +33,14 @@ function addVersion(root: string, name: string, version: number, source = DIGITS
   return file;
 }
 
+/** Writes bytes that are not an ONNX model as `<root>/<name>/1/model.onnx`. */
+function addCorruptVersion(root: string, name: string, content: string | Buffer = 'garbage'): string {
+  const file = path.join(root, name, '1', 'model.onnx');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content);
+  return file;
+}
+
 /** Writes `<root>/<name>/config.json`: the digits config, renamed, with `patch` applied. */
 function writeConfig(root: string, name: string, patch: (c: any) => void = () => {}): string {
   const config = JSON.parse(fs.readFileSync(DIGITS_CONFIG, 'utf8'));
@@ -217,9 +225,7 @@ describe('ModelRepository', () => {
 
   test('a model without config.json and with a corrupt ONNX file throws ModelLoadError naming the file', async (t) => {
     const root = tempRepo(t);
-    const file = path.join(root, 'bare', '1', 'model.onnx');
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, 'not an onnx model');
+    const file = addCorruptVersion(root, 'bare', 'not an onnx model');
 
     const err = await rejection(new ModelRepository(root).resolve('bare'));
 
@@ -234,9 +240,7 @@ describe('InferenceRuntime', () => {
     writeConfig(root, 'digits');
     addVersion(root, 'digits', 1);
     writeConfig(root, 'broken');
-    const brokenFile = path.join(root, 'broken', '1', 'model.onnx');
-    fs.mkdirSync(path.dirname(brokenFile), { recursive: true });
-    fs.writeFileSync(brokenFile, Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37, 0xff]));
+    const brokenFile = addCorruptVersion(root, 'broken', Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37, 0xff]));
     const runtime = new InferenceRuntime(new ModelRepository(root));
     t.after(() => runtime.close());
 
@@ -254,9 +258,7 @@ describe('InferenceRuntime', () => {
     writeConfig(root, 'digits');
     addVersion(root, 'digits', 1);
     writeConfig(root, 'broken');
-    const brokenFile = path.join(root, 'broken', '1', 'model.onnx');
-    fs.mkdirSync(path.dirname(brokenFile), { recursive: true });
-    fs.writeFileSync(brokenFile, 'garbage');
+    const brokenFile = addCorruptVersion(root, 'broken');
     const runtime = new InferenceRuntime(new ModelRepository(root));
     t.after(() => runtime.close());
     let loads = 0;
@@ -278,9 +280,7 @@ describe('InferenceRuntime', () => {
   test('a model file that failed to load is tried again on the next request', async (t) => {
     const root = tempRepo(t);
     writeConfig(root, 'flaky');
-    const file = path.join(root, 'flaky', '1', 'model.onnx');
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, 'garbage');
+    const file = addCorruptVersion(root, 'flaky');
     const runtime = new InferenceRuntime(new ModelRepository(root));
     t.after(() => runtime.close());
     assert.ok((await rejection(runtime.infer('flaky', undefined, { input: digitsRow() }))) instanceof ModelLoadError);
