@@ -99,6 +99,14 @@ export const ConfigSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
+  /**
+   * Stack frames the worker's workflow threads capture per Error, and so per promise: Temporal's TypeScript SDK
+   * records a stack trace for every promise workflow code creates (for its stack-trace query), and at the V8
+   * default of 10 frames that capture took about 40% of a batch's worker CPU (BENCHMARKS.md, tuning). 0 (the
+   * default) turns capture off: the Web UI's Stack Trace tab stays empty and errors raised in workflow code carry
+   * no frames. Set 10 to see where a workflow waits while debugging. Activities keep full stack traces.
+   */
+  WORKFLOW_STACK_TRACE_LIMIT: z.coerce.number().int().min(0).max(100).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
@@ -51,6 +52,7 @@ export async function startWorker(
   overrides: Partial<WorkerOptions> = {},
   options: { sdkMetricsUrl?: string } = {},
 ): Promise<StartedWorker> {
+  limitNewStackTraces(config.WORKFLOW_STACK_TRACE_LIMIT);
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
   const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   try {
@@ -127,6 +129,16 @@ export async function startWorker(
       await running;
     },
   };
+}
+
+/**
+ * Sets the stack-trace depth of every JavaScript realm this process creates from now on: the workflow threads (where
+ * the SDK captures a stack per workflow promise), their workflow sandboxes, and the inference threads (which report
+ * errors by message only). The main thread's realm exists already and keeps its depth, so activity errors and logs
+ * keep full stack traces. A V8 flag is the one knob that reaches the SDK's own threads.
+ */
+function limitNewStackTraces(frames: number): void {
+  v8.setFlagsFromString(`--stack-trace-limit=${frames}`);
 }
 
 /** GET /metrics: this process's metrics, then the Temporal SDK's (fetched from its exporter) when known. */
