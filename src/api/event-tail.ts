@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BatchClient, BatchEnd } from '../client/batch-client.js';
 import type { ItemStore, StoredEvent } from '../stores/item-store.js';
 
@@ -19,7 +18,10 @@ export interface TailOptions {
   afterSeq: number;
   /** Stops the tail (the client went away). */
   signal: AbortSignal;
-  /** How often the log is read while idle (default 50 ms: first results reach clients fast). */
+  /**
+   * How often the log is read while idle at the latest (default 50 ms); a write to the store wakes the tail sooner,
+   * so first results reach clients at once.
+   */
   pollMs?: number;
   /** How often Temporal is asked whether the batch has ended while idle (default 1000 ms). */
   endCheckMs?: number;
@@ -60,6 +62,6 @@ export async function* tailBatchEvents(options: TailOptions): AsyncGenerator<Tai
       }
     }
     yield { kind: 'idle' };
-    await sleep(pollMs, undefined, { signal }).catch(() => undefined);
+    await store.nextWrite(pollMs, signal);
   }
 }

@@ -87,6 +87,11 @@ export interface ItemStore {
   findItemIndex(batchId: string, itemId: string): number | undefined;
   /** The batch's event log after `afterSeq` (0: from the start), oldest first. */
   listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[];
+  /**
+   * Resolves soon after the next write to the store by any process (so a tail of the event log can wake at once),
+   * or after `timeoutMs` at the latest, or when `signal` aborts. A store that cannot watch its writes just waits.
+   */
+  nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Records a webhook delivery that will not be retried again (idempotent by message id). */
   putFailedDelivery(batchId: string, failure: FailedDelivery): void;
   listFailedDeliveries(batchId: string): FailedDelivery[];

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSqlite } from './sqlite.js';
@@ -81,8 +82,11 @@ const INSERT_CHUNK = 500;
 export class SqliteItemStore implements ItemStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
+  private walWatcher: fs.FSWatcher | null | undefined;
+  private readonly writeWaiters = new Set<() => void>();
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     this.db = openSqlite(file);
     this.db.exec(SCHEMA);
     for (const [table, column, ddl] of MIGRATIONS) {
@@ -306,7 +310,46 @@ export class SqliteItemStore implements ItemStore {
     return counts;
   }
 
+  nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.writeWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      if (signal?.aborted) done();
+      else if (this.watchWal()) this.writeWaiters.add(done);
+    });
+  }
+
+  /**
+   * Every commit, by any process, appends to the WAL file (`<file>-wal`, alive while this connection is open), so
+   * one inotify watch on it wakes every nextWrite() waiter. Where watching is unsupported, waiters time out.
+   */
+  private watchWal(): boolean {
+    if (this.walWatcher === undefined) {
+      try {
+        this.walWatcher = fs.watch(`${this.file}-wal`, { persistent: false }, () => {
+          for (const wake of [...this.writeWaiters]) wake();
+        });
+        this.walWatcher.on('error', () => {
+          this.walWatcher?.close();
+          this.walWatcher = null;
+        });
+      } catch {
+        this.walWatcher = null;
+      }
+    }
+    return this.walWatcher !== null;
+  }
+
   close(): void {
+    this.walWatcher?.close();
+    this.walWatcher = null;
+    for (const wake of [...this.writeWaiters]) wake();
     this.db.close();
   }
 }

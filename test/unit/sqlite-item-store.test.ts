@@ -135,3 +135,28 @@ test('two stores on one file (the API and a worker) see each other’s writes', 
   worker.close();
   api.close();
 });
+
+test('nextWrite wakes on another connection’s write long before its timeout, and times out or aborts without one', { timeout: 10_000 }, async () => {
+  const { store: api, file } = open();
+  api.createBatch(batch('b', 3), items(3));
+  const worker = new SqliteItemStore(file);
+  try {
+    // No write: resolves at its timeout.
+    const started = Date.now();
+    await api.nextWrite(50);
+    assert.ok(Date.now() - started >= 45, 'waited out its timeout');
+    // A write by the other connection (the worker, in production) wakes it: waiting out 60 s would fail the 10 s limit.
+    const woke = api.nextWrite(60_000);
+    setTimeout(() => worker.putResult('b', success(1)), 20);
+    await woke;
+    assert.equal(api.listEvents('b', 0, 10).length, 1, 'the write that woke it is readable');
+    // An abort ends the wait.
+    const stop = new AbortController();
+    const aborted = api.nextWrite(60_000, stop.signal);
+    stop.abort();
+    await aborted;
+  } finally {
+    worker.close();
+    api.close();
+  }
+});
