@@ -133,6 +133,29 @@ describe('error isolation with a fake model', () => {
     assert.equal(seen.flat().length, 6);
   });
 
+  test('text items share a run only within 8 tokens of length (a run pads each item by fewer than 8)', async () => {
+    const text: ResolvedModel = {
+      ...model,
+      config: ModelConfig.parse({
+        name: 'fake-text',
+        maxBatchSize: 16,
+        dynamicBatching: { maxQueueDelayMs: 5 },
+        inputs: [{ name: 'input_ids', dtype: 'int64', shape: [-1] }],
+        outputs: [{ name: 'y', dtype: 'float32', shape: [-1] }],
+        tokenizer: { file: 'tokenizer.json', maxLength: 256 },
+      }),
+    };
+    const lengths = [3, 8, 9, 16, 17, 33, 40, 5, 12, 24, 25];
+    const runs: number[][] = [];
+    const batcher = new DynamicBatcher(async (_m, items) => {
+      runs.push(items.map((t) => t.input_ids!.data.length));
+      return items.map(() => ({ model: 'fake-text', version: 1, outputs: {} }));
+    });
+    await Promise.all(lengths.map((n) => batcher.submit(text, { input_ids: { data: new Array(n).fill(1), dims: [n] } })));
+    const sorted = runs.map((r) => [...r].sort((a, b) => a - b)).sort((a, b) => a[0]! - b[0]!);
+    assert.deepEqual(sorted, [[3, 5, 8], [9, 12, 16], [17, 24], [25], [33, 40]]);
+  });
+
   /** A runner whose runs finish only when the test says: each run's first value, in dispatch order. */
   function heldRunner() {
     const started: number[] = [];
