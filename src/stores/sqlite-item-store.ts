@@ -77,7 +77,10 @@ const INSERT_CHUNK = 500;
 
 /**
  * The default ItemStore: one SQLite file (`<DATA_DIR>/batchline.db`) in WAL mode, shared by the API and the
- * workers of one machine. Synchronous (better-sqlite3): each call is a short local transaction.
+ * workers of one machine. Synchronous (better-sqlite3): each call is a short local transaction. Transactions that
+ * write begin IMMEDIATE (take the write lock first, waiting out busy_timeout): a deferred one that reads before
+ * it writes fails at once with SQLITE_BUSY_SNAPSHOT when another process committed in between, which made a
+ * second 100k-item submission fail while the first batch's results were being written.
  */
 export class SqliteItemStore implements ItemStore {
   private readonly db: Database.Database;
@@ -165,7 +168,7 @@ export class SqliteItemStore implements ItemStore {
       }
       this.appendItems(batch.id, stored, chunk);
       this.commitBatch(batch);
-    })();
+    }).immediate();
   }
 
   appendItems(batchId: string, from: number, items: { id?: string; inputs: ItemInputs }[]): void {
@@ -176,7 +179,7 @@ export class SqliteItemStore implements ItemStore {
         let i = 0;
         for (; i + INSERT_CHUNK <= items.length; i += INSERT_CHUNK) insertItems.run(items.slice(i, i + INSERT_CHUNK).flatMap((it, j) => row(it, i + j)));
         for (; i < items.length; i++) insertItem.run(row(items[i]!, i));
-      })();
+      }).immediate();
     } catch (err) {
       if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY' && (err as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
       // Name the first offending item: one lookup per item of this (failed, rolled back) append.
@@ -205,7 +208,7 @@ export class SqliteItemStore implements ItemStore {
         batch.tenant,
         batch.webhook ? JSON.stringify(batch.webhook) : null,
       );
-    })();
+    }).immediate();
   }
 
   getBatch(batchId: string): StoredBatch | undefined {
@@ -225,7 +228,7 @@ export class SqliteItemStore implements ItemStore {
   }
 
   deleteBatch(batchId: string): void {
-    this.db.transaction(() => this.stmts.deleteBatch.forEach((s) => s.run(batchId)))();
+    this.db.transaction(() => this.stmts.deleteBatch.forEach((s) => s.run(batchId))).immediate();
   }
 
   getItems(batchId: string, from: number, count: number): StoredItem[] {
@@ -248,7 +251,7 @@ export class SqliteItemStore implements ItemStore {
       if (this.stmts.putResult.run(row).changes === 0) return false;
       this.stmts.appendEvent.run(row);
       return true;
-    })();
+    }).immediate();
   }
 
   listResults(batchId: string, options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {}): ResultPage {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterEach, test } from 'node:test';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import { DuplicateItemIdError, type StoredBatch } from '../../src/stores/item-store.js';
@@ -134,6 +135,40 @@ test('two stores on one file (the API and a worker) see each other’s writes', 
   assert.equal(api.getResult('b', 2)?.status, 'succeeded');
   worker.close();
   api.close();
+});
+
+test('a batch commits while another process writes the same file without interruption (no SQLITE_BUSY_SNAPSHOT)', async () => {
+  const { store: api, file } = open();
+  // Another writer, as the worker writing results: commits to the same file in a loop from its own thread.
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const writer = new Worker(
+    `const Database = require('better-sqlite3');
+     const { parentPort, workerData } = require('node:worker_threads');
+     const db = new Database(workerData.file);
+     db.pragma('busy_timeout = 10000');
+     db.pragma('synchronous = OFF');
+     db.exec('CREATE TABLE IF NOT EXISTS noise (n INTEGER)');
+     const insert = db.prepare('INSERT INTO noise (n) VALUES (?)');
+     parentPort.postMessage('writing');
+     for (let n = 0; Atomics.load(workerData.stop, 0) === 0; n++) insert.run(n);
+     db.close();`,
+    { eval: true, workerData: { file, stop } },
+  );
+  const ended = new Promise((r) => writer.once('exit', r));
+  try {
+    await new Promise((r) => writer.once('message', r));
+    // Staged like an NDJSON submission: items appended in chunks, then the batch committed (a count, then an insert).
+    for (let b = 0; b < 10; b++) {
+      const staged = batch(`s-${b}`, 20_000);
+      for (let from = 0; from < staged.total; from += 500) api.appendItems(staged.id, from, items(500));
+      api.commitBatch(staged);
+      assert.equal(api.getBatch(staged.id)?.total, 20_000);
+    }
+  } finally {
+    Atomics.store(stop, 0, 1);
+    await ended;
+    api.close();
+  }
 });
 
 test('nextWrite wakes on another connection’s write long before its timeout, and times out or aborts without one', { timeout: 10_000 }, async () => {
