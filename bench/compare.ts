@@ -156,22 +156,37 @@ function stripLatencies(r: Run): unknown {
   return { ...rest, latencyP50Ms: percentile(latencyMs, 50), latencyP99Ms: percentile(latencyMs, 99) };
 }
 
-interface Online {
+/** Worker layouts the online figures compare: `batchline dev`'s (batch worker at nice 10 + interactive worker), one worker. */
+const LAYOUTS = ['split', 'one'] as const;
+type Layout = (typeof LAYOUTS)[number];
+
+interface OnlineRun {
   aloneMs: number[];
   /** During a per-item batch with the default (remote) item activities, and during one with local ones. */
   duringMs: Record<'remote' | 'local', number[]>;
 }
+type Online = Record<Layout, OnlineRun>;
 
-/** Sync predict at a steady 20 requests/s: alone, then while a per-item batch of digits runs (100k; quick: 10k). */
+/** Sync predict at 20 requests/s, for each worker layout in turn. */
 async function measureOnline(): Promise<Online> {
+  const online = {} as Online;
+  for (const layout of LAYOUTS) online[layout] = await measureOnlineLayout(layout);
+  return online;
+}
+
+/** Items of the batch that runs while sync predict is measured: enough to outlast the measurement in local mode. */
+const ONLINE_BATCH_ITEMS = quick ? 30_000 : 100_000;
+
+/** Sync predict at a steady 20 requests/s: alone, then while a per-item batch of digits runs (ONLINE_BATCH_ITEMS). */
+async function measureOnlineLayout(layout: Layout): Promise<OnlineRun> {
   const inputs = itemsOf('digits', 100);
-  const stack = await startBatchlineStack();
+  const stack = await startBatchlineStack({}, { workers: layout });
   try {
     const seconds = quick ? 10_000 : 30_000;
     await measurePredict(stack.apiUrl, 'digits', inputs, 20, 2000); // warm-up
     const aloneMs = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
-    const body = itemsOf('digits', quick ? 10_000 : 100_000).map((i) => JSON.stringify({ inputs: i })).join('\n');
-    const duringMs = {} as Online['duringMs'];
+    const body = itemsOf('digits', ONLINE_BATCH_ITEMS).map((i) => JSON.stringify({ inputs: i })).join('\n');
+    const duringMs = {} as OnlineRun['duringMs'];
     for (const kind of ['remote', 'local'] as const) {
       const res = await fetch(`${stack.apiUrl}/v1/batches?model=digits&itemActivities=${kind}`, {
         method: 'POST',
@@ -227,12 +242,15 @@ async function measureScale(): Promise<ScaleRow[]> {
   return rows;
 }
 
-function summarizeOnline(o: Online) {
+function summarizeOnline(online: Online) {
   const q = (v: number[]) => ({ requests: v.length, p50Ms: percentile(v, 50), p99Ms: percentile(v, 99) });
-  const alone = q(o.aloneMs);
-  const remote = q(o.duringMs.remote);
-  const local = q(o.duringMs.local);
-  return { alone, during: { remote, local }, p99Ratio: { remote: remote.p99Ms / alone.p99Ms, local: local.p99Ms / alone.p99Ms } };
+  const one = (o: OnlineRun) => {
+    const alone = q(o.aloneMs);
+    const remote = q(o.duringMs.remote);
+    const local = q(o.duringMs.local);
+    return { alone, during: { remote, local }, p99Ratio: { remote: remote.p99Ms / alone.p99Ms, local: local.p99Ms / alone.p99Ms } };
+  };
+  return Object.fromEntries(LAYOUTS.map((l) => [l, one(online[l])])) as Record<Layout, ReturnType<typeof one>>;
 }
 
 function report(
@@ -246,7 +264,9 @@ function report(
   const lines = [
     `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
     '',
-    `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system. BullMQ: worker concurrency ${IN_FLIGHT};`,
+    `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system does the batch work (batchline's`,
+    'stack is `batchline dev`\'s: its batch worker at nice 10, plus an interactive worker, idle here, for online predictions).',
+    `BullMQ: worker concurrency ${IN_FLIGHT};`,
     `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}`,
     '(the best of bench/tune.ts). First result split: submission returned -> the first finished item\'s attempt started /',
     'that attempt / its store write -> the client\'s SSE event.',
@@ -268,15 +288,28 @@ function report(
     lines.push('');
   }
   if (online) {
-    const o = summarizeOnline(online);
+    const summary = summarizeOnline(online);
     lines.push('### Sync predict at 20 requests/s, alone and while a batch runs', '');
-    lines.push('| | requests | p50 ms | p99 ms |', '|---|---|---|---|');
-    lines.push(`| alone | ${o.alone.requests} | ${n(o.alone.p50Ms, 1)} | ${n(o.alone.p99Ms, 1)} |`);
-    for (const kind of ['remote', 'local'] as const) {
-      const d = o.during[kind];
-      lines.push(`| during a ${quick ? '10k' : '100k'}-item per-item batch (${kind} item activities) | ${d.requests} | ${n(d.p50Ms, 1)} | ${n(d.p99Ms, 1)} |`);
+    lines.push(
+      'Worker layouts: *split* is `batchline dev`\'s (a batch worker at nice 10 and an interactive worker); *one* is one',
+      'worker process polling both queues at normal priority.',
+      '',
+    );
+    lines.push('| workers | | requests | p50 ms | p99 ms |', '|---|---|---|---|---|');
+    for (const layout of LAYOUTS) {
+      const o = summary[layout];
+      lines.push(`| ${layout} | alone | ${o.alone.requests} | ${n(o.alone.p50Ms, 1)} | ${n(o.alone.p99Ms, 1)} |`);
+      for (const kind of ['remote', 'local'] as const) {
+        const d = o.during[kind];
+        lines.push(`| ${layout} | during a ${n(ONLINE_BATCH_ITEMS / 1000)}k-item per-item batch (${kind} item activities) | ${d.requests} | ${n(d.p50Ms, 1)} | ${n(d.p99Ms, 1)} |`);
+      }
     }
-    lines.push('', `p99 during / alone: ${n(o.p99Ratio.remote, 2)}x (remote), ${n(o.p99Ratio.local, 2)}x (local).`, '');
+    lines.push('');
+    for (const layout of LAYOUTS) {
+      const o = summary[layout];
+      lines.push(`p99 during / alone, ${layout}: ${n(o.p99Ratio.remote, 2)}x (remote), ${n(o.p99Ratio.local, 2)}x (local).`);
+    }
+    lines.push('');
   }
   if (scale) {
     lines.push('### Memory as a chunked batch grows (one run each)', '');

@@ -83,6 +83,18 @@ export const ConfigSchema = z.object({
       }
       return cidrs as readonly string[];
     }),
+  /**
+   * Task queues this worker process polls: `all` (TASK_QUEUE and INTERACTIVE_TASK_QUEUE), `batch` (TASK_QUEUE:
+   * batches, their items and webhooks) or `interactive` (INTERACTIVE_TASK_QUEUE: online predictions). `batchline
+   * dev` runs one `batch` and one `interactive` worker, so online predictions never queue behind a batch's work.
+   */
+  WORKER_QUEUES: z.enum(['all', 'batch', 'interactive']).default('all'),
+  /**
+   * Scheduling niceness the worker process gives itself at start (0-19; higher yields the CPU to others). `batchline
+   * dev` runs its batch worker at 10, so the API, the Temporal server and the interactive worker keep their CPU
+   * while a batch saturates the machine.
+   */
+  WORKER_NICE: z.coerce.number().int().min(0).max(19).default(0),
   /** Port of the worker's Prometheus endpoint (GET /metrics: its own and the Temporal SDK's metrics); 0 picks a free one. */
   WORKER_METRICS_PORT: port.default(9464),
   /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */

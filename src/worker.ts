@@ -30,9 +30,8 @@ export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workfl
 const BATCH_SLOTS = 64;
 
 export interface StartedWorker {
-  worker: Worker;
-  /** The worker of the interactive task queue (online predictions), with its reserved slots. */
-  interactive: Worker;
+  /** One Temporal worker per task queue polled (config.WORKER_QUEUES): batch, interactive, or both. */
+  workers: Worker[];
   /** Where GET /metrics answers (the port may have been picked at random). */
   metricsUrl: string;
   /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
@@ -41,9 +40,10 @@ export interface StartedWorker {
 }
 
 /**
- * Connects to Temporal (retrying while it comes up), registers search attributes, and runs two workers on one
- * model runtime: the batch worker (TASK_QUEUE) and the interactive worker (INTERACTIVE_TASK_QUEUE), whose
- * INTERACTIVE_SLOTS activity slots only online predictions use, so a huge batch never starves them. Serves
+ * Connects to Temporal (retrying while it comes up), registers search attributes, and runs, on one model runtime,
+ * the workers of the task queues config.WORKER_QUEUES names: the batch worker (TASK_QUEUE) and the interactive
+ * worker (INTERACTIVE_TASK_QUEUE), whose INTERACTIVE_SLOTS activity slots only online predictions use, so a huge
+ * batch never starves them (and, in a process of their own, never shares its event loop with one). Serves
  * GET /metrics on WORKER_METRICS_PORT (with the SDK's own metrics when `sdkMetricsUrl` names their exporter).
  */
 export async function startWorker(
@@ -91,27 +91,36 @@ export async function startWorker(
     ...(overrides.workflowBundle ? {} : workflowSource()),
     ...overrides,
   };
-  const worker = await Worker.create({
-    ...shared,
-    taskQueue: config.TASK_QUEUE,
-    maxConcurrentActivityTaskExecutions: BATCH_SLOTS,
-    maxConcurrentLocalActivityExecutions: BATCH_SLOTS, // batches with itemActivities 'local'
-  });
-  const interactive = await Worker.create({
-    ...shared,
-    taskQueue: config.INTERACTIVE_TASK_QUEUE,
-    maxConcurrentActivityTaskExecutions: config.INTERACTIVE_SLOTS,
-  });
+  const workers: Worker[] = [];
+  if (config.WORKER_QUEUES !== 'interactive') {
+    workers.push(
+      await Worker.create({
+        ...shared,
+        taskQueue: config.TASK_QUEUE,
+        maxConcurrentActivityTaskExecutions: BATCH_SLOTS,
+        maxConcurrentLocalActivityExecutions: BATCH_SLOTS, // batches with itemActivities 'local'
+      }),
+    );
+  }
+  if (config.WORKER_QUEUES !== 'batch') {
+    workers.push(
+      await Worker.create({
+        ...shared,
+        taskQueue: config.INTERACTIVE_TASK_QUEUE,
+        maxConcurrentActivityTaskExecutions: config.INTERACTIVE_SLOTS,
+      }),
+    );
+  }
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, options.sdkMetricsUrl);
   const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
   log.info(
-    { taskQueue: config.TASK_QUEUE, interactiveTaskQueue: config.INTERACTIVE_TASK_QUEUE, address: config.TEMPORAL_ADDRESS, metricsUrl },
+    { taskQueues: workers.map((w) => w.options.taskQueue), address: config.TEMPORAL_ADDRESS, metricsUrl },
     'worker started',
   );
-  const running = Promise.all([worker.run(), interactive.run()])
+  const running = Promise.all(workers.map((w) => w.run()))
     .then(() => undefined)
     .finally(async () => {
-      for (const w of [worker, interactive]) if (w.getState() === 'RUNNING') w.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await new Promise((r) => metricsServer.close(r));
       await runtime.close();
       await batches.close();
@@ -120,12 +129,11 @@ export async function startWorker(
       log.info('worker stopped');
     });
   return {
-    worker,
-    interactive,
+    workers,
     metricsUrl,
     running,
     shutdown: async () => {
-      for (const w of [worker, interactive]) if (w.getState() === 'RUNNING') w.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
     },
   };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { resolveTemporalCli } from '../../src/cli/dev.js';
+import { DEV_WORKERS, resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
@@ -19,7 +19,10 @@ import type { SystemRun } from '../lib/system-run.js';
 export interface BatchlineStack {
   config: Config;
   apiUrl: string;
+  /** The batch worker (the one process whose CPU and memory the figures count), as `batchline dev` runs it. */
   worker: ChildProcess;
+  /** The interactive worker (online predictions), absent with `workers: 'one'`. */
+  interactiveWorker?: ChildProcess;
   api: ChildProcess;
   temporal: DevServer;
   stop(): Promise<void>;
@@ -39,8 +42,15 @@ export interface BatchlineRun extends SystemRun {
   historyEvents: { total: number; perItem: number; maxPerExecution: number; executions: number };
 }
 
-/** Starts a dev server on free ports with a fresh data dir, then the compiled worker and API, and waits for /readyz. */
-export async function startBatchlineStack(env: Record<string, string> = {}): Promise<BatchlineStack> {
+/**
+ * Starts a dev server on free ports with a fresh data dir, then the compiled workers and API, and waits for /readyz.
+ * Workers as `batchline dev` runs them: a batch worker at nice 10 and an interactive one (`workers: 'split'`), or
+ * one worker polling both queues at normal priority (`'one'`, the layout before the split, for comparison).
+ */
+export async function startBatchlineStack(
+  env: Record<string, string> = {},
+  { workers = 'split' }: { workers?: 'split' | 'one' } = {},
+): Promise<BatchlineStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
   const [port, apiPort] = [await freePort(), await freePort()];
   const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port, headless: true });
@@ -56,12 +66,13 @@ export async function startBatchlineStack(env: Record<string, string> = {}): Pro
     LOG_LEVEL: 'warn',
     ...env,
   });
-  const spawnCli = (command: 'worker' | 'api') =>
+  const spawnCli = (command: 'worker' | 'api', extra: Record<string, string> = {}) =>
     spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
-      env: { ...process.env, ...configToEnv(config) },
+      env: { ...process.env, ...configToEnv(config), ...extra },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-  const worker = spawnCli('worker');
+  const worker = spawnCli('worker', workers === 'split' ? DEV_WORKERS.batch : {});
+  const interactiveWorker = workers === 'split' ? spawnCli('worker', DEV_WORKERS.interactive) : undefined;
   const api = spawnCli('api');
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const deadline = Date.now() + 120_000;
@@ -75,12 +86,14 @@ export async function startBatchlineStack(env: Record<string, string> = {}): Pro
     config,
     apiUrl,
     worker,
+    interactiveWorker,
     api,
     temporal,
     async stop() {
       const exited = (c: ChildProcess) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
-      for (const c of [api, worker]) c.kill('SIGINT');
-      await Promise.all([exited(api), exited(worker)]);
+      const children = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])];
+      for (const c of children) c.kill('SIGINT');
+      await Promise.all(children.map(exited));
       await temporal.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

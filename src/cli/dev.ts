@@ -23,7 +23,17 @@ export async function resolveTemporalCli(): Promise<string> {
   return mod.resolveTemporalCli();
 }
 
-const COLORS = { temporal: 35, worker: 36, api: 32, dev: 33 } as const;
+/**
+ * The two worker processes `batchline dev` runs. Online predictions get a process of their own, so they never wait
+ * on a batch's event loop or workflow thread; the batch worker runs at nice 10, so a batch that saturates the CPU
+ * yields it to predictions, the API and the Temporal server. Measured: BENCHMARKS.md, sync predict under load.
+ */
+export const DEV_WORKERS = {
+  batch: { WORKER_QUEUES: 'batch', WORKER_NICE: '10' },
+  interactive: { WORKER_QUEUES: 'interactive', WORKER_NICE: '0' },
+} as const satisfies Record<string, Record<string, string>>;
+
+const COLORS = { temporal: 35, worker: 36, interactive: 34, api: 32, dev: 33 } as const;
 type Source = keyof typeof COLORS;
 
 /** Writes a child's line with a coloured `[source]` prefix; pino JSON lines become `level message {fields}`. */
@@ -55,14 +65,14 @@ function pipeLines(source: Source, stream: NodeJS.ReadableStream | null): void {
 }
 
 /** Spawns `batchline <command>` as a child with an IPC channel, so it exits if this supervisor disappears. */
-function spawnSelf(command: 'worker' | 'api', env: NodeJS.ProcessEnv): ChildProcess {
+function spawnSelf(command: 'worker' | 'api', source: Source, env: NodeJS.ProcessEnv): ChildProcess {
   const entry = process.argv[1]!;
   const child = spawn(process.execPath, [...process.execArgv, entry, command], {
     env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  pipeLines(command, child.stdout);
-  pipeLines(command, child.stderr);
+  pipeLines(source, child.stdout);
+  pipeLines(source, child.stderr);
   return child;
 }
 
@@ -91,7 +101,8 @@ async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean)
 
 /**
  * `batchline dev` (what `npm start` runs): the Temporal dev server unless one already answers at
- * TEMPORAL_ADDRESS, then one worker process and the API process, with prefixed logs. Ctrl-C stops all three.
+ * TEMPORAL_ADDRESS, then the batch worker, the interactive worker (DEV_WORKERS) and the API, each a process with
+ * prefixed logs. Ctrl-C stops them all.
  */
 export async function runDev(config: Config): Promise<number> {
   const log = (msg: string) => printLine('dev', msg);
@@ -118,7 +129,14 @@ export async function runDev(config: Config): Promise<number> {
   }
 
   const env = { ...process.env };
-  const children = [spawnSelf('worker', env), spawnSelf('api', env)];
+  // The interactive worker serves its /metrics on the next port (or a free one when WORKER_METRICS_PORT is 0).
+  const interactiveMetricsPort = config.WORKER_METRICS_PORT === 0 ? 0 : config.WORKER_METRICS_PORT + 1;
+  const processes: [Source, ChildProcess][] = [
+    ['worker', spawnSelf('worker', 'worker', { ...env, ...DEV_WORKERS.batch })],
+    ['interactive', spawnSelf('worker', 'interactive', { ...env, ...DEV_WORKERS.interactive, WORKER_METRICS_PORT: String(interactiveMetricsPort) })],
+    ['api', spawnSelf('api', 'api', env)],
+  ];
+  const children = processes.map(([, child]) => child);
   let exitCode = 0;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -131,9 +149,9 @@ export async function runDev(config: Config): Promise<number> {
     await server?.stop();
     resolveDone();
   };
-  for (const [i, child] of children.entries()) {
+  for (const [source, child] of processes) {
     child.once('exit', (code, signal) => {
-      if (!stopping) void stopAll(`${i === 0 ? 'worker' : 'api'} exited with ${code ?? signal}`, 1);
+      if (!stopping) void stopAll(`${source === 'interactive' ? 'interactive worker' : source} exited with ${code ?? signal}`, 1);
     });
   }
   void server?.exited.then((code) => {

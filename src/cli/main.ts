@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger, routeTemporalLogs } from '../logger.js';
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'worker': {
       const log = createLogger(config.LOG_LEVEL, 'worker');
+      // Before the SDK, the workflow threads and the inference threads exist: Linux threads inherit it.
+      if (config.WORKER_NICE > 0) os.setPriority(config.WORKER_NICE);
       // The SDK's own metrics go to an exporter on a free loopback port; the worker's /metrics appends them.
       const sdkMetricsPort = await freePort();
       routeTemporalLogs(log, `127.0.0.1:${sdkMetricsPort}`);

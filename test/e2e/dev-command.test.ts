@@ -1,7 +1,8 @@
-// `batchline dev` (what `npm start` runs): dev server + worker + API together; Ctrl-C stops all without orphans.
+// `batchline dev` (what `npm start` runs): dev server, batch and interactive workers, API; Ctrl-C stops all, no orphans.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { heldout, http } from '../helpers/data.js';
@@ -34,8 +35,30 @@ function alive(pid: number): boolean {
   }
 }
 
-test('batchline dev runs the dev server, a worker and the API; SIGINT stops all three', async () => {
-  const [apiPort, temporalPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+/** A free port whose successor is free too (the interactive worker's /metrics is WORKER_METRICS_PORT + 1). */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    const next = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      next.once('error', () => resolve(false));
+      next.listen(port + 1, '0.0.0.0', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((r) => next.close(r));
+      return port;
+    }
+  }
+}
+
+/** A process's scheduling niceness (field 19 of /proc/<pid>/stat). */
+function niceness(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+test('batchline dev runs the dev server, a batch worker at nice 10, an interactive worker and the API; SIGINT stops all', async () => {
+  const [apiPort, temporalPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePortPair()];
   const dataDir = tempDir('dev');
   const config = testConfig(`127.0.0.1:${temporalPort}`, {
     PORT: String(apiPort),
@@ -65,15 +88,24 @@ test('batchline dev runs the dev server, a worker and the API; SIGINT stops all 
     });
     assert.equal(done.counts.succeeded, rows.length);
 
-    // The worker's /metrics: its own counters, then the Temporal SDK's worker metrics from the same endpoint.
+    const predicted = await http(base, 'POST', '/v1/predict', { model: 'digits', inputs: rows[0]!.inputs });
+    assert.equal(predicted.status, 200, JSON.stringify(predicted.body));
+
+    // Each worker's /metrics: its own counters, then the Temporal SDK's worker metrics from the same endpoint. The
+    // batch worker ran the batch's items and polls only TASK_QUEUE; the interactive one ran the prediction.
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(metrics, /^batch_items_finished_total\{[^}]*state="succeeded"[^}]*\} 10$/m);
     assert.match(metrics, /^temporal_\w+/m, 'the Temporal SDK exports its worker metrics');
-    assert.ok(metrics.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`), 'SDK metrics of the interactive task queue too');
+    assert.ok(!metrics.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`), 'the batch worker leaves the interactive queue alone');
+    const interactive = await (await fetch(`http://127.0.0.1:${metricsPort + 1}/metrics`)).text();
+    assert.ok(interactive.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`), 'SDK metrics of the interactive task queue');
+    assert.doesNotMatch(interactive, /^batch_items_finished_total\{/m, 'no batch item ran on the interactive worker');
 
     const children = descendants(dev.pid!);
     assert.ok(children.some((c) => /temporal server start-dev/.test(c.cmd)), 'a dev server child');
-    assert.ok(children.some((c) => /main\.ts worker$/.test(c.cmd)), 'a worker child');
+    const workers = children.filter((c) => /main\.ts worker$/.test(c.cmd));
+    assert.equal(workers.length, 2, 'two worker children');
+    assert.deepEqual(workers.map((w) => niceness(w.pid)).sort(), [0, 10], 'the batch worker runs at nice 10, the interactive one at 0');
     assert.ok(children.some((c) => /main\.ts api$/.test(c.cmd)), 'an API child');
 
     dev.kill('SIGINT');
