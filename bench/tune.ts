@@ -27,6 +27,12 @@ const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string
   { name: 'local activities: 16 per shard, 2 shards (32)', options: { itemActivities: 'local' } },
   { name: 'local activities: 64 per shard, 2 shards (128)', options: { itemActivities: 'local', concurrency: 64 } },
   { name: 'local activities: 64 per shard, 2 shards of 5,000', options: { itemActivities: 'local', concurrency: 64, shardSize: 5000 } },
+  {
+    name: 'local activities: 64 per shard, workflow stack traces at V8\'s default depth (WORKFLOW_STACK_TRACE_LIMIT=10)',
+    options: { itemActivities: 'local', concurrency: 64 },
+    env: { WORKFLOW_STACK_TRACE_LIMIT: '10' },
+  },
+  { name: '64 per shard, 2 shards (128), WORKFLOW_STACK_TRACE_LIMIT=10', options: { concurrency: 64 }, env: { WORKFLOW_STACK_TRACE_LIMIT: '10' } },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',').map(Number) : undefined;
