@@ -114,7 +114,7 @@ export const ConfigSchema = z.object({
   /**
    * Stack frames the worker's workflow threads capture per Error, and so per promise: Temporal's TypeScript SDK
    * records a stack trace for every promise workflow code creates (for its stack-trace query), and at the V8
-   * default of 10 frames that capture took about 40% of a batch's worker CPU (BENCHMARKS.md, tuning). 0 (the
+   * default of 10 frames that capture took a third of a per-item batch's worker CPU (BENCHMARKS.md, tuning). 0 (the
    * default) turns capture off: the Web UI's Stack Trace tab stays empty and errors raised in workflow code carry
    * no frames. Set 10 to see where a workflow waits while debugging. Activities keep full stack traces.
    */

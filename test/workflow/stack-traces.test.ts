@@ -1,6 +1,6 @@
 // WORKFLOW_STACK_TRACE_LIMIT: by default the worker's workflow threads capture no stack frames (the SDK would
-// capture one per workflow promise, at a measured ~40% of a batch's worker CPU); set, the Web UI's Stack Trace tab
-// (the built-in __stack_trace query) shows where a batch waits again.
+// capture one per workflow promise, a measured third of a per-item batch's worker CPU); set, the Web UI's Stack
+// Trace tab (the built-in __stack_trace query) shows where a batch waits again.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
