@@ -34,7 +34,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'worker': {
       const log = createLogger(config.LOG_LEVEL, 'worker');
-      // Before the SDK, the workflow threads and the inference threads exist: Linux threads inherit it.
+      // Before the SDK's, the workflow and the inference threads start: Linux threads inherit their creator's nice.
       if (config.WORKER_NICE > 0) os.setPriority(config.WORKER_NICE);
       // The SDK's own metrics go to an exporter on a free loopback port; the worker's /metrics appends them.
       const sdkMetricsPort = await freePort();
