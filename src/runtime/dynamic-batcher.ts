@@ -162,8 +162,8 @@ export const TEXT_LENGTH_BUCKET = 8;
  * Items that may share a run. Tensor models: identical shapes. Text models are padded to the batch's longest
  * item, so lengths are bucketed by TEXT_LENGTH_BUCKET tokens: a run pads each item by fewer than 8 tokens. Buckets
  * that doubled (16, 32, 64 ...) padded a sentence of 33 tokens to 64; with all of a chunk's sentences queued at
- * once they ran at 0.75x a loop over length-sorted batches, against 0.97x for buckets of 8 (bench/, 2,000 MiniLM
- * sentences; BENCHMARKS.md).
+ * once they ran at 0.75x a loop over length-sorted batches, against 0.97x for buckets of 8 (a one-off probe of
+ * the runtime alone, 2,000 MiniLM sentences; BENCHMARKS.md, readings).
  */
 function shapeKey(model: ResolvedModel, tensors: Record<string, ItemTensor>): string {
   if (model.config.tokenizer) {
