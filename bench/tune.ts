@@ -58,8 +58,9 @@ updateBenchmarksMd(
   [
     `## Where a per-item batch's time goes, and tuning${label} (\`node --import tsx bench/tune.ts${process.argv.slice(2).map((a) => ` ${a}`).join('')}\`)`,
     '',
-    `${n(ITEMS)} digits items per step, one fresh stack (dev server, one worker, one API) each; CPU seconds each process spent per`,
-    `1,000 items, on 2 cores. Raw figures: [${file}](${file}).`,
+    `${n(ITEMS)} digits items per step, one fresh stack each (dev server, \`batchline dev\`'s batch worker at nice 10 and idle`,
+    `interactive worker, API); CPU seconds per 1,000 items of the dev server, the batch worker and the API, on 2 cores.`,
+    `Raw figures: [${file}](${file}).`,
     '',
     '| step | items/s | first result ms | CPU s / 1k items: Temporal | worker | API | history events / item | max events / execution |',
     '|---|---|---|---|---|---|---|---|',
