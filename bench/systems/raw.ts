@@ -20,7 +20,9 @@ export interface RawRun {
 
 /** Infers every item in batches, for each batch size and intra-op thread count; the best is the limit. */
 export async function runRaw(model: ResolvedModel, items: Record<string, unknown>[], intraOps: number[] = [1, 2]): Promise<RawRun> {
-  const sizes = [...new Set([32, model.config.maxBatchSize ?? 128].filter((b) => b > 0))];
+  // 32, the model's maxBatchSize and its preferred sizes (the sizes batchline's batcher aims for), each tried.
+  const { maxBatchSize, dynamicBatching } = model.config;
+  const sizes = [...new Set([32, ...dynamicBatching.preferredBatchSizes, maxBatchSize])].sort((a, b) => a - b);
   // Text: sorted by token count first, so each batch pads as little as possible (the best case for a loop).
   const ordered = model.config.tokenizer ? await byTokenCount(model, items) : items;
   const tried: RawRun['tried'] = [];

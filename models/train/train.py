@@ -118,7 +118,7 @@ def build(name: str, X: np.ndarray, y: np.ndarray, labels: list[str],
                         f"scikit-learn {algo}, held-out accuracy {acc:.4f} "
                         f"({len(y_te)} rows, seed {SEED})"),
         "maxBatchSize": 128,
-        "dynamicBatching": {"maxQueueDelayMs": 2, "preferredBatchSizes": [32, 128]},
+        "dynamicBatching": {"maxQueueDelayMs": 0},
         "inputs": [{"name": "input", "dtype": "float32", "shape": [n_features]}],
         "outputs": [
             {"name": "label", "dtype": "int64", "shape": []},

@@ -41,8 +41,9 @@ interface Queue {
 /**
  * Coalesces concurrent single-item requests for the same model version (and the same item shape) into one run,
  * as Triton's dynamic batcher does. A batch leaves when it reaches the model's maxBatchSize, or when its oldest
- * item has waited maxQueueDelayMs, or when it reaches a preferred batch size; while every run slot is busy,
- * waiting batches keep growing. If a batch run fails, its items are retried one by one, so one bad item never
+ * item has waited maxQueueDelayMs, or when it can fill a preferred batch size; while every run slot is busy,
+ * waiting batches keep growing. A run takes the largest preferred size the waiting items fill (so a deep queue
+ * runs at the size the model runs best), else everything waiting up to maxBatchSize. If a batch run fails, its items are retried one by one, so one bad item never
  * fails its neighbours (a model that cannot load fails them all: that is not an item's fault).
  */
 export class DynamicBatcher {
@@ -91,7 +92,18 @@ export class DynamicBatcher {
     const { maxBatchSize, dynamicBatching } = q.model.config;
     // A delay of 0 is Triton's default: whatever waits goes as soon as a run slot is free.
     if (dynamicBatching.maxQueueDelayMs === 0) return true;
-    return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.includes(q.items.length);
+    return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.some((p) => p <= q.items.length);
+  }
+
+  /**
+   * How many of a queue's items the next run takes, as Triton's dynamic batcher decides: the largest preferred
+   * batch size the waiting items can fill, else every waiting item up to maxBatchSize.
+   */
+  private batchSize(q: Queue): number {
+    if (this.options.coalesce === false) return 1;
+    const { maxBatchSize, dynamicBatching } = q.model.config;
+    const fits = dynamicBatching.preferredBatchSizes.filter((p) => p <= Math.min(q.items.length, maxBatchSize));
+    return fits.length > 0 ? Math.max(...fits) : Math.min(q.items.length, maxBatchSize);
   }
 
   /**
@@ -115,7 +127,7 @@ export class DynamicBatcher {
   }
 
   private dispatch(q: Queue): void {
-    const batch = q.items.splice(0, this.options.coalesce === false ? 1 : q.model.config.maxBatchSize);
+    const batch = take(q, this.batchSize(q));
     if (q.timer) clearTimeout(q.timer);
     q.timer = undefined;
     q.due = false;
@@ -125,34 +137,85 @@ export class DynamicBatcher {
     if (q.items.length > 0) this.queues.set(q.key, q);
     this.inFlight++;
     this.options.onBatch?.(q.model, batch.length);
-    void this.run(q.model, batch).finally(() => {
-      this.inFlight--;
-      this.pump();
-    });
+    void this.run(q.model, batch);
   }
 
+  /**
+   * Runs one batch in its slot. On success the slot is freed, and the next batch dispatched, before the items'
+   * results are handed back: their callers' work (storing results) then never delays the next run.
+   */
   private async run(model: ResolvedModel, batch: Waiting[]): Promise<void> {
+    const release = () => {
+      this.inFlight--;
+      this.pump();
+    };
+    let results: ItemResult[];
     try {
-      const results = await this.runBatch(model, batch.map((w) => w.tensors));
-      batch.forEach((w, i) => w.resolve(results[i]!));
+      results = await this.runBatch(model, batch.map((w) => w.tensors));
     } catch (err) {
-      if (batch.length === 1 || err instanceof ModelLoadError) {
-        batch.forEach((w) => w.reject(err));
-        return;
+      try {
+        await this.isolate(model, batch, err);
+      } finally {
+        release();
       }
-      // Isolate the culprit: each item on its own.
-      await Promise.all(
-        batch.map(async (w) => {
-          try {
-            const [result] = await this.runBatch(model, [w.tensors]);
-            w.resolve(result!);
-          } catch (itemErr) {
-            w.reject(itemErr);
-          }
-        }),
-      );
+      return;
+    }
+    release();
+    batch.forEach((w, i) => w.resolve(results[i]!));
+  }
+
+  /** A batch failed: a model that cannot load fails every item; otherwise each item runs on its own. */
+  private async isolate(model: ResolvedModel, batch: Waiting[], err: unknown): Promise<void> {
+    if (batch.length === 1 || err instanceof ModelLoadError) {
+      batch.forEach((w) => w.reject(err));
+      return;
+    }
+    await Promise.all(
+      batch.map(async (w) => {
+        try {
+          const [result] = await this.runBatch(model, [w.tensors]);
+          w.resolve(result!);
+        } catch (itemErr) {
+          w.reject(itemErr);
+        }
+      }),
+    );
+  }
+}
+
+/**
+ * Takes `size` items off a queue for one run, oldest first. A text queue that holds more than `size` items takes
+ * the oldest item with the items nearest its token length: the narrowest range of lengths around it that fills the
+ * run (a deep queue runs unpadded, as a loop over length-sorted items does), then the oldest within that range.
+ * Unpadded runs matter more than the padded token count suggests: in one probe (2,000 MiniLM sentences, runs of
+ * 16, one session on 2 threads), runs mixing lengths within 8-token buckets carried 4% more tokens than runs of
+ * length-sorted sentences, and ran 17% slower (276-283 against 334-337 sentences/s).
+ */
+function take(q: Queue, size: number): Waiting[] {
+  if (!q.model.config.tokenizer || q.items.length <= size) return q.items.splice(0, size);
+  const length = (w: Waiting) => w.tensors[q.model.config.inputs[0]!.name]!.data.length;
+  const counts = new Map<number, number>();
+  for (const w of q.items) counts.set(length(w), (counts.get(length(w)) ?? 0) + 1);
+  const lengths = [...counts.keys()].sort((a, b) => a - b);
+  const oldest = length(q.items[0]!);
+  let range = { from: lengths[0]!, to: lengths.at(-1)! };
+  for (let i = 0; i < lengths.length && lengths[i]! <= oldest; i++) {
+    let n = 0;
+    for (let j = i; j < lengths.length; j++) {
+      n += counts.get(lengths[j]!)!;
+      if (n < size || lengths[j]! < oldest) continue;
+      if (lengths[j]! - lengths[i]! < range.to - range.from) range = { from: lengths[i]!, to: lengths[j]! };
+      break;
     }
   }
+  const batch: Waiting[] = [];
+  const rest: Waiting[] = [];
+  for (const w of q.items) {
+    const n = length(w);
+    (batch.length < size && n >= range.from && n <= range.to ? batch : rest).push(w);
+  }
+  q.items = rest;
+  return batch;
 }
 
 /** Token lengths a text model's run may mix: items of 1-8 tokens share runs, 9-16 theirs, and so on. */

@@ -34,6 +34,11 @@ export const ModelConfig = z
          * slot is free; items that arrive while every slot is busy still form one batch).
          */
         maxQueueDelayMs: z.number().min(0).max(1000).default(0),
+        /**
+         * Batch sizes the model runs best at (Triton's preferred_batch_size): a run takes the largest of them the
+         * waiting items can fill, else everything waiting up to maxBatchSize. Empty (the default): as large as
+         * possible.
+         */
         preferredBatchSizes: z.array(z.number().int().positive()).default([]),
       })
       .strict()
@@ -92,6 +97,15 @@ export const ModelConfig = z
         ctx.addIssue({ code: 'custom', path: ['labels'], message: 'a classification model needs labels' });
       }
     }
+    cfg.dynamicBatching.preferredBatchSizes.forEach((size, i) => {
+      if (size > cfg.maxBatchSize) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dynamicBatching', 'preferredBatchSizes', i],
+          message: `preferred batch size ${size} is larger than maxBatchSize (${cfg.maxBatchSize})`,
+        });
+      }
+    });
     if (post?.type === 'embedding' && !cfg.outputs.some((o) => o.name === post.output)) {
       ctx.addIssue({ code: 'custom', path: ['postprocess', 'output'], message: `no output named '${post.output}'` });
     }

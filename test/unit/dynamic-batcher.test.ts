@@ -204,6 +204,94 @@ describe('error isolation with a fake model', () => {
     await Promise.all(all);
   });
 
+  test("a run takes the largest preferred batch size the waiting items fill, else all of them (Triton's rule)", async () => {
+    const preferring: ResolvedModel = {
+      ...model,
+      config: ModelConfig.parse({ ...model.config, dynamicBatching: { maxQueueDelayMs: 0, preferredBatchSizes: [4, 8] } }),
+    };
+    const runs: number[] = [];
+    const { started, runner, finishNext } = heldRunner();
+    const batcher = new DynamicBatcher(async (m, items) => {
+      runs.push(items.length);
+      return runner(m, items);
+    });
+    const all = [batcher.submit(preferring, item(0))]; // runs alone: the only slot is free
+    for (let i = 1; i <= 13; i++) all.push(batcher.submit(preferring, item(i)));
+    while (started.length < 4) {
+      finishNext();
+      await tick();
+    }
+    finishNext();
+    await Promise.all(all);
+    assert.deepEqual(runs, [1, 8, 4, 1], '13 waiting: 8, then 4 (the largest preferred size 5 fill), then the last one');
+  });
+
+  test('with a queue delay, a queue that fills a preferred size runs at once instead of waiting out the delay', async () => {
+    const slow: ResolvedModel = {
+      ...model,
+      config: ModelConfig.parse({ ...model.config, dynamicBatching: { maxQueueDelayMs: 1000, preferredBatchSizes: [3] } }),
+    };
+    const runs: number[] = [];
+    const batcher = new DynamicBatcher(poisonRunner(runs));
+    const t0 = performance.now();
+    await Promise.all([1, 2, 3].map((v) => batcher.submit(slow, item(v))));
+    assert.deepEqual(runs, [3]);
+    assert.ok(performance.now() - t0 < 500, `ran after ${performance.now() - t0} ms, not after the 1 s delay`);
+  });
+
+  test('a deep text queue runs the oldest item with the items nearest its length, so runs need no padding', async () => {
+    const text: ResolvedModel = {
+      ...model,
+      config: ModelConfig.parse({
+        name: 'fake-text',
+        maxBatchSize: 4,
+        dynamicBatching: { maxQueueDelayMs: 0 },
+        inputs: [{ name: 'input_ids', dtype: 'int64', shape: [-1] }],
+        outputs: [{ name: 'y', dtype: 'float32', shape: [-1] }],
+        tokenizer: { file: 'tokenizer.json', maxLength: 256 },
+      }),
+    };
+    const runs: number[][] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const batcher = new DynamicBatcher(async (_m, items) => {
+      runs.push(items.map((t) => t.input_ids!.data.length));
+      if (runs.length === 1) await gate; // the first run holds the slot while the rest queues up
+      return items.map(() => ({ model: 'fake-text', version: 1, outputs: {} }));
+    });
+    const ids = (n: number) => ({ input_ids: { data: new Array(n).fill(1), dims: [n] } });
+    // One bucket (lengths 9-16), arrival order mixing lengths: 12 arrives first, then a spread.
+    const lengths = [10, 12, 9, 16, 12, 11, 12, 10, 16, 12, 9, 10, 16, 11];
+    const all = lengths.map((n) => batcher.submit(text, ids(n)));
+    await tick();
+    release();
+    await Promise.all(all);
+    assert.deepEqual(runs, [
+      [10], // ran alone: the slot was free
+      [12, 12, 12, 12], // the oldest waiting item (12) with the other three of its length
+      [9, 10, 9, 10], // then the oldest (9) and the narrowest range around it that fills a run
+      [16, 11, 16, 16], // the oldest (16) must go; only three items share its length, so the range widens to 11
+      [11],
+    ]);
+  });
+
+  test("a finished run's slot is refilled before its items' callers resume", async () => {
+    const eager: ResolvedModel = { ...model, config: ModelConfig.parse({ ...model.config, dynamicBatching: { maxQueueDelayMs: 0 } }) };
+    const { started, runner, finishNext } = heldRunner();
+    const batcher = new DynamicBatcher(runner, { maxInFlight: 1 });
+    const first = batcher.submit(eager, item(1)); // runs at once
+    const second = batcher.submit(eager, item(2)); // waits for the slot
+    let startedWhenFirstResumed = -1;
+    const resumed = first.then(() => (startedWhenFirstResumed = started.length));
+    await tick();
+    assert.deepEqual(started, [1]);
+    finishNext();
+    await resumed;
+    assert.equal(startedWhenFirstResumed, 2, 'the next run was already dispatched when the first item resumed');
+    finishNext();
+    await second;
+  });
+
   test('batches are cut at maxBatchSize and the rest runs after', async () => {
     const runs: number[] = [];
     const batcher = new DynamicBatcher(poisonRunner(runs));

@@ -160,6 +160,21 @@ describe('ModelRepository', () => {
     assert.match(err.message, /inputs\.0\.dtype/);
   });
 
+  test('a preferred batch size larger than maxBatchSize is refused, naming the field', async (t) => {
+    const root = tempRepo(t);
+    writeConfig(root, 'digits', (c) => {
+      c.maxBatchSize = 32;
+      c.dynamicBatching = { maxQueueDelayMs: 0, preferredBatchSizes: [16, 64] };
+    });
+    addVersion(root, 'digits', 1);
+
+    const err = await rejection(new ModelRepository(root).resolve('digits'));
+
+    assert.ok(err instanceof ModelLoadError, String(err));
+    assert.match(err.message, /dynamicBatching\.preferredBatchSizes\.1/);
+    assert.match(err.message, /preferred batch size 64 is larger than maxBatchSize \(32\)/);
+  });
+
   test('a config.json that is not valid JSON throws ModelLoadError naming the file', async (t) => {
     const root = tempRepo(t);
     const configFile = path.join(root, 'digits', 'config.json');
