@@ -44,7 +44,7 @@ export interface BatchlineRun extends SystemRun {
 
 /**
  * Starts a dev server on free ports with a fresh data dir, then the compiled workers and API, and waits for /readyz.
- * Workers as `batchline dev` runs them: a batch worker at nice 10 and an interactive one (`workers: 'split'`), or
+ * Workers as `batchline dev` runs them: a niced batch worker and an interactive one (`workers: 'split'`), or
  * one worker polling both queues at normal priority (`'one'`, the layout before the split, for comparison).
  */
 export async function startBatchlineStack(

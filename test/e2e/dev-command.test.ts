@@ -57,7 +57,7 @@ function niceness(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
-test('batchline dev runs the dev server, a batch worker at nice 10, an interactive worker and the API; SIGINT stops all', async () => {
+test('batchline dev runs the dev server, a batch worker at nice 19, an interactive worker and the API; SIGINT stops all', async () => {
   const [apiPort, temporalPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePortPair()];
   const dataDir = tempDir('dev');
   const config = testConfig(`127.0.0.1:${temporalPort}`, {
@@ -105,7 +105,7 @@ test('batchline dev runs the dev server, a batch worker at nice 10, an interacti
     assert.ok(children.some((c) => /temporal server start-dev/.test(c.cmd)), 'a dev server child');
     const workers = children.filter((c) => /main\.ts worker$/.test(c.cmd));
     assert.equal(workers.length, 2, 'two worker children');
-    assert.deepEqual(workers.map((w) => niceness(w.pid)).sort(), [0, 10], 'the batch worker runs at nice 10, the interactive one at 0');
+    assert.deepEqual(workers.map((w) => niceness(w.pid)).sort(), [0, 19], 'the batch worker runs at nice 19, the interactive one at 0');
     assert.ok(children.some((c) => /main\.ts api$/.test(c.cmd)), 'an API child');
 
     dev.kill('SIGINT');
