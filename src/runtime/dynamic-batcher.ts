@@ -43,8 +43,9 @@ interface Queue {
  * as Triton's dynamic batcher does. A batch leaves when it reaches the model's maxBatchSize, or when its oldest
  * item has waited maxQueueDelayMs, or when it can fill a preferred batch size; while every run slot is busy,
  * waiting batches keep growing. A run takes the largest preferred size the waiting items fill (so a deep queue
- * runs at the size the model runs best), else everything waiting up to maxBatchSize. If a batch run fails, its items are retried one by one, so one bad item never
- * fails its neighbours (a model that cannot load fails them all: that is not an item's fault).
+ * runs at the size the model runs best), else everything waiting up to maxBatchSize. If a batch run fails, its
+ * items are retried one by one, so one bad item never fails its neighbours (a model that cannot load fails them
+ * all: that is not an item's fault).
  */
 export class DynamicBatcher {
   private readonly queues = new Map<string, Queue>();
@@ -195,7 +196,10 @@ function take(q: Queue, size: number): Waiting[] {
   if (!q.model.config.tokenizer || q.items.length <= size) return q.items.splice(0, size);
   const length = (w: Waiting) => w.tensors[q.model.config.inputs[0]!.name]!.data.length;
   const counts = new Map<number, number>();
-  for (const w of q.items) counts.set(length(w), (counts.get(length(w)) ?? 0) + 1);
+  for (const w of q.items) {
+    const n = length(w);
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
   const lengths = [...counts.keys()].sort((a, b) => a - b);
   const oldest = length(q.items[0]!);
   let range = { from: lengths[0]!, to: lengths.at(-1)! };

@@ -83,6 +83,20 @@ describe('error isolation with a fake model', () => {
     }),
   };
   const item = (v: number, n = 1): Record<string, ItemTensor> => ({ x: { data: new Array(n).fill(v), dims: [n] } });
+  /** The fake model with other dynamic batching settings. */
+  const batching = (dynamicBatching: object): ResolvedModel => ({ ...model, config: ModelConfig.parse({ ...model.config, dynamicBatching }) });
+  /** A fake text model: its items are token ids, padded per run. */
+  const textModel = (maxBatchSize: number, maxQueueDelayMs: number): ResolvedModel => ({
+    ...model,
+    config: ModelConfig.parse({
+      name: 'fake-text',
+      maxBatchSize,
+      dynamicBatching: { maxQueueDelayMs },
+      inputs: [{ name: 'input_ids', dtype: 'int64', shape: [-1] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [-1] }],
+      tokenizer: { file: 'tokenizer.json', maxLength: 256 },
+    }),
+  });
   const POISON = 666;
 
   /** A model that fails any batch holding a poisoned item, and doubles every value otherwise. */
@@ -134,17 +148,7 @@ describe('error isolation with a fake model', () => {
   });
 
   test('text items share a run only within 8 tokens of length (a run pads each item by fewer than 8)', async () => {
-    const text: ResolvedModel = {
-      ...model,
-      config: ModelConfig.parse({
-        name: 'fake-text',
-        maxBatchSize: 16,
-        dynamicBatching: { maxQueueDelayMs: 5 },
-        inputs: [{ name: 'input_ids', dtype: 'int64', shape: [-1] }],
-        outputs: [{ name: 'y', dtype: 'float32', shape: [-1] }],
-        tokenizer: { file: 'tokenizer.json', maxLength: 256 },
-      }),
-    };
+    const text = textModel(16, 5);
     const lengths = [3, 8, 9, 16, 17, 33, 40, 5, 12, 24, 25];
     const runs: number[][] = [];
     const batcher = new DynamicBatcher(async (_m, items) => {
@@ -205,10 +209,7 @@ describe('error isolation with a fake model', () => {
   });
 
   test("a run takes the largest preferred batch size the waiting items fill, else all of them (Triton's rule)", async () => {
-    const preferring: ResolvedModel = {
-      ...model,
-      config: ModelConfig.parse({ ...model.config, dynamicBatching: { maxQueueDelayMs: 0, preferredBatchSizes: [4, 8] } }),
-    };
+    const preferring = batching({ maxQueueDelayMs: 0, preferredBatchSizes: [4, 8] });
     const runs: number[] = [];
     const { started, runner, finishNext } = heldRunner();
     const batcher = new DynamicBatcher(async (m, items) => {
@@ -227,10 +228,7 @@ describe('error isolation with a fake model', () => {
   });
 
   test('with a queue delay, a queue that fills a preferred size runs at once instead of waiting out the delay', async () => {
-    const slow: ResolvedModel = {
-      ...model,
-      config: ModelConfig.parse({ ...model.config, dynamicBatching: { maxQueueDelayMs: 1000, preferredBatchSizes: [3] } }),
-    };
+    const slow = batching({ maxQueueDelayMs: 1000, preferredBatchSizes: [3] });
     const runs: number[] = [];
     const batcher = new DynamicBatcher(poisonRunner(runs));
     const t0 = performance.now();
@@ -240,17 +238,7 @@ describe('error isolation with a fake model', () => {
   });
 
   test('a deep text queue runs the oldest item with the items nearest its length, so runs need no padding', async () => {
-    const text: ResolvedModel = {
-      ...model,
-      config: ModelConfig.parse({
-        name: 'fake-text',
-        maxBatchSize: 4,
-        dynamicBatching: { maxQueueDelayMs: 0 },
-        inputs: [{ name: 'input_ids', dtype: 'int64', shape: [-1] }],
-        outputs: [{ name: 'y', dtype: 'float32', shape: [-1] }],
-        tokenizer: { file: 'tokenizer.json', maxLength: 256 },
-      }),
-    };
+    const text = textModel(4, 0);
     const runs: number[][] = [];
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
@@ -276,7 +264,7 @@ describe('error isolation with a fake model', () => {
   });
 
   test("a finished run's slot is refilled before its items' callers resume", async () => {
-    const eager: ResolvedModel = { ...model, config: ModelConfig.parse({ ...model.config, dynamicBatching: { maxQueueDelayMs: 0 } }) };
+    const eager = batching({ maxQueueDelayMs: 0 });
     const { started, runner, finishNext } = heldRunner();
     const batcher = new DynamicBatcher(runner, { maxInFlight: 1 });
     const first = batcher.submit(eager, item(1)); // runs at once
