@@ -23,6 +23,12 @@ export interface StoredItem {
   inputs: ItemInputs;
 }
 
+/** An item as submitted: its client id, if the client gave one (the item's index is its id otherwise), and inputs. */
+export interface NewItem {
+  id?: string;
+  inputs: ItemInputs;
+}
+
 /** A finished item (or one whose last attempt failed), as the activity that ran it recorded it. */
 export interface StoredResult {
   index: number;
@@ -62,12 +68,12 @@ export interface ResultPage {
  */
 export interface ItemStore {
   /** Stores a batch and its items atomically. Throws if the id exists. */
-  createBatch(batch: StoredBatch, items: Iterable<{ id?: string; inputs: ItemInputs }>): void;
+  createBatch(batch: StoredBatch, items: Iterable<NewItem>): void;
   /**
    * Streams items of a batch that is not committed yet (items `from`, `from + 1`, ...): invisible until
    * commitBatch. Throws DuplicateItemIdError naming the first item id already present.
    */
-  appendItems(batchId: string, from: number, items: { id?: string; inputs: ItemInputs }[]): void;
+  appendItems(batchId: string, from: number, items: NewItem[]): void;
   /** Makes a batch whose items were appended visible; throws unless exactly `batch.total` items are stored. */
   commitBatch(batch: StoredBatch): void;
   getBatch(batchId: string): StoredBatch | undefined;
@@ -83,7 +89,7 @@ export interface ItemStore {
   /** Recorded outcomes in index order from `cursor`, optionally only one status. */
   listResults(batchId: string, options?: { cursor?: number; limit?: number; status?: StoredResult['status'] }): ResultPage;
   getResult(batchId: string, index: number): StoredResult | undefined;
-  /** The index of the item with this client id. */
+  /** The index of the item with this id (a client id, or the index of an item the client gave no id). */
   findItemIndex(batchId: string, itemId: string): number | undefined;
   /** The batch's event log after `afterSeq` (0: from the start), oldest first. */
   listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[];

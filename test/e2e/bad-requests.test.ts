@@ -185,6 +185,7 @@ describe('bad requests against the real stack', () => {
     { name: 'NDJSON line with an unknown field', path: '/v1/batches?model=digits', ndjson: ndjson({ ...item(), extra: 1 }), status: 400, code: 'invalid_request', at: ['line', 1] },
     { name: 'NDJSON line nested too deeply', path: '/v1/batches?model=digits', ndjson: ndjson(`{"inputs":{"input":${nested(40)}}}`), status: 400, code: 'invalid_request', at: ['line', 1] },
     { name: 'NDJSON duplicate item ids', path: '/v1/batches?model=digits', ndjson: ndjson(item('a'), item('a')), status: 400, code: 'invalid_request', at: ['line', 2, 'id'] },
+    { name: 'NDJSON item id that is an earlier item’s default id (its index)', path: '/v1/batches?model=digits', ndjson: ndjson({ inputs: { input: row } }, item('0')), status: 400, code: 'invalid_request', at: ['line', 2, 'id'] },
     { name: 'NDJSON with more lines than MAX_BATCH_ITEMS', path: '/v1/batches?model=digits', ndjson: ndjson(...items(51)), status: 413, code: 'payload_too_large' },
     { name: 'NDJSON body over MAX_BODY_BYTES', path: '/v1/batches?model=digits', ndjson: `{"inputs":{"input":[${row.join(',')}]}${' '.repeat(70_000)}}\n`, status: 413, code: 'payload_too_large' },
     { name: 'empty NDJSON body', path: '/v1/batches?model=digits', ndjson: '\n', status: 400, code: 'invalid_request', at: ['line', 1] },
@@ -202,6 +203,7 @@ describe('bad requests against the real stack', () => {
     { name: 'unknown input name', path: '/v1/batches', json: batch({ items: [{ inputs: { input: row, pixels: row } }] }), status: 400, code: 'invalid_request', at: ['items', 0, 'inputs', 'pixels'] },
     { name: 'text model given a number', path: '/v1/batches', json: { model: 'all-minilm-l6-v2', items: [{ inputs: { text: 5 } }] }, status: 400, code: 'invalid_request', at: ['items', 0, 'inputs', 'text'] },
     { name: 'duplicate item ids', path: '/v1/batches', json: batch({ items: [item('a'), item('b'), item('a')] }), status: 400, code: 'invalid_request', at: ['items', 2, 'id'] },
+    { name: 'item without an id whose index is an earlier item’s id', path: '/v1/batches', json: batch({ items: [item('1'), { inputs: { input: row } }] }), status: 400, code: 'invalid_request', at: ['items', 1, 'id'] },
     // --- options and webhooks ---------------------------------------------------------------------------------------
     { name: 'initialIntervalMs 500 (Temporal retries in whole seconds)', path: '/v1/batches', json: batch({ options: { initialIntervalMs: 500 } }), status: 400, code: 'invalid_request', at: ['options', 'initialIntervalMs'] },
     { name: 'concurrency 0', path: '/v1/batches', json: batch({ options: { concurrency: 0 } }), status: 400, code: 'invalid_request', at: ['options', 'concurrency'] },

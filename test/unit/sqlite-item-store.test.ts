@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { afterEach, test } from 'node:test';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import { DuplicateItemIdError, type StoredBatch } from '../../src/stores/item-store.js';
@@ -113,6 +114,62 @@ test('a batch is stored atomically: a duplicate client id or a wrong count store
   assert.throws(() => store.createBatch(batch('w', 5), items(4)), /4 items stored, 5 declared/);
   assert.equal(store.getItems('w', 0, 10).length, 0);
   store.close();
+});
+
+test('given ids and default ids (the index) are one namespace: a given id that reads as another item’s index is a duplicate', () => {
+  const { store } = open();
+  const dup = (batchId: string, run: () => void) => {
+    try {
+      run();
+    } catch (err) {
+      assert.ok(err instanceof DuplicateItemIdError, String(err));
+      assert.equal(store.getBatch(batchId), undefined);
+      return [err.itemId, err.index];
+    }
+    return assert.fail('stored a batch with two items of one id');
+  };
+  // Within one append, either order: the later item is named.
+  assert.deepEqual(dup('a', () => store.createBatch(batch('a', 2), [{ id: '1', inputs: {} }, { inputs: {} }])), ['1', 1]);
+  assert.deepEqual(dup('b', () => store.createBatch(batch('b', 2), [{ inputs: {} }, { id: '0', inputs: {} }])), ['0', 1]);
+  // Across appends (an NDJSON submission), either order; the clashing append stores nothing, earlier ones stay.
+  store.appendItems('c', 0, [{ id: '700', inputs: {} }, ...items(499)]);
+  assert.deepEqual(dup('c', () => store.appendItems('c', 500, items(500))), ['700', 700]);
+  assert.equal(store.getItems('c', 0, 1000).length, 500);
+  store.appendItems('d', 0, items(500));
+  assert.deepEqual(dup('d', () => store.appendItems('d', 500, [{ id: 'x', inputs: {} }, { id: '3', inputs: {} }])), ['3', 501]);
+  assert.equal(store.getItems('d', 0, 1000).length, 500);
+  // Only the index's own spelling clashes: these ids sit beside a default item 7.
+  const near = ['07', '7.0', ' 7', '-0', '99999999999999999999'];
+  store.createBatch(batch('e', 8 + near.length), [...items(8), ...near.map((id) => ({ id, inputs: {} }))]);
+  assert.deepEqual(near.map((id) => store.findItemIndex('e', id)), [8, 9, 10, 11, 12]);
+  assert.equal(store.findItemIndex('e', '7'), 7, 'a default id is found by its index');
+  assert.equal(store.findItemIndex('e', '13'), undefined);
+  assert.deepEqual(store.getItems('e', 6, 3).map((i) => i.id), ['6', '7', '07']);
+  store.close();
+});
+
+test('a file from before default ids were stored empty keeps its ids and loses its full id index', () => {
+  const dir = tempDir('store');
+  dirs.push(dir);
+  const file = path.join(dir, 'batchline.db');
+  const old = new Database(file);
+  old.exec(`CREATE TABLE items (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, client_id TEXT NOT NULL, inputs TEXT NOT NULL,
+    PRIMARY KEY (batch_id, idx)) WITHOUT ROWID;
+    CREATE UNIQUE INDEX items_by_client_id ON items (batch_id, client_id);
+    INSERT INTO items VALUES ('old', 0, '0', '{}'), ('old', 1, 'given', '{}'), ('old', 2, '2', '{}');`);
+  old.close();
+  const store = new SqliteItemStore(file);
+  assert.deepEqual(store.getItems('old', 0, 3).map((i) => i.id), ['0', 'given', '2']);
+  assert.deepEqual(['0', 'given', '2'].map((id) => store.findItemIndex('old', id)), [0, 1, 2]);
+  store.createBatch(batch('new', 3), items(3));
+  assert.deepEqual(store.getItems('new', 0, 3).map((i) => i.id), ['0', '1', '2']);
+  store.close();
+  const check = new Database(file, { readonly: true });
+  const indexes = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'").all() as { name: string }[]).map((r) => r.name);
+  const stored = check.prepare("SELECT client_id FROM items WHERE batch_id = 'new'").all();
+  check.close();
+  assert.deepEqual(indexes.filter((n) => !n.startsWith('sqlite_autoindex')), ['items_by_explicit_id']);
+  assert.deepEqual(stored, [{ client_id: '' }, { client_id: '' }, { client_id: '' }], 'default ids are stored empty');
 });
 
 test('deleteBatch removes the batch, its items and its results', () => {
