@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { ModelRepository } from '../src/runtime/model-repository.js';
 import { itemsOf } from './lib/model-items.js';
-import { percentile } from './lib/system-run.js';
+import { percentile, rssMb } from './lib/system-run.js';
 import { startRedis } from './lib/redis.js';
 import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import type { SystemRun } from './lib/system-run.js';
@@ -145,7 +145,12 @@ async function main(): Promise<void> {
       console.error('the sync predict measurement failed:', err);
       return undefined;
     });
-    if (!quick) scale = await measureScale();
+    if (!quick) {
+      scale = await measureScale().catch((err: unknown) => {
+        console.error('the memory measurement failed:', err);
+        return undefined;
+      });
+    }
   } finally {
     await redis.stop();
   }
@@ -217,34 +222,56 @@ async function measureOnlineLayout(layout: Layout): Promise<OnlineRun> {
 
 interface ScaleRow {
   items: number;
-  itemsPerSecond: number;
-  submitMs: number;
-  workerPeakRssMb: number;
-  apiPeakRssMb: number;
+  runs: number;
+  itemsPerSecond: Stat;
+  submitMs: Stat;
+  /** The worker's peak RSS (VmHWM) of each run. */
+  workerPeakRssMb: Stat;
+  /** The worker's RSS sampled every second over the second half of each run, the median of each run. */
+  workerSteadyRssMb: Stat;
+  apiPeakRssMb: Stat;
   maxEventsPerExecution: number;
 }
 
-/** Worker and API memory as a chunked batch grows from 100k to 1M items (one run each, fresh stacks). */
+/** Runs per size of the memory measurement, sizes alternating (one run per size sampled one GC schedule). */
+const SCALE_RUNS: [items: number, runs: number][] = [
+  [100_000, 3],
+  [1_000_000, 2],
+];
+
+/** Worker and API memory as a chunked batch grows from 100k to 1M items (fresh stack per run, sizes alternating). */
 async function measureScale(): Promise<ScaleRow[]> {
-  const rows: ScaleRow[] = [];
-  for (const n of [100_000, 1_000_000]) {
+  const runs = new Map<number, { run: BatchlineRun; steadyMb: number }[]>();
+  const order = Array.from({ length: Math.max(...SCALE_RUNS.map(([, r]) => r)) }, (_, i) => SCALE_RUNS.filter(([, r]) => i < r).map(([n]) => n)).flat();
+  for (const n of order) {
     const stack = await startBatchlineStack();
+    const samples: { at: number; mb: number }[] = [];
+    const sampler = setInterval(() => samples.push({ at: performance.now(), mb: rssMb(stack.worker.pid!) ?? NaN }), 1000);
     try {
+      const started = performance.now();
       const run = await runBatchline(stack, 'digits', itemsOf('digits', n), CHUNKED_OPTIONS, 'batchline chunked');
-      rows.push({
-        items: n,
-        itemsPerSecond: n / (run.wallMs / 1000),
-        submitMs: run.submitMs,
-        workerPeakRssMb: run.workerPeakRssMb,
-        apiPeakRssMb: run.apiPeakRssMb,
-        maxEventsPerExecution: run.historyEvents.maxPerExecution,
-      });
-      console.error(`scale ${n}: worker RSS ${run.workerPeakRssMb} MiB, ${Math.round(n / (run.wallMs / 1000))} items/s`);
+      const half = started + (performance.now() - started) / 2;
+      const steadyMb = percentile(samples.filter((s) => s.at >= half).map((s) => s.mb), 50);
+      (runs.get(n) ?? runs.set(n, []).get(n)!).push({ run, steadyMb });
+      console.error(`scale ${n}: worker RSS peak ${Math.round(run.workerPeakRssMb)} MiB, steady ${Math.round(steadyMb)} MiB, ${Math.round(n / (run.wallMs / 1000))} items/s`);
     } finally {
+      clearInterval(sampler);
       await stack.stop();
     }
   }
-  return rows;
+  return SCALE_RUNS.map(([n]) => {
+    const r = runs.get(n)!;
+    return {
+      items: n,
+      runs: r.length,
+      itemsPerSecond: stat(r.map(({ run }) => n / (run.wallMs / 1000))),
+      submitMs: stat(r.map(({ run }) => run.submitMs)),
+      workerPeakRssMb: stat(r.map(({ run }) => run.workerPeakRssMb)),
+      workerSteadyRssMb: stat(r.map(({ steadyMb }) => steadyMb)),
+      apiPeakRssMb: stat(r.map(({ run }) => run.apiPeakRssMb)),
+      maxEventsPerExecution: Math.max(...r.map(({ run }) => run.historyEvents.maxPerExecution)),
+    };
+  });
 }
 
 function summarizeOnline(online: Online) {
@@ -317,10 +344,18 @@ function report(
     lines.push('');
   }
   if (scale) {
-    lines.push('### Memory as a chunked batch grows (one run each)', '');
-    lines.push('| items | items/s | submit ms | worker RSS MiB | API RSS MiB | max events/execution |', '|---|---|---|---|---|---|');
-    for (const r of scale) lines.push(`| ${n(r.items)} | ${n(r.itemsPerSecond)} | ${n(r.submitMs)} | ${n(r.workerPeakRssMb)} | ${n(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`);
-    lines.push('', `Worker RSS 1M / 100k: ${n(scale[1]!.workerPeakRssMb / scale[0]!.workerPeakRssMb, 2)}x.`, '');
+    lines.push(`### Memory as a chunked batch grows (${scale.map((r) => `${n(r.items)}: ${r.runs} runs`).join(', ')}; fresh stack per run, sizes alternating)`, '');
+    lines.push(
+      'Steady RSS: the worker\'s RSS sampled every second over the second half of a run, the median of each run.',
+      '',
+      '| items | items/s | submit ms | worker peak RSS MiB | worker steady RSS MiB | API peak RSS MiB | max events/execution |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const r of scale) {
+      lines.push(`| ${n(r.items)} | ${f(r.itemsPerSecond)} | ${f(r.submitMs)} | ${f(r.workerPeakRssMb)} | ${f(r.workerSteadyRssMb)} | ${f(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`);
+    }
+    const ratio = (k: 'workerPeakRssMb' | 'workerSteadyRssMb') => n(scale[1]![k].median / scale[0]![k].median, 2);
+    lines.push('', `Worker RSS 1M / 100k (medians): peak ${ratio('workerPeakRssMb')}x, steady ${ratio('workerSteadyRssMb')}x.`, '');
   }
   return lines.join('\n');
 }

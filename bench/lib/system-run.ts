@@ -71,8 +71,17 @@ export function formatRun(run: SystemRun): string {
 
 /** Peak resident set size (VmHWM) of a live process, in MiB; undefined when it cannot be read (not Linux, gone). */
 export function peakRssMb(pid: number): number | undefined {
+  return procStatusMb(pid, 'VmHWM');
+}
+
+/** Resident set size now (VmRSS) of a live process, in MiB; undefined when it cannot be read. */
+export function rssMb(pid: number): number | undefined {
+  return procStatusMb(pid, 'VmRSS');
+}
+
+function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : undefined;
   } catch {
     return undefined;
