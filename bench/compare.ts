@@ -233,17 +233,13 @@ interface ScaleRow {
   maxEventsPerExecution: number;
 }
 
-/** Runs per size of the memory measurement, sizes alternating (one run per size sampled one GC schedule). */
-const SCALE_RUNS: [items: number, runs: number][] = [
-  [100_000, 3],
-  [1_000_000, 2],
-];
+/** The memory measurement's runs, sizes alternating: several per size, as one run samples one GC schedule. */
+const SCALE_ORDER = [100_000, 1_000_000, 100_000, 1_000_000, 100_000];
 
 /** Worker and API memory as a chunked batch grows from 100k to 1M items (fresh stack per run, sizes alternating). */
 async function measureScale(): Promise<ScaleRow[]> {
   const runs = new Map<number, { run: BatchlineRun; steadyMb: number }[]>();
-  const order = Array.from({ length: Math.max(...SCALE_RUNS.map(([, r]) => r)) }, (_, i) => SCALE_RUNS.filter(([, r]) => i < r).map(([n]) => n)).flat();
-  for (const n of order) {
+  for (const n of SCALE_ORDER) {
     const stack = await startBatchlineStack();
     const samples: { at: number; mb: number }[] = [];
     const sampler = setInterval(() => samples.push({ at: performance.now(), mb: rssMb(stack.worker.pid!) ?? NaN }), 1000);
@@ -259,8 +255,7 @@ async function measureScale(): Promise<ScaleRow[]> {
       await stack.stop();
     }
   }
-  return SCALE_RUNS.map(([n]) => {
-    const r = runs.get(n)!;
+  return [...runs].map(([n, r]) => {
     return {
       items: n,
       runs: r.length,
