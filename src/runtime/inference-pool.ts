@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ModelLoadError } from '../errors.js';
+import { startModuleThread } from '../module-thread.js';
 import type { OnnxSignature, SessionSettings, ThreadRequest, ThreadResponse, WireTensor } from './inference-protocol.js';
 
 export interface InferencePoolOptions extends Partial<SessionSettings> {
@@ -18,19 +17,6 @@ interface Pending {
 interface Slot {
   worker: Worker;
   inFlight: Map<number, Pending>;
-}
-
-/**
- * Starts an inference thread: the compiled .js next to this file, or (tests, running from source) the .ts source
- * behind tsx's loader, which a worker thread does not inherit from the parent's `--import tsx`.
- */
-function startThread(workerData: SessionSettings): Worker {
-  const js = new URL('./inference-thread.js', import.meta.url);
-  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { workerData });
-  const ts = new URL('./inference-thread.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`;
-  return new Worker(boot, { eval: true, workerData });
 }
 
 /**
@@ -84,7 +70,7 @@ export class InferencePool {
   }
 
   private spawn(): Slot {
-    const worker = startThread(this.settings);
+    const worker = startModuleThread(import.meta.url, 'inference-thread', this.settings);
     const slot: Slot = { worker, inFlight: new Map() };
     worker.on('message', (res: ThreadResponse) => {
       const pending = slot.inFlight.get(res.id);
