@@ -9,7 +9,6 @@ import { checkWebhookUrl } from '../webhooks/url-guard.js';
 /** Most per-item problems reported in one 400; the rest are counted. */
 export const MAX_REPORTED_ISSUES = 20;
 
-
 /**
  * Checks a webhook registration's URL against the SSRF rules (scheme, credentials, refused address ranges) and
  * completes it with a generated secret when none was given.
@@ -21,18 +20,25 @@ export function prepareWebhook(webhook: WebhookRegistration | undefined, allowed
   return { url: webhook.url, events: webhook.events, secret: webhook.secret ?? newWebhookSecret() };
 }
 
+/** Why an item's inputs do not fit its model, or undefined when they do. */
+export function inputProblems(model: ResolvedModel, item: BatchItem): ErrorDetail[] | undefined {
+  try {
+    checkItemInputs(model.config, item.inputs);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof InvalidRequestError)) throw err;
+    return err.details ?? [{ path: [], message: err.message }];
+  }
+}
+
 /** Collects the issues of items that do not fit the model, under `prefix` (a JSON path or an NDJSON line). */
 export class ItemIssues {
   readonly details: ErrorDetail[] = [];
   bad = 0;
 
   check(model: ResolvedModel, item: BatchItem, prefix: (string | number)[]): void {
-    try {
-      checkItemInputs(model.config, item.inputs);
-    } catch (err) {
-      if (!(err instanceof InvalidRequestError)) throw err;
-      this.add(prefix, err.details ?? [{ path: [], message: err.message }]);
-    }
+    const problems = inputProblems(model, item);
+    if (problems) this.add(prefix, problems);
   }
 
   add(prefix: (string | number)[], details: ErrorDetail[]): void {

@@ -74,6 +74,11 @@ export interface ItemStore {
    * commitBatch. Throws DuplicateItemIdError naming the first item id already present.
    */
   appendItems(batchId: string, from: number, items: NewItem[]): void;
+  /**
+   * appendItems off the calling thread (SQLite: a worker thread with its own connection), so the caller can parse
+   * the next items while these are written. Appends run in the order they were made; rejects as appendItems throws.
+   */
+  appendItemsInBackground(batchId: string, from: number, items: NewItem[]): Promise<void>;
   /** Makes a batch whose items were appended visible; throws unless exactly `batch.total` items are stored. */
   commitBatch(batch: StoredBatch): void;
   getBatch(batchId: string): StoredBatch | undefined;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
+import { BackgroundAppender } from './background-appender.js';
 import { openSqlite } from './sqlite.js';
 import type { ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
@@ -78,6 +79,13 @@ const MIGRATIONS: [table: string, column: string, ddl: string][] = [
 /** Rows per INSERT statement when storing items (SQLite allows 32,766 bound parameters). */
 const INSERT_CHUNK = 500;
 
+/** An item as stored: its given id ('' when the client gave none) and its inputs as JSON text. */
+export type ItemRow = [id: string, inputs: string];
+
+function itemRow(item: NewItem): ItemRow {
+  return [item.id ?? '', JSON.stringify(item.inputs)];
+}
+
 /**
  * The default ItemStore: one SQLite file (`<DATA_DIR>/batchline.db`) in WAL mode, shared by the API and the
  * workers of one machine. Synchronous (better-sqlite3): each call is a short local transaction. Transactions that
@@ -91,9 +99,11 @@ export class SqliteItemStore implements ItemStore {
   /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
   private walWatcher: fs.FSWatcher | null | undefined;
   private readonly writeWaiters = new Set<() => void>();
+  private readonly appender: BackgroundAppender;
 
   constructor(private readonly file: string) {
     this.db = openSqlite(file);
+    this.appender = new BackgroundAppender(file);
     this.db.exec(SCHEMA);
     for (const [table, column, ddl] of MIGRATIONS) {
       const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];
@@ -196,14 +206,24 @@ export class SqliteItemStore implements ItemStore {
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): void {
+    this.appendRows(batchId, from, items.map(itemRow));
+  }
+
+  appendItemsInBackground(batchId: string, from: number, items: NewItem[]): Promise<void> {
+    return this.appender.append(batchId, from, items.map(itemRow)); // serialised here: strings cross threads cheaply
+  }
+
+  /** appendItems for items already in their stored form. */
+  appendRows(batchId: string, from: number, rows: ItemRow[]): void {
     const { insertItems, insertItem, anyNumericId, idClash } = this.stmts;
-    const row = (item: NewItem, i: number) => [batchId, from + i, item.id ?? '', JSON.stringify(item.inputs)];
-    const to = from + items.length;
+    const to = from + rows.length;
     try {
       this.db.transaction(() => {
         let i = 0;
-        for (; i + INSERT_CHUNK <= items.length; i += INSERT_CHUNK) insertItems.run(items.slice(i, i + INSERT_CHUNK).flatMap((it, j) => row(it, i + j)));
-        for (; i < items.length; i++) insertItem.run(row(items[i]!, i));
+        for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
+          insertItems.run(rows.slice(i, i + INSERT_CHUNK).flatMap(([id, inputs], j) => [batchId, from + i + j, id, inputs]));
+        }
+        for (; i < rows.length; i++) insertItem.run(batchId, from + i, rows[i]![0], rows[i]![1]);
         // A given id such as '7' clashes with item 7's default id: the unique index cannot see that.
         if (anyNumericId.get(batchId) && idClash.some((q) => q.get({ batchId, from, to }))) throw new IdClash();
       }).immediate();
@@ -212,8 +232,8 @@ export class SqliteItemStore implements ItemStore {
       if (!(err instanceof IdClash) && code !== 'SQLITE_CONSTRAINT_PRIMARYKEY' && code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
       // Name the first offending item: one lookup per item of this (failed, rolled back) append.
       const seen = new Set<string>();
-      for (const [i, item] of items.entries()) {
-        const id = item.id ?? String(from + i);
+      for (const [i, [given]] of rows.entries()) {
+        const id = given || String(from + i);
         if (seen.has(id) || this.findItemIndex(batchId, id) !== undefined) throw new DuplicateItemIdError(id, from + i);
         seen.add(id);
       }
@@ -380,6 +400,7 @@ export class SqliteItemStore implements ItemStore {
   }
 
   close(): void {
+    this.appender.close();
     this.walWatcher?.close();
     this.walWatcher = null;
     for (const wake of [...this.writeWaiters]) wake();

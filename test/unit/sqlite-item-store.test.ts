@@ -172,6 +172,38 @@ test('a file from before default ids were stored empty keeps its ids and loses i
   assert.deepEqual(stored, [{ client_id: '' }, { client_id: '' }, { client_id: '' }], 'default ids are stored empty');
 });
 
+test('background appends run on their own thread in the order made, and reject as appendItems throws', { timeout: 20_000 }, async () => {
+  const { store } = open();
+  // Three appends in flight at once, as an NDJSON submission makes them; the last one finishes last.
+  const chunks = [items(500, true), items(500).map((it) => ({ ...it, inputs: { input: ['second'] } })), items(7)];
+  await Promise.all(chunks.map((chunk, i) => store.appendItemsInBackground('a', i * 500, chunk)));
+  store.commitBatch(batch('a', 1007));
+  const stored = store.getItems('a', 0, 2000);
+  assert.equal(stored.length, 1007);
+  assert.deepEqual([stored[0]!.id, stored[499]!.id, stored[500]!.id, stored[1006]!.id], ['c-0', 'c-499', '500', '1006']);
+  assert.deepEqual(stored[500]!.inputs, { input: ['second'] }, 'inputs stored as sent');
+  // Appends made together run in the order made: of two that give one id, the later append is the one refused,
+  // with DuplicateItemIdError naming its item, and it stores nothing.
+  const [first, second] = await Promise.allSettled([
+    store.appendItemsInBackground('b', 0, [{ id: 'x', inputs: {} }, { id: 'y', inputs: {} }]),
+    store.appendItemsInBackground('b', 2, [{ id: 'z', inputs: {} }, { id: 'x', inputs: {} }]),
+  ]);
+  assert.equal(first.status, 'fulfilled');
+  assert.ok(second.status === 'rejected' && second.reason instanceof DuplicateItemIdError, String(second.status));
+  assert.deepEqual([second.reason.itemId, second.reason.index], ['x', 3]);
+  assert.deepEqual(store.getItems('b', 0, 10).map((i) => i.id), ['x', 'y']);
+  // Any other fault keeps its message and SQLite code (here: the staged batch's items exist already).
+  await assert.rejects(store.appendItemsInBackground('a', 0, items(1)), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    return true;
+  });
+  // Closing fails what is still in flight instead of leaving it hanging; later appends are refused.
+  const inFlight = store.appendItemsInBackground('c', 0, items(500));
+  store.close();
+  await assert.rejects(inFlight, /closed/);
+  await assert.rejects(store.appendItemsInBackground('c', 500, items(1)), /closed/);
+});
+
 test('deleteBatch removes the batch, its items and its results', () => {
   const { store } = open();
   store.createBatch(batch('b', 2), items(2));

@@ -105,7 +105,7 @@ export function batchRoutes(deps: RouteDeps): Router {
         issues,
         maxBytes: config.MAX_BODY_BYTES,
         maxItems: config.MAX_BATCH_ITEMS,
-        append: (items, from) => deps.batches.store.appendItems(id, from, items),
+        append: (items, from) => deps.batches.store.appendItemsInBackground(id, from, items),
       });
       issues.throwIfAny(`line(s) of the NDJSON body; the batch was`);
       if (total === 0) throw new InvalidRequestError('the NDJSON body has no items', [{ path: ['line', 1], message: 'expected at least one item' }]);
