@@ -346,10 +346,10 @@ function report(
       }
     }
     lines.push('');
-    lines.push('p99 during / p99 alone, each run against its own stack\'s alone figure, median (min–max):', '');
+    lines.push('p99 during / p99 alone (×), each run against its own stack\'s alone figure, median (min–max):', '');
     for (const layout of LAYOUTS) {
       const o = summary[layout];
-      lines.push(`- ${layout}: ${f(o.p99Ratio.remote, 2)}x (remote), ${f(o.p99Ratio.local, 2)}x (local).`);
+      lines.push(`- ${layout}: remote item activities ${f(o.p99Ratio.remote, 2)}; local ${f(o.p99Ratio.local, 2)}.`);
     }
     lines.push('');
   }
