@@ -61,7 +61,7 @@ function slowStore(delayMs: number, duplicates = new Map<number, string>()) {
 }
 
 test('a valid body is stored whole, with at most two appends in flight', async () => {
-  const { state, append } = slowStore(5);
+  const { state, append } = slowStore(50); // long enough that the reader always has the next chunk ready
   const issues = new ItemIssues();
   const lines = Array.from({ length: 2_600 }, (_, i) => line(i));
   const { total } = await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
@@ -77,7 +77,7 @@ test('a valid body is stored whole, with at most two appends in flight', async (
 
 test('a duplicate id found by the store is reported by its line, before bad lines that follow it', async () => {
   // Item 10 (line 11) repeats an id; the store finds it while the reader parses on, to line 700, which is bad.
-  const { state, append } = slowStore(20, new Map([[10, 'dup']]));
+  const { state, append } = slowStore(50, new Map([[10, 'dup']]));
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_500 }, (_, i) => (i === 699 ? '{"inputs": {"input": [1]}}' : line(i)));
   await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
@@ -92,7 +92,7 @@ test('a duplicate id found by the store is reported by its line, before bad line
 
 test('only the first duplicate is reported, though later appends were already under way', async () => {
   const { append } = slowStore(
-    20,
+    50,
     new Map([
       [3, 'a'],
       [700, 'b'],
