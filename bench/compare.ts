@@ -278,16 +278,15 @@ async function measureScale(): Promise<ScaleRow[]> {
 }
 
 function summarizeOnline(online: Online) {
-  const p = (v: number[], q: number) => percentile(v, q);
-  const scenario = (runs: number[][]) => ({ requests: runs.map((v) => v.length), p50Ms: stat(runs.map((v) => p(v, 50))), p99Ms: stat(runs.map((v) => p(v, 99))) });
+  const scenario = (runs: number[][]) => ({ requests: runs.map((v) => v.length), p50Ms: stat(runs.map((v) => percentile(v, 50))), p99Ms: stat(runs.map((v) => percentile(v, 99))) });
   const one = (runs: OnlineRun[]) => ({
     runs: runs.length,
     alone: scenario(runs.map((r) => r.aloneMs)),
     during: { remote: scenario(runs.map((r) => r.duringMs.remote)), local: scenario(runs.map((r) => r.duringMs.local)) },
     /** Per run, p99 during / p99 alone on the same stack. */
     p99Ratio: {
-      remote: stat(runs.map((r) => p(r.duringMs.remote, 99) / p(r.aloneMs, 99))),
-      local: stat(runs.map((r) => p(r.duringMs.local, 99) / p(r.aloneMs, 99))),
+      remote: stat(runs.map((r) => percentile(r.duringMs.remote, 99) / percentile(r.aloneMs, 99))),
+      local: stat(runs.map((r) => percentile(r.duringMs.local, 99) / percentile(r.aloneMs, 99))),
     },
   });
   return Object.fromEntries(LAYOUTS.map((l) => [l, one(online[l])])) as Record<Layout, ReturnType<typeof one>>;

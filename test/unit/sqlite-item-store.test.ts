@@ -174,7 +174,7 @@ test('a file from before default ids were stored empty keeps its ids and loses i
 
 test('background appends run on their own thread in the order made, and reject as appendItems throws', { timeout: 20_000 }, async () => {
   const { store } = open();
-  // Three appends in flight at once, as an NDJSON submission makes them; the last one finishes last.
+  // Three appends in flight at once, as an NDJSON submission makes them: all stored, at their own indexes.
   const chunks = [items(500, true), items(500).map((it) => ({ ...it, inputs: { input: ['second'] } })), items(7)];
   await Promise.all(chunks.map((chunk, i) => store.appendItemsInBackground('a', i * 500, chunk)));
   store.commitBatch(batch('a', 1007));
