@@ -6,6 +6,7 @@
 //   node --import tsx bench/tune.ts [--items N]     (after npm run build)
 import { DEV_WORKERS } from '../src/cli/dev.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
+import type { DevServerOptions } from '../src/dev-server.js';
 import { itemsOf } from './lib/model-items.js';
 import { machine, updateBenchmarksMd, writeResults } from './lib/report.js';
 import { runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
@@ -15,8 +16,10 @@ const arg = (name: string, fallback: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const ITEMS = arg('--items', 10_000);
+/** The Temporal server's own limit on transfer-queue loads per shard, which batchline's dev server raises. */
+const TRANSFER_POLL_DEFAULT = { 'history.transferProcessorMaxPollRPS': 20 };
 
-const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string, string> }[] = [
+const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string, string>; dynamicConfig?: DevServerOptions['dynamicConfig'] }[] = [
   { name: 'defaults: 16 in flight per shard, 2 shards (32)', options: {} },
   { name: '64 per shard, 2 shards (128)', options: { concurrency: 64 } },
   { name: '64 per shard, 4 shards (256)', options: { concurrency: 64, maxConcurrentShards: 4 } },
@@ -34,6 +37,8 @@ const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string
     env: { WORKFLOW_STACK_TRACE_LIMIT: '10' },
   },
   { name: '64 per shard, 2 shards (128), WORKFLOW_STACK_TRACE_LIMIT=10', options: { concurrency: 64 }, env: { WORKFLOW_STACK_TRACE_LIMIT: '10' } },
+  { name: '64 per shard, 2 shards (128), transfer queue loads at most 20/s (the server default)', options: { concurrency: 64 }, dynamicConfig: TRANSFER_POLL_DEFAULT },
+  { name: 'local activities: 64 per shard, transfer queue loads at most 20/s (the server default)', options: { itemActivities: 'local', concurrency: 64 }, dynamicConfig: TRANSFER_POLL_DEFAULT },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',').map(Number) : undefined;
@@ -42,7 +47,7 @@ const items = itemsOf('digits', ITEMS);
 const rows: { step: string; run: Omit<BatchlineRun, 'latencyMs'> }[] = [];
 for (const [i, step] of STEPS.entries()) {
   if (only && !only.includes(i)) continue;
-  const stack = await startBatchlineStack(step.env);
+  const stack = await startBatchlineStack(step.env, { dynamicConfig: step.dynamicConfig });
   try {
     const { latencyMs: _latencies, ...run } = await runBatchline(stack, 'digits', items, step.options, 'batchline');
     rows.push({ step: step.name + label, run });

@@ -21,7 +21,20 @@ export interface DevServerOptions {
   onLine?: (line: string) => void;
   /** How long to wait for the frontend to answer (default 60 s). */
   readyTimeoutMs?: number;
+  /** Dynamic config values on top of (or replacing) DEV_SERVER_DYNAMIC_CONFIG, e.g. to measure a setting. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
+
+/** The dynamic config the dev server runs with (see BENCHMARKS.md, tuning). */
+export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
+  // Eager activities: a workflow task's completion hands the worker its newly scheduled activities at once,
+  // skipping a trip through matching (less server CPU and latency per item).
+  'system.enableActivityEagerExecution': true,
+  // The dev server has a single history shard, and its transfer queue (which hands new workflow and activity tasks
+  // to matching) loads new tasks at most 20 times a second by default, a limit meant for clusters of hundreds of
+  // shards: every sync predict waited ~25 ms for its first workflow task, far longer while a batch ran.
+  'history.transferProcessorMaxPollRPS': 1000,
+};
 
 export interface DevServer {
   address: string;
@@ -54,10 +67,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'journal_mode=wal',
     '--sqlite-pragma',
     'synchronous=normal',
-    // Eager activities: a workflow task's completion hands the worker its newly scheduled activities at once,
-    // skipping a trip through matching (less server CPU and latency per item; see BENCHMARKS.md, tuning).
-    '--dynamic-config-value',
-    'system.enableActivityEagerExecution=true',
+    ...Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...options.dynamicConfig }).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
     '--log-level',
     'warn',
     ...devServerSearchAttributeFlags(),

@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DEV_WORKERS, resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
-import { startDevServer, type DevServer } from '../../src/dev-server.js';
+import { startDevServer, type DevServer, type DevServerOptions } from '../../src/dev-server.js';
 import { freePort } from '../../src/free-port.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { readSse } from '../../test/helpers/sse.js';
@@ -46,14 +46,15 @@ export interface BatchlineRun extends SystemRun {
  * Starts a dev server on free ports with a fresh data dir, then the compiled workers and API, and waits for /readyz.
  * Workers as `batchline dev` runs them: a niced batch worker and an interactive one (`workers: 'split'`), or
  * one worker polling both queues at normal priority (`'one'`, the layout before the split, for comparison).
+ * `dynamicConfig` overrides the dev server's DEV_SERVER_DYNAMIC_CONFIG, to measure a setting.
  */
 export async function startBatchlineStack(
   env: Record<string, string> = {},
-  { workers = 'split' }: { workers?: 'split' | 'one' } = {},
+  { workers = 'split', dynamicConfig }: { workers?: 'split' | 'one'; dynamicConfig?: DevServerOptions['dynamicConfig'] } = {},
 ): Promise<BatchlineStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
   const [port, apiPort] = [await freePort(), await freePort()];
-  const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port, headless: true });
+  const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port, headless: true, dynamicConfig });
   const config = loadConfig({
     TEMPORAL_ADDRESS: temporal.address,
     DATA_DIR: dataDir,
