@@ -48,13 +48,25 @@ export interface BatchlineRun extends SystemRun {
  * one worker polling both queues at normal priority (`'one'`, the layout before the split, for comparison).
  * `dynamicConfig` overrides the dev server's DEV_SERVER_DYNAMIC_CONFIG, to measure a setting.
  */
-export async function startBatchlineStack(
-  env: Record<string, string> = {},
-  { workers = 'split', dynamicConfig }: { workers?: 'split' | 'one'; dynamicConfig?: DevServerOptions['dynamicConfig'] } = {},
-): Promise<BatchlineStack> {
+export async function startBatchlineStack(env: Record<string, string> = {}, options: StackOptions = {}): Promise<BatchlineStack> {
+  try {
+    return await startStackOnce(env, options);
+  } catch (err) {
+    // A stack that fails to start is not a measurement; one failure must not end a 40-minute run. Said, and tried again.
+    console.error(`stack did not start (${(err as Error).message}); starting a fresh one`);
+    return startStackOnce(env, options);
+  }
+}
+
+interface StackOptions {
+  workers?: 'split' | 'one';
+  dynamicConfig?: DevServerOptions['dynamicConfig'];
+}
+
+async function startStackOnce(env: Record<string, string>, { workers = 'split', dynamicConfig }: StackOptions): Promise<BatchlineStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
-  const [port, apiPort] = [await freePort(), await freePort()];
-  const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port, headless: true, dynamicConfig });
+  const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port: await freePort(), headless: true, dynamicConfig });
+  const apiPort = await freePort(); // after the dev server has bound its internal ports, so none of them is this one
   const config = loadConfig({
     TEMPORAL_ADDRESS: temporal.address,
     DATA_DIR: dataDir,
@@ -70,7 +82,7 @@ export async function startBatchlineStack(
   const spawnCli = (command: 'worker' | 'api', extra: Record<string, string> = {}) =>
     spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
       env: { ...process.env, ...configToEnv(config), ...extra },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'inherit', 'inherit'], // logs at LOG_LEVEL warn: only what went wrong
     });
   const worker = spawnCli('worker', workers === 'split' ? DEV_WORKERS.batch : {});
   const interactiveWorker = workers === 'split' ? spawnCli('worker', DEV_WORKERS.interactive) : undefined;
@@ -80,7 +92,13 @@ export async function startBatchlineStack(
   for (;;) {
     const ready = await fetch(`${apiUrl}/readyz`).then((r) => r.status === 200, () => false);
     if (ready) break;
-    if (Date.now() > deadline) throw new Error('batchline did not become ready within 120 s');
+    const gone = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])].find((c) => c.exitCode !== null || c.signalCode !== null);
+    if (gone || Date.now() > deadline) {
+      for (const c of [api, worker, interactiveWorker]) c?.kill('SIGKILL');
+      await temporal.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      throw new Error(gone ? `batchline ${gone.spawnargs.at(-1)} (pid ${gone.pid}) exited with ${gone.exitCode ?? gone.signalCode} before the stack was ready` : 'batchline did not become ready within 120 s');
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
