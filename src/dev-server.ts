@@ -30,9 +30,10 @@ export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean
   // Eager activities: a workflow task's completion hands the worker its newly scheduled activities at once,
   // skipping a trip through matching (less server CPU and latency per item).
   'system.enableActivityEagerExecution': true,
-  // The dev server has a single history shard, and its transfer queue (which hands new workflow and activity tasks
-  // to matching) loads new tasks at most 20 times a second by default, a limit meant for clusters of hundreds of
-  // shards: every sync predict waited ~25 ms for its first workflow task, far longer while a batch ran.
+  // The dev server has a single history shard, and by default its transfer queue (which hands new workflow and
+  // activity tasks to matching) loads new tasks at most 20 times a second, a limit per shard that a cluster
+  // multiplies by its many shards: every sync predict waited ~25 ms for its first workflow task, longer while a
+  // batch ran.
   'history.transferProcessorMaxPollRPS': 1000,
 };
 
