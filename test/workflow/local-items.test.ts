@@ -33,8 +33,10 @@ describe('local item activities on a worker without a workflow cache', () => {
 
   for (const itemsPerActivity of [1, 20])
   test(`a sharded batch whose items run for seconds completes, every item once, shards reporting, no task failed (${itemsPerActivity} per activity)`, async () => {
-    // One item per shard blocks in the model for 5 s: meanwhile the shards' report timer fires, they signal the
-    // parent, and every workflow task replays the history with those signals amid local activity markers.
+    // One item per shard blocks in the model for 12 s: meanwhile the shards' report timer fires, they signal the
+    // parent, and every workflow task replays the history with those signals amid local activity markers. Without
+    // a cache, a shard's first workflow task may time out (5 s) holding the blocked item instead of heartbeating, and
+    // its timer starts only in the task after that; 12 s leaves room for that timer to fire while the item blocks.
     const blocked = new Set([10, 150, 250]);
     const items = Array.from({ length: 300 }, (_, i) => item(blocked.has(i) ? Behaviour.block : Behaviour.ok, 1000 + i));
     const id = await stack.batches.submit({
@@ -43,7 +45,7 @@ describe('local item activities on a worker without a workflow cache', () => {
       options: BatchOptions.parse({ itemActivities: 'local', itemsPerActivity, shardSize: 100, maxConcurrentShards: 3, concurrency: 40 }),
     });
     await waitFor('one item of each shard blocked', () => model.blocked >= 3);
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => setTimeout(r, 12_000));
     const release = setInterval(() => model.release(), 200); // items re-run after an eviction block again
     const summary = await client.workflow.getHandle(batchWorkflowId(id)).result().finally(() => clearInterval(release));
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 300, failed: 0, canceled: 0 });
