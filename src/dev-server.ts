@@ -22,11 +22,14 @@ export interface DevServerOptions {
   /** How long to wait for the frontend to answer (default 60 s). */
   readyTimeoutMs?: number;
   /** Dynamic config values on top of (or replacing) DEV_SERVER_DYNAMIC_CONFIG, e.g. to measure a setting. */
-  dynamicConfig?: Record<string, string | number | boolean>;
+  dynamicConfig?: DynamicConfig;
 }
 
+/** Temporal dynamic config keys and their values, as `temporal server start-dev --dynamic-config-value` takes them. */
+export type DynamicConfig = Record<string, string | number | boolean>;
+
 /** The dynamic config the dev server runs with (see BENCHMARKS.md, tuning). */
-export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
+export const DEV_SERVER_DYNAMIC_CONFIG: DynamicConfig = {
   // Eager activities: a workflow task's completion hands the worker its newly scheduled activities at once,
   // skipping a trip through matching (less server CPU and latency per item).
   'system.enableActivityEagerExecution': true,

@@ -87,14 +87,15 @@ async function startStackOnce(env: Record<string, string>, { workers = 'split', 
   const worker = spawnCli('worker', workers === 'split' ? DEV_WORKERS.batch : {});
   const interactiveWorker = workers === 'split' ? spawnCli('worker', DEV_WORKERS.interactive) : undefined;
   const api = spawnCli('api');
+  const children = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])];
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const deadline = Date.now() + 120_000;
   for (;;) {
     const ready = await fetch(`${apiUrl}/readyz`).then((r) => r.status === 200, () => false);
     if (ready) break;
-    const gone = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])].find((c) => c.exitCode !== null || c.signalCode !== null);
+    const gone = children.find((c) => c.exitCode !== null || c.signalCode !== null);
     if (gone || Date.now() > deadline) {
-      for (const c of [api, worker, interactiveWorker]) c?.kill('SIGKILL');
+      for (const c of children) c.kill('SIGKILL');
       await temporal.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
       throw new Error(gone ? `batchline ${gone.spawnargs.at(-1)} (pid ${gone.pid}) exited with ${gone.exitCode ?? gone.signalCode} before the stack was ready` : 'batchline did not become ready within 120 s');
@@ -110,7 +111,6 @@ async function startStackOnce(env: Record<string, string>, { workers = 'split', 
     temporal,
     async stop() {
       const exited = (c: ChildProcess) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
-      const children = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])];
       for (const c of children) c.kill('SIGINT');
       await Promise.all(children.map(exited));
       await temporal.stop();
