@@ -12,8 +12,7 @@ import { percentile, rssMb } from './lib/system-run.js';
 import { startRedis } from './lib/redis.js';
 import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import type { SystemRun } from './lib/system-run.js';
-import { DEV_WORKERS } from '../src/cli/dev.js';
-import { measurePredict, runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
+import { BATCH_WORKER_PRIORITY, measurePredict, runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
 import { runBullmq } from './systems/bullmq.js';
 import { runRaw, type RawRun } from './systems/raw.js';
 
@@ -304,7 +303,7 @@ function report(
     `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
     '',
     `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system does the batch work (batchline's`,
-    `stack is \`batchline dev\`'s: its batch worker at nice ${DEV_WORKERS.batch.WORKER_NICE}, plus an interactive worker, idle here, for online predictions).`,
+    `stack is \`batchline dev\`'s: its batch worker at ${BATCH_WORKER_PRIORITY}, plus an interactive worker, idle here, for online predictions).`,
     `BullMQ: worker concurrency ${IN_FLIGHT};`,
     `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}`,
     '(the best of bench/tune.ts). First result split: submission returned -> the first finished item\'s attempt started /',
@@ -330,7 +329,7 @@ function report(
     const summary = summarizeOnline(online);
     lines.push('### Sync predict at 20 requests/s, alone and while a batch runs', '');
     lines.push(
-      `Worker layouts: *split* is \`batchline dev\`'s (a batch worker at nice ${DEV_WORKERS.batch.WORKER_NICE} and an interactive worker); *one* is one`,
+      `Worker layouts: *split* is \`batchline dev\`'s (a batch worker at ${BATCH_WORKER_PRIORITY} and an interactive worker); *one* is one`,
       'worker process polling both queues at normal priority.',
       '',
     );

@@ -4,12 +4,11 @@
 // Writes bench/results/tune-<date>.json and the "tune" section of BENCHMARKS.md.
 //
 //   node --import tsx bench/tune.ts [--items N]     (after npm run build)
-import { DEV_WORKERS } from '../src/cli/dev.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import type { DevServerOptions } from '../src/dev-server.js';
 import { itemsOf } from './lib/model-items.js';
 import { machine, updateBenchmarksMd, writeResults } from './lib/report.js';
-import { runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
+import { BATCH_WORKER_PRIORITY, runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
@@ -64,7 +63,7 @@ updateBenchmarksMd(
   [
     `## Where a per-item batch's time goes, and tuning${label} (\`node --import tsx bench/tune.ts${process.argv.slice(2).map((a) => ` ${a}`).join('')}\`)`,
     '',
-    `${n(ITEMS)} digits items per step, one fresh stack each (dev server, \`batchline dev\`'s batch worker at nice ${DEV_WORKERS.batch.WORKER_NICE} and idle`,
+    `${n(ITEMS)} digits items per step, one fresh stack each (dev server, \`batchline dev\`'s batch worker at ${BATCH_WORKER_PRIORITY} and idle`,
     `interactive worker, API); CPU seconds per 1,000 items of the dev server, the batch worker and the API, on 2 cores.`,
     `Raw figures: [${file}](${file}).`,
     '',

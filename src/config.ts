@@ -3,6 +3,12 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
+/** A true/false setting: `true`/`1` or `false`/`0`. */
+const flag = (byDefault: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(byDefault ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
 
 /**
  * Every setting batchline reads from the environment. This module is the only reader of process.env
@@ -91,10 +97,16 @@ export const ConfigSchema = z.object({
   WORKER_QUEUES: z.enum(['all', 'batch', 'interactive']).default('all'),
   /**
    * Scheduling niceness the worker process gives itself at start (0-19; higher yields the CPU to others). `batchline
-   * dev` runs its batch worker at 10, so the API, the Temporal server and the interactive worker keep their CPU
+   * dev` runs its batch worker at 19, so the API, the Temporal server and the interactive worker keep their CPU
    * while a batch saturates the machine.
    */
   WORKER_NICE: z.coerce.number().int().min(0).max(19).default(0),
+  /**
+   * Linux: every thread of the worker runs under SCHED_IDLE, so it gets a core only when no other process wants it
+   * and any other process that wakes up takes the core at once (nice 19 still shares a little and waits its turn).
+   * `batchline dev` sets it for its batch worker. Elsewhere the worker says it cannot and keeps WORKER_NICE alone.
+   */
+  WORKER_SCHED_IDLE: flag(false),
   /** Port of the worker's Prometheus endpoint (GET /metrics: its own and the Temporal SDK's metrics); 0 picks a free one. */
   WORKER_METRICS_PORT: port.default(9464),
   /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */
@@ -102,15 +114,9 @@ export const ConfigSchema = z.object({
   /** onnxruntime intra-op threads per session (per inference thread). */
   ORT_INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /** Let onnxruntime's idle intra-op threads spin: lower latency, more CPU burnt. */
-  ORT_ALLOW_SPINNING: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
+  ORT_ALLOW_SPINNING: flag(false),
   /** Coalesce concurrent items of one model into batches (Triton-style dynamic batching). */
-  DYNAMIC_BATCHING: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((v) => v === 'true' || v === '1'),
+  DYNAMIC_BATCHING: flag(true),
   /**
    * Stack frames the worker's workflow threads capture per Error, and so per promise: Temporal's TypeScript SDK
    * records a stack trace for every promise workflow code creates (for its stack-trace query), and at the V8

@@ -42,6 +42,9 @@ export interface BatchlineRun extends SystemRun {
   historyEvents: { total: number; perItem: number; maxPerExecution: number; executions: number };
 }
 
+/** How `batchline dev` runs its batch worker, for the reports: "nice 19 under SCHED_IDLE". */
+export const BATCH_WORKER_PRIORITY = `nice ${DEV_WORKERS.batch.WORKER_NICE}${DEV_WORKERS.batch.WORKER_SCHED_IDLE === 'true' ? ' under SCHED_IDLE' : ''}`;
+
 /**
  * Starts a dev server on free ports with a fresh data dir, then the compiled workers and API, and waits for /readyz.
  * Workers as `batchline dev` runs them: a niced batch worker and an interactive one (`workers: 'split'`), or

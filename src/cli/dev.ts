@@ -25,12 +25,13 @@ export async function resolveTemporalCli(): Promise<string> {
 
 /**
  * The two worker processes `batchline dev` runs. Online predictions get a process of their own, so they never wait
- * on a batch's event loop or workflow thread; the batch worker runs at nice 19, so a batch that saturates the CPU
- * yields it to predictions, the API and the Temporal server. Measured: BENCHMARKS.md, sync predict under load (nice 19
- * against 10: p99 under a local 100k batch 1.4-1.9x alone against 2.0-2.2x, in two probes each).
+ * on a batch's event loop or workflow thread; the batch worker runs at nice 19 under SCHED_IDLE (Linux), so a batch
+ * that saturates the CPU yields it to predictions, the API and the Temporal server. Measured: BENCHMARKS.md, sync
+ * predict under load (nice 19 against 10: p99 under a local 100k batch 1.4-1.9x alone against 2.0-2.2x; SCHED_IDLE
+ * on top: 0.95-1.09x against 1.39-1.93x, two probes each).
  */
 export const DEV_WORKERS = {
-  batch: { WORKER_QUEUES: 'batch', WORKER_NICE: '19' },
+  batch: { WORKER_QUEUES: 'batch', WORKER_NICE: '19', WORKER_SCHED_IDLE: 'true' },
   interactive: { WORKER_QUEUES: 'interactive', WORKER_NICE: '0' },
 } as const satisfies Record<string, Record<string, string>>;
 

@@ -1,9 +1,9 @@
-import os from 'node:os';
 import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger, routeTemporalLogs } from '../logger.js';
 import { startServer } from '../server.js';
 import { startWorker } from '../worker.js';
+import { lowerCpuPriority } from './cpu-priority.js';
 import { runDev } from './dev.js';
 
 const USAGE = `usage: batchline <command>
@@ -34,8 +34,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'worker': {
       const log = createLogger(config.LOG_LEVEL, 'worker');
-      // Before the SDK's, the workflow and the inference threads start: Linux threads inherit their creator's nice.
-      if (config.WORKER_NICE > 0) os.setPriority(config.WORKER_NICE);
+      lowerCpuPriority(config, log);
       // The SDK's own metrics go to an exporter on a free loopback port; the worker's /metrics appends them.
       const sdkMetricsPort = await freePort();
       routeTemporalLogs(log, `127.0.0.1:${sdkMetricsPort}`);

@@ -51,13 +51,22 @@ async function freePortPair(): Promise<number> {
   }
 }
 
-/** A process's scheduling niceness (field 19 of /proc/<pid>/stat). */
-function niceness(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+/** Field `n` (1-based, as proc(5) numbers them) of /proc/<path>/stat; the command name may hold spaces. */
+function statField(procPath: string, n: number): number {
+  const stat = fs.readFileSync(`/proc/${procPath}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n - 3]);
 }
 
-test('batchline dev runs the dev server, a batch worker at nice 19, an interactive worker and the API; SIGINT stops all', async () => {
+/** A process's scheduling niceness (field 19). */
+const niceness = (pid: number) => statField(String(pid), 19);
+
+/** The scheduling policy (field 41: 0 SCHED_OTHER, 5 SCHED_IDLE) of each of a process's threads, deduplicated. */
+function threadPolicies(pid: number): number[] {
+  const policies = fs.readdirSync(`/proc/${pid}/task`).map((tid) => statField(`${pid}/task/${tid}`, 41));
+  return [...new Set(policies)].sort();
+}
+
+test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_IDLE, an interactive worker and the API; SIGINT stops all', async () => {
   const [apiPort, temporalPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePortPair()];
   const dataDir = tempDir('dev');
   const config = testConfig(`127.0.0.1:${temporalPort}`, {
@@ -106,6 +115,12 @@ test('batchline dev runs the dev server, a batch worker at nice 19, an interacti
     const workers = children.filter((c) => /main\.ts worker$/.test(c.cmd));
     assert.equal(workers.length, 2, 'two worker children');
     assert.deepEqual(workers.map((w) => niceness(w.pid)).sort(), [0, 19], 'the batch worker runs at nice 19, the interactive one at 0');
+    // Every thread, including those started after the switch (the SDK's, the workflow and inference threads).
+    const batchWorker = workers.find((w) => niceness(w.pid) === 19)!;
+    const interactiveWorker = workers.find((w) => niceness(w.pid) === 0)!;
+    assert.ok(fs.readdirSync(`/proc/${batchWorker.pid}/task`).length > 10, 'the batch worker has started its threads');
+    assert.deepEqual(threadPolicies(batchWorker.pid), [5], 'every thread of the batch worker runs under SCHED_IDLE');
+    assert.deepEqual(threadPolicies(interactiveWorker.pid), [0], 'the interactive worker keeps the normal policy');
     assert.ok(children.some((c) => /main\.ts api$/.test(c.cmd)), 'an API child');
 
     dev.kill('SIGINT');

@@ -140,6 +140,24 @@ describe('loadConfig', () => {
 
     assert.match(err.message, /TEMPORAL_ADDRESS="localhost:http"/);
   });
+
+  test('true/false settings take true, 1, false and 0, default as documented, and refuse anything else by name', () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.WORKER_SCHED_IDLE, false);
+    assert.equal(defaults.DYNAMIC_BATCHING, true);
+    assert.equal(defaults.ORT_ALLOW_SPINNING, false);
+
+    const given = loadConfig({ WORKER_SCHED_IDLE: '1', DYNAMIC_BATCHING: 'false', ORT_ALLOW_SPINNING: 'true' });
+    assert.equal(given.WORKER_SCHED_IDLE, true);
+    assert.equal(given.DYNAMIC_BATCHING, false);
+    assert.equal(given.ORT_ALLOW_SPINNING, true);
+    assert.equal(loadConfig({ DYNAMIC_BATCHING: '0' }).DYNAMIC_BATCHING, false);
+
+    const err = configError({ WORKER_SCHED_IDLE: 'yes', DYNAMIC_BATCHING: 'off' });
+    assert.equal(err.issues.length, 2);
+    assert.match(err.message, /WORKER_SCHED_IDLE="yes"/);
+    assert.match(err.message, /DYNAMIC_BATCHING="off"/);
+  });
 });
 
 test('configToEnv round-trips through loadConfig, API keys and CIDR lists included', () => {
