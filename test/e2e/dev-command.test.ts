@@ -131,7 +131,14 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
       assert.fail(`orphans left running: ${left.map((c) => `${c.pid} ${c.cmd}`).join('; ')}`);
     });
   } finally {
-    dev.kill('SIGKILL');
+    // A failed assertion skips the SIGINT above: its children (dev server, workers, API) must not outlive the test.
+    for (const c of [...descendants(dev.pid!), { pid: dev.pid! }]) {
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
