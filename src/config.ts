@@ -103,7 +103,7 @@ export const ConfigSchema = z.object({
   WORKER_NICE: z.coerce.number().int().min(0).max(19).default(0),
   /**
    * Linux: every thread of the worker runs under SCHED_IDLE, so it gets a core only when no other process wants it
-   * and any other process that wakes up takes the core at once (nice 19 still shares a little and waits its turn).
+   * and any other process that wakes up takes the core at once (at nice 19 it is only weighted down).
    * `batchline dev` sets it for its batch worker. Elsewhere the worker says it cannot and keeps WORKER_NICE alone.
    */
   WORKER_SCHED_IDLE: flag(false),

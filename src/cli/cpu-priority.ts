@@ -7,10 +7,11 @@ import type { Config } from '../config.js';
  * Call it before the SDK, the workflow threads and the inference threads start: Linux threads inherit their
  * creator's nice and scheduling policy. The threads Node has already started (V8's, libuv's) are switched too.
  *
- * Why SCHED_IDLE on top of nice 19 (BENCHMARKS.md, sync predict under load): the kernel lets any waking task of a
- * normal policy preempt a SCHED_IDLE one at once, while a nice-19 task keeps its core until its slice ends. A sync
- * prediction hops between four processes, each hop a wake-up; with the batch worker at nice 19 alone, p99 during a
- * local batch was 85-93 ms (alone 44-67), with SCHED_IDLE 51-53 (alone 47-56), and batch throughput did not fall.
+ * Why SCHED_IDLE on top of nice 19 (BENCHMARKS.md, sync predict under load): the kernel preempts a SCHED_IDLE
+ * thread at once for any waking thread of a normal policy, while a nice-19 thread is only weighted down and a waking
+ * thread may still wait for it. A sync prediction hops between the API, the Temporal server and the interactive
+ * worker, each hop a wake-up; with the batch worker at nice 19 alone, p99 during a local batch was 85-93 ms (alone
+ * 44-67), with SCHED_IDLE 51-53 (alone 47-56), and batch throughput did not fall (probes).
  */
 export function lowerCpuPriority(config: Pick<Config, 'WORKER_NICE' | 'WORKER_SCHED_IDLE'>, log: { warn: (o: object, m: string) => void }): void {
   if (config.WORKER_NICE > 0) os.setPriority(config.WORKER_NICE);
