@@ -38,6 +38,12 @@ export const DEV_SERVER_DYNAMIC_CONFIG: DynamicConfig = {
   // multiplies by its many shards: every sync predict waited ~25 ms for its first workflow task, longer while a
   // batch ran.
   'history.transferProcessorMaxPollRPS': 1000,
+  // While a workflow task runs, history buffers the events that arrive (a remote item's completion adds two:
+  // started and completed). Above 100 (the server's default) it force-fails the running task, and the worker's
+  // completion then gets "Task not found" and the shard is replayed from its history. A shard may have 512 items in
+  // flight (options.concurrency), so up to 1,024 such events: seen with 64 in flight (shard-4, event 106,
+  // WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND). A cluster needs the same setting.
+  'history.maximumBufferedEventsBatch': 2000,
 };
 
 export interface DevServer {
