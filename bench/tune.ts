@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/tune.ts [--items N]     (after npm run build)
 import type { BatchOptions } from '../src/contracts/batch.js';
-import type { DevServerOptions } from '../src/dev-server.js';
+import type { DynamicConfig } from '../src/dev-server.js';
 import { itemsOf } from './lib/model-items.js';
 import { machine, updateBenchmarksMd, writeResults } from './lib/report.js';
 import { BATCH_WORKER_PRIORITY, runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
@@ -18,7 +18,7 @@ const ITEMS = arg('--items', 10_000);
 /** The Temporal server's own limit on transfer-queue loads per shard, which batchline's dev server raises. */
 const TRANSFER_POLL_DEFAULT = { 'history.transferProcessorMaxPollRPS': 20 };
 
-const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string, string>; dynamicConfig?: DevServerOptions['dynamicConfig'] }[] = [
+const STEPS: { name: string; options: Partial<BatchOptions>; env?: Record<string, string>; dynamicConfig?: DynamicConfig }[] = [
   { name: 'defaults: 16 in flight per shard, 2 shards (32)', options: {} },
   { name: '64 per shard, 2 shards (128)', options: { concurrency: 64 } },
   { name: '64 per shard, 4 shards (256)', options: { concurrency: 64, maxConcurrentShards: 4 } },

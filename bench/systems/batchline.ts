@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DEV_WORKERS, resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
-import { startDevServer, type DevServer, type DevServerOptions } from '../../src/dev-server.js';
+import { startDevServer, type DevServer, type DynamicConfig } from '../../src/dev-server.js';
 import { freePort } from '../../src/free-port.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { readSse } from '../../test/helpers/sse.js';
@@ -63,7 +63,7 @@ export async function startBatchlineStack(env: Record<string, string> = {}, opti
 
 interface StackOptions {
   workers?: 'split' | 'one';
-  dynamicConfig?: DevServerOptions['dynamicConfig'];
+  dynamicConfig?: DynamicConfig;
 }
 
 async function startStackOnce(env: Record<string, string>, { workers = 'split', dynamicConfig }: StackOptions): Promise<BatchlineStack> {
