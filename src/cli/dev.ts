@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { prettyFactory } from 'pino-pretty';
 import type { Config } from '../config.js';
 import { isTemporalReachable, startDevServer, type DevServer } from '../dev-server.js';
 
@@ -25,10 +27,10 @@ export async function resolveTemporalCli(): Promise<string> {
 
 /**
  * The two worker processes `batchline dev` runs. Online predictions get a process of their own, so they never wait
- * on a batch's event loop or workflow thread; the batch worker runs at nice 19 under SCHED_IDLE (Linux), so a batch
- * that saturates the CPU yields it to predictions, the API and the Temporal server. Measured: BENCHMARKS.md, sync
- * predict under load (nice 19 against 10: p99 under a local 100k batch 1.4-1.9x alone against 2.0-2.2x; SCHED_IDLE
- * on top: 0.95-1.09x against 1.39-1.93x, two probes each).
+ * on a batch's event loop or workflow thread. The batch worker runs at nice 19 under SCHED_IDLE (Linux), so a batch
+ * that saturates the CPU yields it to predictions, the API and the Temporal server: nice alone only weights the batch
+ * worker down, while the kernel preempts a SCHED_IDLE thread as soon as any normal thread wakes (see
+ * cpu-priority.ts). BENCHMARKS.md, sync predict under load, has the measurements behind these settings.
  */
 export const DEV_WORKERS = {
   batch: { WORKER_QUEUES: 'batch', WORKER_NICE: '19', WORKER_SCHED_IDLE: 'true' },
@@ -38,31 +40,28 @@ export const DEV_WORKERS = {
 const COLORS = { temporal: 35, worker: 36, interactive: 34, api: 32, dev: 33 } as const;
 type Source = keyof typeof COLORS;
 
-/** Writes a child's line with a coloured `[source]` prefix; pino JSON lines become `level message {fields}`. */
+/**
+ * Children log pino JSON; pino-pretty turns each line into `time LEVEL: message {fields}` and passes any other line
+ * (the Temporal server's, a crash trace) through as it is. The `[source]` prefix names the process, so pino's own
+ * name, pid and hostname are left out.
+ */
+const prettify = prettyFactory({
+  colorize: Boolean(process.stdout.isTTY),
+  singleLine: true,
+  translateTime: 'SYS:HH:MM:ss.l',
+  ignore: 'pid,hostname,name',
+});
+
+/** Writes a child's line, pretty-printed, each output line behind a coloured `[source]` prefix. */
 function printLine(source: Source, line: string): void {
-  const tty = process.stdout.isTTY;
-  const prefix = tty ? `\x1b[${COLORS[source]}m[${source}]\x1b[0m` : `[${source}]`;
-  let text = line;
-  if (line.startsWith('{')) {
-    try {
-      const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, ...rest } = JSON.parse(line) as Record<string, unknown>;
-      const levelName = typeof level === 'number' ? ({ 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' } as Record<number, string>)[level] : level;
-      const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
-      text = `${levelName ?? ''} ${msg ?? ''}${extra}`;
-    } catch {
-      // not JSON after all: print as is
-    }
-  }
-  process.stdout.write(`${prefix} ${text}\n`);
+  const prefix = process.stdout.isTTY ? `\x1b[${COLORS[source]}m[${source}]\x1b[0m` : `[${source}]`;
+  for (const out of prettify(line).split('\n')) if (out.trim()) process.stdout.write(`${prefix} ${out.trimEnd()}\n`);
 }
 
 function pipeLines(source: Source, stream: NodeJS.ReadableStream | null): void {
-  let buffered = '';
-  stream?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const line of lines) if (line.trim()) printLine(source, line);
+  if (!stream) return;
+  readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+    if (line.trim()) printLine(source, line);
   });
 }
 
@@ -135,7 +134,14 @@ export async function runDev(config: Config): Promise<number> {
   const interactiveMetricsPort = config.WORKER_METRICS_PORT === 0 ? 0 : config.WORKER_METRICS_PORT + 1;
   const processes: [Source, ChildProcess][] = [
     ['worker', spawnSelf('worker', 'worker', { ...env, ...DEV_WORKERS.batch })],
-    ['interactive', spawnSelf('worker', 'interactive', { ...env, ...DEV_WORKERS.interactive, WORKER_METRICS_PORT: String(interactiveMetricsPort) })],
+    [
+      'interactive',
+      spawnSelf('worker', 'interactive', {
+        ...env,
+        ...DEV_WORKERS.interactive,
+        WORKER_METRICS_PORT: String(interactiveMetricsPort),
+      }),
+    ],
     ['api', spawnSelf('api', 'api', env)],
   ];
   const children = processes.map(([, child]) => child);
@@ -153,7 +159,8 @@ export async function runDev(config: Config): Promise<number> {
   };
   for (const [source, child] of processes) {
     child.once('exit', (code, signal) => {
-      if (!stopping) void stopAll(`${source === 'interactive' ? 'interactive worker' : source} exited with ${code ?? signal}`, 1);
+      if (!stopping)
+        void stopAll(`${source === 'interactive' ? 'interactive worker' : source} exited with ${code ?? signal}`, 1);
     });
   }
   void server?.exited.then((code) => {

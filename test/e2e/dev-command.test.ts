@@ -6,7 +6,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { heldout, http } from '../helpers/data.js';
-import { exitOf, freePort, outputOf, spawnBatchline, startTestTemporal, tempDir, testConfig, waitFor } from '../helpers/temporal.js';
+import {
+  exitOf,
+  freePort,
+  outputOf,
+  spawnBatchline,
+  startTestTemporal,
+  tempDir,
+  testConfig,
+  waitFor,
+} from '../helpers/temporal.js';
 
 /** Every descendant pid of `pid`, with its command line. */
 function descendants(pid: number): { pid: number; cmd: string }[] {
@@ -67,13 +76,19 @@ function threadPolicies(pid: number): number[] {
 }
 
 test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_IDLE, an interactive worker and the API; SIGINT stops all', async () => {
-  const [apiPort, temporalPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePortPair()];
+  const [apiPort, temporalPort, uiPort, metricsPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePortPair(),
+  ];
   const dataDir = tempDir('dev');
   const config = testConfig(`127.0.0.1:${temporalPort}`, {
     PORT: String(apiPort),
     TEMPORAL_UI_PORT: String(uiPort),
     DATA_DIR: dataDir,
     WORKER_METRICS_PORT: String(metricsPort),
+    LOG_LEVEL: 'info',
   });
   const dev = spawnBatchline('dev', config);
   try {
@@ -83,13 +98,19 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
     });
     assert.match(outputOf(dev), new RegExp(`API\\s+${base}`));
     assert.match(outputOf(dev), new RegExp(`Temporal UI\\s+http://127.0.0.1:${uiPort}`));
+    // The children's pino lines come out pretty-printed, each behind the name of the process it came from.
+    assert.match(outputOf(dev), /^\[api\] \[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO: API listening \{"url":/m, outputOf(dev));
+    assert.doesNotMatch(outputOf(dev), /^\[\w+\] \{"level"/m, 'no raw pino JSON line');
     assert.ok(fs.existsSync(path.join(dataDir, 'temporal.db')), 'the dev server keeps its state in DATA_DIR');
 
     const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
     assert.equal(ui.status, 200, 'the Temporal UI answers');
 
     const rows = heldout('digits').slice(0, 10);
-    const submitted = await http(base, 'POST', '/v1/batches', { model: 'digits', items: rows.map((r) => ({ inputs: r.inputs })) });
+    const submitted = await http(base, 'POST', '/v1/batches', {
+      model: 'digits',
+      items: rows.map((r) => ({ inputs: r.inputs })),
+    });
     assert.equal(submitted.status, 202);
     const done = await waitFor('the batch to complete', async () => {
       const res = await http(base, 'GET', `/v1/batches/${submitted.body.id}`);
@@ -105,23 +126,39 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(metrics, /^batch_items_finished_total\{[^}]*state="succeeded"[^}]*\} 10$/m);
     assert.match(metrics, /^temporal_\w+/m, 'the Temporal SDK exports its worker metrics');
-    assert.ok(!metrics.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`), 'the batch worker leaves the interactive queue alone');
+    assert.ok(
+      !metrics.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`),
+      'the batch worker leaves the interactive queue alone',
+    );
     const interactive = await (await fetch(`http://127.0.0.1:${metricsPort + 1}/metrics`)).text();
-    assert.ok(interactive.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`), 'SDK metrics of the interactive task queue');
+    assert.ok(
+      interactive.includes(`task_queue="${config.INTERACTIVE_TASK_QUEUE}"`),
+      'SDK metrics of the interactive task queue',
+    );
     assert.doesNotMatch(interactive, /^batch_items_finished_total\{/m, 'no batch item ran on the interactive worker');
 
     const children = descendants(dev.pid!);
-    assert.ok(children.some((c) => /temporal server start-dev/.test(c.cmd)), 'a dev server child');
+    assert.ok(
+      children.some((c) => /temporal server start-dev/.test(c.cmd)),
+      'a dev server child',
+    );
     const workers = children.filter((c) => /main\.ts worker$/.test(c.cmd));
     assert.equal(workers.length, 2, 'two worker children');
-    assert.deepEqual(workers.map((w) => niceness(w.pid)).sort(), [0, 19], 'the batch worker runs at nice 19, the interactive one at 0');
+    assert.deepEqual(
+      workers.map((w) => niceness(w.pid)).sort(),
+      [0, 19],
+      'the batch worker runs at nice 19, the interactive one at 0',
+    );
     // Every thread, including those started after the switch (the SDK's, the workflow and inference threads).
     const batchWorker = workers.find((w) => niceness(w.pid) === 19)!;
     const interactiveWorker = workers.find((w) => niceness(w.pid) === 0)!;
     assert.ok(fs.readdirSync(`/proc/${batchWorker.pid}/task`).length > 10, 'the batch worker has started its threads');
     assert.deepEqual(threadPolicies(batchWorker.pid), [5], 'every thread of the batch worker runs under SCHED_IDLE');
     assert.deepEqual(threadPolicies(interactiveWorker.pid), [0], 'the interactive worker keeps the normal policy');
-    assert.ok(children.some((c) => /main\.ts api$/.test(c.cmd)), 'an API child');
+    assert.ok(
+      children.some((c) => /main\.ts api$/.test(c.cmd)),
+      'an API child',
+    );
 
     dev.kill('SIGINT');
     assert.equal(await exitOf(dev), 0, outputOf(dev));
