@@ -35,14 +35,14 @@ export const DEV_SERVER_DYNAMIC_CONFIG: DynamicConfig = {
   'system.enableActivityEagerExecution': true,
   // The dev server has a single history shard, and by default its transfer queue (which hands new workflow and
   // activity tasks to matching) loads new tasks at most 20 times a second, a limit per shard that a cluster
-  // multiplies by its many shards: every sync predict waited ~25 ms for its first workflow task, longer while a
-  // batch ran.
+  // multiplies by its many shards. With one shard, every sync predict and every new shard workflow waits for the
+  // next load before its first workflow task, and waits longer while a batch keeps the queue busy.
   'history.transferProcessorMaxPollRPS': 1000,
   // While a workflow task runs, history buffers the events that arrive (a remote item's completion adds two:
-  // started and completed). Above 100 (the server's default) it force-fails the running task, and the worker's
-  // completion then gets "Task not found" and the shard is replayed from its history. A shard may have 512 items in
-  // flight (options.concurrency), so up to 1,024 such events: seen with 64 in flight (shard-4, event 106,
-  // WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND). A cluster needs the same setting.
+  // started and completed). Above 100 (the server's default) it force-fails the running task
+  // (WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND); the worker's completion then gets "Task not found" and the
+  // shard is replayed from its history. A shard may have up to 512 items in flight (options.concurrency), so up to
+  // 1,024 such events; the limit sits above that. A cluster needs the same setting.
   'history.maximumBufferedEventsBatch': 2000,
 };
 
@@ -117,11 +117,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   void exited.then(() => (ended = true));
   while (!(await isTemporalReachable(address, 1000))) {
     if (ended) {
-      throw new Error(`temporal server start-dev exited with ${child.exitCode ?? child.signalCode}:\n${tail.join('\n')}`);
+      throw new Error(
+        `temporal server start-dev exited with ${child.exitCode ?? child.signalCode}:\n${tail.join('\n')}`,
+      );
     }
     if (Date.now() > deadline) {
       await stop(2000);
-      throw new Error(`temporal server start-dev did not answer at ${address} within ${options.readyTimeoutMs ?? 60_000} ms:\n${tail.join('\n')}`);
+      throw new Error(
+        `temporal server start-dev did not answer at ${address} within ${options.readyTimeoutMs ?? 60_000} ms:\n${tail.join('\n')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }

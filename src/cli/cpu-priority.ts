@@ -7,13 +7,17 @@ import type { Config } from '../config.js';
  * Call it before the SDK, the workflow threads and the inference threads start: Linux threads inherit their
  * creator's nice and scheduling policy. The threads Node has already started (V8's, libuv's) are switched too.
  *
- * Why SCHED_IDLE on top of nice 19 (BENCHMARKS.md, sync predict under load): the kernel preempts a SCHED_IDLE
- * thread at once for any waking thread of a normal policy, while a nice-19 thread is only weighted down and a waking
- * thread may still wait for it. A sync prediction hops between the API, the Temporal server and the interactive
- * worker, each hop a wake-up; with the batch worker at nice 19 alone, p99 during a local batch was 85-93 ms (alone
- * 44-67), with SCHED_IDLE 51-53 (alone 47-56), and batch throughput did not fall (probes).
+ * Why SCHED_IDLE on top of nice 19: the kernel preempts a SCHED_IDLE thread at once for any waking thread of a
+ * normal policy, while a nice-19 thread is only weighted down and a waking thread may still wait for it. A sync
+ * prediction hops between the API, the Temporal server and the interactive worker, each hop a wake-up, so every hop
+ * that waits behind the batch worker adds to its tail latency. A SCHED_IDLE batch worker still gets every cycle the
+ * others leave idle, so a batch loses little throughput. The measurements are in BENCHMARKS.md (sync predict under
+ * load).
  */
-export function lowerCpuPriority(config: Pick<Config, 'WORKER_NICE' | 'WORKER_SCHED_IDLE'>, log: { warn: (o: object, m: string) => void }): void {
+export function lowerCpuPriority(
+  config: Pick<Config, 'WORKER_NICE' | 'WORKER_SCHED_IDLE'>,
+  log: { warn: (o: object, m: string) => void },
+): void {
   if (config.WORKER_NICE > 0) os.setPriority(config.WORKER_NICE);
   if (!config.WORKER_SCHED_IDLE) return;
   if (process.platform !== 'linux') {
@@ -22,9 +26,14 @@ export function lowerCpuPriority(config: Pick<Config, 'WORKER_NICE' | 'WORKER_SC
   }
   try {
     // util-linux's chrt: --all-tasks switches every thread of the process, not just the main one.
-    execFileSync('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   } catch (err) {
     const detail = (err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message;
-    log.warn({ err: detail }, `could not switch the worker to SCHED_IDLE (chrt, from util-linux); running at nice ${config.WORKER_NICE}`);
+    log.warn(
+      { err: detail },
+      `could not switch the worker to SCHED_IDLE (chrt, from util-linux); running at nice ${config.WORKER_NICE}`,
+    );
   }
 }
