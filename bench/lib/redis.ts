@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { withCacheLock } from '../../scripts/cache-lock.mjs';
 import { cacheRoot } from '../../scripts/temporal-cli.mjs';
 import { freePort } from '../../src/free-port.js';
 
@@ -20,7 +21,6 @@ const execFileAsync = promisify(execFile);
 
 /** Oldest Redis major accepted (BullMQ needs 5+; Debian 12 ships 7.0). */
 const MIN_MAJOR = 7;
-const LOCK_STALE_MS = 10 * 60 * 1000;
 
 export interface RedisServer {
   url: string;
@@ -162,18 +162,15 @@ export async function resolveRedisServer(env: NodeJS.ProcessEnv = process.env): 
   }
 
   fs.mkdirSync(path.dirname(cacheDir), { recursive: true });
-  const release = await acquireLock(`${cacheDir}.lock`);
-  try {
+  const fetched = await withCacheLock(cacheDir, { log: say, what: 'fetching Redis' }, async (): Promise<Found> => {
     if (fs.existsSync(cached)) {
       const found = await check(cached, withLibraries(cacheDir, env)); // fetched by whoever held the lock
-      if (found.ok) return found.redis;
+      if (found.ok) return found;
     }
-    const fetched = await fetchDebianPackages(cacheDir, env);
-    if (fetched.ok) return fetched.redis;
-    tried.push(`Debian packages: ${fetched.reason}`);
-  } finally {
-    release();
-  }
+    return fetchDebianPackages(cacheDir, env);
+  });
+  if (fetched.ok) return fetched.redis;
+  tried.push(`Debian packages: ${fetched.reason}`);
 
   throw new Error(
     [
@@ -333,43 +330,4 @@ function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Takes an exclusive lock file; waits while a live process holds it, breaks a stale one (dead pid or too old). */
-async function acquireLock(lockFile: string): Promise<() => void> {
-  let announced = false;
-  for (;;) {
-    try {
-      fs.writeFileSync(lockFile, JSON.stringify({ pid: process.pid, at: Date.now() }), { flag: 'wx' });
-      return () => fs.rmSync(lockFile, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    let holder: { pid: number; at: number } | undefined;
-    try {
-      holder = JSON.parse(fs.readFileSync(lockFile, 'utf8')) as { pid: number; at: number };
-    } catch {
-      holder = undefined; // being written right now: judge by age below
-    }
-    const at = holder?.at ?? fs.statSync(lockFile, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
-    if ((holder && !pidAlive(holder.pid)) || Date.now() - at > LOCK_STALE_MS) {
-      say(`removing stale lock ${lockFile}`);
-      fs.rmSync(lockFile, { force: true });
-      continue;
-    }
-    if (!announced) {
-      say(`another process (pid ${holder?.pid ?? '?'}) is fetching Redis; waiting for it`);
-      announced = true;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

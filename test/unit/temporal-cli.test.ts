@@ -4,6 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import lockfile from 'proper-lockfile';
+import { lockPathOf } from '../../scripts/cache-lock.mjs';
 import {
   TEMPORAL_CLI_VERSION,
   cacheRoot,
@@ -70,14 +73,18 @@ function isolatedEnv(t: TestContext): NodeJS.ProcessEnv {
   };
 }
 
-const lockFileOf = (env: NodeJS.ProcessEnv): string => `${path.dirname(cachedBinaryPath(env))}.lock`;
+const lockPath = (env: NodeJS.ProcessEnv): string => lockPathOf(path.dirname(cachedBinaryPath(env)));
 
-/** The pid of a process that has exited (so certainly not running now). */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
-  const pid = child.pid!;
-  await new Promise((resolve) => child.once('exit', resolve));
-  return pid;
+const SCRIPT = fileURLToPath(new URL('../../scripts/temporal-cli.mjs', import.meta.url));
+
+/** Runs `node scripts/temporal-cli.mjs` in a process of its own with `env`; resolves with its exit code and output. */
+function resolveInChild(env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
 describe('parseCliVersion and versionFits', () => {
@@ -206,7 +213,7 @@ describe('resolveTemporalCli', () => {
       [...order].sort((a, b) => a - b),
       message,
     );
-    assert.ok(!fs.existsSync(lockFileOf(env)), 'lock file released');
+    assert.ok(!fs.existsSync(lockPath(env)), 'lock released');
   });
 
   test('with build and download disabled, the error says so', async (t) => {
@@ -222,33 +229,37 @@ describe('resolveTemporalCli', () => {
     );
   });
 
-  test('two concurrent resolutions build with Go once, under the lock, with the version stamped', async (t) => {
-    const env = isolatedEnv(t);
-    const work = tempDir(t);
-    const counter = path.join(work, 'go-install-calls');
-    env.GO_BINARY = fakeGo(work, counter, 1);
-    const logs: string[] = [];
-    const log = (line: string): void => void logs.push(line);
+  test(
+    'two processes resolving at once build with Go once, one waiting on the other, with the version stamped',
+    { timeout: 30_000 },
+    async (t) => {
+      const env = isolatedEnv(t);
+      const work = tempDir(t);
+      const counter = path.join(work, 'go-install-calls');
+      env.GO_BINARY = fakeGo(work, counter, 2);
 
-    const [first, second] = await Promise.all([resolveTemporalCli({ env, log }), resolveTemporalCli({ env, log })]);
+      const [first, second] = await Promise.all([resolveInChild(env), resolveInChild(env)]);
 
-    const cached = cachedBinaryPath(env);
-    assert.equal(first, cached);
-    assert.equal(second, cached);
-    const calls = fs.readFileSync(counter, 'utf8').trim().split('\n');
-    assert.equal(calls.length, 1, `go install ran ${calls.length} times:\n${calls.join('\n')}`);
-    assert.match(calls[0]!, /^install -ldflags=.*-X github\.com\/temporalio\/cli\/temporalcli\.Version=1\.5\.1/);
-    assert.match(calls[0]!, /github\.com\/temporalio\/cli\/cmd\/temporal@v1\.5\.1$/);
-    assert.ok(fs.statSync(cached).isFile());
-    assert.ok(!fs.existsSync(lockFileOf(env)), `lock file ${lockFileOf(env)} left behind`);
-    const leftovers = fs.readdirSync(path.dirname(cached)).filter((f) => f.startsWith('.build-'));
-    assert.deepEqual(leftovers, [], 'staging dirs removed');
-    // the second caller really overlapped the first and waited on its lock (else this test proves nothing)
-    assert.ok(
-      logs.some((l) => l.includes('is obtaining the Temporal CLI; waiting for it')),
-      logs.join('\n'),
-    );
-  });
+      const cached = cachedBinaryPath(env);
+      for (const run of [first, second]) {
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(run.stdout.trim(), cached);
+      }
+      const calls = fs.readFileSync(counter, 'utf8').trim().split('\n');
+      assert.equal(calls.length, 1, `go install ran ${calls.length} times:\n${calls.join('\n')}`);
+      assert.match(calls[0]!, /^install -ldflags=.*-X github\.com\/temporalio\/cli\/temporalcli\.Version=1\.5\.1/);
+      assert.match(calls[0]!, /github\.com\/temporalio\/cli\/cmd\/temporal@v1\.5\.1$/);
+      assert.ok(fs.statSync(cached).isFile());
+      assert.ok(!fs.existsSync(lockPath(env)), `lock ${lockPath(env)} left behind`);
+      const leftovers = fs.readdirSync(path.dirname(cached)).filter((f) => f.startsWith('.build-'));
+      assert.deepEqual(leftovers, [], 'staging dirs removed');
+      // one process really overlapped the other and waited on its lock (else this test proves nothing)
+      const waited = [first, second].filter((run) =>
+        run.stderr.includes('is obtaining the Temporal CLI; waiting for it'),
+      );
+      assert.equal(waited.length, 1, `${first.stderr}\n---\n${second.stderr}`);
+    },
+  );
 
   test('the Go route looks `go` up on the PATH of the env it was given, not the process PATH', async (t) => {
     const env = isolatedEnv(t);
@@ -274,40 +285,57 @@ describe('resolveTemporalCli', () => {
     assert.equal(fs.readFileSync(counter, 'utf8').trim().split('\n').length, 1);
   });
 
-  test('a stale lock left by a dead process is broken and the build proceeds', async (t) => {
-    const env = isolatedEnv(t);
-    const work = tempDir(t);
-    const counter = path.join(work, 'go-install-calls');
-    env.GO_BINARY = fakeGo(work, counter, 0);
-    const lockFile = lockFileOf(env);
-    fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-    fs.writeFileSync(lockFile, JSON.stringify({ pid: await deadPid(), at: Date.now() }));
-    const logs: string[] = [];
+  test(
+    'a lock its holder stopped refreshing (a process that died) is taken over at once and the build proceeds',
+    { timeout: 30_000 },
+    async (t) => {
+      const env = isolatedEnv(t);
+      const work = tempDir(t);
+      const counter = path.join(work, 'go-install-calls');
+      env.GO_BINARY = fakeGo(work, counter, 0);
+      const lock = lockPath(env);
+      fs.mkdirSync(lock, { recursive: true });
+      const minuteAgo = new Date(Date.now() - 60_000);
+      fs.utimesSync(lock, minuteAgo, minuteAgo);
+      const logs: string[] = [];
 
-    const resolved = await resolveTemporalCli({ env, log: (line) => void logs.push(line) });
+      const resolved = await resolveTemporalCli({ env, log: (line) => void logs.push(line) });
 
-    assert.equal(resolved, cachedBinaryPath(env));
-    assert.equal(fs.readFileSync(counter, 'utf8').trim().split('\n').length, 1);
-    assert.ok(
-      logs.some((l) => l.includes(`removing stale lock ${lockFile}`)),
-      logs.join('\n'),
-    );
-    assert.ok(!logs.some((l) => l.includes('waiting for it')), 'did not wait on the dead holder');
-    assert.ok(!fs.existsSync(lockFile), 'lock file released');
-  });
+      assert.equal(resolved, cachedBinaryPath(env));
+      assert.equal(fs.readFileSync(counter, 'utf8').trim().split('\n').length, 1);
+      assert.ok(!logs.some((l) => l.includes('waiting for it')), `waited on the dead holder:\n${logs.join('\n')}`);
+      assert.ok(!fs.existsSync(lock), 'lock released');
+    },
+  );
 
-  test('a lock older than the stale limit is broken even if its pid is alive', async (t) => {
-    const env = isolatedEnv(t);
-    const work = tempDir(t);
-    const counter = path.join(work, 'go-install-calls');
-    env.GO_BINARY = fakeGo(work, counter, 0);
-    const lockFile = lockFileOf(env);
-    fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-    fs.writeFileSync(lockFile, JSON.stringify({ pid: process.pid, at: Date.now() - 31 * 60 * 1000 }));
+  test(
+    'a lock held by a live process is waited for, and what that process built is used without building again',
+    { timeout: 30_000 },
+    async (t) => {
+      const env = isolatedEnv(t);
+      const work = tempDir(t);
+      const counter = path.join(work, 'go-install-calls');
+      env.GO_BINARY = fakeGo(work, counter, 0);
+      const cached = cachedBinaryPath(env);
+      fs.mkdirSync(path.dirname(cached), { recursive: true });
+      const release = await lockfile.lock(path.dirname(cached), { realpath: false, lockfilePath: lockPath(env) });
+      const logs: string[] = [];
 
-    const resolved = await resolveTemporalCli({ env, log: () => {} });
+      const resolving = resolveTemporalCli({ env, log: (line) => void logs.push(line) });
+      const deadline = Date.now() + 10_000;
+      while (!logs.some((l) => l.includes('waiting for it')) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      writeExecutable(cached, '#!/bin/sh\n'); // what the holder obtained
+      await release();
 
-    assert.equal(resolved, cachedBinaryPath(env));
-    assert.ok(!fs.existsSync(lockFile), 'lock file released');
-  });
+      assert.equal(await resolving, cached);
+      assert.ok(
+        logs.some((l) => l.includes('is obtaining the Temporal CLI; waiting for it')),
+        logs.join('\n'),
+      );
+      assert.ok(!fs.existsSync(counter), 'go install did not run');
+      assert.ok(!fs.existsSync(lockPath(env)), 'lock released');
+    },
+  );
 });
