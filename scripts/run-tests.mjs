@@ -6,6 +6,16 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const USAGE = 'usage: node scripts/run-tests.mjs [path or substring ...]   (none: every test/**/*.test.ts)';
+let filters;
+try {
+  filters = parseArgs({ allowPositionals: true }).positionals;
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const files = [];
@@ -17,7 +27,6 @@ const walk = (dir) => {
   }
 };
 walk(path.join(root, 'test'));
-const filters = process.argv.slice(2);
 const selected = files.sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (selected.length === 0) {
   console.error(`no test files match ${filters.join(', ')}`);
