@@ -7,16 +7,29 @@
 import path from 'node:path';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { ModelRepository } from '../src/runtime/model-repository.js';
+import { parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { percentile, rssMb } from './lib/system-run.js';
 import { startRedis } from './lib/redis.js';
 import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import type { SystemRun } from './lib/system-run.js';
-import { BATCH_WORKER_PRIORITY, measurePredict, runBatchline, startBatchlineStack, type BatchlineRun } from './systems/batchline.js';
+import {
+  BATCH_WORKER_PRIORITY,
+  measurePredict,
+  runBatchline,
+  startBatchlineStack,
+  type BatchlineRun,
+} from './systems/batchline.js';
 import { runBullmq } from './systems/bullmq.js';
 import { runRaw, type RawRun } from './systems/raw.js';
 
-const quick = process.argv.includes('--quick');
+const { values: args } = parseBenchArgs(
+  'usage: npm run bench [-- --quick]   (--quick: fewer rounds, smaller workloads)',
+  {
+    options: { quick: { type: 'boolean', default: false } },
+  },
+);
+const quick = args.quick;
 const ROUNDS = quick ? 2 : 3;
 /**
  * Items in flight per system: BullMQ's worker concurrency, and batchline's per-item setting, 64 per shard (the best
@@ -32,7 +45,7 @@ interface Workload {
   name: string;
   model: string;
   items: number;
-  /** Systems left out of this workload (per item with remote activities at 100k: ~7 min a run; see bench/tune.ts). */
+  /** Systems left out of this workload (per item with remote activities at 100k is too slow to repeat every round; bench/tune.ts measures it). */
   skip?: SystemName[];
 }
 
@@ -66,7 +79,9 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
       modelRepository: path.join(REPO_ROOT, 'models'),
     });
   }
-  const options = { 'batchline chunked': CHUNKED_OPTIONS, 'batchline per-item local': PER_ITEM_LOCAL_OPTIONS }[system as string] ?? PER_ITEM_OPTIONS;
+  const options =
+    { 'batchline chunked': CHUNKED_OPTIONS, 'batchline per-item local': PER_ITEM_LOCAL_OPTIONS }[system as string] ??
+    PER_ITEM_OPTIONS;
   const stack = await startBatchlineStack();
   try {
     return await runBatchline(stack, w.model, items, options, system);
@@ -137,9 +152,13 @@ async function main(): Promise<void> {
         }
       }
       const rows = SYSTEMS.filter((sys) => runs[sys]).map((sys) => summarize(sys, runs[sys]!));
-      results.push({ workload: w, rows, runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map(stripLatencies)])) });
+      results.push({
+        workload: w,
+        rows,
+        runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map(stripLatencies)])),
+      });
     }
-    // A failure here must not lose the workloads' figures, measured for most of an hour.
+    // A failure here must not lose the workloads' figures, the longest part of the run.
     online = await measureOnline().catch((err: unknown) => {
       console.error('the sync predict measurement failed:', err);
       return undefined;
@@ -153,7 +172,14 @@ async function main(): Promise<void> {
   } finally {
     await redis.stop();
   }
-  const file = writeResults('compare', { quick, rounds: ROUNDS, machine: machine(), results, online: online && summarizeOnline(online), scale });
+  const file = writeResults('compare', {
+    quick,
+    rounds: ROUNDS,
+    machine: machine(),
+    results,
+    online: online && summarizeOnline(online),
+    scale,
+  });
   updateBenchmarksMd('compare', report(results, online, scale, file));
   console.error(`wrote ${file} and BENCHMARKS.md`);
 }
@@ -202,7 +228,9 @@ async function measureOnlineLayout(layout: Layout): Promise<OnlineRun> {
     const seconds = quick ? 10_000 : 30_000;
     await measurePredict(stack.apiUrl, 'digits', inputs, 20, 2000); // warm-up
     const aloneMs = await measurePredict(stack.apiUrl, 'digits', inputs, 20, seconds);
-    const body = itemsOf('digits', ONLINE_BATCH_ITEMS).map((i) => JSON.stringify({ inputs: i })).join('\n');
+    const body = itemsOf('digits', ONLINE_BATCH_ITEMS)
+      .map((i) => JSON.stringify({ inputs: i }))
+      .join('\n');
     const duringMs = {} as OnlineRun['duringMs'];
     for (const kind of ['remote', 'local'] as const) {
       const res = await fetch(`${stack.apiUrl}/v1/batches?model=digits&itemActivities=${kind}`, {
@@ -215,7 +243,7 @@ async function measureOnlineLayout(layout: Layout): Promise<OnlineRun> {
       const state = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as { status: string };
       if (state.status !== 'running') console.error(`warning: the ${kind} batch ended before the measurement did`);
       await fetch(`${stack.apiUrl}/v1/batches/${id}/cancel`, { method: 'POST' });
-      for (let t = Date.now(); Date.now() - t < 60_000; ) {
+      for (let t = Date.now(); Date.now() - t < 60_000;) {
         const s = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as { status: string };
         if (s.status !== 'running') break;
         await new Promise((r) => setTimeout(r, 250));
@@ -249,14 +277,22 @@ async function measureScale(): Promise<ScaleRow[]> {
   for (const n of SCALE_ORDER) {
     const stack = await startBatchlineStack();
     const samples: { at: number; mb: number }[] = [];
-    const sampler = setInterval(() => samples.push({ at: performance.now(), mb: rssMb(stack.worker.pid!) ?? NaN }), 1000);
+    const sampler = setInterval(
+      () => samples.push({ at: performance.now(), mb: rssMb(stack.worker.pid!) ?? NaN }),
+      1000,
+    );
     try {
       const started = performance.now();
       const run = await runBatchline(stack, 'digits', itemsOf('digits', n), CHUNKED_OPTIONS, 'batchline chunked');
       const half = started + (performance.now() - started) / 2;
-      const steadyMb = percentile(samples.filter((s) => s.at >= half).map((s) => s.mb), 50);
+      const steadyMb = percentile(
+        samples.filter((s) => s.at >= half).map((s) => s.mb),
+        50,
+      );
       (runs.get(n) ?? runs.set(n, []).get(n)!).push({ run, steadyMb });
-      console.error(`scale ${n}: worker RSS peak ${Math.round(run.workerPeakRssMb)} MiB, steady ${Math.round(steadyMb)} MiB, ${Math.round(n / (run.wallMs / 1000))} items/s`);
+      console.error(
+        `scale ${n}: worker RSS peak ${Math.round(run.workerPeakRssMb)} MiB, steady ${Math.round(steadyMb)} MiB, ${Math.round(n / (run.wallMs / 1000))} items/s`,
+      );
     } finally {
       clearInterval(sampler);
       await stack.stop();
@@ -277,11 +313,18 @@ async function measureScale(): Promise<ScaleRow[]> {
 }
 
 function summarizeOnline(online: Online) {
-  const scenario = (runs: number[][]) => ({ requests: runs.map((v) => v.length), p50Ms: stat(runs.map((v) => percentile(v, 50))), p99Ms: stat(runs.map((v) => percentile(v, 99))) });
+  const scenario = (runs: number[][]) => ({
+    requests: runs.map((v) => v.length),
+    p50Ms: stat(runs.map((v) => percentile(v, 50))),
+    p99Ms: stat(runs.map((v) => percentile(v, 99))),
+  });
   const one = (runs: OnlineRun[]) => ({
     runs: runs.length,
     alone: scenario(runs.map((r) => r.aloneMs)),
-    during: { remote: scenario(runs.map((r) => r.duringMs.remote)), local: scenario(runs.map((r) => r.duringMs.local)) },
+    during: {
+      remote: scenario(runs.map((r) => r.duringMs.remote)),
+      local: scenario(runs.map((r) => r.duringMs.local)),
+    },
     /** Per run, p99 during / p99 alone on the same stack. */
     p99Ratio: {
       remote: stat(runs.map((r) => percentile(r.duringMs.remote, 99) / percentile(r.aloneMs, 99))),
@@ -297,7 +340,8 @@ function report(
   scale: ScaleRow[] | undefined,
   file: string,
 ): string {
-  const n = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
+  const n = (v: number | undefined, d = 0) =>
+    v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
   const f = (s: Stat | undefined, d = 0) => (s ? fmt(s, d) : '–');
   const lines = [
     `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
@@ -306,8 +350,8 @@ function report(
     `stack is \`batchline dev\`'s: its batch worker at ${BATCH_WORKER_PRIORITY}, plus an interactive worker, idle here, for online predictions).`,
     `BullMQ: worker concurrency ${IN_FLIGHT};`,
     `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}`,
-    '(the best of bench/tune.ts). First result split: submission returned -> the first finished item\'s attempt started /',
-    'that attempt / its store write -> the client\'s SSE event.',
+    "(the best of bench/tune.ts). First result split: submission returned -> the first finished item's attempt started /",
+    "that attempt / its store write -> the client's SSE event.",
     `Raw figures: [${file}](${file}).`,
     '',
   ];
@@ -315,7 +359,9 @@ function report(
     const raw = rows.find((r) => r.system === 'raw')!.itemsPerSecond.median;
     const bull = rows.find((r) => r.system === 'bullmq')!.itemsPerSecond.median;
     lines.push(`### ${workload.name} (${workload.model})`, '');
-    lines.push('| system | items/s | × raw | × BullMQ | first result ms | first result split ms | p50 / p99 ms per item | submit ms | worker RSS MiB | API RSS MiB | events/item | max events/execution |');
+    lines.push(
+      '| system | items/s | × raw | × BullMQ | first result ms | first result split ms | p50 / p99 ms per item | submit ms | worker RSS MiB | API RSS MiB | events/item | max events/execution |',
+    );
     lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const r of rows) {
       const m = r.itemsPerSecond.median;
@@ -333,18 +379,25 @@ function report(
       'worker process polling both queues at normal priority.',
       '',
     );
-    lines.push(`${ONLINE_ROUNDS} run(s) per layout, a fresh stack each, layouts alternating; median (min–max) over the runs.`, '');
+    lines.push(
+      `${ONLINE_ROUNDS} run(s) per layout, a fresh stack each, layouts alternating; median (min–max) over the runs.`,
+      '',
+    );
     lines.push('| workers | | requests per run | p50 ms | p99 ms |', '|---|---|---|---|---|');
     for (const layout of LAYOUTS) {
       const o = summary[layout];
-      lines.push(`| ${layout} | alone | ${o.alone.requests.map((x) => n(x)).join(', ')} | ${f(o.alone.p50Ms, 1)} | ${f(o.alone.p99Ms, 1)} |`);
+      lines.push(
+        `| ${layout} | alone | ${o.alone.requests.map((x) => n(x)).join(', ')} | ${f(o.alone.p50Ms, 1)} | ${f(o.alone.p99Ms, 1)} |`,
+      );
       for (const kind of ['remote', 'local'] as const) {
         const d = o.during[kind];
-        lines.push(`| ${layout} | during a ${n(ONLINE_BATCH_ITEMS / 1000)}k-item per-item batch (${kind} item activities) | ${d.requests.map((x) => n(x)).join(', ')} | ${f(d.p50Ms, 1)} | ${f(d.p99Ms, 1)} |`);
+        lines.push(
+          `| ${layout} | during a ${n(ONLINE_BATCH_ITEMS / 1000)}k-item per-item batch (${kind} item activities) | ${d.requests.map((x) => n(x)).join(', ')} | ${f(d.p50Ms, 1)} | ${f(d.p99Ms, 1)} |`,
+        );
       }
     }
     lines.push('');
-    lines.push('p99 during / p99 alone (×), each run against its own stack\'s alone figure, median (min–max):', '');
+    lines.push("p99 during / p99 alone (×), each run against its own stack's alone figure, median (min–max):", '');
     for (const layout of LAYOUTS) {
       const o = summary[layout];
       lines.push(`- ${layout}: remote item activities ${f(o.p99Ratio.remote, 2)}; local ${f(o.p99Ratio.local, 2)}.`);
@@ -352,18 +405,27 @@ function report(
     lines.push('');
   }
   if (scale) {
-    lines.push(`### Memory as a chunked batch grows (${scale.map((r) => `${n(r.items)}: ${r.runs} runs`).join(', ')}; fresh stack per run, sizes alternating)`, '');
     lines.push(
-      'Steady RSS: the worker\'s RSS sampled every second over the second half of a run, the median of each run.',
+      `### Memory as a chunked batch grows (${scale.map((r) => `${n(r.items)}: ${r.runs} runs`).join(', ')}; fresh stack per run, sizes alternating)`,
+      '',
+    );
+    lines.push(
+      "Steady RSS: the worker's RSS sampled every second over the second half of a run, the median of each run.",
       '',
       '| items | items/s | submit ms | worker peak RSS MiB | worker steady RSS MiB | API peak RSS MiB | max events/execution |',
       '|---|---|---|---|---|---|---|',
     );
     for (const r of scale) {
-      lines.push(`| ${n(r.items)} | ${f(r.itemsPerSecond)} | ${f(r.submitMs)} | ${f(r.workerPeakRssMb)} | ${f(r.workerSteadyRssMb)} | ${f(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`);
+      lines.push(
+        `| ${n(r.items)} | ${f(r.itemsPerSecond)} | ${f(r.submitMs)} | ${f(r.workerPeakRssMb)} | ${f(r.workerSteadyRssMb)} | ${f(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`,
+      );
     }
     const ratio = (k: 'workerPeakRssMb' | 'workerSteadyRssMb') => n(scale[1]![k].median / scale[0]![k].median, 2);
-    lines.push('', `Worker RSS 1M / 100k (medians): peak ${ratio('workerPeakRssMb')}x, steady ${ratio('workerSteadyRssMb')}x.`, '');
+    lines.push(
+      '',
+      `Worker RSS 1M / 100k (medians): peak ${ratio('workerPeakRssMb')}x, steady ${ratio('workerSteadyRssMb')}x.`,
+      '',
+    );
   }
   return lines.join('\n');
 }

@@ -9,11 +9,14 @@ import { batchWorkflowId } from '../src/client/batch-client.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { itemStoreFile, SqliteItemStore } from '../src/stores/sqlite-item-store.js';
 import { readSse } from '../test/helpers/sse.js';
+import { intArg, parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import { runBatchline, startBatchlineStack, type BatchlineStack } from './systems/batchline.js';
 
-const RUNS = process.argv.includes('--runs') ? Number(process.argv[process.argv.indexOf('--runs') + 1]) : 7;
+const USAGE = 'usage: node --import tsx bench/first-result.ts [--runs N]   (N batches per mode, default 7)';
+const { values: args } = parseBenchArgs(USAGE, { options: { runs: { type: 'string', default: '7' } } });
+const RUNS = intArg(USAGE, 'runs', args.runs);
 const ITEMS = 10_000;
 const MODES: { name: string; options: Partial<BatchOptions> }[] = [
   { name: 'per item (remote)', options: { concurrency: 64 } },
@@ -37,9 +40,22 @@ interface Path {
   client: number;
 }
 
-async function firstResult(stack: BatchlineStack, temporal: Client, store: SqliteItemStore, body: string, options: Partial<BatchOptions>): Promise<Path> {
-  const query = new URLSearchParams({ model: 'digits', ...Object.fromEntries(Object.entries(options).map(([k, v]) => [k, String(v)])) });
-  const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+async function firstResult(
+  stack: BatchlineStack,
+  temporal: Client,
+  store: SqliteItemStore,
+  body: string,
+  options: Partial<BatchOptions>,
+): Promise<Path> {
+  const query = new URLSearchParams({
+    model: 'digits',
+    ...Object.fromEntries(Object.entries(options).map(([k, v]) => [k, String(v)])),
+  });
+  const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body,
+  });
   const returned = Date.now();
   const { id } = (await res.json()) as { id: string };
   if (res.status !== 202) throw new Error(`submission failed: ${res.status}`);
@@ -82,7 +98,9 @@ const STEPS: [keyof Path, string][] = [
   ['client', 'client read its SSE event'],
 ];
 
-const body = itemsOf('digits', ITEMS).map((i) => JSON.stringify({ inputs: i })).join('\n');
+const body = itemsOf('digits', ITEMS)
+  .map((i) => JSON.stringify({ inputs: i }))
+  .join('\n');
 const rows: { mode: string; options: Partial<BatchOptions>; steps: Record<keyof Path, Stat> }[] = [];
 for (const mode of MODES) {
   const stack = await startBatchlineStack();
@@ -109,7 +127,7 @@ updateBenchmarksMd(
     '## Time to first result on a warm stack, hop by hop (`node --import tsx bench/first-result.ts`)',
     '',
     `${ITEMS.toLocaleString('en-US')} digits items per batch, ${RUNS} batches per mode after a 100-item warm-up, each cancelled after its first result;`,
-    'milliseconds after submission returned, median (min–max), from Temporal\'s event times, the item store and the',
+    "milliseconds after submission returned, median (min–max), from Temporal's event times, the item store and the",
     `client's clock (one machine). Raw figures: [${file}](${file}).`,
     '',
     `| step | ${rows.map((r) => r.mode).join(' | ')} |`,

@@ -3,10 +3,10 @@
 // of any execution, and the worker's peak RSS. Writes bench/results/million-<date>.json and a BENCHMARKS.md row.
 //
 //   node --import tsx bench/million.ts [--items N] [--items-per-activity K] [--shard-size S] [--shards P]
+//     [--concurrency C]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { BatchClient, batchWorkflowId } from '../src/client/batch-client.js';
 import { resolveTemporalCli } from '../src/cli/dev.js';
@@ -17,9 +17,13 @@ import { createLogger, routeTemporalLogs } from '../src/logger.js';
 import { itemStoreFile, SqliteItemStore } from '../src/stores/sqlite-item-store.js';
 import { startWorker } from '../src/worker.js';
 import { progressQuery } from '../workflows/messages.js';
+import { freePort } from '../src/free-port.js';
+import { intArg, parseBenchArgs } from './lib/args.js';
 import { machine, REPO_ROOT, updateBenchmarksMd, writeResults } from './lib/report.js';
 
-const { values } = parseArgs({
+const USAGE =
+  'usage: node --import tsx bench/million.ts [--items N] [--items-per-activity K] [--shard-size S] [--shards P] [--concurrency C]';
+const { values } = parseBenchArgs(USAGE, {
   options: {
     items: { type: 'string', default: '1000000' },
     'items-per-activity': { type: 'string', default: '100' },
@@ -28,23 +32,35 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '256' },
   },
 });
-const n = Number(values.items);
+const n = intArg(USAGE, 'items', values.items);
 const options = BatchOptions.parse({
-  itemsPerActivity: Number(values['items-per-activity']),
-  shardSize: Number(values['shard-size']),
-  maxConcurrentShards: Number(values.shards),
-  concurrency: Number(values.concurrency),
+  itemsPerActivity: intArg(USAGE, 'items-per-activity', values['items-per-activity']),
+  shardSize: intArg(USAGE, 'shard-size', values['shard-size']),
+  maxConcurrentShards: intArg(USAGE, 'shards', values.shards),
+  concurrency: intArg(USAGE, 'concurrency', values.concurrency),
 });
 
 const log = createLogger('warn', 'bench');
 routeTemporalLogs(log);
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-million-'));
-const port = 17233 + Math.floor(Math.random() * 1000);
-const server = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port, headless: true });
-const config = loadConfig({ TEMPORAL_ADDRESS: server.address, DATA_DIR: dataDir, MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'), LOG_LEVEL: 'warn' });
+const server = await startDevServer({
+  cliPath: await resolveTemporalCli(),
+  dataDir,
+  port: await freePort(),
+  headless: true,
+});
+const config = loadConfig({
+  TEMPORAL_ADDRESS: server.address,
+  DATA_DIR: dataDir,
+  MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'),
+  LOG_LEVEL: 'warn',
+});
 const worker = await startWorker(config, log);
 const store = new SqliteItemStore(itemStoreFile(config));
-const batches = BatchClient.create({ address: server.address, namespace: 'default', taskQueue: config.TASK_QUEUE }, store);
+const batches = BatchClient.create(
+  { address: server.address, namespace: 'default', taskQueue: config.TASK_QUEUE },
+  store,
+);
 const client = new Client({ connection: await Connection.connect({ address: server.address }) });
 
 const rows = fs
@@ -77,7 +93,9 @@ try {
   let maxEvents = 0;
   let executions = 0;
   const wid = batchWorkflowId(id);
-  for await (const wf of client.workflow.list({ query: `WorkflowId = '${wid}' OR WorkflowId STARTS_WITH '${wid}/shard-'` })) {
+  for await (const wf of client.workflow.list({
+    query: `WorkflowId = '${wid}' OR WorkflowId STARTS_WITH '${wid}/shard-'`,
+  })) {
     executions++;
     maxEvents = Math.max(maxEvents, wf.historyLength);
   }

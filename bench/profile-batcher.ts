@@ -5,9 +5,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InferenceRuntime } from '../src/runtime/inference.js';
 import { ModelRepository } from '../src/runtime/model-repository.js';
+import { parseBenchArgs } from './lib/args.js';
 import { REPO_ROOT } from './lib/report.js';
 
-const model = process.argv[2] ?? 'digits';
+const USAGE =
+  'usage: node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/profile-batcher.ts [model]   (default digits)';
+const { positionals } = parseBenchArgs(USAGE, { allowPositionals: true });
+if (positionals.length > 1) {
+  console.error(`one model at most, got ${positionals.join(' ')}\n${USAGE}`);
+  process.exit(2);
+}
+const model = positionals[0] ?? 'digits';
 const rows = fs
   .readFileSync(path.join(REPO_ROOT, 'models', model, 'testdata', 'heldout.jsonl'), 'utf8')
   .split('\n')

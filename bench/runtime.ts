@@ -9,10 +9,17 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { InferenceRuntime, type InferenceOptions } from '../src/runtime/inference.js';
 import { ModelRepository, type ResolvedModel } from '../src/runtime/model-repository.js';
+import { parseBenchArgs } from './lib/args.js';
 import { itemsFor, rawFeeds, rawSession } from './lib/model-items.js';
 import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 
-const quick = process.argv.includes('--quick');
+const { values: args } = parseBenchArgs(
+  'usage: node --import tsx bench/runtime.ts [--quick]   (--quick: shorter, fewer runs)',
+  {
+    options: { quick: { type: 'boolean', default: false } },
+  },
+);
+const quick = args.quick;
 const SECONDS = quick ? 0.7 : 2;
 const RUNS = quick ? 3 : 5;
 const BATCH_SIZES = [1, 8, 32, 128];
@@ -31,10 +38,19 @@ const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
  * The raw loop's feeds: batches of `bs` consecutive real items, enough batches to cover every item once (so a
  * batch-1 loop does not measure only the first item), one tensor per input (text: tokenized, padded per batch).
  */
-async function rawFeedList(model: ResolvedModel, items: Record<string, unknown>[], bs: number): Promise<Record<string, ort.Tensor>[]> {
+async function rawFeedList(
+  model: ResolvedModel,
+  items: Record<string, unknown>[],
+  bs: number,
+): Promise<Record<string, ort.Tensor>[]> {
   const batches = Math.max(1, Math.ceil(Math.min(items.length, 1024) / bs));
   return Promise.all(
-    Array.from({ length: batches }, (_, b) => rawFeeds(model, Array.from({ length: bs }, (_, i) => items[(b * bs + i) % items.length]!))),
+    Array.from({ length: batches }, (_, b) =>
+      rawFeeds(
+        model,
+        Array.from({ length: bs }, (_, i) => items[(b * bs + i) % items.length]!),
+      ),
+    ),
   );
 }
 
@@ -70,7 +86,12 @@ async function rawLoop(model: ResolvedModel, items: Record<string, unknown>[]): 
         runs.push(await throughput(async () => (await session.run(feedList[k++ % feedList.length]!), bs)));
       }
       lag.disable();
-      rows.push({ intraOpThreads: intra, batchSize: bs, itemsPerSec: stat(runs), eventLoopP99Ms: lag.percentile(99) / 1e6 });
+      rows.push({
+        intraOpThreads: intra,
+        batchSize: bs,
+        itemsPerSec: stat(runs),
+        eventLoopP99Ms: lag.percentile(99) / 1e6,
+      });
       console.error(`raw ${model.name} intra=${intra} bs=${bs}: ${fmt(stat(runs))} items/s`);
     }
     await session.release();
@@ -153,8 +174,12 @@ async function batcherLoop(model: ResolvedModel, items: Record<string, unknown>[
 
 async function main(): Promise<void> {
   const models = ['digits', 'breast-cancer'];
-  if (fs.existsSync(path.join(REPO_ROOT, 'models', 'all-minilm-l6-v2', '1', 'model.onnx'))) models.push('all-minilm-l6-v2');
-  else console.error('all-minilm-l6-v2 not fetched (bash scripts/fetch-embedding-model.sh): measuring the bundled models only');
+  if (fs.existsSync(path.join(REPO_ROOT, 'models', 'all-minilm-l6-v2', '1', 'model.onnx')))
+    models.push('all-minilm-l6-v2');
+  else
+    console.error(
+      'all-minilm-l6-v2 not fetched (bash scripts/fetch-embedding-model.sh): measuring the bundled models only',
+    );
   const results: Record<string, { raw: RawRow[]; batcher: BatcherRow[] }> = {};
   for (const name of models) {
     const model = await repository.resolve(name);
@@ -173,9 +198,17 @@ async function main(): Promise<void> {
   for (const name of models) {
     const { raw, batcher } = results[name]!;
     const best = raw.reduce((a, b) => (b.itemsPerSec.median > a.itemsPerSec.median ? b : a));
-    lines.push('', `### ${name}`, '', '| raw loop | batch 1 | batch 8 | batch 32 | batch 128 |', '|---|---|---|---|---|');
+    lines.push(
+      '',
+      `### ${name}`,
+      '',
+      '| raw loop | batch 1 | batch 8 | batch 32 | batch 128 |',
+      '|---|---|---|---|---|',
+    );
     for (const intra of INTRA) {
-      const cells = BATCH_SIZES.map((bs) => fmt(raw.find((r) => r.intraOpThreads === intra && r.batchSize === bs)!.itemsPerSec));
+      const cells = BATCH_SIZES.map((bs) =>
+        fmt(raw.find((r) => r.intraOpThreads === intra && r.batchSize === bs)!.itemsPerSec),
+      );
       lines.push(`| intra-op threads ${intra} | ${cells.join(' | ')} |`);
     }
     lines.push(

@@ -51,11 +51,14 @@ export const BATCH_WORKER_PRIORITY = `nice ${DEV_WORKERS.batch.WORKER_NICE}${DEV
  * one worker polling both queues at normal priority (`'one'`, the layout before the split, for comparison).
  * `dynamicConfig` overrides the dev server's DEV_SERVER_DYNAMIC_CONFIG, to measure a setting.
  */
-export async function startBatchlineStack(env: Record<string, string> = {}, options: StackOptions = {}): Promise<BatchlineStack> {
+export async function startBatchlineStack(
+  env: Record<string, string> = {},
+  options: StackOptions = {},
+): Promise<BatchlineStack> {
   try {
     return await startStackOnce(env, options);
   } catch (err) {
-    // A stack that fails to start is not a measurement; one failure must not end a 40-minute run. Said, and tried again.
+    // A stack that fails to start is not a measurement; one failure must not end a long run. Said, and tried again.
     console.error(`stack did not start (${(err as Error).message}); starting a fresh one`);
     return startStackOnce(env, options);
   }
@@ -66,9 +69,18 @@ interface StackOptions {
   dynamicConfig?: DynamicConfig;
 }
 
-async function startStackOnce(env: Record<string, string>, { workers = 'split', dynamicConfig }: StackOptions): Promise<BatchlineStack> {
+async function startStackOnce(
+  env: Record<string, string>,
+  { workers = 'split', dynamicConfig }: StackOptions,
+): Promise<BatchlineStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
-  const temporal = await startDevServer({ cliPath: await resolveTemporalCli(), dataDir, port: await freePort(), headless: true, dynamicConfig });
+  const temporal = await startDevServer({
+    cliPath: await resolveTemporalCli(),
+    dataDir,
+    port: await freePort(),
+    headless: true,
+    dynamicConfig,
+  });
   const apiPort = await freePort(); // after the dev server has bound its internal ports, so none of them is this one
   const config = loadConfig({
     TEMPORAL_ADDRESS: temporal.address,
@@ -94,14 +106,21 @@ async function startStackOnce(env: Record<string, string>, { workers = 'split', 
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const ready = await fetch(`${apiUrl}/readyz`).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`${apiUrl}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) break;
     const gone = children.find((c) => c.exitCode !== null || c.signalCode !== null);
     if (gone || Date.now() > deadline) {
       for (const c of children) c.kill('SIGKILL');
       await temporal.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
-      throw new Error(gone ? `batchline ${gone.spawnargs.at(-1)} (pid ${gone.pid}) exited with ${gone.exitCode ?? gone.signalCode} before the stack was ready` : 'batchline did not become ready within 120 s');
+      throw new Error(
+        gone
+          ? `batchline ${gone.spawnargs.at(-1)} (pid ${gone.pid}) exited with ${gone.exitCode ?? gone.signalCode} before the stack was ready`
+          : 'batchline did not become ready within 120 s',
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -113,7 +132,8 @@ async function startStackOnce(env: Record<string, string>, { workers = 'split', 
     api,
     temporal,
     async stop() {
-      const exited = (c: ChildProcess) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+      const exited = (c: ChildProcess) =>
+        c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()));
       for (const c of children) c.kill('SIGINT');
       await Promise.all(children.map(exited));
       await temporal.stop();
@@ -134,11 +154,18 @@ export async function runBatchline(
   system: string,
 ): Promise<BatchlineRun> {
   const body = items.map((inputs) => JSON.stringify({ inputs })).join('\n');
-  const query = new URLSearchParams({ model, ...Object.fromEntries(Object.entries(options).map(([k, v]) => [k, String(v)])) });
+  const query = new URLSearchParams({
+    model,
+    ...Object.fromEntries(Object.entries(options).map(([k, v]) => [k, String(v)])),
+  });
   const pids = { temporal: stack.temporal.child.pid!, worker: stack.worker.pid!, api: stack.api.pid! };
   const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) ?? NaN]));
   const t0 = performance.now();
-  const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+  const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body,
+  });
   const submitted = performance.now();
   const returnedAtMs = Date.now();
   const created = (await res.json()) as { id: string };
@@ -161,7 +188,8 @@ export async function runBatchline(
     if (state.status !== 'running') break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  const cpu = (k: keyof typeof pids) => Math.round((((cpuSeconds(pids[k]) ?? NaN) - cpuBefore[k]!) / items.length) * 1000 * 1000) / 1000;
+  const cpu = (k: keyof typeof pids) =>
+    Math.round((((cpuSeconds(pids[k]) ?? NaN) - cpuBefore[k]!) / items.length) * 1000 * 1000) / 1000;
   const cpuPerThousandItems = { temporal: cpu('temporal'), worker: cpu('worker'), api: cpu('api') };
   const workerPeakRssMb = peakRssMb(stack.worker.pid!) ?? NaN;
   const apiPeakRssMb = peakRssMb(stack.api.pid!) ?? NaN;
@@ -172,7 +200,7 @@ export async function runBatchline(
   let failed = 0;
   let first = { startedAt: Infinity, finishedAt: Infinity };
   try {
-    for (let cursor: number | undefined = 0; cursor !== undefined; ) {
+    for (let cursor: number | undefined = 0; cursor !== undefined;) {
       const page = store.listResults(created.id, { cursor, limit: 10_000 });
       for (const r of page.results) {
         const finished = Date.parse(r.finishedAt);
@@ -229,7 +257,13 @@ async function historyEvents(stack: BatchlineStack, items: number): Promise<Batc
  * Sync predict at a steady rate (open loop: requests start on schedule whether or not earlier ones returned) for
  * `durationMs`; returns each request's latency in ms.
  */
-export async function measurePredict(apiUrl: string, model: string, inputs: Record<string, unknown>[], ratePerSecond: number, durationMs: number): Promise<number[]> {
+export async function measurePredict(
+  apiUrl: string,
+  model: string,
+  inputs: Record<string, unknown>[],
+  ratePerSecond: number,
+  durationMs: number,
+): Promise<number[]> {
   const latencies: number[] = [];
   const pending: Promise<void>[] = [];
   const start = performance.now();

@@ -7,7 +7,6 @@
 //   node --import tsx bench/systems/bullmq-worker.ts --queue NAME --redis URL --concurrency N
 //   (DATA_DIR and MODEL_REPOSITORY from the environment, read by loadConfig like every batchline setting)
 // Tells its parent `{ type: 'ready' }` over IPC once connected; stops on `{ type: 'stop' }` or SIGTERM.
-import { parseArgs } from 'node:util';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { toActivityFailure } from '../../activities/permanent-failure.js';
 import type { ItemResult } from '../../src/contracts/batch.js';
@@ -17,6 +16,7 @@ import { InferenceRuntime } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import type { StoredBatch } from '../../src/stores/item-store.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { intArg, parseBenchArgs } from '../lib/args.js';
 
 /** A job names one item of a batch in the item store, nothing more. */
 export interface ItemJob {
@@ -24,18 +24,18 @@ export interface ItemJob {
   index: number;
 }
 
-const { values } = parseArgs({
+const USAGE = 'usage: node --import tsx bench/systems/bullmq-worker.ts --queue NAME --redis URL [--concurrency N]';
+const { values } = parseBenchArgs(USAGE, {
   options: {
     queue: { type: 'string' },
     redis: { type: 'string' },
     concurrency: { type: 'string', default: '64' },
   },
 });
-const concurrency = Number(values.concurrency);
-if (!values.queue || !values.redis || !Number.isInteger(concurrency) || concurrency < 1) {
-  throw new Error(
-    `usage: bullmq-worker.ts --queue NAME --redis URL --concurrency N (got concurrency '${values.concurrency}')`,
-  );
+const concurrency = intArg(USAGE, 'concurrency', values.concurrency);
+if (!values.queue || !values.redis) {
+  console.error(`--queue and --redis are required\n${USAGE}`);
+  process.exit(2);
 }
 
 const config = loadConfig();

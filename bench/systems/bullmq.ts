@@ -15,6 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { BatchOptions, type ItemInputs } from '../../src/contracts/batch.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { parseBenchArgs } from '../lib/args.js';
 import { REPO_ROOT } from '../lib/report.js';
 import { startRedis } from '../lib/redis.js';
 import { formatRun, peakRssMb, percentile, type SystemRun } from '../lib/system-run.js';
@@ -262,6 +263,12 @@ async function smoke(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && process.argv.includes('--smoke')) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const USAGE = 'usage: node --import tsx bench/systems/bullmq.ts --smoke   (2,000 digits items: a by-hand check)';
+  const { values } = parseBenchArgs(USAGE, { options: { smoke: { type: 'boolean', default: false } } });
+  if (!values.smoke) {
+    console.error(USAGE);
+    process.exit(2);
+  }
   await smoke();
 }
