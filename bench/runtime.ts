@@ -11,7 +11,7 @@ import { InferenceRuntime, type InferenceOptions } from '../src/runtime/inferenc
 import { ModelRepository, type ResolvedModel } from '../src/runtime/model-repository.js';
 import { parseBenchArgs } from './lib/args.js';
 import { itemsFor, rawFeeds, rawSession } from './lib/model-items.js';
-import { fmt, machine, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
+import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 
 const { values: args } = parseBenchArgs(
   'usage: node --import tsx bench/runtime.ts [--quick]   (--quick: shorter, fewer runs)',
@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     );
     for (const b of batcher) {
       lines.push(
-        `| ${b.threads} × ${b.intraOpThreads}${b.spinning ? ', spin' : ''} | ${b.concurrency} | ${fmt(b.itemsPerSec)} | ${(b.itemsPerSec.median / best.itemsPerSec.median).toFixed(3)}x | ` +
+        `| ${b.threads} × ${b.intraOpThreads}${b.spinning ? ', spin' : ''} | ${b.concurrency} | ${fmt(b.itemsPerSec)} | ${ratio(b.itemsPerSec.median / best.itemsPerSec.median)}x | ` +
           `${b.meanBatchSize.toFixed(1)} | ${b.eventLoopP50Ms.toFixed(1)} / ${b.eventLoopP99Ms.toFixed(1)} / ${b.eventLoopMaxMs.toFixed(1)} |`,
       );
     }

@@ -113,7 +113,7 @@ updateBenchmarksMd(
     `interactive worker, API); CPU seconds per 1,000 items of the dev server, the batch worker and the API, on ${machine().cpus} cores.`,
     `Raw figures: [${file}](${file}).`,
     '',
-    '| step | items/s | first result ms | CPU s / 1k items: Temporal | worker | API | history events / item | max events / execution |',
+    '| step | items/s | first result ms from submit start | CPU s / 1k items: Temporal | worker | API | history events / item | max events / execution |',
     '|---|---|---|---|---|---|---|---|',
     ...rows.map(
       ({ step, run }) =>

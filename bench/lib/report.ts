@@ -27,6 +27,16 @@ export function fmt(s: Stat, digits = 0): string {
   return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
 }
 
+/**
+ * A ratio for a table: three significant digits below 100, so a small one never rounds to 0 (a system against raw
+ * onnxruntime on a tiny model is a few ten-thousandths), whole numbers above; `n/a` when there is no ratio (a zero
+ * or missing denominator).
+ */
+export function ratio(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  return v.toLocaleString('en-US', v >= 100 ? { maximumFractionDigits: 0 } : { maximumSignificantDigits: 3 });
+}
+
 /** Writes bench/results/<name>-<date>.json and returns its path relative to the repo. */
 export function writeResults(name: string, data: unknown): string {
   const dir = path.join(BENCH_ROOT, 'results');

@@ -10,7 +10,11 @@ export interface SystemRun {
   submitMs: number;
   /** From the start of submission to the last result stored (ms). */
   wallMs: number;
-  /** From the end of submission to the first result stored (ms; negative if one was stored before it ended). */
+  /**
+   * From the start of submission to the first result a client can read (ms). Counted from the start, the one moment
+   * every system shares: BullMQ's workers begin while its enqueue is still going, so a time from the end of the
+   * submission can be negative there.
+   */
   firstResultMs: number;
   /** Per item, in index order: from the start of its (last) attempt to its result stored (ms). */
   latencyMs: number[];

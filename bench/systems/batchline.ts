@@ -174,10 +174,10 @@ export async function runBatchline(
 
   // Time to the first result a client sees: the first item event on the live stream.
   const stop = new AbortController();
-  let firstResultMs = NaN;
+  let firstSeenMs = NaN; // after submission returned
   for await (const e of readSse(`${stack.apiUrl}/v1/batches/${created.id}/events`, { signal: stop.signal })) {
     if (e.event === 'item.succeeded' || e.event === 'item.failed') {
-      firstResultMs = performance.now() - submitted;
+      firstSeenMs = performance.now() - submitted;
       break;
     }
   }
@@ -219,7 +219,7 @@ export async function runBatchline(
     items: items.length,
     submitMs: submitted - t0,
     wallMs: lastFinished - submittedAtMs,
-    firstResultMs,
+    firstResultMs: submitted - t0 + firstSeenMs,
     latencyMs,
     workerPeakRssMb,
     failed,
@@ -228,7 +228,7 @@ export async function runBatchline(
     firstResultSplitMs: {
       toStart: first.startedAt - returnedAtMs,
       attempt: first.finishedAt - first.startedAt,
-      toClient: firstResultMs - (first.finishedAt - returnedAtMs),
+      toClient: firstSeenMs - (first.finishedAt - returnedAtMs),
     },
     historyEvents: await historyEvents(stack, items.length),
   };

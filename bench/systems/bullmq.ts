@@ -3,7 +3,7 @@
 // (bench/systems/bullmq-worker.ts), results stored the same way. Like batchline, the submitter writes the items
 // into the SQLite item store (claim check) and jobs carry only `{ batchId, index }`; the submission is that write
 // plus `addBulk` in chunks. Completion is watched in the store's event log; per-item latency and the first result
-// come from the stored results.
+// come from the stored results (BullMQ has no result stream: a client reads the store).
 //
 //   node --import tsx bench/systems/bullmq.ts --smoke     (2,000 digits items: a by-hand check, not a benchmark)
 import { fork, type ChildProcess } from 'node:child_process';
@@ -119,7 +119,7 @@ export async function runBullmq(opts: BullmqRunOptions): Promise<SystemRun> {
       items: total,
       submitMs: submitted - t0,
       wallMs: last - t0,
-      firstResultMs: first - submitted,
+      firstResultMs: first - t0,
       latencyMs,
       workerPeakRssMb,
       failed,
