@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ChunkItemFailure, InferChunkInput, InferItemInput, ItemResult } from '../src/contracts/batch.js';
+import { PermanentItemFailure } from '../src/contracts/item-failure-type.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { Metrics } from '../src/metrics.js';
 import { toActivityFailure } from './permanent-failure.js';
@@ -53,7 +54,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       const [item] = store.getItems(input.batchId, input.index, 1);
       if (!item) {
         throw ApplicationFailure.create({
-          type: 'ItemNotFound',
+          type: PermanentItemFailure.ItemNotFound,
           message: `item ${input.index} of batch ${input.batchId} is not in the item store`,
           nonRetryable: true,
           details: [{ attempt }],
@@ -84,7 +85,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       const items = store.getItems(input.batchId, input.start, input.count);
       if (items.length !== input.count) {
         throw ApplicationFailure.create({
-          type: 'ItemNotFound',
+          type: PermanentItemFailure.ItemNotFound,
           message: `${input.count - items.length} items of ${input.batchId} [${input.start}, ${end}) are not in the item store`,
           nonRetryable: true,
         });

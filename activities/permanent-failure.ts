@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { PermanentItemFailure } from '../src/contracts/item-failure-type.js';
 import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.js';
 
 /**
@@ -8,11 +9,11 @@ import { InvalidInputError, ModelLoadError, NotFoundError } from '../src/errors.
  * `details` travel with the failure (the batch activities put the attempt number there).
  */
 export function toActivityFailure(err: unknown, details?: unknown[]): ApplicationFailure {
-  const permanent = (type: string, message: string) =>
+  const permanent = (type: PermanentItemFailure, message: string) =>
     ApplicationFailure.create({ type, message, nonRetryable: true, details });
-  if (err instanceof InvalidInputError) return permanent('InvalidInput', err.message);
-  if (err instanceof NotFoundError) return permanent('UnknownModel', err.message);
-  if (err instanceof ModelLoadError) return permanent('ModelLoadError', err.message);
+  if (err instanceof InvalidInputError) return permanent(PermanentItemFailure.InvalidInput, err.message);
+  if (err instanceof NotFoundError) return permanent(PermanentItemFailure.UnknownModel, err.message);
+  if (err instanceof ModelLoadError) return permanent(PermanentItemFailure.ModelLoadError, err.message);
   if (err instanceof ApplicationFailure) return err;
   return ApplicationFailure.create({
     type: (err as Error)?.name ?? 'Error',

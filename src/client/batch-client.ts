@@ -14,7 +14,8 @@ import {
 import { webhookWorkflowId, type StoredWebhook } from '../contracts/webhook.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { ItemStore, StoredBatch, StoredResult } from '../stores/item-store.js';
-import { batchWorkflow, batchWorkflowTaskTimeout } from '../../workflows/batch-workflow.js';
+import { batchWorkflow } from '../../workflows/batch-workflow.js';
+import { itemWorkflowTaskTimeout } from '../../workflows/workflow-task-timeout.js';
 import {
   cancelSignal,
   itemQuery,
@@ -124,7 +125,7 @@ export class BatchClient {
         workflowId: batchWorkflowId(batch.id),
         taskQueue: this.taskQueue,
         args: [input],
-        workflowTaskTimeout: batchWorkflowTaskTimeout(batch.options),
+        workflowTaskTimeout: itemWorkflowTaskTimeout(batch.options),
         memo: { model: batch.model, version: batch.version ?? null, items: batch.total, metadata: batch.metadata ?? {} },
         typedSearchAttributes: [
           { key: BatchModelKey, value: batch.model },

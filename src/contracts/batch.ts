@@ -241,25 +241,37 @@ export interface BatchWorkflowInput {
   version?: number;
   total: number;
   options: BatchOptions;
-  /** Set on a shard: this run covers items [start, end) of the batch. */
-  range?: { start: number; end: number };
   /** When the batch started (ms since epoch), for timings that span shards and continue-as-new runs. */
   startedAtMs?: number;
-  /** The parent batch workflow of a shard, which receives its progress. */
-  parentWorkflowId?: string;
-  /** State carried across continue-as-new. */
-  carried?: CarriedRange | CarriedShards;
+  /** State carried across continue-as-new: of the items (a batch without shards) or of the shards. */
+  carried?: CarriedItems | CarriedShards;
 }
 
-/** An item run's state across continue-as-new: per-item arrays run-length encoded (see workflows/carried-state). */
-export interface CarriedRange {
-  kind: 'range';
+/** Input of shardWorkflow: items [range.start, range.end) of a batch, run by a child of the batch's workflow. */
+export interface ShardWorkflowInput {
+  batchId: string;
+  model: string;
+  version?: number;
+  options: BatchOptions;
+  range: { start: number; end: number };
+  startedAtMs: number;
+  /** The batch's workflow, which receives the shard's progress. */
+  parentWorkflowId: string;
+  carried?: CarriedItems;
+}
+
+/** A run of items' state across continue-as-new: per-item arrays run-length encoded (workflows/carried-state). */
+export interface CarriedItems {
+  kind: 'items';
+  /** The next item never run. */
   cursor: number;
+  /** Failed items re-queued by retryFailed that have not run again yet. */
   retryQueue: number[];
   status: number[];
   attempts: number[];
   startedAt: number[];
   finishedAt: number[];
+  /** [index, type, message] of failed items (capped: the item store has every failure). */
   errors: [number, string, string][];
   paused: boolean;
   concurrency: number;
@@ -312,8 +324,8 @@ export interface ChunkItemFailure {
   nonRetryable: boolean;
 }
 
-/** What batchWorkflow returns: the batch's final state without its items (they are in the store). */
+/** What batchWorkflow and shardWorkflow return: the final state without the items (they are in the store). */
 export type BatchSummary = Omit<BatchView, 'items' | 'nextCursor'> & {
-  /** A shard's failed items, for its parent to aggregate. */
+  /** A shard's failed items, for its parent to aggregate (capped). */
   failures?: FailedItem[];
 };

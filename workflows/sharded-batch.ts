@@ -1,27 +1,16 @@
+// A batch larger than options.shardSize: its items run in shardWorkflow children, at most
+// options.maxConcurrentShards at a time. The batch aggregates their counts and failures and forwards its
+// messages to the shards that run.
 import {
-  CancellationScope,
-  CancelledFailure,
-  ParentClosePolicy,
   ChildWorkflowCancellationType,
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  isCancellation,
+  ParentClosePolicy,
   setHandler,
   startChild,
-  upsertSearchAttributes,
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type {
-  BatchStatus,
-  BatchSummary,
-  BatchWorkflowInput,
-  CarriedShards,
-  FailedItem,
-  ItemCounts,
-} from '../src/contracts/batch.js';
-import { batchWorkflowTaskTimeout, type batchWorkflow } from './batch-workflow.js';
+import type { BatchStatus, BatchWorkflowInput, CarriedShards, FailedItem, ItemCounts } from '../src/contracts/batch.js';
+import { MAX_CARRIED_ERRORS } from './item-table.js';
 import {
   cancelSignal,
   failuresQuery,
@@ -40,65 +29,85 @@ import {
   type ItemsPage,
   type Progress,
 } from './messages.js';
-import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-attributes.js';
-
-/** Failed items a sharded batch keeps for its failures query (the item store has every failure). */
-const MAX_TRACKED_FAILURES = 1000;
+import { runWindow, type WindowEnd } from './scheduler.js';
+import { shardWorkflow, shardWorkflowId } from './shard-workflow.js';
+import { itemWorkflowTaskTimeout } from './workflow-task-timeout.js';
 
 const zero = (): ItemCounts => ({ pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 });
 const add = (into: ItemCounts, c: ItemCounts) => {
   for (const k of Object.keys(into) as (keyof ItemCounts)[]) into[k] += c[k];
 };
 
+export interface ShardedBatch {
+  progress(): Progress;
+  /** Counts of every item, the shards that ended and those still pending included. */
+  counts(): ItemCounts;
+  readonly canceled: boolean;
+}
+
+export interface ShardedBatchEnd {
+  end: WindowEnd;
+  batch: ShardedBatch;
+  carried?: CarriedShards;
+}
+
 /**
- * A batch larger than options.shardSize: its items run in child workflows (`batch-<id>/shard-<n>`, each a
- * batchWorkflow over its range), at most options.maxConcurrentShards at a time. Shards report live counts by
- * signal and their failures in their result; messages sent to the batch are forwarded to its running shards.
- * Before its own history grows long, the batch lets its running shards finish and continues as new.
+ * Runs the shards. `onShardEnded` is called as each shard ends, so the batch can keep its search attributes
+ * current. Returns when every shard has ended, or when the batch must continue as new (running shards finish
+ * first; the next run starts where this one stopped).
  */
-export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary> {
+export async function runShardedBatch(
+  input: BatchWorkflowInput,
+  startedAtMs: number,
+  onShardEnded: (batch: ShardedBatch) => void,
+): Promise<ShardedBatchEnd> {
   const { options, total } = input;
   const info = workflowInfo();
   const shardSize = options.shardSize;
   const shardCount = Math.ceil(total / shardSize);
   const carried = input.carried?.kind === 'shards' ? input.carried : undefined;
-  const started = input.startedAtMs ?? info.startTime.getTime();
-  const createdAt = new Date(started).toISOString();
+  const createdAt = new Date(startedAtMs).toISOString();
   let updatedAt = createdAt;
   let nextShard = carried?.nextShard ?? 0;
-  const finished: ItemCounts = carried ? { ...carried.counts } : zero(); // shards that have ended
+  const finished: ItemCounts = carried ? { ...carried.counts } : zero(); // items of the shards that have ended
   const failures: FailedItem[] = carried ? [...carried.failures] : [];
   let paused = carried?.paused ?? false;
   let concurrency = carried?.concurrency ?? options.concurrency;
-  const running = new Map<number, ChildWorkflowHandle<typeof batchWorkflow>>();
-  const live = new Map<number, ItemCounts>(); // latest counts each running shard reported
+  const running = new Map<number, ChildWorkflowHandle<typeof shardWorkflow>>();
+  const live = new Map<number, ItemCounts>(); // the latest counts each running shard reported
   let canceled = false;
-  let draining = false;
   let finishing = false;
-  let batchStatus: BatchStatus = 'running';
+  let status: BatchStatus = 'running';
 
   const range = (k: number) => ({ start: k * shardSize, end: Math.min(total, (k + 1) * shardSize) });
+  const sizeOf = (k: number) => range(k).end - range(k).start;
   const shardOf = (index: number) => Math.floor(index / shardSize);
   const counts = (): ItemCounts => {
     const c = { ...finished };
     for (const [k, l] of live) {
-      const size = range(k).end - range(k).start;
       add(c, l);
-      c.pending += size - (l.pending + l.running + l.succeeded + l.failed + l.canceled);
+      c.pending += sizeOf(k) - (l.pending + l.running + l.succeeded + l.failed + l.canceled);
     }
-    for (let k = nextShard; k < shardCount; k++) c.pending += range(k).end - range(k).start;
+    for (let k = nextShard; k < shardCount; k++) c.pending += sizeOf(k);
     return c;
   };
-  const progress = (): Progress =>
-    toProgress(
-      { batchId: input.batchId, model: input.model, status: batchStatus, paused, concurrency, total, counts: counts(), createdAt, updatedAt },
-      started,
-      Date.now(),
-    );
+  const batch: ShardedBatch = {
+    counts,
+    progress: () =>
+      toProgress(
+        { batchId: input.batchId, model: input.model, status, paused, concurrency, total, counts: counts(), createdAt, updatedAt },
+        startedAtMs,
+        Date.now(),
+      ),
+    get canceled() {
+      return canceled;
+    },
+  };
+
   /**
    * What the batch itself knows of an item: exact for shards not yet started (pending) and for tracked failures;
    * `succeeded` for other items of ended shards; `running` for items of a running shard, whose own `item` query
-   * (workflow `batch-<id>/shard-<n>`) has the details. attempts 0 means: not known at the batch level.
+   * has the details. attempts 0 means: not known at the batch level.
    */
   const view = (index: number): ItemState => {
     const f = failures.find((x) => x.index === index);
@@ -119,7 +128,7 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
     return i < total ? { items, nextCursor: i } : { items };
   };
 
-  const forward = (send: (h: ChildWorkflowHandle<typeof batchWorkflow>) => Promise<void>) => {
+  const forward = (send: (h: ChildWorkflowHandle<typeof shardWorkflow>) => Promise<void>) => {
     for (const h of running.values()) void send(h).catch(() => undefined); // a shard that just ended
   };
   const cancel = () => {
@@ -128,9 +137,11 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
     forward((h) => h.signal(cancelSignal));
   };
 
-  setHandler(progressQuery, progress);
+  setHandler(progressQuery, batch.progress);
   setHandler(itemQuery, ({ index }) => (Number.isInteger(index) && index >= 0 && index < total ? view(index) : null));
-  setHandler(itemsQuery, (args = {}) => page((v) => args.status === undefined || v.status === args.status, args.cursor, args.limit));
+  setHandler(itemsQuery, (args = {}) =>
+    page((v) => args.status === undefined || v.status === args.status, args.cursor, args.limit),
+  );
   setHandler(failuresQuery, (args = {}) => {
     const from = Math.max(args.cursor ?? 0, 0);
     const max = Math.min(Math.max(args.limit ?? 100, 1), 1000);
@@ -175,13 +186,23 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
 
   const launch = async (k: number) => {
     const { start, end } = range(k);
-    const handle = await startChild<typeof batchWorkflow>('batchWorkflow', {
-      workflowId: `${info.workflowId}/shard-${k}`,
-      args: [{ ...input, range: { start, end }, startedAtMs: started, parentWorkflowId: info.workflowId, carried: undefined, options: { ...options, concurrency } }],
+    const handle = await startChild(shardWorkflow, {
+      workflowId: shardWorkflowId(info.workflowId, k),
+      args: [
+        {
+          batchId: input.batchId,
+          model: input.model,
+          version: input.version,
+          options: { ...options, concurrency },
+          range: { start, end },
+          startedAtMs,
+          parentWorkflowId: info.workflowId,
+        },
+      ],
       // The batch forwards cancellation itself, so each shard ends normally with its counts.
       cancellationType: ChildWorkflowCancellationType.ABANDON,
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-      workflowTaskTimeout: batchWorkflowTaskTimeout(options),
+      workflowTaskTimeout: itemWorkflowTaskTimeout(options),
     });
     running.set(k, handle);
     live.set(k, { ...zero(), pending: end - start });
@@ -190,7 +211,7 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
       .result()
       .then((summary) => {
         add(finished, summary.counts);
-        for (const f of summary.failures ?? []) if (failures.length < MAX_TRACKED_FAILURES) failures.push(f);
+        for (const f of summary.failures ?? []) if (failures.length < MAX_CARRIED_ERRORS) failures.push(f);
       })
       .catch(() => {
         // A shard that ended without a result (terminated): its unfinished items count as failed.
@@ -201,50 +222,31 @@ export async function runShards(input: BatchWorkflowInput): Promise<BatchSummary
         running.delete(k);
         live.delete(k);
         updatedAt = new Date().toISOString();
-        upsertSearchAttributes([{ key: BatchFailedCountKey, value: finished.failed }]);
+        onShardEnded(batch);
       });
   };
 
-  try {
-    for (;;) {
-      await condition(
-        () =>
-          canceled ||
-          (nextShard >= shardCount && running.size === 0) ||
-          (draining && running.size === 0) ||
-          (!paused && !draining && nextShard < shardCount && running.size < options.maxConcurrentShards),
-      );
-      if (canceled || draining || (nextShard >= shardCount && running.size === 0)) break;
-      if (workflowInfo().historyLength >= options.eventsPerRun || workflowInfo().continueAsNewSuggested) {
-        draining = true;
-        continue;
-      }
-      await launch(nextShard++);
-    }
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    cancel(); // Temporal cancelled the batch: cancel the shards and collect their counts
-  }
-  await CancellationScope.nonCancellable(() => condition(() => running.size === 0));
+  const end = await runWindow({
+    capacity: () => options.maxConcurrentShards,
+    inFlight: () => running.size,
+    hasWork: () => nextShard < shardCount,
+    nextSize: () => 1,
+    paused: () => paused,
+    canceled: () => canceled,
+    cancel,
+    eventsPerRun: options.eventsPerRun,
+    startNext: () => launch(nextShard++),
+  });
 
-  if (draining && !canceled && nextShard < shardCount) {
-    await condition(allHandlersFinished);
-    const next: CarriedShards = { kind: 'shards', nextShard, counts: finished, failures, paused, concurrency };
-    return continueAsNew<typeof batchWorkflow>({ ...input, startedAtMs: started, carried: next });
+  if (end === 'continue-as-new') {
+    return { end, batch, carried: { kind: 'shards', nextShard, counts: finished, failures, paused, concurrency } };
   }
-
   finishing = true;
   if (canceled) {
-    for (let k = nextShard; k < shardCount; k++) finished.canceled += range(k).end - range(k).start;
+    for (let k = nextShard; k < shardCount; k++) finished.canceled += sizeOf(k);
     nextShard = shardCount;
   }
-  batchStatus = canceled ? 'canceled' : 'completed';
+  status = canceled ? 'canceled' : 'completed';
   updatedAt = new Date().toISOString();
-  upsertSearchAttributes([
-    { key: BatchStatusKey, value: BatchStatusValue[batchStatus] },
-    { key: BatchFailedCountKey, value: finished.failed },
-  ]);
-  await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
-  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('batch canceled');
-  return { id: input.batchId, model: input.model, version: input.version, status: batchStatus, total, counts: { ...finished }, createdAt, updatedAt };
+  return { end, batch };
 }

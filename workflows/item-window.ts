@@ -1,0 +1,302 @@
+// Runs a range of a batch's items as activities, at most `concurrency` items in flight, each retried with
+// exponential backoff on its own, and answers the batch's messages for that range. A batch small enough to need
+// no shards runs its items here itself; a shard runs its range here.
+import {
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { BatchOptions, BatchStatus, CarriedItems } from '../src/contracts/batch.js';
+import { PERMANENT_ITEM_FAILURES } from '../src/contracts/item-failure-type.js';
+import { describeFailure } from './activity-failure.js';
+import { ItemTable } from './item-table.js';
+import {
+  cancelSignal,
+  failuresQuery,
+  itemQuery,
+  itemsQuery,
+  MAX_CONCURRENCY,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryFailedSignal,
+  retryFailedUpdate,
+  setConcurrencySignal,
+  toProgress,
+  type Progress,
+} from './messages.js';
+import { runWindow, type WindowEnd } from './scheduler.js';
+
+export interface ItemWindowInput {
+  batchId: string;
+  model: string;
+  version?: number;
+  options: BatchOptions;
+  /** The items this run covers: [start, end) in the batch's indexes. */
+  range: { start: number; end: number };
+  /** When the batch started (ms since epoch): timings span shards and continue-as-new runs. */
+  startedAtMs: number;
+  carried?: CarriedItems;
+  /** Called as items finish (remote activities) or every 2 s (local ones); throttling is the caller's. */
+  report(window: ItemWindow): void;
+}
+
+export interface ItemWindow {
+  readonly table: ItemTable;
+  progress(): Progress;
+  /** Re-queues the dead-letter set with fresh attempts; answers how many items were queued. */
+  retryFailed(): { retried: number };
+  /** Whether the batch was canceled (by signal or by Temporal). */
+  readonly canceled: boolean;
+  /** Set once the run has ended: no message changes it any more. */
+  readonly finishing: boolean;
+}
+
+export interface ItemWindowEnd {
+  end: WindowEnd;
+  window: ItemWindow;
+  /** What the next run needs, when end is 'continue-as-new'. */
+  carried?: CarriedItems;
+}
+
+/** How often a run with local item activities reports progress (its items complete inside workflow tasks). */
+const LOCAL_REPORT_INTERVAL_MS = 2000;
+
+export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowEnd> {
+  const { options, batchId } = input;
+  const { start: lo, end: hi } = input.range;
+  const carried = input.carried;
+  const table = new ItemTable(lo, hi, input.startedAtMs, carried);
+  const createdAt = new Date(input.startedAtMs).toISOString();
+  let cursor = carried?.cursor ?? lo; // the next item never run
+  const retryQueue: number[] = carried ? [...carried.retryQueue] : []; // items re-queued by retryFailed
+  let paused = carried?.paused ?? false;
+  let concurrency = carried?.concurrency ?? options.concurrency;
+  let inFlight = 0;
+  let canceled = false;
+  let finishing = false;
+  let status: BatchStatus = 'running';
+
+  const retryPolicy = {
+    maximumAttempts: options.maxAttempts,
+    initialInterval: options.initialIntervalMs,
+    backoffCoefficient: options.backoffCoefficient,
+    maximumInterval: options.maximumIntervalMs,
+    nonRetryableErrorTypes: [...PERMANENT_ITEM_FAILURES],
+  };
+  // Local activities run inside the workflow task on the worker that holds it: one marker event per item and no
+  // trip through the server's matching, at the price of heartbeats (a long item is bounded by itemTimeoutMs
+  // only) and of keeping a range's items on one worker.
+  const local = options.itemActivities === 'local';
+  const activityOptions: ActivityOptions & LocalActivityOptions = local
+    ? { startToCloseTimeout: options.itemTimeoutMs, retry: retryPolicy }
+    : {
+        startToCloseTimeout: options.itemTimeoutMs,
+        heartbeatTimeout: Math.min(options.itemTimeoutMs, 30_000),
+        retry: retryPolicy,
+      };
+  const { inferItem, inferChunk } = local
+    ? proxyLocalActivities<Activities>(activityOptions)
+    : proxyActivities<Activities>(activityOptions);
+
+  // Every item activity runs in this scope, so a cancel signal cancels them all; Temporal's own cancellation
+  // reaches them through the root scope it hangs from.
+  const items = new CancellationScope();
+  const cancel = () => {
+    if (canceled) return;
+    canceled = true;
+    items.cancel();
+  };
+  const window: ItemWindow = {
+    table,
+    progress: () =>
+      toProgress(
+        {
+          batchId,
+          model: input.model,
+          status,
+          paused,
+          concurrency,
+          total: table.size,
+          counts: table.counts,
+          createdAt,
+          updatedAt: table.updatedAt,
+        },
+        input.startedAtMs,
+        Date.now(),
+      ),
+    retryFailed: () => {
+      const reset = table.resetFailed();
+      retryQueue.push(...reset);
+      return { retried: reset.length };
+    },
+    get canceled() {
+      return canceled;
+    },
+    get finishing() {
+      return finishing;
+    },
+  };
+
+  setHandler(progressQuery, window.progress);
+  setHandler(itemQuery, ({ index }) => (table.contains(index) ? table.view(index) : null));
+  setHandler(itemsQuery, (args = {}) =>
+    table.page((s) => args.status === undefined || s === args.status, args.cursor, args.limit),
+  );
+  setHandler(failuresQuery, (args = {}) => table.page((s) => s === 'failed', args.cursor, args.limit));
+  setHandler(cancelSignal, cancel);
+  setHandler(pauseSignal, () => {
+    paused = true;
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+  });
+  setHandler(setConcurrencySignal, ({ concurrency: n }) => {
+    if (Number.isInteger(n) && n >= 1 && n <= MAX_CONCURRENCY) concurrency = n;
+  });
+  // A sharded batch forwards retryFailed to its running shards as a signal (an update cannot be sent from a
+  // workflow); from anyone else it is the update, whose validator can refuse.
+  setHandler(retryFailedSignal, () => {
+    if (!canceled && !finishing) window.retryFailed();
+  });
+  setHandler(retryFailedUpdate, window.retryFailed, {
+    validator: () => {
+      if (canceled) throw new Error('the batch is canceled');
+      if (finishing) throw new Error('the batch has finished');
+    },
+  });
+
+  /**
+   * Only a local activity is cancelled without the batch asking: its worker dropped the workflow from its cache
+   * (an eviction) while the item ran or waited out a retry. Its items run again rather than count as canceled.
+   */
+  const evicted = (err: unknown) => isCancellation(err) && !items.consideredCancelled;
+
+  /**
+   * Runs item i's inferItem activity and records its outcome. `afterChunk`: a chunk item that failed retryably
+   * is retried on its own, continuing the batch's backoff: the chunk was attempt 1, so the next comes after
+   * initialInterval, then initialInterval x coefficient, and so on.
+   */
+  const attemptItem = async (i: number, afterChunk = false): Promise<void> => {
+    const maxAttempts = afterChunk ? options.maxAttempts - 1 : options.maxAttempts;
+    try {
+      if (afterChunk) await items.run(() => sleep(options.initialIntervalMs));
+      const retry = afterChunk
+        ? {
+            ...retryPolicy,
+            maximumAttempts: maxAttempts,
+            initialInterval: Math.min(
+              options.initialIntervalMs * options.backoffCoefficient,
+              options.maximumIntervalMs,
+            ),
+          }
+        : retryPolicy;
+      const summary = `item ${i} of batch ${batchId}${afterChunk ? ' (retry after its chunk)' : ''}`;
+      const { attempt } = await items.run(() =>
+        inferItem.executeWithOptions({ ...activityOptions, retry, summary }, [
+          { batchId, index: i, model: input.model, version: input.version, maxAttempts },
+        ]),
+      );
+      table.succeed(i, attempt);
+    } catch (err) {
+      if (evicted(err)) return attemptItem(i, afterChunk);
+      if (isCancellation(err)) return table.cancel(i);
+      const failure = describeFailure(err, maxAttempts);
+      table.fail(i, failure.attempts, failure);
+    }
+  };
+
+  /** Items [start, start + count) in one inferChunk activity; its failed items fail or retry one by one. */
+  const runChunk = async (start: number, count: number): Promise<void> => {
+    let failures;
+    try {
+      const summary = `items ${start}-${start + count - 1} of batch ${batchId}`;
+      const out = await items.run(() =>
+        inferChunk.executeWithOptions({ ...activityOptions, summary }, [
+          { batchId, start, count, model: input.model, version: input.version, maxAttempts: options.maxAttempts },
+        ]),
+      );
+      failures = new Map(out.failures.map((f) => [f.index, f]));
+    } catch (err) {
+      if (evicted(err)) return runChunk(start, count);
+      const failure = isCancellation(err) ? undefined : describeFailure(err, options.maxAttempts);
+      for (let i = start; i < start + count; i++) {
+        if (failure) table.fail(i, failure.attempts, failure);
+        else table.cancel(i);
+      }
+      return;
+    }
+    const retries: Promise<void>[] = [];
+    for (let i = start; i < start + count; i++) {
+      const f = failures.get(i);
+      if (!f) table.succeed(i, 1);
+      else if (f.nonRetryable || options.maxAttempts <= 1) table.fail(i, 1, f);
+      else {
+        table.addAttempts(i, 1);
+        retries.push(attemptItem(i, true));
+      }
+    }
+    await Promise.all(retries);
+  };
+
+  const afterUnit = () => {
+    if (!local) input.report(window);
+  };
+  const chunkSize = options.itemsPerActivity;
+  const nextChunk = () => (retryQueue.length === 0 && chunkSize > 1 ? Math.min(chunkSize, hi - cursor) : 1);
+  if (local) {
+    // Local item activities complete inside a workflow task, and time-throttled reports that followed those
+    // wake-ups did not replay; a timer's wake-ups are in history, so a timer drives the reports.
+    void (async () => {
+      while (!finishing) {
+        await sleep(LOCAL_REPORT_INTERVAL_MS);
+        input.report(window);
+      }
+    })().catch(() => undefined); // cancelled with the workflow
+  }
+
+  const end = await runWindow({
+    capacity: () => concurrency,
+    inFlight: () => inFlight,
+    hasWork: () => cursor < hi || retryQueue.length > 0,
+    nextSize: nextChunk,
+    paused: () => paused,
+    canceled: () => canceled,
+    cancel,
+    eventsPerRun: options.eventsPerRun,
+    startNext: () => {
+      // Re-queued items go first, one by one; new items go in chunks when the batch asks for them.
+      const chunked = chunkSize > 1 && retryQueue.length === 0;
+      const count = nextChunk();
+      let start: number;
+      if (retryQueue.length > 0) start = retryQueue.shift()!;
+      else {
+        start = cursor;
+        cursor += count;
+      }
+      inFlight += count;
+      table.start(start, count);
+      void (chunked ? runChunk(start, count) : attemptItem(start)).finally(() => {
+        inFlight -= count;
+        afterUnit();
+      });
+    },
+  });
+
+  if (end === 'continue-as-new') {
+    return { end, window, carried: { kind: 'items', cursor, retryQueue, paused, concurrency, ...table.carry() } };
+  }
+  finishing = true;
+  if (canceled) {
+    table.cancelPending();
+    retryQueue.length = 0;
+  }
+  status = canceled ? 'canceled' : 'completed';
+  return { end, window };
+}
