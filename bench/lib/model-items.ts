@@ -13,7 +13,9 @@ const tokenizers = new TextTokenizers();
 export function itemsFor(model: string): Record<string, unknown>[] {
   const dir = path.join(REPO_ROOT, 'models', model, 'testdata');
   if (fs.existsSync(path.join(dir, 'reference.json'))) {
-    const { sentences } = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { sentences: string[] };
+    const { sentences } = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as {
+      sentences: string[];
+    };
     return sentences.map((text) => ({ text }));
   }
   return fs
@@ -23,7 +25,6 @@ export function itemsFor(model: string): Record<string, unknown>[] {
     .map((l) => (JSON.parse(l) as { inputs: Record<string, unknown> }).inputs);
 }
 
-
 /** `n` items of a model: its real rows or sentences, cycled. */
 export function itemsOf(model: string, n: number): Record<string, unknown>[] {
   const base = itemsFor(model);
@@ -31,7 +32,10 @@ export function itemsOf(model: string, n: number): Record<string, unknown>[] {
 }
 
 /** One batch's feeds: a tensor per input (text: tokenized, padded to the batch's longest item). */
-export async function rawFeeds(model: ResolvedModel, picked: Record<string, unknown>[]): Promise<Record<string, ort.Tensor>> {
+export async function rawFeeds(
+  model: ResolvedModel,
+  picked: Record<string, unknown>[],
+): Promise<Record<string, ort.Tensor>> {
   const bs = picked.length;
   if (!model.config.tokenizer) {
     const spec = model.config.inputs[0]!;

@@ -19,7 +19,11 @@ export interface RawRun {
 }
 
 /** Infers every item in batches, for each batch size and intra-op thread count; the best is the limit. */
-export async function runRaw(model: ResolvedModel, items: Record<string, unknown>[], intraOps: number[] = [1, 2]): Promise<RawRun> {
+export async function runRaw(
+  model: ResolvedModel,
+  items: Record<string, unknown>[],
+  intraOps: number[] = [1, 2],
+): Promise<RawRun> {
   // 32, the model's maxBatchSize and its preferred sizes (the sizes batchline's batcher aims for), each tried.
   const { maxBatchSize, dynamicBatching } = model.config;
   const sizes = [...new Set([32, ...dynamicBatching.preferredBatchSizes, maxBatchSize])].sort((a, b) => a - b);
@@ -40,7 +44,15 @@ export async function runRaw(model: ResolvedModel, items: Record<string, unknown
         const itemsPerSecond = items.length / (wallMs / 1000);
         tried.push({ batchSize: bs, intraOpThreads: intra, itemsPerSecond });
         if (!best || itemsPerSecond > best.itemsPerSecond) {
-          best = { system: 'raw', items: items.length, wallMs, itemsPerSecond, batchSize: bs, intraOpThreads: intra, tried };
+          best = {
+            system: 'raw',
+            items: items.length,
+            wallMs,
+            itemsPerSecond,
+            batchSize: bs,
+            intraOpThreads: intra,
+            tried,
+          };
         }
       }
     } finally {
@@ -50,8 +62,16 @@ export async function runRaw(model: ResolvedModel, items: Record<string, unknown
   return { ...best!, tried };
 }
 
-async function byTokenCount(model: ResolvedModel, items: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+async function byTokenCount(
+  model: ResolvedModel,
+  items: Record<string, unknown>[],
+): Promise<Record<string, unknown>[]> {
   const tokenizers = new TextTokenizers();
-  const counts = await Promise.all(items.map(async (item) => (await tokenizers.encode(model, item.text as string)).input_ids!.data.length));
-  return items.map((item, i) => ({ item, n: counts[i]! })).sort((a, b) => a.n - b.n).map((x) => x.item);
+  const counts = await Promise.all(
+    items.map(async (item) => (await tokenizers.encode(model, item.text as string)).input_ids!.data.length),
+  );
+  return items
+    .map((item, i) => ({ item, n: counts[i]! }))
+    .sort((a, b) => a.n - b.n)
+    .map((x) => x.item);
 }
