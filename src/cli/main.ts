@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger, routeTemporalLogs } from '../logger.js';
@@ -16,10 +17,21 @@ commands:
 Configuration comes from the environment; see the README's configuration table.`;
 
 async function main(argv: string[]): Promise<number> {
-  const command = argv[0];
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const [command, ...extra] = parsed.positionals;
+  if (command === undefined || command === 'help' || parsed.values.help) {
     console.log(USAGE);
-    return command === undefined ? 2 : 0;
+    return command === undefined && !parsed.values.help ? 2 : 0;
+  }
+  if (extra.length > 0) {
+    console.error(`unexpected argument '${extra[0]}' after '${command}'\n\n${USAGE}`);
+    return 2;
   }
   const config = loadConfig();
   switch (command) {
@@ -38,7 +50,12 @@ async function main(argv: string[]): Promise<number> {
       // The SDK's own metrics go to an exporter on a free loopback port; the worker's /metrics appends them.
       const sdkMetricsPort = await freePort();
       routeTemporalLogs(log, `127.0.0.1:${sdkMetricsPort}`);
-      const started = await startWorker(config, log, {}, { sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` });
+      const started = await startWorker(
+        config,
+        log,
+        {},
+        { sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` },
+      );
       // The SDK shuts the worker down on SIGINT/SIGTERM; a dev supervisor that vanishes does the same.
       process.once('disconnect', () => void started.shutdown());
       await started.running;
