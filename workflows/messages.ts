@@ -1,5 +1,5 @@
 // Queries, signals and updates of batchWorkflow (and of each shardWorkflow, for its own range). Every one is usable from the Temporal CLI with JSON arguments
-// (`temporal workflow query|signal|update execute --name <name> --input '<json>'`); the README lists the commands.
+// (`temporal workflow query|signal|update execute --name <name> --input '<json>'`); docs/temporal.md lists the commands.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { BatchStatus, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
 
