@@ -18,7 +18,9 @@ export function createPredictActivities({ runtime }: PredictActivityDeps) {
      */
     async predict(input: PredictActivityInput): Promise<ItemResult[]> {
       try {
-        return await Promise.all(input.items.map((inputs) => runtime.infer(input.model, input.version, inputs, 'interactive')));
+        return await Promise.all(
+          input.items.map((inputs) => runtime.infer(input.model, input.version, inputs, 'interactive')),
+        );
       } catch (err) {
         throw toActivityFailure(err);
       }

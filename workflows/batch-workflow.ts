@@ -33,7 +33,9 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
 
   let ended: { status: BatchStatus; progress: Progress; counts: ItemCounts };
   if (input.total > input.options.shardSize) {
-    const { end, batch, carried } = await runShardedBatch(input, startedAtMs, (b) => failedCount(b.counts().failed, true));
+    const { end, batch, carried } = await runShardedBatch(input, startedAtMs, (b) =>
+      failedCount(b.counts().failed, true),
+    );
     if (end === 'continue-as-new') return continueAsNewBatch({ ...input, startedAtMs, carried });
     ended = { status: batch.canceled ? 'canceled' : 'completed', progress: batch.progress(), counts: batch.counts() };
   } else {
@@ -42,7 +44,11 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     const range = { start: 0, end: input.total };
     const { end, window, carried: next } = await runItemWindow({ ...input, range, startedAtMs, carried, report });
     if (end === 'continue-as-new') return continueAsNewBatch({ ...input, startedAtMs, carried: next });
-    ended = { status: window.canceled ? 'canceled' : 'completed', progress: window.progress(), counts: window.table.counts };
+    ended = {
+      status: window.canceled ? 'canceled' : 'completed',
+      progress: window.progress(),
+      counts: window.table.counts,
+    };
   }
 
   upsertSearchAttributes([

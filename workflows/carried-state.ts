@@ -4,7 +4,7 @@
 /** Run-length encodes a typed array as [value, count, value, count, ...]. Runs of equal values are typical. */
 export function rle(values: ArrayLike<number>): number[] {
   const out: number[] = [];
-  for (let i = 0; i < values.length; ) {
+  for (let i = 0; i < values.length;) {
     const v = values[i]!;
     let j = i + 1;
     while (j < values.length && values[j] === v) j++;

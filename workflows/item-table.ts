@@ -5,7 +5,13 @@ import { rle, unrle } from './carried-state.js';
 import type { ItemState, ItemsPage } from './messages.js';
 
 /** Item states as one-byte codes (the index into this list). */
-const STATUS_BY_CODE = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const satisfies readonly ItemStatus[];
+const STATUS_BY_CODE = [
+  'pending',
+  'running',
+  'succeeded',
+  'failed',
+  'canceled',
+] as const satisfies readonly ItemStatus[];
 type Code = number;
 const CODE: Record<ItemStatus, Code> = { pending: 0, running: 1, succeeded: 2, failed: 3, canceled: 4 };
 

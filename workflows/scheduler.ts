@@ -38,9 +38,7 @@ export async function runWindow(w: Window): Promise<WindowEnd> {
     for (;;) {
       await condition(
         () =>
-          w.canceled() ||
-          (idle() && (draining || !w.hasWork())) ||
-          (!draining && !w.paused() && w.hasWork() && fits()),
+          w.canceled() || (idle() && (draining || !w.hasWork())) || (!draining && !w.paused() && w.hasWork() && fits()),
       );
       if (w.canceled() || (idle() && (draining || !w.hasWork()))) break;
       const info = workflowInfo();

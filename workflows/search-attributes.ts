@@ -11,7 +11,13 @@ export const BatchFailedCountKey: SearchAttributeKey<'INT'> = { name: 'BatchFail
 /** The tenant (API key owner) of a batch; set at start by the client, never changed by the workflow. */
 export const BatchTenantKey: SearchAttributeKey<'KEYWORD'> = { name: 'BatchTenant', type: 'KEYWORD' };
 
-export const SEARCH_ATTRIBUTE_KEYS = [BatchModelKey, BatchStatusKey, BatchItemCountKey, BatchFailedCountKey, BatchTenantKey] as const;
+export const SEARCH_ATTRIBUTE_KEYS = [
+  BatchModelKey,
+  BatchStatusKey,
+  BatchItemCountKey,
+  BatchFailedCountKey,
+  BatchTenantKey,
+] as const;
 
 /** Values of BatchStatus as stored in visibility (capitalised, as the Temporal UI shows statuses). */
 export const BatchStatusValue = {

@@ -53,4 +53,3 @@ export async function shardWorkflow(input: ShardWorkflowInput): Promise<BatchSum
 
 /** The workflow id of shard k of a batch: the batch's own id with a suffix, so one listing finds them all. */
 export const shardWorkflowId = (batchWorkflowId: string, k: number): string => `${batchWorkflowId}/shard-${k}`;
-

@@ -95,7 +95,17 @@ export async function runShardedBatch(
     counts,
     progress: () =>
       toProgress(
-        { batchId: input.batchId, model: input.model, status, paused, concurrency, total, counts: counts(), createdAt, updatedAt },
+        {
+          batchId: input.batchId,
+          model: input.model,
+          status,
+          paused,
+          concurrency,
+          total,
+          counts: counts(),
+          createdAt,
+          updatedAt,
+        },
         startedAtMs,
         Date.now(),
       ),

@@ -50,14 +50,21 @@ async function record(
   await steer?.(id);
   await handle.result().catch(() => undefined);
   for (const suffix of ['', ...extraWorkflows]) {
-    await client.workflow.getHandle(`${batchWorkflowId(id)}${suffix}`).result().catch(() => undefined);
+    await client.workflow
+      .getHandle(`${batchWorkflowId(id)}${suffix}`)
+      .result()
+      .catch(() => undefined);
     const history = await client.workflow.getHandle(`${batchWorkflowId(id)}${suffix}`).fetchHistory();
     save(`${name}${suffix.replace(/[^a-z0-9]+/g, '-')}.json`, `${batchWorkflowId(id)}${suffix}`, history);
   }
 }
 
 /** Writes a history in the CLI's JSON format, with its workflow id (replays need it: shard ids derive from it). */
-function save(file: string, workflowId: string, history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>) {
+function save(
+  file: string,
+  workflowId: string,
+  history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>,
+) {
   fs.writeFileSync(path.join(OUT, file), `${historyToJSON(history)}\n`);
   const idsFile = path.join(OUT, 'workflow-ids.json');
   const ids = fs.existsSync(idsFile) ? (JSON.parse(fs.readFileSync(idsFile, 'utf8')) as Record<string, string>) : {};
@@ -67,7 +74,11 @@ function save(file: string, workflowId: string, history: Awaited<ReturnType<Retu
 }
 
 try {
-  await record('normal', [0, 1, 2, 3, 4].map((k) => item(Behaviour.ok, k)), { concurrency: 2 });
+  await record(
+    'normal',
+    [0, 1, 2, 3, 4].map((k) => item(Behaviour.ok, k)),
+    { concurrency: 2 },
+  );
 
   await record(
     'retries-and-failures',
@@ -106,7 +117,13 @@ try {
 
   await record(
     'chunked',
-    [item(Behaviour.ok, 50), item(Behaviour.invalid, 51), item(Behaviour.flaky, 52), item(Behaviour.ok, 53), item(Behaviour.ok, 54)],
+    [
+      item(Behaviour.ok, 50),
+      item(Behaviour.invalid, 51),
+      item(Behaviour.flaky, 52),
+      item(Behaviour.ok, 53),
+      item(Behaviour.ok, 54),
+    ],
     { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
   );
 
@@ -132,7 +149,13 @@ try {
   // its attempts, then one cancelled by the cancel signal while blocked.
   await record(
     'local-items',
-    [item(Behaviour.ok, 90), item(Behaviour.flaky, 91), item(Behaviour.invalid, 92), item(Behaviour.broken, 93), item(Behaviour.block, 94)],
+    [
+      item(Behaviour.ok, 90),
+      item(Behaviour.flaky, 91),
+      item(Behaviour.invalid, 92),
+      item(Behaviour.broken, 93),
+      item(Behaviour.block, 94),
+    ],
     { itemActivities: 'local', maxAttempts: 4, initialIntervalMs: 1000, concurrency: 5 },
     async (id) => {
       const handle = client.workflow.getHandle(batchWorkflowId(id));
@@ -157,10 +180,17 @@ try {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     try {
-      await record('webhooks', [0, 1].map((k) => item(Behaviour.ok, 70 + k)), { concurrency: 2 }, undefined, ['/webhooks'], {
-        tenant: 'default',
-        webhook: { url, events: ['item', 'batch'], secret: newWebhookSecret() },
-      });
+      await record(
+        'webhooks',
+        [0, 1].map((k) => item(Behaviour.ok, 70 + k)),
+        { concurrency: 2 },
+        undefined,
+        ['/webhooks'],
+        {
+          tenant: 'default',
+          webhook: { url, events: ['item', 'batch'], secret: newWebhookSecret() },
+        },
+      );
     } finally {
       receiver.close();
     }
@@ -173,7 +203,13 @@ try {
     await client.workflow.execute(predictWorkflow, {
       workflowId,
       taskQueue: stack.config.INTERACTIVE_TASK_QUEUE,
-      args: [{ taskId: '00000000000000000001', model: 'digits', items: [item(Behaviour.ok, 80).inputs, item(Behaviour.flaky, 81).inputs] }],
+      args: [
+        {
+          taskId: '00000000000000000001',
+          model: 'digits',
+          items: [item(Behaviour.ok, 80).inputs, item(Behaviour.flaky, 81).inputs],
+        },
+      ],
     });
     save('predict-local-activity.json', workflowId, await client.workflow.getHandle(workflowId).fetchHistory());
   }

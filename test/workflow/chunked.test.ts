@@ -74,26 +74,52 @@ describe('chunked mode', () => {
   test('a chunk keeps per-item semantics: neighbours succeed, a bad item fails alone, a flaky item retries alone', async () => {
     const model = new FakeModel();
     const { store, batches } = await setup(model);
-    const items = [item(Behaviour.ok, 1), item(Behaviour.invalid, 2), item(Behaviour.flaky, 3), item(Behaviour.broken, 4), item(Behaviour.ok, 5)];
+    const items = [
+      item(Behaviour.ok, 1),
+      item(Behaviour.invalid, 2),
+      item(Behaviour.flaky, 3),
+      item(Behaviour.broken, 4),
+      item(Behaviour.ok, 5),
+    ];
     const id = await batches.submit({
       model: 'digits',
       items,
-      options: BatchOptions.parse({ itemsPerActivity: 5, maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2 }),
+      options: BatchOptions.parse({
+        itemsPerActivity: 5,
+        maxAttempts: 3,
+        initialIntervalMs: 1000,
+        backoffCoefficient: 2,
+      }),
     });
     const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
     const summary = await handle.result();
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 3, failed: 2, canceled: 0 });
     const state = async (i: number) => (await handle.query(itemQuery, { index: i }))!;
     assert.deepEqual([(await state(0)).status, (await state(0)).attempts], ['succeeded', 1]);
-    assert.deepEqual([(await state(1)).status, (await state(1)).attempts, (await state(1)).error?.type], ['failed', 1, 'InvalidInput']);
-    assert.deepEqual([(await state(2)).status, (await state(2)).attempts], ['succeeded', 3], 'flaky: chunk attempt + 2 alone');
-    assert.deepEqual([(await state(3)).status, (await state(3)).attempts], ['failed', 3], 'broken: all 3 attempts spent');
+    assert.deepEqual(
+      [(await state(1)).status, (await state(1)).attempts, (await state(1)).error?.type],
+      ['failed', 1, 'InvalidInput'],
+    );
+    assert.deepEqual(
+      [(await state(2)).status, (await state(2)).attempts],
+      ['succeeded', 3],
+      'flaky: chunk attempt + 2 alone',
+    );
+    assert.deepEqual(
+      [(await state(3)).status, (await state(3)).attempts],
+      ['failed', 3],
+      'broken: all 3 attempts spent',
+    );
     assert.equal(model.attempts.get(2)!.length, 1, 'the bad item was not retried');
     const [t1, t2, t3] = model.attempts.get(3)!;
     assert.ok(t2! - t1! >= 900 && t3! - t2! >= 1800, `backoff continued: ${t2! - t1!} then ${t3! - t2!} ms`);
     assert.equal(store.getResult(id, 2)?.status, 'succeeded');
     assert.equal(store.getResult(id, 3)?.status, 'failed', 'the exhausted item recorded its failure');
     assert.equal(store.getResult(id, 1)?.error?.type, 'InvalidInput');
-    assert.deepEqual(await activityCompletions(id), { inferChunk: 1, inferItem: 1 }, 'one chunk, one solo retry that succeeded');
+    assert.deepEqual(
+      await activityCompletions(id),
+      { inferChunk: 1, inferItem: 1 },
+      'one chunk, one solo retry that succeeded',
+    );
   });
 });

@@ -42,7 +42,7 @@ test('the workflow bundle builds (the worker bundler rejects Node built-ins)', a
   });
   assert.match(code, /batchWorkflow/);
   assert.match(code, /shardWorkflow/);
-  for (const heavy of ["onnxruntime-node", "zod", "express", "pino"]) {
+  for (const heavy of ['onnxruntime-node', 'zod', 'express', 'pino']) {
     assert.ok(!code.includes(`node_modules/${heavy}/`), `the workflow bundle pulls in ${heavy}`);
   }
 });

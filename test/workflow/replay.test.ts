@@ -14,7 +14,20 @@ const ids = JSON.parse(fs.readFileSync(path.join(dir, 'workflow-ids.json'), 'utf
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'workflow-ids.json');
 
 test('recorded histories exist for each scenario', () => {
-  for (const name of ['normal', 'retries-and-failures', 'messages', 'canceled-by-temporal', 'canceled-by-signal', 'chunked', 'sharded', 'sharded-shard-0', 'webhooks-webhooks', 'predict', 'predict-local-activity', 'local-items']) {
+  for (const name of [
+    'normal',
+    'retries-and-failures',
+    'messages',
+    'canceled-by-temporal',
+    'canceled-by-signal',
+    'chunked',
+    'sharded',
+    'sharded-shard-0',
+    'webhooks-webhooks',
+    'predict',
+    'predict-local-activity',
+    'local-items',
+  ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
 });

@@ -17,10 +17,15 @@ import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, ROOT, startTestTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 /** Every execution (run) of the batch and its shards, with its history length. */
-async function executions(client: Client, batchId: string): Promise<{ workflowId: string; runId: string; events: number }[]> {
+async function executions(
+  client: Client,
+  batchId: string,
+): Promise<{ workflowId: string; runId: string; events: number }[]> {
   const found: { workflowId: string; runId: string; events: number }[] = [];
   const id = batchWorkflowId(batchId);
-  for await (const wf of client.workflow.list({ query: `WorkflowId = '${id}' OR WorkflowId STARTS_WITH '${id}/shard-'` })) {
+  for await (const wf of client.workflow.list({
+    query: `WorkflowId = '${id}' OR WorkflowId STARTS_WITH '${id}/shard-'`,
+  })) {
     found.push({ workflowId: wf.workflowId, runId: wf.runId, events: wf.historyLength });
   }
   return found;
@@ -68,7 +73,10 @@ describe('sharded batches', () => {
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 117, failed: 3, canceled: 0 });
     assert.deepEqual(stack.store.countResults(id), { succeeded: 117, failed: 3 });
     const dead = await handle.query(failuresQuery, {});
-    assert.deepEqual(dead.items.map((i) => i.index), [7, 40, 111]);
+    assert.deepEqual(
+      dead.items.map((i) => i.index),
+      [7, 40, 111],
+    );
     assert.equal(dead.items[0]!.error?.type, 'InvalidInput');
     const progress = await handle.query(progressQuery);
     assert.equal(progress.percent, 100);
@@ -88,7 +96,8 @@ describe('sharded batches', () => {
     for (const r of runs) assert.ok(r.events < 400, `${r.workflowId} run ${r.runId}: ${r.events} events`);
     const biggest = await largestEvent(client, runs);
     assert.ok(biggest < 256 * 1024, `largest event ${biggest} bytes`);
-    for (const i of [0, 39, 40, 119]) assert.equal(model.attempts.get(1000 + i)?.length, 1, `item ${i} ran exactly once`);
+    for (const i of [0, 39, 40, 119])
+      assert.equal(model.attempts.get(1000 + i)?.length, 1, `item ${i} ran exactly once`);
   });
 
   test('20,000 digits items: every result stored once and correct, no execution near 10,240 events', async (t) => {
@@ -109,7 +118,7 @@ describe('sharded batches', () => {
     t.diagnostic(`${n} items in ${seconds.toFixed(1)} s (${Math.round(n / seconds)} items/s)`);
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: n, failed: 0, canceled: 0 });
     assert.deepEqual(stack.store.countResults(id), { succeeded: n, failed: 0 });
-    for (let cursor: number | undefined = 0; cursor !== undefined; ) {
+    for (let cursor: number | undefined = 0; cursor !== undefined;) {
       const page = stack.store.listResults(id, { cursor, limit: 5000 });
       for (const r of page.results) assert.equal(r.result?.label, rows[r.index % rows.length]!.expected.labelName);
       cursor = page.nextCursor;

@@ -34,7 +34,11 @@ describe('workflow stack traces', () => {
     const stack = await startWorkerStack(temporal.address, model, env);
     stacks.push(stack);
     const blockedBefore = model.blocked;
-    const id = await stack.batches.submit({ model: 'digits', items: [item(Behaviour.block, 1)], options: BatchOptions.parse({}) });
+    const id = await stack.batches.submit({
+      model: 'digits',
+      items: [item(Behaviour.block, 1)],
+      options: BatchOptions.parse({}),
+    });
     await waitFor('the item blocked in the model', () => model.blocked > blockedBefore);
     const handle = client.workflow.getHandle(batchWorkflowId(id));
     const trace = await handle.query<string>('__stack_trace');

@@ -15,12 +15,7 @@ import type { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { webhookProgressQuery, webhookWorkflow, type WebhookRunInput } from '../../workflows/webhook-workflow.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
-import {
-  quietTemporalLogs,
-  startTestTemporal,
-  waitFor,
-  type TestTemporal,
-} from '../helpers/temporal.js';
+import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
 
 /** One request the receiver got, and what it answered. */
 interface Received {
