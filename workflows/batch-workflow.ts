@@ -6,6 +6,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -51,6 +52,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     };
   }
 
+  log.info('batch ended', { batchId: input.batchId, status: ended.status, counts: ended.counts });
   upsertSearchAttributes([
     { key: BatchStatusKey, value: BatchStatusValue[ended.status] },
     { key: BatchFailedCountKey, value: ended.counts.failed },
@@ -76,6 +78,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
 
 async function continueAsNewBatch(next: BatchWorkflowInput): Promise<never> {
   await condition(allHandlersFinished);
+  log.info('batch continues as new', { batchId: next.batchId, historyLength: workflowInfo().historyLength });
   return continueAsNew<typeof batchWorkflow>(next);
 }
 

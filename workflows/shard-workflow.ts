@@ -5,6 +5,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
   getExternalWorkflowHandle,
   CancellationScope,
 } from '@temporalio/workflow';
@@ -33,11 +34,13 @@ export async function shardWorkflow(input: ShardWorkflowInput): Promise<BatchSum
   const { end, window, carried } = await runItemWindow({ ...input, report });
   if (end === 'continue-as-new') {
     await condition(allHandlersFinished);
+    log.info('shard continues as new', { batchId: input.batchId, range: input.range });
     return continueAsNew<typeof shardWorkflow>({ ...input, carried });
   }
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('shard canceled');
   const p = window.progress();
+  log.info('shard ended', { batchId: input.batchId, range: input.range, counts: p.counts });
   return {
     id: input.batchId,
     model: input.model,
