@@ -1,8 +1,6 @@
 // The batch: one workflow per batch (`batch-<id>`). Items and results live in the item store (claim check); the
 // workflow carries ids and counts.
 import {
-  CancellationScope,
-  CancelledFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -12,7 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { BatchStatus, BatchSummary, BatchWorkflowInput, ItemCounts } from '../src/contracts/batch.js';
 import { runItemWindow, type ItemWindow } from './item-window.js';
-import type { Progress } from './messages.js';
+import { finishHandlers, toSummary, type Progress } from './messages.js';
 import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-attributes.js';
 import { runShardedBatch } from './sharded-batch.js';
 
@@ -57,23 +55,8 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     { key: BatchStatusKey, value: BatchStatusValue[ended.status] },
     { key: BatchFailedCountKey, value: ended.counts.failed },
   ]);
-  await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
-  if (CancellationScope.current().consideredCancelled) {
-    // Cancelled through Temporal: it records the batch as Canceled; its queries still answer. (The cancel signal
-    // instead completes the workflow normally, with status 'canceled' in its result.)
-    throw new CancelledFailure('batch canceled');
-  }
-  const p = ended.progress;
-  return {
-    id: input.batchId,
-    model: input.model,
-    version: input.version,
-    status: p.status,
-    total: p.total,
-    counts: p.counts,
-    createdAt: p.createdAt,
-    updatedAt: p.updatedAt,
-  };
+  await finishHandlers('batch');
+  return toSummary(ended.progress, input.version);
 }
 
 async function continueAsNewBatch(next: BatchWorkflowInput): Promise<never> {

@@ -12,7 +12,7 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { BatchOptions, BatchStatus, CarriedItems } from '../src/contracts/batch.js';
+import type { BatchStatus, CarriedItems, ShardWorkflowInput } from '../src/contracts/batch.js';
 import { PERMANENT_ITEM_FAILURES } from '../src/contracts/item-failure-type.js';
 import { describeFailure } from './activity-failure.js';
 import { ItemTable } from './item-table.js';
@@ -33,16 +33,8 @@ import {
 } from './messages.js';
 import { runWindow, type WindowEnd } from './scheduler.js';
 
-export interface ItemWindowInput {
-  batchId: string;
-  model: string;
-  version?: number;
-  options: BatchOptions;
-  /** The items this run covers: [start, end) in the batch's indexes. */
-  range: { start: number; end: number };
-  /** When the batch started (ms since epoch): timings span shards and continue-as-new runs. */
-  startedAtMs: number;
-  carried?: CarriedItems;
+/** A range of a batch's items: what a shard runs, and what a batch without shards runs over all its items. */
+export interface ItemWindowInput extends Omit<ShardWorkflowInput, 'parentWorkflowId'> {
   /** Called as items finish (remote activities) or every 2 s (local ones); throttling is the caller's. */
   report(window: ItemWindow): void;
 }

@@ -1,7 +1,15 @@
 // Queries, signals and updates of batchWorkflow (and of each shardWorkflow, for its own range). Every one is usable from the Temporal CLI with JSON arguments
 // (`temporal workflow query|signal|update execute --name <name> --input '<json>'`); docs/temporal.md lists the commands.
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { BatchStatus, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
+import {
+  CancellationScope,
+  CancelledFailure,
+  allHandlersFinished,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+} from '@temporalio/workflow';
+import type { BatchStatus, BatchSummary, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
 
 export interface Progress {
   batchId: string;
@@ -65,6 +73,22 @@ export function toProgress(
     itemsPerSecond: Math.round(rate * 100) / 100,
     ...(rate > 0 && p.status === 'running' ? { eta: new Date(nowMs + (left / rate) * 1000).toISOString() } : {}),
   };
+}
+
+/** What a batch or shard returns when it ends: its last progress, without the rate. */
+export function toSummary(p: Progress, version: number | undefined): BatchSummary {
+  const { batchId: id, model, status, total, counts, createdAt, updatedAt } = p;
+  return { id, model, version, status, total, counts, createdAt, updatedAt };
+}
+
+/**
+ * The last step of a run that ends: lets running message handlers (an update in flight) finish, then, if Temporal
+ * cancelled the workflow, ends it as Canceled (its queries still answer). The cancel signal instead ends the run
+ * normally, with status 'canceled' in its result.
+ */
+export async function finishHandlers(what: string): Promise<void> {
+  await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure(`${what} canceled`);
 }
 
 /** Counts by state, percent, rate and ETA: `temporal workflow query --name progress`. */

@@ -1,17 +1,9 @@
 // A shard: one range of a large batch's items, run by the item window in a child workflow of the batch
 // (`batch-<id>/shard-<n>`), so no single workflow's history holds every item.
-import {
-  CancelledFailure,
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  log,
-  getExternalWorkflowHandle,
-  CancellationScope,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, log } from '@temporalio/workflow';
 import type { BatchSummary, ShardWorkflowInput } from '../src/contracts/batch.js';
 import { runItemWindow, type ItemWindow } from './item-window.js';
-import { shardProgressSignal } from './messages.js';
+import { finishHandlers, shardProgressSignal, toSummary } from './messages.js';
 
 /** A shard tells its parent its counts at most this often while it runs (its result carries the final ones). */
 const PROGRESS_INTERVAL_MS = 2000;
@@ -37,21 +29,10 @@ export async function shardWorkflow(input: ShardWorkflowInput): Promise<BatchSum
     log.info('shard continues as new', { batchId: input.batchId, range: input.range });
     return continueAsNew<typeof shardWorkflow>({ ...input, carried });
   }
-  await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
-  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('shard canceled');
+  await finishHandlers('shard');
   const p = window.progress();
   log.info('shard ended', { batchId: input.batchId, range: input.range, counts: p.counts });
-  return {
-    id: input.batchId,
-    model: input.model,
-    version: input.version,
-    status: p.status,
-    total: p.total,
-    counts: p.counts,
-    createdAt: p.createdAt,
-    updatedAt: p.updatedAt,
-    failures: window.table.failures(),
-  };
+  return { ...toSummary(p, input.version), failures: window.table.failures() };
 }
 
 /** The workflow id of shard k of a batch: the batch's own id with a suffix, so one listing finds them all. */
