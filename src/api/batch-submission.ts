@@ -13,10 +13,14 @@ export const MAX_REPORTED_ISSUES = 20;
  * Checks a webhook registration's URL against the SSRF rules (scheme, credentials, refused address ranges) and
  * completes it with a generated secret when none was given.
  */
-export function prepareWebhook(webhook: WebhookRegistration | undefined, allowedCidrs: readonly string[]): StoredWebhook | undefined {
+export function prepareWebhook(
+  webhook: WebhookRegistration | undefined,
+  allowedCidrs: readonly string[],
+): StoredWebhook | undefined {
   if (!webhook) return undefined;
   const refused = checkWebhookUrl(webhook.url, allowedCidrs);
-  if (refused) throw new InvalidRequestError(`webhook.url: ${refused}`, [{ path: ['webhook', 'url'], message: refused }]);
+  if (refused)
+    throw new InvalidRequestError(`webhook.url: ${refused}`, [{ path: ['webhook', 'url'], message: refused }]);
   return { url: webhook.url, events: webhook.events, secret: webhook.secret ?? newWebhookSecret() };
 }
 
@@ -44,7 +48,8 @@ export class ItemIssues {
   add(prefix: (string | number)[], details: ErrorDetail[]): void {
     this.bad++;
     for (const d of details) {
-      if (this.details.length < MAX_REPORTED_ISSUES) this.details.push({ path: [...prefix, ...d.path], message: d.message });
+      if (this.details.length < MAX_REPORTED_ISSUES)
+        this.details.push({ path: [...prefix, ...d.path], message: d.message });
     }
   }
 
@@ -52,7 +57,10 @@ export class ItemIssues {
   throwIfAny(what: string): void {
     if (this.bad === 0) return;
     const first = this.details[0]!;
-    throw new InvalidRequestError(`${this.bad} ${what} rejected: ${first.path.join('.')}: ${first.message}`, this.details);
+    throw new InvalidRequestError(
+      `${this.bad} ${what} rejected: ${first.path.join('.')}: ${first.message}`,
+      this.details,
+    );
   }
 }
 

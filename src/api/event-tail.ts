@@ -53,7 +53,11 @@ export async function* tailBatchEvents(options: TailOptions): AsyncGenerator<Tai
       lastEndCheck = Date.now();
       const end = await batches.outcome(batchId);
       if (end) {
-        for (let rest = store.listEvents(batchId, afterSeq, PAGE); rest.length > 0; rest = store.listEvents(batchId, afterSeq, PAGE)) {
+        for (
+          let rest = store.listEvents(batchId, afterSeq, PAGE);
+          rest.length > 0;
+          rest = store.listEvents(batchId, afterSeq, PAGE)
+        ) {
           afterSeq = rest[rest.length - 1]!.seq;
           yield { kind: 'events', events: rest };
         }

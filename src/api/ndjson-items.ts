@@ -38,7 +38,10 @@ interface BadLine {
  * one chunk while the next lines are parsed. Over `maxBytes` or `maxItems` it stops at once with 413. Returns the
  * item count and the sha256 of the body's bytes; whether it returns or throws, no append is left running.
  */
-export async function readNdjsonItems(body: Readable, options: NdjsonItemsOptions): Promise<{ total: number; bodyHash: string }> {
+export async function readNdjsonItems(
+  body: Readable,
+  options: NdjsonItemsOptions,
+): Promise<{ total: number; bodyHash: string }> {
   const { model, issues, maxBytes, maxItems } = options;
   const hash = createHash('sha256');
   const decoder = new StringDecoder('utf8');
@@ -76,8 +79,12 @@ export async function readNdjsonItems(body: Readable, options: NdjsonItemsOption
     line++;
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (text.trim() === '') return;
-    if (++total > maxItems) throw new PayloadTooLargeError(`a batch holds at most ${maxItems} items (MAX_BATCH_ITEMS); line ${line} is item ${total}`);
-    if (jsonDepthExceeds(text)) return { path: ['line', line], details: [{ path: [], message: 'JSON nested too deeply' }] };
+    if (++total > maxItems)
+      throw new PayloadTooLargeError(
+        `a batch holds at most ${maxItems} items (MAX_BATCH_ITEMS); line ${line} is item ${total}`,
+      );
+    if (jsonDepthExceeds(text))
+      return { path: ['line', line], details: [{ path: [], message: 'JSON nested too deeply' }] };
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -86,7 +93,10 @@ export async function readNdjsonItems(body: Readable, options: NdjsonItemsOption
     }
     const parsed = BatchItem.safeParse(value);
     if (!parsed.success) {
-      const details = parsed.error.issues.map((i) => ({ path: i.path.filter((p): p is string | number => typeof p !== 'symbol'), message: i.message }));
+      const details = parsed.error.issues.map((i) => ({
+        path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
+        message: i.message,
+      }));
       return { path: ['line', line], details };
     }
     const problems = inputProblems(model, parsed.data);

@@ -52,7 +52,10 @@ export class StreamWriter {
     if (this.res.writableLength > this.tuning.maxBufferedBytes) return this.disconnect();
     if (this.res.write(text)) return true;
     const drained = await Promise.race([
-      once(this.res, 'drain').then(() => true, () => false),
+      once(this.res, 'drain').then(
+        () => true,
+        () => false,
+      ),
       new Promise<boolean>((r) => setTimeout(() => r(false), this.tuning.drainTimeoutMs).unref()),
     ]);
     return drained && !this.closed ? true : this.disconnect();

@@ -31,7 +31,11 @@ export function auth(keys: ReadonlyMap<string, string>): RequestHandler {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) {
       res.setHeader('WWW-Authenticate', 'Bearer');
-      throw new UnauthorizedError(header ? 'the Authorization header must be "Bearer <api key>"' : 'an API key is required (Authorization: Bearer <key>)');
+      throw new UnauthorizedError(
+        header
+          ? 'the Authorization header must be "Bearer <api key>"'
+          : 'an API key is required (Authorization: Bearer <key>)',
+      );
     }
     const given = Buffer.from(match[1]!);
     const hit = known.find((k) => k.key.length === given.length && timingSafeEqual(k.key, given));

@@ -9,5 +9,8 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, whe
     path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
     message: i.message,
   }));
-  throw new InvalidRequestError(`invalid ${where}: ${details.map((d) => `${d.path.join('.') || '(root)'}: ${d.message}`).join('; ')}`, details);
+  throw new InvalidRequestError(
+    `invalid ${where}: ${details.map((d) => `${d.path.join('.') || '(root)'}: ${d.message}`).join('; ')}`,
+    details,
+  );
 }
