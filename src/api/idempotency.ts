@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { ConflictError, InvalidRequestError, UnprocessableError } from '../errors.js';
+import { z } from 'zod';
+import { ConflictError, UnprocessableError } from '../errors.js';
 import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
 
 /** What a handler that creates work answers; it is what a replay answers again. */
@@ -11,7 +12,23 @@ export interface CreatedResponse {
   location?: string;
 }
 
-const KEY = /^[\x21-\x7e]{1,255}$/;
+/** The header of every route that creates work (parse-request.ts reads it, openapi.ts documents it). */
+export const IdempotencyKeyHeader = z.object({
+  'Idempotency-Key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, 'expected 1-255 printable ASCII characters')
+    .optional()
+    .meta({
+      description:
+        'Makes a request that creates work safe to retry: the same key and request replays the first response (`Idempotent-Replayed: true`) without creating anything; the same key with another request is 422; while the first is still running, 409. Scoped to the API key; 1-255 printable ASCII characters.',
+    }),
+});
+
+/** A request that creates work: its `Idempotency-Key` (if any) and its fingerprint. */
+export interface WorkRequest {
+  key: string | undefined;
+  fingerprint: string;
+}
 
 /** A stable fingerprint of a request: method, path, query and the body's bytes (as hashed by the body reader). */
 export function fingerprint(req: Request, bodyHash: string): string {
@@ -19,26 +36,28 @@ export function fingerprint(req: Request, bodyHash: string): string {
 }
 
 /**
- * Looks up the request's `Idempotency-Key` for its API key: undefined without the header; the stored response
- * when the same request came before; otherwise the key, now claimed by this request, which must complete() or
- * release() it. The same key with another request is 422; while its first request runs, 409.
+ * Looks up an `Idempotency-Key` for its API key: undefined without one; the stored response when the same
+ * request came before; otherwise the key, now claimed by this request, which must complete() or release() it.
+ * The same key with another request is 422; while its first request runs, 409.
  */
 export function claimKey(
-  req: Request,
   store: SqliteIdempotencyStore,
-  requestFingerprint: string,
+  apiKey: string,
+  { key, fingerprint: requestFingerprint }: WorkRequest,
 ): { key: string; replay?: CreatedResponse } | undefined {
-  const key = req.header('idempotency-key');
   if (key === undefined) return undefined;
-  if (!KEY.test(key)) throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters', [{ path: ['Idempotency-Key'], message: 'invalid' }]);
-  const claim = store.claim(req.apiKey, key, requestFingerprint);
-  if (claim.kind === 'mismatch') throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
-  if (claim.kind === 'in-progress') throw new ConflictError(`a request with Idempotency-Key '${key}' is still being processed`);
+  const claim = store.claim(apiKey, key, requestFingerprint);
+  if (claim.kind === 'mismatch') {
+    throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
+  }
+  if (claim.kind === 'in-progress') {
+    throw new ConflictError(`a request with Idempotency-Key '${key}' is still being processed`);
+  }
   return claim.kind === 'replay' ? { key, replay: claim.body as CreatedResponse } : { key };
 }
 
 /**
- * Runs `create` at most once per `Idempotency-Key` and API key. Without the header it just runs. The same key
+ * Runs `create` at most once per `Idempotency-Key` and API key. Without a key it just runs. The same key
  * and request replays the stored response (marked `Idempotent-Replayed: true`) without creating anything; the
  * same key with a different request is 422; the same key while its first request is still running is 409.
  * Only successful (2xx) responses are stored: after an error the key may be used again.
@@ -47,14 +66,14 @@ export async function idempotent(
   req: Request,
   res: Response,
   store: SqliteIdempotencyStore,
-  requestFingerprint: string,
+  work: WorkRequest,
   create: () => Promise<CreatedResponse>,
 ): Promise<void> {
   const send = (r: CreatedResponse) => {
     if (r.location) res.location(r.location);
     res.status(r.status).json(r.body);
   };
-  const claim = claimKey(req, store, requestFingerprint);
+  const claim = claimKey(store, req.apiKey, work);
   if (!claim) return send(await create());
   const { key } = claim;
   if (claim.replay) {

@@ -1,28 +1,13 @@
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import type { ItemResult } from '../contracts/batch.js';
 import { taskStatusUrl, type TaskAcceptedResponse } from '../contracts/predict.js';
 import type { PredictClient } from '../client/predict-client.js';
-import {
-  ConflictError,
-  InvalidRequestError,
-  TimeoutError,
-  UnsupportedMediaTypeError,
-} from '../errors.js';
+import { ConflictError, InvalidRequestError, TimeoutError } from '../errors.js';
 import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
-import { claimKey, fingerprint, type CreatedResponse } from './idempotency.js';
+import { claimKey, type CreatedResponse, type WorkRequest } from './idempotency.js';
 
-// What the online endpoints (/v1/predict, /v2/models/:name/infer) share: one rate limit, starting a task once
-// per Idempotency-Key, and waiting for its result up to a deadline.
-
-
-export function requireJson(req: Request): void {
-  if (!req.is('application/json')) {
-    throw new UnsupportedMediaTypeError(
-      `Content-Type must be application/json (got ${req.header('content-type') ?? 'none'})`,
-    );
-  }
-}
-
+// What the online endpoints (/v1/predict, /v2/models/:name/infer) share: starting a task once per
+// Idempotency-Key, and waiting for its result up to a deadline.
 
 /**
  * Starts a task at most once per `Idempotency-Key` and API key, for endpoints that answer with the task's
@@ -32,11 +17,12 @@ export function requireJson(req: Request): void {
  * request is still starting the task, 409. Same rules and store as `idempotent()` in idempotency.ts.
  */
 export async function startTaskOnce(
-  req: Request,
   store: SqliteIdempotencyStore,
+  apiKey: string,
+  work: WorkRequest,
   start: () => Promise<string>,
 ): Promise<{ taskId: string; replayed: boolean }> {
-  const claim = claimKey(req, store, fingerprint(req, req.bodyHash!));
+  const claim = claimKey(store, apiKey, work);
   if (!claim) return { taskId: await start(), replayed: false };
   const { key } = claim;
   if (claim.replay) return { taskId: (claim.replay.body as TaskAcceptedResponse).taskId, replayed: true };
@@ -44,12 +30,12 @@ export async function startTaskOnce(
   try {
     taskId = await start();
   } catch (err) {
-    store.release(req.apiKey, key);
+    store.release(apiKey, key);
     throw err;
   }
   const accepted: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
   const created: CreatedResponse = { status: 202, body: accepted, location: accepted.statusUrl };
-  store.complete(req.apiKey, key, created.status, created);
+  store.complete(apiKey, key, created.status, created);
   return { taskId, replayed: false };
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WebhookRegistration } from './webhook.js';
+import { FailedDelivery, WebhookEventKind, WebhookRegistration } from './webhook.js';
 
 /** Lifecycle of one item. A closed set: `as const` plus a derived union, never a TS enum. */
 export const ItemStatus = {
@@ -25,11 +25,21 @@ export const BatchOptions = z
     /** Attempts per item, the first included (default 5). */
     maxAttempts: z.number().int().min(1).max(100).default(5),
     /** Delay before the first retry (default 1000 ms). Temporal schedules retries in whole seconds. */
-    initialIntervalMs: z.number().int().min(1000, 'Temporal schedules retries in whole seconds: at least 1000').max(3_600_000).default(1000),
+    initialIntervalMs: z
+      .number()
+      .int()
+      .min(1000, 'Temporal schedules retries in whole seconds: at least 1000')
+      .max(3_600_000)
+      .default(1000),
     /** Each retry waits this many times longer than the one before (default 2). */
     backoffCoefficient: z.number().min(1).max(10).default(2),
     /** Upper bound on the delay between retries (default 60 s). */
-    maximumIntervalMs: z.number().int().min(1000, 'Temporal schedules retries in whole seconds: at least 1000').max(86_400_000).default(60_000),
+    maximumIntervalMs: z
+      .number()
+      .int()
+      .min(1000, 'Temporal schedules retries in whole seconds: at least 1000')
+      .max(86_400_000)
+      .default(60_000),
     /** Time one attempt at one item may take (default 60 s). */
     itemTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
     /** Items in flight at once for this batch (default 16). */
@@ -54,7 +64,8 @@ export const BatchOptions = z
     /** A run continues as new once its history reaches this many events (default 4000; Temporal warns at 10,240). */
     eventsPerRun: z.number().int().min(100).max(9000).default(4000),
   })
-  .strict();
+  .strict()
+  .meta({ id: 'BatchOptions' });
 export type BatchOptions = z.infer<typeof BatchOptions>;
 
 /** One item's model inputs: input name -> values for one item, without the batch dimension. */
@@ -66,7 +77,8 @@ export const BatchItem = z
     id: z.string().min(1).max(256).optional(),
     inputs: ItemInputs,
   })
-  .strict();
+  .strict()
+  .meta({ id: 'BatchItem' });
 export type BatchItem = z.infer<typeof BatchItem>;
 
 export const CreateBatchRequest = z
@@ -86,44 +98,56 @@ export const CreateBatchRequest = z
       if (item.id === undefined) return;
       const first = seen.get(item.id);
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['items', index, 'id'], message: `duplicate item id (also items[${first}])` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['items', index, 'id'],
+          message: `duplicate item id (also items[${first}])`,
+        });
       } else {
         seen.set(item.id, index);
       }
     });
-  });
+  })
+  .meta({ id: 'CreateBatchRequest' });
 export type CreateBatchRequest = z.infer<typeof CreateBatchRequest>;
 
-const ItemStatusSchema = z.enum(['pending', 'running', 'succeeded', 'failed', 'canceled']);
-const BatchStatusSchema = z.enum(['running', 'completed', 'canceled', 'failed']);
+const ItemStatusSchema = z.enum(ItemStatus);
+const BatchStatusSchema = z.enum(BatchStatus);
+
+/** The statuses of a finished item: what `/results` lines, `item.*` events and item webhooks report. */
+export const FinishedItemStatus = ItemStatusSchema.extract(['succeeded', 'failed']);
 
 /** What an item's inference produced. */
-export const ItemResult = z.object({
-  model: z.string(),
-  version: z.number().int(),
-  /** Classifiers only: the winning label. */
-  label: z.string().optional(),
-  /** Classifiers only: one probability per label. */
-  probabilities: z.array(z.number()).optional(),
-  /** Embedding models only: the pooled (and, per config, unit-length) vector. */
-  embedding: z.array(z.number()).optional(),
-  /** Every other model output for this item, batch dimension removed. */
-  outputs: z.record(z.string(), z.union([z.number(), z.array(z.unknown())])),
-});
+export const ItemResult = z
+  .object({
+    model: z.string(),
+    version: z.number().int(),
+    /** Classifiers only: the winning label. */
+    label: z.string().optional(),
+    /** Classifiers only: one probability per label. */
+    probabilities: z.array(z.number()).optional(),
+    /** Embedding models only: the pooled (and, per config, unit-length) vector. */
+    embedding: z.array(z.number()).optional(),
+    /** Every other model output for this item, batch dimension removed. */
+    outputs: z.record(z.string(), z.union([z.number(), z.array(z.unknown())])),
+  })
+  .meta({ id: 'ItemResult' });
 export type ItemResult = z.infer<typeof ItemResult>;
 
-export const ItemError = z.object({ type: z.string(), message: z.string() });
+export const ItemError = z.object({ type: z.string(), message: z.string() }).meta({ id: 'ItemError' });
 
 /** One finished item as `/results` lines, `item.*` SSE events and item webhooks carry it. */
-export const ItemOutcome = z.object({
-  index: z.number().int(),
-  id: z.string(),
-  status: z.enum(['succeeded', 'failed']),
-  attempts: z.number().int(),
-  result: ItemResult.optional(),
-  error: ItemError.optional(),
-  finishedAt: z.string(),
-});
+export const ItemOutcome = z
+  .object({
+    index: z.number().int(),
+    id: z.string(),
+    status: FinishedItemStatus,
+    attempts: z.number().int(),
+    result: ItemResult.optional(),
+    error: ItemError.optional(),
+    finishedAt: z.string(),
+  })
+  .meta({ id: 'ItemOutcome' });
 export type ItemOutcome = z.infer<typeof ItemOutcome>;
 
 /** The outcome of a stored result or event, with only the fields that are set. */
@@ -139,16 +163,18 @@ export function itemOutcome(e: ItemOutcome): ItemOutcome {
   };
 }
 
-export const ItemView = z.object({
-  index: z.number().int(),
-  id: z.string(),
-  status: ItemStatusSchema,
-  attempts: z.number().int(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
-  result: ItemResult.optional(),
-  error: ItemError.optional(),
-});
+export const ItemView = z
+  .object({
+    index: z.number().int(),
+    id: z.string(),
+    status: ItemStatusSchema,
+    attempts: z.number().int(),
+    startedAt: z.string().optional(),
+    finishedAt: z.string().optional(),
+    result: ItemResult.optional(),
+    error: ItemError.optional(),
+  })
+  .meta({ id: 'ItemView' });
 export type ItemView = z.infer<typeof ItemView>;
 
 export const ItemCounts = z.object({
@@ -161,7 +187,9 @@ export const ItemCounts = z.object({
 export type ItemCounts = Record<ItemStatus, number>;
 
 /** `GET /v1/batches/:id/items`: one page of items in index order. */
-export const ItemsPage = z.object({ items: z.array(ItemView), nextCursor: z.number().int().optional() });
+export const ItemsPage = z
+  .object({ items: z.array(ItemView), nextCursor: z.number().int().optional() })
+  .meta({ id: 'ItemsPage' });
 
 const BatchLinks = z.object({ self: z.string(), items: z.string(), results: z.string(), events: z.string() });
 export const batchLinks = (id: string): z.infer<typeof BatchLinks> => ({
@@ -172,66 +200,79 @@ export const batchLinks = (id: string): z.infer<typeof BatchLinks> => ({
 });
 
 /** `GET /v1/batches/:id`: the batch's state without its items. */
-export const BatchResource = z.object({
-  id: z.string(),
-  model: z.string(),
-  version: z.number().int().optional(),
-  status: BatchStatusSchema,
-  total: z.number().int(),
-  counts: ItemCounts,
-  /** While running: paused or not, the current concurrency, the rate and the estimated completion. */
-  paused: z.boolean().optional(),
-  concurrency: z.number().int().optional(),
-  itemsPerSecond: z.number().optional(),
-  eta: z.string().optional(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  metadata: z.record(z.string(), z.string()).optional(),
-  /** The registered callback (never its secret) and deliveries that will not be retried again. */
-  webhook: z
-    .object({
-      url: z.string(),
-      events: z.array(z.enum(['item', 'batch'])),
-      failedDeliveries: z.array(
-        z.object({ messageId: z.string(), eventType: z.string(), attempts: z.number().int(), lastError: z.string(), failedAt: z.string() }),
-      ),
-    })
-    .optional(),
-  links: BatchLinks,
-});
+export const BatchResource = z
+  .object({
+    id: z.string(),
+    model: z.string(),
+    version: z.number().int().optional(),
+    status: BatchStatusSchema,
+    total: z.number().int(),
+    counts: ItemCounts,
+    /** While running: paused or not, the current concurrency, the rate and the estimated completion. */
+    paused: z.boolean().optional(),
+    concurrency: z.number().int().optional(),
+    itemsPerSecond: z.number().optional(),
+    eta: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    metadata: z.record(z.string(), z.string()).optional(),
+    /** The registered callback (never its secret) and deliveries that will not be retried again. */
+    webhook: z
+      .object({
+        url: z.string(),
+        events: z.array(z.enum(WebhookEventKind)),
+        failedDeliveries: z.array(FailedDelivery),
+      })
+      .optional(),
+    links: BatchLinks,
+  })
+  .meta({ id: 'BatchResource' });
 export type BatchResource = z.infer<typeof BatchResource>;
 
+/** The data of `batch.progress` and of the terminal `batch.*` events: the batch's state without its links. */
+export const BatchProgress = BatchResource.omit({ links: true, webhook: true, metadata: true }).meta({
+  id: 'BatchProgress',
+});
+export type BatchProgress = z.infer<typeof BatchProgress>;
+
 /** The summary and one page of items: what the workflow tests read through BatchClient.get. */
-export type BatchView = Omit<BatchResource, 'links' | 'webhook' | 'metadata'> & { items: ItemView[]; nextCursor?: number };
+export type BatchView = Omit<BatchResource, 'links' | 'webhook' | 'metadata'> & {
+  items: ItemView[];
+  nextCursor?: number;
+};
 
 /** `GET /v1/batches`: a tenant's batches, newest first. */
-export const BatchListPage = z.object({
-  batches: z.array(
-    z.object({
-      id: z.string(),
-      model: z.string(),
-      version: z.number().int().optional(),
-      status: BatchStatusSchema,
-      total: z.number().int(),
-      failed: z.number().int(),
-      createdAt: z.string(),
-      metadata: z.record(z.string(), z.string()).optional(),
-      links: z.object({ self: z.string() }),
-    }),
-  ),
-  nextCursor: z.string().optional(),
-});
+export const BatchListPage = z
+  .object({
+    batches: z.array(
+      z.object({
+        id: z.string(),
+        model: z.string(),
+        version: z.number().int().optional(),
+        status: BatchStatusSchema,
+        total: z.number().int(),
+        failed: z.number().int(),
+        createdAt: z.string(),
+        metadata: z.record(z.string(), z.string()).optional(),
+        links: z.object({ self: z.string() }),
+      }),
+    ),
+    nextCursor: z.string().optional(),
+  })
+  .meta({ id: 'BatchListPage' });
 export type BatchListPage = z.infer<typeof BatchListPage>;
 
-export const CreateBatchResponse = z.object({
-  id: z.string(),
-  status: z.enum(['running']),
-  total: z.number().int(),
-  counts: ItemCounts,
-  links: BatchLinks,
-  /** Set when a webhook was registered; `secret` is shown only here, once. */
-  webhook: z.object({ url: z.string(), events: z.array(z.enum(['item', 'batch'])), secret: z.string() }).optional(),
-});
+export const CreateBatchResponse = z
+  .object({
+    id: z.string(),
+    status: z.enum(['running']),
+    total: z.number().int(),
+    counts: ItemCounts,
+    links: BatchLinks,
+    /** Set when a webhook was registered; `secret` is shown only here, once. */
+    webhook: z.object({ url: z.string(), events: z.array(z.enum(WebhookEventKind)), secret: z.string() }).optional(),
+  })
+  .meta({ id: 'CreateBatchResponse' });
 export type CreateBatchResponse = z.infer<typeof CreateBatchResponse>;
 
 /** Input of batchWorkflow. Claim check: the items are in the item store; the workflow carries ids and counts. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ItemError, ItemInputs, ItemResult } from './batch.js';
+import { TaskId } from './ids.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Online predictions (/v1/predict, /v1/predict/async, /v1/tasks/:taskId)
@@ -18,8 +19,6 @@ export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
 export const TaskSource = { sync: 'sync', async: 'async', kserve: 'kserve' } as const;
 export type TaskSource = (typeof TaskSource)[keyof typeof TaskSource];
 
-const TaskId = z.string().regex(/^[0-9a-f]{20}$/);
-
 /** `POST /v1/predict/async`: one item of one model, with its inputs as for one batch item. */
 export const PredictAsyncRequest = z
   .object({
@@ -28,63 +27,74 @@ export const PredictAsyncRequest = z
     version: z.number().int().positive().optional(),
     inputs: ItemInputs,
   })
-  .strict();
+  .strict()
+  .meta({ id: 'PredictAsyncRequest' });
 export type PredictAsyncRequest = z.infer<typeof PredictAsyncRequest>;
 
 /**
  * `POST /v1/predict`: as the async request, plus how long to wait for the result (default PREDICT_TIMEOUT_MS;
  * above PREDICT_MAX_TIMEOUT_MS is refused with 400).
  */
-export const PredictRequest = PredictAsyncRequest.extend({ timeoutMs: z.number().int().min(1).optional() }).strict();
+export const PredictRequest = PredictAsyncRequest.extend({ timeoutMs: z.number().int().min(1).optional() })
+  .strict()
+  .meta({ id: 'PredictRequest' });
 export type PredictRequest = z.infer<typeof PredictRequest>;
 
 /** Where a task's state is read. */
 export const taskStatusUrl = (taskId: string): string => `/v1/tasks/${taskId}`;
 
 /** 202 of `POST /v1/predict/async`: the task runs; poll `statusUrl`. */
-export const TaskAcceptedResponse = z.object({
-  taskId: TaskId,
-  status: z.literal('running'),
-  statusUrl: z.string(),
-});
+export const TaskAcceptedResponse = z
+  .object({
+    taskId: TaskId,
+    status: z.literal('running'),
+    statusUrl: z.string(),
+  })
+  .meta({ id: 'TaskAcceptedResponse' });
 export type TaskAcceptedResponse = z.infer<typeof TaskAcceptedResponse>;
 
 /** 200 of `POST /v1/predict`: the result, ready within the timeout. */
-export const PredictResponse = z.object({
-  taskId: TaskId,
-  status: z.literal('succeeded'),
-  result: ItemResult,
-});
+export const PredictResponse = z
+  .object({
+    taskId: TaskId,
+    status: z.literal('succeeded'),
+    result: ItemResult,
+  })
+  .meta({ id: 'PredictResponse' });
 export type PredictResponse = z.infer<typeof PredictResponse>;
 
 /** 504 of `POST /v1/predict`: the house error shape plus the task, which goes on running. */
-export const PredictTimeoutResponse = z.object({
-  error: z.object({ code: z.literal('timeout'), message: z.string() }),
-  taskId: TaskId,
-  statusUrl: z.string(),
-});
+export const PredictTimeoutResponse = z
+  .object({
+    error: z.object({ code: z.literal('timeout'), message: z.string() }),
+    taskId: TaskId,
+    statusUrl: z.string(),
+  })
+  .meta({ id: 'PredictTimeoutResponse' });
 export type PredictTimeoutResponse = z.infer<typeof PredictTimeoutResponse>;
 
 /** `GET /v1/tasks/:taskId`: an online task's state, and its result once it has one. */
-export const TaskResource = z.object({
-  taskId: TaskId,
-  status: z.enum(['running', 'succeeded', 'failed', 'canceled']),
-  source: z.enum(['sync', 'async', 'kserve']),
-  model: z.string(),
-  /** The pinned version, if one was asked for; each result names the version that ran. */
-  version: z.number().int().optional(),
-  /** Items in the task: 1 for /v1/predict, the batch dimension for a KServe infer. */
-  items: z.number().int(),
-  createdAt: z.string(),
-  finishedAt: z.string().optional(),
-  /** A succeeded task of one item (every /v1/predict task). */
-  result: ItemResult.optional(),
-  /** A succeeded task of several items (a KServe infer with a batch dimension above 1), in request order. */
-  results: z.array(ItemResult).optional(),
-  /** A failed or canceled task: why. */
-  error: ItemError.optional(),
-  statusUrl: z.string(),
-});
+export const TaskResource = z
+  .object({
+    taskId: TaskId,
+    status: z.enum(TaskStatus),
+    source: z.enum(TaskSource),
+    model: z.string(),
+    /** The pinned version, if one was asked for; each result names the version that ran. */
+    version: z.number().int().optional(),
+    /** Items in the task: 1 for /v1/predict, the batch dimension for a KServe infer. */
+    items: z.number().int(),
+    createdAt: z.string(),
+    finishedAt: z.string().optional(),
+    /** A succeeded task of one item (every /v1/predict task). */
+    result: ItemResult.optional(),
+    /** A succeeded task of several items (a KServe infer with a batch dimension above 1), in request order. */
+    results: z.array(ItemResult).optional(),
+    /** A failed or canceled task: why. */
+    error: ItemError.optional(),
+    statusUrl: z.string(),
+  })
+  .meta({ id: 'TaskResource' });
 export type TaskResource = z.infer<typeof TaskResource>;
 
 /** Input of predictWorkflow: one or more items of one model, inferred on the interactive task queue. */
@@ -125,29 +135,31 @@ export const TensorSignature = z.object({
 export type TensorSignature = z.infer<typeof TensorSignature>;
 
 /** `GET /v1/models/:name`: a model's signature, versions and labels. */
-export const ModelResource = z.object({
-  name: z.string(),
-  description: z.string().optional(),
-  /** Versions on disk, ascending. */
-  versions: z.array(z.number().int()),
-  /** The version used when a request pins none. */
-  latest: z.number().int(),
-  /** What a result carries: `label` and `probabilities`, an `embedding`, or only raw `outputs`. */
-  kind: z.enum(['classifier', 'embedding', 'tensor']),
-  /** What one item's `inputs` must hold. */
-  inputs: z.array(TensorSignature),
-  /** What one item's result holds, by output name (an embedding model's pooled vector is `embedding`). */
-  outputs: z.array(TensorSignature),
-  /** Classifiers: class names, index-aligned with `probabilities`. */
-  labels: z.array(z.string()).optional(),
-  /** Largest batch one model run takes; the dynamic batcher never exceeds it. */
-  maxBatchSize: z.number().int(),
-  links: z.object({ self: z.string(), kserve: z.string() }),
-});
+export const ModelResource = z
+  .object({
+    name: z.string(),
+    description: z.string().optional(),
+    /** Versions on disk, ascending. */
+    versions: z.array(z.number().int()),
+    /** The version used when a request pins none. */
+    latest: z.number().int(),
+    /** What a result carries: `label` and `probabilities`, an `embedding`, or only raw `outputs`. */
+    kind: z.enum(['classifier', 'embedding', 'tensor']),
+    /** What one item's `inputs` must hold. */
+    inputs: z.array(TensorSignature),
+    /** What one item's result holds, by output name (an embedding model's pooled vector is `embedding`). */
+    outputs: z.array(TensorSignature),
+    /** Classifiers: class names, index-aligned with `probabilities`. */
+    labels: z.array(z.string()).optional(),
+    /** Largest batch one model run takes; the dynamic batcher never exceeds it. */
+    maxBatchSize: z.number().int(),
+    links: z.object({ self: z.string(), kserve: z.string() }),
+  })
+  .meta({ id: 'ModelResource' });
 export type ModelResource = z.infer<typeof ModelResource>;
 
 /** `GET /v1/models`. */
-export const ModelList = z.object({ models: z.array(ModelResource) });
+export const ModelList = z.object({ models: z.array(ModelResource) }).meta({ id: 'ModelList' });
 export type ModelList = z.infer<typeof ModelList>;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -184,13 +196,15 @@ export const KServeRequestInput = z.object({
 });
 
 /** `POST /v2/models/:name[/versions/:v]/infer`. Unknown fields are ignored, as other servers do. */
-export const KServeInferRequest = z.object({
-  id: z.string().max(256).optional(),
-  parameters: KServeParameters.optional(),
-  inputs: z.array(KServeRequestInput).min(1),
-  /** The outputs wanted (default all). */
-  outputs: z.array(z.object({ name: z.string().min(1), parameters: KServeParameters.optional() })).optional(),
-});
+export const KServeInferRequest = z
+  .object({
+    id: z.string().max(256).optional(),
+    parameters: KServeParameters.optional(),
+    inputs: z.array(KServeRequestInput).min(1),
+    /** The outputs wanted (default all). */
+    outputs: z.array(z.object({ name: z.string().min(1), parameters: KServeParameters.optional() })).optional(),
+  })
+  .meta({ id: 'KServeInferRequest' });
 export type KServeInferRequest = z.infer<typeof KServeInferRequest>;
 
 /** One output tensor of an infer response: the items' outputs stacked along the batch dimension, flat. */
@@ -201,13 +215,15 @@ export const KServeResponseOutput = z.object({
   data: z.array(z.union([z.number(), z.string(), z.boolean()])),
 });
 
-export const KServeInferResponse = z.object({
-  model_name: z.string(),
-  model_version: z.string(),
-  /** The request's id, or the task id when the request had none. */
-  id: z.string(),
-  outputs: z.array(KServeResponseOutput),
-});
+export const KServeInferResponse = z
+  .object({
+    model_name: z.string(),
+    model_version: z.string(),
+    /** The request's id, or the task id when the request had none. */
+    id: z.string(),
+    outputs: z.array(KServeResponseOutput),
+  })
+  .meta({ id: 'KServeInferResponse' });
 export type KServeInferResponse = z.infer<typeof KServeInferResponse>;
 
 /** A tensor in model metadata; the first dimension (-1) is the batch dimension. */
@@ -219,30 +235,37 @@ export const KServeTensorMetadata = z.object({
 export type KServeTensorMetadata = z.infer<typeof KServeTensorMetadata>;
 
 /** `GET /v2/models/:name[/versions/:v]`. */
-export const KServeModelMetadata = z.object({
-  name: z.string(),
-  versions: z.array(z.string()),
-  platform: z.string(),
-  inputs: z.array(KServeTensorMetadata),
-  outputs: z.array(KServeTensorMetadata),
-});
+export const KServeModelMetadata = z
+  .object({
+    name: z.string(),
+    versions: z.array(z.string()),
+    platform: z.string(),
+    inputs: z.array(KServeTensorMetadata),
+    outputs: z.array(KServeTensorMetadata),
+  })
+  .meta({ id: 'KServeModelMetadata' });
 export type KServeModelMetadata = z.infer<typeof KServeModelMetadata>;
 
 /** `GET /v2`: the server's name, version and protocol extensions. */
-export const KServeServerMetadata = z.object({
-  name: z.string(),
-  version: z.string(),
-  extensions: z.array(z.string()),
-});
+export const KServeServerMetadata = z
+  .object({
+    name: z.string(),
+    version: z.string(),
+    extensions: z.array(z.string()),
+  })
+  .meta({ id: 'KServeServerMetadata' });
 export type KServeServerMetadata = z.infer<typeof KServeServerMetadata>;
 
 /** `GET /v2/models/:name[/versions/:v]/ready` when the model is ready (200). */
-export const KServeModelReady = z.object({ name: z.string(), ready: z.boolean() });
+export const KServeModelReady = z.object({ name: z.string(), ready: z.boolean() }).meta({ id: 'KServeModelReady' });
+export type KServeModelReady = z.infer<typeof KServeModelReady>;
 
 /** Every /v2 error: the protocol's own shape, so Triton and KServe clients parse it (504 also names the task). */
-export const KServeErrorResponse = z.object({
-  error: z.string(),
-  taskId: z.string().optional(),
-  statusUrl: z.string().optional(),
-});
+export const KServeErrorResponse = z
+  .object({
+    error: z.string(),
+    taskId: z.string().optional(),
+    statusUrl: z.string().optional(),
+  })
+  .meta({ id: 'KServeErrorResponse' });
 export type KServeErrorResponse = z.infer<typeof KServeErrorResponse>;

@@ -18,26 +18,32 @@ export const WebhookRegistration = z
       .max(2048)
       .refine((u) => URL.canParse(u), 'not a valid URL')
       .refine((u) => !URL.canParse(u) || ['http:', 'https:'].includes(new URL(u).protocol), 'only http and https URLs')
-      .refine((u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password), 'credentials are not allowed in the URL'),
+      .refine(
+        (u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password),
+        'credentials are not allowed in the URL',
+      ),
     /** Which events to deliver (default both). */
-    events: z.array(z.enum(['item', 'batch'])).min(1).max(2).default(['item', 'batch']),
+    events: z.array(z.enum(WebhookEventKind)).min(1).max(2).default([WebhookEventKind.item, WebhookEventKind.batch]),
     /** Signing secret (`whsec_...`); when omitted one is generated and returned once in the 202 response. */
     secret: z.string().regex(SECRET, 'expected whsec_ followed by base64 of 24-64 bytes').optional(),
   })
-  .strict();
+  .strict()
+  .meta({ id: 'WebhookRegistration' });
 export type WebhookRegistration = z.infer<typeof WebhookRegistration>;
 
 /** A registration as stored: the secret is always set. */
 export type StoredWebhook = Required<WebhookRegistration>;
 
 /** A delivery that exhausted its retries (or was refused for good), listed under its batch. */
-export const FailedDelivery = z.object({
-  messageId: z.string(),
-  eventType: z.string(),
-  attempts: z.number().int(),
-  lastError: z.string(),
-  failedAt: z.string(),
-});
+export const FailedDelivery = z
+  .object({
+    messageId: z.string(),
+    eventType: z.string(),
+    attempts: z.number().int(),
+    lastError: z.string(),
+    failedAt: z.string(),
+  })
+  .meta({ id: 'FailedDelivery' });
 export type FailedDelivery = z.infer<typeof FailedDelivery>;
 
 /** Input of webhookWorkflow: the batch whose events it delivers (the URL and secret are in the item store). */

@@ -1,13 +1,10 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { AppError, RateLimitedError, TimeoutError, type ErrorDetail } from '../../errors.js';
+import type { ErrorBody, ErrorCode, ErrorDetail } from '../../contracts/http-error.js';
+import { AppError, RateLimitedError, TimeoutError } from '../../errors.js';
 
-/** The one error shape every failed request gets. */
-export interface ErrorBody {
-  error: { code: string; message: string; details?: ErrorDetail[] };
-}
-
-export function errorBody(code: string, message: string, details?: ErrorDetail[]): ErrorBody {
+/** The one error shape every failed request gets (contracts/http-error.ts). */
+export function errorBody(code: ErrorCode, message: string, details?: ErrorDetail[]): ErrorBody {
   return { error: { code, message, ...(details ? { details } : {}) } };
 }
 

@@ -1,131 +1,164 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import type { BatchEnd } from '../../client/batch-client.js';
-import { InvalidRequestError } from '../../errors.js';
-import { itemOutcome, type BatchSummary } from '../../contracts/batch.js';
+import { itemOutcome, ItemOutcome, type BatchSummary } from '../../contracts/batch.js';
+import { END_EVENT_ID, EventsHeaders, EventsQuery, ResultsQuery } from '../../contracts/batch-queries.js';
 import type { StoredEvent } from '../../stores/item-store.js';
-import type { AppDeps } from '../app.js';
 import { tailBatchEvents } from '../event-tail.js';
-import { parseOrThrow } from '../middleware/validate.js';
-import { DEFAULT_STREAM_TUNING, StreamWriter, type StreamTuning } from '../stream-writer.js';
-import { batchIdParam } from './batches.js';
+import { BatchPath } from '../path-params.js';
+import { defineRoute, type ApiRoute, type RouteContext } from '../route.js';
+import { StreamWriter } from '../stream-writer.js';
 
-export const ResultsQuery = z
-  .object({
-    follow: z.enum(['true', 'false']).default('false'),
-    status: z.enum(['succeeded', 'failed']).optional(),
-  })
-  .strict();
+const SSE_DESCRIPTION = `Server-Sent Events from the batch's event log, resumable exactly:
 
-export const EventsQuery = z.object({ lastEventId: z.string().max(32).optional() }).strict();
+| event | id | data |
+|---|---|---|
+| \`item.succeeded\`, \`item.failed\` | the event's sequence number | \`ItemOutcome\` |
+| \`batch.progress\` (at most once a second) | the last item event's id | \`BatchProgress\` |
+| \`batch.completed\`, \`batch.canceled\`, \`batch.failed\` (last) | \`end\` | \`BatchProgress\` |
+| \`error\` (the stream failed; reconnect) | none | \`{ code, message }\` |
 
-/** The id of the terminal SSE event: reconnecting after it gets 204 (EventSource then stops reconnecting). */
-export const END_EVENT_ID = 'end';
+The stream opens with \`retry: 2000\` and sends \`: keep-alive\` comments when quiet. To resume, send the last id
+seen as the \`Last-Event-ID\` header (or \`lastEventId\`): events after it follow; after \`end\` the answer is 204.`;
 
 /**
  * `GET /v1/batches/:id/results` (NDJSON, streamed) and `GET /v1/batches/:id/events` (Server-Sent Events), both
  * read from the item store's event log, so they resume exactly and survive an API restart.
  */
-export function batchStreamRoutes(deps: AppDeps, tuning: StreamTuning = DEFAULT_STREAM_TUNING): Router {
-  const { batches, log } = deps;
-  const store = batches.store;
-  const router = Router();
-
-  router.get('/v1/batches/:id/results', async (req, res) => {
-    const id = batchIdParam(req);
-    const query = parseOrThrow(ResultsQuery, req.query, 'query');
-    batches.requireBatch(id, req.tenant);
-    const writer = new StreamWriter(req, res, tuning);
-    res.status(200).type('application/x-ndjson').setHeader('Cache-Control', 'no-store');
-    res.flushHeaders();
-    if (query.follow === 'false') {
-      // Every finished item once, in index order, as it stands now.
-      for (let cursor: number | undefined = 0; cursor !== undefined && !writer.closed; ) {
-        const page = store.listResults(id, { cursor, limit: 1000, ...(query.status ? { status: query.status } : {}) });
-        if (!(await writer.write(page.results.map((r) => `${JSON.stringify(itemOutcome(r))}\n`).join('')))) return;
-        cursor = page.nextCursor;
+export const batchStreamRoutes: ApiRoute[] = [
+  defineRoute({
+    method: 'get',
+    path: '/v1/batches/:id/results',
+    operationId: 'streamResults',
+    summary: 'Every finished item as NDJSON',
+    description:
+      'One `ItemOutcome` per line in index order; with `follow=true`, outcomes as they are recorded until the batch ends.',
+    tag: 'Batch streams',
+    request: { params: BatchPath, query: ResultsQuery },
+    responses: {
+      200: {
+        description: 'One ItemOutcome per line (this schema describes a line).',
+        content: { 'application/x-ndjson': ItemOutcome },
+      },
+    },
+    errors: [404, 503],
+    handler: async ({ params: { id }, query }, { req, res, deps }) => {
+      const { batches } = deps;
+      const store = batches.store;
+      batches.requireBatch(id, req.tenant);
+      const writer = new StreamWriter(req, res, deps.streamTuning);
+      res.status(200).type('application/x-ndjson').setHeader('Cache-Control', 'no-store');
+      res.flushHeaders();
+      const line = (o: ItemOutcome) => `${JSON.stringify(itemOutcome(o))}\n`;
+      if (query.follow === 'false') {
+        // Every finished item once, in index order, as it stands now.
+        for (let cursor: number | undefined = 0; cursor !== undefined && !writer.closed;) {
+          const page = store.listResults(id, {
+            cursor,
+            limit: 1000,
+            ...(query.status ? { status: query.status } : {}),
+          });
+          if (!(await writer.write(page.results.map(line).join('')))) return;
+          cursor = page.nextCursor;
+        }
+        res.end();
+        return;
+      }
+      // Follow: outcomes in the order they were recorded until the batch ends (a retried failure shows again).
+      for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: 0, signal: writer.signal })) {
+        if (step.kind !== 'events') continue;
+        const lines = step.events.filter((e) => !query.status || e.status === query.status);
+        if (!(await writer.write(lines.map(line).join('')))) return;
       }
       res.end();
-      return;
-    }
-    // Follow: outcomes in the order they were recorded until the batch ends (a retried failure shows again).
-    for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: 0, signal: writer.signal })) {
-      if (step.kind !== 'events') continue;
-      const lines = step.events.filter((e) => !query.status || e.status === query.status);
-      if (!(await writer.write(lines.map((e) => `${JSON.stringify(itemOutcome(e))}\n`).join('')))) return;
-    }
-    res.end();
-  });
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/batches/:id/events',
+    operationId: 'streamEvents',
+    summary: 'Item, progress and end events (Server-Sent Events)',
+    description: SSE_DESCRIPTION,
+    tag: 'Batch streams',
+    request: { params: BatchPath, query: EventsQuery, headers: EventsHeaders },
+    responses: {
+      200: { description: 'The event stream.', content: { 'text/event-stream': z.string() } },
+      204: { description: 'The client has already seen the end (`Last-Event-ID: end`).' },
+    },
+    errors: [404, 503],
+    handler: async ({ params: { id }, query, headers }, context) => {
+      context.deps.batches.requireBatch(id, context.req.tenant);
+      const last = headers['Last-Event-ID'] ?? query.lastEventId ?? '';
+      if (last === END_EVENT_ID) {
+        context.res.status(204).end(); // the client has seen the end: nothing more will come
+        return;
+      }
+      await streamEvents(id, last === '' ? 0 : Number(last), context);
+    },
+  }),
+];
 
-  router.get('/v1/batches/:id/events', async (req, res) => {
-    const id = batchIdParam(req);
-    const query = parseOrThrow(EventsQuery, req.query, 'query');
-    batches.requireBatch(id, req.tenant);
-    const last = req.header('last-event-id') ?? query.lastEventId ?? '';
-    if (last === END_EVENT_ID) {
-      res.status(204).end(); // the client has seen the end: nothing more will come
-      return;
-    }
-    if (last !== '' && !/^\d{1,15}$/.test(last)) {
-      throw new InvalidRequestError(`Last-Event-ID '${last}' is not an event id of this stream`, [{ path: ['Last-Event-ID'], message: 'expected an event id' }]);
-    }
-    const writer = new StreamWriter(req, res, tuning);
-    res.status(200).setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    let seq = last === '' ? 0 : Number(last);
-    let changed = true;
-    let lastProgress = 0;
-    let lastWrite = Date.now();
-    // Progress is fetched beside the tail, never in its way: a query can wait for a workflow task (up to ~4 s
-    // with local item activities), and item events keep flowing meanwhile.
-    let progress: Promise<BatchSummary> | undefined;
-    let progressReady: BatchSummary | undefined;
-    let progressError: unknown;
-    const send = async (frame: string) => {
-      lastWrite = Date.now();
-      return writer.write(frame);
-    };
-    if (!(await send('retry: 2000\n\n'))) return;
-    try {
-      for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: seq, signal: writer.signal })) {
-        if (step.kind === 'events') {
-          seq = step.events[step.events.length - 1]!.seq;
-          changed = true;
-          if (!(await send(step.events.map(itemFrame).join('')))) return;
-        } else if (step.kind === 'end') {
-          await send(endFrame(step.end));
-          break;
-        }
-        const now = Date.now();
-        if (progressError) throw progressError;
-        if (progressReady) {
-          const { failures: _failures, ...counts } = progressReady;
-          progressReady = undefined;
-          // Progress carries the id of the last item event sent, so resuming after it neither skips nor repeats one.
-          if (!(await send(frame('batch.progress', counts, seq > 0 ? String(seq) : undefined)))) return;
-        } else if (changed && !progress && now - lastProgress >= tuning.progressEveryMs) {
-          lastProgress = now;
-          changed = false;
-          progress = batches.summary(id);
-          progress.then(
+/** The SSE stream of a batch's events after sequence number `afterSeq`, with progress and keep-alives. */
+async function streamEvents(id: string, afterSeq: number, { req, res, deps }: RouteContext): Promise<void> {
+  const { batches, log, streamTuning: tuning } = deps;
+  const store = batches.store;
+  const writer = new StreamWriter(req, res, tuning);
+  res.status(200).setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+  let seq = afterSeq;
+  let changed = true;
+  let lastProgress = 0;
+  let lastWrite = Date.now();
+  // Progress is fetched beside the tail, never in its way: a query can wait for a workflow task (up to ~4 s
+  // with local item activities), and item events keep flowing meanwhile.
+  let progress: Promise<BatchSummary> | undefined;
+  let progressReady: BatchSummary | undefined;
+  let progressError: unknown;
+  const send = async (frame: string) => {
+    lastWrite = Date.now();
+    return writer.write(frame);
+  };
+  if (!(await send('retry: 2000\n\n'))) return;
+  try {
+    for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: seq, signal: writer.signal })) {
+      if (step.kind === 'events') {
+        seq = step.events[step.events.length - 1]!.seq;
+        changed = true;
+        if (!(await send(step.events.map(itemFrame).join('')))) return;
+      } else if (step.kind === 'end') {
+        await send(endFrame(step.end));
+        break;
+      }
+      const now = Date.now();
+      if (progressError) throw progressError;
+      if (progressReady) {
+        const { failures: _failures, ...counts } = progressReady;
+        progressReady = undefined;
+        // Progress carries the id of the last item event sent, so resuming after it neither skips nor repeats one.
+        if (!(await send(frame('batch.progress', counts, seq > 0 ? String(seq) : undefined)))) return;
+      } else if (changed && !progress && now - lastProgress >= tuning.progressEveryMs) {
+        lastProgress = now;
+        changed = false;
+        progress = batches.summary(id);
+        progress
+          .then(
             (summary) => (progressReady = summary),
             (err: unknown) => (progressError = err),
-          ).finally(() => (progress = undefined));
-        } else if (now - lastWrite >= tuning.keepAliveMs) {
-          if (!(await send(': keep-alive\n\n'))) return;
-        }
+          )
+          .finally(() => (progress = undefined));
+      } else if (now - lastWrite >= tuning.keepAliveMs) {
+        if (!(await send(': keep-alive\n\n'))) return;
       }
-    } catch (err) {
-      // Headers are sent: report the fault as an event the client can read, then close.
-      log.warn({ err, batchId: id, requestId: req.requestId }, 'event stream failed');
-      await send(frame('error', { code: 'unavailable', message: 'the event stream failed; reconnect with Last-Event-ID' }));
     }
-    res.end();
-  });
-
-  return router;
+  } catch (err) {
+    // Headers are sent: report the fault as an event the client can read, then close.
+    log.warn({ err, batchId: id, requestId: req.requestId }, 'event stream failed');
+    await send(
+      frame('error', { code: 'unavailable', message: 'the event stream failed; reconnect with Last-Event-ID' }),
+    );
+  }
+  res.end();
 }
 
 function frame(event: string, data: unknown, id?: string): string {

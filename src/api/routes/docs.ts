@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import getAbsoluteFSPath from 'swagger-ui-dist/absolute-path.js';
-import type { AppDeps } from '../app.js';
-import { buildOpenApiDocument } from '../openapi.js';
+import { z } from 'zod';
+import { defineRoute, json, type ApiRoute } from '../route.js';
 
 /** Files of the swagger-ui-dist package the page loads; nothing else of the package is served. */
 const UI_ASSETS = new Set([
@@ -45,24 +45,44 @@ const INITIALIZER = `window.onload = function () {
 `;
 
 /**
- * The API's own description, without authentication:
- * - `GET /openapi.json`: the OpenAPI 3.1 document generated from the routes' zod schemas (built once).
- * - `GET /docs`: Swagger UI over it, served from the swagger-ui-dist package on disk, so it works offline.
+ * The API's own description, without authentication: `GET /openapi.json`, the document generated from the
+ * routes the app mounts (built once), and `GET /docs`, Swagger UI over it.
  */
-export function docsRoutes(_deps: AppDeps): Router {
+export const docsRoutes: ApiRoute[] = [
+  defineRoute({
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'openapi',
+    summary: 'This document',
+    tag: 'Operations',
+    public: true,
+    responses: { 200: json(z.record(z.string(), z.unknown()), 'The OpenAPI 3.1 document.') },
+    handler: (_input, { res, deps }) => {
+      res.type('application/json').setHeader('Cache-Control', 'no-cache');
+      res.send(deps.openApiJson);
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/docs',
+    operationId: 'docs',
+    summary: 'This document, browsable (Swagger UI, served offline)',
+    tag: 'Operations',
+    public: true,
+    responses: { 200: { description: 'An HTML page.', content: { 'text/html': z.string() } } },
+    handler: (_input, { res }) => {
+      res.type('html').send(PAGE);
+    },
+  }),
+];
+
+/**
+ * The docs page's own files (not part of the API, so not in the document), from the swagger-ui-dist package
+ * on disk so the page works offline. Any other name falls through to authentication.
+ */
+export function docsAssets(): Router {
   const router = Router();
-  const document = JSON.stringify(buildOpenApiDocument());
   const assets = getAbsoluteFSPath();
-
-  router.get('/openapi.json', (_req, res) => {
-    res.type('application/json').setHeader('Cache-Control', 'no-cache');
-    res.send(document);
-  });
-
-  router.get('/docs', (_req, res) => {
-    res.type('html').send(PAGE);
-  });
-
   router.get('/docs/:asset', (req, res, next) => {
     const asset = req.params.asset;
     if (asset === 'swagger-initializer.js') {
@@ -73,6 +93,5 @@ export function docsRoutes(_deps: AppDeps): Router {
       next();
     }
   });
-
   return router;
 }

@@ -1,38 +1,48 @@
-import { Router } from 'express';
-import type { ModelList, ModelResource } from '../../contracts/predict.js';
+import { ModelList, ModelResource } from '../../contracts/predict.js';
 import { ModelLoadError, UnavailableError } from '../../errors.js';
 import type { ModelRepository, ResolvedModel } from '../../runtime/model-repository.js';
-import type { AppDeps } from '../app.js';
 import { clientSignature } from '../model-signature.js';
+import { ModelPath } from '../path-params.js';
+import { defineRoute, json, type ApiRoute } from '../route.js';
 
-/**
- * What models there are and how to call them:
- * - `GET /v1/models`: every model in the repository that has a version and a readable config.
- * - `GET /v1/models/:name`: one model's versions, signature, labels and batch size (404 if unknown).
- */
-export function modelRoutes({ models, log }: AppDeps): Router {
-  const router = Router();
-
-  router.get('/v1/models', async (_req, res) => {
-    const list: ModelList = { models: [] };
-    for (const name of await models.names()) {
-      try {
-        list.models.push(modelResource(await models.resolve(name)));
-      } catch (err) {
-        // One broken model (bad config.json) must not hide the others; it is logged and left out.
-        if (!(err instanceof ModelLoadError)) throw err;
-        log.warn({ model: name, reason: err.reason }, 'model left out of the model list');
+/** What models there are and how to call them. */
+export const modelRoutes: ApiRoute[] = [
+  defineRoute({
+    method: 'get',
+    path: '/v1/models',
+    operationId: 'listModels',
+    summary: 'Every servable model',
+    description: 'Every model in the repository that has a version and a readable config.',
+    tag: 'Models',
+    responses: { 200: json(ModelList, 'The models.') },
+    handler: async (_input, { res, deps: { models, log } }) => {
+      const list: ModelList = { models: [] };
+      for (const name of await models.names()) {
+        try {
+          list.models.push(modelResource(await models.resolve(name)));
+        } catch (err) {
+          // One broken model (bad config.json) must not hide the others; it is logged and left out.
+          if (!(err instanceof ModelLoadError)) throw err;
+          log.warn({ model: name, reason: err.reason }, 'model left out of the model list');
+        }
       }
-    }
-    res.json(list);
-  });
-
-  router.get('/v1/models/:name', async (req, res) => {
-    res.json(modelResource(await resolveServable(models, req.params.name)));
-  });
-
-  return router;
-}
+      res.json(list);
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/models/:name',
+    operationId: 'getModel',
+    summary: "A model's versions, signature and labels",
+    tag: 'Models',
+    request: { params: ModelPath },
+    responses: { 200: json(ModelResource, 'The model.') },
+    errors: [404, 503],
+    handler: async ({ params: { name } }, { res, deps }) => {
+      res.json(modelResource(await resolveServable(deps.models, name)));
+    },
+  }),
+];
 
 /** Resolves a model, or explains why it cannot serve: unknown (NotFoundError, 404) or unloadable (503). */
 export async function resolveServable(models: ModelRepository, name: string, version?: number): Promise<ResolvedModel> {

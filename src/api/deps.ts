@@ -1,0 +1,42 @@
+import type { RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import type { BatchClient } from '../client/batch-client.js';
+import type { PredictClient } from '../client/predict-client.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import type { ModelRepository } from '../runtime/model-repository.js';
+import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+import type { StreamTuning } from './stream-writer.js';
+
+/** Everything the routes use; the server entry point builds it from configuration, tests from their stack. */
+export interface AppDeps {
+  batches: BatchClient;
+  predict: PredictClient;
+  models: ModelRepository;
+  idempotency: SqliteIdempotencyStore;
+  metrics: Metrics;
+  config: Pick<
+    Config,
+    | 'API_KEYS'
+    | 'MAX_BATCH_ITEMS'
+    | 'MAX_BODY_BYTES'
+    | 'RATE_LIMIT_PER_MINUTE'
+    | 'PREDICT_TIMEOUT_MS'
+    | 'PREDICT_MAX_TIMEOUT_MS'
+    | 'WEBHOOK_ALLOWED_CIDRS'
+    | 'TASK_QUEUE'
+    | 'INTERACTIVE_TASK_QUEUE'
+  >;
+  log: Logger;
+  /** Tuning of the results and events streams (default DEFAULT_STREAM_TUNING). */
+  streamTuning?: StreamTuning;
+}
+
+/** What the route handlers get: the app's dependencies, the one rate limit and the API's own document. */
+export interface RouteDeps extends AppDeps {
+  /** One bucket per API key across the routes that create work (POST /v1/batches, /v1/predict(/async), /v2 infer). */
+  workLimit: RequestHandler;
+  streamTuning: StreamTuning;
+  /** The OpenAPI document of the routes the app mounts, serialized once. */
+  openApiJson: string;
+}

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { BatchOptions, BatchStatus, FinishedItemStatus, ItemStatus } from './batch.js';
+import { WebhookEventKind } from './webhook.js';
+
+// Query parameters (and the one header) of the batch routes. Query values arrive as strings: numbers are
+// coerced, and every object is strict, so an unknown parameter is a 400 that names it.
+
+const CURSOR = 'The `nextCursor` of the previous page.';
+
+/** `GET /v1/batches`: the API key's batches, newest first. */
+export const ListBatchesQuery = z
+  .object({
+    status: z.enum(BatchStatus).optional(),
+    model: z.string().min(1).max(128).optional(),
+    cursor: z
+      .string()
+      .max(4096)
+      .regex(/^[\w-]*$/, 'not a cursor from a previous page')
+      .optional()
+      .meta({ description: CURSOR }),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+  })
+  .strict();
+export type ListBatchesQuery = z.infer<typeof ListBatchesQuery>;
+
+/** `GET /v1/batches/:id/items`: one page of items in index order. */
+export const ItemsQuery = z
+  .object({
+    status: z.enum(ItemStatus).optional(),
+    cursor: z.coerce.number().int().min(0).optional().meta({ description: CURSOR }),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
+export type ItemsQuery = z.infer<typeof ItemsQuery>;
+
+/** `GET /v1/batches/:id/results`: every finished item, or with `follow=true` each as it is recorded. */
+export const ResultsQuery = z
+  .object({
+    follow: z.enum(['true', 'false']).default('false'),
+    status: FinishedItemStatus.optional(),
+  })
+  .strict();
+export type ResultsQuery = z.infer<typeof ResultsQuery>;
+
+/** The id of the terminal SSE event: reconnecting after it gets 204 (EventSource then stops reconnecting). */
+export const END_EVENT_ID = 'end';
+
+/** The last event id a client saw: a sequence number, or the end (empty: from the start). */
+export const LastEventId = z
+  .string()
+  .regex(new RegExp(`^(\\d{1,15}|${END_EVENT_ID})?$`), 'expected an event id of this stream');
+
+/** `GET /v1/batches/:id/events`: where to resume, for clients that cannot set `Last-Event-ID`. */
+export const EventsQuery = z
+  .object({
+    lastEventId: LastEventId.optional().meta({
+      description: 'As `Last-Event-ID`, for clients that cannot set headers.',
+    }),
+  })
+  .strict();
+export type EventsQuery = z.infer<typeof EventsQuery>;
+
+/** `GET /v1/batches/:id/events`: the header EventSource sends when it reconnects. */
+export const EventsHeaders = z.object({
+  'Last-Event-ID': LastEventId.optional().meta({ description: 'The last event id seen: a sequence number or `end`.' }),
+});
+export type EventsHeaders = z.infer<typeof EventsHeaders>;
+
+const EVENT_KIND = Object.values(WebhookEventKind).join('|');
+
+/**
+ * Model, version, webhook and options of an NDJSON submission (`POST /v1/batches` with an NDJSON body), from
+ * query parameters or `Batchline-*` headers. A batch option stays a loose string or number here; BatchOptions
+ * checks it afterwards, so its message names the option.
+ */
+export const NdjsonSubmitParams = z
+  .object({
+    model: z
+      .string()
+      .min(1)
+      .max(128)
+      .meta({ description: 'NDJSON bodies only (required there, or `Batchline-Model`).' }),
+    version: z.coerce
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .meta({ description: 'NDJSON bodies only (or `Batchline-Version`).' }),
+    webhook: z.string().max(2048).optional().meta({ description: 'NDJSON bodies only: the webhook URL.' }),
+    webhookEvents: z
+      .string()
+      .regex(new RegExp(`^(${EVENT_KIND})(,(${EVENT_KIND}))?$`), "expected 'item', 'batch' or 'item,batch'")
+      .optional()
+      .meta({ description: 'NDJSON bodies only: which webhook events (default both).' }),
+    ...Object.fromEntries(Object.entries(BatchOptions.shape).map(([k, field]) => [k, queryField(field)])),
+  })
+  .strict();
+export type NdjsonSubmitParams = z.infer<typeof NdjsonSubmitParams>;
+
+/** The headers an NDJSON submission may name its model, version and options in instead of the query. */
+export const NdjsonSubmitHeaders = z.object({
+  'Batchline-Model': z
+    .string()
+    .optional()
+    .meta({ description: 'NDJSON bodies: the model, when not a query parameter.' }),
+  'Batchline-Version': z.string().optional().meta({ description: 'NDJSON bodies: the version.' }),
+  'Batchline-Options': z.string().optional().meta({ description: 'NDJSON bodies: `BatchOptions` as JSON.' }),
+});
+export type NdjsonSubmitHeaders = z.infer<typeof NdjsonSubmitHeaders>;
+
+/** A batch option as a query parameter: words stay strings (zod's enum check follows); numbers are parsed. */
+function queryField(field: z.ZodType): z.ZodType {
+  const inner = field instanceof z.ZodDefault ? field.unwrap() : field;
+  return inner instanceof z.ZodEnum ? z.string().optional() : z.coerce.number().optional();
+}
