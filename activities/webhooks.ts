@@ -5,15 +5,9 @@ import { NotFoundError } from '../src/errors.js';
 import type { Metrics } from '../src/metrics.js';
 import type { ItemStore } from '../src/stores/item-store.js';
 import { postWebhook } from '../src/webhooks/deliver.js';
-import {
-  endEventType,
-  endMessage,
-  itemEventType,
-  itemMessage,
-  webhookMessageId,
-  type WebhookEventType,
-  type WebhookMessage,
-} from '../src/webhooks/payload.js';
+import { endEventType, itemEventType, type EventType } from '../src/contracts/event-type.js';
+import { WebhookEventKind } from '../src/contracts/webhook.js';
+import { endMessage, itemMessage, webhookMessageId, type WebhookMessage } from '../src/webhooks/payload.js';
 import { signatureHeaders } from '../src/webhooks/signature.js';
 
 export interface WebhookActivityDeps {
@@ -38,7 +32,7 @@ export interface CollectWebhookEventsInput {
 /** One event to deliver: its place in the event log and its type. The payload stays in the store. */
 export interface WebhookEventRef {
   seq: number;
-  type: WebhookEventType;
+  type: EventType;
 }
 
 export interface CollectedWebhookEvents {
@@ -50,7 +44,7 @@ export interface CollectedWebhookEvents {
    * Set once the batch has ended and the log was read to its end after that was known: no item event can follow.
    * `deliver` is false when the registration did not ask for batch events.
    */
-  end?: { type: WebhookEventType; deliver: boolean };
+  end?: { type: EventType; deliver: boolean };
   /** The batch or its registration is not in the store (a submission that could not start): nothing to deliver. */
   unregistered?: boolean;
 }
@@ -145,7 +139,7 @@ export function createWebhookActivities({
       const ctx = Context.current();
       const webhook = store.getBatch(batchId)?.webhook;
       if (!webhook) return { events: [], afterSeq, unregistered: true };
-      const wantItems = webhook.events.includes('item');
+      const wantItems = webhook.events.includes(WebhookEventKind.item);
       const deadline = Date.now() + collectWaitMs;
       const events: WebhookEventRef[] = [];
       let cursor = afterSeq;
@@ -171,7 +165,7 @@ export function createWebhookActivities({
           return {
             events,
             afterSeq: cursor,
-            end: { type: endEventType(end.status), deliver: webhook.events.includes('batch') },
+            end: { type: endEventType(end.status), deliver: webhook.events.includes(WebhookEventKind.batch) },
           };
         if (events.length > 0 || Date.now() >= deadline) return { events, afterSeq: cursor };
         await ctx.sleep(LOG_POLL_MS); // rejects with CancelledFailure when the workflow cancels the poll

@@ -39,7 +39,11 @@ export const ConfigSchema = z.object({
    * Largest request body the API accepts, in bytes. An NDJSON body is streamed into the item store line by line;
    * a JSON body is parsed whole, so large batches should come as NDJSON.
    */
-  MAX_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /**
    * API keys as `key=tenant` pairs separated by commas (a bare key belongs to tenant `default`). Every batch and
    * task belongs to its key's tenant. Empty: no authentication, and the API binds to loopback only.
@@ -49,7 +53,10 @@ export const ConfigSchema = z.object({
     .default('')
     .transform((v, ctx) => {
       const keys = new Map<string, string>();
-      for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+      for (const pair of v
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)) {
         const [key, tenant = 'default'] = pair.split('=').map((s) => s.trim());
         if (!key || key.length < 16 || !/^[\x21-\x7e]+$/.test(key)) {
           ctx.addIssue({ code: 'custom', message: 'each API key must be at least 16 printable characters' });
@@ -79,7 +86,10 @@ export const ConfigSchema = z.object({
     .string()
     .default('')
     .transform((v, ctx) => {
-      const cidrs = v.split(',').map((c) => c.trim()).filter(Boolean);
+      const cidrs = v
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean);
       for (const c of cidrs) {
         try {
           ipaddr.parseCIDR(c);
@@ -141,7 +151,9 @@ export class ConfigError extends Error {
 /** Parses the environment once; paths come back absolute. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const known = Object.fromEntries(
-    Object.keys(ConfigSchema.shape).flatMap((k) => (env[k] === undefined || env[k]!.trim() === '' ? [] : [[k, env[k]]])),
+    Object.keys(ConfigSchema.shape).flatMap((k) =>
+      env[k] === undefined || env[k]!.trim() === '' ? [] : [[k, env[k]]],
+    ),
   );
   const parsed = ConfigSchema.safeParse(known);
   if (!parsed.success) {

@@ -2,24 +2,14 @@
  * Errors that stay inside one process (`*Error`). The API's error middleware maps each to an HTTP status;
  * activities turn the permanent ones into non-retryable ApplicationFailures.
  */
-export interface ErrorDetail {
-  path: (string | number)[];
-  message: string;
-}
+import { ErrorCode, type ErrorDetail } from './contracts/http-error.js';
+
+export type { ErrorDetail };
 
 /** Base class: `code` is the wire code of the HTTP error shape. */
 export abstract class AppError extends Error {
-  abstract readonly code:
-    | 'invalid_request'
-    | 'unauthorized'
-    | 'not_found'
-    | 'conflict'
-    | 'payload_too_large'
-    | 'unsupported_media_type'
-    | 'unprocessable'
-    | 'rate_limited'
-    | 'unavailable'
-    | 'timeout';
+  /** Any code but `internal`, which only the error middleware gives (to errors that are not AppErrors). */
+  abstract readonly code: Exclude<ErrorCode, typeof ErrorCode.internal>;
   abstract readonly status: number;
   constructor(
     message: string,
@@ -32,7 +22,7 @@ export abstract class AppError extends Error {
 
 /** Thrown by validators (request schemas, model input checks) when input is malformed. */
 export class InvalidRequestError extends AppError {
-  readonly code = 'invalid_request' as const;
+  readonly code = ErrorCode.invalidRequest;
   readonly status = 400;
 }
 
@@ -41,7 +31,7 @@ export class InvalidInputError extends InvalidRequestError {}
 
 /** Thrown when a named thing (batch, model, version) does not exist. */
 export class NotFoundError extends AppError {
-  readonly code = 'not_found' as const;
+  readonly code = ErrorCode.notFound;
   readonly status = 404;
 }
 
@@ -61,43 +51,43 @@ export class ModelLoadError extends Error {
 
 /** Thrown by the body reader when a request is larger than the configured limit. */
 export class PayloadTooLargeError extends AppError {
-  readonly code = 'payload_too_large' as const;
+  readonly code = ErrorCode.payloadTooLarge;
   readonly status = 413;
 }
 
 /** Thrown by the Temporal client facade when the cluster cannot be reached. */
 export class UnavailableError extends AppError {
-  readonly code = 'unavailable' as const;
+  readonly code = ErrorCode.unavailable;
   readonly status = 503;
 }
 
 /** Thrown by the API when a request body comes in a media type the route does not take. */
 export class UnsupportedMediaTypeError extends AppError {
-  readonly code = 'unsupported_media_type' as const;
+  readonly code = ErrorCode.unsupportedMediaType;
   readonly status = 415;
 }
 
 /** Thrown by the auth middleware when a request carries no valid API key. */
 export class UnauthorizedError extends AppError {
-  readonly code = 'unauthorized' as const;
+  readonly code = ErrorCode.unauthorized;
   readonly status = 401;
 }
 
 /** Thrown when a request conflicts with the state of what it names (a batch that has ended, a key in use). */
 export class ConflictError extends AppError {
-  readonly code = 'conflict' as const;
+  readonly code = ErrorCode.conflict;
   readonly status = 409;
 }
 
 /** Thrown when a well-formed request cannot be carried out as asked (an idempotency key reused with another body). */
 export class UnprocessableError extends AppError {
-  readonly code = 'unprocessable' as const;
+  readonly code = ErrorCode.unprocessable;
   readonly status = 422;
 }
 
 /** Thrown by the rate limiter; `retryAfterSeconds` becomes the Retry-After header. */
 export class RateLimitedError extends AppError {
-  readonly code = 'rate_limited' as const;
+  readonly code = ErrorCode.rateLimited;
   readonly status = 429;
   constructor(
     message: string,
@@ -112,7 +102,7 @@ export class RateLimitedError extends AppError {
  * its status URL) is added to the error body.
  */
 export class TimeoutError extends AppError {
-  readonly code = 'timeout' as const;
+  readonly code = ErrorCode.timeout;
   readonly status = 504;
   constructor(
     message: string,

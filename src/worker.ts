@@ -14,6 +14,7 @@ import { Metrics } from './metrics.js';
 import { InferenceRuntime } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
 import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
+import { ErrorCode } from './contracts/http-error.js';
 
 /**
  * Where the worker finds workflow code: the prebuilt bundle from `npm run build` when present, else the workflows
@@ -153,7 +154,9 @@ function limitNewStackTraces(frames: number): void {
 async function serveMetrics(metrics: Metrics, port: number, sdkMetricsUrl?: string): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'GET /metrics' } }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: ErrorCode.notFound, message: 'GET /metrics' } }));
       return;
     }
     void (async () => {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { newHexId } from '../contracts/ids.js';
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import {
   itemOutcome,
@@ -46,10 +46,8 @@ export interface BatchClientOptions {
 /** Workflow id of a batch: readable in the Temporal UI and CLI. */
 export const batchWorkflowId = (batchId: string): string => `batch-${batchId}`;
 
-/** A new batch id: 10 random bytes as hex, safe in URLs and workflow ids. */
-export function newBatchId(): string {
-  return randomBytes(10).toString('hex');
-}
+/** A new batch id (contracts/ids: 20 hex digits). */
+export const newBatchId = newHexId;
 
 /** Who submits a batch: the API key's tenant, and where its events go. */
 export interface BatchOwner {
@@ -65,7 +63,13 @@ export interface BatchEnd {
 
 const CLOSED_STATUS = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
 /** temporal.api.enums.v1.WorkflowExecutionStatus as visibility returns it. */
-const EXECUTION_STATUS: Record<number, BatchStatus | undefined> = { 1: 'running', 3: 'failed', 4: 'canceled', 5: 'failed', 7: 'failed' };
+const EXECUTION_STATUS: Record<number, BatchStatus | undefined> = {
+  1: 'running',
+  3: 'failed',
+  4: 'canceled',
+  5: 'failed',
+  7: 'failed',
+};
 
 /**
  * The Temporal client facade for the API and CLI: starts, reads and steers batch workflows, and maps Temporal's
@@ -111,7 +115,13 @@ export class BatchClient {
    * carries only ids and counts. If either cannot start, the stored batch is removed again and nothing runs.
    */
   async start(batch: StoredBatch): Promise<void> {
-    const input: BatchWorkflowInput = { batchId: batch.id, model: batch.model, version: batch.version, total: batch.total, options: batch.options };
+    const input: BatchWorkflowInput = {
+      batchId: batch.id,
+      model: batch.model,
+      version: batch.version,
+      total: batch.total,
+      options: batch.options,
+    };
     let webhooks: Awaited<ReturnType<Client['workflow']['start']>> | undefined;
     try {
       if (batch.webhook) {
@@ -126,7 +136,12 @@ export class BatchClient {
         taskQueue: this.taskQueue,
         args: [input],
         workflowTaskTimeout: itemWorkflowTaskTimeout(batch.options),
-        memo: { model: batch.model, version: batch.version ?? null, items: batch.total, metadata: batch.metadata ?? {} },
+        memo: {
+          model: batch.model,
+          version: batch.version ?? null,
+          items: batch.total,
+          metadata: batch.metadata ?? {},
+        },
         typedSearchAttributes: [
           { key: BatchModelKey, value: batch.model },
           { key: BatchStatusKey, value: BatchStatusValue.running },
@@ -144,7 +159,8 @@ export class BatchClient {
   /** The stored batch, if it exists and belongs to `tenant` (undefined: any tenant, for internal callers). */
   requireBatch(batchId: string, tenant?: string): StoredBatch {
     const batch = this.store.getBatch(batchId);
-    if (!batch || (tenant !== undefined && batch.tenant !== tenant)) throw new NotFoundError(`batch '${batchId}' not found`);
+    if (!batch || (tenant !== undefined && batch.tenant !== tenant))
+      throw new NotFoundError(`batch '${batchId}' not found`);
     return batch;
   }
 
@@ -166,7 +182,10 @@ export class BatchClient {
       const execution = (await this.handle(batchId).describe()).status.name;
       if (execution === 'RUNNING' || execution === 'CONTINUED_AS_NEW') return undefined;
       const batch = this.store.getBatch(batchId);
-      const summary = { ...(await this.summaryOf(batchId, execution)), ...(batch?.version !== undefined ? { version: batch.version } : {}) };
+      const summary = {
+        ...(await this.summaryOf(batchId, execution)),
+        ...(batch?.version !== undefined ? { version: batch.version } : {}),
+      };
       return { status: summary.status === 'running' ? 'failed' : summary.status, summary };
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
@@ -181,7 +200,11 @@ export class BatchClient {
       return result;
     }
     const { batchId: _batchId, percent: _percent, ...progress } = await handle.query(progressQuery);
-    return { id: batchId, ...progress, status: CLOSED_STATUS[execution as keyof typeof CLOSED_STATUS] ?? progress.status };
+    return {
+      id: batchId,
+      ...progress,
+      status: CLOSED_STATUS[execution as keyof typeof CLOSED_STATUS] ?? progress.status,
+    };
   }
 
   /**
@@ -201,7 +224,11 @@ export class BatchClient {
       return { items, ...(stored.nextCursor !== undefined ? { nextCursor: stored.nextCursor } : {}) };
     }
     try {
-      const states = await this.handle(batchId).query(itemsQuery, { status: page.status, cursor: page.cursor ?? 0, limit });
+      const states = await this.handle(batchId).query(itemsQuery, {
+        status: page.status,
+        cursor: page.cursor ?? 0,
+        limit,
+      });
       return this.withStoredResults(batchId, states.items, states.nextCursor);
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
@@ -225,13 +252,23 @@ export class BatchClient {
   /** The summary and one page of items (the view the workflow tests read). */
   async get(batchId: string, page: { cursor?: number; limit?: number } = {}): Promise<BatchView> {
     const summary = await this.summary(batchId);
-    return { ...summary, ...(await this.items(batchId, undefined, { cursor: page.cursor, limit: page.limit ?? 1000 })) };
+    return {
+      ...summary,
+      ...(await this.items(batchId, undefined, { cursor: page.cursor, limit: page.limit ?? 1000 })),
+    };
   }
 
   /** A tenant's batches, newest first, from Temporal visibility; `cursor` is the previous page's nextCursor. */
-  async list(tenant: string, filter: { status?: BatchStatus; model?: string; cursor?: string; limit: number }): Promise<BatchListPage> {
+  async list(
+    tenant: string,
+    filter: { status?: BatchStatus; model?: string; cursor?: string; limit: number },
+  ): Promise<BatchListPage> {
     const q = (v: string) => `'${v.replace(/['\\]/g, '')}'`;
-    const clauses = [`WorkflowType = 'batchWorkflow'`, `BatchTenant = ${q(tenant)}`, `ExecutionStatus != 'ContinuedAsNew'`];
+    const clauses = [
+      `WorkflowType = 'batchWorkflow'`,
+      `BatchTenant = ${q(tenant)}`,
+      `ExecutionStatus != 'ContinuedAsNew'`,
+    ];
     if (filter.model) clauses.push(`BatchModel = ${q(filter.model)}`);
     const byStatus: Record<BatchStatus, string> = {
       running: `ExecutionStatus = 'Running'`,
@@ -256,7 +293,12 @@ export class BatchClient {
           const data = attrs[name]?.data;
           return data ? JSON.parse(Buffer.from(data).toString()) : undefined;
         };
-        const fromAttr = { Completed: 'completed', Canceled: 'canceled', Failed: 'failed', Running: 'running' } as Record<string, BatchStatus>;
+        const fromAttr = {
+          Completed: 'completed',
+          Canceled: 'canceled',
+          Failed: 'failed',
+          Running: 'running',
+        } as Record<string, BatchStatus>;
         const execution = EXECUTION_STATUS[e.status ?? 0];
         const status: BatchStatus = execution ?? fromAttr[String(attr('BatchStatus'))] ?? 'completed';
         return [
@@ -273,7 +315,10 @@ export class BatchClient {
           },
         ];
       });
-      const token = res.nextPageToken && res.nextPageToken.length > 0 ? Buffer.from(res.nextPageToken).toString('base64url') : undefined;
+      const token =
+        res.nextPageToken && res.nextPageToken.length > 0
+          ? Buffer.from(res.nextPageToken).toString('base64url')
+          : undefined;
       return { batches, ...(token ? { nextCursor: token } : {}) };
     } catch (err) {
       return mapTemporalError(err, 'batches');
@@ -299,7 +344,8 @@ export class BatchClient {
     try {
       return await this.handle(batchId).executeUpdate(retryFailedUpdate);
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new ConflictError(`batch '${batchId}': ${err.cause?.message ?? err.message}`);
+      if (err instanceof WorkflowUpdateFailedError)
+        throw new ConflictError(`batch '${batchId}': ${err.cause?.message ?? err.message}`);
       return mapTemporalError(err, `batch '${batchId}'`);
     }
   }
@@ -317,7 +363,11 @@ export class BatchClient {
    * Joins the workflow's item states with the store: client ids, results, and for finished items the stored
    * status and attempts (exact even where a sharded batch's own view is coarse).
    */
-  private withStoredResults(batchId: string, states: ItemState[], nextCursor?: number): { items: ItemView[]; nextCursor?: number } {
+  private withStoredResults(
+    batchId: string,
+    states: ItemState[],
+    nextCursor?: number,
+  ): { items: ItemView[]; nextCursor?: number } {
     if (states.length === 0) return { items: [], ...(nextCursor !== undefined ? { nextCursor } : {}) };
     const first = states[0]!.index;
     const span = states[states.length - 1]!.index - first + 1;

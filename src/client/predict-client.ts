@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { HEX_ID, newHexId } from '../contracts/ids.js';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
@@ -18,7 +18,6 @@ export interface PredictClientOptions {
 /** Workflow id of an online task: readable in the Temporal UI and CLI. */
 export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
 
-const TASK_ID = /^[0-9a-f]{20}$/;
 /** setTimeout's largest delay; a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -62,7 +61,7 @@ export class PredictClient {
 
   /** Starts a task for already validated items; returns its id. */
   async start(request: TaskRequest, owner: TaskOwner): Promise<string> {
-    const taskId = randomBytes(10).toString('hex');
+    const taskId = newHexId();
     const memo: TaskMemo = {
       tenant: owner.tenant,
       source: owner.source,
@@ -109,7 +108,7 @@ export class PredictClient {
   /** The task's state and result for its tenant; NotFoundError for an unknown id or another tenant's task. */
   async describe(taskId: string, tenant: string): Promise<TaskResource> {
     const notFound = () => new NotFoundError(`task '${taskId}' not found`);
-    if (!TASK_ID.test(taskId)) throw notFound();
+    if (!HEX_ID.test(taskId)) throw notFound();
     const handle = this.handle(taskId);
     let description: Awaited<ReturnType<WorkflowHandle['describe']>>;
     try {

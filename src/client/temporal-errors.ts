@@ -7,7 +7,11 @@ const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, UNAVAILABLE: 14 } as co
 /** Translates Temporal client errors into the app's errors; anything unrecognised is rethrown unchanged. */
 export function mapTemporalError(err: unknown, what: string): never {
   if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`${what} not found`);
-  const grpc = isGrpcServiceError(err) ? err : err instanceof ServiceError && isGrpcServiceError(err.cause) ? err.cause : undefined;
+  const grpc = isGrpcServiceError(err)
+    ? err
+    : err instanceof ServiceError && isGrpcServiceError(err.cause)
+      ? err.cause
+      : undefined;
   if (grpc?.code === GrpcStatus.NOT_FOUND) throw new NotFoundError(`${what} not found`);
   if (
     grpc?.code === GrpcStatus.UNAVAILABLE ||

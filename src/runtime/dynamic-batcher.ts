@@ -93,7 +93,9 @@ export class DynamicBatcher {
     const { maxBatchSize, dynamicBatching } = q.model.config;
     // A delay of 0 is Triton's default: whatever waits goes as soon as a run slot is free.
     if (dynamicBatching.maxQueueDelayMs === 0) return true;
-    return q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.some((p) => p <= q.items.length);
+    return (
+      q.due || q.items.length >= maxBatchSize || dynamicBatching.preferredBatchSizes.some((p) => p <= q.items.length)
+    );
   }
 
   /**
@@ -152,7 +154,10 @@ export class DynamicBatcher {
     };
     let results: ItemResult[];
     try {
-      results = await this.runBatch(model, batch.map((w) => w.tensors));
+      results = await this.runBatch(
+        model,
+        batch.map((w) => w.tensors),
+      );
     } catch (err) {
       try {
         await this.isolate(model, batch, err);

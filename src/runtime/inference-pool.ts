@@ -1,7 +1,13 @@
 import type { Worker } from 'node:worker_threads';
 import { ModelLoadError } from '../errors.js';
 import { startModuleThread } from '../module-thread.js';
-import type { OnnxSignature, SessionSettings, ThreadRequest, ThreadResponse, WireTensor } from './inference-protocol.js';
+import type {
+  OnnxSignature,
+  SessionSettings,
+  ThreadRequest,
+  ThreadResponse,
+  WireTensor,
+} from './inference-protocol.js';
 
 export interface InferencePoolOptions extends Partial<SessionSettings> {
   /** Worker threads running sessions (default 1). Each holds its own copy of every model it has run. */
@@ -32,8 +38,12 @@ export class InferencePool {
 
   constructor(options: InferencePoolOptions = {}) {
     const threads = options.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
-    this.settings = { intraOpNumThreads: options.intraOpNumThreads ?? 1, allowSpinning: options.allowSpinning ?? false };
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new RangeError(`threads must be a positive integer, got ${threads}`);
+    this.settings = {
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      allowSpinning: options.allowSpinning ?? false,
+    };
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 

@@ -33,8 +33,7 @@ export function typedArrayFor(dtype: string): (new (n: number) => WireTensor['da
 }
 
 export type ThreadRequest =
-  | { type: 'load'; id: number; file: string }
-  | { type: 'run'; id: number; file: string; feeds: WireTensor[] };
+  { type: 'load'; id: number; file: string } | { type: 'run'; id: number; file: string; feeds: WireTensor[] };
 
 /** A model's signature as its ONNX file declares it (batch dimension included; symbolic dims as strings). */
 export interface OnnxSignature {

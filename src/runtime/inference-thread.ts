@@ -2,7 +2,13 @@
 // (synchronous on its calling thread in onnxruntime-node) never blocks the process's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { typedArrayFor, type SessionSettings, type ThreadRequest, type ThreadResponse, type WireTensor } from './inference-protocol.js';
+import {
+  typedArrayFor,
+  type SessionSettings,
+  type ThreadRequest,
+  type ThreadResponse,
+  type WireTensor,
+} from './inference-protocol.js';
 
 const settings = workerData as SessionSettings;
 const sessions = new Map<string, Promise<ort.InferenceSession>>();

@@ -37,27 +37,35 @@ export class InferenceRuntime {
   ) {
     this.pool = new InferencePool(options);
     const metrics = options.metrics;
-    this.batcher = new DynamicBatcher(async (model, items) => {
-      if (!metrics) return this.run(model, items);
-      const stop = metrics.inferenceLatency.startTimer({ model: model.name });
-      metrics.inferenceBatchSize.observe({ model: model.name }, items.length);
-      try {
-        return await this.run(model, items);
-      } finally {
-        stop();
-      }
-    }, {
-      maxInFlight: this.pool.size,
-      coalesce: options.dynamicBatching ?? true,
-      onBatch: options.onBatch,
-    });
+    this.batcher = new DynamicBatcher(
+      async (model, items) => {
+        if (!metrics) return this.run(model, items);
+        const stop = metrics.inferenceLatency.startTimer({ model: model.name });
+        metrics.inferenceBatchSize.observe({ model: model.name }, items.length);
+        try {
+          return await this.run(model, items);
+        } finally {
+          stop();
+        }
+      },
+      {
+        maxInFlight: this.pool.size,
+        coalesce: options.dynamicBatching ?? true,
+        onBatch: options.onBatch,
+      },
+    );
   }
 
   /**
    * Validates one item's inputs, runs it (batched with concurrent items of its priority), and returns its result.
    * Online predictions pass 'interactive': they go ahead of batch items (see DynamicBatcher).
    */
-  async infer(model: string, version: number | undefined, inputs: ItemInputs, priority: Priority = 'batch'): Promise<ItemResult> {
+  async infer(
+    model: string,
+    version: number | undefined,
+    inputs: ItemInputs,
+    priority: Priority = 'batch',
+  ): Promise<ItemResult> {
     const resolved = await this.repository.resolve(model, version);
     const tensors = resolved.config.tokenizer
       ? await this.tokenizers.encode(resolved, validateTextInput(resolved.config, inputs))
@@ -119,7 +127,8 @@ export class InferenceRuntime {
     if (!pending) {
       pending = this.pool.load(model.file).then((signature) => {
         const problems = signatureMismatches(model.config, signature);
-        if (problems.length > 0) throw new ModelLoadError(model.file, `config.json disagrees with the model: ${problems.join('; ')}`);
+        if (problems.length > 0)
+          throw new ModelLoadError(model.file, `config.json disagrees with the model: ${problems.join('; ')}`);
       });
       this.loaded.set(model.file, pending);
       pending.catch(() => this.loaded.delete(model.file));
@@ -144,7 +153,9 @@ export function signatureMismatches(config: ModelConfig, signature: OnnxSignatur
       if (m.type !== spec.dtype) problems.push(`${kind} '${spec.name}' is ${m.type}, not ${spec.dtype}`);
       const dims = m.shape.slice(1);
       if (dims.length !== spec.shape.length) {
-        problems.push(`${kind} '${spec.name}' has shape [${m.shape.join(', ')}] (batch first), not [batch, ${spec.shape.join(', ')}]`);
+        problems.push(
+          `${kind} '${spec.name}' has shape [${m.shape.join(', ')}] (batch first), not [batch, ${spec.shape.join(', ')}]`,
+        );
         continue;
       }
       spec.shape.forEach((d, i) => {

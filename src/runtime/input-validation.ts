@@ -41,7 +41,10 @@ export function validateItemInputs(config: ModelConfig, inputs: ItemInputs): Rec
   for (const name of Object.keys(inputs)) {
     if (!config.inputs.some((s) => s.name === name)) {
       const known = config.inputs.map((s) => `'${s.name}'`).join(', ');
-      issues.push({ path: ['inputs', name], message: `model '${config.name}' has no input '${name}' (inputs: ${known})` });
+      issues.push({
+        path: ['inputs', name],
+        message: `model '${config.name}' has no input '${name}' (inputs: ${known})`,
+      });
     }
   }
   if (issues.length > 0) {
@@ -63,11 +66,15 @@ export function validateTextInput(config: ModelConfig, inputs: ItemInputs): stri
     throw new InvalidInputError(message, [{ path: ['inputs', name], message }]);
   };
   for (const name of Object.keys(inputs)) {
-    if (name !== TEXT_FIELD) fail(name, `model '${config.name}' takes one input, '${TEXT_FIELD}' (a string); got '${name}'`);
+    if (name !== TEXT_FIELD)
+      fail(name, `model '${config.name}' takes one input, '${TEXT_FIELD}' (a string); got '${name}'`);
   }
   const text = inputs[TEXT_FIELD];
   if (typeof text !== 'string') {
-    return fail(TEXT_FIELD, `input '${TEXT_FIELD}': expected a string, got ${text === undefined ? 'nothing' : typeof text}`);
+    return fail(
+      TEXT_FIELD,
+      `input '${TEXT_FIELD}': expected a string, got ${text === undefined ? 'nothing' : typeof text}`,
+    );
   }
   if (text.trim().length === 0) fail(TEXT_FIELD, `input '${TEXT_FIELD}': empty text`);
   if (text.length > maxChars) fail(TEXT_FIELD, `input '${TEXT_FIELD}': ${text.length} characters, at most ${maxChars}`);
@@ -89,7 +96,9 @@ function checkTensor(spec: TensorSpec, value: unknown): ItemTensor | string {
   if (rank === 0) {
     const scalar = Array.isArray(value) && value.length === 1 ? value[0] : value;
     const bad = checkElement(spec.dtype, scalar);
-    return bad ? `input '${spec.name}': expected one ${spec.dtype} value, ${bad}` : { data: [scalar] as number[], dims: [] };
+    return bad
+      ? `input '${spec.name}': expected one ${spec.dtype} value, ${bad}`
+      : { data: [scalar] as number[], dims: [] };
   }
   if (!Array.isArray(value)) {
     return `input '${spec.name}': expected an array (${describe(spec)}), got ${typeName(value)}`;
@@ -140,7 +149,8 @@ function flatten(
   state: { leafDepth: number },
 ): string | undefined {
   if (depth === dims.length) dims.push(value.length);
-  else if (dims[depth] !== value.length) return `ragged array: level ${depth} has lengths ${dims[depth]} and ${value.length}`;
+  else if (dims[depth] !== value.length)
+    return `ragged array: level ${depth} has lengths ${dims[depth]} and ${value.length}`;
   for (const v of value) {
     if (Array.isArray(v)) {
       if (depth + 1 >= maxDepth) return `nested deeper than the input's rank ${maxDepth}`;
@@ -158,7 +168,8 @@ function flatten(
 }
 
 function checkElement(dtype: TensorDtype, v: unknown): string | undefined {
-  if (dtype === 'bool') return typeof v === 'boolean' || v === 0 || v === 1 ? undefined : `is ${typeName(v)}, not a boolean`;
+  if (dtype === 'bool')
+    return typeof v === 'boolean' || v === 0 || v === 1 ? undefined : `is ${typeName(v)}, not a boolean`;
   if (typeof v !== 'number') return `is ${typeName(v)}, not a number`;
   if (!Number.isFinite(v)) return `is not finite`;
   const range = INT_RANGES[dtype];

@@ -5,7 +5,13 @@ export const TensorDtype = z.enum(['float32', 'float64', 'int8', 'uint8', 'int16
 export type TensorDtype = z.infer<typeof TensorDtype>;
 
 /** A tensor's shape for ONE item: the batch dimension is left out (Triton style); -1 marks a dynamic dimension. */
-const Dims = z.array(z.number().int().min(-1).refine((d) => d !== 0, 'a dimension is -1 (dynamic) or positive'));
+const Dims = z.array(
+  z
+    .number()
+    .int()
+    .min(-1)
+    .refine((d) => d !== 0, 'a dimension is -1 (dynamic) or positive'),
+);
 
 export const TensorSpec = z
   .object({

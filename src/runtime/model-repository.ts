@@ -62,7 +62,10 @@ export class ModelRepository {
     if (!NAME.test(name)) throw new NotFoundError(`model '${name}' not found`);
     const versions = await this.versions(name);
     if (versions.length === 0) {
-      const declared = await fs.stat(path.join(this.root, name, 'config.json')).then(() => true, () => false);
+      const declared = await fs.stat(path.join(this.root, name, 'config.json')).then(
+        () => true,
+        () => false,
+      );
       throw new NotFoundError(
         declared
           ? `model '${name}' has a config.json but no <version>/model.onnx yet (fetched models: see the README's Models section)`

@@ -9,7 +9,12 @@ import type { ResolvedModel } from './model-repository.js';
  * the item's own tokens, so batch padding never leaks in). The raw outputs that post-processing consumed are
  * left out of `outputs`.
  */
-export function splitItem(model: ResolvedModel, out: WireTensor[], i: number, item: Record<string, ItemTensor>): ItemResult {
+export function splitItem(
+  model: ResolvedModel,
+  out: WireTensor[],
+  i: number,
+  item: Record<string, ItemTensor>,
+): ItemResult {
   const post = model.config.postprocess;
   const outputs: ItemResult['outputs'] = {};
   const result: ItemResult = { model: model.name, version: model.version, outputs };
@@ -42,7 +47,13 @@ function itemSlice(tensor: WireTensor, i: number): number[] {
 }
 
 /** Pools a [batch, tokens, dim] output over the item's real tokens (its own length, before padding). */
-function pool(tensor: WireTensor, i: number, item: Record<string, ItemTensor>, how: 'mean' | 'cls', normalize: boolean): number[] {
+function pool(
+  tensor: WireTensor,
+  i: number,
+  item: Record<string, ItemTensor>,
+  how: 'mean' | 'cls',
+  normalize: boolean,
+): number[] {
   const [, tokens, dim] = tensor.dims as [number, number, number];
   const data = tensor.data as Float32Array;
   const mask = item.attention_mask?.data as number[] | undefined;

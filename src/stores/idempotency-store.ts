@@ -38,7 +38,9 @@ export class SqliteIdempotencyStore {
       PRIMARY KEY (scope, key)
     ) WITHOUT ROWID`);
     this.stmts = {
-      get: this.db.prepare('SELECT fingerprint, status, response, created_at FROM idempotency_keys WHERE scope = ? AND key = ?'),
+      get: this.db.prepare(
+        'SELECT fingerprint, status, response, created_at FROM idempotency_keys WHERE scope = ? AND key = ?',
+      ),
       insert: this.db.prepare('INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES (?, ?, ?, ?)'),
       delete: this.db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ?'),
       complete: this.db.prepare('UPDATE idempotency_keys SET status = ?, response = ? WHERE scope = ? AND key = ?'),
@@ -47,22 +49,24 @@ export class SqliteIdempotencyStore {
   }
 
   claim(scope: string, key: string, fingerprint: string): IdempotencyClaim {
-    return this.db.transaction((): IdempotencyClaim => {
-      const now = Date.now();
-      const row = this.stmts.get.get(scope, key) as
-        | { fingerprint: string; status: number | null; response: string | null; created_at: number }
-        | undefined;
-      const stale = row && (now - row.created_at > KEEP_MS || (row.status === null && now - row.created_at > ABANDONED_MS));
-      if (row && !stale) {
-        if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-        if (row.status === null) return { kind: 'in-progress' };
-        return { kind: 'replay', status: row.status, body: JSON.parse(row.response!) };
-      }
-      if (row) this.stmts.delete.run(scope, key);
-      this.stmts.insert.run(scope, key, fingerprint, now);
-      if (Math.random() < 0.01) this.stmts.expire.run(now - KEEP_MS);
-      return { kind: 'new' };
-    }).immediate();
+    return this.db
+      .transaction((): IdempotencyClaim => {
+        const now = Date.now();
+        const row = this.stmts.get.get(scope, key) as
+          { fingerprint: string; status: number | null; response: string | null; created_at: number } | undefined;
+        const stale =
+          row && (now - row.created_at > KEEP_MS || (row.status === null && now - row.created_at > ABANDONED_MS));
+        if (row && !stale) {
+          if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+          if (row.status === null) return { kind: 'in-progress' };
+          return { kind: 'replay', status: row.status, body: JSON.parse(row.response!) };
+        }
+        if (row) this.stmts.delete.run(scope, key);
+        this.stmts.insert.run(scope, key, fingerprint, now);
+        if (Math.random() < 0.01) this.stmts.expire.run(now - KEEP_MS);
+        return { kind: 'new' };
+      })
+      .immediate();
   }
 
   complete(scope: string, key: string, status: number, body: unknown): void {

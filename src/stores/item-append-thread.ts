@@ -26,7 +26,8 @@ port.on('message', (req: AppendRequest) => {
     store.appendRows(req.batchId, req.from, req.rows);
     res = { seq: req.seq, ok: true };
   } catch (err) {
-    if (err instanceof DuplicateItemIdError) res = { seq: req.seq, ok: false, duplicate: { itemId: err.itemId, index: err.index } };
+    if (err instanceof DuplicateItemIdError)
+      res = { seq: req.seq, ok: false, duplicate: { itemId: err.itemId, index: err.index } };
     else {
       const code = (err as { code?: unknown }).code;
       res = { seq: req.seq, ok: false, message: (err as Error).message, ...(typeof code === 'string' ? { code } : {}) };

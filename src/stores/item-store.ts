@@ -92,7 +92,10 @@ export interface ItemStore {
    */
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean;
   /** Recorded outcomes in index order from `cursor`, optionally only one status. */
-  listResults(batchId: string, options?: { cursor?: number; limit?: number; status?: StoredResult['status'] }): ResultPage;
+  listResults(
+    batchId: string,
+    options?: { cursor?: number; limit?: number; status?: StoredResult['status'] },
+  ): ResultPage;
   getResult(batchId: string, index: number): StoredResult | undefined;
   /** The index of the item with this id (a client id, or the index of an item the client gave no id). */
   findItemIndex(batchId: string, itemId: string): number | undefined;
@@ -117,6 +120,8 @@ export class DuplicateItemIdError extends InvalidRequestError {
     readonly itemId: string,
     readonly index: number,
   ) {
-    super(`duplicate item id '${itemId}' (item ${index})`, [{ path: ['items', index, 'id'], message: 'duplicate item id' }]);
+    super(`duplicate item id '${itemId}' (item ${index})`, [
+      { path: ['items', index, 'id'], message: 'duplicate item id' },
+    ]);
   }
 }

@@ -5,7 +5,16 @@ import { BackgroundAppender } from './background-appender.js';
 import { openSqlite } from './sqlite.js';
 import type { ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
-import { DuplicateItemIdError, type ItemStore, type NewItem, type ResultPage, type StoredBatch, type StoredEvent, type StoredItem, type StoredResult } from './item-store.js';
+import {
+  DuplicateItemIdError,
+  type ItemStore,
+  type NewItem,
+  type ResultPage,
+  type StoredBatch,
+  type StoredEvent,
+  type StoredItem,
+  type StoredResult,
+} from './item-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -74,7 +83,6 @@ const MIGRATIONS: [table: string, column: string, ddl: string][] = [
   ['batches', 'tenant', "ALTER TABLE batches ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"],
   ['batches', 'webhook', 'ALTER TABLE batches ADD COLUMN webhook TEXT'],
 ];
-
 
 /** Rows per INSERT statement when storing items (SQLite allows 32,766 bound parameters). */
 const INSERT_CHUNK = 500;
@@ -149,7 +157,9 @@ export class SqliteItemStore implements ItemStore {
         `INSERT INTO webhook_failures (batch_id, message_id, event_type, attempts, last_error, failed_at)
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       ),
-      listFailedDeliveries: this.db.prepare('SELECT * FROM webhook_failures WHERE batch_id = ? ORDER BY failed_at, message_id'),
+      listFailedDeliveries: this.db.prepare(
+        'SELECT * FROM webhook_failures WHERE batch_id = ? ORDER BY failed_at, message_id',
+      ),
       getBatch: this.db.prepare('SELECT * FROM batches WHERE id = ?'),
       deleteBatch: [
         this.db.prepare('DELETE FROM events WHERE batch_id = ?'),
@@ -162,7 +172,9 @@ export class SqliteItemStore implements ItemStore {
         `INSERT INTO items (batch_id, idx, client_id, inputs) VALUES ${new Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`,
       ),
       insertItem: this.db.prepare('INSERT INTO items (batch_id, idx, client_id, inputs) VALUES (?, ?, ?, ?)'),
-      getItems: this.db.prepare('SELECT idx, client_id, inputs FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx'),
+      getItems: this.db.prepare(
+        'SELECT idx, client_id, inputs FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx',
+      ),
       // A success is final; a failure may be replaced by a later outcome (a retried dead-letter item).
       putResult: this.db.prepare(
         `INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
@@ -189,20 +201,22 @@ export class SqliteItemStore implements ItemStore {
   }
 
   createBatch(batch: StoredBatch, items: Iterable<NewItem>): void {
-    this.db.transaction(() => {
-      let chunk: NewItem[] = [];
-      let stored = 0;
-      for (const item of items) {
-        chunk.push(item);
-        if (chunk.length === INSERT_CHUNK) {
-          this.appendItems(batch.id, stored, chunk);
-          stored += chunk.length;
-          chunk = [];
+    this.db
+      .transaction(() => {
+        let chunk: NewItem[] = [];
+        let stored = 0;
+        for (const item of items) {
+          chunk.push(item);
+          if (chunk.length === INSERT_CHUNK) {
+            this.appendItems(batch.id, stored, chunk);
+            stored += chunk.length;
+            chunk = [];
+          }
         }
-      }
-      this.appendItems(batch.id, stored, chunk);
-      this.commitBatch(batch);
-    }).immediate();
+        this.appendItems(batch.id, stored, chunk);
+        this.commitBatch(batch);
+      })
+      .immediate();
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): void {
@@ -218,18 +232,23 @@ export class SqliteItemStore implements ItemStore {
     const { insertItems, insertItem, anyNumericId, idClash } = this.stmts;
     const to = from + rows.length;
     try {
-      this.db.transaction(() => {
-        let i = 0;
-        for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
-          insertItems.run(rows.slice(i, i + INSERT_CHUNK).flatMap(([id, inputs], j) => [batchId, from + i + j, id, inputs]));
-        }
-        for (; i < rows.length; i++) insertItem.run(batchId, from + i, rows[i]![0], rows[i]![1]);
-        // A given id such as '7' clashes with item 7's default id: the unique index cannot see that.
-        if (anyNumericId.get(batchId) && idClash.some((q) => q.get({ batchId, from, to }))) throw new IdClash();
-      }).immediate();
+      this.db
+        .transaction(() => {
+          let i = 0;
+          for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
+            insertItems.run(
+              rows.slice(i, i + INSERT_CHUNK).flatMap(([id, inputs], j) => [batchId, from + i + j, id, inputs]),
+            );
+          }
+          for (; i < rows.length; i++) insertItem.run(batchId, from + i, rows[i]![0], rows[i]![1]);
+          // A given id such as '7' clashes with item 7's default id: the unique index cannot see that.
+          if (anyNumericId.get(batchId) && idClash.some((q) => q.get({ batchId, from, to }))) throw new IdClash();
+        })
+        .immediate();
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (!(err instanceof IdClash) && code !== 'SQLITE_CONSTRAINT_PRIMARYKEY' && code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
+      if (!(err instanceof IdClash) && code !== 'SQLITE_CONSTRAINT_PRIMARYKEY' && code !== 'SQLITE_CONSTRAINT_UNIQUE')
+        throw err;
       // Name the first offending item: one lookup per item of this (failed, rolled back) append.
       const seen = new Set<string>();
       for (const [i, [given]] of rows.entries()) {
@@ -242,21 +261,23 @@ export class SqliteItemStore implements ItemStore {
   }
 
   commitBatch(batch: StoredBatch): void {
-    this.db.transaction(() => {
-      const { n } = this.stmts.countItems.get(batch.id) as { n: number };
-      if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
-      this.stmts.insertBatch.run(
-        batch.id,
-        batch.model,
-        batch.version ?? null,
-        batch.total,
-        JSON.stringify(batch.options),
-        batch.metadata ? JSON.stringify(batch.metadata) : null,
-        batch.createdAt,
-        batch.tenant,
-        batch.webhook ? JSON.stringify(batch.webhook) : null,
-      );
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const { n } = this.stmts.countItems.get(batch.id) as { n: number };
+        if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
+        this.stmts.insertBatch.run(
+          batch.id,
+          batch.model,
+          batch.version ?? null,
+          batch.total,
+          JSON.stringify(batch.options),
+          batch.metadata ? JSON.stringify(batch.metadata) : null,
+          batch.createdAt,
+          batch.tenant,
+          batch.webhook ? JSON.stringify(batch.webhook) : null,
+        );
+      })
+      .immediate();
   }
 
   getBatch(batchId: string): StoredBatch | undefined {
@@ -280,29 +301,38 @@ export class SqliteItemStore implements ItemStore {
   }
 
   getItems(batchId: string, from: number, count: number): StoredItem[] {
-    const rows = this.stmts.getItems.all(batchId, from, from + count) as { idx: number; client_id: string; inputs: string }[];
+    const rows = this.stmts.getItems.all(batchId, from, from + count) as {
+      idx: number;
+      client_id: string;
+      inputs: string;
+    }[];
     return rows.map((r) => ({ index: r.idx, id: itemId(r), inputs: JSON.parse(r.inputs) as ItemInputs }));
   }
 
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean {
-    return this.db.transaction(() => {
-      const row = {
-      batchId,
-      index: result.index,
-      status: result.status,
-      attempts: result.attempts,
-      result: result.result ? JSON.stringify(result.result) : null,
-      error: result.error ? JSON.stringify(result.error) : null,
-      startedAt: result.startedAt,
-      finishedAt: result.finishedAt,
-      };
-      if (this.stmts.putResult.run(row).changes === 0) return false;
-      this.stmts.appendEvent.run(row);
-      return true;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const row = {
+          batchId,
+          index: result.index,
+          status: result.status,
+          attempts: result.attempts,
+          result: result.result ? JSON.stringify(result.result) : null,
+          error: result.error ? JSON.stringify(result.error) : null,
+          startedAt: result.startedAt,
+          finishedAt: result.finishedAt,
+        };
+        if (this.stmts.putResult.run(row).changes === 0) return false;
+        this.stmts.appendEvent.run(row);
+        return true;
+      })
+      .immediate();
   }
 
-  listResults(batchId: string, options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {}): ResultPage {
+  listResults(
+    batchId: string,
+    options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {},
+  ): ResultPage {
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 10_000);
     const cursor = Math.max(options.cursor ?? 0, 0);
     const rows = (
@@ -322,12 +352,15 @@ export class SqliteItemStore implements ItemStore {
 
   findItemIndex(batchId: string, id: string): number | undefined {
     const row = (this.stmts.findExplicitId.get(batchId, id) ??
-      (/^(0|[1-9][0-9]{0,14})$/.test(id) ? this.stmts.findDefaultId.get(batchId, Number(id)) : undefined)) as { idx: number } | undefined;
+      (/^(0|[1-9][0-9]{0,14})$/.test(id) ? this.stmts.findDefaultId.get(batchId, Number(id)) : undefined)) as
+      { idx: number } | undefined;
     return row?.idx;
   }
 
   listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[] {
-    const rows = this.stmts.listEvents.all(batchId, afterSeq, limit) as (Omit<ResultRow, 'started_at'> & { seq: number })[];
+    const rows = this.stmts.listEvents.all(batchId, afterSeq, limit) as (Omit<ResultRow, 'started_at'> & {
+      seq: number;
+    })[];
     return rows.map((r) => ({
       seq: r.seq,
       index: r.idx,
@@ -352,7 +385,13 @@ export class SqliteItemStore implements ItemStore {
       last_error: string;
       failed_at: string;
     }[];
-    return rows.map((r) => ({ messageId: r.message_id, eventType: r.event_type, attempts: r.attempts, lastError: r.last_error, failedAt: r.failed_at }));
+    return rows.map((r) => ({
+      messageId: r.message_id,
+      eventType: r.event_type,
+      attempts: r.attempts,
+      lastError: r.last_error,
+      failedAt: r.failed_at,
+    }));
   }
 
   countResults(batchId: string): Record<StoredResult['status'], number> {

@@ -1,19 +1,10 @@
 import { itemOutcome, type BatchStatus, type BatchSummary, type ItemOutcome } from '../contracts/batch.js';
+import { endEventType, itemEventType, type EventType } from '../contracts/event-type.js';
 import type { StoredEvent } from '../stores/item-store.js';
-
-/** Every event type a webhook receives: one per finished item, one when the batch ends. */
-export const WebhookEventType = {
-  itemSucceeded: 'item.succeeded',
-  itemFailed: 'item.failed',
-  batchCompleted: 'batch.completed',
-  batchCanceled: 'batch.canceled',
-  batchFailed: 'batch.failed',
-} as const;
-export type WebhookEventType = (typeof WebhookEventType)[keyof typeof WebhookEventType];
 
 /** The body of a delivery, in the shape Standard Webhooks recommends: `{ type, timestamp, data }`. */
 export interface WebhookMessage<D = unknown> {
-  type: WebhookEventType;
+  type: EventType;
   /** When the event happened (ISO 8601): an item's finishedAt, the batch's last update. */
   timestamp: string;
   data: D;
@@ -29,18 +20,6 @@ export type ItemEventData = { batchId: string } & ItemOutcome;
  */
 export function webhookMessageId(batchId: string, seq: number | 'end'): string {
   return `msg_${batchId}_${seq}`;
-}
-
-export function itemEventType(status: StoredEvent['status']): WebhookEventType {
-  return status === 'succeeded' ? WebhookEventType.itemSucceeded : WebhookEventType.itemFailed;
-}
-
-export function endEventType(status: Exclude<BatchStatus, 'running'>): WebhookEventType {
-  return {
-    completed: WebhookEventType.batchCompleted,
-    canceled: WebhookEventType.batchCanceled,
-    failed: WebhookEventType.batchFailed,
-  }[status];
 }
 
 export function itemMessage(batchId: string, event: StoredEvent): WebhookMessage<ItemEventData> {

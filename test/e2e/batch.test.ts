@@ -7,6 +7,7 @@ import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { startServer, type StartedServer } from '../../src/server.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
 import { heldout, http } from '../helpers/data.js';
+import { HEX_ID } from '../../src/contracts/ids.js';
 import {
   quietTemporalLogs,
   startTestTemporal,
@@ -60,7 +61,7 @@ describe('batches over HTTP on a real Temporal dev server', () => {
       options: { concurrency: 8 },
     });
     assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
-    assert.match(submitted.body.id, /^[0-9a-f]{20}$/);
+    assert.match(submitted.body.id, HEX_ID);
     assert.equal(submitted.body.status, 'running');
     assert.equal(submitted.headers.get('location'), `/v1/batches/${submitted.body.id}`);
 
@@ -97,14 +98,22 @@ describe('batches over HTTP on a real Temporal dev server', () => {
       options: { concurrency: 1 },
     });
     assert.equal(submitted.status, 202);
-    const partial = await waitFor('some but not all items done', async () => {
-      const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);
-      const c = res.body.counts;
-      return c && c.succeeded > 0 && c.succeeded < rows.length ? res.body : undefined;
-    }, 60_000, 20);
+    const partial = await waitFor(
+      'some but not all items done',
+      async () => {
+        const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);
+        const c = res.body.counts;
+        return c && c.succeeded > 0 && c.succeeded < rows.length ? res.body : undefined;
+      },
+      60_000,
+      20,
+    );
     assert.equal(partial.status, 'running');
     const finished = (await itemsOf(submitted.body.id)).filter((i: any) => i.status === 'succeeded');
-    assert.ok(finished.every((i: any) => typeof i.result.label === 'string'), 'results readable before the batch ends');
+    assert.ok(
+      finished.every((i: any) => typeof i.result.label === 'string'),
+      'results readable before the batch ends',
+    );
     const done = await waitFor('completion', async () => {
       const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);
       return res.body.status === 'completed' ? res.body : undefined;
@@ -127,10 +136,15 @@ describe('batches over HTTP on a real Temporal dev server', () => {
       options: { concurrency: 1 },
     });
     assert.equal(submitted.status, 202);
-    await waitFor('a few items done', async () => {
-      const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);
-      return res.body.counts?.succeeded >= 3;
-    }, 60_000, 20);
+    await waitFor(
+      'a few items done',
+      async () => {
+        const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);
+        return res.body.counts?.succeeded >= 3;
+      },
+      60_000,
+      20,
+    );
     await client.workflow.getHandle(batchWorkflowId(submitted.body.id)).cancel(); // = temporal workflow cancel
     const done = await waitFor('the batch to be canceled', async () => {
       const res = await http(api.url, 'GET', `/v1/batches/${submitted.body.id}`);

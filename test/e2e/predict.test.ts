@@ -12,6 +12,7 @@ import {
 import { heldout } from '../helpers/data.js';
 import { waitFor } from '../helpers/temporal.js';
 import { countTasks, GLOBEX, HELD, startOnlineStack, type OnlineStack } from './online-stack.js';
+import { HEX_ID } from '../../src/contracts/ids.js';
 
 const rows = heldout('digits');
 const heldItem = (n: number) => ({ input: [HELD, n, ...new Array(62).fill(0)] });
@@ -34,7 +35,7 @@ describe('online predictions over HTTP on a real Temporal dev server', () => {
       const res = await s.call('POST', '/v1/predict', { model: 'digits', inputs: row.inputs });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       PredictResponse.parse(res.body); // the schema the OpenAPI document is generated from describes the answer
-      assert.match(res.body.taskId, /^[0-9a-f]{20}$/);
+      assert.match(res.body.taskId, HEX_ID);
       assert.equal(res.body.status, 'succeeded');
       assert.equal(res.body.result.model, 'digits');
       assert.equal(res.body.result.version, 1);
@@ -82,7 +83,7 @@ describe('online predictions over HTTP on a real Temporal dev server', () => {
     PredictTimeoutResponse.parse(res.body);
     assert.ok(Date.now() - started < 5000, 'the 504 comes after about timeoutMs');
     assert.equal(res.body.error.code, 'timeout');
-    assert.match(res.body.taskId, /^[0-9a-f]{20}$/);
+    assert.match(res.body.taskId, HEX_ID);
     assert.equal(res.body.statusUrl, `/v1/tasks/${res.body.taskId}`);
     assert.equal(await s.metric('prediction_timeouts_total'), timeoutsBefore + 1);
     assert.equal((await s.call('GET', res.body.statusUrl)).body.status, 'running');

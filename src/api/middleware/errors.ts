@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { ErrorBody, ErrorCode, ErrorDetail } from '../../contracts/http-error.js';
+import { ErrorCode, type ErrorBody, type ErrorDetail } from '../../contracts/http-error.js';
 import { AppError, RateLimitedError, TimeoutError } from '../../errors.js';
 
 /** The one error shape every failed request gets (contracts/http-error.ts). */
@@ -10,7 +10,7 @@ export function errorBody(code: ErrorCode, message: string, details?: ErrorDetai
 
 /** 404 for routes that do not exist. */
 export const notFoundRoute: RequestHandler = (req, res) => {
-  res.status(404).json(errorBody('not_found', `no route ${req.method} ${req.path}`));
+  res.status(404).json(errorBody(ErrorCode.notFound, `no route ${req.method} ${req.path}`));
 };
 
 /**
@@ -37,7 +37,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (err?.type === 'entity.parse.failed') {
-      res.status(400).json(errorBody('invalid_request', 'request body is not valid JSON'));
+      res.status(400).json(errorBody(ErrorCode.invalidRequest, 'request body is not valid JSON'));
       return;
     }
     if (status === 415 || err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') {
@@ -45,10 +45,10 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (status !== undefined && status >= 400 && status < 500) {
-      res.status(status).json(errorBody('invalid_request', err.expose ? err.message : 'bad request'));
+      res.status(status).json(errorBody(ErrorCode.invalidRequest, err.expose ? err.message : 'bad request'));
       return;
     }
     log.error({ err, requestId: req.requestId, method: req.method, path: req.path }, 'request failed');
-    res.status(500).json(errorBody('internal', `internal error (request id ${req.requestId})`));
+    res.status(500).json(errorBody(ErrorCode.internal, `internal error (request id ${req.requestId})`));
   };
 }

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import type { BatchEnd } from '../../client/batch-client.js';
 import { itemOutcome, ItemOutcome, type BatchSummary } from '../../contracts/batch.js';
 import { END_EVENT_ID, EventsHeaders, EventsQuery, ResultsQuery } from '../../contracts/batch-queries.js';
+import { endEventType, itemEventType } from '../../contracts/event-type.js';
+import { ErrorCode } from '../../contracts/http-error.js';
 import type { StoredEvent } from '../../stores/item-store.js';
 import { tailBatchEvents } from '../event-tail.js';
 import { BatchPath } from '../path-params.js';
@@ -155,7 +157,7 @@ async function streamEvents(id: string, afterSeq: number, { req, res, deps }: Ro
     // Headers are sent: report the fault as an event the client can read, then close.
     log.warn({ err, batchId: id, requestId: req.requestId }, 'event stream failed');
     await send(
-      frame('error', { code: 'unavailable', message: 'the event stream failed; reconnect with Last-Event-ID' }),
+      frame('error', { code: ErrorCode.unavailable, message: 'the event stream failed; reconnect with Last-Event-ID' }),
     );
   }
   res.end();
@@ -166,10 +168,10 @@ function frame(event: string, data: unknown, id?: string): string {
 }
 
 function itemFrame(e: StoredEvent): string {
-  return frame(e.status === 'succeeded' ? 'item.succeeded' : 'item.failed', itemOutcome(e), String(e.seq));
+  return frame(itemEventType(e.status), itemOutcome(e), String(e.seq));
 }
 
 function endFrame(end: BatchEnd): string {
   const { failures: _failures, ...summary } = end.summary;
-  return frame(`batch.${end.status}`, summary, END_EVENT_ID);
+  return frame(endEventType(end.status), summary, END_EVENT_ID);
 }
