@@ -39,7 +39,7 @@ export default tseslint.config(
   },
   layer(
     ['workflows/**'],
-    '^(?!@temporalio/workflow$|\\./|\\.\\./src/contracts/item-failure-type\\.js$)',
+    '^(?!@temporalio/workflow$|\\./|\\.\\./src/contracts/(item-failure-type|status)\\.js$)',
     'workflow code runs in the deterministic sandbox: only @temporalio/workflow, sibling files, types, and dependency-free contracts',
   ),
   layer(

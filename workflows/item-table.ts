@@ -1,6 +1,7 @@
 // The state of a range of items as a workflow keeps it: a few bytes per item, not an object, so a shard of
 // thousands of items stays small in memory and in the payload it carries across continue-as-new.
-import type { CarriedItems, FailedItem, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
+import type { CarriedItems, FailedItem } from '../src/contracts/batch.js';
+import { ItemStatus, itemCounts, type ItemCounts } from '../src/contracts/status.js';
 import { rle, unrle } from './carried-state.js';
 import type { ItemState, ItemsPage } from './messages.js';
 
@@ -50,7 +51,7 @@ export class ItemTable {
     this.attempts = new Uint16Array(size);
     this.startedAt = new Uint32Array(size);
     this.finishedAt = new Uint32Array(size);
-    this.counts = { pending: size, running: 0, succeeded: 0, failed: 0, canceled: 0 };
+    this.counts = itemCounts(size);
     this.updatedAt = new Date(batchStartedMs).toISOString();
     if (!carried) return;
     unrle(carried.status, this.status);

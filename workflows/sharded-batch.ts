@@ -9,7 +9,8 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { BatchStatus, BatchWorkflowInput, CarriedShards, FailedItem, ItemCounts } from '../src/contracts/batch.js';
+import type { BatchWorkflowInput, CarriedShards, FailedItem } from '../src/contracts/batch.js';
+import { itemCounts, type BatchStatus, type ItemCounts } from '../src/contracts/status.js';
 import { MAX_CARRIED_ERRORS } from './item-table.js';
 import {
   cancelSignal,
@@ -33,7 +34,6 @@ import { runWindow, type WindowEnd } from './scheduler.js';
 import { shardWorkflow, shardWorkflowId } from './shard-workflow.js';
 import { itemWorkflowTaskTimeout } from './workflow-task-timeout.js';
 
-const zero = (): ItemCounts => ({ pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 });
 const add = (into: ItemCounts, c: ItemCounts) => {
   for (const k of Object.keys(into) as (keyof ItemCounts)[]) into[k] += c[k];
 };
@@ -69,7 +69,7 @@ export async function runShardedBatch(
   const createdAt = new Date(startedAtMs).toISOString();
   let updatedAt = createdAt;
   let nextShard = carried?.nextShard ?? 0;
-  const finished: ItemCounts = carried ? { ...carried.counts } : zero(); // items of the shards that have ended
+  const finished: ItemCounts = carried ? { ...carried.counts } : itemCounts(0); // items of the shards that have ended
   const failures: FailedItem[] = carried ? [...carried.failures] : [];
   let paused = carried?.paused ?? false;
   let concurrency = carried?.concurrency ?? options.concurrency;
@@ -86,7 +86,7 @@ export async function runShardedBatch(
     const c = { ...finished };
     for (const [k, l] of live) {
       add(c, l);
-      c.pending += sizeOf(k) - (l.pending + l.running + l.succeeded + l.failed + l.canceled);
+      c.pending += sizeOf(k) - Object.values(l).reduce((n, x) => n + x, 0);
     }
     for (let k = nextShard; k < shardCount; k++) c.pending += sizeOf(k);
     return c;
@@ -215,7 +215,7 @@ export async function runShardedBatch(
       workflowTaskTimeout: itemWorkflowTaskTimeout(options),
     });
     running.set(k, handle);
-    live.set(k, { ...zero(), pending: end - start });
+    live.set(k, itemCounts(end - start));
     if (paused) void handle.signal(pauseSignal).catch(() => undefined);
     void handle
       .result()
@@ -225,7 +225,7 @@ export async function runShardedBatch(
       })
       .catch(() => {
         // A shard that ended without a result (terminated): its unfinished items count as failed.
-        const l = live.get(k) ?? { ...zero(), pending: end - start };
+        const l = live.get(k) ?? itemCounts(end - start);
         add(finished, { ...l, failed: l.failed + l.pending + l.running, pending: 0, running: 0 });
       })
       .finally(() => {

@@ -1,23 +1,8 @@
 import { z } from 'zod';
+import { BatchStatus, ItemStatus, type ItemCounts as Counts } from './status.js';
 import { FailedDelivery, WebhookEventKind, WebhookRegistration } from './webhook.js';
 
-/** Lifecycle of one item. A closed set: `as const` plus a derived union, never a TS enum. */
-export const ItemStatus = {
-  pending: 'pending',
-  running: 'running',
-  succeeded: 'succeeded',
-  failed: 'failed',
-  canceled: 'canceled',
-} as const;
-export type ItemStatus = (typeof ItemStatus)[keyof typeof ItemStatus];
-
-export const BatchStatus = {
-  running: 'running',
-  completed: 'completed',
-  canceled: 'canceled',
-  failed: 'failed',
-} as const;
-export type BatchStatus = (typeof BatchStatus)[keyof typeof BatchStatus];
+export { BatchStatus, ItemStatus, itemCounts } from './status.js';
 
 /** Per-batch retry and concurrency settings; every field has a default. */
 export const BatchOptions = z
@@ -177,14 +162,11 @@ export const ItemView = z
   .meta({ id: 'ItemView' });
 export type ItemView = z.infer<typeof ItemView>;
 
-export const ItemCounts = z.object({
-  pending: z.number().int(),
-  running: z.number().int(),
-  succeeded: z.number().int(),
-  failed: z.number().int(),
-  canceled: z.number().int(),
-});
-export type ItemCounts = Record<ItemStatus, number>;
+/** How many items are in each state: one count per ItemStatus. */
+export const ItemCounts = z.object(
+  Object.fromEntries(Object.values(ItemStatus).map((s) => [s, z.number().int()])) as Record<ItemStatus, z.ZodNumber>,
+);
+export type ItemCounts = Counts;
 
 /** `GET /v1/batches/:id/items`: one page of items in index order. */
 export const ItemsPage = z

@@ -1,6 +1,13 @@
 import type { Request, Response } from 'express';
 import { newBatchId } from '../../client/batch-client.js';
-import { BatchItem, BatchOptions, batchLinks, CreateBatchRequest, CreateBatchResponse } from '../../contracts/batch.js';
+import {
+  BatchItem,
+  BatchOptions,
+  batchLinks,
+  CreateBatchRequest,
+  CreateBatchResponse,
+  itemCounts,
+} from '../../contracts/batch.js';
 import { NdjsonSubmitHeaders, NdjsonSubmitParams } from '../../contracts/batch-queries.js';
 import { WebhookRegistration, type StoredWebhook } from '../../contracts/webhook.js';
 import { InvalidRequestError, PayloadTooLargeError } from '../../errors.js';
@@ -165,7 +172,7 @@ function created(id: string, total: number, webhook: StoredWebhook | undefined):
     id,
     status: 'running',
     total,
-    counts: { pending: total, running: 0, succeeded: 0, failed: 0, canceled: 0 },
+    counts: itemCounts(total),
     links: batchLinks(id),
     ...(webhook ? { webhook } : {}),
   };
