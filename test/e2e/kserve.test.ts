@@ -158,25 +158,22 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
     assert.equal(await s.metric('prediction_requests_total{source="kserve"}'), before, 'no task was started');
   });
 
-  test(
-    'infer on the text model: BYTES rows in, one FP32 embedding per row out, as /v1/predict computes it',
-    async () => {
-      const texts = ['A man is playing a guitar.', 'The cat sleeps on the sofa.'];
-      const res = await s.call('POST', '/v2/models/all-minilm-l6-v2/infer', {
-        inputs: [{ name: 'text', shape: [2], datatype: 'BYTES', data: texts }],
-      });
-      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
-      const [embedding] = res.body.outputs;
-      assert.equal(embedding.name, 'embedding');
-      assert.deepEqual(embedding.shape, [2, 384]);
-      const single = await s.call('POST', '/v1/predict', { model: 'all-minilm-l6-v2', inputs: { text: texts[1] } });
-      assert.equal(single.status, 200);
-      const second = embedding.data.slice(384);
-      single.body.result.embedding.forEach((v: number, i: number) =>
-        assert.ok(Math.abs(v - second[i]) < 1e-4, `dimension ${i}`),
-      );
-    },
-  );
+  test('infer on the text model: BYTES rows in, one FP32 embedding per row out, as /v1/predict computes it', async () => {
+    const texts = ['A man is playing a guitar.', 'The cat sleeps on the sofa.'];
+    const res = await s.call('POST', '/v2/models/all-minilm-l6-v2/infer', {
+      inputs: [{ name: 'text', shape: [2], datatype: 'BYTES', data: texts }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+    const [embedding] = res.body.outputs;
+    assert.equal(embedding.name, 'embedding');
+    assert.deepEqual(embedding.shape, [2, 384]);
+    const single = await s.call('POST', '/v1/predict', { model: 'all-minilm-l6-v2', inputs: { text: texts[1] } });
+    assert.equal(single.status, 200);
+    const second = embedding.data.slice(384);
+    single.body.result.embedding.forEach((v: number, i: number) =>
+      assert.ok(Math.abs(v - second[i]) < 1e-4, `dimension ${i}`),
+    );
+  });
 
   test('GET /v1/models lists every model with its signature; GET /v1/models/:name one, 404 if unknown', async () => {
     const list = await s.call('GET', '/v1/models');

@@ -42,4 +42,6 @@ export class FakeModel {
 }
 
 /** A digits-shaped item (64 values) that the API accepts, carrying a behaviour and a key. */
-export const item = (behaviour: number, key: number) => ({ inputs: { input: [behaviour, key, ...new Array(62).fill(0)] } });
+export const item = (behaviour: number, key: number) => ({
+  inputs: { input: [behaviour, key, ...new Array(62).fill(0)] },
+});

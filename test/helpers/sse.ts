@@ -16,10 +16,15 @@ export async function* readSse(
   options: { lastEventId?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
 ): AsyncGenerator<SseEvent> {
   const res = await fetch(url, {
-    headers: { accept: 'text/event-stream', ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}), ...options.headers },
+    headers: {
+      accept: 'text/event-stream',
+      ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}),
+      ...options.headers,
+    },
     signal: options.signal,
   });
-  if (res.status !== 200) throw Object.assign(new Error(`SSE ${url}: HTTP ${res.status} ${await res.text()}`), { status: res.status });
+  if (res.status !== 200)
+    throw Object.assign(new Error(`SSE ${url}: HTTP ${res.status} ${await res.text()}`), { status: res.status });
   const decoder = new TextDecoder();
   let buffer = '';
   let current: { id?: string; event?: string; data: string[] } = { data: [] };
@@ -31,7 +36,11 @@ export async function* readSse(
       buffer = buffer.slice(nl + 1);
       if (line === '') {
         if (current.data.length > 0 || current.event) {
-          yield { ...(current.id !== undefined ? { id: current.id } : {}), event: current.event ?? 'message', data: JSON.parse(current.data.join('\n')) };
+          yield {
+            ...(current.id !== undefined ? { id: current.id } : {}),
+            event: current.event ?? 'message',
+            data: JSON.parse(current.data.join('\n')),
+          };
         }
         current = { data: [] };
       } else if (!line.startsWith(':')) {

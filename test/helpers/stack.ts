@@ -29,7 +29,10 @@ export async function startWorkerStack(
 ): Promise<WorkerStack> {
   const config = testConfig(address, env);
   const store = new SqliteItemStore(itemStoreFile(config));
-  const batches = BatchClient.create({ address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE }, store);
+  const batches = BatchClient.create(
+    { address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
+    store,
+  );
   const metrics = new Metrics('worker');
   const worker = await startWorker(config, testLog, {
     workflowBundle: await workflowBundle(),

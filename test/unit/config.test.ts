@@ -161,8 +161,17 @@ describe('loadConfig', () => {
 });
 
 test('configToEnv round-trips through loadConfig, API keys and CIDR lists included', () => {
-  const config = loadConfig({ API_KEYS: 'key-aaaaaaaaaaaaaaaa=acme,key-bbbbbbbbbbbbbbbb', WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8, 10.0.0.0/8' });
-  assert.deepEqual([...config.API_KEYS], [['key-aaaaaaaaaaaaaaaa', 'acme'], ['key-bbbbbbbbbbbbbbbb', 'default']]);
+  const config = loadConfig({
+    API_KEYS: 'key-aaaaaaaaaaaaaaaa=acme,key-bbbbbbbbbbbbbbbb',
+    WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8, 10.0.0.0/8',
+  });
+  assert.deepEqual(
+    [...config.API_KEYS],
+    [
+      ['key-aaaaaaaaaaaaaaaa', 'acme'],
+      ['key-bbbbbbbbbbbbbbbb', 'default'],
+    ],
+  );
   assert.deepEqual(loadConfig(configToEnv(config)), config);
 });
 

@@ -285,7 +285,10 @@ describe('InferenceRuntime', () => {
 
     const failed = await runtime.preload();
 
-    assert.deepEqual(failed.map((f) => f.model), ['broken']);
+    assert.deepEqual(
+      failed.map((f) => f.model),
+      ['broken'],
+    );
     assert.ok(failed[0]!.error.includes(brokenFile), failed[0]!.error);
     assert.equal(loads, 2, 'both models were loaded (one failed)');
     assert.equal((await runtime.infer('digits', undefined, { input: digitsRow() })).label, '8');

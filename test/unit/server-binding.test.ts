@@ -24,7 +24,10 @@ test('with no API_KEYS and HOST=0.0.0.0 the API binds 127.0.0.1 and says why', a
   try {
     const address = server.server.address() as { address: string };
     assert.equal(address.address, '127.0.0.1');
-    assert.ok(lines.some((l) => l.level === 40 && /loopback only/.test(l.msg)), 'a warning at start-up');
+    assert.ok(
+      lines.some((l) => l.level === 40 && /loopback only/.test(l.msg)),
+      'a warning at start-up',
+    );
   } finally {
     await server.close();
   }
@@ -32,7 +35,10 @@ test('with no API_KEYS and HOST=0.0.0.0 the API binds 127.0.0.1 and says why', a
 
 test('with API_KEYS the API binds the configured HOST and a request without a key is 401', async () => {
   const { log } = capturingLog();
-  const server = await startServer(testConfig('127.0.0.1:1', { HOST: '0.0.0.0', API_KEYS: 'key-cccccccccccccccc=acme' }), log);
+  const server = await startServer(
+    testConfig('127.0.0.1:1', { HOST: '0.0.0.0', API_KEYS: 'key-cccccccccccccccc=acme' }),
+    log,
+  );
   try {
     const address = server.server.address() as { address: string };
     assert.equal(address.address, '0.0.0.0');

@@ -15,7 +15,12 @@ async function serve(total: number, chunk = CHUNK) {
   const seen = { written: 0, maxBuffered: 0, disconnected: false, done: false };
   const app = express();
   app.get('/stream', async (req, res) => {
-    const writer = new StreamWriter(req, res, { progressEveryMs: 1000, keepAliveMs: 15_000, maxBufferedBytes: 256 * 1024, drainTimeoutMs: 500 });
+    const writer = new StreamWriter(req, res, {
+      progressEveryMs: 1000,
+      keepAliveMs: 15_000,
+      maxBufferedBytes: 256 * 1024,
+      drainTimeoutMs: 500,
+    });
     res.status(200).type('text/plain');
     while (seen.written < total) {
       const ok = await writer.write(chunk);
@@ -42,7 +47,10 @@ test('a client that stops reading is disconnected, with the buffer kept bounded'
   socket.pause(); // never read
   try {
     await waitFor('the server to give up on the client', () => seen.disconnected, 15_000, 20);
-    assert.ok(seen.maxBuffered <= 256 * 1024 + CHUNK.length, `buffered at most the limit plus one write (saw ${seen.maxBuffered})`);
+    assert.ok(
+      seen.maxBuffered <= 256 * 1024 + CHUNK.length,
+      `buffered at most the limit plus one write (saw ${seen.maxBuffered})`,
+    );
     assert.ok(seen.written < 64 * 1024 * 1024, 'stopped long before writing without end');
   } finally {
     socket.destroy();
