@@ -193,9 +193,8 @@ export class DynamicBatcher {
  * Takes `size` items off a queue for one run, oldest first. A text queue that holds more than `size` items takes
  * the oldest item with the items nearest its token length: the narrowest range of lengths around it that fills the
  * run (a deep queue runs unpadded, as a loop over length-sorted items does), then the oldest within that range.
- * Unpadded runs matter more than the padded token count suggests: in one probe (2,000 MiniLM sentences, runs of
- * 16, one session on 2 threads), runs mixing lengths within 8-token buckets carried 4% more tokens than runs of
- * length-sorted sentences, and ran 17% slower (276-283 against 334-337 sentences/s).
+ * Unpadded runs matter more than the padded token count suggests: runs that mix lengths within a bucket carry a
+ * few more tokens than length-sorted runs but run markedly slower (docs/tuning.md).
  */
 function take(q: Queue, size: number): Waiting[] {
   if (!q.model.config.tokenizer || q.items.length <= size) return q.items.splice(0, size);
@@ -233,9 +232,8 @@ export const TEXT_LENGTH_BUCKET = 8;
 /**
  * Items that may share a run. Tensor models: identical shapes. Text models are padded to the batch's longest
  * item, so lengths are bucketed by TEXT_LENGTH_BUCKET tokens: a run pads each item by fewer than 8 tokens. Buckets
- * that doubled (16, 32, 64 ...) padded a sentence of 33 tokens to 64; with all of a chunk's sentences queued at
- * once they ran at 0.75x a loop over length-sorted batches, against 0.97x for buckets of 8 (a one-off probe of
- * the runtime alone, 2,000 MiniLM sentences; BENCHMARKS.md, readings).
+ * that doubled (16, 32, 64 ...) padded a sentence of 33 tokens to 64 and ran well behind a loop over
+ * length-sorted batches, where fixed buckets of 8 come close to it (docs/tuning.md).
  */
 function shapeKey(model: ResolvedModel, tensors: Record<string, ItemTensor>): string {
   if (model.config.tokenizer) {
