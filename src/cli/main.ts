@@ -10,11 +10,11 @@ import { runDev } from './dev.js';
 const USAGE = `usage: batchline <command>
 
 commands:
-  dev      the Temporal dev server (unless one answers at TEMPORAL_ADDRESS), one worker and the API, together
+  dev      the Temporal dev server (unless one answers at TEMPORAL_ADDRESS), two workers (batch, interactive) and the API
   api      the HTTP API only
   worker   one Temporal worker only
 
-Configuration comes from the environment; see the README's configuration table.`;
+Configuration comes from the environment; see docs/operations.md#configuration.`;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;

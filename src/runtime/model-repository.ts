@@ -68,7 +68,7 @@ export class ModelRepository {
       );
       throw new NotFoundError(
         declared
-          ? `model '${name}' has a config.json but no <version>/model.onnx yet (fetched models: see the README's Models section)`
+          ? `model '${name}' has a config.json but no <version>/model.onnx yet (fetched models: see docs/models.md)`
           : `model '${name}' not found in the model repository`,
       );
     }
