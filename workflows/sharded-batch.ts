@@ -71,6 +71,9 @@ export async function runShardedBatch(
   let nextShard = carried?.nextShard ?? 0;
   const finished: ItemCounts = carried ? { ...carried.counts } : itemCounts(0); // items of the shards that have ended
   const failures: FailedItem[] = carried ? [...carried.failures] : [];
+  // Ended shards whose items did not all run (canceled, or terminated): their items that the store has no outcome
+  // for are shown as such, not as succeeded.
+  const unfinished = new Map<number, 'canceled' | 'failed'>(carried?.unfinished ?? []);
   let paused = carried?.paused ?? false;
   let concurrency = carried?.concurrency ?? options.concurrency;
   const running = new Map<number, ChildWorkflowHandle<typeof shardWorkflow>>();
@@ -116,8 +119,9 @@ export async function runShardedBatch(
 
   /**
    * What the batch itself knows of an item: exact for shards not yet started (pending) and for tracked failures;
-   * `succeeded` for other items of ended shards; `running` for items of a running shard, whose own `item` query
-   * has the details. attempts 0 means: not known at the batch level.
+   * for other items of ended shards, `succeeded`, or `canceled`/`failed` if the shard ended before all its items
+   * ran (the client overrides it with the item's stored outcome); `running` for items of a running shard, whose
+   * own `item` query has the details. attempts 0 means: not known at the batch level.
    */
   const view = (index: number): ItemState => {
     const f = failures.find((x) => x.index === index);
@@ -125,7 +129,7 @@ export async function runShardedBatch(
     const k = shardOf(index);
     if (k >= nextShard) return { index, status: canceled ? 'canceled' : 'pending', attempts: 0 };
     if (running.has(k)) return { index, status: 'running', attempts: 0 };
-    return { index, status: 'succeeded', attempts: 0 };
+    return { index, status: unfinished.get(k) ?? 'succeeded', attempts: 0 };
   };
   const page = (filter: (s: ItemState) => boolean, from = 0, limit = 100): ItemsPage => {
     const max = Math.min(Math.max(limit, 1), 1000);
@@ -221,12 +225,14 @@ export async function runShardedBatch(
       .result()
       .then((summary) => {
         add(finished, summary.counts);
+        if (summary.counts.canceled > 0) unfinished.set(k, 'canceled');
         for (const f of summary.failures ?? []) if (failures.length < MAX_CARRIED_ERRORS) failures.push(f);
       })
       .catch(() => {
         // A shard that ended without a result (terminated): its unfinished items count as failed.
         const l = live.get(k) ?? itemCounts(end - start);
         add(finished, { ...l, failed: l.failed + l.pending + l.running, pending: 0, running: 0 });
+        unfinished.set(k, 'failed');
       })
       .finally(() => {
         running.delete(k);
@@ -249,11 +255,26 @@ export async function runShardedBatch(
   });
 
   if (end === 'continue-as-new') {
-    return { end, batch, carried: { kind: 'shards', nextShard, counts: finished, failures, paused, concurrency } };
+    return {
+      end,
+      batch,
+      carried: {
+        kind: 'shards',
+        nextShard,
+        counts: finished,
+        failures,
+        unfinished: [...unfinished],
+        paused,
+        concurrency,
+      },
+    };
   }
   finishing = true;
   if (canceled) {
-    for (let k = nextShard; k < shardCount; k++) finished.canceled += sizeOf(k);
+    for (let k = nextShard; k < shardCount; k++) {
+      finished.canceled += sizeOf(k);
+      unfinished.set(k, 'canceled');
+    }
     nextShard = shardCount;
   }
   status = canceled ? 'canceled' : 'completed';

@@ -307,6 +307,8 @@ export interface CarriedShards {
   counts: ItemCounts;
   /** The dead-letter set of finished shards (capped: the item store has every failure). */
   failures: FailedItem[];
+  /** Ended shards whose items did not all run: [shard, what its unrun items became]. */
+  unfinished: [number, 'canceled' | 'failed'][];
   paused: boolean;
   concurrency: number;
 }

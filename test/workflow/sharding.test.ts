@@ -10,11 +10,11 @@ import { BatchOptions } from '../../src/contracts/batch.js';
 import { InferenceRuntime } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import type { batchWorkflow } from '../../workflows/batch-workflow.js';
-import { failuresQuery, progressQuery } from '../../workflows/messages.js';
+import { cancelSignal, failuresQuery, progressQuery } from '../../workflows/messages.js';
 import { heldout } from '../helpers/data.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
-import { quietTemporalLogs, ROOT, startTestTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { quietTemporalLogs, ROOT, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
 
 /** Every execution (run) of the batch and its shards, with its history length. */
 async function executions(
@@ -98,6 +98,40 @@ describe('sharded batches', () => {
     assert.ok(biggest < 256 * 1024, `largest event ${biggest} bytes`);
     for (const i of [0, 39, 40, 119])
       assert.equal(model.attempts.get(1000 + i)?.length, 1, `item ${i} ran exactly once`);
+  });
+
+  test('a canceled sharded batch shows the items its ended shards did not run as canceled, never as succeeded', async () => {
+    const model = new FakeModel();
+    const stack = await startWorkerStack(temporal.address, model);
+    stacks.push(stack);
+    // Shard 0 (items 0-1) succeeds; shard 1 (2-3) holds item 2 blocked when the batch is canceled; shard 2 never starts.
+    const behaviours = [Behaviour.ok, Behaviour.ok, Behaviour.block, Behaviour.ok, Behaviour.ok, Behaviour.ok];
+    const id = await stack.batches.submit({
+      model: 'digits',
+      items: behaviours.map((b, i) => item(b, 2000 + i)),
+      options: BatchOptions.parse({ shardSize: 2, maxConcurrentShards: 1, concurrency: 2 }),
+    });
+    const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
+    await waitFor('item 2 blocked', () => model.blocked === 1);
+    await handle.signal(cancelSignal);
+    const summary = await handle.result();
+    assert.equal(summary.status, 'canceled');
+    assert.equal(summary.counts.succeeded + summary.counts.canceled, 6);
+    assert.ok(summary.counts.canceled >= 3, JSON.stringify(summary.counts)); // item 2 and shard 2's items
+    const view = await stack.batches.get(id, { cursor: 0, limit: 6 });
+    const stored = stack.store.countResults(id);
+    assert.equal(view.items.filter((i) => i.status === 'succeeded').length, stored.succeeded);
+    for (const it of view.items) {
+      if (it.status === 'succeeded') assert.equal(it.result?.label, `key-${2000 + it.index}`, `item ${it.index}`);
+      else assert.equal(it.status, 'canceled', `item ${it.index}`);
+    }
+    assert.equal(view.items[2]!.status, 'canceled', 'the item running at the cancel');
+    assert.deepEqual(
+      view.items.slice(4).map((i) => i.status),
+      ['canceled', 'canceled'],
+      'the shard that never started',
+    );
+    model.release(); // only now: the canceled item's model call may still record its result when it returns
   });
 
   test('20,000 digits items: every result stored once and correct, no execution near 10,240 events', async (t) => {
