@@ -29,7 +29,11 @@ describe('with the real runtime (digits)', () => {
     const picked = rows.slice(0, 64);
     const results = await Promise.all(picked.map((r) => runtime.infer('digits', undefined, r.inputs)));
     results.forEach((res, i) => assert.equal(res.label, picked[i]!.expected.labelName, `item ${i}`));
-    assert.equal(sizes.reduce((a, b) => a + b, 0), 64, 'every item ran exactly once');
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      64,
+      'every item ran exactly once',
+    );
     assert.ok(Math.max(...sizes) > 1, `observed batch sizes ${JSON.stringify(sizes)}`);
     assert.ok(sizes.length < 64, 'fewer runs than items');
   });
@@ -84,7 +88,10 @@ describe('error isolation with a fake model', () => {
   };
   const item = (v: number, n = 1): Record<string, ItemTensor> => ({ x: { data: new Array(n).fill(v), dims: [n] } });
   /** The fake model with other dynamic batching settings. */
-  const batching = (dynamicBatching: object): ResolvedModel => ({ ...model, config: ModelConfig.parse({ ...model.config, dynamicBatching }) });
+  const batching = (dynamicBatching: object): ResolvedModel => ({
+    ...model,
+    config: ModelConfig.parse({ ...model.config, dynamicBatching }),
+  });
   /** A fake text model: its items are token ids, padded per run. */
   const textModel = (maxBatchSize: number, maxQueueDelayMs: number): ResolvedModel => ({
     ...model,
@@ -104,7 +111,11 @@ describe('error isolation with a fake model', () => {
     return async (_m, items) => {
       log.push(items.length);
       if (items.some((t) => t.x!.data[0] === POISON)) throw new Error('kernel fault on a poisoned item');
-      return items.map((t) => ({ model: 'fake', version: 1, outputs: { y: (t.x!.data as number[]).map((v) => v * 2) } }));
+      return items.map((t) => ({
+        model: 'fake',
+        version: 1,
+        outputs: { y: (t.x!.data as number[]).map((v) => v * 2) },
+      }));
     };
   }
 
@@ -155,28 +166,56 @@ describe('error isolation with a fake model', () => {
       runs.push(items.map((t) => t.input_ids!.data.length));
       return items.map(() => ({ model: 'fake-text', version: 1, outputs: {} }));
     });
-    await Promise.all(lengths.map((n) => batcher.submit(text, { input_ids: { data: new Array(n).fill(1), dims: [n] } })));
+    await Promise.all(
+      lengths.map((n) => batcher.submit(text, { input_ids: { data: new Array(n).fill(1), dims: [n] } })),
+    );
     const sorted = runs.map((r) => [...r].sort((a, b) => a - b)).sort((a, b) => a[0]! - b[0]!);
     assert.deepEqual(sorted, [[3, 5, 8], [9, 12, 16], [17, 24], [25], [33, 40]]);
   });
 
-  /** A runner whose runs finish only when the test says: each run's first value, in dispatch order. */
+  /**
+   * A runner whose runs finish only when the test says. `started` holds each run's first value and `sizes` its item
+   * count, in dispatch order; `untilStarted(n)` resolves when the runner is called for the n-th time, so a test waits
+   * on the batcher's own dispatch, never on the clock (it fails after a deadline if that run never starts).
+   */
   function heldRunner() {
     const started: number[] = [];
+    const sizes: number[] = [];
     const finish: (() => void)[] = [];
+    const waiting: { n: number; resolve: () => void }[] = [];
     const runner: BatchRunner = (_m, items) => {
       started.push(items[0]!.x!.data[0] as number);
-      return new Promise((resolve) => finish.push(() => resolve(items.map(() => ({ model: 'fake', version: 1, outputs: {} })))));
+      sizes.push(items.length);
+      for (let k = waiting.length - 1; k >= 0; k--)
+        if (started.length >= waiting[k]!.n) waiting.splice(k, 1)[0]!.resolve();
+      return new Promise((resolve) =>
+        finish.push(() => resolve(items.map(() => ({ model: 'fake', version: 1, outputs: {} })))),
+      );
     };
-    return { started, runner, finishNext: () => finish.shift()!() };
+    const untilStarted = (n: number, deadlineMs = 2000): Promise<void> => {
+      if (started.length >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`run ${n} never started; runs so far: ${JSON.stringify(started)}`)),
+          deadlineMs,
+        );
+        waiting.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    };
+    return { started, sizes, runner, untilStarted, finishNext: () => finish.shift()!() };
   }
-  const tick = () => new Promise((r) => setTimeout(r, 20));
 
   test('an interactive item runs at once beside a full set of batch runs, without waiting a queue delay', async () => {
-    const { started, runner, finishNext } = heldRunner();
+    const { started, runner, untilStarted, finishNext } = heldRunner();
     const batcher = new DynamicBatcher(runner, { maxInFlight: 1 });
     const batchItems = [batcher.submit(model, item(1)), batcher.submit(model, item(2))];
-    await tick(); // the batch items' queue delay (5 ms) passes: one run holds the only slot
+    await untilStarted(1); // the batch items' queue delay (5 ms) passed: one run of both holds the only slot
     assert.deepEqual(started, [1]);
     const online = batcher.submit(model, item(100), 'interactive');
     assert.deepEqual(started, [1, 100], 'dispatched in the same tick, in the slot kept for interactive items');
@@ -187,23 +226,23 @@ describe('error isolation with a fake model', () => {
   });
 
   test('when every slot is taken, a freed slot goes to a waiting interactive item before older batch items', async () => {
-    const { started, runner, finishNext } = heldRunner();
+    // No queue delay: a batch item is ready as soon as it arrives, so only the lack of a free slot holds it back.
+    const eager = batching({ maxQueueDelayMs: 0 });
+    const { started, sizes, runner, untilStarted, finishNext } = heldRunner();
     const batcher = new DynamicBatcher(runner, { maxInFlight: 1 });
-    const all = [batcher.submit(model, item(1))];
-    await tick();
-    all.push(batcher.submit(model, item(100), 'interactive')); // takes the interactive slot
-    all.push(batcher.submit(model, item(2)), batcher.submit(model, item(3))); // batch items wait
-    await tick();
-    all.push(batcher.submit(model, item(101), 'interactive')); // arrives last
+    const all = [batcher.submit(eager, item(1))]; // takes the only batch slot
+    all.push(batcher.submit(eager, item(100), 'interactive')); // takes the interactive slot
+    all.push(batcher.submit(eager, item(2)), batcher.submit(eager, item(3))); // ready, but every slot is taken
+    all.push(batcher.submit(eager, item(101), 'interactive')); // arrives last
     assert.deepEqual(started, [1, 100]);
     finishNext(); // frees a slot
-    await tick();
+    await untilStarted(3);
     assert.deepEqual(started, [1, 100, 101], 'the interactive item went first');
-    while (started.length < 4) {
-      finishNext();
-      await tick();
-    }
-    assert.deepEqual(started, [1, 100, 101, 2], 'then the batch items, together');
+    finishNext();
+    finishNext(); // both interactive runs end: the batch slot is free again
+    await untilStarted(4);
+    assert.deepEqual(started, [1, 100, 101, 2], 'then the batch items');
+    assert.equal(sizes[3], 2, 'together, in one run');
     finishNext();
     await Promise.all(all);
   });
@@ -211,20 +250,24 @@ describe('error isolation with a fake model', () => {
   test("a run takes the largest preferred batch size the waiting items fill, else all of them (Triton's rule)", async () => {
     const preferring = batching({ maxQueueDelayMs: 0, preferredBatchSizes: [4, 8] });
     const runs: number[] = [];
-    const { started, runner, finishNext } = heldRunner();
+    const { runner, untilStarted, finishNext } = heldRunner();
     const batcher = new DynamicBatcher(async (m, items) => {
       runs.push(items.length);
       return runner(m, items);
     });
     const all = [batcher.submit(preferring, item(0))]; // runs alone: the only slot is free
     for (let i = 1; i <= 13; i++) all.push(batcher.submit(preferring, item(i)));
-    while (started.length < 4) {
-      finishNext();
-      await tick();
+    for (let n = 2; n <= 4; n++) {
+      finishNext(); // the slot frees: the next run starts from what is waiting
+      await untilStarted(n);
     }
     finishNext();
     await Promise.all(all);
-    assert.deepEqual(runs, [1, 8, 4, 1], '13 waiting: 8, then 4 (the largest preferred size 5 fill), then the last one');
+    assert.deepEqual(
+      runs,
+      [1, 8, 4, 1],
+      '13 waiting: 8, then 4 (the largest preferred size 5 fill), then the last one',
+    );
   });
 
   test('with a queue delay, a queue that fills a preferred size runs at once instead of waiting out the delay', async () => {
@@ -251,7 +294,7 @@ describe('error isolation with a fake model', () => {
     // One bucket (lengths 9-16), arrival order mixing lengths: 12 arrives first, then a spread.
     const lengths = [10, 12, 9, 16, 12, 11, 12, 10, 16, 12, 9, 10, 16, 11];
     const all = lengths.map((n) => batcher.submit(text, ids(n)));
-    await tick();
+    assert.deepEqual(runs, [[10]], 'the first item took the only slot at once; the rest are queued behind it');
     release();
     await Promise.all(all);
     assert.deepEqual(runs, [
@@ -271,7 +314,6 @@ describe('error isolation with a fake model', () => {
     const second = batcher.submit(eager, item(2)); // waits for the slot
     let startedWhenFirstResumed = -1;
     const resumed = first.then(() => (startedWhenFirstResumed = started.length));
-    await tick();
     assert.deepEqual(started, [1]);
     finishNext();
     await resumed;
@@ -285,6 +327,9 @@ describe('error isolation with a fake model', () => {
     const batcher = new DynamicBatcher(poisonRunner(runs));
     await Promise.all(Array.from({ length: 40 }, (_, i) => batcher.submit(model, item(i))));
     assert.ok(Math.max(...runs) <= 16, JSON.stringify(runs));
-    assert.equal(runs.reduce((a, b) => a + b, 0), 40);
+    assert.equal(
+      runs.reduce((a, b) => a + b, 0),
+      40,
+    );
   });
 });
