@@ -2,7 +2,6 @@
 // store never holds more than a couple of chunks, and no append is left running when the reader returns or throws.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { ItemIssues } from '../../src/api/batch-submission.js';
 import { readNdjsonItems } from '../../src/api/ndjson-items.js';
@@ -35,33 +34,50 @@ const body = (lines: string[]) =>
   );
 
 /**
- * A store that takes `delayMs` per append, one at a time in the order made (as the append thread does), and refuses
- * the item ids in `duplicates` (by item index). Counts what is in flight.
+ * A store that writes one append at a time, in the order made (as the append thread does), and refuses the item ids
+ * in `duplicates` (by item index) and fails append number `faultAt` (from 1) with an I/O error. It finishes its oldest
+ * append only when the reader can go no further without it: on the event loop's next turn (setImmediate), after every
+ * promise and stream callback the reader could resume on has run (the body is in memory). So the reader always runs
+ * as far ahead of the store as its own limits allow, on any machine, and the tests see exactly those limits.
  */
-function slowStore(delayMs: number, duplicates = new Map<number, string>()) {
+function idleStore({ duplicates = new Map<number, string>(), faultAt = 0 } = {}) {
   const stored: number[] = [];
-  let queue = Promise.resolve();
-  const state = { inFlight: 0, maxInFlight: 0, stored };
+  const state = { appends: 0, inFlight: 0, maxInFlight: 0, appendsAtFault: 0, stored };
+  const unfinished: (() => void)[] = [];
+  let turn: NodeJS.Immediate | undefined;
+  const finishOldestWhenIdle = () => {
+    turn ??= setImmediate(() => {
+      turn = undefined;
+      unfinished.shift()?.();
+      if (unfinished.length > 0) finishOldestWhenIdle();
+    });
+  };
   const append = (items: BatchItem[], from: number): Promise<void> => {
+    const n = ++state.appends;
     state.inFlight++;
     state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
-    const done = queue.then(async () => {
-      await sleep(delayMs);
-      state.inFlight--;
-      for (let i = 0; i < items.length; i++) {
-        const id = duplicates.get(from + i);
-        if (id !== undefined) throw new DuplicateItemIdError(id, from + i);
-      }
-      stored.push(...items.map((_, i) => from + i));
+    return new Promise<void>((resolve, reject) => {
+      unfinished.push(() => {
+        state.inFlight--;
+        if (n === faultAt) {
+          state.appendsAtFault = state.appends;
+          return reject(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' }));
+        }
+        for (let i = 0; i < items.length; i++) {
+          const id = duplicates.get(from + i);
+          if (id !== undefined) return reject(new DuplicateItemIdError(id, from + i));
+        }
+        stored.push(...items.map((_, i) => from + i));
+        resolve();
+      });
+      finishOldestWhenIdle();
     });
-    queue = done.catch(() => {});
-    return done;
   };
   return { state, append };
 }
 
 test('a valid body is stored whole, with at most two appends in flight', async () => {
-  const { state, append } = slowStore(50); // long enough that the reader always has the next chunk ready
+  const { state, append } = idleStore();
   const issues = new ItemIssues();
   const lines = Array.from({ length: 2_600 }, (_, i) => line(i));
   const { total } = await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
@@ -72,12 +88,12 @@ test('a valid body is stored whole, with at most two appends in flight', async (
     state.stored,
     Array.from({ length: 2_600 }, (_, i) => i),
   );
-  assert.equal(state.maxInFlight, 2);
+  assert.equal(state.maxInFlight, 2, 'the reader ran ahead of the store by one append, and no further');
 });
 
 test('a duplicate id found by the store is reported by its line, before bad lines that follow it', async () => {
   // Item 10 (line 11) repeats an id; the store finds it while the reader parses on, to line 700, which is bad.
-  const { state, append } = slowStore(50, new Map([[10, 'dup']]));
+  const { state, append } = idleStore({ duplicates: new Map([[10, 'dup']]) });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_500 }, (_, i) => (i === 699 ? '{"inputs": {"input": [1]}}' : line(i)));
   await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
@@ -91,16 +107,16 @@ test('a duplicate id found by the store is reported by its line, before bad line
 });
 
 test('only the first duplicate is reported, though later appends were already under way', async () => {
-  const { append } = slowStore(
-    50,
-    new Map([
+  const { state, append } = idleStore({
+    duplicates: new Map([
       [3, 'a'],
       [700, 'b'],
     ]),
-  );
+  });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
   await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
+  assert.ok(state.appends >= 2, 'the append holding item 700 was under way when the first duplicate was found');
   assert.deepEqual(
     issues.details.map((d) => d.path.join('.')),
     ['line.4.id'],
@@ -108,7 +124,7 @@ test('only the first duplicate is reported, though later appends were already un
 });
 
 test('a body over the item limit throws only after the appends under way have finished', async () => {
-  const { state, append } = slowStore(30);
+  const { state, append } = idleStore();
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
   await assert.rejects(
@@ -119,20 +135,13 @@ test('a body over the item limit throws only after the appends under way have fi
 });
 
 test('a store fault other than a duplicate id fails the read, with nothing left running', async () => {
-  let calls = 0;
-  let inFlight = 0;
-  const append = async () => {
-    inFlight++;
-    await sleep(10);
-    inFlight--;
-    if (++calls === 2) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
-  };
+  const { state, append } = idleStore({ faultAt: 2 });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 3_000 }, (_, i) => line(i));
   await assert.rejects(
     readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append }),
     /disk I\/O error/,
   );
-  assert.equal(inFlight, 0);
-  assert.ok(calls <= 4, `stopped soon after the fault (${calls} appends)`);
+  assert.equal(state.inFlight, 0);
+  assert.equal(state.appends, state.appendsAtFault, 'no append was made after the store reported the fault');
 });
