@@ -4,8 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
+import { shardProgressSignal } from '../../workflows/messages.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
@@ -31,32 +33,63 @@ describe('local item activities on a worker without a workflow cache', () => {
     await temporal?.stop();
   });
 
-  for (const itemsPerActivity of [1, 20])
-  test(`a sharded batch whose items run for seconds completes, every item once, shards reporting, no task failed (${itemsPerActivity} per activity)`, async () => {
-    // One item per shard blocks in the model for 12 s: meanwhile the shards' report timer fires, they signal the
-    // parent, and every workflow task replays the history with those signals amid local activity markers. Without
-    // a cache, a shard's first workflow task may time out (5 s) holding the blocked item instead of heartbeating, and
-    // its timer starts only in the task after that; 12 s leaves room for that timer to fire while the item blocks.
-    const blocked = new Set([10, 150, 250]);
-    const items = Array.from({ length: 300 }, (_, i) => item(blocked.has(i) ? Behaviour.block : Behaviour.ok, 1000 + i));
-    const id = await stack.batches.submit({
-      model: 'digits',
-      items,
-      options: BatchOptions.parse({ itemActivities: 'local', itemsPerActivity, shardSize: 100, maxConcurrentShards: 3, concurrency: 40 }),
-    });
-    await waitFor('one item of each shard blocked', () => model.blocked >= 3);
-    await new Promise((r) => setTimeout(r, 12_000));
-    const release = setInterval(() => model.release(), 200); // items re-run after an eviction block again
-    const summary = await client.workflow.getHandle(batchWorkflowId(id)).result().finally(() => clearInterval(release));
-    assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 300, failed: 0, canceled: 0 });
-    assert.equal(stack.store.listResults(id, { limit: 1000 }).results.length, 300);
-    let reports = 0;
-    for (const wf of ['', '/shard-0', '/shard-1', '/shard-2']) {
-      const events = (await client.workflow.getHandle(`${batchWorkflowId(id)}${wf}`).fetchHistory()).events!;
-      const failedTasks = events.filter((e) => e.workflowTaskFailedEventAttributes);
-      assert.deepEqual(failedTasks.map((e) => e.workflowTaskFailedEventAttributes!.failure?.message), [], `${wf || 'parent'}: no workflow task failed`);
-      reports += events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes).length;
+  /** The first item index of every shard that has reported progress to the batch, as the batch's history holds it. */
+  async function shardsReported(batchWorkflowId: string): Promise<Set<number>> {
+    const { events } = await client.workflow.getHandle(batchWorkflowId).fetchHistory();
+    const starts = new Set<number>();
+    for (const e of events ?? []) {
+      const signaled = e.workflowExecutionSignaledEventAttributes;
+      if (signaled?.signalName !== shardProgressSignal.name) continue;
+      starts.add(defaultPayloadConverter.fromPayload<{ start: number }>(signaled.input!.payloads![0]!).start);
     }
-    assert.ok(reports > 0, 'shards reported progress to the parent while items ran');
-  });
+    return starts;
+  }
+
+  for (const itemsPerActivity of [1, 20])
+    test(`a sharded batch whose items run for seconds completes, every item once, shards reporting, no task failed (${itemsPerActivity} per activity)`, async () => {
+      // One item per shard blocks in the model until a shard has reported its progress to the batch: its report
+      // timer has fired and its signal sits in history amid local activity markers, which every later workflow task
+      // of the shard and the batch replays (no cache). How long that takes varies: without a cache, a shard's
+      // workflow task that holds its blocked item may be dropped (another run takes the one cache slot) and time
+      // out, and its timer starts only in a later task. So the test waits for the report itself.
+      const blocked = new Set([10, 150, 250]);
+      const items = Array.from({ length: 300 }, (_, i) =>
+        item(blocked.has(i) ? Behaviour.block : Behaviour.ok, 1000 + i),
+      );
+      const id = await stack.batches.submit({
+        model: 'digits',
+        items,
+        options: BatchOptions.parse({
+          itemActivities: 'local',
+          itemsPerActivity,
+          shardSize: 100,
+          maxConcurrentShards: 3,
+          concurrency: 40,
+        }),
+      });
+      const wid = batchWorkflowId(id);
+      await waitFor('one item of each shard blocked', () => model.blocked >= 3);
+      await waitFor(
+        'a shard to report progress to the batch while the items block',
+        async () => (await shardsReported(wid)).size > 0,
+        90_000,
+        500,
+      );
+      const release = setInterval(() => model.release(), 200); // items re-run after an eviction block again
+      const summary = await client.workflow
+        .getHandle(wid)
+        .result()
+        .finally(() => clearInterval(release));
+      assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 300, failed: 0, canceled: 0 });
+      assert.equal(stack.store.listResults(id, { limit: 1000 }).results.length, 300);
+      for (const wf of ['', '/shard-0', '/shard-1', '/shard-2']) {
+        const events = (await client.workflow.getHandle(`${wid}${wf}`).fetchHistory()).events!;
+        const failedTasks = events.filter((e) => e.workflowTaskFailedEventAttributes);
+        assert.deepEqual(
+          failedTasks.map((e) => e.workflowTaskFailedEventAttributes!.failure?.message),
+          [],
+          `${wf || 'parent'}: no workflow task failed`,
+        );
+      }
+    });
 });
