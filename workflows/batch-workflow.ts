@@ -1,13 +1,6 @@
 // The batch: one workflow per batch (`batch-<id>`). Items and results live in the item store (claim check); the
 // workflow carries ids and counts.
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  log,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { continueAsNew, log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BatchStatus, BatchSummary, BatchWorkflowInput, ItemCounts } from '../src/contracts/batch.js';
 import { runItemWindow, type ItemWindow } from './item-window.js';
 import { finishHandlers, toSummary, type Progress } from './messages.js';
@@ -59,8 +52,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
   return toSummary(ended.progress, input.version);
 }
 
-async function continueAsNewBatch(next: BatchWorkflowInput): Promise<never> {
-  await condition(allHandlersFinished);
+function continueAsNewBatch(next: BatchWorkflowInput): Promise<never> {
   log.info('batch continues as new', { batchId: next.batchId, historyLength: workflowInfo().historyLength });
   return continueAsNew<typeof batchWorkflow>(next);
 }

@@ -92,7 +92,7 @@ export class ItemTable {
 
   fail(i: number, attempts: number, error: ItemError): void {
     this.addAttempts(i, attempts);
-    this.errors.set(i, error);
+    this.errors.set(i, { type: error.type, message: error.message }); // callers may pass richer objects
     this.set(i, 'failed');
     this.finishedAt[i - this.lo] = this.stamp();
   }

@@ -3,6 +3,8 @@
 // no shards runs its items here itself; a shard runs its range here.
 import {
   CancellationScope,
+  allHandlersFinished,
+  condition,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -35,6 +37,8 @@ import { runWindow, type WindowEnd } from './scheduler.js';
 
 /** A range of a batch's items: what a shard runs, and what a batch without shards runs over all its items. */
 export interface ItemWindowInput extends Omit<ShardWorkflowInput, 'parentWorkflowId'> {
+  /** Set when the window is a shard's: its parent batch forwards messages to it. */
+  parentWorkflowId?: string;
   /** Called as items finish (remote activities) or every 2 s (local ones); throttling is the caller's. */
   report(window: ItemWindow): void;
 }
@@ -152,11 +156,13 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   setHandler(setConcurrencySignal, ({ concurrency: n }) => {
     if (Number.isInteger(n) && n >= 1 && n <= MAX_CONCURRENCY) concurrency = n;
   });
-  // A sharded batch forwards retryFailed to its running shards as a signal (an update cannot be sent from a
-  // workflow); from anyone else it is the update, whose validator can refuse.
-  setHandler(retryFailedSignal, () => {
-    if (!canceled && !finishing) window.retryFailed();
-  });
+  if (input.parentWorkflowId) {
+    // A sharded batch forwards retryFailed to its running shards as a signal (an update cannot be sent from a
+    // workflow); from anyone else it is the update, whose validator can refuse.
+    setHandler(retryFailedSignal, () => {
+      if (!canceled && !finishing) window.retryFailed();
+    });
+  }
   setHandler(retryFailedUpdate, window.retryFailed, {
     validator: () => {
       if (canceled) throw new Error('the batch is canceled');
@@ -282,6 +288,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   });
 
   if (end === 'continue-as-new') {
+    await condition(allHandlersFinished); // a handler still running may change what is carried over
     return { end, window, carried: { kind: 'items', cursor, retryQueue, paused, concurrency, ...table.carry() } };
   }
   finishing = true;

@@ -1,6 +1,6 @@
 // A shard: one range of a large batch's items, run by the item window in a child workflow of the batch
 // (`batch-<id>/shard-<n>`), so no single workflow's history holds every item.
-import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, log } from '@temporalio/workflow';
+import { continueAsNew, getExternalWorkflowHandle, log } from '@temporalio/workflow';
 import type { BatchSummary, ShardWorkflowInput } from '../src/contracts/batch.js';
 import { runItemWindow, type ItemWindow } from './item-window.js';
 import { finishHandlers, shardProgressSignal, toSummary } from './messages.js';
@@ -25,7 +25,6 @@ export async function shardWorkflow(input: ShardWorkflowInput): Promise<BatchSum
   };
   const { end, window, carried } = await runItemWindow({ ...input, report });
   if (end === 'continue-as-new') {
-    await condition(allHandlersFinished);
     log.info('shard continues as new', { batchId: input.batchId, range: input.range });
     return continueAsNew<typeof shardWorkflow>({ ...input, carried });
   }

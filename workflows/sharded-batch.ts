@@ -3,6 +3,9 @@
 // messages to the shards that run.
 import {
   ChildWorkflowCancellationType,
+  allHandlersFinished,
+  condition,
+  isCancellation,
   ParentClosePolicy,
   setHandler,
   startChild,
@@ -200,27 +203,41 @@ export async function runShardedBatch(
 
   const launch = async (k: number) => {
     const { start, end } = range(k);
-    const handle = await startChild(shardWorkflow, {
-      workflowId: shardWorkflowId(info.workflowId, k),
-      args: [
-        {
-          batchId: input.batchId,
-          model: input.model,
-          version: input.version,
-          options: { ...options, concurrency },
-          range: { start, end },
-          startedAtMs,
-          parentWorkflowId: info.workflowId,
-        },
-      ],
-      // The batch forwards cancellation itself, so each shard ends normally with its counts.
-      cancellationType: ChildWorkflowCancellationType.ABANDON,
-      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-      workflowTaskTimeout: itemWorkflowTaskTimeout(options),
-    });
+    const startedWith = concurrency;
+    let handle: ChildWorkflowHandle<typeof shardWorkflow>;
+    try {
+      handle = await startChild(shardWorkflow, {
+        workflowId: shardWorkflowId(info.workflowId, k),
+        args: [
+          {
+            batchId: input.batchId,
+            model: input.model,
+            version: input.version,
+            options: { ...options, concurrency },
+            range: { start, end },
+            startedAtMs,
+            parentWorkflowId: info.workflowId,
+          },
+        ],
+        // The batch forwards cancellation itself, so each shard ends normally with its counts.
+        cancellationType: ChildWorkflowCancellationType.ABANDON,
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        workflowTaskTimeout: itemWorkflowTaskTimeout(options),
+      });
+    } catch (err) {
+      if (isCancellation(err)) {
+        // Temporal cancelled the batch while the shard was starting: none of its items ran.
+        finished.canceled += end - start;
+        unfinished.set(k, 'canceled');
+      }
+      throw err;
+    }
     running.set(k, handle);
     live.set(k, itemCounts(end - start));
-    if (paused) void handle.signal(pauseSignal).catch(() => undefined);
+    // Messages that arrived while the shard was starting were forwarded only to the shards running then.
+    if (canceled) void handle.signal(cancelSignal).catch(() => undefined);
+    else if (paused) void handle.signal(pauseSignal).catch(() => undefined);
+    if (concurrency !== startedWith) void handle.signal(setConcurrencySignal, { concurrency }).catch(() => undefined);
     void handle
       .result()
       .then((summary) => {
@@ -255,6 +272,7 @@ export async function runShardedBatch(
   });
 
   if (end === 'continue-as-new') {
+    await condition(allHandlersFinished); // a handler still running may change what is carried over
     return {
       end,
       batch,
