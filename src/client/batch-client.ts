@@ -229,7 +229,11 @@ export class BatchClient {
         cursor: page.cursor ?? 0,
         limit,
       });
-      return this.withStoredResults(batchId, states.items, states.nextCursor);
+      const joined = this.withStoredResults(batchId, states.items, states.nextCursor);
+      // The stored outcome overrides what the workflow knows (a sharded batch knows ended shards' items only
+      // roughly), so an item can leave the filter: a page may then be short, its cursor still goes on.
+      if (page.status === undefined) return joined;
+      return { ...joined, items: joined.items.filter((i) => i.status === page.status) };
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }

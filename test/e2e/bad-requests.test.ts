@@ -157,6 +157,8 @@ describe('bad requests against the real stack', () => {
     { name: 'missing items', path: '/v1/batches', json: { model: 'digits' }, status: 400, code: 'invalid_request', at: ['items'] },
     { name: 'empty items', path: '/v1/batches', json: batch({ items: [] }), status: 400, code: 'invalid_request', at: ['items'] },
     { name: 'unknown top-level field', path: '/v1/batches', json: batch({ priority: 'high' }), status: 400, code: 'invalid_request', at: [], message: /priority/ },
+    { name: 'a JSON batch with an NDJSON-only query parameter', path: '/v1/batches?concurrency=4', json: batch(), status: 400, code: 'invalid_request', at: ['concurrency'], message: /for NDJSON bodies only/ },
+    { name: 'a JSON batch with an NDJSON-only header', path: '/v1/batches', json: batch(), headers: { ...asJson, 'Batchline-Model': 'digits' }, status: 400, code: 'invalid_request', message: /for NDJSON bodies only/ },
     { name: 'unknown item field', path: '/v1/batches', json: batch({ items: [{ ...item(), weight: 2 }] }), status: 400, code: 'invalid_request', at: ['items', 0], message: /weight/ },
     { name: 'model of the wrong type', path: '/v1/batches', json: batch({ model: 42 }), status: 400, code: 'invalid_request', at: ['model'] },
     { name: 'version as a string', path: '/v1/batches', json: batch({ version: '1' }), status: 400, code: 'invalid_request', at: ['version'] },

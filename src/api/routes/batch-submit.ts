@@ -51,6 +51,22 @@ export const batchSubmitRoutes: ApiRoute[] = [
     errors: [503],
     handler: async ({ body, query, headers, idempotencyKey }, { req, res, deps }) => {
       if (body === undefined) return submitNdjson(ndjsonParams(query, headers), idempotencyKey, req, res, deps);
+      const ndjsonOnly = [
+        ...Object.entries(query)
+          .filter(([, v]) => v !== undefined)
+          .map(([k]) => [k, `query parameter '${k}'`]),
+        ...Object.keys(NdjsonSubmitHeaders.shape)
+          .filter((k) => headers[k as keyof typeof headers] !== undefined)
+          .map((k) => [k, `header '${k}'`]),
+      ];
+      if (ndjsonOnly.length > 0) {
+        // A JSON batch carries its model, version, webhook and options in the body; silently ignoring them here
+        // would run the batch with settings the client did not ask for.
+        throw new InvalidRequestError(
+          `${ndjsonOnly.map(([, what]) => what).join(', ')}: for NDJSON bodies only; a JSON batch sets these in its body`,
+          ndjsonOnly.map(([k, what]) => ({ path: [k!], message: `${what} applies to NDJSON bodies only` })),
+        );
+      }
       const { batches, models, config, metrics } = deps;
       if (body.items.length > config.MAX_BATCH_ITEMS) {
         throw new PayloadTooLargeError(
