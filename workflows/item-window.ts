@@ -23,12 +23,13 @@ import {
   failuresQuery,
   itemQuery,
   itemsQuery,
-  MAX_CONCURRENCY,
+  isConcurrency,
   pauseSignal,
   progressQuery,
   resumeSignal,
   retryFailedSignal,
   retryFailedUpdate,
+  retryFailedValidator,
   setConcurrencySignal,
   toProgress,
   type Progress,
@@ -154,7 +155,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     paused = false;
   });
   setHandler(setConcurrencySignal, ({ concurrency: n }) => {
-    if (Number.isInteger(n) && n >= 1 && n <= MAX_CONCURRENCY) concurrency = n;
+    if (isConcurrency(n)) concurrency = n;
   });
   if (input.parentWorkflowId) {
     // A sharded batch forwards retryFailed to its running shards as a signal (an update cannot be sent from a
@@ -163,12 +164,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
       if (!canceled && !finishing) window.retryFailed();
     });
   }
-  setHandler(retryFailedUpdate, window.retryFailed, {
-    validator: () => {
-      if (canceled) throw new Error('the batch is canceled');
-      if (finishing) throw new Error('the batch has finished');
-    },
-  });
+  setHandler(retryFailedUpdate, window.retryFailed, { validator: retryFailedValidator(window) });
 
   /**
    * Only a local activity is cancelled without the batch asking: its worker dropped the workflow from its cache

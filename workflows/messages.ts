@@ -1,5 +1,6 @@
-// Queries, signals and updates of batchWorkflow (and of each shardWorkflow, for its own range). Every one is usable from the Temporal CLI with JSON arguments
-// (`temporal workflow query|signal|update execute --name <name> --input '<json>'`); docs/temporal.md lists the commands.
+// Queries, signals and updates of batchWorkflow (and of each shardWorkflow, for its own range). Every one is usable
+// from the Temporal CLI with JSON arguments (`temporal workflow query|signal|update execute --name <name> --input
+// '<json>'`); docs/temporal.md lists the commands.
 import {
   CancellationScope,
   CancelledFailure,
@@ -113,6 +114,18 @@ export const retryFailedUpdate = defineUpdate<{ retried: number }>('retryFailed'
 
 /** Largest concurrency setConcurrency accepts (the batch's activities stay well under Temporal's 2,000 pending). */
 export const MAX_CONCURRENCY = 512;
+
+/** Whether setConcurrency's value is one the batch takes (any other is ignored: a signal cannot be refused). */
+export const isConcurrency = (n: unknown): n is number =>
+  Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_CONCURRENCY;
+
+/** The retryFailed update's validator: refuses a batch that is canceled or has finished. */
+export function retryFailedValidator(state: { readonly canceled: boolean; readonly finishing: boolean }) {
+  return () => {
+    if (state.canceled) throw new Error('the batch is canceled');
+    if (state.finishing) throw new Error('the batch has finished');
+  };
+}
 
 /** A shard reports its counts to its parent batch (at most every 2 s) so the batch's progress stays live. */
 export const shardProgressSignal = defineSignal<[{ start: number; counts: ItemCounts }]>('shardProgress');

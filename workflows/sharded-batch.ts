@@ -20,12 +20,13 @@ import {
   failuresQuery,
   itemQuery,
   itemsQuery,
-  MAX_CONCURRENCY,
+  isConcurrency,
   pauseSignal,
   progressQuery,
   resumeSignal,
   retryFailedSignal,
   retryFailedUpdate,
+  retryFailedValidator,
   setConcurrencySignal,
   shardProgressSignal,
   toProgress,
@@ -46,6 +47,8 @@ export interface ShardedBatch {
   /** Counts of every item, the shards that ended and those still pending included. */
   counts(): ItemCounts;
   readonly canceled: boolean;
+  /** Set once the batch has ended: no message changes it any more. */
+  readonly finishing: boolean;
 }
 
 export interface ShardedBatchEnd {
@@ -118,6 +121,9 @@ export async function runShardedBatch(
     get canceled() {
       return canceled;
     },
+    get finishing() {
+      return finishing;
+    },
   };
 
   /**
@@ -181,7 +187,7 @@ export async function runShardedBatch(
     forward((h) => h.signal(resumeSignal));
   });
   setHandler(setConcurrencySignal, (arg) => {
-    if (!Number.isInteger(arg.concurrency) || arg.concurrency < 1 || arg.concurrency > MAX_CONCURRENCY) return;
+    if (!isConcurrency(arg.concurrency)) return;
     concurrency = arg.concurrency;
     forward((h) => h.signal(setConcurrencySignal, arg));
   });
@@ -193,12 +199,7 @@ export async function runShardedBatch(
       forward((h) => h.signal(retryFailedSignal));
       return { retried };
     },
-    {
-      validator: () => {
-        if (canceled) throw new Error('the batch is canceled');
-        if (finishing) throw new Error('the batch has finished');
-      },
-    },
+    { validator: retryFailedValidator(batch) },
   );
 
   const launch = async (k: number) => {

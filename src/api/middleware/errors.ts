@@ -33,7 +33,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     // body-parser errors carry an http status and a type
     const status = typeof err?.status === 'number' ? err.status : undefined;
     if (err?.type === 'entity.too.large' || status === 413) {
-      res.status(413).json(errorBody('payload_too_large', `request body exceeds ${err.limit ?? 'the limit of'} bytes`));
+      res
+        .status(413)
+        .json(errorBody(ErrorCode.payloadTooLarge, `request body exceeds ${err.limit ?? 'the limit of'} bytes`));
       return;
     }
     if (err?.type === 'entity.parse.failed') {
@@ -41,7 +43,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (status === 415 || err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') {
-      res.status(415).json(errorBody('unsupported_media_type', err.message));
+      res.status(415).json(errorBody(ErrorCode.unsupportedMediaType, err.message));
       return;
     }
     if (status !== undefined && status >= 400 && status < 500) {
