@@ -11,6 +11,7 @@ import {
   defineUpdate,
 } from '@temporalio/workflow';
 import type { BatchStatus, BatchSummary, ItemCounts, ItemStatus } from '../src/contracts/batch.js';
+import { MAX_CONCURRENCY } from '../src/contracts/limits.js';
 
 export interface Progress {
   batchId: string;
@@ -111,9 +112,6 @@ export const setConcurrencySignal = defineSignal<[{ concurrency: number }]>('set
 
 /** Re-runs every item in the dead-letter set with fresh attempts; returns how many were queued. */
 export const retryFailedUpdate = defineUpdate<{ retried: number }>('retryFailed');
-
-/** Largest concurrency setConcurrency accepts (the batch's activities stay well under Temporal's 2,000 pending). */
-export const MAX_CONCURRENCY = 512;
 
 /** Whether setConcurrency's value is one the batch takes (any other is ignored: a signal cannot be refused). */
 export const isConcurrency = (n: unknown): n is number =>

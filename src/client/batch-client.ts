@@ -46,9 +46,6 @@ export interface BatchClientOptions {
 /** Workflow id of a batch: readable in the Temporal UI and CLI. */
 export const batchWorkflowId = (batchId: string): string => `batch-${batchId}`;
 
-/** A new batch id (contracts/ids: 20 hex digits). */
-export const newBatchId = newHexId;
-
 /** Who submits a batch: the API key's tenant, and where its events go. */
 export interface BatchOwner {
   tenant: string;
@@ -95,7 +92,7 @@ export class BatchClient {
   /** Stores a validated batch's items (claim check) and starts it; returns the new batch id. */
   async submit(request: CreateBatchRequest, owner: BatchOwner = { tenant: 'default' }): Promise<string> {
     const batch: StoredBatch = {
-      id: newBatchId(),
+      id: newHexId(),
       model: request.model,
       ...(request.version !== undefined ? { version: request.version } : {}),
       total: request.items.length,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_CONCURRENCY } from './limits.js';
 import { BatchStatus, ItemStatus, type ItemCounts as Counts } from './status.js';
 import { FailedDelivery, WebhookEventKind, WebhookRegistration } from './webhook.js';
 
@@ -28,7 +29,7 @@ export const BatchOptions = z
     /** Time one attempt at one item may take (default 60 s). */
     itemTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
     /** Items in flight at once for this batch (default 16). */
-    concurrency: z.number().int().min(1).max(512).default(16),
+    concurrency: z.number().int().min(1).max(MAX_CONCURRENCY).default(16),
     /**
      * Items per activity (default 1: one activity per item). Above 1, one activity infers a chunk of
      * consecutive items together; each item keeps its own result, failure and retries.

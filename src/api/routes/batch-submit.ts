@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { newBatchId } from '../../client/batch-client.js';
+import { newHexId } from '../../contracts/ids.js';
 import {
   BatchItem,
   BatchOptions,
@@ -106,7 +106,7 @@ async function submitNdjson(
     : undefined;
   const webhook = prepareWebhook(registration, config.WEBHOOK_ALLOWED_CIDRS);
   const model = await resolveRequestedModel(models, name, version);
-  const id = newBatchId();
+  const id = newHexId();
   const issues = new ItemIssues();
   let committed = false;
   try {
