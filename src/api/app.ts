@@ -27,7 +27,7 @@ declare module 'express-serve-static-core' {
 export function createApp(appDeps: AppDeps): Express {
   const deps: RouteDeps = {
     ...appDeps,
-    workLimit: rateLimit(appDeps.config.RATE_LIMIT_PER_MINUTE),
+    workLimit: rateLimit(appDeps.workLimiter),
     streamTuning: appDeps.streamTuning ?? DEFAULT_STREAM_TUNING,
     openApiJson: JSON.stringify(buildOpenApiDocument(API_ROUTES)),
   };

@@ -5,7 +5,8 @@ import type { PredictClient } from '../client/predict-client.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { ModelRepository } from '../runtime/model-repository.js';
-import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+import type { IdempotencyStore } from '../stores/idempotency-store.js';
+import type { WorkLimiter } from '../stores/rate-limit-store.js';
 import type { StreamTuning } from './stream-writer.js';
 
 /** Everything the routes use; the server entry point builds it from configuration, tests from their stack. */
@@ -13,7 +14,10 @@ export interface AppDeps {
   batches: BatchClient;
   predict: PredictClient;
   models: ModelRepository;
-  idempotency: SqliteIdempotencyStore;
+  /** Idempotency keys, in the item store's database (SQLite or PostgreSQL, as the item store). */
+  idempotency: IdempotencyStore;
+  /** The rate limit of requests that create work, per API key, in the same database (0 per minute: none). */
+  workLimiter: WorkLimiter;
   metrics: Metrics;
   config: Pick<
     Config,
@@ -34,7 +38,7 @@ export interface AppDeps {
 
 /** What the route handlers get: the app's dependencies, the one rate limit and the API's own document. */
 export interface RouteDeps extends AppDeps {
-  /** One bucket per API key across the routes that create work (POST /v1/batches, /v1/predict(/async), /v2 infer). */
+  /** One budget per API key across the routes that create work (POST /v1/batches, /v1/predict(/async), /v2 infer). */
   workLimit: RequestHandler;
   streamTuning: StreamTuning;
   /** The OpenAPI document of the routes the app mounts, serialized once. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { ConflictError, UnprocessableError } from '../errors.js';
-import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+import type { IdempotencyStore } from '../stores/idempotency-store.js';
 
 /** What a handler that creates work answers; it is what a replay answers again. */
 export interface CreatedResponse {
@@ -40,13 +40,13 @@ export function fingerprint(req: Request, bodyHash: string): string {
  * request came before; otherwise the key, now claimed by this request, which must complete() or release() it.
  * The same key with another request is 422; while its first request runs, 409.
  */
-export function claimKey(
-  store: SqliteIdempotencyStore,
+export async function claimKey(
+  store: IdempotencyStore,
   apiKey: string,
   { key, fingerprint: requestFingerprint }: WorkRequest,
-): { key: string; replay?: CreatedResponse } | undefined {
+): Promise<{ key: string; replay?: CreatedResponse } | undefined> {
   if (key === undefined) return undefined;
-  const claim = store.claim(apiKey, key, requestFingerprint);
+  const claim = await store.claim(apiKey, key, requestFingerprint);
   if (claim.kind === 'mismatch') {
     throw new UnprocessableError(`Idempotency-Key '${key}' was already used with a different request`);
   }
@@ -65,7 +65,7 @@ export function claimKey(
 export async function idempotent(
   req: Request,
   res: Response,
-  store: SqliteIdempotencyStore,
+  store: IdempotencyStore,
   work: WorkRequest,
   create: () => Promise<CreatedResponse>,
 ): Promise<void> {
@@ -73,7 +73,7 @@ export async function idempotent(
     if (r.location) res.location(r.location);
     res.status(r.status).json(r.body);
   };
-  const claim = claimKey(store, req.apiKey, work);
+  const claim = await claimKey(store, req.apiKey, work);
   if (!claim) return send(await create());
   const { key } = claim;
   if (claim.replay) {
@@ -84,10 +84,10 @@ export async function idempotent(
   try {
     created = await create();
   } catch (err) {
-    store.release(req.apiKey, key);
+    await store.release(req.apiKey, key);
     throw err;
   }
-  if (created.status >= 200 && created.status < 300) store.complete(req.apiKey, key, created.status, created);
-  else store.release(req.apiKey, key);
+  if (created.status >= 200 && created.status < 300) await store.complete(req.apiKey, key, created.status, created);
+  else await store.release(req.apiKey, key);
   send(created);
 }

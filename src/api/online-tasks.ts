@@ -3,7 +3,7 @@ import type { ItemResult } from '../contracts/batch.js';
 import { taskStatusUrl, type TaskAcceptedResponse } from '../contracts/predict.js';
 import type { PredictClient } from '../client/predict-client.js';
 import { ConflictError, InvalidRequestError, TimeoutError } from '../errors.js';
-import type { SqliteIdempotencyStore } from '../stores/idempotency-store.js';
+import type { IdempotencyStore } from '../stores/idempotency-store.js';
 import { claimKey, type CreatedResponse, type WorkRequest } from './idempotency.js';
 
 // What the online endpoints (/v1/predict, /v2/models/:name/infer) share: starting a task once per
@@ -17,12 +17,12 @@ import { claimKey, type CreatedResponse, type WorkRequest } from './idempotency.
  * request is still starting the task, 409. Same rules and store as `idempotent()` in idempotency.ts.
  */
 export async function startTaskOnce(
-  store: SqliteIdempotencyStore,
+  store: IdempotencyStore,
   apiKey: string,
   work: WorkRequest,
   start: () => Promise<string>,
 ): Promise<{ taskId: string; replayed: boolean }> {
-  const claim = claimKey(store, apiKey, work);
+  const claim = await claimKey(store, apiKey, work);
   if (!claim) return { taskId: await start(), replayed: false };
   const { key } = claim;
   if (claim.replay) return { taskId: (claim.replay.body as TaskAcceptedResponse).taskId, replayed: true };
@@ -30,12 +30,12 @@ export async function startTaskOnce(
   try {
     taskId = await start();
   } catch (err) {
-    store.release(apiKey, key);
+    await store.release(apiKey, key);
     throw err;
   }
   const accepted: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
   const created: CreatedResponse = { status: 202, body: accepted, location: accepted.statusUrl };
-  store.complete(apiKey, key, created.status, created);
+  await store.complete(apiKey, key, created.status, created);
   return { taskId, replayed: false };
 }
 

@@ -13,30 +13,38 @@ export type IdempotencyClaim =
   | { kind: 'in-progress' };
 
 /** How long a key is remembered (24 h, as Stripe and the IETF draft suggest). */
-const KEEP_MS = 24 * 60 * 60 * 1000;
+export const KEEP_MS = 24 * 60 * 60 * 1000;
 /** A claim not completed within this time belongs to a request that died; the key may be claimed again. */
-const ABANDONED_MS = 10 * 60 * 1000;
+export const ABANDONED_MS = 10 * 60 * 1000;
 
 /**
- * Idempotency keys of POSTs that create work, per scope (the API key), in the item store's SQLite file. A key
- * is claimed before the work is created and completed with the response, atomically in SQLite, so two racing
- * requests with one key never both create work.
+ * Idempotency keys of POSTs that create work, per scope (the API key), in the item store's database (table
+ * `idempotency_keys`, created by the item store's migrations), so that every API process sharing that database
+ * agrees on them. A key is claimed before the work is created and completed with its response; a claim is atomic
+ * across processes, so two racing requests with one key never both create work. A key is forgotten KEEP_MS after
+ * its claim, and an uncompleted claim may be taken over after ABANDONED_MS.
  */
-export class SqliteIdempotencyStore {
+export interface IdempotencyStore {
+  claim(scope: string, key: string, fingerprint: string): Promise<IdempotencyClaim>;
+  /** Stores the response of a claimed key: later claims with the same request replay it. */
+  complete(scope: string, key: string, status: number, body: unknown): Promise<void>;
+  /** Forgets a claim whose request failed, so the client may retry with the same key. */
+  release(scope: string, key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The IdempotencyStore of the SQLite item store (`<DATA_DIR>/batchline.db`), for the API processes of one machine.
+ * better-sqlite3 is synchronous: a claim is one IMMEDIATE transaction (it takes the write lock before it reads, so
+ * two processes cannot both find a key unused), answered as a resolved promise.
+ */
+export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly db: Database.Database;
   private readonly stmts;
 
+  /** `file` must hold the item store's schema: open the SqliteItemStore (which migrates it) first. */
   constructor(file: string) {
     this.db = openSqlite(file);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
-      scope       TEXT NOT NULL,
-      key         TEXT NOT NULL,
-      fingerprint TEXT NOT NULL,
-      status      INTEGER,
-      response    TEXT,
-      created_at  INTEGER NOT NULL,
-      PRIMARY KEY (scope, key)
-    ) WITHOUT ROWID`);
     this.stmts = {
       get: this.db.prepare(
         'SELECT fingerprint, status, response, created_at FROM idempotency_keys WHERE scope = ? AND key = ?',
@@ -48,7 +56,7 @@ export class SqliteIdempotencyStore {
     };
   }
 
-  claim(scope: string, key: string, fingerprint: string): IdempotencyClaim {
+  async claim(scope: string, key: string, fingerprint: string): Promise<IdempotencyClaim> {
     return this.db
       .transaction((): IdempotencyClaim => {
         const now = Date.now();
@@ -69,16 +77,15 @@ export class SqliteIdempotencyStore {
       .immediate();
   }
 
-  complete(scope: string, key: string, status: number, body: unknown): void {
+  async complete(scope: string, key: string, status: number, body: unknown): Promise<void> {
     this.stmts.complete.run(status, JSON.stringify(body), scope, key);
   }
 
-  /** Forgets a claim whose request failed, so the client may retry with the same key. */
-  release(scope: string, key: string): void {
+  async release(scope: string, key: string): Promise<void> {
     this.stmts.delete.run(scope, key);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db.close();
   }
 }

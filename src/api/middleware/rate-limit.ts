@@ -1,24 +1,22 @@
 import type { RequestHandler } from 'express';
 import { RateLimitedError } from '../../errors.js';
+import type { WorkLimiter } from '../../stores/rate-limit-store.js';
 
 /**
- * A token bucket per API key for requests that create work: `perMinute` tokens, refilled continuously, with a
- * burst of the same size. Over it is 429 with Retry-After. 0 turns the limit off.
+ * The rate limit of requests that create work, per API key, as the limiter keeps it (in the item store's database,
+ * shared by every API process: rate-limit-store.ts says what a client gets). Over it is 429 with Retry-After; a
+ * database that cannot be reached is 503. Async: Express 5 passes a rejected promise to the error handler.
  */
-export function rateLimit(perMinute: number): RequestHandler {
-  const buckets = new Map<string, { tokens: number; at: number }>();
-  return (req, _res, next) => {
-    if (perMinute <= 0) return next();
-    const now = Date.now();
-    const bucket = buckets.get(req.apiKey) ?? { tokens: perMinute, at: now };
-    bucket.tokens = Math.min(perMinute, bucket.tokens + ((now - bucket.at) / 60_000) * perMinute);
-    bucket.at = now;
-    buckets.set(req.apiKey, bucket);
-    if (bucket.tokens < 1) {
-      const wait = Math.ceil(((1 - bucket.tokens) / perMinute) * 60);
-      throw new RateLimitedError(`more than ${perMinute} requests creating work per minute; retry in ${wait} s`, wait);
+export function rateLimit(limiter: WorkLimiter): RequestHandler {
+  return async (req, _res, next) => {
+    const decision = await limiter.consume(req.apiKey);
+    if (!decision.allowed) {
+      const wait = decision.retryAfterSeconds;
+      throw new RateLimitedError(
+        `more than ${limiter.perMinute} requests creating work per minute; retry in ${wait} s`,
+        wait,
+      );
     }
-    bucket.tokens -= 1;
     next();
   };
 }
