@@ -1,3 +1,4 @@
+import { createBatchEndActivities } from './batch-end.js';
 import { createInferenceActivities, type InferenceActivityDeps } from './inference.js';
 import { createPredictActivities } from './predict.js';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks.js';
@@ -12,10 +13,11 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createInferenceActivities(deps),
     ...createPredictActivities(deps),
+    ...createBatchEndActivities(deps),
     ...createWebhookActivities({
       store: deps.store,
       metrics: deps.metrics,
-      outcome: deps.webhooks?.outcome ?? (async () => undefined),
+      ...(deps.webhooks?.recordMissingEnd ? { recordMissingEnd: deps.webhooks.recordMissingEnd } : {}),
       allowedCidrs: deps.webhooks?.allowedCidrs ?? [],
     }),
   };

@@ -16,15 +16,15 @@ export interface InferenceActivityDeps {
 
 export function createInferenceActivities({ runtime, store, metrics }: InferenceActivityDeps) {
   /** Stores an item's success, or the failure that ends its attempts (idempotent: see ItemStore.putResult). */
-  const record = (
+  const record = async (
     batchId: string,
     index: number,
     attempts: number,
     startedAt: string,
     outcome: { result: ItemResult } | { failure: ApplicationFailure },
-  ): void => {
+  ): Promise<void> => {
     const finishedAt = new Date().toISOString();
-    const recorded = store.putResult(
+    const recorded = await store.putResult(
       batchId,
       'result' in outcome
         ? { index, status: 'succeeded', attempts, result: outcome.result, startedAt, finishedAt }
@@ -51,7 +51,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
       const { attempt } = Context.current().info;
       const startedAt = new Date().toISOString();
-      const [item] = store.getItems(input.batchId, input.index, 1);
+      const [item] = await store.getItems(input.batchId, input.index, 1);
       if (!item) {
         throw ApplicationFailure.create({
           type: PermanentItemFailure.ItemNotFound,
@@ -62,13 +62,13 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       }
       try {
         const result = await whileHeartbeating(runtime.infer(input.model, input.version, item.inputs));
-        record(input.batchId, input.index, attempt, startedAt, { result });
+        await record(input.batchId, input.index, attempt, startedAt, { result });
         return { attempt };
       } catch (err) {
         if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
         const failure = toActivityFailure(err, [{ attempt }]);
         if (failure.nonRetryable || attempt >= input.maxAttempts)
-          record(input.batchId, input.index, attempt, startedAt, { failure });
+          await record(input.batchId, input.index, attempt, startedAt, { failure });
         throw failure;
       }
     },
@@ -82,7 +82,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     async inferChunk(input: InferChunkInput): Promise<{ attempt: number; failures: ChunkItemFailure[] }> {
       const { attempt } = Context.current().info;
       const end = input.start + input.count;
-      const items = store.getItems(input.batchId, input.start, input.count);
+      const items = await store.getItems(input.batchId, input.start, input.count);
       if (items.length !== input.count) {
         throw ApplicationFailure.create({
           type: PermanentItemFailure.ItemNotFound,
@@ -91,9 +91,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         });
       }
       const done = new Set(
-        store
-          .listResults(input.batchId, { cursor: input.start, limit: input.count, status: 'succeeded' })
-          .results.filter((r) => r.index < end)
+        (
+          await store.listResults(input.batchId, { cursor: input.start, limit: input.count, status: 'succeeded' })
+        ).results
+          .filter((r) => r.index < end)
           .map((r) => r.index),
       );
       const outcomes = Promise.all(
@@ -102,12 +103,12 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           const startedAt = new Date().toISOString();
           try {
             const result = await runtime.infer(input.model, input.version, item.inputs);
-            record(input.batchId, item.index, attempt, startedAt, { result });
+            await record(input.batchId, item.index, attempt, startedAt, { result });
             return undefined;
           } catch (err) {
             const failure = toActivityFailure(err, [{ attempt }]);
             if (failure.nonRetryable || input.maxAttempts <= 1)
-              record(input.batchId, item.index, attempt, startedAt, { failure });
+              await record(input.batchId, item.index, attempt, startedAt, { failure });
             return {
               index: item.index,
               type: failure.type ?? 'Error',

@@ -68,7 +68,7 @@ async function firstResult(
     }
   }
   stop.abort();
-  const results = store.listResults(id, { limit: 10_000 }).results;
+  const results = (await store.listResults(id, { limit: 10_000 })).results;
   const first = results.reduce((a, b) => (Date.parse(b.finishedAt) < Date.parse(a.finishedAt) ? b : a));
   await fetch(`${stack.apiUrl}/v1/batches/${id}/cancel`, { method: 'POST' });
   for (let t = Date.now(); Date.now() - t < 120_000; await new Promise((r) => setTimeout(r, 200))) {
@@ -115,7 +115,7 @@ for (const mode of MODES) {
     rows.push({ mode: mode.name, options: mode.options, steps });
     console.error(`${mode.name}: first result ${fmt(steps.client)} ms`);
   } finally {
-    store.close();
+    await store.close();
     await connection.close();
     await stack.stop();
   }

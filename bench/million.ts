@@ -99,7 +99,7 @@ try {
     executions++;
     maxEvents = Math.max(maxEvents, wf.historyLength);
   }
-  const stored = store.countResults(id);
+  const stored = await store.countResults(id);
   const result = {
     items: n,
     options,
@@ -135,7 +135,7 @@ try {
   await worker.shutdown();
   await batches.close();
   await client.connection.close();
-  store.close();
+  await store.close();
   await server.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { parseDatabaseUrl } from './stores/postgres.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 /** A true/false setting: `true`/`1` or `false`/`0`. */
@@ -29,8 +30,29 @@ export const ConfigSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   /** Task queue the worker polls for batch workflows and item activities. */
   TASK_QUEUE: z.string().min(1).default('batchline'),
-  /** Directory for state: the dev server's SQLite file lives here. */
+  /** Directory for state: the dev server's database and, without DATABASE_URL, the item store's SQLite file. */
   DATA_DIR: z.string().min(1).default('./data'),
+  /**
+   * The item store (items, results, events, idempotency keys, rate limits) in PostgreSQL, shared by any number of
+   * API and worker hosts: `postgres://user:password@host:5432/database`. Empty: SQLite in DATA_DIR (one machine).
+   */
+  DATABASE_URL: z
+    .string()
+    .default('')
+    .superRefine((v, ctx) => {
+      try {
+        if (v !== '') parseDatabaseUrl(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^DATABASE_URL /, '') });
+      }
+    }),
+  /** Connections each process keeps to PostgreSQL at most (with DATABASE_URL). */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * Days a batch's items, results and events are kept after it ends; staged NDJSON uploads never committed go
+   * after an hour. 0 keeps everything.
+   */
+  RETENTION_DAYS: z.coerce.number().min(0).default(7),
   /** Model repository root: models/<name>/config.json and models/<name>/<version>/model.onnx. */
   MODEL_REPOSITORY: z.string().min(1).default('./models'),
   /** Most items one batch may hold (a batch above options.shardSize runs as shards). */
@@ -140,6 +162,9 @@ export const ConfigSchema = z.object({
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
+/** Variables whose values an error never repeats. */
+const SECRET = new Set(['API_KEYS', 'DATABASE_URL']);
+
 /** Thrown by loadConfig when a variable is malformed; the message names every bad variable. */
 export class ConfigError extends Error {
   constructor(readonly issues: readonly string[]) {
@@ -158,7 +183,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = ConfigSchema.safeParse(known);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join('.')}=${JSON.stringify(known[String(i.path[0])])}: ${i.message}`),
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0]);
+        return SECRET.has(name)
+          ? `${i.path.join('.')}: ${i.message}`
+          : `${i.path.join('.')}=${JSON.stringify(known[name])}: ${i.message}`;
+      }),
     );
   }
   return Object.freeze({

@@ -6,8 +6,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { ModelRepository } from './runtime/model-repository.js';
-import { SqliteIdempotencyStore } from './stores/idempotency-store.js';
-import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
+import { openApiStores, startRetention } from './stores/open-stores.js';
 
 export interface StartedServer {
   server: Server;
@@ -22,16 +21,17 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
  * beyond loopback: it binds 127.0.0.1 instead and says so.
  */
 export async function startServer(config: Config, log: Logger): Promise<StartedServer> {
-  const store = new SqliteItemStore(itemStoreFile(config));
-  const idempotency = new SqliteIdempotencyStore(itemStoreFile(config));
+  const stores = await openApiStores(config);
+  const stopRetention = startRetention(stores.items, config, log);
   const temporal = { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE };
-  const batches = BatchClient.create({ ...temporal, taskQueue: config.TASK_QUEUE }, store);
+  const batches = BatchClient.create({ ...temporal, taskQueue: config.TASK_QUEUE }, stores.items);
   const predict = PredictClient.create({ ...temporal, taskQueue: config.INTERACTIVE_TASK_QUEUE });
   const app = createApp({
     batches,
     predict,
     models: new ModelRepository(config.MODEL_REPOSITORY),
-    idempotency,
+    idempotency: stores.idempotency,
+    workLimiter: stores.workLimiter,
     metrics: new Metrics('api'),
     config,
     log,
@@ -51,7 +51,7 @@ export async function startServer(config: Config, log: Logger): Promise<StartedS
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ url, tenants: new Set(config.API_KEYS.values()).size }, 'API listening');
+  log.info({ url, tenants: new Set(config.API_KEYS.values()).size, itemStore: stores.items.backend }, 'API listening');
   return {
     server,
     url,
@@ -61,8 +61,8 @@ export async function startServer(config: Config, log: Logger): Promise<StartedS
       await closed;
       await batches.close();
       await predict.close();
-      idempotency.close();
-      store.close();
+      stopRetention();
+      await stores.close();
     },
   };
 }

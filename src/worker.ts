@@ -3,17 +3,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
-import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { BatchClient } from './client/batch-client.js';
+import { Client, Connection } from '@temporalio/client';
+import { recordMissingEnd } from './client/batch-end.js';
 import { ensureSearchAttributes } from './client/search-attributes.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { InferenceRuntime } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
-import { itemStoreFile, SqliteItemStore } from './stores/sqlite-item-store.js';
+import { openItemStore } from './stores/open-stores.js';
 import { ErrorCode } from './contracts/http-error.js';
 
 /**
@@ -56,18 +56,12 @@ export async function startWorker(
   limitNewStackTraces(config.WORKFLOW_STACK_TRACE_LIMIT);
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
   const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  try {
-    const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
-    if (added.length > 0) log.info({ added }, 'registered search attributes');
-  } finally {
-    await admin.close();
-  }
-  const store = new SqliteItemStore(itemStoreFile(config));
+  const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
+  if (added.length > 0) log.info({ added }, 'registered search attributes');
+  const store = await openItemStore(config);
   const metrics = new Metrics('worker');
-  const batches = BatchClient.create(
-    { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
-    store,
-  );
+  // Only for batches that closed without recording their end (terminated): webhook deliveries still finish.
+  const temporal = new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE });
   const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
     threads: config.INFERENCE_THREADS,
     intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
@@ -86,7 +80,10 @@ export async function startWorker(
       runtime,
       store,
       metrics,
-      webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
+      webhooks: {
+        recordMissingEnd: (id) => recordMissingEnd(temporal, store, id),
+        allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
+      },
     }),
     shutdownGraceTime: '10s',
     ...(overrides.workflowBundle ? {} : workflowSource()),
@@ -115,7 +112,12 @@ export async function startWorker(
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, options.sdkMetricsUrl);
   const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
   log.info(
-    { taskQueues: workers.map((w) => w.options.taskQueue), address: config.TEMPORAL_ADDRESS, metricsUrl },
+    {
+      taskQueues: workers.map((w) => w.options.taskQueue),
+      address: config.TEMPORAL_ADDRESS,
+      itemStore: store.backend,
+      metricsUrl,
+    },
     'worker started',
   );
   const running = Promise.all(workers.map((w) => w.run()))
@@ -124,8 +126,8 @@ export async function startWorker(
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await new Promise((r) => metricsServer.close(r));
       await runtime.close();
-      await batches.close();
-      store.close();
+      await admin.close();
+      await store.close();
       await connection.close();
       log.info('worker stopped');
     });

@@ -1,11 +1,26 @@
 // The batch: one workflow per batch (`batch-<id>`). Items and results live in the item store (claim check); the
-// workflow carries ids and counts.
-import { continueAsNew, log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+// workflow carries ids and counts, and its last step records the batch's end in the store's event log.
+import {
+  CancellationScope,
+  continueAsNew,
+  log,
+  patched,
+  proxyActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import type { BatchStatus, BatchSummary, BatchWorkflowInput, ItemCounts } from '../src/contracts/batch.js';
 import { runItemWindow, type ItemWindow } from './item-window.js';
 import { finishHandlers, toSummary, type Progress } from './messages.js';
 import { BatchFailedCountKey, BatchStatusKey, BatchStatusValue } from './search-attributes.js';
 import { runShardedBatch } from './sharded-batch.js';
+
+/** The batch's last step: its end into the item store's event log, retried for as long as the store is away. */
+const { recordBatchEnd } = proxyActivities<Activities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+});
 
 /** BatchFailedCount is upserted at most this often while the batch runs (each upsert is a history event). */
 const FAILED_COUNT_INTERVAL_MS = 5000;
@@ -23,7 +38,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
   const startedAtMs = input.startedAtMs ?? workflowInfo().startTime.getTime();
   const failedCount = failedCountReporter();
 
-  let ended: { status: BatchStatus; progress: Progress; counts: ItemCounts };
+  let ended: { status: Extract<BatchStatus, 'completed' | 'canceled'>; progress: Progress; counts: ItemCounts };
   if (input.total > input.options.shardSize) {
     const { end, batch, carried } = await runShardedBatch(input, startedAtMs, (b) =>
       failedCount(b.counts().failed, true),
@@ -48,8 +63,15 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     { key: BatchStatusKey, value: BatchStatusValue[ended.status] },
     { key: BatchFailedCountKey, value: ended.counts.failed },
   ]);
+  const summary = toSummary(ended.progress, input.version);
+  // Histories from before this step replay without it (and their batches' ends are recorded by their readers).
+  if (patched('record-batch-end')) {
+    const { status } = ended;
+    // Not cancellable: a batch that Temporal cancelled still records that it ended.
+    await CancellationScope.nonCancellable(() => recordBatchEnd({ batchId: input.batchId, status, summary }));
+  }
   await finishHandlers('batch');
-  return toSummary(ended.progress, input.version);
+  return summary;
 }
 
 function continueAsNewBatch(next: BatchWorkflowInput): Promise<never> {

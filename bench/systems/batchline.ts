@@ -201,7 +201,7 @@ export async function runBatchline(
   let first = { startedAt: Infinity, finishedAt: Infinity };
   try {
     for (let cursor: number | undefined = 0; cursor !== undefined;) {
-      const page = store.listResults(created.id, { cursor, limit: 10_000 });
+      const page = await store.listResults(created.id, { cursor, limit: 10_000 });
       for (const r of page.results) {
         const finished = Date.parse(r.finishedAt);
         latencyMs.push(finished - Date.parse(r.startedAt));
@@ -212,7 +212,7 @@ export async function runBatchline(
       cursor = page.nextCursor;
     }
   } finally {
-    store.close();
+    await store.close();
   }
   return {
     system,

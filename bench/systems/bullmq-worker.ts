@@ -50,14 +50,14 @@ const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY
 const batches = new Map<string, StoredBatch>();
 
 /** Records an item's outcome as the batchline activity does (idempotent: a success is never replaced). */
-function record(
+async function record(
   job: ItemJob,
   attempts: number,
   startedAt: string,
   outcome: { result: ItemResult } | { error: { type: string; message: string } },
-): void {
+): Promise<void> {
   const finishedAt = new Date().toISOString();
-  store.putResult(
+  await store.putResult(
     job.batchId,
     'result' in outcome
       ? { index: job.index, status: 'succeeded', attempts, result: outcome.result, startedAt, finishedAt }
@@ -73,18 +73,20 @@ async function processItem(job: Job<ItemJob>): Promise<void> {
   const startedAt = new Date(job.processedOn ?? Date.now()).toISOString();
   let batch = batches.get(batchId);
   if (!batch) {
-    batch = store.getBatch(batchId);
+    batch = await store.getBatch(batchId);
     if (batch) batches.set(batchId, batch);
   }
-  const [item] = store.getItems(batchId, index, 1);
+  const [item] = await store.getItems(batchId, index, 1);
   if (!batch || !item) throw new UnrecoverableError(`item ${index} of batch ${batchId} is not in the item store`);
   try {
     const result = await runtime.infer(batch.model, batch.version, item.inputs);
-    record(job.data, attempt, startedAt, { result });
+    await record(job.data, attempt, startedAt, { result });
   } catch (err) {
     const failure = toActivityFailure(err);
     if (failure.nonRetryable || attempt >= maxAttempts) {
-      record(job.data, attempt, startedAt, { error: { type: failure.type ?? 'Error', message: failure.message } });
+      await record(job.data, attempt, startedAt, {
+        error: { type: failure.type ?? 'Error', message: failure.message },
+      });
     }
     throw failure.nonRetryable ? new UnrecoverableError(failure.message) : err;
   }
@@ -105,7 +107,7 @@ function stop(): Promise<void> {
   stopping ??= (async () => {
     await worker.close();
     await runtime.close();
-    store.close();
+    await store.close();
   })().then(
     () => process.exit(0),
     (err: unknown) => {

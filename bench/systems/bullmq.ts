@@ -72,7 +72,7 @@ export async function runBullmq(opts: BullmqRunOptions): Promise<SystemRun> {
     // Submission: the claim check, then one job per item.
     const t0 = Date.now();
     const total = opts.items.length;
-    store.createBatch(
+    await store.createBatch(
       {
         id: batchId,
         model: opts.model,
@@ -104,7 +104,7 @@ export async function runBullmq(opts: BullmqRunOptions): Promise<SystemRun> {
     let last = 0;
     let failed = 0;
     for (let cursor: number | undefined = 0; cursor !== undefined;) {
-      const page = store.listResults(batchId, { cursor, limit: 10_000 });
+      const page = await store.listResults(batchId, { cursor, limit: 10_000 });
       for (const r of page.results) {
         const finished = Date.parse(r.finishedAt);
         latencyMs.push(finished - Date.parse(r.startedAt));
@@ -129,8 +129,8 @@ export async function runBullmq(opts: BullmqRunOptions): Promise<SystemRun> {
     await Promise.all(children.map(stopWorker));
     await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close();
-    if (!opts.keepBatch) store.deleteBatch(batchId);
-    store.close();
+    if (!opts.keepBatch) await store.deleteBatch(batchId);
+    await store.close();
   }
 }
 
@@ -191,8 +191,8 @@ async function waitForOutcomes(
   let seq = 0;
   let progressAt = Date.now();
   while (done.size < total) {
-    const events = store.listEvents(batchId, seq, 10_000);
-    for (const e of events) done.add(e.index);
+    const events = await store.listEvents(batchId, seq, 10_000);
+    for (const e of events) if (e.kind === 'item') done.add(e.index);
     if (events.length > 0) {
       seq = events[events.length - 1]!.seq;
       progressAt = Date.now();
@@ -241,12 +241,12 @@ async function smoke(): Promise<void> {
     let wrong = 0;
     let stored = 0;
     for (let cursor: number | undefined = 0; cursor !== undefined;) {
-      const page = store.listResults(batchId, { cursor, limit: 10_000 });
+      const page = await store.listResults(batchId, { cursor, limit: 10_000 });
       stored += page.results.length;
       wrong += page.results.filter((r) => r.result?.label !== rows[r.index % rows.length]!.expected.labelName).length;
       cursor = page.nextCursor;
     }
-    store.close();
+    await store.close();
     console.log(`stored ${stored} results, ${wrong} with a label other than the expected one`);
     console.log(
       JSON.stringify({

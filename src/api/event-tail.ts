@@ -1,10 +1,10 @@
-import type { BatchClient, BatchEnd } from '../client/batch-client.js';
-import type { ItemStore, StoredEvent } from '../stores/item-store.js';
+import type { BatchEnd } from '../contracts/batch.js';
+import type { ItemStore, StoredItemEvent } from '../stores/item-store.js';
 
 /** What a tail of a batch's event log yields. */
 export type TailStep =
   /** New item outcomes, oldest first. */
-  | { kind: 'events'; events: StoredEvent[] }
+  | { kind: 'events'; events: StoredItemEvent[] }
   /** Nothing new right now (a chance for keep-alives and progress). */
   | { kind: 'idle' }
   /** The batch has ended and every outcome before its end has been yielded. */
@@ -12,7 +12,11 @@ export type TailStep =
 
 export interface TailOptions {
   store: ItemStore;
-  batches: Pick<BatchClient, 'outcome'>;
+  /**
+   * Records the end of a batch whose workflow closed without recording it (BatchClient.outcome): asked only after
+   * the log has been quiet for endFallbackMs, so a running batch costs Temporal nothing.
+   */
+  recordMissingEnd?(batchId: string): Promise<BatchEnd | undefined>;
   batchId: string;
   /** Resume after this event (0: from the start). */
   afterSeq: number;
@@ -23,47 +27,42 @@ export interface TailOptions {
    * so first results reach clients at once.
    */
   pollMs?: number;
-  /** How often Temporal is asked whether the batch has ended while idle (default 1000 ms). */
-  endCheckMs?: number;
+  /** How long the log stays quiet before recordMissingEnd is asked (default 30 s). */
+  endFallbackMs?: number;
 }
 
 /** Events read from the store per step. */
 const PAGE = 500;
 
 /**
- * Follows a batch's event log in the item store from `afterSeq` until the batch ends: the one source of
- * `GET /events` (SSE) and `GET /results?follow=true`. Outcomes are recorded before the activity that ran them
- * completes, and the batch ends only after its activities, so once Temporal reports the end a last read of the
- * log finds everything: nothing is lost and nothing repeats.
+ * Follows a batch's event log in the item store from `afterSeq` until its end entry: the one source of
+ * `GET /events` (SSE) and `GET /results?follow=true`. The end is the log's last entry (the batch workflow's last
+ * step writes it after every outcome was recorded), so reading up to it yields everything, nothing twice.
  */
 export async function* tailBatchEvents(options: TailOptions): AsyncGenerator<TailStep> {
-  const { store, batches, batchId, signal } = options;
+  const { store, batchId, signal } = options;
   const pollMs = options.pollMs ?? 50;
-  const endCheckMs = options.endCheckMs ?? 1000;
+  const endFallbackMs = options.endFallbackMs ?? 30_000;
   let afterSeq = options.afterSeq;
-  let lastEndCheck = 0;
+  let quietSince = Date.now();
   while (!signal.aborted) {
-    const events = store.listEvents(batchId, afterSeq, PAGE);
-    if (events.length > 0) {
-      afterSeq = events[events.length - 1]!.seq;
-      yield { kind: 'events', events };
-      continue;
+    const events = await store.listEvents(batchId, afterSeq, PAGE);
+    const end = events.findIndex((e) => e.kind === 'end');
+    const items = (end === -1 ? events : events.slice(0, end)) as StoredItemEvent[];
+    if (items.length > 0) {
+      afterSeq = items[items.length - 1]!.seq;
+      quietSince = Date.now();
+      yield { kind: 'events', events: items };
     }
-    if (Date.now() - lastEndCheck >= endCheckMs) {
-      lastEndCheck = Date.now();
-      const end = await batches.outcome(batchId);
-      if (end) {
-        for (
-          let rest = store.listEvents(batchId, afterSeq, PAGE);
-          rest.length > 0;
-          rest = store.listEvents(batchId, afterSeq, PAGE)
-        ) {
-          afterSeq = rest[rest.length - 1]!.seq;
-          yield { kind: 'events', events: rest };
-        }
-        yield { kind: 'end', end };
-        return;
-      }
+    const last = events[end];
+    if (last?.kind === 'end') {
+      yield { kind: 'end', end: { status: last.status, summary: last.summary } };
+      return;
+    }
+    if (items.length > 0) continue;
+    if (options.recordMissingEnd && Date.now() - quietSince >= endFallbackMs) {
+      quietSince = Date.now();
+      if (await options.recordMissingEnd(batchId)) continue; // recorded now: the next read finds it
     }
     yield { kind: 'idle' };
     await store.nextWrite(pollMs, signal);

@@ -2,6 +2,7 @@ import { newHexId } from '../contracts/ids.js';
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import {
   itemOutcome,
+  type BatchEnd,
   type BatchListPage,
   type BatchStatus,
   type BatchSummary,
@@ -21,7 +22,6 @@ import {
   itemQuery,
   itemsQuery,
   pauseSignal,
-  progressQuery,
   resumeSignal,
   retryFailedUpdate,
   type ItemState,
@@ -34,6 +34,7 @@ import {
   BatchTenantKey,
 } from '../../workflows/search-attributes.js';
 import { webhookWorkflow } from '../../workflows/webhook-workflow.js';
+import { batchWorkflowId, recordMissingEnd, summaryOf } from './batch-end.js';
 import { apiConnection } from './connection.js';
 import { mapTemporalError } from './temporal-errors.js';
 
@@ -43,8 +44,7 @@ export interface BatchClientOptions {
   taskQueue: string;
 }
 
-/** Workflow id of a batch: readable in the Temporal UI and CLI. */
-export const batchWorkflowId = (batchId: string): string => `batch-${batchId}`;
+export { batchWorkflowId } from './batch-end.js';
 
 /** Who submits a batch: the API key's tenant, and where its events go. */
 export interface BatchOwner {
@@ -52,13 +52,6 @@ export interface BatchOwner {
   webhook?: StoredWebhook;
 }
 
-/** How a batch ended, once its workflow has closed. */
-export interface BatchEnd {
-  status: Exclude<BatchStatus, 'running'>;
-  summary: BatchSummary;
-}
-
-const CLOSED_STATUS = { CANCELLED: 'canceled', FAILED: 'failed', TERMINATED: 'failed', TIMED_OUT: 'failed' } as const;
 /** temporal.api.enums.v1.WorkflowExecutionStatus as visibility returns it. */
 const EXECUTION_STATUS: Record<number, BatchStatus | undefined> = {
   1: 'running',
@@ -102,7 +95,7 @@ export class BatchClient {
       tenant: owner.tenant,
       ...(owner.webhook ? { webhook: owner.webhook } : {}),
     };
-    this.store.createBatch(batch, request.items);
+    await this.store.createBatch(batch, request.items);
     await this.start(batch);
     return batch.id;
   }
@@ -148,60 +141,43 @@ export class BatchClient {
       });
     } catch (err) {
       await webhooks?.terminate('the batch could not start').catch(() => undefined);
-      this.store.deleteBatch(batch.id);
+      await this.store.deleteBatch(batch.id);
       mapTemporalError(err, 'batch');
     }
   }
 
   /** The stored batch, if it exists and belongs to `tenant` (undefined: any tenant, for internal callers). */
-  requireBatch(batchId: string, tenant?: string): StoredBatch {
-    const batch = this.store.getBatch(batchId);
+  async requireBatch(batchId: string, tenant?: string): Promise<StoredBatch> {
+    const batch = await this.store.getBatch(batchId);
     if (!batch || (tenant !== undefined && batch.tenant !== tenant))
       throw new NotFoundError(`batch '${batchId}' not found`);
     return batch;
   }
 
-  /** Counts, status and rate: the workflow's result once completed, its progress query otherwise. */
+  /**
+   * Counts, status and rate: the recorded end once the batch has ended (from the item store alone), the workflow's
+   * progress query while it runs.
+   */
   async summary(batchId: string, tenant?: string): Promise<BatchSummary> {
-    const batch = this.requireBatch(batchId, tenant);
+    const batch = await this.requireBatch(batchId, tenant);
+    const version = batch.version !== undefined ? { version: batch.version } : {};
+    const ended = await this.store.getEnd(batchId);
+    if (ended) return { ...ended.summary, ...version };
     try {
-      const summary = await this.summaryOf(batchId, (await this.handle(batchId).describe()).status.name);
-      return { ...summary, ...(batch.version !== undefined ? { version: batch.version } : {}) };
+      const summary = await summaryOf(this.client, batchId, (await this.handle(batchId).describe()).status.name);
+      return { ...summary, ...version };
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw err;
       return mapTemporalError(err, `batch '${batchId}'`);
     }
   }
 
-  /** How the batch ended, or undefined while its workflow runs (one describe while running: SSE and webhooks poll it). */
+  /**
+   * How the batch ended, or undefined while it runs: the end its workflow recorded in the item store, else (a
+   * batch terminated, or ended before ends were recorded) Temporal's word, which is then recorded.
+   */
   async outcome(batchId: string): Promise<BatchEnd | undefined> {
-    try {
-      const execution = (await this.handle(batchId).describe()).status.name;
-      if (execution === 'RUNNING' || execution === 'CONTINUED_AS_NEW') return undefined;
-      const batch = this.store.getBatch(batchId);
-      const summary = {
-        ...(await this.summaryOf(batchId, execution)),
-        ...(batch?.version !== undefined ? { version: batch.version } : {}),
-      };
-      return { status: summary.status === 'running' ? 'failed' : summary.status, summary };
-    } catch (err) {
-      return mapTemporalError(err, `batch '${batchId}'`);
-    }
-  }
-
-  /** The summary for a workflow in the given execution status: its result once completed, else its progress query. */
-  private async summaryOf(batchId: string, execution: string): Promise<BatchSummary> {
-    const handle = this.handle(batchId);
-    if (execution === 'COMPLETED') {
-      const { failures: _failures, ...result } = await handle.result();
-      return result;
-    }
-    const { batchId: _batchId, percent: _percent, ...progress } = await handle.query(progressQuery);
-    return {
-      id: batchId,
-      ...progress,
-      status: CLOSED_STATUS[execution as keyof typeof CLOSED_STATUS] ?? progress.status,
-    };
+    return (await this.store.getEnd(batchId)) ?? recordMissingEnd(this.client, this.store, batchId);
   }
 
   /**
@@ -213,10 +189,10 @@ export class BatchClient {
     tenant: string | undefined,
     page: { status?: ItemStatus; cursor?: number; limit?: number } = {},
   ): Promise<{ items: ItemView[]; nextCursor?: number }> {
-    this.requireBatch(batchId, tenant);
+    await this.requireBatch(batchId, tenant);
     const limit = page.limit ?? 100;
     if (page.status === 'succeeded' || page.status === 'failed') {
-      const stored = this.store.listResults(batchId, { cursor: page.cursor, limit, status: page.status });
+      const stored = await this.store.listResults(batchId, { cursor: page.cursor, limit, status: page.status });
       const items = stored.results.map((r): ItemView => ({ ...itemOutcome(r), startedAt: r.startedAt }));
       return { items, ...(stored.nextCursor !== undefined ? { nextCursor: stored.nextCursor } : {}) };
     }
@@ -226,7 +202,7 @@ export class BatchClient {
         cursor: page.cursor ?? 0,
         limit,
       });
-      const joined = this.withStoredResults(batchId, states.items, states.nextCursor);
+      const joined = await this.withStoredResults(batchId, states.items, states.nextCursor);
       // The stored outcome overrides what the workflow knows (a sharded batch knows ended shards' items only
       // roughly), so an item can leave the filter: a page may then be short, its cursor still goes on.
       if (page.status === undefined) return joined;
@@ -238,8 +214,8 @@ export class BatchClient {
 
   /** One item by its client id. */
   async item(batchId: string, tenant: string | undefined, itemId: string): Promise<ItemView> {
-    this.requireBatch(batchId, tenant);
-    const index = this.store.findItemIndex(batchId, itemId);
+    await this.requireBatch(batchId, tenant);
+    const index = await this.store.findItemIndex(batchId, itemId);
     if (index === undefined) throw new NotFoundError(`item '${itemId}' not found in batch '${batchId}'`);
     let state: ItemState | null;
     try {
@@ -247,7 +223,7 @@ export class BatchClient {
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }
-    return this.withStoredResults(batchId, [state ?? { index, status: 'pending', attempts: 0 }]).items[0]!;
+    return (await this.withStoredResults(batchId, [state ?? { index, status: 'pending', attempts: 0 }])).items[0]!;
   }
 
   /** The summary and one page of items (the view the workflow tests read). */
@@ -285,9 +261,12 @@ export class BatchClient {
         pageSize: filter.limit,
         nextPageToken: filter.cursor ? Buffer.from(filter.cursor, 'base64url') : undefined,
       });
-      const batches = (res.executions ?? []).flatMap((e) => {
-        const id = e.execution?.workflowId?.replace(/^batch-/, '') ?? '';
-        const stored = this.store.getBatch(id);
+      const executions = res.executions ?? [];
+      const storedBatches = await Promise.all(
+        executions.map((e) => this.store.getBatch(e.execution?.workflowId?.replace(/^batch-/, '') ?? '')),
+      );
+      const batches = executions.flatMap((e, i) => {
+        const stored = storedBatches[i];
         if (!stored) return [];
         const attrs = e.searchAttributes?.indexedFields ?? {};
         const attr = (name: string): unknown => {
@@ -302,6 +281,7 @@ export class BatchClient {
         } as Record<string, BatchStatus>;
         const execution = EXECUTION_STATUS[e.status ?? 0];
         const status: BatchStatus = execution ?? fromAttr[String(attr('BatchStatus'))] ?? 'completed';
+        const id = stored.id;
         return [
           {
             id,
@@ -328,7 +308,7 @@ export class BatchClient {
 
   /** Sends cancel, pause or resume; 409 once the batch has ended. */
   async control(batchId: string, tenant: string | undefined, action: 'cancel' | 'pause' | 'resume'): Promise<void> {
-    this.requireBatch(batchId, tenant);
+    await this.requireBatch(batchId, tenant);
     await this.requireRunning(batchId);
     const signal = { cancel: cancelSignal, pause: pauseSignal, resume: resumeSignal }[action];
     try {
@@ -340,7 +320,7 @@ export class BatchClient {
 
   /** Runs the batch's failed items again; 409 once the batch has ended. */
   async retryFailed(batchId: string, tenant: string | undefined): Promise<{ retried: number }> {
-    this.requireBatch(batchId, tenant);
+    await this.requireBatch(batchId, tenant);
     await this.requireRunning(batchId);
     try {
       return await this.handle(batchId).executeUpdate(retryFailedUpdate);
@@ -364,17 +344,18 @@ export class BatchClient {
    * Joins the workflow's item states with the store: client ids, results, and for finished items the stored
    * status and attempts (exact even where a sharded batch's own view is coarse).
    */
-  private withStoredResults(
+  private async withStoredResults(
     batchId: string,
     states: ItemState[],
     nextCursor?: number,
-  ): { items: ItemView[]; nextCursor?: number } {
+  ): Promise<{ items: ItemView[]; nextCursor?: number }> {
     if (states.length === 0) return { items: [], ...(nextCursor !== undefined ? { nextCursor } : {}) };
     const first = states[0]!.index;
     const span = states[states.length - 1]!.index - first + 1;
-    const ids = new Map(this.store.getItems(batchId, first, span).map((i) => [i.index, i.id]));
+    const ids = new Map((await this.store.getItems(batchId, first, span)).map((i) => [i.index, i.id]));
     const stored = new Map<number, StoredResult>();
-    for (const r of this.store.listResults(batchId, { cursor: first, limit: span }).results) stored.set(r.index, r);
+    for (const r of (await this.store.listResults(batchId, { cursor: first, limit: span })).results)
+      stored.set(r.index, r);
     const items = states.map((s): ItemView => {
       const r = stored.get(s.index);
       const base: ItemView = { ...s, id: ids.get(s.index) ?? String(s.index) };

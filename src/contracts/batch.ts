@@ -355,3 +355,9 @@ export type BatchSummary = Omit<BatchView, 'items' | 'nextCursor'> & {
   /** A shard's failed items, for its parent to aggregate (capped). */
   failures?: FailedItem[];
 };
+
+/** How a batch ended: its final status and summary, as its workflow's last step records it in the item store. */
+export interface BatchEnd {
+  status: Exclude<BatchStatus, 'running'>;
+  summary: BatchSummary;
+}

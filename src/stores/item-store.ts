@@ -1,4 +1,4 @@
-import type { BatchOptions, ItemInputs, ItemResult, ItemStatus } from '../contracts/batch.js';
+import type { BatchEnd, BatchOptions, ItemInputs, ItemResult, ItemStatus } from '../contracts/batch.js';
 import type { FailedDelivery, StoredWebhook } from '../contracts/webhook.js';
 import { InvalidRequestError } from '../errors.js';
 
@@ -41,9 +41,10 @@ export interface StoredResult {
   finishedAt: string;
 }
 
-/** One entry of a batch's event log: an item outcome in the order outcomes were recorded. */
-export interface StoredEvent {
-  /** Global, increasing: the SSE event id and the resume point. */
+/** One entry of a batch's event log: an item outcome, in the order outcomes were recorded. */
+export interface StoredItemEvent {
+  kind: 'item';
+  /** Increasing within the batch: the SSE event id and the resume point. */
   seq: number;
   index: number;
   id: string;
@@ -54,64 +55,96 @@ export interface StoredEvent {
   finishedAt: string;
 }
 
+/** The last entry of a batch's event log: how the batch ended, written by its workflow's last step. */
+export interface StoredEndEvent extends BatchEnd {
+  kind: 'end';
+  seq: number;
+  finishedAt: string;
+}
+
+export type StoredEvent = StoredItemEvent | StoredEndEvent;
+
 export interface ResultPage {
   results: StoredResult[];
   nextCursor?: number;
+}
+
+/** What deleteExpired removed. */
+export interface Expired {
+  /** Ended batches (items, results, events, failed deliveries) older than the retention. */
+  batches: number;
+  /** Staged NDJSON uploads whose batch was never committed. */
+  uploads: number;
 }
 
 /**
  * Items and results live outside Temporal: the API writes a batch's items here at submission, workflow inputs
  * carry only ids and counts, and each item activity reads its inputs and writes its result here. Writes of
  * results are idempotent by (batch, item): a success is recorded once and never replaced, so a retried or
- * duplicated activity never creates a second result. SQLite by default; PostgreSQL can follow behind this
- * interface.
+ * duplicated activity never creates a second result. The event log holds every recorded outcome and, last, the
+ * batch's end: SSE, results?follow and webhooks read only this log. Two backends behave the same: SQLite (one
+ * machine, the default) and PostgreSQL (DATABASE_URL, any number of hosts). Every method is asynchronous; a store
+ * that cannot be reached rejects with UnavailableError.
  */
 export interface ItemStore {
+  /** Which backend this is (logs, health, tests). */
+  readonly backend: 'sqlite' | 'postgres';
   /** Stores a batch and its items atomically. Throws if the id exists. */
-  createBatch(batch: StoredBatch, items: Iterable<NewItem>): void;
+  createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void>;
   /**
-   * Streams items of a batch that is not committed yet (items `from`, `from + 1`, ...): invisible until
-   * commitBatch. Throws DuplicateItemIdError naming the first item id already present.
+   * Stages items of a batch that is not committed yet (items `from`, `from + 1`, ...): invisible until
+   * commitBatch. Rejects with DuplicateItemIdError naming the first item id already present. Appends made one
+   * after another (without awaiting) are stored in that order; the caller may parse its next items meanwhile.
    */
-  appendItems(batchId: string, from: number, items: NewItem[]): void;
-  /**
-   * appendItems off the calling thread (SQLite: a worker thread with its own connection), so the caller can parse
-   * the next items while these are written. Appends run in the order they were made; rejects as appendItems throws.
-   */
-  appendItemsInBackground(batchId: string, from: number, items: NewItem[]): Promise<void>;
-  /** Makes a batch whose items were appended visible; throws unless exactly `batch.total` items are stored. */
-  commitBatch(batch: StoredBatch): void;
-  getBatch(batchId: string): StoredBatch | undefined;
-  /** Removes a batch, its items and results (a submission whose workflow could not start). */
-  deleteBatch(batchId: string): void;
+  appendItems(batchId: string, from: number, items: NewItem[]): Promise<void>;
+  /** Makes a batch whose items were appended visible; rejects unless exactly `batch.total` items are stored. */
+  commitBatch(batch: StoredBatch): Promise<void>;
+  getBatch(batchId: string): Promise<StoredBatch | undefined>;
+  /** Removes a batch, its items, results and events (a submission whose workflow could not start). */
+  deleteBatch(batchId: string): Promise<void>;
   /** Items [from, from + count) of a batch, in index order. */
-  getItems(batchId: string, from: number, count: number): StoredItem[];
+  getItems(batchId: string, from: number, count: number): Promise<StoredItem[]>;
   /**
-   * Records an item's outcome and appends it to the batch's event log. Returns false when a success was already
+   * Records an item's outcome and appends it to the batch's event log. Resolves false when a success was already
    * recorded (the write and the event are ignored).
    */
-  putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean;
+  putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean>;
+  /**
+   * Appends the batch's end to its event log, once: resolves false when an end was already recorded (the first
+   * one stays). Every outcome recorded before it precedes it in the log.
+   */
+  endBatch(batchId: string, end: BatchEnd): Promise<boolean>;
+  /** The batch's recorded end, or undefined while it runs (or if it ended without recording one). */
+  getEnd(batchId: string): Promise<BatchEnd | undefined>;
   /** Recorded outcomes in index order from `cursor`, optionally only one status. */
   listResults(
     batchId: string,
     options?: { cursor?: number; limit?: number; status?: StoredResult['status'] },
-  ): ResultPage;
-  getResult(batchId: string, index: number): StoredResult | undefined;
+  ): Promise<ResultPage>;
+  getResult(batchId: string, index: number): Promise<StoredResult | undefined>;
   /** The index of the item with this id (a client id, or the index of an item the client gave no id). */
-  findItemIndex(batchId: string, itemId: string): number | undefined;
-  /** The batch's event log after `afterSeq` (0: from the start), oldest first. */
-  listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[];
+  findItemIndex(batchId: string, itemId: string): Promise<number | undefined>;
   /**
-   * Resolves soon after the next write to the store by any process (so a tail of the event log can wake at once),
-   * or after `timeoutMs` at the latest, or when `signal` aborts. A store that cannot watch its writes just waits.
+   * The batch's event log after `afterSeq` (0: from the start), oldest first. A reader never sees an entry
+   * appear later before one it has already read: a tail that resumes after its last seq misses nothing.
+   */
+  listEvents(batchId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * Resolves soon after the next write to the store by any process on any host (so a tail of the event log wakes
+   * at once), or after `timeoutMs` at the latest, or when `signal` aborts.
    */
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Records a webhook delivery that will not be retried again (idempotent by message id). */
-  putFailedDelivery(batchId: string, failure: FailedDelivery): void;
-  listFailedDeliveries(batchId: string): FailedDelivery[];
+  putFailedDelivery(batchId: string, failure: FailedDelivery): Promise<void>;
+  listFailedDeliveries(batchId: string): Promise<FailedDelivery[]>;
   /** Recorded outcomes by status. */
-  countResults(batchId: string): Record<StoredResult['status'], number>;
-  close(): void;
+  countResults(batchId: string): Promise<Record<StoredResult['status'], number>>;
+  /**
+   * Removes batches that ended more than `retentionMs` before `now` (everything stored for them) and staged
+   * uploads older than `stagedMs` whose batch was never committed.
+   */
+  deleteExpired(options: { now: Date; retentionMs: number; stagedMs: number }): Promise<Expired>;
+  close(): Promise<void>;
 }
 
 /** Thrown when a batch names the same item id twice. */

@@ -2,11 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { BackgroundAppender } from './background-appender.js';
+import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import { openSqlite } from './sqlite.js';
-import type { ItemInputs } from '../contracts/batch.js';
+import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
   DuplicateItemIdError,
+  type Expired,
   type ItemStore,
   type NewItem,
   type ResultPage,
@@ -16,70 +18,13 @@ import {
   type StoredResult,
 } from './item-store.js';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS batches (
-  id         TEXT PRIMARY KEY,
-  model      TEXT NOT NULL,
-  version    INTEGER,
-  total      INTEGER NOT NULL,
-  options    TEXT NOT NULL,
-  metadata   TEXT,
-  created_at TEXT NOT NULL,
-  tenant     TEXT NOT NULL DEFAULT 'default',
-  webhook    TEXT
-);
-CREATE TABLE IF NOT EXISTS items (
-  batch_id  TEXT NOT NULL,
-  idx       INTEGER NOT NULL,
-  client_id TEXT NOT NULL, -- '' when the client gave none: the item's id is then its index
-  inputs    TEXT NOT NULL,
-  PRIMARY KEY (batch_id, idx)
-) WITHOUT ROWID;
--- Client ids are unique per batch. Only ids a client gave are indexed (default ids are the primary key's idx):
--- indexing every item's id made storing a 100k-item batch without ids ~150 ms slower. A client id that reads as
--- another item's index is refused by appendItems.
-CREATE UNIQUE INDEX IF NOT EXISTS items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> '';
--- Every recorded outcome, in the order it was recorded: the log that SSE, results?follow and webhooks read.
--- A global AUTOINCREMENT seq: SQLite commits one writer at a time, so a reader never sees seq n+1 without n.
-CREATE TABLE IF NOT EXISTS events (
-  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-  batch_id    TEXT NOT NULL,
-  idx         INTEGER NOT NULL,
-  status      TEXT NOT NULL,
-  attempts    INTEGER NOT NULL,
-  error       TEXT,
-  finished_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_batch ON events (batch_id, seq);
-CREATE TABLE IF NOT EXISTS webhook_failures (
-  batch_id   TEXT NOT NULL,
-  message_id TEXT NOT NULL,
-  event_type TEXT NOT NULL,
-  attempts   INTEGER NOT NULL,
-  last_error TEXT NOT NULL,
-  failed_at  TEXT NOT NULL,
-  PRIMARY KEY (batch_id, message_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS results (
-  batch_id    TEXT NOT NULL,
-  idx         INTEGER NOT NULL,
-  status      TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
-  attempts    INTEGER NOT NULL,
-  result      TEXT,
-  error       TEXT,
-  started_at  TEXT NOT NULL,
-  finished_at TEXT NOT NULL,
-  PRIMARY KEY (batch_id, idx)
-) WITHOUT ROWID;
-`;
-
 /** Where the API and the workers of one machine share their item store. */
 export function itemStoreFile(config: { DATA_DIR: string }): string {
   return path.join(config.DATA_DIR, 'batchline.db');
 }
 
-/** Columns added after the first release: added in place to a file an older version created. */
-const MIGRATIONS: [table: string, column: string, ddl: string][] = [
+/** Columns the oldest files (from before versioned migrations) lack: added before migration 1 runs. */
+const LEGACY_COLUMNS: [table: string, column: string, ddl: string][] = [
   ['batches', 'tenant', "ALTER TABLE batches ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"],
   ['batches', 'webhook', 'ALTER TABLE batches ADD COLUMN webhook TEXT'],
 ];
@@ -96,12 +41,14 @@ function itemRow(item: NewItem): ItemRow {
 
 /**
  * The default ItemStore: one SQLite file (`<DATA_DIR>/batchline.db`) in WAL mode, shared by the API and the
- * workers of one machine. Synchronous (better-sqlite3): each call is a short local transaction. Transactions that
- * write begin IMMEDIATE (take the write lock first, waiting out busy_timeout): a deferred one that reads before
- * it writes fails at once with SQLITE_BUSY_SNAPSHOT when another process committed in between, which made a
- * second 100k-item submission fail while the first batch's results were being written.
+ * workers of one machine. better-sqlite3 is synchronous: each call is a short local transaction, answered as a
+ * resolved promise (appends of staged uploads run on a thread of their own). Transactions that write begin
+ * IMMEDIATE (take the write lock first, waiting out busy_timeout): a deferred one that reads before it writes fails
+ * at once with SQLITE_BUSY_SNAPSHOT when another process committed in between, which made a second 100k-item
+ * submission fail while the first batch's results were being written.
  */
 export class SqliteItemStore implements ItemStore {
+  readonly backend = 'sqlite';
   private readonly db: Database.Database;
   private readonly stmts;
   /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
@@ -112,14 +59,7 @@ export class SqliteItemStore implements ItemStore {
   constructor(private readonly file: string) {
     this.db = openSqlite(file);
     this.appender = new BackgroundAppender(file);
-    this.db.exec(SCHEMA);
-    for (const [table, column, ddl] of MIGRATIONS) {
-      const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];
-      if (!columns.some((c) => c.name === column)) this.db.exec(ddl);
-    }
-    // Files from before items_by_explicit_id indexed every id, with default ids stored as the index's text (still
-    // read the same: they are in the new index, as client ids).
-    this.db.exec('DROP INDEX IF EXISTS items_by_client_id');
+    this.migrate();
     this.stmts = {
       insertBatch: this.db.prepare(
         'INSERT INTO batches (id, model, version, total, options, metadata, created_at, tenant, webhook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -144,12 +84,20 @@ export class SqliteItemStore implements ItemStore {
              AND CAST(CAST(e.client_id AS INTEGER) AS TEXT) = e.client_id LIMIT 1`,
         ),
       ],
+      stageUpload: this.db.prepare('INSERT INTO uploads (batch_id, started_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      unstageUpload: this.db.prepare('DELETE FROM uploads WHERE batch_id = ?'),
       appendEvent: this.db.prepare(
         'INSERT INTO events (batch_id, idx, status, attempts, error, finished_at) VALUES (@batchId, @index, @status, @attempts, @error, @finishedAt)',
       ),
+      appendEnd: this.db.prepare(
+        `INSERT INTO events (batch_id, idx, status, attempts, finished_at, kind, summary)
+         VALUES (?, -1, ?, 0, ?, 'end', ?) ON CONFLICT DO NOTHING`,
+      ),
+      markEnded: this.db.prepare('UPDATE batches SET ended_at = ? WHERE id = ?'),
+      getEnd: this.db.prepare("SELECT status, summary FROM events WHERE batch_id = ? AND kind = 'end'"),
       listEvents: this.db.prepare(
-        `SELECT e.seq, e.idx, e.status, e.attempts, e.error, e.finished_at, i.client_id, r.result
-         FROM events e JOIN items i ON i.batch_id = e.batch_id AND i.idx = e.idx
+        `SELECT e.seq, e.kind, e.idx, e.status, e.attempts, e.error, e.finished_at, e.summary, i.client_id, r.result
+         FROM events e LEFT JOIN items i ON i.batch_id = e.batch_id AND i.idx = e.idx
          LEFT JOIN results r ON e.status = 'succeeded' AND r.batch_id = e.batch_id AND r.idx = e.idx
          WHERE e.batch_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
       ),
@@ -166,8 +114,15 @@ export class SqliteItemStore implements ItemStore {
         this.db.prepare('DELETE FROM webhook_failures WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM results WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM items WHERE batch_id = ?'),
+        this.db.prepare('DELETE FROM uploads WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM batches WHERE id = ?'),
       ],
+      endedBefore: this.db.prepare(
+        'SELECT id AS batch_id FROM batches WHERE ended_at IS NOT NULL AND ended_at < ? LIMIT 100',
+      ),
+      stagedBefore: this.db.prepare(
+        'SELECT u.batch_id FROM uploads u WHERE u.started_at < ? AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = u.batch_id) LIMIT 100',
+      ),
       insertItems: this.db.prepare(
         `INSERT INTO items (batch_id, idx, client_id, inputs) VALUES ${new Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`,
       ),
@@ -200,7 +155,29 @@ export class SqliteItemStore implements ItemStore {
     };
   }
 
-  createBatch(batch: StoredBatch, items: Iterable<NewItem>): void {
+  /** Applies the migrations this file lacks (migrations.ts), in one write transaction: processes may start at once. */
+  private migrate(): void {
+    this.db
+      .transaction(() => {
+        this.db.exec(MIGRATIONS_TABLE_DDL);
+        const found = (this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null })
+          .v;
+        if (found === null && this.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'batches'").get()) {
+          for (const [table, column, ddl] of LEGACY_COLUMNS) {
+            const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];
+            if (!columns.some((c) => c.name === column)) this.db.exec(ddl);
+          }
+        }
+        const record = this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+        for (const m of pendingMigrations(found ?? 0, this.file)) {
+          this.db.exec(m.sqlite);
+          record.run(m.version, m.name, new Date().toISOString());
+        }
+      })
+      .immediate();
+  }
+
+  async createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void> {
     this.db
       .transaction(() => {
         let chunk: NewItem[] = [];
@@ -208,32 +185,29 @@ export class SqliteItemStore implements ItemStore {
         for (const item of items) {
           chunk.push(item);
           if (chunk.length === INSERT_CHUNK) {
-            this.appendItems(batch.id, stored, chunk);
+            this.appendRows(batch.id, stored, chunk.map(itemRow));
             stored += chunk.length;
             chunk = [];
           }
         }
-        this.appendItems(batch.id, stored, chunk);
-        this.commitBatch(batch);
+        this.appendRows(batch.id, stored, chunk.map(itemRow));
+        this.commitNow(batch);
       })
       .immediate();
   }
 
-  appendItems(batchId: string, from: number, items: NewItem[]): void {
-    this.appendRows(batchId, from, items.map(itemRow));
-  }
-
-  appendItemsInBackground(batchId: string, from: number, items: NewItem[]): Promise<void> {
+  appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
     return this.appender.append(batchId, from, items.map(itemRow)); // serialised here: strings cross threads cheaply
   }
 
-  /** appendItems for items already in their stored form. */
+  /** Stages items already in their stored form, on this thread (the append thread's entry point). */
   appendRows(batchId: string, from: number, rows: ItemRow[]): void {
-    const { insertItems, insertItem, anyNumericId, idClash } = this.stmts;
+    const { insertItems, insertItem, anyNumericId, idClash, stageUpload } = this.stmts;
     const to = from + rows.length;
     try {
       this.db
         .transaction(() => {
+          if (from === 0) stageUpload.run(batchId, new Date().toISOString());
           let i = 0;
           for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
             insertItems.run(
@@ -253,34 +227,35 @@ export class SqliteItemStore implements ItemStore {
       const seen = new Set<string>();
       for (const [i, [given]] of rows.entries()) {
         const id = given || String(from + i);
-        if (seen.has(id) || this.findItemIndex(batchId, id) !== undefined) throw new DuplicateItemIdError(id, from + i);
+        if (seen.has(id) || this.findIndex(batchId, id) !== undefined) throw new DuplicateItemIdError(id, from + i);
         seen.add(id);
       }
       throw err;
     }
   }
 
-  commitBatch(batch: StoredBatch): void {
-    this.db
-      .transaction(() => {
-        const { n } = this.stmts.countItems.get(batch.id) as { n: number };
-        if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
-        this.stmts.insertBatch.run(
-          batch.id,
-          batch.model,
-          batch.version ?? null,
-          batch.total,
-          JSON.stringify(batch.options),
-          batch.metadata ? JSON.stringify(batch.metadata) : null,
-          batch.createdAt,
-          batch.tenant,
-          batch.webhook ? JSON.stringify(batch.webhook) : null,
-        );
-      })
-      .immediate();
+  async commitBatch(batch: StoredBatch): Promise<void> {
+    this.db.transaction(() => this.commitNow(batch)).immediate();
   }
 
-  getBatch(batchId: string): StoredBatch | undefined {
+  private commitNow(batch: StoredBatch): void {
+    const { n } = this.stmts.countItems.get(batch.id) as { n: number };
+    if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
+    this.stmts.insertBatch.run(
+      batch.id,
+      batch.model,
+      batch.version ?? null,
+      batch.total,
+      JSON.stringify(batch.options),
+      batch.metadata ? JSON.stringify(batch.metadata) : null,
+      batch.createdAt,
+      batch.tenant,
+      batch.webhook ? JSON.stringify(batch.webhook) : null,
+    );
+    this.stmts.unstageUpload.run(batch.id);
+  }
+
+  async getBatch(batchId: string): Promise<StoredBatch | undefined> {
     const row = this.stmts.getBatch.get(batchId) as BatchRow | undefined;
     if (!row) return undefined;
     return {
@@ -296,11 +271,11 @@ export class SqliteItemStore implements ItemStore {
     };
   }
 
-  deleteBatch(batchId: string): void {
+  async deleteBatch(batchId: string): Promise<void> {
     this.db.transaction(() => this.stmts.deleteBatch.forEach((s) => s.run(batchId))).immediate();
   }
 
-  getItems(batchId: string, from: number, count: number): StoredItem[] {
+  async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
     const rows = this.stmts.getItems.all(batchId, from, from + count) as {
       idx: number;
       client_id: string;
@@ -309,7 +284,7 @@ export class SqliteItemStore implements ItemStore {
     return rows.map((r) => ({ index: r.idx, id: itemId(r), inputs: JSON.parse(r.inputs) as ItemInputs }));
   }
 
-  putResult(batchId: string, result: Omit<StoredResult, 'id'>): boolean {
+  async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
     return this.db
       .transaction(() => {
         const row = {
@@ -329,10 +304,26 @@ export class SqliteItemStore implements ItemStore {
       .immediate();
   }
 
-  listResults(
+  async endBatch(batchId: string, end: BatchEnd): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        const at = new Date().toISOString();
+        if (this.stmts.appendEnd.run(batchId, end.status, at, JSON.stringify(end.summary)).changes === 0) return false;
+        this.stmts.markEnded.run(at, batchId);
+        return true;
+      })
+      .immediate();
+  }
+
+  async getEnd(batchId: string): Promise<BatchEnd | undefined> {
+    const row = this.stmts.getEnd.get(batchId) as { status: BatchEnd['status']; summary: string } | undefined;
+    return row ? { status: row.status, summary: JSON.parse(row.summary) } : undefined;
+  }
+
+  async listResults(
     batchId: string,
     options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {},
-  ): ResultPage {
+  ): Promise<ResultPage> {
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 10_000);
     const cursor = Math.max(options.cursor ?? 0, 0);
     const rows = (
@@ -345,39 +336,32 @@ export class SqliteItemStore implements ItemStore {
     return more ? { results: page, nextCursor: page[page.length - 1]!.index + 1 } : { results: page };
   }
 
-  getResult(batchId: string, index: number): StoredResult | undefined {
+  async getResult(batchId: string, index: number): Promise<StoredResult | undefined> {
     const row = this.stmts.getResult.get(batchId, index) as ResultRow | undefined;
     return row ? toResult(row) : undefined;
   }
 
-  findItemIndex(batchId: string, id: string): number | undefined {
+  async findItemIndex(batchId: string, id: string): Promise<number | undefined> {
+    return this.findIndex(batchId, id);
+  }
+
+  private findIndex(batchId: string, id: string): number | undefined {
     const row = (this.stmts.findExplicitId.get(batchId, id) ??
       (/^(0|[1-9][0-9]{0,14})$/.test(id) ? this.stmts.findDefaultId.get(batchId, Number(id)) : undefined)) as
       { idx: number } | undefined;
     return row?.idx;
   }
 
-  listEvents(batchId: string, afterSeq: number, limit: number): StoredEvent[] {
-    const rows = this.stmts.listEvents.all(batchId, afterSeq, limit) as (Omit<ResultRow, 'started_at'> & {
-      seq: number;
-    })[];
-    return rows.map((r) => ({
-      seq: r.seq,
-      index: r.idx,
-      id: itemId(r),
-      status: r.status,
-      attempts: r.attempts,
-      ...(r.result ? { result: JSON.parse(r.result) } : {}),
-      ...(r.error ? { error: JSON.parse(r.error) } : {}),
-      finishedAt: r.finished_at,
-    }));
+  async listEvents(batchId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    const rows = this.stmts.listEvents.all(batchId, afterSeq, limit) as EventRow[];
+    return rows.map(toEvent);
   }
 
-  putFailedDelivery(batchId: string, f: FailedDelivery): void {
+  async putFailedDelivery(batchId: string, f: FailedDelivery): Promise<void> {
     this.stmts.putFailedDelivery.run(batchId, f.messageId, f.eventType, f.attempts, f.lastError, f.failedAt);
   }
 
-  listFailedDeliveries(batchId: string): FailedDelivery[] {
+  async listFailedDeliveries(batchId: string): Promise<FailedDelivery[]> {
     const rows = this.stmts.listFailedDeliveries.all(batchId) as {
       message_id: string;
       event_type: string;
@@ -394,12 +378,38 @@ export class SqliteItemStore implements ItemStore {
     }));
   }
 
-  countResults(batchId: string): Record<StoredResult['status'], number> {
+  async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
     const counts = { succeeded: 0, failed: 0 };
     for (const row of this.stmts.countResults.all(batchId) as { status: StoredResult['status']; n: number }[]) {
       counts[row.status] = row.n;
     }
     return counts;
+  }
+
+  /** A batch at a time (one short transaction each), so a sweep never holds the write lock for long. */
+  async deleteExpired({
+    now,
+    retentionMs,
+    stagedMs,
+  }: {
+    now: Date;
+    retentionMs: number;
+    stagedMs: number;
+  }): Promise<Expired> {
+    const expired: Expired = { batches: 0, uploads: 0 };
+    const sweep = (query: Database.Statement, before: number, kind: keyof Expired) => {
+      for (;;) {
+        const ids = (query.all(new Date(before).toISOString()) as { batch_id: string }[]).map((r) => r.batch_id);
+        if (ids.length === 0) return;
+        for (const id of ids) {
+          this.db.transaction(() => this.stmts.deleteBatch.forEach((s) => s.run(id))).immediate();
+          expired[kind]++;
+        }
+      }
+    };
+    sweep(this.stmts.endedBefore, now.getTime() - retentionMs, 'batches');
+    sweep(this.stmts.stagedBefore, now.getTime() - stagedMs, 'uploads');
+    return expired;
   }
 
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
@@ -438,12 +448,17 @@ export class SqliteItemStore implements ItemStore {
     return this.walWatcher !== null;
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    this.closeNow();
+  }
+
+  /** close() on this thread, at once (the append thread's exit). */
+  closeNow(): void {
     this.appender.close();
     this.walWatcher?.close();
     this.walWatcher = null;
     for (const wake of [...this.writeWaiters]) wake();
-    this.db.close();
+    if (this.db.open) this.db.close();
   }
 }
 
@@ -477,6 +492,38 @@ function itemId(row: { idx: number; client_id: string }): string {
 
 /** Thrown inside appendItems' transaction to roll back an append whose ids clash (named after the rollback). */
 class IdClash extends Error {}
+
+interface EventRow extends Omit<ResultRow, 'started_at' | 'client_id' | 'status'> {
+  seq: number;
+  /** An item's outcome, or the batch's status for its end. */
+  status: string;
+  kind: StoredEvent['kind'];
+  summary: string | null;
+  client_id: string | null;
+}
+
+function toEvent(r: EventRow): StoredEvent {
+  if (r.kind === 'end') {
+    return {
+      kind: 'end',
+      seq: r.seq,
+      status: r.status as BatchEnd['status'],
+      summary: JSON.parse(r.summary!),
+      finishedAt: r.finished_at,
+    };
+  }
+  return {
+    kind: 'item',
+    seq: r.seq,
+    index: r.idx,
+    id: itemId({ idx: r.idx, client_id: r.client_id ?? '' }),
+    status: r.status as StoredResult['status'],
+    attempts: r.attempts,
+    ...(r.result ? { result: JSON.parse(r.result) } : {}),
+    ...(r.error ? { error: JSON.parse(r.error) } : {}),
+    finishedAt: r.finished_at,
+  };
+}
 
 function toResult(row: ResultRow): StoredResult {
   return {

@@ -1,6 +1,6 @@
 import { itemOutcome, type BatchStatus, type BatchSummary, type ItemOutcome } from '../contracts/batch.js';
 import { endEventType, itemEventType, type EventType } from '../contracts/event-type.js';
-import type { StoredEvent } from '../stores/item-store.js';
+import type { StoredItemEvent } from '../stores/item-store.js';
 
 /** The body of a delivery, in the shape Standard Webhooks recommends: `{ type, timestamp, data }`. */
 export interface WebhookMessage<D = unknown> {
@@ -22,7 +22,7 @@ export function webhookMessageId(batchId: string, seq: number | 'end'): string {
   return `msg_${batchId}_${seq}`;
 }
 
-export function itemMessage(batchId: string, event: StoredEvent): WebhookMessage<ItemEventData> {
+export function itemMessage(batchId: string, event: StoredItemEvent): WebhookMessage<ItemEventData> {
   return {
     type: itemEventType(event.status),
     timestamp: event.finishedAt,

@@ -59,14 +59,14 @@ async function assertEveryResultOnce(client: Client, config: Config, final: Batc
   final.items.forEach((item, i) => assert.equal(item.result?.label, rows[i]!.expected.labelName, `item ${i}`));
   const store = new SqliteItemStore(itemStoreFile(config));
   try {
-    const { results } = store.listResults(final.id, { limit: n + 1 });
+    const { results } = await store.listResults(final.id, { limit: n + 1 });
     assert.deepEqual(
       results.map((r) => [r.index, r.status, r.result?.label]),
       rows.slice(0, n).map((r, i) => [i, 'succeeded', r.expected.labelName]),
       "one stored result per item, the model's",
     );
   } finally {
-    store.close();
+    await store.close();
   }
   const history = await client.workflow.getHandle(batchWorkflowId(final.id)).fetchHistory();
   const completions = history.events!.filter((e) => e.activityTaskCompletedEventAttributes).length;

@@ -127,7 +127,7 @@ export async function startOnlineStack(): Promise<OnlineStack> {
       await api.close();
       await worker.shutdown();
       await gate.inner.close();
-      store.close();
+      await store.close();
       await client.connection.close();
       await temporal.stop();
     },

@@ -6,14 +6,16 @@ import { BatchClient } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import type { InferenceRuntime } from '../../src/runtime/inference.js';
-import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { recordMissingEnd } from '../../src/client/batch-end.js';
+import type { ItemStore } from '../../src/stores/item-store.js';
+import { openItemStore } from '../../src/stores/open-stores.js';
 import type { WorkerOptions } from '@temporalio/worker';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
 import { testConfig, testLog, workflowBundle } from './temporal.js';
 
 export interface WorkerStack {
   config: Config;
-  store: SqliteItemStore;
+  store: ItemStore;
   worker: StartedWorker;
   batches: BatchClient;
   /** What the activities counted (items finished, webhook deliveries). */
@@ -28,7 +30,7 @@ export async function startWorkerStack(
   workerOptions: Partial<WorkerOptions> = {},
 ): Promise<WorkerStack> {
   const config = testConfig(address, env);
-  const store = new SqliteItemStore(itemStoreFile(config));
+  const store = await openItemStore(config);
   const batches = BatchClient.create(
     { address, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE },
     store,
@@ -40,7 +42,10 @@ export async function startWorkerStack(
       runtime,
       store,
       metrics,
-      webhooks: { outcome: (id) => batches.outcome(id), allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
+      webhooks: {
+        recordMissingEnd: (id) => recordMissingEnd(batches.client, store, id),
+        allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
+      },
     }),
     ...workerOptions,
   });
@@ -53,7 +58,7 @@ export async function startWorkerStack(
     async close() {
       await worker.shutdown();
       await batches.close();
-      store.close();
+      await store.close();
     },
   };
 }

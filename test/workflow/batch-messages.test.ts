@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { batchWorkflowId, type BatchClient } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
-import type { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import type { ItemStore } from '../../src/stores/item-store.js';
 import {
   cancelSignal,
   failuresQuery,
@@ -28,7 +28,7 @@ for (const itemActivities of ['remote', 'local'] as const)
     let temporal: TestTemporal;
     let model: FakeModel;
     let stack: WorkerStack;
-    let store: SqliteItemStore;
+    let store: ItemStore;
     let batches: BatchClient;
     let client: Client;
 
@@ -90,10 +90,10 @@ for (const itemActivities of ['remote', 'local'] as const)
       assert.equal(failed?.status, 'failed');
       assert.equal(failed?.error?.type, 'InvalidInput');
       assert.match(failed!.error!.message, /scripted bad input/);
-      const stored = store.getResult(id, 0)!;
+      const stored = (await store.getResult(id, 0))!;
       assert.equal(stored.status, 'failed');
       assert.equal(stored.error?.type, 'InvalidInput');
-      assert.equal(store.getResult(id, 1)?.status, 'succeeded', 'its neighbour is unaffected');
+      assert.equal((await store.getResult(id, 1))?.status, 'succeeded', 'its neighbour is unaffected');
     });
 
     test('items that exhaust their attempts form the dead-letter set; retryFailed re-runs them', async () => {
@@ -113,7 +113,7 @@ for (const itemActivities of ['remote', 'local'] as const)
           [2, 2],
         ],
       );
-      assert.equal(store.getResult(id, 0)?.status, 'failed', 'the last attempt recorded its failure');
+      assert.equal((await store.getResult(id, 0))?.status, 'failed', 'the last attempt recorded its failure');
 
       model.healed = true;
       const { retried } = await handle.executeUpdate(retryFailedUpdate);
@@ -125,7 +125,11 @@ for (const itemActivities of ['remote', 'local'] as const)
       model.release();
       const summary = await handle.result();
       assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 4, failed: 0, canceled: 0 });
-      assert.equal(store.getResult(id, 0)?.status, 'succeeded', 'the stored failure was replaced by the success');
+      assert.equal(
+        (await store.getResult(id, 0))?.status,
+        'succeeded',
+        'the stored failure was replaced by the success',
+      );
       assert.equal((await handle.query(itemQuery, { index: 2 }))?.attempts, 3, 'two failed attempts, then one more');
     });
 
@@ -197,7 +201,7 @@ for (const itemActivities of ['remote', 'local'] as const)
       const summary = await handle.result(); // the signal completes the batch as canceled (Temporal's cancel: CANCELLED)
       assert.equal(summary.status, 'canceled');
       assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 1, failed: 0, canceled: 5 });
-      assert.equal(store.getResult(id, 0)?.status, 'succeeded', 'the finished result is kept');
+      assert.equal((await store.getResult(id, 0))?.status, 'succeeded', 'the finished result is kept');
       assert.equal(
         model.blocked,
         3,

@@ -65,7 +65,7 @@ describe('chunked mode', () => {
     });
     const summary = await client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id)).result();
     assert.equal(summary.counts.succeeded, 100);
-    const results = store.listResults(id, { limit: 1000 }).results;
+    const { results } = await store.listResults(id, { limit: 1000 });
     assert.equal(results.length, 100);
     results.forEach((r) => assert.equal(r.result?.label, rows[r.index]!.expected.labelName, `item ${r.index}`));
     assert.deepEqual(await activityCompletions(id), { inferChunk: 4 });
@@ -113,9 +113,9 @@ describe('chunked mode', () => {
     assert.equal(model.attempts.get(2)!.length, 1, 'the bad item was not retried');
     const [t1, t2, t3] = model.attempts.get(3)!;
     assert.ok(t2! - t1! >= 900 && t3! - t2! >= 1800, `backoff continued: ${t2! - t1!} then ${t3! - t2!} ms`);
-    assert.equal(store.getResult(id, 2)?.status, 'succeeded');
-    assert.equal(store.getResult(id, 3)?.status, 'failed', 'the exhausted item recorded its failure');
-    assert.equal(store.getResult(id, 1)?.error?.type, 'InvalidInput');
+    assert.equal((await store.getResult(id, 2))?.status, 'succeeded');
+    assert.equal((await store.getResult(id, 3))?.status, 'failed', 'the exhausted item recorded its failure');
+    assert.equal((await store.getResult(id, 1))?.error?.type, 'InvalidInput');
     assert.deepEqual(
       await activityCompletions(id),
       { inferChunk: 1, inferItem: 1 },

@@ -81,7 +81,7 @@ describe('local item activities on a worker without a workflow cache', () => {
         .result()
         .finally(() => clearInterval(release));
       assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 300, failed: 0, canceled: 0 });
-      assert.equal(stack.store.listResults(id, { limit: 1000 }).results.length, 300);
+      assert.equal((await stack.store.listResults(id, { limit: 1000 })).results.length, 300);
       for (const wf of ['', '/shard-0', '/shard-1', '/shard-2']) {
         const events = (await client.workflow.getHandle(`${wid}${wf}`).fetchHistory()).events!;
         const failedTasks = events.filter((e) => e.workflowTaskFailedEventAttributes);

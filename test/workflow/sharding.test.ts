@@ -71,7 +71,7 @@ describe('sharded batches', () => {
     const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
     const summary = await handle.result();
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 117, failed: 3, canceled: 0 });
-    assert.deepEqual(stack.store.countResults(id), { succeeded: 117, failed: 3 });
+    assert.deepEqual(await stack.store.countResults(id), { succeeded: 117, failed: 3 });
     const dead = await handle.query(failuresQuery, {});
     assert.deepEqual(
       dead.items.map((i) => i.index),
@@ -121,7 +121,7 @@ describe('sharded batches', () => {
     assert.equal(summary.counts.succeeded + summary.counts.canceled, 6);
     assert.ok(summary.counts.canceled >= 3, JSON.stringify(summary.counts)); // item 2 and shard 2's items
     const view = await stack.batches.get(id, { cursor: 0, limit: 6 });
-    const stored = stack.store.countResults(id);
+    const stored = await stack.store.countResults(id);
     assert.equal(view.items.filter((i) => i.status === 'succeeded').length, stored.succeeded);
     for (const it of view.items) {
       if (it.status === 'succeeded') assert.equal(it.result?.label, `key-${2000 + it.index}`, `item ${it.index}`);
@@ -155,9 +155,9 @@ describe('sharded batches', () => {
     const seconds = (Date.now() - started) / 1000;
     t.diagnostic(`${n} items in ${seconds.toFixed(1)} s (${Math.round(n / seconds)} items/s)`);
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: n, failed: 0, canceled: 0 });
-    assert.deepEqual(stack.store.countResults(id), { succeeded: n, failed: 0 });
+    assert.deepEqual(await stack.store.countResults(id), { succeeded: n, failed: 0 });
     for (let cursor: number | undefined = 0; cursor !== undefined;) {
-      const page = stack.store.listResults(id, { cursor, limit: 5000 });
+      const page = await stack.store.listResults(id, { cursor, limit: 5000 });
       for (const r of page.results) assert.equal(r.result?.label, rows[r.index % rows.length]!.expected.labelName);
       cursor = page.nextCursor;
     }

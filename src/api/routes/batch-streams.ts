@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import type { BatchEnd } from '../../client/batch-client.js';
-import { itemOutcome, ItemOutcome, type BatchSummary } from '../../contracts/batch.js';
+import { itemOutcome, ItemOutcome, type BatchEnd, type BatchSummary } from '../../contracts/batch.js';
 import { END_EVENT_ID, EventsHeaders, EventsQuery, ResultsQuery } from '../../contracts/batch-queries.js';
 import { endEventType, itemEventType } from '../../contracts/event-type.js';
 import { ErrorCode } from '../../contracts/http-error.js';
-import type { StoredEvent } from '../../stores/item-store.js';
+import type { StoredItemEvent } from '../../stores/item-store.js';
 import { tailBatchEvents } from '../event-tail.js';
 import { BatchPath } from '../path-params.js';
 import { defineRoute, type ApiRoute, type RouteContext } from '../route.js';
@@ -46,7 +45,7 @@ export const batchStreamRoutes: ApiRoute[] = [
     handler: async ({ params: { id }, query }, { req, res, deps }) => {
       const { batches } = deps;
       const store = batches.store;
-      batches.requireBatch(id, req.tenant);
+      await batches.requireBatch(id, req.tenant);
       const writer = new StreamWriter(req, res, deps.streamTuning);
       res.status(200).type('application/x-ndjson').setHeader('Cache-Control', 'no-store');
       res.flushHeaders();
@@ -54,7 +53,7 @@ export const batchStreamRoutes: ApiRoute[] = [
       if (query.follow === 'false') {
         // Every finished item once, in index order, as it stands now.
         for (let cursor: number | undefined = 0; cursor !== undefined && !writer.closed;) {
-          const page = store.listResults(id, {
+          const page = await store.listResults(id, {
             cursor,
             limit: 1000,
             ...(query.status ? { status: query.status } : {}),
@@ -66,7 +65,14 @@ export const batchStreamRoutes: ApiRoute[] = [
         return;
       }
       // Follow: outcomes in the order they were recorded until the batch ends (a retried failure shows again).
-      for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: 0, signal: writer.signal })) {
+      const recordMissingEnd = (batchId: string) => batches.outcome(batchId);
+      for await (const step of tailBatchEvents({
+        store,
+        recordMissingEnd,
+        batchId: id,
+        afterSeq: 0,
+        signal: writer.signal,
+      })) {
         if (step.kind !== 'events') continue;
         const lines = step.events.filter((e) => !query.status || e.status === query.status);
         if (!(await writer.write(lines.map(line).join('')))) return;
@@ -88,7 +94,7 @@ export const batchStreamRoutes: ApiRoute[] = [
     },
     errors: [404, 503],
     handler: async ({ params: { id }, query, headers }, context) => {
-      context.deps.batches.requireBatch(id, context.req.tenant);
+      await context.deps.batches.requireBatch(id, context.req.tenant);
       const last = headers['Last-Event-ID'] ?? query.lastEventId ?? '';
       if (last === END_EVENT_ID) {
         context.res.status(204).end(); // the client has seen the end: nothing more will come
@@ -123,7 +129,14 @@ async function streamEvents(id: string, afterSeq: number, { req, res, deps }: Ro
   };
   if (!(await send('retry: 2000\n\n'))) return;
   try {
-    for await (const step of tailBatchEvents({ store, batches, batchId: id, afterSeq: seq, signal: writer.signal })) {
+    const recordMissingEnd = (batchId: string) => batches.outcome(batchId);
+    for await (const step of tailBatchEvents({
+      store,
+      recordMissingEnd,
+      batchId: id,
+      afterSeq: seq,
+      signal: writer.signal,
+    })) {
       if (step.kind === 'events') {
         seq = step.events[step.events.length - 1]!.seq;
         changed = true;
@@ -167,7 +180,7 @@ function frame(event: string, data: unknown, id?: string): string {
   return `${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-function itemFrame(e: StoredEvent): string {
+function itemFrame(e: StoredItemEvent): string {
   return frame(itemEventType(e.status), itemOutcome(e), String(e.seq));
 }
 

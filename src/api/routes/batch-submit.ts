@@ -115,7 +115,7 @@ async function submitNdjson(
       issues,
       maxBytes: config.MAX_BODY_BYTES,
       maxItems: config.MAX_BATCH_ITEMS,
-      append: (items, from) => batches.store.appendItemsInBackground(id, from, items),
+      append: (items, from) => batches.store.appendItems(id, from, items),
     });
     issues.throwIfAny(`line(s) of the NDJSON body; the batch was`);
     if (total === 0) {
@@ -139,7 +139,7 @@ async function submitNdjson(
           tenant: req.tenant,
           ...(webhook ? { webhook } : {}),
         };
-        batches.store.commitBatch(batch);
+        await batches.store.commitBatch(batch);
         committed = true;
         await batches.start(batch);
         metrics.predictionRequests.inc({ source: 'batch' }, total);
@@ -150,7 +150,8 @@ async function submitNdjson(
     if (err instanceof PayloadTooLargeError) res.setHeader('Connection', 'close'); // do not read the rest
     throw err;
   } finally {
-    if (!committed) batches.store.deleteBatch(id);
+    // A staged upload left behind (the store is unreachable) is removed by retention's sweep of staged uploads.
+    if (!committed) await batches.store.deleteBatch(id).catch(() => undefined);
   }
 }
 

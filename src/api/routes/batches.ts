@@ -35,7 +35,7 @@ export const batchRoutes: ApiRoute[] = [
     responses: { 200: json(BatchResource, 'The batch.') },
     errors: [404, 503],
     handler: async ({ params: { id } }, { req, res, deps: { batches } }) => {
-      const stored = batches.requireBatch(id, req.tenant);
+      const stored = await batches.requireBatch(id, req.tenant);
       const { failures: _failures, ...summary } = await batches.summary(id, req.tenant);
       const resource: BatchResource = {
         ...summary,
@@ -46,7 +46,7 @@ export const batchRoutes: ApiRoute[] = [
               webhook: {
                 url: stored.webhook.url,
                 events: stored.webhook.events,
-                failedDeliveries: batches.store.listFailedDeliveries(id),
+                failedDeliveries: await batches.store.listFailedDeliveries(id),
               },
             }
           : {}),

@@ -1,0 +1,214 @@
+// The item store's schema, as numbered migrations applied at start-up by both backends (SQLite and PostgreSQL):
+// the same versions, the same `schema_migrations` table, the same refusal of a schema newer than this code.
+// A migration is never edited once released: a change is a new migration at the end.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sqlite: string;
+  postgres: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'batches, items, results, the event log, failed webhook deliveries, idempotency keys',
+    // IF NOT EXISTS: SQLite files from before versioned migrations already hold these tables (sqlite-item-store.ts
+    // adds the columns the oldest of them lack before this runs).
+    sqlite: `
+CREATE TABLE IF NOT EXISTS batches (
+  id         TEXT PRIMARY KEY,
+  model      TEXT NOT NULL,
+  version    INTEGER,
+  total      INTEGER NOT NULL,
+  options    TEXT NOT NULL,
+  metadata   TEXT,
+  created_at TEXT NOT NULL,
+  tenant     TEXT NOT NULL DEFAULT 'default',
+  webhook    TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+  batch_id  TEXT NOT NULL,
+  idx       INTEGER NOT NULL,
+  client_id TEXT NOT NULL, -- '' when the client gave none: the item's id is then its index
+  inputs    TEXT NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+) WITHOUT ROWID;
+-- Client ids are unique per batch. Only ids a client gave are indexed (default ids are the primary key's idx);
+-- a client id that reads as another item's index is refused by appendItems.
+CREATE UNIQUE INDEX IF NOT EXISTS items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> '';
+DROP INDEX IF EXISTS items_by_client_id;
+-- A global AUTOINCREMENT seq: SQLite commits one writer at a time, so a reader never sees seq n+1 without n.
+CREATE TABLE IF NOT EXISTS events (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  batch_id    TEXT NOT NULL,
+  idx         INTEGER NOT NULL,
+  status      TEXT NOT NULL,
+  attempts    INTEGER NOT NULL,
+  error       TEXT,
+  finished_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_batch ON events (batch_id, seq);
+CREATE TABLE IF NOT EXISTS webhook_failures (
+  batch_id   TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  attempts   INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  failed_at  TEXT NOT NULL,
+  PRIMARY KEY (batch_id, message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS results (
+  batch_id    TEXT NOT NULL,
+  idx         INTEGER NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
+  attempts    INTEGER NOT NULL,
+  result      TEXT,
+  error       TEXT,
+  started_at  TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  scope       TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status      INTEGER,
+  response    TEXT,
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+`,
+    postgres: `
+CREATE TABLE batches (
+  id         TEXT PRIMARY KEY,
+  model      TEXT NOT NULL,
+  version    INTEGER,
+  total      INTEGER NOT NULL,
+  options    TEXT NOT NULL,
+  metadata   TEXT,
+  created_at TEXT NOT NULL,
+  tenant     TEXT NOT NULL DEFAULT 'default',
+  webhook    TEXT
+);
+CREATE TABLE items (
+  batch_id  TEXT NOT NULL,
+  idx       INTEGER NOT NULL,
+  client_id TEXT NOT NULL,
+  inputs    TEXT NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+);
+CREATE UNIQUE INDEX items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> '';
+-- Writers insert outcomes with seq NULL (no lock between writers); a reader numbers the committed ones of a batch
+-- under the batch's advisory lock before it reads (see postgres-item-store.ts): seqs then appear in order.
+CREATE TABLE events (
+  id          BIGSERIAL PRIMARY KEY,
+  batch_id    TEXT NOT NULL,
+  seq         BIGINT,
+  idx         INTEGER NOT NULL,
+  status      TEXT NOT NULL,
+  attempts    INTEGER NOT NULL,
+  error       TEXT,
+  finished_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_by_batch ON events (batch_id, seq);
+CREATE INDEX events_unnumbered ON events (batch_id, id) WHERE seq IS NULL;
+CREATE TABLE webhook_failures (
+  batch_id   TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  attempts   INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  failed_at  TEXT NOT NULL,
+  PRIMARY KEY (batch_id, message_id)
+);
+CREATE TABLE results (
+  batch_id    TEXT NOT NULL,
+  idx         INTEGER NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
+  attempts    INTEGER NOT NULL,
+  result      TEXT,
+  error       TEXT,
+  started_at  TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+);
+CREATE TABLE idempotency_keys (
+  scope       TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status      INTEGER,
+  response    TEXT,
+  created_at  BIGINT NOT NULL,
+  PRIMARY KEY (scope, key)
+);
+`,
+  },
+  {
+    version: 2,
+    name: "the batch's end in its event log; retention (ended_at, staged uploads)",
+    // An end event has kind 'end', idx -1, status the batch's, and the summary as JSON; one per batch.
+    sqlite: `
+ALTER TABLE events ADD COLUMN kind TEXT NOT NULL DEFAULT 'item';
+ALTER TABLE events ADD COLUMN summary TEXT;
+CREATE UNIQUE INDEX events_one_end ON events (batch_id) WHERE kind = 'end';
+ALTER TABLE batches ADD COLUMN ended_at TEXT;
+CREATE INDEX batches_by_end ON batches (ended_at) WHERE ended_at IS NOT NULL;
+CREATE TABLE uploads (batch_id TEXT PRIMARY KEY, started_at TEXT NOT NULL) WITHOUT ROWID;
+`,
+    postgres: `
+ALTER TABLE events ADD COLUMN kind TEXT NOT NULL DEFAULT 'item';
+ALTER TABLE events ADD COLUMN summary TEXT;
+CREATE UNIQUE INDEX events_one_end ON events (batch_id) WHERE kind = 'end';
+ALTER TABLE batches ADD COLUMN ended_at TEXT;
+CREATE INDEX batches_by_end ON batches (ended_at) WHERE ended_at IS NOT NULL;
+CREATE TABLE uploads (batch_id TEXT PRIMARY KEY, started_at TEXT NOT NULL);
+`,
+  },
+  {
+    version: 3,
+    name: 'the rate limit of requests that create work, shared by every API process',
+    // rate-limiter-flexible's table (rate-limit-store.ts passes tableCreated: true), in its column order: its
+    // PostgreSQL upsert inserts VALUES (key, points, expire) without naming the columns. expire is in epoch ms.
+    sqlite: `
+CREATE TABLE rate_limits (
+  key    TEXT PRIMARY KEY,
+  points INTEGER NOT NULL DEFAULT 0,
+  expire INTEGER
+) WITHOUT ROWID;
+`,
+    postgres: `
+CREATE TABLE rate_limits (
+  key    TEXT PRIMARY KEY,
+  points INTEGER NOT NULL DEFAULT 0,
+  expire BIGINT
+);
+`,
+  },
+];
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** The table both backends keep their applied versions in. */
+export const MIGRATIONS_TABLE_DDL =
+  'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
+
+/** A database that a newer batchline has migrated: this code would misread it, so it refuses to start. */
+export class SchemaTooNewError extends Error {
+  constructor(
+    readonly found: number,
+    where: string,
+  ) {
+    super(
+      `the item store at ${where} has schema version ${found}, newer than this batchline knows (${SCHEMA_VERSION}): ` +
+        'run a batchline at least as new as the one that migrated it',
+    );
+  }
+}
+
+/** The migrations to apply to a database at `found` (0: empty), oldest first; refuses a newer schema. */
+export function pendingMigrations(found: number, where: string): Migration[] {
+  if (found > SCHEMA_VERSION) throw new SchemaTooNewError(found, where);
+  return MIGRATIONS.filter((m) => m.version > found);
+}
