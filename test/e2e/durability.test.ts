@@ -69,7 +69,16 @@ async function assertEveryResultOnce(client: Client, config: Config, final: Batc
     await store.close();
   }
   const history = await client.workflow.getHandle(batchWorkflowId(final.id)).fetchHistory();
-  const completions = history.events!.filter((e) => e.activityTaskCompletedEventAttributes).length;
+  const types = new Map(
+    history.events!.flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes]] : [],
+    ),
+  );
+  const completions = history.events!.filter(
+    (e) =>
+      e.activityTaskCompletedEventAttributes &&
+      types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId))?.activityType?.name === 'inferItem',
+  ).length;
   assert.equal(completions, n, 'one recorded activity completion per item: no result twice, none missing');
 }
 

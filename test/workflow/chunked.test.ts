@@ -68,7 +68,7 @@ describe('chunked mode', () => {
     const { results } = await store.listResults(id, { limit: 1000 });
     assert.equal(results.length, 100);
     results.forEach((r) => assert.equal(r.result?.label, rows[r.index]!.expected.labelName, `item ${r.index}`));
-    assert.deepEqual(await activityCompletions(id), { inferChunk: 4 });
+    assert.deepEqual(await activityCompletions(id), { inferChunk: 4, recordBatchEnd: 1 });
   });
 
   test('a chunk keeps per-item semantics: neighbours succeed, a bad item fails alone, a flaky item retries alone', async () => {
@@ -118,8 +118,8 @@ describe('chunked mode', () => {
     assert.equal((await store.getResult(id, 1))?.error?.type, 'InvalidInput');
     assert.deepEqual(
       await activityCompletions(id),
-      { inferChunk: 1, inferItem: 1 },
-      'one chunk, one solo retry that succeeded',
+      { inferChunk: 1, inferItem: 1, recordBatchEnd: 1 },
+      'one chunk, one solo retry that succeeded (and the last step, which records the batch end)',
     );
   });
 });
