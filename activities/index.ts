@@ -15,10 +15,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createPredictActivities(deps),
     ...createBatchEndActivities(deps),
     ...createWebhookActivities({
+      allowedCidrs: [],
+      ...deps.webhooks,
       store: deps.store,
       metrics: deps.metrics,
-      ...(deps.webhooks?.recordMissingEnd ? { recordMissingEnd: deps.webhooks.recordMissingEnd } : {}),
-      allowedCidrs: deps.webhooks?.allowedCidrs ?? [],
     }),
   };
 }

@@ -22,6 +22,8 @@ export interface WebhookActivityDeps {
   metrics?: Metrics;
   /** How long one collectWebhookEvents call waits for new events (default 20 s). */
   collectWaitMs?: number;
+  /** How long a batch's log stays quiet before recordMissingEnd is asked (default END_FALLBACK_MS). */
+  endFallbackMs?: number;
 }
 
 export interface CollectWebhookEventsInput {
@@ -84,6 +86,7 @@ export function createWebhookActivities({
   allowedCidrs,
   metrics,
   collectWaitMs = COLLECT_WAIT_MS,
+  endFallbackMs = END_FALLBACK_MS,
 }: WebhookActivityDeps) {
   /** Rebuilds a message from the store: payloads never enter workflow history. */
   const message = async (batchId: string, seq: number | 'end'): Promise<WebhookMessage> => {
@@ -159,7 +162,7 @@ export function createWebhookActivities({
           if (page.length < want) break;
         }
         if (events.length > 0 || Date.now() >= deadline) return { events, afterSeq: cursor };
-        if (recordMissingEnd && Date.now() - checkedAt >= END_FALLBACK_MS) {
+        if (recordMissingEnd && Date.now() - checkedAt >= endFallbackMs) {
           checkedAt = Date.now();
           if (await recordMissingEnd(batchId)) continue; // recorded now: the next read finds it
         }

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { Webhook } from 'standardwebhooks';
+import { tailBatchEvents } from '../../src/api/event-tail.js';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import { webhookWorkflowId, type WebhookEventKind } from '../../src/contracts/webhook.js';
@@ -84,7 +85,8 @@ describe('webhook deliveries', () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
     model = new FakeModel();
-    allowed = await startWorkerStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
+    // A quiet collection asks after 500 ms whether the batch closed without recording its end (terminated).
+    allowed = await startWorkerStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' }, {}, 500);
     strict = await startWorkerStack(temporal.address, model, {});
     receiver = new Receiver();
     await receiver.start();
@@ -300,6 +302,59 @@ describe('webhook deliveries', () => {
         failedAt: undefined,
       },
     );
+  });
+
+  test('the batch records its end last in the event log, with the summary its workflow returned', async () => {
+    const url = receiver.route('/ends', () => ({ status: 204 }));
+    const { id, batch, webhooks } = await submit(allowed, [item(Behaviour.ok, 41), item(Behaviour.invalid, 42)], url);
+    const summary = await batch.result();
+    await webhooks.result();
+    const log = await allowed.store.listEvents(id, 0, 100);
+    assert.deepEqual(
+      log.map((e) => e.kind),
+      ['item', 'item', 'end'],
+    );
+    const end = log[2]!;
+    assert.ok(end.kind === 'end' && end.seq > log[1]!.seq);
+    const { failures: _failures, ...expected } = summary;
+    assert.deepEqual({ status: end.status, summary: end.summary }, { status: 'completed', summary: expected });
+    assert.deepEqual(await allowed.store.getEnd(id), { status: 'completed', summary: expected });
+    const endMessage = receiver.at('/ends').find((r) => r.headers['webhook-id'] === `msg_${id}_end`);
+    assert.equal(JSON.parse(endMessage!.body).type, 'batch.completed');
+  });
+
+  test('a terminated batch (no last step) gets its end recorded from Temporal: tails and webhooks still finish', async () => {
+    const url = receiver.route('/terminated', () => ({ status: 204 }));
+    const { id, batch, webhooks } = await submit(allowed, [item(Behaviour.ok, 51), item(Behaviour.block, 52)], url);
+    await waitFor(
+      'one success, one item blocked',
+      async () => (await allowed.store.countResults(id)).succeeded === 1 && model.blocked === 1,
+    );
+    await batch.terminate('the test terminates it');
+    assert.equal(await allowed.store.getEnd(id), undefined, 'a terminated workflow records nothing itself');
+
+    // The webhook workflow's collection finds the batch closed and records its end: batch.failed is delivered.
+    const result = await webhooks.result();
+    assert.equal(result.end, 'batch.failed');
+    const end = await allowed.store.getEnd(id);
+    assert.equal(end?.status, 'failed');
+    assert.equal(end?.summary.counts.succeeded, 1);
+    const ids = receiver.at('/terminated').map((r) => r.headers['webhook-id']);
+    assert.ok(ids.includes(`msg_${id}_end`), `end delivered: ${ids.join(', ')}`);
+
+    // A tail of the log (what SSE and results?follow read) ends at the recorded end, after the one outcome.
+    const steps: string[] = [];
+    for await (const step of tailBatchEvents({
+      store: allowed.store,
+      batchId: id,
+      afterSeq: 0,
+      signal: AbortSignal.timeout(10_000),
+    })) {
+      steps.push(step.kind === 'end' ? `end:${step.end.status}` : step.kind);
+      if (step.kind === 'idle') break;
+    }
+    assert.deepEqual(steps, ['events', 'end:failed']);
+    model.release();
   });
 
   test('continue-as-new hands over without losing or repeating an event', async () => {
