@@ -1,0 +1,844 @@
+import pg from 'pg';
+import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
+import type { FailedDelivery } from '../contracts/webhook.js';
+import {
+  DuplicateItemIdError,
+  type Expired,
+  type ItemStore,
+  type NewItem,
+  type ResultPage,
+  type StoredBatch,
+  type StoredEvent,
+  type StoredItem,
+  type StoredResult,
+} from './item-store.js';
+import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
+import {
+  connectError,
+  createPool,
+  isUnavailable,
+  KEEPALIVE_DELAY_MS,
+  parseDatabaseUrl,
+  toUnavailable,
+  type DatabaseUrl,
+} from './postgres.js';
+
+export interface PostgresItemStoreOptions {
+  /** Most connections this store opens, besides its one listening connection (default 10). */
+  poolSize?: number;
+}
+
+/** The channel every write that a tail may wait for is announced on (the payload is the batch id). */
+const CHANNEL = 'batchline_writes';
+/**
+ * The advisory lock that serializes migrations between processes starting at once. The two-int form lives in a key
+ * space of its own, apart from the one-bigint locks taken per batch below.
+ */
+const MIGRATION_LOCK = [0x62746368, 1] as const;
+/** Rows per INSERT of items: bounded statements, few round trips. */
+const INSERT_SLICE = 5_000;
+/** Rows per DELETE when removing an expired batch or a stale upload: no single huge transaction. */
+const DELETE_SLICE = 10_000;
+/** Events numbered per listEvents call at most (more than a page): bounds the numbering transaction. */
+const NUMBER_SLICE = 10_000;
+/** A default item id: the index in its canonical spelling (as findItemIndex reads it). */
+const DEFAULT_ID = /^(0|[1-9][0-9]{0,14})$/;
+const MAX_INT4 = 2 ** 31 - 1;
+/** Reconnecting the listening connection: first delay, doubled up to the last. */
+const LISTEN_RETRY_MS = [100, 5_000] as const;
+
+/**
+ * The item store on PostgreSQL (DATABASE_URL): the same contract and the same SQL semantics as SqliteItemStore, for
+ * any number of API and worker processes on any hosts. JSON stays in TEXT columns, as in SQLite, so both backends
+ * round-trip values identically. A write that a tail waits for is announced with NOTIFY; one dedicated connection
+ * per store LISTENs and wakes nextWrite(). Connection-level failures reject with UnavailableError.
+ */
+export class PostgresItemStore implements ItemStore {
+  readonly backend = 'postgres';
+  /** The tail of each staged batch's appends (and the commit or delete after them): they run in call order. */
+  private readonly staging = new Map<string, Promise<void>>();
+  private readonly writeWaiters = new Set<() => void>();
+  /** Batches with an announcement in flight, and whether another write came in since it was sent. */
+  private readonly announcing = new Map<string, boolean>();
+  private listener: pg.Client | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private reconnectDelay: number = LISTEN_RETRY_MS[0];
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly where: DatabaseUrl,
+  ) {}
+
+  /**
+   * Connects, applies pending migrations and starts listening for writes. Fails fast with an Error naming
+   * DATABASE_URL when the URL is malformed, the server is unreachable or refuses the credentials, and with
+   * SchemaTooNewError when a newer batchline has migrated the database.
+   */
+  static async open(url: string, options: PostgresItemStoreOptions = {}): Promise<PostgresItemStore> {
+    const where = parseDatabaseUrl(url);
+    const store = new PostgresItemStore(createPool(url, { max: options.poolSize ?? 10 }), where);
+    try {
+      await store.migrate();
+      await store.listen();
+    } catch (err) {
+      await store.close();
+      throw connectError(err, where);
+    }
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    await this.transaction(async (client) => {
+      // Several processes may start at once against an empty database: one migrates, the others wait here and
+      // then find nothing pending.
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...MIGRATION_LOCK]);
+      await client.query(MIGRATIONS_TABLE_DDL);
+      const { rows } = await client.query<{ found: number }>(
+        'SELECT COALESCE(MAX(version), 0)::int AS found FROM schema_migrations',
+      );
+      for (const m of pendingMigrations(rows[0]!.found, this.where.redacted)) {
+        await client.query(m.postgres);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        ]);
+      }
+    });
+  }
+
+  async createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void> {
+    await this.guard(
+      this.transaction(async (client) => {
+        // A new batch has no items yet: a repeated id can only repeat an earlier item of this call.
+        const seen = new Set<string>();
+        let slice = new ItemSlice(0);
+        for (const item of items) {
+          const index = slice.from + slice.length;
+          const id = item.id ?? String(index);
+          if (seen.has(id)) throw new DuplicateItemIdError(id, index);
+          seen.add(id);
+          slice.push(item);
+          if (slice.length === INSERT_SLICE) {
+            await slice.insert(client, batch.id);
+            slice = new ItemSlice(index + 1);
+          }
+        }
+        await slice.insert(client, batch.id);
+        await this.commitIn(client, batch);
+      }),
+    );
+  }
+
+  appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
+    return this.inBatchOrder(batchId, () => this.guard(this.append(batchId, from, items)));
+  }
+
+  private async append(batchId: string, from: number, items: NewItem[]): Promise<void> {
+    const slice = new ItemSlice(from);
+    for (const item of items) slice.push(item);
+    try {
+      await this.transaction(async (client) => {
+        // The batch's staging lock: a commit counts the items only once no append of the batch is in flight.
+        await client.query(
+          `INSERT INTO uploads (batch_id, started_at)
+           SELECT $1, $2 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 1))) AS locked
+           ON CONFLICT DO NOTHING`,
+          [batchId, new Date().toISOString()],
+        );
+        for (const part of slice.split(INSERT_SLICE)) await part.insert(client, batchId);
+        // A given id such as '7' clashes with item 7's default id, in either order: the unique index cannot see
+        // that. This append's items are in the table now, so the checks cover them as well as earlier appends.
+        // The default ids are looked up one by one only if the batch has any given id (one probe first, in order).
+        const numericIds = slice.ids.filter((id) => DEFAULT_ID.test(id) && Number(id) <= MAX_INT4).map(Number);
+        const defaultIds = slice.indexes.filter((_, i) => slice.ids[i] === '').map(String);
+        if (numericIds.length === 0 && defaultIds.length === 0) return;
+        const { rows } = await client.query<{ clash: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND client_id = '' AND idx = ANY($2::int[]))
+               OR (EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND client_id <> '')
+                   AND EXISTS (SELECT 1 FROM items
+                               WHERE batch_id = $1 AND client_id <> '' AND client_id = ANY($3::text[])))
+             AS clash`,
+          [batchId, numericIds, defaultIds],
+        );
+        if (rows[0]!.clash) throw new IdClash();
+      });
+    } catch (err) {
+      if (!(err instanceof IdClash) && (err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      // Rolled back: name the first item whose id an earlier item of this append, or of the batch, already has.
+      const ids = slice.ids.map((given, i) => given || String(from + i));
+      const existing = await this.existingIds(batchId, ids);
+      const seen = new Set<string>();
+      for (const [i, id] of ids.entries()) {
+        if (seen.has(id) || existing.has(id)) throw new DuplicateItemIdError(id, from + i);
+        seen.add(id);
+      }
+      throw err;
+    }
+  }
+
+  /** Which of these ids items of the batch have, as given ids or as default ids (findItemIndex, in bulk). */
+  private async existingIds(batchId: string, ids: string[]): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT u.id FROM unnest($2::text[]) AS u(id)
+       WHERE EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $1 AND i.client_id = u.id AND i.client_id <> '')
+          OR EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $1 AND i.client_id = ''
+                       AND i.idx = CASE WHEN u.id ~ '${DEFAULT_ID.source}' THEN u.id::bigint END)`,
+      [batchId, ids],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
+  commitBatch(batch: StoredBatch): Promise<void> {
+    return this.inBatchOrder(batch.id, () =>
+      this.guard(
+        this.transaction(async (client) => {
+          await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 1))', [batch.id]);
+          await this.commitIn(client, batch);
+          await client.query('DELETE FROM uploads WHERE batch_id = $1', [batch.id]);
+        }),
+      ),
+    );
+  }
+
+  /** Counts the batch's items and inserts its row, in the caller's transaction. */
+  private async commitIn(client: pg.PoolClient, batch: StoredBatch): Promise<void> {
+    const { rows } = await client.query<{ n: number }>('SELECT COUNT(*)::int AS n FROM items WHERE batch_id = $1', [
+      batch.id,
+    ]);
+    const n = rows[0]!.n;
+    if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
+    await client.query(
+      `INSERT INTO batches (id, model, version, total, options, metadata, created_at, tenant, webhook)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [
+        batch.id,
+        batch.model,
+        batch.version ?? null,
+        batch.total,
+        JSON.stringify(batch.options),
+        batch.metadata ? JSON.stringify(batch.metadata) : null,
+        batch.createdAt,
+        batch.tenant,
+        batch.webhook ? JSON.stringify(batch.webhook) : null,
+      ],
+    );
+  }
+
+  async getBatch(batchId: string): Promise<StoredBatch | undefined> {
+    const { rows } = await this.guard(this.pool.query<BatchRow>('SELECT * FROM batches WHERE id = $1', [batchId]));
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      model: row.model,
+      ...(row.version !== null ? { version: row.version } : {}),
+      total: row.total,
+      options: JSON.parse(row.options),
+      ...(row.metadata ? { metadata: JSON.parse(row.metadata) } : {}),
+      createdAt: row.created_at,
+      tenant: row.tenant,
+      ...(row.webhook ? { webhook: JSON.parse(row.webhook) } : {}),
+    };
+  }
+
+  deleteBatch(batchId: string): Promise<void> {
+    // After the batch's pending appends: one still in flight would otherwise store its items after the delete.
+    return this.inBatchOrder(batchId, () =>
+      this.guard(
+        this.transaction(async (client) => {
+          // The numbering lock first: a listEvents numbering this batch's events meanwhile would otherwise lock
+          // the same rows in another order (a deadlock that PostgreSQL resolves by failing one of the two).
+          await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
+          for (const table of ['events', 'webhook_failures', 'results', 'items', 'uploads']) {
+            await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
+          }
+          await client.query('DELETE FROM batches WHERE id = $1', [batchId]);
+        }),
+      ),
+    );
+  }
+
+  async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
+    const { rows } = await this.guard(
+      this.pool.query<{ idx: number; client_id: string; inputs: string }>(
+        `SELECT idx, client_id, inputs FROM items WHERE batch_id = $1 AND idx >= $2::bigint AND idx < $3::bigint
+         ORDER BY idx`,
+        [batchId, from, from + count],
+      ),
+    );
+    return rows.map((r) => ({ index: r.idx, id: itemId(r), inputs: JSON.parse(r.inputs) as ItemInputs }));
+  }
+
+  async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
+    // One statement, so one transaction: the result, then (only if it was written) its event. A success is final; a
+    // failure may be replaced by a later outcome (a retried dead-letter item). Two writers of one item: the second
+    // waits for the first's row and then sees the success it may not replace.
+    const { rowCount } = await this.guard(
+      this.pool.query(
+        `WITH written AS (
+           INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (batch_id, idx) DO UPDATE SET
+             status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
+             started_at = excluded.started_at, finished_at = excluded.finished_at
+           WHERE results.status <> 'succeeded'
+           RETURNING 1
+         )
+         INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
+         SELECT $1, $2, $3, $4, $6, $8 FROM written`,
+        [
+          batchId,
+          result.index,
+          result.status,
+          result.attempts,
+          result.result ? JSON.stringify(result.result) : null,
+          result.error ? JSON.stringify(result.error) : null,
+          result.startedAt,
+          result.finishedAt,
+        ],
+      ),
+    );
+    if (rowCount !== 1) return false;
+    this.announce(batchId);
+    return true;
+  }
+
+  /**
+   * Tells every listener that the batch has new events, after the write committed. Not inside the write's
+   * transaction: a transaction that notifies holds a database-wide lock from before its commit record is flushed
+   * until it is done, so concurrent writers that notify commit one at a time instead of sharing flushes. Writes of
+   * one batch made while an announcement is in flight share the next one. A lost announcement (a failure, a crash
+   * after the commit) only delays waiters to their timeout.
+   */
+  private announce(batchId: string): void {
+    if (this.closed) return;
+    if (this.announcing.has(batchId)) {
+      this.announcing.set(batchId, true);
+      return;
+    }
+    this.announcing.set(batchId, false);
+    void this.pool
+      .query('SELECT pg_notify($1, $2)', [CHANNEL, batchId])
+      .catch(() => undefined)
+      .then(() => {
+        const again = this.announcing.get(batchId);
+        this.announcing.delete(batchId);
+        if (again) this.announce(batchId);
+      });
+  }
+
+  async endBatch(batchId: string, end: BatchEnd): Promise<boolean> {
+    const now = new Date().toISOString();
+    // Outcomes recorded before this call committed before it, with lower event ids: numbering puts them first.
+    const { rowCount } = await this.guard(
+      this.pool.query(
+        `WITH ended AS (
+           INSERT INTO events (batch_id, kind, idx, status, attempts, summary, finished_at)
+           VALUES ($1, 'end', -1, $2, 0, $3, $4)
+           ON CONFLICT DO NOTHING
+           RETURNING 1
+         ), marked AS (
+           UPDATE batches SET ended_at = $4 WHERE id = $1 AND EXISTS (SELECT 1 FROM ended) RETURNING 1
+         )
+         SELECT pg_notify('${CHANNEL}', $1) FROM ended`,
+        [batchId, end.status, JSON.stringify(end.summary), now],
+      ),
+    );
+    return rowCount === 1;
+  }
+
+  async getEnd(batchId: string): Promise<BatchEnd | undefined> {
+    const { rows } = await this.guard(
+      this.pool.query<{ status: BatchEnd['status']; summary: string }>(
+        "SELECT status, summary FROM events WHERE batch_id = $1 AND kind = 'end'",
+        [batchId],
+      ),
+    );
+    const row = rows[0];
+    return row ? { status: row.status, summary: JSON.parse(row.summary) } : undefined;
+  }
+
+  async listResults(
+    batchId: string,
+    options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {},
+  ): Promise<ResultPage> {
+    const limit = Math.min(Math.max(options.limit ?? 100, 1), 10_000);
+    const cursor = Math.max(options.cursor ?? 0, 0);
+    const { rows } = await this.guard(
+      this.pool.query<ResultRow>(
+        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+         WHERE r.batch_id = $1 AND r.idx >= $2::bigint AND ($3::text IS NULL OR r.status = $3) ORDER BY r.idx LIMIT $4`,
+        [batchId, cursor, options.status ?? null, limit + 1],
+      ),
+    );
+    const more = rows.length > limit;
+    const page = rows.slice(0, limit).map(toResult);
+    return more ? { results: page, nextCursor: page[page.length - 1]!.index + 1 } : { results: page };
+  }
+
+  async getResult(batchId: string, index: number): Promise<StoredResult | undefined> {
+    const { rows } = await this.guard(
+      this.pool.query<ResultRow>(
+        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+         WHERE r.batch_id = $1 AND r.idx = $2::bigint`,
+        [batchId, index],
+      ),
+    );
+    return rows[0] ? toResult(rows[0]) : undefined;
+  }
+
+  async findItemIndex(batchId: string, itemId: string): Promise<number | undefined> {
+    const { rows } = await this.guard(
+      this.pool.query<{ idx: number }>(
+        `(SELECT idx FROM items WHERE batch_id = $1 AND client_id = $2 AND client_id <> '')
+         UNION ALL
+         (SELECT idx FROM items WHERE batch_id = $1 AND idx = $3::bigint AND client_id = '')
+         LIMIT 1`,
+        [batchId, itemId, DEFAULT_ID.test(itemId) ? itemId : null],
+      ),
+    );
+    return rows[0]?.idx;
+  }
+
+  async listEvents(batchId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    await this.guard(this.numberEvents(batchId, Math.max(limit, NUMBER_SLICE)));
+    const { rows } = await this.guard(
+      this.pool.query<EventRow>(
+        `SELECT e.seq, e.kind, e.idx, e.status, e.attempts, e.error, e.summary, e.finished_at, i.client_id, r.result
+         FROM events e
+         LEFT JOIN items i ON e.kind = 'item' AND i.batch_id = e.batch_id AND i.idx = e.idx
+         LEFT JOIN results r ON e.kind = 'item' AND e.status = 'succeeded' AND r.batch_id = e.batch_id AND r.idx = e.idx
+         WHERE e.batch_id = $1 AND e.seq > $2::bigint AND (e.kind = 'end' OR i.idx IS NOT NULL)
+         ORDER BY e.seq LIMIT $3`,
+        [batchId, afterSeq, limit],
+      ),
+    );
+    return rows.map(toEvent);
+  }
+
+  /**
+   * Gives the batch's committed, unnumbered events their seqs: the max seq so far plus 1, 2, ... in insertion (id)
+   * order. Writers insert events with seq NULL and take no lock, so they never wait on each other or on readers;
+   * ids alone would not do as seqs, because a writer that took id n may commit after one that took n + 1, and a
+   * reader between the two commits would skip n forever. Numbering is safe because:
+   * - the UPDATE sees only committed rows, so an event still being written is numbered by a later pass, after
+   *   every seq given before it;
+   * - passes of one batch are serialized by the batch's advisory lock, taken in a statement of its own before the
+   *   UPDATE: under READ COMMITTED the UPDATE's snapshot is taken after the lock is granted, so it sees the
+   *   previous pass's seqs, and the max it starts from is current;
+   * - a pass commits all its seqs at once, and they continue the previous pass's without a gap.
+   * So the numbered events of a batch are always seqs 1..n, and a reader never sees seq n + 1 before n.
+   */
+  private async numberEvents(batchId: string, most: number): Promise<void> {
+    const { rows } = await this.pool.query<{ pending: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM events WHERE batch_id = $1 AND seq IS NULL) AS pending',
+      [batchId],
+    );
+    if (!rows[0]!.pending) return;
+    await this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
+      await client.query(
+        `UPDATE events e SET seq = n.seq
+         FROM (
+           SELECT id, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE batch_id = $1)
+                      + row_number() OVER (ORDER BY id) AS seq
+           FROM (SELECT id FROM events WHERE batch_id = $1 AND seq IS NULL ORDER BY id LIMIT $2) AS unnumbered
+         ) AS n
+         WHERE e.id = n.id`,
+        [batchId, most],
+      );
+    });
+  }
+
+  nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.writeWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      if (signal?.aborted || this.closed) done();
+      else this.writeWaiters.add(done);
+    });
+  }
+
+  private wakeWaiters(): void {
+    for (const wake of [...this.writeWaiters]) wake();
+  }
+
+  /** Opens the listening connection; on loss it is opened again in the background, with backoff. */
+  private async listen(): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.where.url,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+      connectionTimeoutMillis: 5_000,
+    });
+    const lost = () => {
+      if (this.listener !== client) return;
+      this.listener = null;
+      void client.end().catch(() => undefined);
+      this.scheduleListen();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', () => this.wakeWaiters());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      void client.end().catch(() => undefined);
+      throw err;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.listener = client;
+    this.reconnectDelay = LISTEN_RETRY_MS[0];
+  }
+
+  private scheduleListen(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = this.reconnectDelay;
+    this.reconnectDelay = Math.min(delay * 2, LISTEN_RETRY_MS[1]);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.listen().then(
+        // Writes made while no one listened were not announced: waiters read again now rather than at timeout.
+        () => this.wakeWaiters(),
+        () => this.scheduleListen(),
+      );
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  async putFailedDelivery(batchId: string, f: FailedDelivery): Promise<void> {
+    await this.guard(
+      this.pool.query(
+        `INSERT INTO webhook_failures (batch_id, message_id, event_type, attempts, last_error, failed_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+        [batchId, f.messageId, f.eventType, f.attempts, f.lastError, f.failedAt],
+      ),
+    );
+  }
+
+  async listFailedDeliveries(batchId: string): Promise<FailedDelivery[]> {
+    // Byte order, as SQLite compares text: the same list in the same order on both backends.
+    const { rows } = await this.guard(
+      this.pool.query<FailureRow>(
+        `SELECT * FROM webhook_failures WHERE batch_id = $1 ORDER BY failed_at COLLATE "C", message_id COLLATE "C"`,
+        [batchId],
+      ),
+    );
+    return rows.map((r) => ({
+      messageId: r.message_id,
+      eventType: r.event_type,
+      attempts: r.attempts,
+      lastError: r.last_error,
+      failedAt: r.failed_at,
+    }));
+  }
+
+  async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
+    const { rows } = await this.guard(
+      this.pool.query<{ status: StoredResult['status']; n: number }>(
+        'SELECT status, COUNT(*)::int AS n FROM results WHERE batch_id = $1 GROUP BY status',
+        [batchId],
+      ),
+    );
+    const counts = { succeeded: 0, failed: 0 };
+    for (const row of rows) counts[row.status] = row.n;
+    return counts;
+  }
+
+  async deleteExpired(options: { now: Date; retentionMs: number; stagedMs: number }): Promise<Expired> {
+    const ended = new Date(options.now.getTime() - options.retentionMs).toISOString();
+    const staged = new Date(options.now.getTime() - options.stagedMs).toISOString();
+    const removed = { batches: 0, uploads: 0 };
+    await this.guard(
+      (async () => {
+        for (let ids = await this.expiredBatches(ended); ids.length > 0; ids = await this.expiredBatches(ended)) {
+          for (const id of ids) removed.batches += await this.purgeBatch(id);
+        }
+        for (let ids = await this.staleUploads(staged); ids.length > 0; ids = await this.staleUploads(staged)) {
+          for (const id of ids) removed.uploads += await this.purgeUpload(id);
+        }
+      })(),
+    );
+    return removed;
+  }
+
+  private async expiredBatches(before: string): Promise<string[]> {
+    // ISO-8601 instants of one format compare in time order as text, in any collation.
+    const { rows } = await this.pool.query<{ id: string }>(
+      'SELECT id FROM batches WHERE ended_at IS NOT NULL AND ended_at < $1 ORDER BY ended_at LIMIT 100',
+      [before],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  private async staleUploads(before: string): Promise<string[]> {
+    const { rows } = await this.pool.query<{ batch_id: string }>(
+      `SELECT batch_id FROM uploads u
+       WHERE started_at < $1 AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = u.batch_id)
+       ORDER BY started_at LIMIT 100`,
+      [before],
+    );
+    return rows.map((r) => r.batch_id);
+  }
+
+  /**
+   * Removes an expired batch a slice at a time, its row last: a purge cut short leaves the batch listed as expired,
+   * and the next run finishes it. Resolves 1 when this call removed the row.
+   */
+  private async purgeBatch(batchId: string): Promise<number> {
+    await this.deleteInSlices('results', 'idx', batchId);
+    await this.deleteInSlices('items', 'idx', batchId);
+    await this.deleteInSlices('events', 'id', batchId, 0);
+    return this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
+      for (const table of ['events', 'webhook_failures', 'results', 'items', 'uploads']) {
+        await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
+      }
+      return (await client.query('DELETE FROM batches WHERE id = $1', [batchId])).rowCount ?? 0;
+    });
+  }
+
+  /** Removes a stale upload's items a slice at a time, then its row, unless its batch was committed meanwhile. */
+  private async purgeUpload(batchId: string): Promise<number> {
+    await this.deleteInSlices('items', 'idx', batchId, 1, true);
+    return this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 1))', [batchId]);
+      const { rows } = await client.query('SELECT 1 FROM batches WHERE id = $1', [batchId]);
+      if (rows.length > 0) return 0;
+      await client.query('DELETE FROM items WHERE batch_id = $1', [batchId]);
+      return (await client.query('DELETE FROM uploads WHERE batch_id = $1', [batchId])).rowCount ?? 0;
+    });
+  }
+
+  /**
+   * Deletes a batch's rows of one table in slices of DELETE_SLICE, each its own transaction. `lock`: the batch's
+   * advisory lock to hold per slice (0: numbering, 1: staging); `uncommitted`: stop if the batch is committed.
+   */
+  private async deleteInSlices(
+    table: 'results' | 'items' | 'events',
+    key: 'idx' | 'id',
+    batchId: string,
+    lock?: 0 | 1,
+    uncommitted = false,
+  ): Promise<void> {
+    for (;;) {
+      const deleted = await this.transaction(async (client) => {
+        if (lock !== undefined) {
+          await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [batchId, lock]);
+        }
+        if (uncommitted && (await client.query('SELECT 1 FROM batches WHERE id = $1', [batchId])).rows.length > 0) {
+          return 0;
+        }
+        const { rowCount } = await client.query(
+          `DELETE FROM ${table} WHERE batch_id = $1
+             AND ${key} IN (SELECT ${key} FROM ${table} WHERE batch_id = $1 LIMIT $2)`,
+          [batchId, DELETE_SLICE],
+        );
+        return rowCount ?? 0;
+      });
+      if (deleted < DELETE_SLICE) return;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const listener = this.listener;
+    this.listener = null;
+    this.wakeWaiters();
+    await Promise.all([listener?.end().catch(() => undefined), this.pool.end().catch(() => undefined)]);
+  }
+
+  /** Runs `work` after the batch's earlier appends, commit or delete have settled (whatever their outcome). */
+  private inBatchOrder(batchId: string, work: () => Promise<void>): Promise<void> {
+    const run = (this.staging.get(batchId) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => undefined);
+    this.staging.set(batchId, tail);
+    void tail.then(() => {
+      if (this.staging.get(batchId) === tail) this.staging.delete(batchId);
+    });
+    return run;
+  }
+
+  /** One transaction on one pooled connection; a connection that failed is dropped, not reused. */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // A checked-out connection that breaks between two queries emits 'error' with nobody listening (the pool
+    // listens only while it is idle): that would crash the process. The failure surfaces on the next query.
+    const ignore = () => undefined;
+    client.on('error', ignore);
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const out = await work(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      if (isUnavailable(err)) broken = err as Error;
+      else {
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          broken = rollbackErr;
+        });
+      }
+      throw err;
+    } finally {
+      client.removeListener('error', ignore);
+      client.release(broken);
+    }
+  }
+
+  /** Maps connection-level failures of `work` to UnavailableError. */
+  private async guard<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      throw toUnavailable(err);
+    }
+  }
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+/** Thrown inside an append's transaction to roll back an append whose ids clash (named after the rollback). */
+class IdClash extends Error {}
+
+/** Items in their stored form, as the column arrays of one `unnest` insert. */
+class ItemSlice {
+  readonly indexes: number[] = [];
+  /** Given ids, '' where the client gave none. */
+  readonly ids: string[] = [];
+  readonly inputs: string[] = [];
+
+  constructor(readonly from: number) {}
+
+  get length(): number {
+    return this.ids.length;
+  }
+
+  push(item: NewItem): void {
+    this.indexes.push(this.from + this.ids.length);
+    this.ids.push(item.id ?? '');
+    this.inputs.push(JSON.stringify(item.inputs));
+  }
+
+  *split(size: number): Generator<ItemSlice> {
+    for (let i = 0; i < this.length; i += size) {
+      const part = new ItemSlice(this.from + i);
+      part.indexes.push(...this.indexes.slice(i, i + size));
+      part.ids.push(...this.ids.slice(i, i + size));
+      part.inputs.push(...this.inputs.slice(i, i + size));
+      yield part;
+    }
+  }
+
+  async insert(client: pg.PoolClient, batchId: string): Promise<void> {
+    if (this.length === 0) return;
+    await client.query(
+      `INSERT INTO items (batch_id, idx, client_id, inputs)
+       SELECT $1, t.idx, t.client_id, t.inputs
+       FROM unnest($2::int[], $3::text[], $4::text[]) AS t(idx, client_id, inputs)`,
+      [batchId, this.indexes, this.ids, this.inputs],
+    );
+  }
+}
+
+interface BatchRow {
+  id: string;
+  model: string;
+  version: number | null;
+  total: number;
+  options: string;
+  metadata: string | null;
+  created_at: string;
+  tenant: string;
+  webhook: string | null;
+}
+
+interface ResultRow {
+  idx: number;
+  client_id: string;
+  status: StoredResult['status'];
+  attempts: number;
+  result: string | null;
+  error: string | null;
+  started_at: string;
+  finished_at: string;
+}
+
+interface EventRow {
+  /** BIGINT: the driver returns it as a string. */
+  seq: string;
+  kind: 'item' | 'end';
+  idx: number;
+  status: string;
+  attempts: number;
+  error: string | null;
+  summary: string | null;
+  finished_at: string;
+  client_id: string | null;
+  result: string | null;
+}
+
+interface FailureRow {
+  message_id: string;
+  event_type: string;
+  attempts: number;
+  last_error: string;
+  failed_at: string;
+}
+
+/** An item's id: the client's, or its index when the client gave none (stored as ''). */
+function itemId(row: { idx: number; client_id: string }): string {
+  return row.client_id === '' ? String(row.idx) : row.client_id;
+}
+
+function toResult(row: ResultRow): StoredResult {
+  return {
+    index: row.idx,
+    id: itemId(row),
+    status: row.status,
+    attempts: row.attempts,
+    ...(row.result ? { result: JSON.parse(row.result) } : {}),
+    ...(row.error ? { error: JSON.parse(row.error) } : {}),
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toEvent(row: EventRow): StoredEvent {
+  const seq = Number(row.seq);
+  if (row.kind === 'end') {
+    return {
+      kind: 'end',
+      seq,
+      status: row.status as BatchEnd['status'],
+      summary: JSON.parse(row.summary!),
+      finishedAt: row.finished_at,
+    };
+  }
+  return {
+    kind: 'item',
+    seq,
+    index: row.idx,
+    id: itemId({ idx: row.idx, client_id: row.client_id! }),
+    status: row.status as StoredResult['status'],
+    attempts: row.attempts,
+    ...(row.result ? { result: JSON.parse(row.result) } : {}),
+    ...(row.error ? { error: JSON.parse(row.error) } : {}),
+    finishedAt: row.finished_at,
+  };
+}
