@@ -10,7 +10,7 @@ import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
 import { startDevServer, type DevServer, type DynamicConfig } from '../../src/dev-server.js';
 import { freePort } from '../../src/free-port.js';
-import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { openItemStore } from '../../src/stores/open-stores.js';
 import { readSse } from '../../test/helpers/sse.js';
 import { cpuSeconds, peakRssMb } from '../lib/system-run.js';
 import { REPO_ROOT } from '../lib/report.js';
@@ -194,7 +194,7 @@ export async function runBatchline(
   const workerPeakRssMb = peakRssMb(stack.worker.pid!) ?? NaN;
   const apiPeakRssMb = peakRssMb(stack.api.pid!) ?? NaN;
 
-  const store = new SqliteItemStore(itemStoreFile(stack.config));
+  const store = await openItemStore(stack.config);
   const latencyMs: number[] = [];
   let lastFinished = 0;
   let failed = 0;

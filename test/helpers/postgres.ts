@@ -32,7 +32,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     user: USER,
     password: PASSWORD,
     port,
-    persistent: false,
+    persistent: true, // kept across restart(); stop() below removes the directory
     createPostgresUser: process.getuid?.() === 0,
     onLog: () => undefined,
     onError: () => undefined,
