@@ -111,13 +111,22 @@ export function workflowBundle(): Promise<WorkflowBundle> {
   return bundle;
 }
 
-/** Runs `batchline <command>` from source as a child process, the way production runs it. */
-export function spawnBatchline(command: string, config: Config, extraEnv: Record<string, string> = {}): ChildProcess {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+/**
+ * Runs `batchline <command>` from source as a child process, the way production runs it. `cwd` (default: the repo)
+ * is its working directory; tsx and the repo's tsconfig are found by absolute path, so any directory works.
+ */
+export function spawnBatchline(
+  command: string,
+  config: Config,
+  extraEnv: Record<string, string> = {},
+  { cwd = ROOT }: { cwd?: string } = {},
+): ChildProcess {
+  const env: NodeJS.ProcessEnv = { TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json'), ...process.env, ...extraEnv };
   Object.assign(env, configToEnv(config));
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'main.ts'), command], {
+  const tsx = import.meta.resolve('tsx');
+  const child = spawn(process.execPath, ['--import', tsx, path.join(ROOT, 'src', 'cli', 'main.ts'), command], {
     env,
-    cwd: ROOT,
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: string[] = [];
