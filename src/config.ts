@@ -168,7 +168,11 @@ const SECRET = new Set(['API_KEYS', 'DATABASE_URL']);
 /** Thrown by loadConfig when a variable is malformed; the message names every bad variable. */
 export class ConfigError extends Error {
   constructor(readonly issues: readonly string[]) {
-    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    super(
+      issues.length === 1
+        ? `invalid configuration: ${issues[0]}`
+        : `invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }

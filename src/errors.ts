@@ -111,3 +111,11 @@ export class TimeoutError extends AppError {
     super(message);
   }
 }
+
+/**
+ * Thrown while a process starts when something outside it makes starting pointless (an item store it cannot reach,
+ * credentials refused, a schema newer than this code): the CLI prints its message alone, as one line, and exits.
+ */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}

@@ -54,11 +54,19 @@ export async function startWorker(
   options: { sdkMetricsUrl?: string } = {},
 ): Promise<StartedWorker> {
   limitNewStackTraces(config.WORKFLOW_STACK_TRACE_LIMIT);
-  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
-  const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
-  if (added.length > 0) log.info({ added }, 'registered search attributes');
+  // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait.
   const store = await openItemStore(config);
+  let connection: NativeConnection;
+  let admin: Connection;
+  try {
+    connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
+    admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
+    if (added.length > 0) log.info({ added }, 'registered search attributes');
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const metrics = new Metrics('worker');
   // Only for batches that closed without recording their end (terminated): webhook deliveries still finish.
   const temporal = new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE });

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
+import { StartupError } from '../errors.js';
 import { createLogger, routeTemporalLogs } from '../logger.js';
 import { startServer } from '../server.js';
 import { startWorker } from '../worker.js';
@@ -83,7 +84,7 @@ function untilStopped(log: { info: (o: object, m: string) => void }): Promise<vo
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof StartupError) console.error(err.message);
     else console.error('batchline failed:', err);
     process.exit(1);
   },

@@ -1,6 +1,7 @@
 // The item store's schema, as numbered migrations applied at start-up by both backends (SQLite and PostgreSQL):
 // the same versions, the same `schema_migrations` table, the same refusal of a schema newer than this code.
 // A migration is never edited once released: a change is a new migration at the end.
+import { StartupError } from '../errors.js';
 
 export interface Migration {
   version: number;
@@ -195,7 +196,7 @@ export const MIGRATIONS_TABLE_DDL =
   'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
 
 /** A database that a newer batchline has migrated: this code would misread it, so it refuses to start. */
-export class SchemaTooNewError extends Error {
+export class SchemaTooNewError extends StartupError {
   constructor(
     readonly found: number,
     where: string,

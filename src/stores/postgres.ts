@@ -1,7 +1,7 @@
 // Connecting to PostgreSQL (DATABASE_URL): the URL check, the pool, and which failures mean "the database cannot be
 // reached right now" (UnavailableError: 503 and Retry-After) rather than a fault of the request or of the code.
 import pg from 'pg';
-import { UnavailableError } from '../errors.js';
+import { StartupError, UnavailableError } from '../errors.js';
 
 /** A checked DATABASE_URL: the URL as given (for the driver) and a form safe to print (no password). */
 export interface DatabaseUrl {
@@ -139,7 +139,7 @@ export function connectError(err: unknown, where: DatabaseUrl): unknown {
   } else if (isUnavailable(err)) {
     message = `DATABASE_URL: cannot connect to the PostgreSQL server at ${where.server} (${describe(err)})`;
   }
-  return message ? Object.assign(new Error(message), { cause: err }) : err;
+  return message ? new StartupError(message, { cause: err }) : err;
 }
 
 function describe(err: unknown): string {

@@ -59,7 +59,12 @@ export class SqliteItemStore implements ItemStore {
   constructor(private readonly file: string) {
     this.db = openSqlite(file);
     this.appender = new BackgroundAppender(file);
-    this.migrate();
+    try {
+      this.migrate();
+    } catch (err) {
+      this.db.close(); // a schema this code must not touch (or a broken file): nothing stays open
+      throw err;
+    }
     this.stmts = {
       insertBatch: this.db.prepare(
         'INSERT INTO batches (id, model, version, total, options, metadata, created_at, tenant, webhook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
