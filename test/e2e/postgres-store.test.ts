@@ -5,8 +5,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
@@ -18,6 +16,7 @@ import { itemStoreFile } from '../../src/stores/sqlite-item-store.js';
 import { heldout, http as request } from '../helpers/data.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { readSse, type SseEvent } from '../helpers/sse.js';
+import { Receiver } from '../helpers/webhook-receiver.js';
 import {
   exitOf,
   freePort,
@@ -64,30 +63,6 @@ async function stopChild(child: ChildProcess | undefined): Promise<void> {
   const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(kill);
-}
-
-/** Every request a loopback webhook receiver got (it accepts all with 204), by path. */
-class Receiver {
-  readonly received: { path: string; headers: Record<string, string>; body: string }[] = [];
-  private readonly server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-      this.received.push({ path: req.url ?? '', headers, body });
-      res.writeHead(204).end();
-    });
-  });
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
 }
 
 /**
@@ -151,7 +126,6 @@ describe('the item store on PostgreSQL, API and worker as separate processes', (
   let databaseUrl: string;
   let client: Client;
   let receiver: Receiver;
-  let receiverUrl: string;
   const stacks: Stack[] = [];
   const dirs: string[] = [];
 
@@ -205,7 +179,7 @@ describe('the item store on PostgreSQL, API and worker as separate processes', (
   before(async () => {
     quietTemporalLogs();
     receiver = new Receiver();
-    [temporal, postgres, receiverUrl] = await Promise.all([startTestTemporal(), startPostgres(), receiver.start()]);
+    [temporal, postgres] = await Promise.all([startTestTemporal(), startPostgres(), receiver.start()]);
     databaseUrl = await postgres.createDatabase();
     client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
   });
@@ -235,7 +209,7 @@ describe('the item store on PostgreSQL, API and worker as separate processes', (
     const json = await request(stack.url, 'POST', '/v1/batches', {
       model: 'digits',
       items: items(n),
-      webhook: { url: `${receiverUrl}${hookPath}` },
+      webhook: { url: receiver.route(hookPath, () => ({ status: 204 })) },
     });
     assert.equal(json.status, 202, what(JSON.stringify(json.body)));
     const ndjson = await fetch(`${stack.url}/v1/batches?model=digits`, {
@@ -310,7 +284,7 @@ describe('the item store on PostgreSQL, API and worker as separate processes', (
           { delivered: n + 1, failed: 0 },
           what('webhook deliveries'),
         );
-        const requests = receiver.received.filter((r) => r.path === hookPath);
+        const requests = receiver.at(hookPath);
         const verifier = new Webhook(secret);
         const messages = requests.map((r) => ({
           webhookId: r.headers['webhook-id'],
