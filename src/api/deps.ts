@@ -24,7 +24,6 @@ export interface AppDeps {
     | 'API_KEYS'
     | 'MAX_BATCH_ITEMS'
     | 'MAX_BODY_BYTES'
-    | 'RATE_LIMIT_PER_MINUTE'
     | 'PREDICT_TIMEOUT_MS'
     | 'PREDICT_MAX_TIMEOUT_MS'
     | 'WEBHOOK_ALLOWED_CIDRS'

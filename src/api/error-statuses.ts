@@ -55,7 +55,7 @@ export const ERROR_RESPONSES: Record<ErrorStatus, { name: string; description: s
   503: {
     name: 'Unavailable',
     description:
-      'Temporal (or the model) is unavailable; a request that creates work has queued nothing. Retry after `Retry-After` seconds.',
+      'Temporal, the item store or the model is unavailable; a request that creates work has queued nothing. Retry after `Retry-After` seconds.',
     body: ErrorBody,
   },
   504: {
