@@ -32,7 +32,11 @@ interface BackendRun {
   submitMs: number;
   /** First item event on SSE, after the submission of the small batch returned. */
   firstAfterSubmitMs: number;
+  /** That first result's time split: to its attempt's start, the attempt, to the client (runBatchline). */
+  firstSplitMs: { toStart: number; attempt: number; toClient: number };
 }
+
+type Measure = Exclude<keyof BackendRun, 'firstSplitMs'>;
 
 async function runBackend(backend: Backend, pg: TestPostgres): Promise<BackendRun> {
   const env: Record<string, string> = backend === 'postgres' ? { DATABASE_URL: await pg.createDatabase() } : {};
@@ -51,6 +55,7 @@ async function runBackend(backend: Backend, pg: TestPostgres): Promise<BackendRu
       itemsPerSecond: chunked.items / (chunked.wallMs / 1000),
       submitMs: chunked.submitMs,
       firstAfterSubmitMs: first.firstResultMs - first.submitMs,
+      firstSplitMs: first.firstResultSplitMs,
     };
   } finally {
     await stack.stop();
@@ -66,7 +71,7 @@ async function main(): Promise<void> {
         const run = await runBackend(backend, pg);
         runs[backend].push(run);
         console.error(
-          `round ${round + 1} ${backend}: ${Math.round(run.itemsPerSecond)} items/s, submit ${Math.round(run.submitMs)} ms, first ${Math.round(run.firstAfterSubmitMs)} ms`,
+          `round ${round + 1} ${backend}: ${Math.round(run.itemsPerSecond)} items/s, submit ${Math.round(run.submitMs)} ms, first ${Math.round(run.firstAfterSubmitMs)} ms (${JSON.stringify(run.firstSplitMs)})`,
         );
       }
     }
@@ -82,9 +87,14 @@ async function main(): Promise<void> {
         firstAfterSubmitMs: stat(runs[b].map((r) => r.firstAfterSubmitMs)),
       },
     ]),
-  ) as Record<Backend, Record<keyof BackendRun, Stat>>;
+  ) as Record<Backend, Record<Measure, Stat>>;
+  const split = (b: Backend) => {
+    const median = (k: keyof BackendRun['firstSplitMs']) =>
+      Math.round(stat(runs[b].map((r) => r.firstSplitMs[k])).median);
+    return `${median('toStart')} / ${median('attempt')} / ${median('toClient')}`;
+  };
   const file = writeResults('stores', { quick, rounds: ROUNDS, machine: machine(), runs, rows });
-  const r = (k: keyof BackendRun) => ratio(rows.postgres[k].median / rows.sqlite[k].median);
+  const r = (k: Measure) => ratio(rows.postgres[k].median / rows.sqlite[k].median);
   updateBenchmarksMd(
     'stores',
     `Command: \`npm run build && node --import tsx bench/stores.ts${quick ? ' --quick' : ''}\` (${ROUNDS} rounds, backends
@@ -94,7 +104,8 @@ alternating; median (min–max)). Results: \`${file.replace(/^.*\/bench\//, 'ben
 | --- | --- | --- | --- |
 | chunked digits ${CHUNKED_ITEMS.toLocaleString('en-US')}, items/s | ${fmt(rows.sqlite.itemsPerSecond)} | ${fmt(rows.postgres.itemsPerSecond)} | ${r('itemsPerSecond')} |
 | submit ${CHUNKED_ITEMS.toLocaleString('en-US')} items as NDJSON, ms | ${fmt(rows.sqlite.submitMs)} | ${fmt(rows.postgres.submitMs)} | ${r('submitMs')} |
-| first result after submission returned (${FIRST_ITEMS} items, per item), ms | ${fmt(rows.sqlite.firstAfterSubmitMs)} | ${fmt(rows.postgres.firstAfterSubmitMs)} | ${r('firstAfterSubmitMs')} |`,
+| first result after submission returned (${FIRST_ITEMS} items, per item), ms | ${fmt(rows.sqlite.firstAfterSubmitMs)} | ${fmt(rows.postgres.firstAfterSubmitMs)} | ${r('firstAfterSubmitMs')} |
+| its split, medians: to the attempt's start / the attempt / to the client, ms | ${split('sqlite')} | ${split('postgres')} | |`,
   );
   console.error(`wrote ${file} and BENCHMARKS.md`);
 }

@@ -8,8 +8,6 @@ import { DuplicateItemIdError } from '../stores/item-store.js';
 import { inputProblems, type ItemIssues } from './batch-submission.js';
 import { jsonDepthExceeds } from './json-depth.js';
 
-/** Items handed to the store per append: one short SQLite transaction each. */
-const APPEND_EVERY = 500;
 /** Appends handed to the store and not yet finished, at most: the store writes one while the next is parsed. */
 const MAX_APPENDS_IN_FLIGHT = 2;
 
@@ -24,6 +22,8 @@ export interface NdjsonItemsOptions {
    * they were made. Rejects with DuplicateItemIdError for an id already stored.
    */
   append(items: BatchItem[], from: number): Promise<void>;
+  /** Items handed to `append` at a time (the store's ItemStore.appendSize). */
+  appendEvery: number;
 }
 
 /** A line that was not stored, and why. */
@@ -112,7 +112,7 @@ export async function readNdjsonItems(
       if (bad) {
         await settle(0); // a duplicate id on an earlier line is reported before this line
         issues.add(bad.path, bad.details);
-      } else if (pending.length >= APPEND_EVERY) await flush();
+      } else if (pending.length >= options.appendEvery) await flush();
     }
   };
   try {

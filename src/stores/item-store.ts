@@ -89,6 +89,11 @@ export interface Expired {
 export interface ItemStore {
   /** Which backend this is (logs, health, tests). */
   readonly backend: 'sqlite' | 'postgres';
+  /**
+   * Items per appendItems call that this store writes best (an NDJSON upload hands them over this many at a time):
+   * SQLite, short transactions that leave the file to other writers often; PostgreSQL, fewer round trips.
+   */
+  readonly appendSize: number;
   /** Stores a batch and its items atomically. Throws if the id exists. */
   createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void>;
   /**

@@ -1,4 +1,7 @@
-import pg from 'pg';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg, { escapeLiteral } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
@@ -44,6 +47,8 @@ const NUMBER_SLICE = 10_000;
 /** A default item id: the index in its canonical spelling (as findItemIndex reads it). */
 const DEFAULT_ID = /^(0|[1-9][0-9]{0,14})$/;
 const MAX_INT4 = 2 ** 31 - 1;
+/** Results written in one statement at most (putResult calls that arrive while a write of their batch is out). */
+const RESULT_SLICE = 1_000;
 /** Reconnecting the listening connection: first delay, doubled up to the last. */
 const LISTEN_RETRY_MS = [100, 5_000] as const;
 
@@ -55,9 +60,12 @@ const LISTEN_RETRY_MS = [100, 5_000] as const;
  */
 export class PostgresItemStore implements ItemStore {
   readonly backend = 'postgres';
+  readonly appendSize = INSERT_SLICE;
   /** The tail of each staged batch's appends (and the commit or delete after them): they run in call order. */
   private readonly staging = new Map<string, Promise<void>>();
   private readonly writeWaiters = new Set<() => void>();
+  /** Per batch, putResult calls waiting for the write in flight to finish: they go together in the next one. */
+  private readonly resultQueues = new Map<string, PendingResult[]>();
   /** Batches with an announcement in flight, and whether another write came in since it was sent. */
   private readonly announcing = new Map<string, boolean>();
   private listener: pg.Client | null = null;
@@ -77,10 +85,15 @@ export class PostgresItemStore implements ItemStore {
    */
   static async open(url: string, options: PostgresItemStoreOptions = {}): Promise<PostgresItemStore> {
     const where = parseDatabaseUrl(url);
-    const store = new PostgresItemStore(createPool(url, { max: options.poolSize ?? 10 }), where);
+    const poolSize = options.poolSize ?? 10;
+    const store = new PostgresItemStore(createPool(url, { max: poolSize }), where);
     try {
       await store.migrate();
       await store.listen();
+      // Every connection opened now, not by the first items: authenticating one takes milliseconds of CPU on both
+      // sides, and a batch's first items would otherwise all wait for their connections together.
+      const clients = await Promise.all(Array.from({ length: poolSize }, () => store.pool.connect()));
+      for (const client of clients) client.release();
     } catch (err) {
       await store.close();
       throw connectError(err, where);
@@ -113,7 +126,7 @@ export class PostgresItemStore implements ItemStore {
       this.transaction(async (client) => {
         // A new batch has no items yet: a repeated id can only repeat an earlier item of this call.
         const seen = new Set<string>();
-        let slice = new ItemSlice(0);
+        let slice = new ItemSlice(batch.id, 0);
         for (const item of items) {
           const index = slice.from + slice.length;
           const id = item.id ?? String(index);
@@ -121,25 +134,30 @@ export class PostgresItemStore implements ItemStore {
           seen.add(id);
           slice.push(item);
           if (slice.length === INSERT_SLICE) {
-            await slice.insert(client, batch.id);
-            slice = new ItemSlice(index + 1);
+            await slice.insert(client);
+            slice = new ItemSlice(batch.id, index + 1);
           }
         }
-        await slice.insert(client, batch.id);
+        await slice.insert(client);
         await this.commitIn(client, batch);
       }),
     );
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    return this.inBatchOrder(batchId, () => this.guard(this.append(batchId, from, items)));
+    // Serialised now, so that it overlaps the batch's earlier append, which is still being written.
+    const slice = new ItemSlice(batchId, from);
+    for (const item of items) slice.push(item);
+    return this.inBatchOrder(batchId, () => this.guard(this.append(batchId, from, slice)));
   }
 
-  private async append(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    const slice = new ItemSlice(from);
-    for (const item of items) slice.push(item);
+  private async append(batchId: string, from: number, slice: ItemSlice): Promise<void> {
     try {
       await this.transaction(async (client) => {
+        // Staged items need not be on disk when the append returns: commitBatch's own (synchronous) commit flushes
+        // the write-ahead log up to it, staged appends included, before the batch exists; a crash before that
+        // loses only an upload that was never acknowledged. So appends skip the wait for their WAL flush.
+        await client.query('SET LOCAL synchronous_commit = off');
         // The batch's staging lock: a commit counts the items only once no append of the batch is in flight.
         await client.query(
           `INSERT INTO uploads (batch_id, started_at)
@@ -147,7 +165,7 @@ export class PostgresItemStore implements ItemStore {
            ON CONFLICT DO NOTHING`,
           [batchId, new Date().toISOString()],
         );
-        for (const part of slice.split(INSERT_SLICE)) await part.insert(client, batchId);
+        await slice.insert(client);
         // A given id such as '7' clashes with item 7's default id, in either order: the unique index cannot see
         // that. This append's items are in the table now, so the checks cover them as well as earlier appends.
         // The default ids are looked up one by one only if the batch has any given id (one probe first, in order).
@@ -271,38 +289,88 @@ export class PostgresItemStore implements ItemStore {
     return rows.map((r) => ({ index: r.idx, id: itemId(r), inputs: JSON.parse(r.inputs) as ItemInputs }));
   }
 
-  async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
-    // One statement, so one transaction: the result, then (only if it was written) its event. A success is final; a
-    // failure may be replaced by a later outcome (a retried dead-letter item). Two writers of one item: the second
-    // waits for the first's row and then sees the success it may not replace.
-    const { rowCount } = await this.guard(
-      this.pool.query(
-        `WITH written AS (
-           INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (batch_id, idx) DO UPDATE SET
-             status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
-             started_at = excluded.started_at, finished_at = excluded.finished_at
-           WHERE results.status <> 'succeeded'
-           RETURNING 1
-         )
-         INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
-         SELECT $1, $2, $3, $4, $6, $8 FROM written`,
-        [
+  /**
+   * Writes go out one statement at a time per batch: the first at once, and those that arrive while it is out
+   * together in the next. A commit waits for its WAL flush, so one statement per result would bound a batch to
+   * one result per flush; grouped, concurrent activities share flushes (group commit, done here).
+   */
+  putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const queue = this.resultQueues.get(batchId);
+      if (queue) queue.push({ result, resolve, reject });
+      else {
+        const pending: PendingResult[] = [{ result, resolve, reject }];
+        this.resultQueues.set(batchId, pending);
+        void this.writeResults(batchId, pending);
+      }
+    });
+  }
+
+  /** Drains a batch's queue, one statement at a time, until no call is waiting. */
+  private async writeResults(batchId: string, queue: PendingResult[]): Promise<void> {
+    while (queue.length > 0) {
+      // One outcome per item per statement (an upsert may not touch a row twice); a repeat waits for the next.
+      const take: PendingResult[] = [];
+      const later: PendingResult[] = [];
+      const indexes = new Set<number>();
+      for (const p of queue) {
+        if (take.length < RESULT_SLICE && !indexes.has(p.result.index)) {
+          indexes.add(p.result.index);
+          take.push(p);
+        } else later.push(p);
+      }
+      queue.splice(0, queue.length, ...later);
+      try {
+        const written = await this.writeResultRows(
           batchId,
-          result.index,
-          result.status,
-          result.attempts,
-          result.result ? JSON.stringify(result.result) : null,
-          result.error ? JSON.stringify(result.error) : null,
-          result.startedAt,
-          result.finishedAt,
-        ],
-      ),
+          take.map((p) => p.result),
+        );
+        for (const p of take) p.resolve(written.has(p.result.index));
+        if (written.size > 0) this.announce(batchId);
+      } catch (err) {
+        const error = toUnavailable(err);
+        for (const p of take) p.reject(error);
+      }
+    }
+    this.resultQueues.delete(batchId);
+  }
+
+  /**
+   * One statement, so one transaction: the results, then the events of those written. A success is final; a failure
+   * may be replaced by a later outcome (a retried dead-letter item). Rows go in index order, so two processes
+   * writing the same items lock them in the same order (no deadlock); the second waits for the first's rows and
+   * then sees the successes it may not replace. Resolves with the indexes written.
+   */
+  private async writeResultRows(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<Set<number>> {
+    const column = <T>(f: (r: Omit<StoredResult, 'id'>) => T) => results.map(f);
+    const { rows } = await this.pool.query<{ idx: number }>(
+      `WITH input AS (
+         SELECT * FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
+           AS t(idx, status, attempts, result, error, started_at, finished_at)
+       ), written AS (
+         INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
+         SELECT $1, idx, status, attempts, result, error, started_at, finished_at FROM input ORDER BY idx
+         ON CONFLICT (batch_id, idx) DO UPDATE SET
+           status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
+           started_at = excluded.started_at, finished_at = excluded.finished_at
+         WHERE results.status <> 'succeeded'
+         RETURNING idx, status, attempts, error, finished_at
+       )
+       INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
+       SELECT $1, idx, status, attempts, error, finished_at FROM written ORDER BY idx
+       RETURNING idx`,
+      [
+        batchId,
+        column((r) => r.index),
+        column((r) => r.status),
+        column((r) => r.attempts),
+        column((r) => (r.result ? JSON.stringify(r.result) : null)),
+        column((r) => (r.error ? JSON.stringify(r.error) : null)),
+        column((r) => r.startedAt),
+        column((r) => r.finishedAt),
+      ],
     );
-    if (rowCount !== 1) return false;
-    this.announce(batchId);
-    return true;
+    return new Set(rows.map((r) => r.idx));
   }
 
   /**
@@ -319,8 +387,14 @@ export class PostgresItemStore implements ItemStore {
       return;
     }
     this.announcing.set(batchId, false);
-    void this.pool
-      .query('SELECT pg_notify($1, $2)', [CHANNEL, batchId])
+    // Numbered here, before waking the tails, so that they find their events numbered and read them at once. On
+    // the listening connection when it is up: it is otherwise idle, while the pool's connections may all be busy
+    // with item reads and writes, and an announcement queued behind them would delay every tail. One query
+    // string, so it never interleaves with another announcement's on the same connection.
+    void (this.listener ?? this.pool)
+      .query(
+        `${numberingSql(batchId, NUMBER_SLICE)}; SELECT pg_notify(${escapeLiteral(CHANNEL)}, ${escapeLiteral(batchId)})`,
+      )
       .catch(() => undefined)
       .then(() => {
         const again = this.announcing.get(batchId);
@@ -429,27 +503,15 @@ export class PostgresItemStore implements ItemStore {
    *   UPDATE: under READ COMMITTED the UPDATE's snapshot is taken after the lock is granted, so it sees the
    *   previous pass's seqs, and the max it starts from is current;
    * - a pass commits all its seqs at once, and they continue the previous pass's without a gap.
-   * So the numbered events of a batch are always seqs 1..n, and a reader never sees seq n + 1 before n.
+   * So the numbered events of a batch are always seqs 1..n, and a reader never sees seq n + 1 before n. A writer's
+   * announcement numbers the batch's events before it wakes the tails, so a reader mostly finds nothing to do.
    */
   private async numberEvents(batchId: string, most: number): Promise<void> {
     const { rows } = await this.pool.query<{ pending: boolean }>(
       'SELECT EXISTS (SELECT 1 FROM events WHERE batch_id = $1 AND seq IS NULL) AS pending',
       [batchId],
     );
-    if (!rows[0]!.pending) return;
-    await this.transaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
-      await client.query(
-        `UPDATE events e SET seq = n.seq
-         FROM (
-           SELECT id, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE batch_id = $1)
-                      + row_number() OVER (ORDER BY id) AS seq
-           FROM (SELECT id FROM events WHERE batch_id = $1 AND seq IS NULL ORDER BY id LIMIT $2) AS unnumbered
-         ) AS n
-         WHERE e.id = n.id`,
-        [batchId, most],
-      );
-    });
+    if (rows[0]!.pending) await this.pool.query(numberingSql(batchId, most));
   }
 
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
@@ -713,46 +775,80 @@ export class PostgresItemStore implements ItemStore {
 
 const UNIQUE_VIOLATION = '23505';
 
+/**
+ * One round trip that gives the batch's committed, unnumbered events their seqs (numberEvents says why this is
+ * safe): the batch's advisory lock in a statement of its own, then the UPDATE. Several statements in one simple
+ * query run as one transaction (rolled back whole on an error, so no connection is left inside a failed one),
+ * each statement with its own snapshot. Parameters cannot go into such a query: the batch id goes in escaped.
+ */
+function numberingSql(batchId: string, most: number): string {
+  const id = escapeLiteral(batchId);
+  return `SELECT pg_advisory_xact_lock(hashtextextended(${id}, 0));
+    UPDATE events e SET seq = n.seq
+    FROM (
+      SELECT id, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE batch_id = ${id}) + row_number() OVER (ORDER BY id) AS seq
+      FROM (SELECT id FROM events WHERE batch_id = ${id} AND seq IS NULL ORDER BY id LIMIT ${Math.trunc(most)}) AS unnumbered
+    ) AS n
+    WHERE e.id = n.id`;
+}
+
+/** A putResult call waiting for its batch's next write. */
+interface PendingResult {
+  result: Omit<StoredResult, 'id'>;
+  resolve(written: boolean): void;
+  reject(err: unknown): void;
+}
+
 /** Thrown inside an append's transaction to roll back an append whose ids clash (named after the rollback). */
 class IdClash extends Error {}
 
-/** Items in their stored form, as the column arrays of one `unnest` insert. */
+/** A value in COPY's text format: backslash, tab, newline and carriage return escaped (JSON rarely has any). */
+function copyText(value: string): string {
+  return /[\\\t\n\r]/.test(value)
+    ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')
+    : value;
+}
+
+/** Items in their stored form, as the columns of one COPY. */
 class ItemSlice {
   readonly indexes: number[] = [];
   /** Given ids, '' where the client gave none. */
   readonly ids: string[] = [];
-  readonly inputs: string[] = [];
+  /** Each item's row in COPY's text format, built as the item is added (before the slice waits its turn). */
+  readonly rows: string[] = [];
+  private readonly batch: string;
 
-  constructor(readonly from: number) {}
+  constructor(
+    batchId: string,
+    readonly from: number,
+  ) {
+    this.batch = copyText(batchId);
+  }
 
   get length(): number {
     return this.ids.length;
   }
 
   push(item: NewItem): void {
-    this.indexes.push(this.from + this.ids.length);
-    this.ids.push(item.id ?? '');
-    this.inputs.push(JSON.stringify(item.inputs));
+    const index = this.from + this.ids.length;
+    const id = item.id ?? '';
+    this.indexes.push(index);
+    this.ids.push(id);
+    this.rows.push(`${this.batch}\t${index}\t${copyText(id)}\t${copyText(JSON.stringify(item.inputs))}\n`);
   }
 
-  *split(size: number): Generator<ItemSlice> {
-    for (let i = 0; i < this.length; i += size) {
-      const part = new ItemSlice(this.from + i);
-      part.indexes.push(...this.indexes.slice(i, i + size));
-      part.ids.push(...this.ids.slice(i, i + size));
-      part.inputs.push(...this.inputs.slice(i, i + size));
-      yield part;
+  /**
+   * COPY, not INSERT: the rows stream in PostgreSQL's text format, which it parses faster than unnested arrays
+   * (and the client builds faster than array literals), in parts of INSERT_SLICE rows. A duplicate still fails
+   * with the unique index's error.
+   */
+  async insert(client: pg.PoolClient): Promise<void> {
+    for (let i = 0; i < this.length; i += INSERT_SLICE) {
+      await pipeline(
+        Readable.from([this.rows.slice(i, i + INSERT_SLICE).join('')]),
+        client.query(copyFrom('COPY items (batch_id, idx, client_id, inputs) FROM STDIN')),
+      );
     }
-  }
-
-  async insert(client: pg.PoolClient, batchId: string): Promise<void> {
-    if (this.length === 0) return;
-    await client.query(
-      `INSERT INTO items (batch_id, idx, client_id, inputs)
-       SELECT $1, t.idx, t.client_id, t.inputs
-       FROM unnest($2::int[], $3::text[], $4::text[]) AS t(idx, client_id, inputs)`,
-      [batchId, this.indexes, this.ids, this.inputs],
-    );
   }
 }
 

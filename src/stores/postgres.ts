@@ -62,7 +62,9 @@ export function createPool(url: string, { max = 10, connectionTimeoutMillis = 5_
     connectionString: url,
     max,
     connectionTimeoutMillis,
-    idleTimeoutMillis: 30_000,
+    // Connections stay open while idle (keepalive watches them): a quiet API or worker answers its next request
+    // without first reconnecting and authenticating.
+    idleTimeoutMillis: 0,
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
   });

@@ -49,6 +49,7 @@ function itemRow(item: NewItem): ItemRow {
  */
 export class SqliteItemStore implements ItemStore {
   readonly backend = 'sqlite';
+  readonly appendSize = 500;
   private readonly db: Database.Database;
   private readonly stmts;
   /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */

@@ -80,7 +80,14 @@ test('a valid body is stored whole, with at most two appends in flight', async (
   const { state, append } = idleStore();
   const issues = new ItemIssues();
   const lines = Array.from({ length: 2_600 }, (_, i) => line(i));
-  const { total } = await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
+  const { total } = await readNdjsonItems(body(lines), {
+    model,
+    issues,
+    maxBytes: 1e9,
+    maxItems: 1e6,
+    append,
+    appendEvery: 500,
+  });
   assert.equal(total, 2_600);
   assert.equal(issues.bad, 0);
   assert.equal(state.inFlight, 0, 'nothing is left running');
@@ -96,7 +103,7 @@ test('a duplicate id found by the store is reported by its line, before bad line
   const { state, append } = idleStore({ duplicates: new Map([[10, 'dup']]) });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_500 }, (_, i) => (i === 699 ? '{"inputs": {"input": [1]}}' : line(i)));
-  await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
+  await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append, appendEvery: 500 });
   assert.equal(state.inFlight, 0);
   assert.deepEqual(
     issues.details.map((d) => d.path.slice(0, 3).join('.')),
@@ -115,7 +122,7 @@ test('only the first duplicate is reported, though later appends were already un
   });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
-  await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append });
+  await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append, appendEvery: 500 });
   assert.ok(state.appends >= 2, 'the append holding item 700 was under way when the first duplicate was found');
   assert.deepEqual(
     issues.details.map((d) => d.path.join('.')),
@@ -128,7 +135,7 @@ test('a body over the item limit throws only after the appends under way have fi
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
   await assert.rejects(
-    readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1_100, append }),
+    readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1_100, append, appendEvery: 500 }),
     PayloadTooLargeError,
   );
   assert.equal(state.inFlight, 0, 'the caller may delete the staged batch at once');
@@ -139,7 +146,7 @@ test('a store fault other than a duplicate id fails the read, with nothing left 
   const issues = new ItemIssues();
   const lines = Array.from({ length: 3_000 }, (_, i) => line(i));
   await assert.rejects(
-    readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append }),
+    readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append, appendEvery: 500 }),
     /disk I\/O error/,
   );
   assert.equal(state.inFlight, 0);

@@ -116,6 +116,7 @@ async function submitNdjson(
       maxBytes: config.MAX_BODY_BYTES,
       maxItems: config.MAX_BATCH_ITEMS,
       append: (items, from) => batches.store.appendItems(id, from, items),
+      appendEvery: batches.store.appendSize,
     });
     issues.throwIfAny(`line(s) of the NDJSON body; the batch was`);
     if (total === 0) {
