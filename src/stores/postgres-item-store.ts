@@ -148,6 +148,7 @@ export class PostgresItemStore implements ItemStore {
     // Serialised now, so that it overlaps the batch's earlier append, which is still being written.
     const slice = new ItemSlice(batchId, from);
     for (const item of items) slice.push(item);
+    slice.seal();
     return this.inBatchOrder(batchId, () => this.guard(this.append(batchId, from, slice)));
   }
 
@@ -814,8 +815,13 @@ class ItemSlice {
   readonly indexes: number[] = [];
   /** Given ids, '' where the client gave none. */
   readonly ids: string[] = [];
-  /** Each item's row in COPY's text format, built as the item is added (before the slice waits its turn). */
-  readonly rows: string[] = [];
+  /**
+   * The items' rows in COPY's text format, encoded as they are added (before the slice waits its turn), a buffer
+   * per INSERT_SLICE rows. Buffers live outside the JavaScript heap, so a slice waiting for the database does not
+   * grow what the garbage collector must trace and move.
+   */
+  private readonly parts: Buffer[] = [];
+  private rows: string[] = [];
   private readonly batch: string;
 
   constructor(
@@ -835,17 +841,24 @@ class ItemSlice {
     this.indexes.push(index);
     this.ids.push(id);
     this.rows.push(`${this.batch}\t${index}\t${copyText(id)}\t${copyText(JSON.stringify(item.inputs))}\n`);
+    if (this.rows.length === INSERT_SLICE) this.seal();
+  }
+
+  seal(): void {
+    if (this.rows.length === 0) return;
+    this.parts.push(Buffer.from(this.rows.join('')));
+    this.rows = [];
   }
 
   /**
    * COPY, not INSERT: the rows stream in PostgreSQL's text format, which it parses faster than unnested arrays
-   * (and the client builds faster than array literals), in parts of INSERT_SLICE rows. A duplicate still fails
-   * with the unique index's error.
+   * (and the client builds faster than array literals). A duplicate still fails with the unique index's error.
    */
   async insert(client: pg.PoolClient): Promise<void> {
-    for (let i = 0; i < this.length; i += INSERT_SLICE) {
+    this.seal();
+    for (const part of this.parts) {
       await pipeline(
-        Readable.from([this.rows.slice(i, i + INSERT_SLICE).join('')]),
+        Readable.from([part]),
         client.query(copyFrom('COPY items (batch_id, idx, client_id, inputs) FROM STDIN')),
       );
     }
