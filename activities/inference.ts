@@ -60,10 +60,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           details: [{ attempt }],
         });
       }
+      let result: ItemResult;
       try {
-        const result = await whileHeartbeating(runtime.infer(input.model, input.version, item.inputs));
-        await record(input.batchId, input.index, attempt, startedAt, { result });
-        return { attempt };
+        result = await whileHeartbeating(runtime.infer(input.model, input.version, item.inputs));
       } catch (err) {
         if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
         const failure = toActivityFailure(err, [{ attempt }]);
@@ -71,6 +70,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           await record(input.batchId, input.index, attempt, startedAt, { failure });
         throw failure;
       }
+      // Outside the try: a store that cannot record the success fails the attempt (retried), and is never taken
+      // for the item's own failure.
+      await record(input.batchId, input.index, attempt, startedAt, { result });
+      return { attempt };
     },
 
     /**
@@ -101,10 +104,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         items.map(async (item): Promise<ChunkItemFailure | undefined> => {
           if (done.has(item.index)) return undefined;
           const startedAt = new Date().toISOString();
+          let result: ItemResult;
           try {
-            const result = await runtime.infer(input.model, input.version, item.inputs);
-            await record(input.batchId, item.index, attempt, startedAt, { result });
-            return undefined;
+            result = await runtime.infer(input.model, input.version, item.inputs);
           } catch (err) {
             const failure = toActivityFailure(err, [{ attempt }]);
             if (failure.nonRetryable || input.maxAttempts <= 1)
@@ -116,6 +118,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
               nonRetryable: failure.nonRetryable === true,
             };
           }
+          // A store that cannot record the success fails the whole attempt (the chunk is retried; its recorded
+          // items are skipped then): never the item's own failure.
+          await record(input.batchId, item.index, attempt, startedAt, { result });
+          return undefined;
         }),
       );
       const failures = (await whileHeartbeating(outcomes)).filter((f) => f !== undefined);

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BatchEnd } from '../src/contracts/batch.js';
+import { NotFoundError } from '../src/errors.js';
 import type { Metrics } from '../src/metrics.js';
 import type { ItemStore } from '../src/stores/item-store.js';
 import { postWebhook } from '../src/webhooks/deliver.js';
@@ -13,8 +14,8 @@ export interface WebhookActivityDeps {
   store: ItemStore;
   /**
    * Records the end of a batch whose workflow closed without recording it (terminated, timed out), from
-   * Temporal's word; asked at most every END_FALLBACK_MS while a batch's log stays quiet. Without it (some tests),
-   * only recorded ends are seen.
+   * Temporal's word; asked once per collectWebhookEvents call whose log stays quiet (after endFallbackMs, or at
+   * the call's end). Without it (some tests), only recorded ends are seen.
    */
   recordMissingEnd?(batchId: string): Promise<BatchEnd | undefined>;
   /** CIDRs that deliveries may reach although private, loopback or link-local (WEBHOOK_ALLOWED_CIDRS). */
@@ -22,7 +23,7 @@ export interface WebhookActivityDeps {
   metrics?: Metrics;
   /** How long one collectWebhookEvents call waits for new events (default 20 s). */
   collectWaitMs?: number;
-  /** How long a batch's log stays quiet before recordMissingEnd is asked (default END_FALLBACK_MS). */
+  /** How long a call's log stays quiet before recordMissingEnd is asked, if before the call's end (default 30 s). */
   endFallbackMs?: number;
 }
 
@@ -72,7 +73,8 @@ export interface RecordFailedDeliveryInput {
 
 /**
  * How long the long poll waits for a write to the store before reading the log again (a write wakes it sooner),
- * and how often a quiet batch is checked for having closed without recording its end.
+ * and how long a quiet log waits before the batch is checked for having closed without recording its end (at the
+ * latest when the call ends: COLLECT_WAIT_MS).
  */
 const LOG_POLL_MS = 200;
 const END_FALLBACK_MS = 30_000;
@@ -88,6 +90,16 @@ export function createWebhookActivities({
   collectWaitMs = COLLECT_WAIT_MS,
   endFallbackMs = END_FALLBACK_MS,
 }: WebhookActivityDeps) {
+  /** recordMissingEnd, where a batch workflow not started yet (it starts right after this one) is still running. */
+  const recordedEnd = async (batchId: string): Promise<BatchEnd | undefined> => {
+    try {
+      return await recordMissingEnd?.(batchId);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
+
   /** Rebuilds a message from the store: payloads never enter workflow history. */
   const message = async (batchId: string, seq: number | 'end'): Promise<WebhookMessage> => {
     if (seq === 'end') {
@@ -141,7 +153,8 @@ export function createWebhookActivities({
       const deadline = Date.now() + collectWaitMs;
       const events: WebhookEventRef[] = [];
       let cursor = afterSeq;
-      let checkedAt = Date.now();
+      const quietSince = Date.now();
+      let asked = false;
       for (;;) {
         ctx.heartbeat();
         for (;;) {
@@ -161,11 +174,14 @@ export function createWebhookActivities({
           if (events.length >= limit) return { events, afterSeq: cursor };
           if (page.length < want) break;
         }
-        if (events.length > 0 || Date.now() >= deadline) return { events, afterSeq: cursor };
-        if (recordMissingEnd && Date.now() - checkedAt >= endFallbackMs) {
-          checkedAt = Date.now();
-          if (await recordMissingEnd(batchId)) continue; // recorded now: the next read finds it
+        if (events.length > 0) return { events, afterSeq: cursor };
+        const atDeadline = Date.now() >= deadline;
+        // A quiet log: once per call at the latest (at its deadline), ask whether the batch closed unrecorded.
+        if (recordMissingEnd && !asked && (atDeadline || Date.now() - quietSince >= endFallbackMs)) {
+          asked = true;
+          if (await recordedEnd(batchId)) continue; // recorded now: the next read finds it
         }
+        if (atDeadline) return { events, afterSeq: cursor };
         await store.nextWrite(LOG_POLL_MS, ctx.cancellationSignal);
         if (ctx.cancellationSignal.aborted) await ctx.cancelled; // rejects with CancelledFailure
       }

@@ -46,7 +46,7 @@ export const ConfigSchema = z.object({
         ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^DATABASE_URL /, '') });
       }
     }),
-  /** Connections each process keeps to PostgreSQL at most (with DATABASE_URL). */
+  /** Connections in each process's item-store pool (with DATABASE_URL; plus one listening connection). */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   /**
    * Days a batch's items, results and events are kept after it ends; staged NDJSON uploads never committed go

@@ -54,100 +54,104 @@ export async function startWorker(
   options: { sdkMetricsUrl?: string } = {},
 ): Promise<StartedWorker> {
   limitNewStackTraces(config.WORKFLOW_STACK_TRACE_LIMIT);
-  // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait.
-  const store = await openItemStore(config);
-  let connection: NativeConnection;
-  let admin: Connection;
+  // What start-up has opened, closed in reverse if a later step fails (and the process is not simply exiting).
+  const opened: (() => Promise<unknown>)[] = [];
   try {
-    connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
-    admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait.
+    const store = await openItemStore(config);
+    opened.push(() => store.close());
+    const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
+    opened.push(() => connection.close());
+    const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    opened.push(() => admin.close());
     const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
     if (added.length > 0) log.info({ added }, 'registered search attributes');
+    const metrics = new Metrics('worker');
+    // Only for batches that closed without recording their end (terminated): webhook deliveries still finish.
+    const temporal = new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE });
+    const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
+      threads: config.INFERENCE_THREADS,
+      intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
+      allowSpinning: config.ORT_ALLOW_SPINNING,
+      dynamicBatching: config.DYNAMIC_BATCHING,
+      metrics,
+    });
+    opened.push(() => runtime.close());
+    // Models load while the worker connects; an item arriving first waits on the same load.
+    void runtime.preload().then((failed) => {
+      for (const f of failed) log.warn(f, 'model did not load at start; it is tried again on its next request');
+    });
+    const shared: Partial<WorkerOptions> = {
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      activities: createActivities({
+        runtime,
+        store,
+        metrics,
+        webhooks: {
+          recordMissingEnd: (id) => recordMissingEnd(temporal, store, id),
+          allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
+        },
+      }),
+      shutdownGraceTime: '10s',
+      ...(overrides.workflowBundle ? {} : workflowSource()),
+      ...overrides,
+    };
+    const workers: Worker[] = [];
+    if (config.WORKER_QUEUES !== 'interactive') {
+      workers.push(
+        await Worker.create({
+          ...shared,
+          taskQueue: config.TASK_QUEUE,
+          maxConcurrentActivityTaskExecutions: BATCH_SLOTS,
+          maxConcurrentLocalActivityExecutions: BATCH_SLOTS, // batches with itemActivities 'local'
+        }),
+      );
+    }
+    if (config.WORKER_QUEUES !== 'batch') {
+      workers.push(
+        await Worker.create({
+          ...shared,
+          taskQueue: config.INTERACTIVE_TASK_QUEUE,
+          maxConcurrentActivityTaskExecutions: config.INTERACTIVE_SLOTS,
+        }),
+      );
+    }
+    const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, options.sdkMetricsUrl);
+    const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
+    log.info(
+      {
+        taskQueues: workers.map((w) => w.options.taskQueue),
+        address: config.TEMPORAL_ADDRESS,
+        itemStore: store.backend,
+        metricsUrl,
+      },
+      'worker started',
+    );
+    const running = Promise.all(workers.map((w) => w.run()))
+      .then(() => undefined)
+      .finally(async () => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await new Promise((r) => metricsServer.close(r));
+        await runtime.close();
+        await admin.close();
+        await store.close();
+        await connection.close();
+        log.info('worker stopped');
+      });
+    return {
+      workers,
+      metricsUrl,
+      running,
+      shutdown: async () => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await running;
+      },
+    };
   } catch (err) {
-    await store.close();
+    for (const close of opened.reverse()) await close().catch(() => undefined);
     throw err;
   }
-  const metrics = new Metrics('worker');
-  // Only for batches that closed without recording their end (terminated): webhook deliveries still finish.
-  const temporal = new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE });
-  const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
-    threads: config.INFERENCE_THREADS,
-    intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
-    allowSpinning: config.ORT_ALLOW_SPINNING,
-    dynamicBatching: config.DYNAMIC_BATCHING,
-    metrics,
-  });
-  // Models load while the worker connects; an item arriving first waits on the same load.
-  void runtime.preload().then((failed) => {
-    for (const f of failed) log.warn(f, 'model did not load at start; it is tried again on its next request');
-  });
-  const shared: Partial<WorkerOptions> = {
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    activities: createActivities({
-      runtime,
-      store,
-      metrics,
-      webhooks: {
-        recordMissingEnd: (id) => recordMissingEnd(temporal, store, id),
-        allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
-      },
-    }),
-    shutdownGraceTime: '10s',
-    ...(overrides.workflowBundle ? {} : workflowSource()),
-    ...overrides,
-  };
-  const workers: Worker[] = [];
-  if (config.WORKER_QUEUES !== 'interactive') {
-    workers.push(
-      await Worker.create({
-        ...shared,
-        taskQueue: config.TASK_QUEUE,
-        maxConcurrentActivityTaskExecutions: BATCH_SLOTS,
-        maxConcurrentLocalActivityExecutions: BATCH_SLOTS, // batches with itemActivities 'local'
-      }),
-    );
-  }
-  if (config.WORKER_QUEUES !== 'batch') {
-    workers.push(
-      await Worker.create({
-        ...shared,
-        taskQueue: config.INTERACTIVE_TASK_QUEUE,
-        maxConcurrentActivityTaskExecutions: config.INTERACTIVE_SLOTS,
-      }),
-    );
-  }
-  const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, options.sdkMetricsUrl);
-  const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
-  log.info(
-    {
-      taskQueues: workers.map((w) => w.options.taskQueue),
-      address: config.TEMPORAL_ADDRESS,
-      itemStore: store.backend,
-      metricsUrl,
-    },
-    'worker started',
-  );
-  const running = Promise.all(workers.map((w) => w.run()))
-    .then(() => undefined)
-    .finally(async () => {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await new Promise((r) => metricsServer.close(r));
-      await runtime.close();
-      await admin.close();
-      await store.close();
-      await connection.close();
-      log.info('worker stopped');
-    });
-  return {
-    workers,
-    metricsUrl,
-    running,
-    shutdown: async () => {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await running;
-    },
-  };
 }
 
 /**

@@ -87,7 +87,31 @@ export async function idempotent(
     await store.release(req.apiKey, key);
     throw err;
   }
-  if (created.status >= 200 && created.status < 300) await store.complete(req.apiKey, key, created.status, created);
+  if (created.status >= 200 && created.status < 300) await completeKey(store, req.apiKey, key, created);
   else await store.release(req.apiKey, key);
   send(created);
+}
+
+/**
+ * Stores the response of work that was created. The work exists by now, so a store fault must not turn into an
+ * error response (the client would retry and create it again): tried three times, then given up with a process
+ * warning. The key then stays claimed, answering 409, until it is taken as abandoned.
+ */
+export async function completeKey(
+  store: IdempotencyStore,
+  apiKey: string,
+  key: string,
+  created: CreatedResponse,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await store.complete(apiKey, key, created.status, created);
+    } catch (err) {
+      if (attempt === 3) {
+        process.emitWarning(`Idempotency-Key '${key}' was not stored: ${(err as Error).message}`, 'IdempotencyWarning');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
 }

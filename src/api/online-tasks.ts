@@ -4,7 +4,7 @@ import { taskStatusUrl, type TaskAcceptedResponse } from '../contracts/predict.j
 import type { PredictClient } from '../client/predict-client.js';
 import { ConflictError, InvalidRequestError, TimeoutError } from '../errors.js';
 import type { IdempotencyStore } from '../stores/idempotency-store.js';
-import { claimKey, type CreatedResponse, type WorkRequest } from './idempotency.js';
+import { claimKey, completeKey, type CreatedResponse, type WorkRequest } from './idempotency.js';
 
 // What the online endpoints (/v1/predict, /v2/models/:name/infer) share: starting a task once per
 // Idempotency-Key, and waiting for its result up to a deadline.
@@ -35,7 +35,7 @@ export async function startTaskOnce(
   }
   const accepted: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
   const created: CreatedResponse = { status: 202, body: accepted, location: accepted.statusUrl };
-  await store.complete(apiKey, key, created.status, created);
+  await completeKey(store, apiKey, key, created);
   return { taskId, replayed: false };
 }
 

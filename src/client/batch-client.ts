@@ -164,8 +164,18 @@ export class BatchClient {
     const ended = await this.store.getEnd(batchId);
     if (ended) return { ...ended.summary, ...version };
     try {
-      const summary = await summaryOf(this.client, batchId, (await this.handle(batchId).describe()).status.name);
-      return { ...summary, ...version };
+      const execution = (await this.handle(batchId).describe()).status.name;
+      const summary = { ...(await summaryOf(this.client, batchId, execution)), ...version };
+      if (execution !== 'RUNNING' && execution !== 'CONTINUED_AS_NEW') {
+        // Closed without recording its end (terminated, or from before ends were recorded): recorded now, so the
+        // store's readers and retention see it too.
+        const { failures: _failures, ...final } = summary;
+        await this.store.endBatch(batchId, {
+          status: final.status === 'running' ? 'failed' : final.status,
+          summary: final,
+        });
+      }
+      return summary;
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw err;
       return mapTemporalError(err, `batch '${batchId}'`);

@@ -59,7 +59,11 @@ export async function recordMissingEnd(
   const end = await temporalOutcome(client, batchId);
   if (!end) return undefined;
   const batch = await store.getBatch(batchId);
-  if (batch?.version !== undefined) end.summary = { ...end.summary, version: batch.version };
-  await store.endBatch(batchId, end);
-  return (await store.getEnd(batchId)) ?? end;
+  const { failures: _failures, ...summary } = end.summary;
+  const final: BatchEnd = {
+    status: end.status,
+    summary: { ...summary, ...(batch?.version !== undefined ? { version: batch.version } : {}) },
+  };
+  // Another reader may have recorded it first: the first recorded end is the one every reader sees.
+  return (await store.endBatch(batchId, final)) ? final : ((await store.getEnd(batchId)) ?? final);
 }

@@ -83,8 +83,8 @@ export interface Expired {
  * results are idempotent by (batch, item): a success is recorded once and never replaced, so a retried or
  * duplicated activity never creates a second result. The event log holds every recorded outcome and, last, the
  * batch's end: SSE, results?follow and webhooks read only this log. Two backends behave the same: SQLite (one
- * machine, the default) and PostgreSQL (DATABASE_URL, any number of hosts). Every method is asynchronous; a store
- * that cannot be reached rejects with UnavailableError.
+ * machine, the default) and PostgreSQL (DATABASE_URL, any number of hosts). Every method is asynchronous; a
+ * PostgreSQL store that cannot be reached rejects with UnavailableError (SQLite's faults surface as they are).
  */
 export interface ItemStore {
   /** Which backend this is (logs, health, tests). */
@@ -135,8 +135,8 @@ export interface ItemStore {
    */
   listEvents(batchId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   /**
-   * Resolves soon after the next write to the store by any process on any host (so a tail of the event log wakes
-   * at once), or after `timeoutMs` at the latest, or when `signal` aborts.
+   * Resolves soon after the next outcome or batch end recorded by any process on any host (so a tail of the event
+   * log wakes at once), or after `timeoutMs` at the latest, or when `signal` aborts.
    */
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Records a webhook delivery that will not be retried again (idempotent by message id). */
@@ -151,6 +151,9 @@ export interface ItemStore {
   deleteExpired(options: { now: Date; retentionMs: number; stagedMs: number }): Promise<Expired>;
   close(): Promise<void>;
 }
+
+/** An item id that is an index in its canonical spelling: the id of the item there, if the client gave it none. */
+export const DEFAULT_ITEM_ID = /^(0|[1-9][0-9]{0,14})$/;
 
 /** Thrown when a batch names the same item id twice. */
 export class DuplicateItemIdError extends InvalidRequestError {

@@ -81,10 +81,14 @@ export function startRetention(store: ItemStore, config: Config, log: Logger): (
       log.warn({ err }, 'retention sweep failed; trying again next hour');
     }
   };
+  let stopped = false;
   let timer = setTimeout(function run() {
     void sweep().finally(() => {
-      timer = setTimeout(run, HOUR_MS * (0.9 + Math.random() * 0.2)).unref();
+      if (!stopped) timer = setTimeout(run, HOUR_MS * (0.9 + Math.random() * 0.2)).unref();
     });
   }, 60_000).unref();
-  return () => clearTimeout(timer);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

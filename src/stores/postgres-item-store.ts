@@ -5,6 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
+  DEFAULT_ITEM_ID,
   DuplicateItemIdError,
   type Expired,
   type ItemStore,
@@ -44,8 +45,6 @@ const INSERT_SLICE = 5_000;
 const DELETE_SLICE = 10_000;
 /** Events numbered per listEvents call at most (more than a page): bounds the numbering transaction. */
 const NUMBER_SLICE = 10_000;
-/** A default item id: the index in its canonical spelling (as findItemIndex reads it). */
-const DEFAULT_ID = /^(0|[1-9][0-9]{0,14})$/;
 const MAX_INT4 = 2 ** 31 - 1;
 /** Results written in one statement at most (putResult calls that arrive while a write of their batch is out). */
 const RESULT_SLICE = 1_000;
@@ -92,8 +91,10 @@ export class PostgresItemStore implements ItemStore {
       await store.listen();
       // Every connection opened now, not by the first items: authenticating one takes milliseconds of CPU on both
       // sides, and a batch's first items would otherwise all wait for their connections together.
-      const clients = await Promise.all(Array.from({ length: poolSize }, () => store.pool.connect()));
-      for (const client of clients) client.release();
+      const opened = await Promise.allSettled(Array.from({ length: poolSize }, () => store.pool.connect()));
+      for (const o of opened) if (o.status === 'fulfilled') o.value.release(); // before close(): pool.end() waits
+      const failed = opened.find((o) => o.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
       await store.close();
       throw connectError(err, where);
@@ -163,14 +164,14 @@ export class PostgresItemStore implements ItemStore {
         await client.query(
           `INSERT INTO uploads (batch_id, started_at)
            SELECT $1, $2 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 1))) AS locked
-           ON CONFLICT DO NOTHING`,
+           ON CONFLICT (batch_id) DO UPDATE SET started_at = excluded.started_at`,
           [batchId, new Date().toISOString()],
         );
         await slice.insert(client);
         // A given id such as '7' clashes with item 7's default id, in either order: the unique index cannot see
         // that. This append's items are in the table now, so the checks cover them as well as earlier appends.
         // The default ids are looked up one by one only if the batch has any given id (one probe first, in order).
-        const numericIds = slice.ids.filter((id) => DEFAULT_ID.test(id) && Number(id) <= MAX_INT4).map(Number);
+        const numericIds = slice.ids.filter((id) => DEFAULT_ITEM_ID.test(id) && Number(id) <= MAX_INT4).map(Number);
         const defaultIds = slice.indexes.filter((_, i) => slice.ids[i] === '').map(String);
         if (numericIds.length === 0 && defaultIds.length === 0) return;
         const { rows } = await client.query<{ clash: boolean }>(
@@ -203,7 +204,7 @@ export class PostgresItemStore implements ItemStore {
       `SELECT u.id FROM unnest($2::text[]) AS u(id)
        WHERE EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $1 AND i.client_id = u.id AND i.client_id <> '')
           OR EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $1 AND i.client_id = ''
-                       AND i.idx = CASE WHEN u.id ~ '${DEFAULT_ID.source}' THEN u.id::bigint END)`,
+                       AND i.idx = CASE WHEN u.id ~ '${DEFAULT_ITEM_ID.source}' THEN u.id::bigint END)`,
       [batchId, ids],
     );
     return new Set(rows.map((r) => r.id));
@@ -309,31 +310,35 @@ export class PostgresItemStore implements ItemStore {
 
   /** Drains a batch's queue, one statement at a time, until no call is waiting. */
   private async writeResults(batchId: string, queue: PendingResult[]): Promise<void> {
-    while (queue.length > 0) {
-      // One outcome per item per statement (an upsert may not touch a row twice); a repeat waits for the next.
-      const take: PendingResult[] = [];
-      const later: PendingResult[] = [];
-      const indexes = new Set<number>();
-      for (const p of queue) {
-        if (take.length < RESULT_SLICE && !indexes.has(p.result.index)) {
-          indexes.add(p.result.index);
-          take.push(p);
-        } else later.push(p);
+    try {
+      while (queue.length > 0) {
+        // One outcome per item per statement (an upsert may not touch a row twice); a repeat waits for the next.
+        const take: PendingResult[] = [];
+        const later: PendingResult[] = [];
+        const indexes = new Set<number>();
+        for (const p of queue) {
+          if (take.length < RESULT_SLICE && !indexes.has(p.result.index)) {
+            indexes.add(p.result.index);
+            take.push(p);
+          } else later.push(p);
+        }
+        queue.length = 0;
+        for (const p of later) queue.push(p);
+        try {
+          const written = await this.writeResultRows(
+            batchId,
+            take.map((p) => p.result),
+          );
+          for (const p of take) p.resolve(written.has(p.result.index));
+          if (written.size > 0) this.announce(batchId);
+        } catch (err) {
+          const error = toUnavailable(err);
+          for (const p of take) p.reject(error);
+        }
       }
-      queue.splice(0, queue.length, ...later);
-      try {
-        const written = await this.writeResultRows(
-          batchId,
-          take.map((p) => p.result),
-        );
-        for (const p of take) p.resolve(written.has(p.result.index));
-        if (written.size > 0) this.announce(batchId);
-      } catch (err) {
-        const error = toUnavailable(err);
-        for (const p of take) p.reject(error);
-      }
+    } finally {
+      this.resultQueues.delete(batchId);
     }
-    this.resultQueues.delete(batchId);
   }
 
   /**
@@ -471,7 +476,7 @@ export class PostgresItemStore implements ItemStore {
          UNION ALL
          (SELECT idx FROM items WHERE batch_id = $1 AND idx = $3::bigint AND client_id = '')
          LIMIT 1`,
-        [batchId, itemId, DEFAULT_ID.test(itemId) ? itemId : null],
+        [batchId, itemId, DEFAULT_ITEM_ID.test(itemId) ? itemId : null],
       ),
     );
     return rows[0]?.idx;

@@ -7,6 +7,7 @@ import { openSqlite } from './sqlite.js';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
+  DEFAULT_ITEM_ID,
   DuplicateItemIdError,
   type Expired,
   type ItemStore,
@@ -90,7 +91,11 @@ export class SqliteItemStore implements ItemStore {
              AND CAST(CAST(e.client_id AS INTEGER) AS TEXT) = e.client_id LIMIT 1`,
         ),
       ],
-      stageUpload: this.db.prepare('INSERT INTO uploads (batch_id, started_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      // The upload's last append: an upload still streaming is never swept as stale.
+      stageUpload: this.db.prepare(
+        'INSERT INTO uploads (batch_id, started_at) VALUES (?, ?) ON CONFLICT (batch_id) DO UPDATE SET started_at = excluded.started_at',
+      ),
+      isCommitted: this.db.prepare('SELECT 1 FROM batches WHERE id = ?'),
       unstageUpload: this.db.prepare('DELETE FROM uploads WHERE batch_id = ?'),
       appendEvent: this.db.prepare(
         'INSERT INTO events (batch_id, idx, status, attempts, error, finished_at) VALUES (@batchId, @index, @status, @attempts, @error, @finishedAt)',
@@ -213,7 +218,7 @@ export class SqliteItemStore implements ItemStore {
     try {
       this.db
         .transaction(() => {
-          if (from === 0) stageUpload.run(batchId, new Date().toISOString());
+          stageUpload.run(batchId, new Date().toISOString());
           let i = 0;
           for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
             insertItems.run(
@@ -353,7 +358,7 @@ export class SqliteItemStore implements ItemStore {
 
   private findIndex(batchId: string, id: string): number | undefined {
     const row = (this.stmts.findExplicitId.get(batchId, id) ??
-      (/^(0|[1-9][0-9]{0,14})$/.test(id) ? this.stmts.findDefaultId.get(batchId, Number(id)) : undefined)) as
+      (DEFAULT_ITEM_ID.test(id) ? this.stmts.findDefaultId.get(batchId, Number(id)) : undefined)) as
       { idx: number } | undefined;
     return row?.idx;
   }
@@ -408,8 +413,15 @@ export class SqliteItemStore implements ItemStore {
         const ids = (query.all(new Date(before).toISOString()) as { batch_id: string }[]).map((r) => r.batch_id);
         if (ids.length === 0) return;
         for (const id of ids) {
-          this.db.transaction(() => this.stmts.deleteBatch.forEach((s) => s.run(id))).immediate();
-          expired[kind]++;
+          const deleted = this.db
+            .transaction(() => {
+              // An upload may have been committed since it was listed: then it is a batch, and stays.
+              if (kind === 'uploads' && this.stmts.isCommitted.get(id)) return false;
+              this.stmts.deleteBatch.forEach((s) => s.run(id));
+              return true;
+            })
+            .immediate();
+          if (deleted) expired[kind]++;
         }
       }
     };

@@ -28,8 +28,8 @@ export async function startWorkerStack(
   runtime: Pick<InferenceRuntime, 'infer'>,
   env: Record<string, string> = {},
   workerOptions: Partial<WorkerOptions> = {},
-  /** How long a quiet webhook collection waits before asking Temporal whether the batch closed (default 30 s). */
-  endFallbackMs?: number,
+  /** Webhook collection settings (WebhookActivityDeps): how long one collect call waits, and when it asks Temporal. */
+  webhookTiming: { collectWaitMs?: number; endFallbackMs?: number } = {},
 ): Promise<WorkerStack> {
   const config = testConfig(address, env);
   const store = await openItemStore(config);
@@ -47,7 +47,7 @@ export async function startWorkerStack(
       webhooks: {
         recordMissingEnd: (id) => recordMissingEnd(batches.client, store, id),
         allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
-        ...(endFallbackMs !== undefined ? { endFallbackMs } : {}),
+        ...webhookTiming,
       },
     }),
     ...workerOptions,

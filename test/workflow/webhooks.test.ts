@@ -31,8 +31,15 @@ describe('webhook deliveries', () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
     model = new FakeModel();
-    // A quiet collection asks after 500 ms whether the batch closed without recording its end (terminated).
-    allowed = await startWorkerStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' }, {}, 500);
+    // A collect call waits 2 s at most (20 s by default): a quiet one asks at its end whether the batch closed
+    // without recording its end (terminated), as every quiet call does with the defaults.
+    allowed = await startWorkerStack(
+      temporal.address,
+      model,
+      { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' },
+      {},
+      { collectWaitMs: 2000 },
+    );
     strict = await startWorkerStack(temporal.address, model, {});
     receiver = new Receiver();
     await receiver.start();
