@@ -16,6 +16,17 @@ import {
   type StoredItem,
   type StoredResult,
 } from './item-store.js';
+import {
+  toBatch,
+  toEvent,
+  toFailedDelivery,
+  toResult,
+  itemId,
+  type BatchRow,
+  type EventRow,
+  type FailureRow,
+  type ResultRow,
+} from './item-rows.js';
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import {
   connectError,
@@ -249,18 +260,7 @@ export class PostgresItemStore implements ItemStore {
   async getBatch(batchId: string): Promise<StoredBatch | undefined> {
     const { rows } = await this.guard(this.pool.query<BatchRow>('SELECT * FROM batches WHERE id = $1', [batchId]));
     const row = rows[0];
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      model: row.model,
-      ...(row.version !== null ? { version: row.version } : {}),
-      total: row.total,
-      options: JSON.parse(row.options),
-      ...(row.metadata ? { metadata: JSON.parse(row.metadata) } : {}),
-      createdAt: row.created_at,
-      tenant: row.tenant,
-      ...(row.webhook ? { webhook: JSON.parse(row.webhook) } : {}),
-    };
+    return row ? toBatch(row) : undefined;
   }
 
   deleteBatch(batchId: string): Promise<void> {
@@ -604,13 +604,7 @@ export class PostgresItemStore implements ItemStore {
         [batchId],
       ),
     );
-    return rows.map((r) => ({
-      messageId: r.message_id,
-      eventType: r.event_type,
-      attempts: r.attempts,
-      lastError: r.last_error,
-      failedAt: r.failed_at,
-    }));
+    return rows.map(toFailedDelivery);
   }
 
   async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
@@ -868,91 +862,4 @@ class ItemSlice {
       );
     }
   }
-}
-
-interface BatchRow {
-  id: string;
-  model: string;
-  version: number | null;
-  total: number;
-  options: string;
-  metadata: string | null;
-  created_at: string;
-  tenant: string;
-  webhook: string | null;
-}
-
-interface ResultRow {
-  idx: number;
-  client_id: string;
-  status: StoredResult['status'];
-  attempts: number;
-  result: string | null;
-  error: string | null;
-  started_at: string;
-  finished_at: string;
-}
-
-interface EventRow {
-  /** BIGINT: the driver returns it as a string. */
-  seq: string;
-  kind: 'item' | 'end';
-  idx: number;
-  status: string;
-  attempts: number;
-  error: string | null;
-  summary: string | null;
-  finished_at: string;
-  client_id: string | null;
-  result: string | null;
-}
-
-interface FailureRow {
-  message_id: string;
-  event_type: string;
-  attempts: number;
-  last_error: string;
-  failed_at: string;
-}
-
-/** An item's id: the client's, or its index when the client gave none (stored as ''). */
-function itemId(row: { idx: number; client_id: string }): string {
-  return row.client_id === '' ? String(row.idx) : row.client_id;
-}
-
-function toResult(row: ResultRow): StoredResult {
-  return {
-    index: row.idx,
-    id: itemId(row),
-    status: row.status,
-    attempts: row.attempts,
-    ...(row.result ? { result: JSON.parse(row.result) } : {}),
-    ...(row.error ? { error: JSON.parse(row.error) } : {}),
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-  };
-}
-
-function toEvent(row: EventRow): StoredEvent {
-  const seq = Number(row.seq);
-  if (row.kind === 'end') {
-    return {
-      kind: 'end',
-      seq,
-      status: row.status as BatchEnd['status'],
-      summary: JSON.parse(row.summary!),
-      finishedAt: row.finished_at,
-    };
-  }
-  return {
-    kind: 'item',
-    seq,
-    index: row.idx,
-    id: itemId({ idx: row.idx, client_id: row.client_id! }),
-    status: row.status as StoredResult['status'],
-    attempts: row.attempts,
-    ...(row.result ? { result: JSON.parse(row.result) } : {}),
-    ...(row.error ? { error: JSON.parse(row.error) } : {}),
-    finishedAt: row.finished_at,
-  };
 }

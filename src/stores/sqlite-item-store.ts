@@ -2,6 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { BackgroundAppender } from './background-appender.js';
+import {
+  toBatch,
+  toEvent,
+  toFailedDelivery,
+  toResult,
+  itemId,
+  type BatchRow,
+  type EventRow,
+  type FailureRow,
+  type ResultRow,
+} from './item-rows.js';
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import { openSqlite } from './sqlite.js';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
@@ -268,18 +279,7 @@ export class SqliteItemStore implements ItemStore {
 
   async getBatch(batchId: string): Promise<StoredBatch | undefined> {
     const row = this.stmts.getBatch.get(batchId) as BatchRow | undefined;
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      model: row.model,
-      ...(row.version !== null ? { version: row.version } : {}),
-      total: row.total,
-      options: JSON.parse(row.options),
-      ...(row.metadata ? { metadata: JSON.parse(row.metadata) } : {}),
-      createdAt: row.created_at,
-      tenant: row.tenant,
-      ...(row.webhook ? { webhook: JSON.parse(row.webhook) } : {}),
-    };
+    return row ? toBatch(row) : undefined;
   }
 
   async deleteBatch(batchId: string): Promise<void> {
@@ -373,20 +373,7 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async listFailedDeliveries(batchId: string): Promise<FailedDelivery[]> {
-    const rows = this.stmts.listFailedDeliveries.all(batchId) as {
-      message_id: string;
-      event_type: string;
-      attempts: number;
-      last_error: string;
-      failed_at: string;
-    }[];
-    return rows.map((r) => ({
-      messageId: r.message_id,
-      eventType: r.event_type,
-      attempts: r.attempts,
-      lastError: r.last_error,
-      failedAt: r.failed_at,
-    }));
+    return (this.stmts.listFailedDeliveries.all(batchId) as FailureRow[]).map(toFailedDelivery);
   }
 
   async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
@@ -480,78 +467,5 @@ export class SqliteItemStore implements ItemStore {
   }
 }
 
-interface BatchRow {
-  id: string;
-  model: string;
-  version: number | null;
-  total: number;
-  options: string;
-  metadata: string | null;
-  created_at: string;
-  tenant: string;
-  webhook: string | null;
-}
-
-interface ResultRow {
-  idx: number;
-  client_id: string;
-  status: StoredResult['status'];
-  attempts: number;
-  result: string | null;
-  error: string | null;
-  started_at: string;
-  finished_at: string;
-}
-
-/** An item's id: the client's, or its index when the client gave none (stored as ''). */
-function itemId(row: { idx: number; client_id: string }): string {
-  return row.client_id === '' ? String(row.idx) : row.client_id;
-}
-
 /** Thrown inside appendItems' transaction to roll back an append whose ids clash (named after the rollback). */
 class IdClash extends Error {}
-
-interface EventRow extends Omit<ResultRow, 'started_at' | 'client_id' | 'status'> {
-  seq: number;
-  /** An item's outcome, or the batch's status for its end. */
-  status: string;
-  kind: StoredEvent['kind'];
-  summary: string | null;
-  client_id: string | null;
-}
-
-function toEvent(r: EventRow): StoredEvent {
-  if (r.kind === 'end') {
-    return {
-      kind: 'end',
-      seq: r.seq,
-      status: r.status as BatchEnd['status'],
-      summary: JSON.parse(r.summary!),
-      finishedAt: r.finished_at,
-    };
-  }
-  return {
-    kind: 'item',
-    seq: r.seq,
-    index: r.idx,
-    id: itemId({ idx: r.idx, client_id: r.client_id ?? '' }),
-    status: r.status as StoredResult['status'],
-    attempts: r.attempts,
-    ...(r.result ? { result: JSON.parse(r.result) } : {}),
-    ...(r.error ? { error: JSON.parse(r.error) } : {}),
-    finishedAt: r.finished_at,
-  };
-}
-
-function toResult(row: ResultRow): StoredResult {
-  return {
-    index: row.idx,
-    id: itemId(row),
-    status: row.status,
-    attempts: row.attempts,
-    ...(row.result ? { result: JSON.parse(row.result) } : {}),
-    ...(row.error ? { error: JSON.parse(row.error) } : {}),
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-  };
-}
