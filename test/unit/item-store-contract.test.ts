@@ -8,18 +8,13 @@ import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { BatchOptions, itemCounts, type BatchEnd, type BatchStatus } from '../../src/contracts/batch.js';
+import { itemCounts, type BatchEnd, type BatchStatus } from '../../src/contracts/batch.js';
 import { UnavailableError } from '../../src/errors.js';
-import {
-  DuplicateItemIdError,
-  type ItemStore,
-  type NewItem,
-  type StoredBatch,
-  type StoredEvent,
-} from '../../src/stores/item-store.js';
+import { DuplicateItemIdError, type ItemStore, type NewItem, type StoredEvent } from '../../src/stores/item-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { storedBatch } from '../helpers/stores.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { tempDir, waitFor } from '../helpers/temporal.js';
 
@@ -89,15 +84,7 @@ const postgres: Backend = {
   },
 };
 
-const batch = (id: string, total: number): StoredBatch => ({
-  id,
-  model: 'digits',
-  total,
-  options: BatchOptions.parse({}),
-  metadata: { team: 'ml' },
-  createdAt: '2026-11-23T00:00:00.000Z',
-  tenant: 'default',
-});
+const batch = storedBatch;
 const items = (n: number, withIds = false): NewItem[] =>
   Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
 const success = (index: number, label = 'x') => ({

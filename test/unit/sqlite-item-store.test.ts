@@ -7,9 +7,9 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { afterEach, test } from 'node:test';
 import { BatchOptions, itemCounts, type BatchEnd } from '../../src/contracts/batch.js';
-import { type StoredBatch } from '../../src/stores/item-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { storedBatch } from '../helpers/stores.js';
 import { tempDir } from '../helpers/temporal.js';
 
 const dirs: string[] = [];
@@ -55,15 +55,7 @@ const versions = (file: string) =>
   );
 const every = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
 
-const batch = (id: string, total: number): StoredBatch => ({
-  id,
-  model: 'digits',
-  total,
-  options: BatchOptions.parse({}),
-  metadata: { team: 'ml' },
-  createdAt: '2026-11-23T00:00:00.000Z',
-  tenant: 'default',
-});
+const batch = storedBatch;
 const items = (n: number, withIds = false) =>
   Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
 const success = (index: number, label = 'x') => ({
