@@ -28,6 +28,7 @@ import {
   type ResultRow,
 } from './item-rows.js';
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
+import { WriteWaiters } from './write-waiters.js';
 import {
   connectError,
   createPool,
@@ -73,7 +74,7 @@ export class PostgresItemStore implements ItemStore {
   readonly appendSize = INSERT_SLICE;
   /** The tail of each staged batch's appends (and the commit or delete after them): they run in call order. */
   private readonly staging = new Map<string, Promise<void>>();
-  private readonly writeWaiters = new Set<() => void>();
+  private readonly writeWaiters = new WriteWaiters();
   /** Per batch, putResult calls waiting for the write in flight to finish: they go together in the next one. */
   private readonly resultQueues = new Map<string, PendingResult[]>();
   /** Batches with an announcement in flight, and whether another write came in since it was sent. */
@@ -521,22 +522,12 @@ export class PostgresItemStore implements ItemStore {
   }
 
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        this.writeWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      signal?.addEventListener('abort', done, { once: true });
-      if (signal?.aborted || this.closed) done();
-      else this.writeWaiters.add(done);
-    });
+    // Closed: resolves at once, as nothing will write through this store again.
+    return this.closed ? Promise.resolve() : this.writeWaiters.wait(timeoutMs, signal, true);
   }
 
   private wakeWaiters(): void {
-    for (const wake of [...this.writeWaiters]) wake();
+    this.writeWaiters.wakeAll();
   }
 
   /** Opens the listening connection; on loss it is opened again in the background, with backoff. */

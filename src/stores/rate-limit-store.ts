@@ -53,13 +53,7 @@ export function sqliteWorkLimiter(db: Database.Database | string, perMinute: num
   const limiter = new RateLimiterSQLite({
     storeClient: handle,
     storeType: 'better-sqlite3',
-    tableName: TABLE,
-    tableCreated: true,
-    // The library's own timer would reject unhandled (and end the process) if its sweep met a busy or closed file.
-    clearExpiredByTimeout: false,
-    keyPrefix: KEY_PREFIX,
-    points: perMinute,
-    duration: 60,
+    ...limiterOptions(perMinute),
   });
   return {
     perMinute,
@@ -81,18 +75,28 @@ export function postgresWorkLimiter(pool: pg.Pool, perMinute: number): WorkLimit
   const limiter = new RateLimiterPostgres({
     storeClient: pool,
     storeType: 'pool',
-    tableName: TABLE,
-    tableCreated: true,
-    // Swept on consume instead, as for SQLite: no timer outlives the limiter.
-    clearExpiredByTimeout: false,
-    keyPrefix: KEY_PREFIX,
-    points: perMinute,
-    duration: 60,
+    ...limiterOptions(perMinute),
   });
   return {
     perMinute,
     consume: (apiKey) => consume(limiter as ClearingLimiter, apiKey, toUnavailable),
     close: async () => {},
+  };
+}
+
+/**
+ * What both backends' limiters share: the migrated table, `perMinute` points per 60 s window, and no sweep timer
+ * of the library's own (its rejection is never handled, so a busy or closed database would end the process;
+ * expired rows are swept on consume instead).
+ */
+function limiterOptions(perMinute: number) {
+  return {
+    tableName: TABLE,
+    tableCreated: true,
+    clearExpiredByTimeout: false,
+    keyPrefix: KEY_PREFIX,
+    points: perMinute,
+    duration: 60,
   };
 }
 

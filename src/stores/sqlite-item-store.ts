@@ -14,6 +14,7 @@ import {
   type ResultRow,
 } from './item-rows.js';
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
+import { WriteWaiters } from './write-waiters.js';
 import { openSqlite } from './sqlite.js';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
@@ -66,7 +67,7 @@ export class SqliteItemStore implements ItemStore {
   private readonly stmts;
   /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
   private walWatcher: fs.FSWatcher | null | undefined;
-  private readonly writeWaiters = new Set<() => void>();
+  private readonly writeWaiters = new WriteWaiters();
   private readonly appender: BackgroundAppender;
 
   constructor(private readonly file: string) {
@@ -418,18 +419,7 @@ export class SqliteItemStore implements ItemStore {
   }
 
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        this.writeWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      signal?.addEventListener('abort', done, { once: true });
-      if (signal?.aborted) done();
-      else if (this.watchWal()) this.writeWaiters.add(done);
-    });
+    return this.writeWaiters.wait(timeoutMs, signal, this.watchWal());
   }
 
   /**
@@ -440,7 +430,7 @@ export class SqliteItemStore implements ItemStore {
     if (this.walWatcher === undefined) {
       try {
         this.walWatcher = fs.watch(`${this.file}-wal`, { persistent: false }, () => {
-          for (const wake of [...this.writeWaiters]) wake();
+          this.writeWaiters.wakeAll();
         });
         this.walWatcher.on('error', () => {
           this.walWatcher?.close();
@@ -462,7 +452,7 @@ export class SqliteItemStore implements ItemStore {
     this.appender.close();
     this.walWatcher?.close();
     this.walWatcher = null;
-    for (const wake of [...this.writeWaiters]) wake();
+    this.writeWaiters.wakeAll();
     if (this.db.open) this.db.close();
   }
 }

@@ -10,11 +10,11 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { itemCounts, type BatchEnd, type BatchStatus } from '../../src/contracts/batch.js';
 import { UnavailableError } from '../../src/errors.js';
-import { DuplicateItemIdError, type ItemStore, type NewItem, type StoredEvent } from '../../src/stores/item-store.js';
+import { DuplicateItemIdError, type ItemStore, type StoredEvent } from '../../src/stores/item-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { storedBatch } from '../helpers/stores.js';
+import { storedBatch, storedItems } from '../helpers/stores.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { tempDir, waitFor } from '../helpers/temporal.js';
 
@@ -85,8 +85,7 @@ const postgres: Backend = {
 };
 
 const batch = storedBatch;
-const items = (n: number, withIds = false): NewItem[] =>
-  Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
+const items = storedItems;
 const success = (index: number, label = 'x') => ({
   index,
   status: 'succeeded' as const,

@@ -9,7 +9,7 @@ import { afterEach, test } from 'node:test';
 import { BatchOptions, itemCounts, type BatchEnd } from '../../src/contracts/batch.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { storedBatch } from '../helpers/stores.js';
+import { storedBatch, storedItems } from '../helpers/stores.js';
 import { tempDir } from '../helpers/temporal.js';
 
 const dirs: string[] = [];
@@ -56,8 +56,7 @@ const versions = (file: string) =>
 const every = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
 
 const batch = storedBatch;
-const items = (n: number, withIds = false) =>
-  Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
+const items = storedItems;
 const success = (index: number, label = 'x') => ({
   index,
   status: 'succeeded' as const,
