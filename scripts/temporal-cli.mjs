@@ -128,7 +128,7 @@ export async function resolveTemporalCli(options = {}) {
     if (options.allowBuild !== false) {
       const built = await tryGoInstall(cached, env, log);
       if (built.ok) return true;
-      tried.push(`go install ${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}: ${built.reason}`);
+      tried.push(`go install: ${built.reason}`);
     } else {
       tried.push('go install: disabled');
     }
@@ -156,6 +156,26 @@ export async function resolveTemporalCli(options = {}) {
 }
 
 async function tryGoInstall(target, env, log) {
+  // -X stamps the version (a plain `go install` reports 0.0.0-DEV); -s -w drop the symbol and debug tables
+  // (nobody debugs the cached dev server; the binary is smaller without them).
+  const ldflags = `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`;
+  return goInstall(`${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}`, target, {
+    env,
+    log,
+    ldflags,
+    what: `Temporal CLI ${TEMPORAL_CLI_VERSION}`,
+  });
+}
+
+/**
+ * Builds one Go package (`module/path/cmd/x@vX`) with `go install` into a staging directory beside `target`, then
+ * renames the binary to `target`. The caller holds the cache lock.
+ * @param {string} pkg
+ * @param {string} target
+ * @param {{ env: NodeJS.ProcessEnv, log: (line: string) => void, ldflags?: string, what: string }} options
+ * @returns {Promise<{ ok: true } | { ok: false, reason: string }>}
+ */
+export async function goInstall(pkg, target, { env, log, ldflags = '-s -w', what }) {
   const go = env.GO_BINARY || 'go';
   try {
     await execFileAsync(go, ['version'], { timeout: 20_000, env });
@@ -164,22 +184,22 @@ async function tryGoInstall(target, env, log) {
   }
   const staging = fs.mkdtempSync(path.join(path.dirname(target), '.build-'));
   const started = Date.now();
-  log(`building Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${path.dirname(target)} (takes a few minutes, once)`);
+  log(`building ${what} with Go into ${path.dirname(target)} (takes a few minutes, once)`);
   const ticker = setInterval(() => log(`still building... ${Math.round((Date.now() - started) / 1000)} s`), 20_000);
   try {
     const code = await new Promise((resolve) => {
-      // -X stamps the version (a plain `go install` reports 0.0.0-DEV); -s -w drop the symbol and debug tables
-      // (nobody debugs the cached dev server; the binary is smaller without them).
-      const ldflags = `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`;
-      const child = spawn(go, ['install', `-ldflags=${ldflags}`, `${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}`], {
+      const child = spawn(go, ['install', `-ldflags=${ldflags}`, pkg], {
         env: { ...env, GOBIN: staging },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       child.on('error', () => resolve(-1));
       child.on('exit', (c) => resolve(c ?? -1));
     });
-    const built = path.join(staging, binaryName());
-    if (code !== 0 || !isExecutable(built)) return { ok: false, reason: `go install exited with ${code}` };
+    const built = fs
+      .readdirSync(staging)
+      .map((f) => path.join(staging, f))
+      .find(isExecutable);
+    if (code !== 0 || !built) return { ok: false, reason: `go install ${pkg} exited with ${code}` };
     fs.renameSync(built, target);
     log(`built ${target} in ${Math.round((Date.now() - started) / 1000)} s`);
     return { ok: true };

@@ -1,4 +1,5 @@
 import type { BatchOptions } from '../src/contracts/batch.js';
+import type { Duration } from '@temporalio/common';
 
 /**
  * The workflow task timeout of a batch's and its shards' executions. A workflow task stays open while local
@@ -7,6 +8,6 @@ import type { BatchOptions } from '../src/contracts/batch.js';
  * with local item activities use 5 s (answers within about 4 s), trading a little throughput for steering that
  * answers promptly (bench/tune.ts measures the trade). Remote: Temporal's default.
  */
-export function itemWorkflowTaskTimeout(options: Pick<BatchOptions, 'itemActivities'>): string | undefined {
+export function itemWorkflowTaskTimeout(options: Pick<BatchOptions, 'itemActivities'>): Duration | undefined {
   return options.itemActivities === 'local' ? '5s' : undefined;
 }

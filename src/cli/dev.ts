@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { prettyFactory } from 'pino-pretty';
 import type { Config } from '../config.js';
+import { printLine } from './output.js';
+import { stopChild } from '../cluster/server-process.js';
 import { isTemporalReachable, startDevServer, type DevServer } from '../dev-server.js';
 
 /** The repository root (holds package.json), from src/ or dist/src/. */
@@ -37,26 +38,7 @@ export const DEV_WORKERS = {
   interactive: { WORKER_QUEUES: 'interactive', WORKER_NICE: '0' },
 } as const satisfies Record<string, Record<string, string>>;
 
-const COLORS = { temporal: 35, worker: 36, interactive: 34, api: 32, dev: 33 } as const;
-type Source = keyof typeof COLORS;
-
-/**
- * Children log pino JSON; pino-pretty turns each line into `time LEVEL: message {fields}` and passes any other line
- * (the Temporal server's, a crash trace) through as it is. The `[source]` prefix names the process, so pino's own
- * name, pid and hostname are left out.
- */
-const prettify = prettyFactory({
-  colorize: Boolean(process.stdout.isTTY),
-  singleLine: true,
-  translateTime: 'SYS:HH:MM:ss.l',
-  ignore: 'pid,hostname,name',
-});
-
-/** Writes a child's line, pretty-printed, each output line behind a coloured `[source]` prefix. */
-function printLine(source: Source, line: string): void {
-  const prefix = process.stdout.isTTY ? `\x1b[${COLORS[source]}m[${source}]\x1b[0m` : `[${source}]`;
-  for (const out of prettify(line).split('\n')) if (out.trim()) process.stdout.write(`${prefix} ${out.trimEnd()}\n`);
-}
+type Source = 'temporal' | 'worker' | 'interactive' | 'api' | 'dev';
 
 function pipeLines(source: Source, stream: NodeJS.ReadableStream | null): void {
   if (!stream) return;
@@ -77,16 +59,8 @@ function spawnSelf(command: 'worker' | 'api', source: Source, env: NodeJS.Proces
   return child;
 }
 
-async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean): Promise<boolean> {
+/** Polls `url` until it answers 2xx; false after timeoutMs or once alive() turns false. */
+export async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && alive()) {
     try {

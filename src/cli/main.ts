@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util';
+import { Connection } from '@temporalio/client';
+import { ensureNamespace } from '../client/namespace.js';
 import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { StartupError } from '../errors.js';
@@ -6,21 +8,36 @@ import { createLogger, routeTemporalLogs } from '../logger.js';
 import { startServer } from '../server.js';
 import { startWorker } from '../worker.js';
 import { lowerCpuPriority } from './cpu-priority.js';
+import { runCluster } from './cluster.js';
 import { runDev } from './dev.js';
 
 const USAGE = `usage: batchline <command>
 
 commands:
-  dev      the Temporal dev server (unless one answers at TEMPORAL_ADDRESS), two workers (batch, interactive) and the API
-  api      the HTTP API only
-  worker   one Temporal worker only
+  dev             the Temporal dev server (unless one answers at TEMPORAL_ADDRESS), two workers (batch,
+                  interactive) and the API
+  cluster         a multi-host deployment rehearsed on one machine: PostgreSQL (DATABASE_URL, or a local one),
+                  the Temporal server on it, N batch workers, an interactive worker and M APIs as separate processes
+                    --workers N   batch workers (default 2)
+                    --apis M      APIs on PORT, PORT+1, ... (default 2)
+  api             the HTTP API only
+  worker          one Temporal worker only
+  temporal-setup  registers the namespace and search attributes on the Temporal server at TEMPORAL_ADDRESS
 
 Configuration comes from the environment; see docs/operations.md#configuration.`;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        workers: { type: 'string' },
+        apis: { type: 'string' },
+      },
+    });
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -34,8 +51,37 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unexpected argument '${extra[0]}' after '${command}'\n\n${USAGE}`);
     return 2;
   }
+  if (command !== 'cluster' && (parsed.values.workers !== undefined || parsed.values.apis !== undefined)) {
+    console.error(`--workers and --apis belong to 'cluster', not '${command}'\n\n${USAGE}`);
+    return 2;
+  }
+  const counts: Record<'workers' | 'apis', number> = { workers: 2, apis: 2 };
+  for (const key of ['workers', 'apis'] as const) {
+    const raw = parsed.values[key];
+    if (raw === undefined) continue;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 32) {
+      console.error(`--${key} must be a whole number from 1 to 32, not '${raw}'\n\n${USAGE}`);
+      return 2;
+    }
+    counts[key] = Number(raw);
+  }
   const config = loadConfig();
   switch (command) {
+    case 'cluster':
+      return runCluster(config, counts);
+    case 'temporal-setup': {
+      const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+      try {
+        const done = await ensureNamespace(connection, config.TEMPORAL_NAMESPACE);
+        console.log(
+          `namespace ${config.TEMPORAL_NAMESPACE}: ${done.namespaceCreated ? 'created' : 'exists'}; ` +
+            `search attributes added: ${done.searchAttributesAdded.join(', ') || 'none'}`,
+        );
+      } finally {
+        await connection.close();
+      }
+      return 0;
+    }
     case 'dev':
       return runDev(config);
     case 'api': {

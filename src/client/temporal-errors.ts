@@ -2,7 +2,7 @@ import { isGrpcServiceError, ServiceError, WorkflowNotFoundError } from '@tempor
 import { NotFoundError, UnavailableError } from '../errors.js';
 
 /** The gRPC status codes we act on (from the gRPC spec). */
-const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, UNAVAILABLE: 14 } as const;
+export const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, UNAVAILABLE: 14 } as const;
 
 /** Translates Temporal client errors into the app's errors; anything unrecognised is rethrown unchanged. */
 export function mapTemporalError(err: unknown, what: string): never {

@@ -1,0 +1,96 @@
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { startCluster, type Cluster } from '../cluster/cluster.js';
+import { StartupError } from '../errors.js';
+import { parseDatabaseUrl } from '../stores/postgres.js';
+import { projectRoot, waitForHttp } from './dev.js';
+import { printLine } from './output.js';
+
+export interface ClusterCommandOptions {
+  workers: number;
+  apis: number;
+}
+
+/** Resolves the cluster's binaries with scripts/temporal-server.mjs (built once per machine). */
+async function resolveBinaries() {
+  const script = path.join(projectRoot(), 'scripts', 'temporal-server.mjs');
+  const mod = (await import(script)) as typeof import('../../scripts/temporal-server.mjs');
+  return mod.resolveTemporalServer({ log: (line) => printLine('cluster', line) });
+}
+
+/**
+ * `batchline cluster` (what `npm run cluster` runs): a multi-host deployment rehearsed on one machine (see
+ * src/cluster/cluster.ts and docs/cluster.md). State under <DATA_DIR>/cluster. Ctrl-C stops everything it started.
+ * A batchline process that dies is reported and left dead, as a host that died would be; the rest keeps running.
+ */
+export async function runCluster(config: Config, options: ClusterCommandOptions): Promise<number> {
+  const log = (msg: string) => printLine('cluster', msg);
+  const binaries = await resolveBinaries();
+  const root = projectRoot();
+  let cluster: Cluster | undefined;
+  let stopping = false;
+  let exitCode = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const stop = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    exitCode = code;
+    log(`stopping (${reason})`);
+    await cluster?.stop();
+    resolveDone();
+  };
+  process.once('SIGINT', () => void stop('SIGINT', 0));
+  process.once('SIGTERM', () => void stop('SIGTERM', 0));
+
+  const dir = path.join(config.DATA_DIR, 'cluster');
+  log(
+    `starting ${config.DATABASE_URL ? 'on the PostgreSQL at DATABASE_URL' : 'a local PostgreSQL'}, ` +
+      `the Temporal server, ${options.workers} batch worker(s), an interactive worker and ${options.apis} API(s); ` +
+      `state in ${dir}`,
+  );
+  const [host, port] = config.TEMPORAL_ADDRESS.split(':') as [string, string];
+  try {
+    cluster = await startCluster({
+      root,
+      dir,
+      binaries,
+      batchline: [process.execPath, ...process.execArgv, process.argv[1]!],
+      workers: options.workers,
+      apis: options.apis,
+      databaseUrl: config.DATABASE_URL,
+      host,
+      temporalPort: Number(port),
+      apiPort: config.PORT,
+      uiPort: config.TEMPORAL_UI_PORT,
+      workerMetricsPort: config.WORKER_METRICS_PORT,
+      namespace: config.TEMPORAL_NAMESPACE,
+      modelRepository: config.MODEL_REPOSITORY,
+      onLine: (source, line) => stopping || printLine(source, line),
+      onExit: (proc, code, signal) => log(`${proc.name} exited with ${code ?? signal}; the others keep running`),
+    });
+  } catch (err) {
+    if (stopping) return exitCode;
+    throw new StartupError(`the cluster did not start: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (stopping) {
+    await cluster.stop();
+    return exitCode;
+  }
+  const up = await Promise.all(cluster.apiUrls.map((url) => waitForHttp(`${url}/healthz`, 120_000, () => !stopping)));
+  if (up.every(Boolean)) {
+    log('the batchline cluster is up');
+    cluster.apiUrls.forEach((url, k) => log(`  API ${k + 1}        ${url}   (try: curl ${url}/healthz)`));
+    log(`  Temporal     ${cluster.temporal.address}   namespace ${config.TEMPORAL_NAMESPACE}, on PostgreSQL`);
+    if (cluster.ui) log(`  Temporal UI  ${cluster.ui.url}`);
+    log(
+      `  PostgreSQL   ${parseDatabaseUrl(cluster.databaseUrl).redacted}   (item store; Temporal's databases beside it)`,
+    );
+    for (const p of cluster.processes) log(`  ${p.name.padEnd(12)} pid ${p.child.pid}   ${p.dir}`);
+    log('Press Ctrl-C to stop.');
+  } else if (!stopping) {
+    await stop('an API did not answer /healthz within 120 s', 1);
+  }
+  await done;
+  return exitCode;
+}

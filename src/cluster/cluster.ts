@@ -1,0 +1,245 @@
+// `batchline cluster`: a rehearsal of a multi-host deployment on one machine. PostgreSQL (given, or a local one),
+// the Temporal server on it (schema migrated, namespace and search attributes registered), its Web UI, then
+// N batch workers, an interactive worker and M APIs as separate processes, each in a directory of its own and
+// sharing nothing local: only the database and the Temporal server, exactly as separate hosts would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { Connection } from '@temporalio/client';
+import { ensureNamespace } from '../client/namespace.js';
+import { freePort, freePortBetween } from '../free-port.js';
+import type { DynamicConfig } from '../dev-server.js';
+import { startLocalPostgres, type LocalPostgres } from './postgres.js';
+import { stopChild, type ServerProcess } from './server-process.js';
+import {
+  setUpTemporalSchema,
+  startTemporalServer,
+  startTemporalUi,
+  type PostgresEndpoint,
+  type TemporalServer,
+} from './temporal-server.js';
+import { roleEnv, ROLES, type ClusterShared, type Role } from './topology.js';
+import type { TemporalServerBinaries } from '../../scripts/temporal-server.mjs';
+
+/** The item store's database on a local PostgreSQL. */
+const ITEM_STORE_DATABASE = 'batchline';
+
+export interface ClusterOptions {
+  /** The repository (holds deploy/ and models/). */
+  root: string;
+  /** All state: postgres/, temporal/, and one directory per batchline process. */
+  dir: string;
+  binaries: TemporalServerBinaries;
+  /** `batchline` as a command line prefix, e.g. [node, bin/batchline.mjs]; the role's command is appended. */
+  batchline: string[];
+  workers: number;
+  apis: number;
+  /** An existing PostgreSQL for everything (its user creates the Temporal databases); else a local one in dir. */
+  databaseUrl?: string;
+  host?: string;
+  temporalPort: number;
+  /** The first API's port; API k listens on apiPort + k - 1. */
+  apiPort: number;
+  /** The Web UI's port; undefined: no UI. */
+  uiPort?: number;
+  /** The first worker's metrics port; each batchline worker takes the next. */
+  workerMetricsPort: number;
+  namespace: string;
+  modelRepository: string;
+  historyShards?: number;
+  dynamicConfig?: DynamicConfig;
+  /** Environment every batchline process inherits (LOG_LEVEL, API_KEYS, test settings) under the cluster's own. */
+  env?: NodeJS.ProcessEnv;
+  onLine?: (source: string, line: string) => void;
+  /** Called when a batchline process exits while the cluster is not stopping (a host that died). */
+  onExit?: (proc: ClusterProcess, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export interface ClusterProcess {
+  /** worker-1, worker-2, interactive, api-1, ... */
+  name: string;
+  role: Role;
+  /** Its working directory and DATA_DIR: nothing in it is shared. */
+  dir: string;
+  child: ChildProcess;
+  /** Starts it again with the same settings (after a kill). */
+  restart(): void;
+}
+
+export interface Cluster {
+  databaseUrl: string;
+  postgres?: LocalPostgres;
+  temporal: TemporalServer;
+  ui?: ServerProcess & { url: string };
+  processes: ClusterProcess[];
+  apiUrls: string[];
+  /** Stops the Temporal server and starts it again on the same ports and database. */
+  restartTemporal(options?: { downMs?: number }): Promise<void>;
+  /** Stops everything it started, batchline processes first. */
+  stop(): Promise<void>;
+}
+
+function endpointOf(url: string): PostgresEndpoint {
+  const u = new URL(url);
+  return {
+    host: u.hostname || 'localhost',
+    port: Number(u.port || 5432),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+  };
+}
+
+export async function startCluster(o: ClusterOptions): Promise<Cluster> {
+  const host = o.host ?? '127.0.0.1';
+  const onLine = o.onLine ?? (() => undefined);
+  let stopping = false;
+  const cleanups: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    stopping = true;
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    fs.mkdirSync(o.dir, { recursive: true });
+    // 1. PostgreSQL
+    let postgres: LocalPostgres | undefined;
+    let databaseUrl = o.databaseUrl;
+    if (!databaseUrl) {
+      const local = await startLocalPostgres({
+        dataDir: path.join(o.dir, 'postgres', 'data'),
+        port: await freePort(),
+        // Its LOG lines (checkpoints, connections) are noise next to the others; its problems are not.
+        onLine: (line) => /\b(ERROR|FATAL|PANIC|WARNING):/.test(line) && onLine('postgres', line),
+      });
+      postgres = local;
+      cleanups.push(() => local.stop());
+      await local.ensureDatabase(ITEM_STORE_DATABASE);
+      databaseUrl = local.url(ITEM_STORE_DATABASE);
+    }
+    const pgEndpoint = endpointOf(databaseUrl);
+
+    // 2. the Temporal server on it
+    await setUpTemporalSchema(o.binaries.sqlTool, o.binaries.schemaDir, pgEndpoint);
+    // Below 32768: the server stores its ports in a smallint column.
+    const ports = new Set<number>();
+    while (ports.size < 9) ports.add(await freePortBetween(20_000, 32_767));
+    const [frontendHttp, history, matching, worker, m1, m2, m3, m4, metrics] = [...ports];
+    const temporalOptions = {
+      binary: o.binaries.server,
+      root: o.root,
+      stateDir: path.join(o.dir, 'temporal'),
+      postgres: pgEndpoint,
+      host,
+      ports: {
+        frontend: o.temporalPort,
+        frontendHttp: frontendHttp!,
+        history: history!,
+        matching: matching!,
+        worker: worker!,
+        membership: [m1!, m2!, m3!, m4!] as [number, number, number, number],
+        metrics: metrics!,
+      },
+      historyShards: o.historyShards,
+      dynamicConfig: o.dynamicConfig,
+      onLine: (line: string) => stopping || onLine('temporal', line),
+    };
+    let temporal = await startTemporalServer(temporalOptions);
+    cleanups.push(() => temporal.stop());
+    const connection = await Connection.connect({ address: temporal.address });
+    try {
+      await ensureNamespace(connection, o.namespace);
+    } finally {
+      await connection.close();
+    }
+
+    // 3. its Web UI
+    let ui: (ServerProcess & { url: string }) | undefined;
+    if (o.uiPort !== undefined && o.binaries.uiServer) {
+      const started = await startTemporalUi({
+        binary: o.binaries.uiServer,
+        root: o.root,
+        temporalAddress: temporal.address,
+        namespace: o.namespace,
+        host,
+        port: o.uiPort,
+        onLine: (line) => stopping || onLine('ui', line),
+      });
+      ui = started;
+      cleanups.push(() => started.stop());
+    }
+
+    // 4. batchline's processes
+    const shared: ClusterShared = {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: o.namespace,
+      DATABASE_URL: databaseUrl,
+      MODEL_REPOSITORY: o.modelRepository,
+    };
+    const processes: ClusterProcess[] = [];
+    const plan: { name: string; role: Role; env: Record<string, string> }[] = [];
+    let metricsPort = o.workerMetricsPort;
+    for (let k = 1; k <= o.workers; k++) {
+      plan.push({ name: `worker-${k}`, role: 'worker', env: { WORKER_METRICS_PORT: String(metricsPort++) } });
+    }
+    plan.push({ name: 'interactive', role: 'interactive', env: { WORKER_METRICS_PORT: String(metricsPort++) } });
+    const apiUrls: string[] = [];
+    for (let k = 1; k <= o.apis; k++) {
+      const port = o.apiPort + k - 1;
+      apiUrls.push(`http://${host}:${port}`);
+      plan.push({ name: `api-${k}`, role: 'api', env: { HOST: host, PORT: String(port) } });
+    }
+    for (const p of plan) {
+      const dir = path.join(o.dir, p.name);
+      fs.mkdirSync(dir, { recursive: true });
+      const env = { ...process.env, ...o.env, ...roleEnv(p.role, shared), ...p.env, DATA_DIR: dir };
+      const proc: ClusterProcess = {
+        name: p.name,
+        role: p.role,
+        dir,
+        child: undefined as unknown as ChildProcess,
+        restart() {
+          const [command, ...args] = o.batchline;
+          const child = spawn(command!, [...args, ROLES[p.role].command], {
+            cwd: dir,
+            env,
+            stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+          });
+          for (const stream of [child.stdout, child.stderr]) {
+            readline
+              .createInterface({ input: stream!, crlfDelay: Infinity })
+              .on('line', (line) => line.trim() && onLine(p.name, line));
+          }
+          child.once('exit', (code, signal) => {
+            if (!stopping && proc.child === child) o.onExit?.(proc, code, signal);
+          });
+          proc.child = child;
+        },
+      };
+      proc.restart();
+      processes.push(proc);
+    }
+    cleanups.push(async () => {
+      await Promise.all(processes.map((p) => stopChild(p.child, 15_000)));
+    });
+
+    return {
+      databaseUrl,
+      postgres,
+      get temporal() {
+        return temporal;
+      },
+      ui,
+      processes,
+      apiUrls,
+      async restartTemporal({ downMs = 0 } = {}) {
+        await temporal.stop();
+        if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+        temporal = await startTemporalServer(temporalOptions);
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

