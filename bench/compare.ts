@@ -1,7 +1,8 @@
 // bench/compare: the same items through raw onnxruntime, BullMQ on a local Redis, and batchline (per item and
 // chunked, through its public API), on one machine with one worker process each, systems alternating in each
 // round. Every figure is a median over the rounds with its min and max; ratios are taken within this run.
-// Writes bench/results/compare-<date>.json and the "compare" section of BENCHMARKS.md.
+// Writes bench/results/compare-<date>.json and the "compare" section of BENCHMARKS.md, then runs bench/cluster.ts
+// (batchline on a cluster, and graphile-worker on its PostgreSQL) for the "cluster" section.
 //
 //   npm run bench [-- --quick]       (npm run bench builds first; this file runs under tsx)
 import path from 'node:path';
@@ -20,6 +21,7 @@ import {
   startBatchlineStack,
   type BatchlineRun,
 } from './systems/batchline.js';
+import { measureCluster } from './cluster.js';
 import { runBullmq } from './systems/bullmq.js';
 import { runRaw, type RawRun } from './systems/raw.js';
 
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
   const results: { workload: Workload; rows: Row[]; runs: Record<string, unknown[]> }[] = [];
   let online: Online | undefined;
   let scale: ScaleRow[] | undefined;
+  let clusterSection: string | undefined;
   try {
     for (const w of WORKLOADS) {
       const runs: Record<string, Run[]> = {};
@@ -169,6 +172,11 @@ async function main(): Promise<void> {
         return undefined;
       });
     }
+    // The cluster rows: batchline on the real Temporal server on PostgreSQL, and graphile-worker (bench/cluster.ts).
+    clusterSection = await measureCluster({ quick }).catch((err: unknown) => {
+      console.error('the cluster measurement failed:', err);
+      return undefined;
+    });
   } finally {
     await redis.stop();
   }
@@ -181,6 +189,7 @@ async function main(): Promise<void> {
     scale,
   });
   updateBenchmarksMd('compare', report(results, online, scale, file));
+  if (clusterSection) updateBenchmarksMd('cluster', clusterSection);
   console.error(`wrote ${file} and BENCHMARKS.md`);
 }
 

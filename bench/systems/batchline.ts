@@ -230,19 +230,27 @@ export async function runBatchline(
       attempt: first.finishedAt - first.startedAt,
       toClient: firstSeenMs - (first.finishedAt - returnedAtMs),
     },
-    historyEvents: await historyEvents(stack, items.length),
+    historyEvents: await historyEvents(stack, items.length, new Date(submittedAtMs - 1000)),
   };
 }
 
-/** History length of every batchWorkflow execution in the (fresh) namespace: the batch's parent, shards and runs. */
-async function historyEvents(stack: BatchlineStack, items: number): Promise<BatchlineRun['historyEvents']> {
+/**
+ * History length of every batchWorkflow execution started since `since` (runs are sequential, so: the batch's
+ * parent, shards and runs, also on a cluster that ran earlier batches).
+ */
+async function historyEvents(
+  stack: BatchlineStack,
+  items: number,
+  since: Date,
+): Promise<BatchlineRun['historyEvents']> {
   const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   try {
     const client = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });
     let total = 0;
     let max = 0;
     let executions = 0;
-    for await (const wf of client.workflow.list({ query: `WorkflowType = 'batchWorkflow'` })) {
+    const query = `WorkflowType = 'batchWorkflow' AND StartTime >= '${since.toISOString()}'`;
+    for await (const wf of client.workflow.list({ query })) {
       total += wf.historyLength;
       max = Math.max(max, wf.historyLength);
       executions++;

@@ -132,6 +132,10 @@ const runner = await run({
   noHandleSignals: true, // this process stops on its own signals and on its parent's word, below
   taskList: { [task]: processItem },
   parsedCronItems: [], // no recurring jobs: do not look for a crontab file
+  // graphile-worker's own batching, as its documentation advises for throughput: fetch jobs for the whole
+  // concurrency in one query (local queue) and mark finished jobs done in batches. Without them it makes two
+  // commits per job and runs at about a third of the speed (measured on this machine).
+  preset: { worker: { localQueue: { size: concurrency + 1 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   logger,
   events,
 });

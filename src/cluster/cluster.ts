@@ -43,7 +43,7 @@ export interface ClusterOptions {
   apiPort: number;
   /** The Web UI's port; undefined: no UI. */
   uiPort?: number;
-  /** The first worker's metrics port; each batchline worker takes the next. */
+  /** The first worker's metrics port; each batchline worker takes the next (0: each a free port). */
   workerMetricsPort: number;
   namespace: string;
   modelRepository: string;
@@ -177,11 +177,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     };
     const processes: ClusterProcess[] = [];
     const plan: { name: string; role: Role; env: Record<string, string> }[] = [];
+    // 0: each worker picks a free port of its own.
     let metricsPort = o.workerMetricsPort;
+    const nextMetricsPort = () => (o.workerMetricsPort === 0 ? 0 : metricsPort++);
     for (let k = 1; k <= o.workers; k++) {
-      plan.push({ name: `worker-${k}`, role: 'worker', env: { WORKER_METRICS_PORT: String(metricsPort++) } });
+      plan.push({ name: `worker-${k}`, role: 'worker', env: { WORKER_METRICS_PORT: String(nextMetricsPort()) } });
     }
-    plan.push({ name: 'interactive', role: 'interactive', env: { WORKER_METRICS_PORT: String(metricsPort++) } });
+    plan.push({ name: 'interactive', role: 'interactive', env: { WORKER_METRICS_PORT: String(nextMetricsPort()) } });
     const apiUrls: string[] = [];
     for (let k = 1; k <= o.apis; k++) {
       const port = o.apiPort + k - 1;

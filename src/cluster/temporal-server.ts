@@ -21,6 +21,10 @@ export const DEFAULT_HISTORY_SHARDS = 4;
 /** The dynamic config of batchline's cluster server (see docs/cluster.md for each setting and why). */
 export const CLUSTER_DYNAMIC_CONFIG: DynamicConfig = {
   ...BATCHLINE_DYNAMIC_CONFIG,
+  // A batch (or shard) workflow lives on one history shard, and that shard's transfer queue loads new tasks (a
+  // workflow task after an item completes, an activity task) at most 20 times a second by default: every step of
+  // the workflow waits for the next load. More shards do not help one workflow. See docs/cluster.md.
+  'history.transferProcessorMaxPollRPS': 1000,
 };
 
 /** Temporal's dynamic-config file format: each key holds a list of values with optional constraints. */

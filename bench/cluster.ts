@@ -1,0 +1,243 @@
+// bench/cluster: batchline on a cluster (the real Temporal server on PostgreSQL, workers and APIs as separate
+// processes sharing only the database and Temporal: `batchline cluster`), with 1 and 2 worker hosts, against
+// batchline on the dev server (`batchline dev`'s stack, one batch worker) and graphile-worker (one job per item,
+// same model, same result writes) on the cluster's own PostgreSQL, in the same run, systems alternating.
+// Writes bench/results/cluster-<date>.json and the "cluster" section of BENCHMARKS.md. `npm run bench` runs it
+// after bench/compare.ts; alone:
+//
+//   npm run build && node --import tsx bench/cluster.ts [--quick]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startCluster, type Cluster, type ClusterProcess } from '../src/cluster/cluster.js';
+import { loadConfig } from '../src/config.js';
+import type { BatchOptions } from '../src/contracts/batch.js';
+import { freePort } from '../src/free-port.js';
+import { resolveTemporalServer } from '../scripts/temporal-server.mjs';
+import { parseBenchArgs } from './lib/args.js';
+import { itemsOf } from './lib/model-items.js';
+import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
+import { percentile } from './lib/system-run.js';
+import { runBatchline, startBatchlineStack, type BatchlineRun, type BatchlineStack } from './systems/batchline.js';
+import { runGraphile } from './systems/graphile.js';
+import type { SystemRun } from './lib/system-run.js';
+
+/** compare.ts's settings: per item 64 in flight per shard; chunked, the best of bench/tune.ts. */
+const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
+const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
+/** graphile-worker's jobs in flight per worker process (as BullMQ's in compare.ts). */
+const GRAPHILE_CONCURRENCY = 64;
+
+const MODES = ['per-item', 'chunked'] as const;
+type Mode = (typeof MODES)[number];
+const SYSTEMS = ['dev', 'cluster 1 worker', 'cluster 2 workers', 'graphile 1 worker', 'graphile 2 workers'] as const;
+type System = (typeof SYSTEMS)[number];
+
+interface Row {
+  system: System;
+  itemsPerSecond: Stat;
+  firstResultMs?: Stat;
+  p50Ms: Stat;
+  p99Ms: Stat;
+  /** batchline only: CPU seconds per 1,000 items of the Temporal server, of one batch worker, of the API. */
+  cpuPerThousandItems?: { temporal: number; worker: number; api: number };
+}
+
+export interface ClusterBenchOptions {
+  quick: boolean;
+}
+
+const apiConfig = (cluster: Cluster) =>
+  loadConfig({
+    TEMPORAL_ADDRESS: cluster.temporal.address,
+    DATABASE_URL: cluster.databaseUrl,
+    MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'),
+    LOG_LEVEL: 'warn',
+  });
+
+/** The cluster seen as the stack runBatchline drives: API 1, worker 1 (the CPU and memory it reports), its server. */
+function asStack(cluster: Cluster): BatchlineStack {
+  const proc = (name: string) => cluster.processes.find((p) => p.name === name)!.child;
+  return {
+    config: apiConfig(cluster),
+    apiUrl: cluster.apiUrls[0]!,
+    worker: proc('worker-1'),
+    api: proc('api-1'),
+    temporal: cluster.temporal,
+    stop: () => cluster.stop(),
+  };
+}
+
+async function stopProcess(p: ClusterProcess): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGTERM');
+  await exited;
+}
+
+async function waitReady(cluster: Cluster): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (const url of cluster.apiUrls) {
+    while (
+      !(await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline) throw new Error(`${url} not ready within 120 s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+export async function measureCluster({ quick }: ClusterBenchOptions): Promise<string> {
+  const rounds = quick ? 1 : 3;
+  const items: Record<Mode, number> = { 'per-item': quick ? 2_000 : 5_000, chunked: quick ? 20_000 : 50_000 };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-cluster-'));
+  const cluster = await startCluster({
+    root: REPO_ROOT,
+    dir,
+    binaries: await resolveTemporalServer(),
+    batchline: [process.execPath, path.join(REPO_ROOT, 'bin', 'batchline.mjs')],
+    workers: 2,
+    apis: 1,
+    temporalPort: await freePort(),
+    apiPort: await freePort(),
+    workerMetricsPort: 0,
+    namespace: 'default',
+    modelRepository: path.join(REPO_ROOT, 'models'),
+    env: {
+      LOG_LEVEL: 'warn',
+      MAX_BATCH_ITEMS: '1000000',
+      MAX_BODY_BYTES: String(512 * 1024 * 1024),
+      RATE_LIMIT_PER_MINUTE: '0',
+    },
+    onLine: (source, line) => /"level":(50|60)|ERROR|FATAL|panic/.test(line) && console.error(`[${source}] ${line}`),
+  });
+  const runs: Record<Mode, Partial<Record<System, (SystemRun | BatchlineRun)[]>>> = { 'per-item': {}, chunked: {} };
+  let databases = 0;
+  try {
+    await waitReady(cluster);
+    const worker2 = cluster.processes.find((p) => p.name === 'worker-2')!;
+    const run = async (system: System, mode: Mode): Promise<SystemRun | BatchlineRun> => {
+      const work = itemsOf('digits', items[mode]);
+      const options = mode === 'chunked' ? CHUNKED_OPTIONS : PER_ITEM_OPTIONS;
+      if (system === 'dev') {
+        const stack = await startBatchlineStack({});
+        try {
+          return await runBatchline(stack, 'digits', work, options, `dev ${mode}`);
+        } finally {
+          await stack.stop();
+        }
+      }
+      if (system.startsWith('cluster')) {
+        const two = system === 'cluster 2 workers';
+        const running = worker2.child.exitCode === null && worker2.child.signalCode === null;
+        if (two && !running) {
+          worker2.restart();
+          await new Promise((r) => setTimeout(r, 5000)); // its model load and first polls
+        }
+        if (!two && running) await stopProcess(worker2);
+        return runBatchline(asStack(cluster), 'digits', work, options, `${system} ${mode}`);
+      }
+      // graphile-worker: a fresh database per run (its jobs table slows as deleted jobs pile up).
+      const database = `graphile_${++databases}`;
+      await cluster.postgres!.ensureDatabase(database);
+      return runGraphile({
+        model: 'digits',
+        items: work,
+        workers: system === 'graphile 2 workers' ? 2 : 1,
+        concurrency: GRAPHILE_CONCURRENCY,
+        databaseUrl: cluster.postgres!.url(database),
+        modelRepository: path.join(REPO_ROOT, 'models'),
+      });
+    };
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of MODES) {
+        const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
+        for (const system of order) {
+          const r = await run(system, mode);
+          if (r.failed > 0) throw new Error(`${system} ${mode}: ${r.failed} items failed`);
+          (runs[mode][system] ??= []).push(r);
+          console.error(
+            `cluster bench round ${round + 1} ${mode} ${system}: ${Math.round(r.items / (r.wallMs / 1000))} items/s`,
+          );
+        }
+      }
+    }
+  } finally {
+    await cluster.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const rows: Record<Mode, Row[]> = { 'per-item': [], chunked: [] };
+  for (const mode of MODES) {
+    for (const system of SYSTEMS) {
+      const r = runs[mode][system]!;
+      const row: Row = {
+        system,
+        itemsPerSecond: stat(r.map((x) => x.items / (x.wallMs / 1000))),
+        firstResultMs: stat(r.map((x) => x.firstResultMs)),
+        p50Ms: stat(r.map((x) => percentile(x.latencyMs, 50))),
+        p99Ms: stat(r.map((x) => percentile(x.latencyMs, 99))),
+      };
+      const b = r.filter((x): x is BatchlineRun => 'cpuPerThousandItems' in x);
+      if (b.length > 0) {
+        const median = (k: 'temporal' | 'worker' | 'api') => stat(b.map((x) => x.cpuPerThousandItems[k])).median;
+        row.cpuPerThousandItems = { temporal: median('temporal'), worker: median('worker'), api: median('api') };
+      }
+      rows[mode].push(row);
+    }
+  }
+  const file = writeResults('cluster', {
+    quick,
+    rounds,
+    items,
+    machine: machine(),
+    rows,
+  });
+  return report(rows, items, rounds, quick, file);
+}
+
+function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: number, quick: boolean, file: string) {
+  const n = (v: number, d = 0) => v.toLocaleString('en-US', { maximumFractionDigits: d });
+  const lines = [
+    `Command: \`npm run bench${quick ? ' -- --quick' : ''}\` (after compare), or \`node --import tsx bench/cluster.ts${quick ? ' --quick' : ''}\`.`,
+    `${rounds} round(s), systems alternating; median (min–max). Digits. *dev*: \`batchline dev\`'s stack (dev server on SQLite, one`,
+    'batch worker at its dev priority). *cluster*: `batchline cluster` (Temporal server 1.29.1 on PostgreSQL, 4 history',
+    'shards, CLUSTER_DYNAMIC_CONFIG; workers and API as separate processes on the PostgreSQL item store), one API,',
+    '1 or 2 batch worker processes. *graphile*: graphile-worker 0.17 on the same PostgreSQL (fresh database per run),',
+    `one job per item, ${GRAPHILE_CONCURRENCY} jobs in flight per worker process, its local queue and batched completion on.`,
+    `Per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; graphile runs the same items`,
+    `in both tables. All on one 2-core machine: the cluster's processes share it. Raw figures: [${file}](${file}).`,
+    '',
+  ];
+  for (const mode of MODES) {
+    const r = rows[mode];
+    const of = (s: System) => r.find((x) => x.system === s)!.itemsPerSecond.median;
+    lines.push(`### ${mode === 'per-item' ? 'Per item' : 'Chunked'}, ${n(items[mode])} items`, '');
+    lines.push(
+      '| system | items/s | × dev | × graphile 1 worker | first result ms | p50 / p99 ms per item | CPU s per 1k items: Temporal / worker 1 / API |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const row of r) {
+      const m = row.itemsPerSecond.median;
+      const cpu = row.cpuPerThousandItems;
+      lines.push(
+        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker'))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} |`,
+      );
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values } = parseBenchArgs('usage: node --import tsx bench/cluster.ts [--quick]', {
+    options: { quick: { type: 'boolean', default: false } },
+  });
+  const body = await measureCluster({ quick: values.quick });
+  updateBenchmarksMd('cluster', body);
+  console.error('wrote the cluster section of BENCHMARKS.md');
+}
