@@ -83,6 +83,11 @@ export default tseslint.config(
   ),
   layer(['src/client/**'], below('api', 'cli', 'activities', 'worker', 'server'), 'the client sits below the API'),
   layer(
+    ['src/cluster/**'],
+    below('api', 'cli', 'activities', 'workflows', 'worker', 'server'),
+    "the cluster runner starts batchline's processes: it reaches them through their command line and the client",
+  ),
+  layer(
     ['src/api/**'],
     below('activities', 'workflows', 'cli', 'worker'),
     'the API reaches workflows through the client, and workers only through Temporal',

@@ -134,7 +134,7 @@ const runner = await run({
   parsedCronItems: [], // no recurring jobs: do not look for a crontab file
   // graphile-worker's own batching, as its documentation advises for throughput: fetch jobs for the whole
   // concurrency in one query (local queue) and mark finished jobs done in batches. Without them it makes two
-  // commits per job and runs at about a third of the speed (measured on this machine).
+  // commits per job and is far slower (BENCHMARKS.md, cluster).
   preset: { worker: { localQueue: { size: concurrency + 1 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   logger,
   events,
