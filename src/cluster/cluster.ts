@@ -57,7 +57,7 @@ export interface ClusterOptions {
 }
 
 export interface ClusterProcess {
-  /** worker-1, worker-2, interactive, api-1, ... */
+  /** worker-1, worker-2, interactive, api-1, ...; `batchline-<name>` is its PostgreSQL application_name. */
   name: string;
   role: Role;
   /** Its working directory and DATA_DIR: nothing in it is shared. */
@@ -193,7 +193,15 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     for (const p of plan) {
       const dir = path.join(o.dir, p.name);
       fs.mkdirSync(dir, { recursive: true });
-      const env = { ...process.env, ...o.env, ...roleEnv(p.role, shared), ...p.env, DATA_DIR: dir };
+      const env = {
+        ...process.env,
+        ...o.env,
+        ...roleEnv(p.role, shared),
+        ...p.env,
+        DATA_DIR: dir,
+        // Its PostgreSQL connections carry its name (pg_stat_activity.application_name): which host holds which.
+        PGAPPNAME: `batchline-${p.name}`,
+      };
       const proc: ClusterProcess = {
         name: p.name,
         role: p.role,
