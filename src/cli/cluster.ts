@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { startCluster, type Cluster } from '../cluster/cluster.js';
 import { StartupError } from '../errors.js';
@@ -55,7 +56,7 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
       root,
       dir,
       binaries,
-      batchline: [process.execPath, ...process.execArgv, process.argv[1]!],
+      batchline: [process.execPath, ...portableExecArgv(), path.resolve(process.argv[1]!)],
       workers: options.workers,
       apis: options.apis,
       databaseUrl: config.DATABASE_URL,
@@ -93,4 +94,23 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
   }
   await done;
   return exitCode;
+}
+
+/**
+ * This process's Node options for its children, which run in directories of their own: a module named by a bare
+ * specifier or a relative path (`--import tsx`) is resolved here, where it resolves, into an absolute URL.
+ */
+function portableExecArgv(): string[] {
+  const args = [...process.execArgv];
+  for (let i = 0; i < args.length - 1; i++) {
+    if (args[i] !== '--import' && args[i] !== '--loader') continue;
+    const spec = args[i + 1]!;
+    if (path.isAbsolute(spec) || /^[a-z]+:/.test(spec)) continue;
+    try {
+      args[i + 1] = import.meta.resolve(spec.startsWith('.') ? pathToFileURL(path.resolve(spec)).href : spec);
+    } catch {
+      // left as given: the child reports it
+    }
+  }
+  return args;
 }

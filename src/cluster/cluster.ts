@@ -19,11 +19,8 @@ import {
   type PostgresEndpoint,
   type TemporalServer,
 } from './temporal-server.js';
-import { roleEnv, ROLES, type ClusterShared, type Role } from './topology.js';
+import { ITEM_STORE_DATABASE, roleEnv, ROLES, type ClusterShared, type Role } from './topology.js';
 import type { TemporalServerBinaries } from '../../scripts/temporal-server.mjs';
-
-/** The item store's database on a local PostgreSQL. */
-const ITEM_STORE_DATABASE = 'batchline';
 
 export interface ClusterOptions {
   /** The repository (holds deploy/ and models/). */

@@ -3,7 +3,7 @@
 // (scripts/write-compose.ts) writes it; test/unit/compose.test.ts checks the file against this and the Compose
 // Specification. Values in `${...}` are Compose interpolation, resolved by `docker compose` from the caller's
 // environment, so no secret is written here.
-import { ROLES, roleEnv, type ClusterShared, type Role } from './topology.js';
+import { ITEM_STORE_DATABASE, ROLES, roleEnv, type ClusterShared, type Role } from './topology.js';
 import {
   schemaSteps,
   schemaToolEnv,
@@ -44,8 +44,6 @@ export interface ComposeDocument {
 export const IMAGE_ROOT = '/app';
 /** Where the temporal image keeps the server module's PostgreSQL schema (the official admin-tools image's path). */
 export const COMPOSE_SCHEMA_DIR = '/etc/temporal/schema/postgresql/v12';
-/** The item store's database, created by the postgres image (POSTGRES_DB). */
-export const ITEM_STORE_DATABASE = 'batchline';
 /** One PostgreSQL user for everything, as under `batchline cluster`; it creates Temporal's databases. */
 export const COMPOSE_POSTGRES: PostgresEndpoint = {
   host: 'postgresql',

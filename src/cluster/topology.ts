@@ -2,6 +2,9 @@
 // on one machine, each in a directory of its own, as separate hosts would be) and docker-compose.yml (written from
 // this by `npm run compose`; test/unit/compose.test.ts checks the file matches).
 
+/** The item store's database on the cluster's PostgreSQL (beside Temporal's own two). */
+export const ITEM_STORE_DATABASE = 'batchline';
+
 /** What every batchline process of a cluster shares: nothing local, only these two servers and the models. */
 export interface ClusterShared {
   TEMPORAL_ADDRESS: string;
