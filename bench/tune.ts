@@ -6,7 +6,7 @@
 //   node --import tsx bench/tune.ts [--items N] [--only i,j,...] [--label TEXT]     (after npm run build)
 //   --only: run only these steps (indexes into STEPS); --label: names the section and the results file
 import type { BatchOptions } from '../src/contracts/batch.js';
-import type { DynamicConfig } from '../src/dev-server.js';
+import type { DynamicConfig } from '../src/dynamic-config.js';
 import { commandLine, intArg, parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { machine, updateBenchmarksMd, writeResults } from './lib/report.js';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Resolves the binaries of a real Temporal cluster (what `batchline cluster` and the cluster tests run), built once
-// per machine with Go from the module proxy into the per-user cache, under the same lock as the Temporal CLI:
+// per machine with Go (1.25 or later, as the server module requires) from the module proxy into the per-user cache,
+// each entry under its own lock (scripts/cache-lock.mjs) so two processes asking at once build once:
 //   <cache>/temporal-server-<v>/temporal-server      go.temporal.io/server/cmd/server
 //   <cache>/temporal-server-<v>/temporal-sql-tool    go.temporal.io/server/cmd/tools/sql
 //   <cache>/temporal-server-<v>/schema/postgresql/   the SQL schema files shipped in that module
@@ -50,22 +51,31 @@ function complete(p) {
 /** Copies the module's PostgreSQL schema files (read-only in Go's module cache) into the cache entry. */
 async function copySchema(schemaDir, env) {
   const go = env.GO_BINARY || 'go';
-  const { stdout } = await execFileAsync(
-    go,
-    ['mod', 'download', '-json', `${SERVER_MODULE}@v${TEMPORAL_SERVER_VERSION}`],
-    { env, timeout: 300_000, maxBuffer: 1 << 20 },
-  );
-  const moduleDir = JSON.parse(stdout).Dir;
-  const source = path.join(moduleDir, 'schema', 'postgresql', 'v12');
-  if (!moduleDir || !fs.existsSync(source)) throw new Error(`no PostgreSQL schema in ${moduleDir}`);
+  const module = `${SERVER_MODULE}@v${TEMPORAL_SERVER_VERSION}`;
+  let moduleDir;
+  try {
+    const { stdout } = await execFileAsync(go, ['mod', 'download', '-json', module], {
+      env,
+      timeout: 300_000,
+      maxBuffer: 1 << 20,
+    });
+    moduleDir = JSON.parse(stdout).Dir;
+  } catch (err) {
+    throw new Error(`\`go mod download ${module}\` failed (is the Go module proxy reachable?): ${err.message}`);
+  }
+  const source = moduleDir ? path.join(moduleDir, 'schema', 'postgresql', 'v12') : undefined;
+  if (!source || !fs.existsSync(source)) throw new Error(`no PostgreSQL schema in ${moduleDir} (${module})`);
+  // A copy left by an earlier attempt is read-only like its source: made writable before it is replaced.
+  if (fs.existsSync(schemaDir)) makeWritable(schemaDir);
   fs.rmSync(schemaDir, { recursive: true, force: true });
   fs.cpSync(source, schemaDir, { recursive: true });
   // The module cache is read-only; the copy must be removable like the rest of the cache.
-  const writable = (p) => {
-    fs.chmodSync(p, fs.statSync(p).isDirectory() ? 0o755 : 0o644);
-    if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) writable(path.join(p, e));
-  };
-  writable(schemaDir);
+  makeWritable(schemaDir);
+}
+
+function makeWritable(p) {
+  fs.chmodSync(p, fs.statSync(p).isDirectory() ? 0o755 : 0o644);
+  if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) makeWritable(path.join(p, e));
 }
 
 /**
@@ -90,7 +100,7 @@ export async function resolveTemporalServer(options = {}) {
         if (!built.ok) {
           throw new Error(
             `Could not build the Temporal server ${TEMPORAL_SERVER_VERSION}: ${built.reason}. ` +
-              'Install Go (https://go.dev/dl) with access to the Go module proxy, then run this again.',
+              'It needs Go 1.25 or later (https://go.dev/dl) with access to the Go module proxy; then run this again.',
           );
         }
       }
@@ -98,7 +108,12 @@ export async function resolveTemporalServer(options = {}) {
     });
   }
   let uiServer;
-  if (!isExecutable(paths.uiServer)) {
+  // A failed UI build is remembered for a day, so an unreachable proxy does not cost every start a build attempt.
+  const uiFailed = `${paths.uiServer}.build-failed`;
+  const failedRecently = Date.now() - (fs.statSync(uiFailed, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 86_400_000;
+  if (!isExecutable(paths.uiServer) && failedRecently) {
+    log(`the Temporal Web UI is not available (its build failed within a day; delete ${uiFailed} to try again)`);
+  } else if (!isExecutable(paths.uiServer)) {
     const dir = path.dirname(paths.uiServer);
     fs.mkdirSync(dir, { recursive: true });
     await withCacheLock(dir, { log, what: 'building the Temporal Web UI' }, async () => {
@@ -108,7 +123,10 @@ export async function resolveTemporalServer(options = {}) {
         log,
         what: `Temporal UI ${TEMPORAL_UI_VERSION}`,
       });
-      if (!built.ok) log(`the Temporal Web UI is not available (${built.reason}); the cluster runs without it`);
+      if (!built.ok) {
+        fs.writeFileSync(uiFailed, `${built.reason}\n`);
+        log(`the Temporal Web UI is not available (${built.reason}); the cluster runs without it`);
+      }
     });
   }
   if (isExecutable(paths.uiServer)) uiServer = paths.uiServer;

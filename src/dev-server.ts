@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
 import { devServerSearchAttributeFlags } from './client/search-attributes.js';
-import { startServerProcess, type ServerProcess } from './cluster/server-process.js';
+import { BATCHLINE_DYNAMIC_CONFIG, type DynamicConfig } from './dynamic-config.js';
+import { isTemporalReachable, startServerProcess, type ServerProcess } from './server-process.js';
 
 export interface DevServerOptions {
   /** Path of the Temporal CLI binary (see scripts/temporal-cli.mjs). */
@@ -24,25 +24,6 @@ export interface DevServerOptions {
   /** Dynamic config values on top of (or replacing) DEV_SERVER_DYNAMIC_CONFIG, e.g. to measure a setting. */
   dynamicConfig?: DynamicConfig;
 }
-
-/** Temporal dynamic config keys and their values, as `temporal server start-dev --dynamic-config-value` takes them. */
-export type DynamicConfig = Record<string, string | number | boolean>;
-
-/**
- * The dynamic config batchline needs from any Temporal server it runs on: the dev server (DEV_SERVER_DYNAMIC_CONFIG)
- * and a cluster (src/cluster/temporal-server.ts, CLUSTER_DYNAMIC_CONFIG).
- */
-export const BATCHLINE_DYNAMIC_CONFIG: DynamicConfig = {
-  // Eager activities: a workflow task's completion hands the worker its newly scheduled activities at once,
-  // skipping a trip through matching (less server CPU and latency per item).
-  'system.enableActivityEagerExecution': true,
-  // While a workflow task runs, history buffers the events that arrive (a remote item's completion adds two:
-  // started and completed). Above 100 (the server's default) it force-fails the running task
-  // (WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND); the worker's completion then gets "Task not found" and the
-  // shard is replayed from its history. A shard may have up to 512 items in flight (options.concurrency), so up to
-  // 1,024 such events; the limit sits above that.
-  'history.maximumBufferedEventsBatch': 2000,
-};
 
 /** The dynamic config the dev server runs with (see BENCHMARKS.md, tuning). */
 export const DEV_SERVER_DYNAMIC_CONFIG: DynamicConfig = {
@@ -100,18 +81,4 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   });
   const uiUrl = options.headless || options.uiPort === undefined ? undefined : `http://${host}:${options.uiPort}`;
   return { address, uiUrl, ...server };
-}
-
-/** True when a Temporal frontend at `address` answers a gRPC health check within timeoutMs. */
-export async function isTemporalReachable(address: string, timeoutMs = 2000): Promise<boolean> {
-  let connection: Connection | undefined;
-  try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    const res = await connection.withDeadline(Date.now() + timeoutMs, () => connection!.healthService.check({}));
-    return res.status === 1; // SERVING
-  } catch {
-    return false;
-  } finally {
-    await connection?.close().catch(() => undefined);
-  }
 }

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
@@ -26,6 +27,37 @@ async function resolveBinaries() {
  */
 export async function runCluster(config: Config, options: ClusterCommandOptions): Promise<number> {
   const log = (msg: string) => printLine('cluster', msg);
+  const [host, port] = config.TEMPORAL_ADDRESS.split(':') as [string, string];
+  if (!net.isIPv4(host)) {
+    throw new StartupError(
+      `TEMPORAL_ADDRESS=${config.TEMPORAL_ADDRESS}: batchline cluster binds the Temporal server to that host and ` +
+        'advertises it to its own services, so it must be an IPv4 address of this machine (e.g. 127.0.0.1:7233)',
+    );
+  }
+  // Every fixed port must be free before anything starts: a server that cannot bind would otherwise be mistaken
+  // for whatever already answers there (an `npm start` on the default ports).
+  const wanted: [number, string][] = [
+    [Number(port), 'the Temporal frontend (TEMPORAL_ADDRESS)'],
+    [config.TEMPORAL_UI_PORT, 'the Temporal Web UI (TEMPORAL_UI_PORT)'],
+    ...Array.from({ length: options.apis }, (_, k): [number, string] => [
+      config.PORT + k,
+      `API ${k + 1} (PORT + ${k})`,
+    ]),
+    ...(config.WORKER_METRICS_PORT === 0
+      ? []
+      : Array.from({ length: options.workers + 1 }, (_, k): [number, string] => [
+          config.WORKER_METRICS_PORT + k,
+          `a worker's /metrics (WORKER_METRICS_PORT + ${k})`,
+        ])),
+  ];
+  for (const [p, what] of wanted) {
+    if (!(await portIsFree(host, p))) {
+      throw new StartupError(
+        `port ${p} on ${host}, for ${what}, is in use: is \`batchline dev\` (npm start) or another cluster ` +
+          'running? Stop it, or choose other ports (docs/operations.md#configuration).',
+      );
+    }
+  }
   const binaries = await resolveBinaries();
   const root = projectRoot();
   let cluster: Cluster | undefined;
@@ -43,6 +75,7 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
   };
   process.once('SIGINT', () => void stop('SIGINT', 0));
   process.once('SIGTERM', () => void stop('SIGTERM', 0));
+  process.once('SIGHUP', () => void stop('SIGHUP: the terminal closed', 0));
 
   const dir = path.join(config.DATA_DIR, 'cluster');
   log(
@@ -50,7 +83,6 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
       `the Temporal server, ${options.workers} batch worker(s), an interactive worker and ${options.apis} API(s); ` +
       `state in ${dir}`,
   );
-  const [host, port] = config.TEMPORAL_ADDRESS.split(':') as [string, string];
   try {
     cluster = await startCluster({
       root,
@@ -69,6 +101,8 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
       modelRepository: config.MODEL_REPOSITORY,
       onLine: (source, line) => stopping || printLine(source, line),
       onExit: (proc, code, signal) => log(`${proc.name} exited with ${code ?? signal}; the others keep running`),
+      onServerExit: (name, code) =>
+        void stop(`the ${name === 'ui' ? 'Temporal Web UI' : 'Temporal server'} exited with ${code}`, 1),
     });
   } catch (err) {
     if (stopping) return exitCode;
@@ -78,7 +112,12 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
     await cluster.stop();
     return exitCode;
   }
-  const up = await Promise.all(cluster.apiUrls.map((url) => waitForHttp(`${url}/healthz`, 120_000, () => !stopping)));
+  const apis = cluster.processes.filter((p) => p.role === 'api');
+  const up = await Promise.all(
+    cluster.apiUrls.map((url, k) =>
+      waitForHttp(`${url}/healthz`, 120_000, () => !stopping && apis[k]!.child.exitCode === null),
+    ),
+  );
   if (up.every(Boolean)) {
     log('the batchline cluster is up');
     cluster.apiUrls.forEach((url, k) => log(`  API ${k + 1}        ${url}   (try: curl ${url}/healthz)`));
@@ -90,7 +129,7 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
     for (const p of cluster.processes) log(`  ${p.name.padEnd(12)} pid ${p.child.pid}   ${p.dir}`);
     log('Press Ctrl-C to stop.');
   } else if (!stopping) {
-    await stop('an API did not answer /healthz within 120 s', 1);
+    await stop('an API exited, or did not answer /healthz within 120 s', 1);
   }
   await done;
   return exitCode;
@@ -113,4 +152,12 @@ function portableExecArgv(): string[] {
     }
   }
   return args;
+}
+
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
 }

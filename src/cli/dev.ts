@@ -5,8 +5,8 @@ import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { printLine } from './output.js';
-import { stopChild } from '../cluster/server-process.js';
-import { isTemporalReachable, startDevServer, type DevServer } from '../dev-server.js';
+import { startDevServer, type DevServer } from '../dev-server.js';
+import { isTemporalReachable, stopChild } from '../server-process.js';
 
 /** The repository root (holds package.json), from src/ or dist/src/. */
 export function projectRoot(): string {

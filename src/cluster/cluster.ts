@@ -9,9 +9,9 @@ import readline from 'node:readline';
 import { Connection } from '@temporalio/client';
 import { ensureNamespace } from '../client/namespace.js';
 import { freePort, freePortBetween } from '../free-port.js';
-import type { DynamicConfig } from '../dev-server.js';
+import type { DynamicConfig } from '../dynamic-config.js';
 import { startLocalPostgres, type LocalPostgres } from './postgres.js';
-import { stopChild, type ServerProcess } from './server-process.js';
+import { stopChild, type ServerProcess } from '../server-process.js';
 import {
   setUpTemporalSchema,
   startTemporalServer,
@@ -51,6 +51,8 @@ export interface ClusterOptions {
   onLine?: (source: string, line: string) => void;
   /** Called when a batchline process exits while the cluster is not stopping (a host that died). */
   onExit?: (proc: ClusterProcess, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Called when the Temporal server or its UI exits on its own (not stopped or restarted by the cluster). */
+  onServerExit?: (name: 'temporal' | 'ui', code: number | null) => void;
 }
 
 export interface ClusterProcess {
@@ -87,14 +89,32 @@ function endpointOf(url: string): PostgresEndpoint {
   };
 }
 
+/**
+ * PostgreSQL connections a local cluster may hold: the Temporal server (each of its four services keeps a pool of
+ * up to TEMPORAL_PG_MAX_CONNS for its state, plus visibility's), and each batchline process (its item-store pool,
+ * its listening connection, and an API's pool for idempotency keys and the rate limit), and room for other
+ * clients (psql, a bench peer on the same server).
+ */
+export function connectionBudget(workers: number, apis: number): number {
+  const temporal = 4 * (20 + 5);
+  const perProcess = 16;
+  return temporal + perProcess * (workers + apis + 1) + 200;
+}
+
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const host = o.host ?? '127.0.0.1';
   const onLine = o.onLine ?? (() => undefined);
   let stopping = false;
   const cleanups: (() => Promise<void>)[] = [];
+  // If this process exits without stopping the cluster (an uncaught error, process.exit), its servers must not
+  // outlive it: batchline's own processes follow their supervisor (IPC), the servers are killed here.
+  const killNow: (() => void)[] = [];
+  const onProcessExit = () => killNow.forEach((kill) => kill());
+  process.on('exit', onProcessExit);
   const stopAll = async () => {
     stopping = true;
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    process.removeListener('exit', onProcessExit);
   };
   try {
     fs.mkdirSync(o.dir, { recursive: true });
@@ -105,11 +125,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       const local = await startLocalPostgres({
         dataDir: path.join(o.dir, 'postgres', 'data'),
         port: await freePort(),
+        maxConnections: connectionBudget(o.workers, o.apis),
         // Its LOG lines (checkpoints, connections) are noise next to the others; its problems are not.
         onLine: (line) => /\b(ERROR|FATAL|PANIC|WARNING):/.test(line) && onLine('postgres', line),
       });
       postgres = local;
       cleanups.push(() => local.stop());
+      killNow.push(() => local.killNow());
       await local.ensureDatabase(ITEM_STORE_DATABASE);
       databaseUrl = local.url(ITEM_STORE_DATABASE);
     }
@@ -117,9 +139,14 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 
     // 2. the Temporal server on it
     await setUpTemporalSchema(o.binaries.sqlTool, o.binaries.schemaDir, pgEndpoint);
-    // Below 32768: the server stores its ports in a smallint column.
+    // Below 32768: the server stores its ports in a smallint column. None of the ports the caller chose.
+    const chosen = new Set([o.temporalPort, o.uiPort, o.workerMetricsPort, o.apiPort]);
+    for (let k = 0; k <= o.workers + o.apis; k++) chosen.add(o.apiPort + k).add(o.workerMetricsPort + k);
     const ports = new Set<number>();
-    while (ports.size < 9) ports.add(await freePortBetween(20_000, 32_767));
+    while (ports.size < 9) {
+      const port = await freePortBetween(20_000, 32_767);
+      if (!chosen.has(port)) ports.add(port);
+    }
     const [frontendHttp, history, matching, worker, m1, m2, m3, m4, metrics] = [...ports];
     const temporalOptions = {
       binary: o.binaries.server,
@@ -140,7 +167,15 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       dynamicConfig: o.dynamicConfig,
       onLine: (line: string) => stopping || onLine('temporal', line),
     };
-    let temporal = await startTemporalServer(temporalOptions);
+    let restarting = false;
+    const watch = (server: TemporalServer) => {
+      killNow.push(() => server.child.kill('SIGKILL'));
+      void server.exited.then((code) => {
+        if (!stopping && !restarting && server === temporal) o.onServerExit?.('temporal', code);
+      });
+      return server;
+    };
+    let temporal = watch(await startTemporalServer(temporalOptions));
     cleanups.push(() => temporal.stop());
     const connection = await Connection.connect({ address: temporal.address });
     try {
@@ -163,6 +198,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       });
       ui = started;
       cleanups.push(() => started.stop());
+      killNow.push(() => started.child.kill('SIGKILL'));
+      void started.exited.then((code) => stopping || o.onServerExit?.('ui', code));
     }
 
     // 4. batchline's processes
@@ -205,6 +242,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         dir,
         child: undefined as unknown as ChildProcess,
         restart() {
+          if (proc.child && proc.child.exitCode === null && proc.child.signalCode === null) {
+            throw new Error(`${p.name} is still running (pid ${proc.child.pid}): stop it before restarting it`);
+          }
           const [command, ...args] = o.batchline;
           const child = spawn(command!, [...args, ROLES[p.role].command], {
             cwd: dir,
@@ -216,6 +256,11 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
               .createInterface({ input: stream!, crlfDelay: Infinity })
               .on('line', (line) => line.trim() && onLine(p.name, line));
           }
+          // A process that cannot be spawned at all (EAGAIN, ENOENT) is a host that did not come up: reported as such.
+          child.once('error', (err) => {
+            onLine(p.name, `could not start: ${err.message}`);
+            if (!stopping && proc.child === child) o.onExit?.(proc, null, null);
+          });
           child.once('exit', (code, signal) => {
             if (!stopping && proc.child === child) o.onExit?.(proc, code, signal);
           });
@@ -239,9 +284,18 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       processes,
       apiUrls,
       async restartTemporal({ downMs = 0 } = {}) {
-        await temporal.stop();
-        if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-        temporal = await startTemporalServer(temporalOptions);
+        if (stopping) throw new Error('the cluster is stopping');
+        restarting = true;
+        try {
+          await temporal.stop();
+          if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+          temporal = watch(await startTemporalServer(temporalOptions));
+        } finally {
+          restarting = false;
+        }
+        const started = temporal;
+        // Stopped meanwhile: its cleanup ran before this server existed.
+        if (stopping) await started.stop();
       },
       stop: stopAll,
     };

@@ -9,6 +9,7 @@ import {
   schemaToolEnv,
   temporalServerEnv,
   TEMPORAL_SERVER_ARGS,
+  DEFAULT_HISTORY_SHARDS,
   type PostgresEndpoint,
 } from './temporal-server.js';
 
@@ -147,6 +148,8 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
         environment: temporalServerEnv({
           postgres: COMPOSE_POSTGRES,
           bindIp: '0.0.0.0',
+          // Fixed once the database holds data: set it before the first `up` (docs/cluster.md, sizing).
+          historyShards: `\${TEMPORAL_HISTORY_SHARDS:-${DEFAULT_HISTORY_SHARDS}}`,
           dynamicConfigFile: COMPOSE_DYNAMIC_CONFIG_FILE,
         }),
         depends_on: {
@@ -160,7 +163,8 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
           retries: 24,
           start_period: '10s',
         },
-        ports: ['7233:7233'],
+        // Loopback only: the frontend runs without authorisation (--allow-no-auth); the API is the public door.
+        ports: ['127.0.0.1:7233:7233'],
         restart: 'unless-stopped',
       },
       'temporal-setup': {
@@ -183,7 +187,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
           TEMPORAL_CSRF_COOKIE_INSECURE: 'true',
         },
         depends_on: { temporal: { condition: 'service_healthy' } },
-        ports: ['8233:8080'],
+        ports: ['127.0.0.1:8233:8080'],
         restart: 'unless-stopped',
       },
       // A worker drains for up to its shutdownGraceTime (10 s) after SIGTERM; Compose's default 10 s would cut it.

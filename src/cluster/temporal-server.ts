@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { BATCHLINE_DYNAMIC_CONFIG, isTemporalReachable, type DynamicConfig } from '../dev-server.js';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { BATCHLINE_DYNAMIC_CONFIG, type DynamicConfig } from '../dynamic-config.js';
+import { isTemporalReachable, startServerProcess, type ServerProcess } from '../server-process.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -61,7 +61,8 @@ export function temporalServerEnv(o: {
   ports?: TemporalServerPorts;
   bindIp?: string;
   broadcastAddress?: string;
-  historyShards?: number;
+  /** A number, or a Compose interpolation of one. */
+  historyShards?: number | string;
   dynamicConfigFile: string;
   logLevel?: string;
 }): Record<string, string> {
@@ -127,6 +128,15 @@ export function schemaSteps(schemaDir: string): string[][] {
   ]);
 }
 
+/**
+ * The environment the Go servers and tools start from: only what a process needs to run. Not batchline's own
+ * (DATABASE_URL with its password, API_KEYS): each gets its settings explicitly.
+ */
+function baseEnv(): NodeJS.ProcessEnv {
+  const { PATH, HOME, TZ, LANG } = process.env;
+  return Object.fromEntries(Object.entries({ PATH, HOME, TZ, LANG }).filter(([, v]) => v !== undefined));
+}
+
 export function schemaToolEnv(postgres: PostgresEndpoint): Record<string, string> {
   return {
     SQL_PLUGIN: 'postgres12',
@@ -143,7 +153,7 @@ export async function setUpTemporalSchema(
   schemaDir: string,
   postgres: PostgresEndpoint,
 ): Promise<void> {
-  const env = { ...process.env, ...schemaToolEnv(postgres) };
+  const env = { ...baseEnv(), ...schemaToolEnv(postgres) };
   for (const step of schemaSteps(schemaDir)) {
     try {
       await execFileAsync(sqlTool, step, { env, timeout: 120_000, maxBuffer: 16 << 20 });
@@ -192,7 +202,7 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Tem
     command: o.binary,
     args: TEMPORAL_SERVER_ARGS,
     cwd: o.root,
-    env: { ...process.env, ...env },
+    env: { ...baseEnv(), ...env },
     onLine: o.onLine,
     ready: () => isTemporalReachable(address, 1000),
   });
@@ -216,7 +226,7 @@ export async function startTemporalUi(o: {
     args: ['--root', 'deploy', '--config', 'temporal-ui', '--env', 'batchline', 'start'],
     cwd: o.root,
     env: {
-      ...process.env,
+      ...baseEnv(),
       TEMPORAL_ADDRESS: o.temporalAddress,
       TEMPORAL_NAMESPACE: o.namespace,
       TEMPORAL_UI_HOST: o.host,

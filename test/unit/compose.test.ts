@@ -119,7 +119,8 @@ describe('the services run what `batchline cluster` runs', () => {
     assert.equal(url.pathname, `/${pg.POSTGRES_DB}`);
     const [host, port] = COMPOSE_SHARED.TEMPORAL_ADDRESS.split(':');
     assert.ok(services[host!]);
-    assert.ok(services[host!]!.ports?.includes(`${port}:${port}`));
+    // Published on the host's loopback only: the frontend runs without authorisation.
+    assert.ok(services[host!]!.ports?.includes(`127.0.0.1:${port}:${port}`));
   });
 
   test('the API binds 0.0.0.0 and refuses to start without API_KEYS', () => {
@@ -162,9 +163,12 @@ describe('the services run what `batchline cluster` runs', () => {
     const expected = temporalServerEnv({
       postgres: COMPOSE_POSTGRES,
       bindIp: '0.0.0.0',
+      historyShards: '${TEMPORAL_HISTORY_SHARDS:-4}',
       dynamicConfigFile: COMPOSE_DYNAMIC_CONFIG_FILE,
     });
     assert.deepEqual(env('temporal'), expected);
+    assert.equal(interpolate(env('temporal').TEMPORAL_HISTORY_SHARDS!, {}), '4');
+    assert.equal(interpolate(env('temporal').TEMPORAL_HISTORY_SHARDS!, { TEMPORAL_HISTORY_SHARDS: '512' }), '512');
     assert.equal(env('temporal').TEMPORAL_PG_PASSWORD, env('postgresql').POSTGRES_PASSWORD);
     assert.equal(COMPOSE_DYNAMIC_CONFIG_FILE, `${IMAGE_ROOT}/deploy/temporal/dynamic-config.yaml`);
   });

@@ -1,6 +1,7 @@
 // One server process started by batchline (the Temporal dev server, the Temporal server, its Web UI): its output
 // line by line, a readiness check, and a stop that escalates to SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Connection } from '@temporalio/client';
 
 export interface ServerProcessOptions {
   /** Names the process in errors: "temporal server start-dev", "the Temporal server". */
@@ -54,7 +55,8 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   const deadline = Date.now() + timeoutMs;
   let ended = false;
   void exited.then(() => (ended = true));
-  while (!(await options.ready())) {
+  // Ready means our process serves: another that answers on the same port while ours died (address in use) is not.
+  while (!(await options.ready()) || ended) {
     if (ended) {
       throw new Error(`${options.name} exited with ${child.exitCode ?? child.signalCode}:\n${tail.join('\n')}`);
     }
@@ -75,4 +77,18 @@ export async function stopChild(child: ChildProcess, graceMs: number): Promise<v
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/** True when a Temporal frontend at `address` answers a gRPC health check within timeoutMs. */
+export async function isTemporalReachable(address: string, timeoutMs = 2000): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    const res = await connection.withDeadline(Date.now() + timeoutMs, () => connection!.healthService.check({}));
+    return res.status === 1; // SERVING
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
 }
