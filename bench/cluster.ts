@@ -93,6 +93,22 @@ async function waitReady(cluster: Cluster): Promise<void> {
   }
 }
 
+/**
+ * Waits (at most 60 s) until PostgreSQL and the Temporal server are quiet: under 5% of a core over a second. A run
+ * must not pay for the one before it (autovacuum after graphile-worker's job churn, a dev stack still stopping).
+ */
+async function settle(pids: number[]): Promise<void> {
+  const cpu = () => pids.reduce((sum, pid) => sum + (treeCpuSeconds(pid) ?? 0), 0);
+  const deadline = Date.now() + 60_000;
+  for (let before = cpu(); Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = cpu();
+    if (now - before < 0.05) return;
+    before = now;
+  }
+  console.error('cluster bench: the servers did not settle within 60 s; measuring anyway');
+}
+
 export async function measureCluster({ quick }: ClusterBenchOptions): Promise<string> {
   const rounds = quick ? 1 : 3;
   const items: Record<Mode, number> = { 'per-item': quick ? 2_000 : 5_000, chunked: quick ? 20_000 : 50_000 };
@@ -164,6 +180,7 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
       for (const mode of MODES) {
         const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
         for (const system of order) {
+          await settle([postmaster, cluster.temporal.child.pid!]);
           const pgBefore = treeCpuSeconds(postmaster) ?? NaN;
           const r = await run(system, mode);
           if (system !== 'dev') {
