@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import pg from 'pg';
 import { startCluster, type Cluster, type ClusterProcess } from '../src/cluster/cluster.js';
+import { ITEM_STORE_DATABASE } from '../src/cluster/topology.js';
 import { loadConfig } from '../src/config.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { freePort } from '../src/free-port.js';
@@ -44,6 +46,8 @@ interface Row {
   cpuPerThousandItems?: { temporal: number; worker: number; api: number };
   /** On the cluster's PostgreSQL (cluster and graphile rows): CPU seconds per 1,000 items of its processes. */
   postgresCpuPerThousandItems?: number;
+  /** Cluster rows: committed transactions per item in Temporal's database and in the item store's (medians). */
+  commitsPerItem?: { temporal: number; itemStore: number };
 }
 
 export interface ClusterBenchOptions {
@@ -136,11 +140,27 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
   });
   const runs: Record<Mode, Partial<Record<System, (SystemRun | BatchlineRun)[]>>> = { 'per-item': {}, chunked: {} };
   const postgresCpu: Record<Mode, Partial<Record<System, number[]>>> = { 'per-item': {}, chunked: {} };
+  const commits: Record<Mode, Partial<Record<System, { temporal: number; itemStore: number }[]>>> = {
+    'per-item': {},
+    chunked: {},
+  };
+  const admin = new pg.Client({ connectionString: cluster.postgres!.url() });
+  /** Committed transactions so far in Temporal's database and the item store's (pg_stat_database). */
+  const committed = async () => {
+    await new Promise((r) => setTimeout(r, 600)); // backends report their statistics at most every 500 ms
+    const { rows } = await admin.query<{ datname: string; n: string }>(
+      `SELECT datname, xact_commit AS n FROM pg_stat_database WHERE datname IN ('temporal', $1)`,
+      [ITEM_STORE_DATABASE],
+    );
+    const of = (name: string) => Number(rows.find((r) => r.datname === name)?.n ?? NaN);
+    return { temporal: of('temporal'), itemStore: of(ITEM_STORE_DATABASE) };
+  };
   const postmaster = Number(
     fs.readFileSync(path.join(dir, 'postgres', 'data', 'postmaster.pid'), 'utf8').split('\n')[0],
   );
   let databases = 0;
   try {
+    await admin.connect();
     await waitReady(cluster);
     const worker2 = cluster.processes.find((p) => p.name === 'worker-2')!;
     const run = async (system: System, mode: Mode): Promise<SystemRun | BatchlineRun> => {
@@ -182,7 +202,14 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
         for (const system of order) {
           await settle([postmaster, cluster.temporal.child.pid!]);
           const pgBefore = treeCpuSeconds(postmaster) ?? NaN;
+          const commitsBefore = await committed();
           const r = await run(system, mode);
+          if (system.startsWith('cluster')) {
+            const after = await committed();
+            const per = (k: 'temporal' | 'itemStore') =>
+              Math.round(((after[k] - commitsBefore[k]) / r.items) * 100) / 100;
+            (commits[mode][system] ??= []).push({ temporal: per('temporal'), itemStore: per('itemStore') });
+          }
           if (system !== 'dev') {
             const perThousand = (((treeCpuSeconds(postmaster) ?? NaN) - pgBefore) / r.items) * 1000;
             (postgresCpu[mode][system] ??= []).push(Math.round(perThousand * 1000) / 1000);
@@ -196,6 +223,7 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
       }
     }
   } finally {
+    await admin.end();
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -215,6 +243,13 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
       if (b.length > 0) {
         const median = (k: 'temporal' | 'worker' | 'api') => stat(b.map((x) => x.cpuPerThousandItems[k])).median;
         row.cpuPerThousandItems = { temporal: median('temporal'), worker: median('worker'), api: median('api') };
+      }
+      const c = commits[mode][system];
+      if (c) {
+        row.commitsPerItem = {
+          temporal: stat(c.map((x) => x.temporal)).median,
+          itemStore: stat(c.map((x) => x.itemStore)).median,
+        };
       }
       const pg = postgresCpu[mode][system];
       if (pg) row.postgresCpuPerThousandItems = stat(pg).median;
@@ -249,14 +284,14 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
     const of = (s: System) => r.find((x) => x.system === s)!.itemsPerSecond.median;
     lines.push(`### ${mode === 'per-item' ? 'Per item' : 'Chunked'}, ${n(items[mode])} items`, '');
     lines.push(
-      '| system | items/s | × dev | × graphile 1 worker | first result ms | p50 / p99 ms per item | CPU s per 1k items: Temporal / worker 1 / API | PostgreSQL CPU s per 1k items |',
-      '|---|---|---|---|---|---|---|---|',
+      '| system | items/s | × dev | × graphile 1 worker | first result ms | p50 / p99 ms per item | CPU s per 1k items: Temporal / worker 1 / API | PostgreSQL CPU s per 1k items | PostgreSQL commits per item: Temporal / item store |',
+      '|---|---|---|---|---|---|---|---|---|',
     );
     for (const row of r) {
       const m = row.itemsPerSecond.median;
       const cpu = row.cpuPerThousandItems;
       lines.push(
-        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker'))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} | ${row.postgresCpuPerThousandItems ?? '–'} |`,
+        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker'))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} | ${row.postgresCpuPerThousandItems ?? '–'} | ${row.commitsPerItem ? `${row.commitsPerItem.temporal} / ${row.commitsPerItem.itemStore}` : '–'} |`,
       );
     }
     lines.push('');
