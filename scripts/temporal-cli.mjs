@@ -128,7 +128,7 @@ export async function resolveTemporalCli(options = {}) {
     if (options.allowBuild !== false) {
       const built = await tryGoInstall(cached, env, log);
       if (built.ok) return true;
-      tried.push(`go install: ${built.reason}`);
+      tried.push(`go install ${GO_PACKAGE}@v${TEMPORAL_CLI_VERSION}: ${built.reason}`);
     } else {
       tried.push('go install: disabled');
     }
