@@ -182,8 +182,9 @@ export interface ItemActivity {
   attempt: number;
   /** Why its last attempt was needed: 'timeout', or the failure's message. */
   retriedAfter?: string;
-  /** The identity of the worker that completed it. */
+  /** The identity of the worker that completed it, and when the server recorded that. */
   completedBy?: string;
+  completedAtMs?: number;
 }
 
 /** The item activities of a workflow run's history, by activity id. */
@@ -215,7 +216,10 @@ export async function itemActivities(handle: WorkflowHandle): Promise<Map<string
     }
     const completed = e.activityTaskCompletedEventAttributes;
     const c = completed && byScheduledEvent.get(String(completed.scheduledEventId));
-    if (completed && c) c.completedBy = completed.identity!;
+    if (completed && c) {
+      c.completedBy = completed.identity!;
+      c.completedAtMs = tsToMs(e.eventTime);
+    }
   }
   return new Map([...byScheduledEvent.values()].map((a) => [a.activityId, a]));
 }
@@ -223,12 +227,18 @@ export async function itemActivities(handle: WorkflowHandle): Promise<Map<string
 /** temporal.api.enums.v1.PendingActivityState: handed to a worker, not finished. */
 const PENDING_ACTIVITY_STATE_STARTED = 2;
 
-/** The activities the server has handed to a worker and not yet seen finish: activity id -> that worker. */
-export async function startedActivities(handle: WorkflowHandle): Promise<Map<string, string>> {
+/**
+ * The activities the server has handed to a worker and not yet seen finish: activity id -> that worker's identity
+ * and the attempt it runs.
+ */
+export async function startedActivities(
+  handle: WorkflowHandle,
+): Promise<Map<string, { worker: string; attempt: number }>> {
   const { raw } = await handle.describe();
-  const started = new Map<string, string>();
+  const started = new Map<string, { worker: string; attempt: number }>();
   for (const a of raw.pendingActivities ?? []) {
-    if (a.state === PENDING_ACTIVITY_STATE_STARTED) started.set(a.activityId!, a.lastWorkerIdentity ?? '');
+    if (a.state === PENDING_ACTIVITY_STATE_STARTED)
+      started.set(a.activityId!, { worker: a.lastWorkerIdentity ?? '', attempt: a.attempt ?? 0 });
   }
   return started;
 }
@@ -268,6 +278,20 @@ export async function activeStatements(url: string, applicationName: string): Pr
   return withDatabase(url, async (db) => {
     const { rows } = await db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+      [applicationName],
+    );
+    return rows[0]!.n;
+  });
+}
+
+/**
+ * The server processes (backends) of the connections named `application_name`, in any state. A backend ends once
+ * its client is gone and it has finished the statement it was running: then nothing that client sent can commit.
+ */
+export async function backends(url: string, applicationName: string): Promise<number> {
+  return withDatabase(url, async (db) => {
+    const { rows } = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
       [applicationName],
     );
     return rows[0]!.n;
