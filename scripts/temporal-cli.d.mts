@@ -14,3 +14,4 @@ export declare function goInstall(
   target: string,
   options: { env: NodeJS.ProcessEnv; log: (line: string) => void; ldflags?: string; what: string },
 ): Promise<{ ok: true } | { ok: false; reason: string }>;
+export declare function isExecutable(file: string): boolean;

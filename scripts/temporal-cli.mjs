@@ -70,7 +70,8 @@ function findOnPath(env) {
   return undefined;
 }
 
-function isExecutable(file) {
+/** True when `file` is a regular file this process may execute. */
+export function isExecutable(file) {
   try {
     fs.accessSync(file, fs.constants.X_OK);
     return fs.statSync(file).isFile();

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { withCacheLock } from './cache-lock.mjs';
-import { cacheRoot, goInstall } from './temporal-cli.mjs';
+import { cacheRoot, goInstall, isExecutable } from './temporal-cli.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -24,15 +24,6 @@ export const TEMPORAL_SERVER_VERSION = '1.29.1';
 export const TEMPORAL_UI_VERSION = '2.42.1';
 const SERVER_MODULE = 'go.temporal.io/server';
 const UI_PACKAGE = 'github.com/temporalio/ui-server/v2/cmd/server';
-
-function isExecutable(file) {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
 
 export function temporalServerPaths(env = process.env) {
   const dir = path.join(cacheRoot(env), `temporal-server-${TEMPORAL_SERVER_VERSION}`);
