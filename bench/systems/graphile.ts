@@ -18,6 +18,7 @@ import { BatchOptions, type ItemInputs } from '../../src/contracts/batch.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { intArg, parseBenchArgs } from '../lib/args.js';
 import { REPO_ROOT } from '../lib/report.js';
+import { stopWorker, untilReady, waitForOutcomes } from '../lib/peer-workers.js';
 import { formatRun, peakRssMb, percentile, type SystemRun } from '../lib/system-run.js';
 import type { ItemJob } from './graphile-worker.js';
 
@@ -98,7 +99,7 @@ export async function runGraphile(opts: GraphileRunOptions): Promise<SystemRun> 
     }
     const submitted = Date.now();
 
-    await waitForOutcomes(store, batchId, total, children, opts.stallTimeoutMs ?? 60_000);
+    await waitForOutcomes(store, batchId, total, children, opts.stallTimeoutMs ?? 60_000, 'graphile');
     const workerPeakRssMb = Math.max(...children.map((c) => peakRssMb(c.pid!) ?? Number.NaN));
 
     const latencyMs: number[] = [];
@@ -183,64 +184,7 @@ function spawnWorker(task: string, poolSize: number, opts: GraphileRunOptions): 
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
   );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error('the graphile worker process did not get ready within 60 s'));
-    }, 60_000);
-    child.once('message', () => {
-      clearTimeout(timer);
-      resolve(child);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the graphile worker process exited with ${code ?? signal} before it was ready`));
-    });
-  });
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  if (child.connected) child.send({ type: 'stop' });
-  else child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/**
- * Follows the batch's event log until every item has an outcome. Rejects when a worker process dies or no
- * outcome arrives for `stallTimeoutMs`.
- */
-async function waitForOutcomes(
-  store: PostgresItemStore,
-  batchId: string,
-  total: number,
-  children: ChildProcess[],
-  stallTimeoutMs: number,
-): Promise<void> {
-  const done = new Set<number>();
-  let seq = 0;
-  let progressAt = Date.now();
-  while (done.size < total) {
-    const events = await store.listEvents(batchId, seq, 10_000);
-    for (const e of events) if (e.kind === 'item') done.add(e.index);
-    if (events.length > 0) {
-      seq = events[events.length - 1]!.seq;
-      progressAt = Date.now();
-      continue;
-    }
-    const dead = children.find((c) => c.exitCode !== null || c.signalCode !== null);
-    if (dead)
-      throw new Error(
-        `a graphile worker process (pid ${dead.pid}) exited with ${dead.exitCode ?? dead.signalCode}; ${done.size}/${total} items done`,
-      );
-    if (Date.now() - progressAt > stallTimeoutMs) {
-      throw new Error(`no result stored for ${stallTimeoutMs} ms; ${done.size}/${total} items done`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return untilReady(child, 'graphile');
 }
 
 /**
