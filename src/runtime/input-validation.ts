@@ -172,6 +172,8 @@ function checkElement(dtype: TensorDtype, v: unknown): string | undefined {
     return typeof v === 'boolean' || v === 0 || v === 1 ? undefined : `is ${typeName(v)}, not a boolean`;
   if (typeof v !== 'number') return `is ${typeName(v)}, not a number`;
   if (!Number.isFinite(v)) return `is not finite`;
+  // A JSON number may be finite as a double and still overflow float32 (1e39): the model would see Infinity.
+  if (dtype === 'float32' && !Number.isFinite(Math.fround(v))) return `is ${v}, outside float32 range`;
   const range = INT_RANGES[dtype];
   if (range) {
     if (!Number.isInteger(v)) return `is ${v}, not an integer`;

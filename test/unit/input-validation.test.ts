@@ -105,6 +105,21 @@ describe('validateItemInputs: accepted forms', () => {
     );
   });
 
+  test('float32 inputs take values up to the largest finite float32, and those that round to it', () => {
+    const largest = 3.4028234663852886e38; // the largest finite float32, exactly
+    const values = [largest, -largest, 3.4028235e38, 1e-50, ...range(60)];
+
+    const tensors = validateItemInputs(digitsLike, { input: values });
+
+    assert.deepEqual(tensors.input!.data, values);
+  });
+
+  test('float64 inputs take values beyond the float32 range', () => {
+    const tensors = validateItemInputs(model('float64', [2]), { input: [1e39, -1e300] });
+
+    assert.deepEqual(tensors.input!.data, [1e39, -1e300]);
+  });
+
   test('bool inputs take booleans and 0/1', () => {
     const flags = model('bool', [4]);
 
@@ -184,6 +199,20 @@ describe('validateItemInputs: rejected inputs', () => {
   test('NaN and -Infinity are rejected as not finite', () => {
     rejects(digitsLike, { input: [NaN, ...range(63)] }, 'input', /element 0 is not finite/);
     rejects(digitsLike, { input: [...range(10), -Infinity, ...range(53)] }, 'input', /element 10 is not finite/);
+  });
+
+  test('finite numbers that overflow float32 are rejected, naming the element and the range', () => {
+    const at7 = (v: number): number[] => [...range(7), v, ...range(56)];
+
+    rejects(
+      digitsLike,
+      { input: at7(1e39) },
+      'input',
+      /element 7 is 1e\+39, outside float32 range \(expected float32\)/,
+    );
+    rejects(digitsLike, { input: at7(-1e39) }, 'input', /element 7 is -1e\+39, outside float32 range/);
+    rejects(digitsLike, { input: at7(3.5e38) }, 'input', /element 7 is 3\.5e\+38, outside float32 range/);
+    rejects(scalar, { input: 1e39 }, 'input', /expected one float32 value, is 1e\+39, outside float32 range/);
   });
 
   test('a string, null or boolean in a float input is rejected, naming the element and its type', () => {
