@@ -119,3 +119,21 @@ export class TimeoutError extends AppError {
 export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
+
+/**
+ * Thrown by the model runtime when a model's result for an item holds NaN or an infinity (inputs far from what the
+ * model was trained on can overflow inside it, although each is a finite float32). The item fails rather than
+ * succeed with a meaningless label; permanent, since the same inputs give the same output.
+ */
+export class NonFiniteOutputError extends Error {
+  constructor(
+    readonly model: string,
+    readonly version: number,
+    /** Where in the result: `probabilities[3]`, `embedding[0]`, `outputs.<name>[i]`. */
+    readonly at: string,
+    readonly value: number,
+  ) {
+    super(`model '${model}' v${version} gave a non-finite output for this item: ${value} at ${at}`);
+    this.name = 'NonFiniteOutputError';
+  }
+}

@@ -11,6 +11,8 @@ export const PermanentItemFailure = {
   ModelLoadError: 'ModelLoadError',
   /** The item is not in the item store (its batch was removed). */
   ItemNotFound: 'ItemNotFound',
+  /** The model's output for the item holds NaN or an infinity: the same inputs would give it again. */
+  NonFiniteOutput: 'NonFiniteOutput',
 } as const;
 export type PermanentItemFailure = (typeof PermanentItemFailure)[keyof typeof PermanentItemFailure];
 

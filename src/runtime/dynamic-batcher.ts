@@ -3,8 +3,14 @@ import { ModelLoadError } from '../errors.js';
 import type { ItemTensor } from './input-validation.js';
 import type { ResolvedModel } from './model-repository.js';
 
-/** Runs validated items of one model and one shape as one batch; resolves one result per item, in order. */
-export type BatchRunner = (model: ResolvedModel, items: Record<string, ItemTensor>[]) => Promise<ItemResult[]>;
+/** One item's part of a batch run: its result, or the error that fails that item alone (NonFiniteOutputError). */
+export type ItemOutcome = ItemResult | Error;
+
+/**
+ * Runs validated items of one model and one shape as one batch; resolves one outcome per item, in order. It rejects
+ * only when the run as a whole failed.
+ */
+export type BatchRunner = (model: ResolvedModel, items: Record<string, ItemTensor>[]) => Promise<ItemOutcome[]>;
 
 export interface DynamicBatcherOptions {
   /** Batches running at once across all models (default 1; set it to the inference pool's thread count). */
@@ -43,9 +49,9 @@ interface Queue {
  * as Triton's dynamic batcher does. A batch leaves when it reaches the model's maxBatchSize, or when its oldest
  * item has waited maxQueueDelayMs, or when it can fill a preferred batch size; while every run slot is busy,
  * waiting batches keep growing. A run takes the largest preferred size the waiting items fill (so a deep queue
- * runs at the size the model runs best), else everything waiting up to maxBatchSize. If a batch run fails, its
- * items are retried one by one, so one bad item never fails its neighbours (a model that cannot load fails them
- * all: that is not an item's fault).
+ * runs at the size the model runs best), else everything waiting up to maxBatchSize. An item whose own outcome is
+ * an error fails alone. If a batch run fails, its items are retried one by one, so one bad item never fails its
+ * neighbours (a model that cannot load fails them all: that is not an item's fault).
  */
 export class DynamicBatcher {
   private readonly queues = new Map<string, Queue>();
@@ -152,7 +158,7 @@ export class DynamicBatcher {
       this.inFlight--;
       this.pump();
     };
-    let results: ItemResult[];
+    let results: ItemOutcome[];
     try {
       results = await this.runBatch(
         model,
@@ -167,7 +173,7 @@ export class DynamicBatcher {
       return;
     }
     release();
-    batch.forEach((w, i) => w.resolve(results[i]!));
+    batch.forEach((w, i) => settle(w, results[i]!));
   }
 
   /** A batch failed: a model that cannot load fails every item; otherwise each item runs on its own. */
@@ -180,13 +186,18 @@ export class DynamicBatcher {
       batch.map(async (w) => {
         try {
           const [result] = await this.runBatch(model, [w.tensors]);
-          w.resolve(result!);
+          settle(w, result!);
         } catch (itemErr) {
           w.reject(itemErr);
         }
       }),
     );
   }
+}
+
+function settle(w: Waiting, outcome: ItemOutcome): void {
+  if (outcome instanceof Error) w.reject(outcome);
+  else w.resolve(outcome);
 }
 
 /**

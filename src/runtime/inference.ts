@@ -1,13 +1,13 @@
 import type { Metrics } from '../metrics.js';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
-import { DynamicBatcher, type Priority } from './dynamic-batcher.js';
+import { DynamicBatcher, type ItemOutcome, type Priority } from './dynamic-batcher.js';
 import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
 import { typedArrayFor, type OnnxSignature, type WireTensor } from './inference-protocol.js';
 import { validateItemInputs, validateTextInput, type ItemTensor } from './input-validation.js';
 import type { ModelConfig, TensorDtype, TensorSpec } from './model-config.js';
 import type { ModelRepository, ResolvedModel } from './model-repository.js';
-import { splitItem } from './postprocess.js';
+import { nonFiniteOutput, splitItem } from './postprocess.js';
 import { TextTokenizers } from './text-tokenizer.js';
 
 export interface InferenceOptions extends InferencePoolOptions {
@@ -39,11 +39,11 @@ export class InferenceRuntime {
     const metrics = options.metrics;
     this.batcher = new DynamicBatcher(
       async (model, items) => {
-        if (!metrics) return this.run(model, items);
+        if (!metrics) return this.runEach(model, items);
         const stop = metrics.inferenceLatency.startTimer({ model: model.name });
         metrics.inferenceBatchSize.observe({ model: model.name }, items.length);
         try {
-          return await this.run(model, items);
+          return await this.runEach(model, items);
         } finally {
           stop();
         }
@@ -77,8 +77,20 @@ export class InferenceRuntime {
   /**
    * Runs validated items as one batch on the pool and splits the outputs back per item. Items must share a
    * shape, except a text model's token axis, which is right-padded with zeros to the batch's longest item.
+   * Rejects with NonFiniteOutputError if any item's result holds NaN or an infinity.
    */
   async run(model: ResolvedModel, items: Record<string, ItemTensor>[]): Promise<ItemResult[]> {
+    const outcomes = await this.runEach(model, items);
+    const failed = outcomes.find((o) => o instanceof Error);
+    if (failed) throw failed;
+    return outcomes as ItemResult[];
+  }
+
+  /**
+   * run(), with each item's own outcome: its result, or a NonFiniteOutputError for an item whose result holds NaN
+   * or an infinity, so that item fails without failing (or re-running) its neighbours.
+   */
+  private async runEach(model: ResolvedModel, items: Record<string, ItemTensor>[]): Promise<ItemOutcome[]> {
     await this.ensureLoaded(model);
     const padded = Boolean(model.config.tokenizer);
     const feeds: WireTensor[] = model.config.inputs.map((spec) => {
@@ -97,7 +109,10 @@ export class InferenceRuntime {
       return { name: spec.name, dtype: spec.dtype, data, dims: [items.length, ...dims] };
     });
     const outputs = await this.pool.run(model.file, feeds);
-    return items.map((item, i) => splitItem(model, outputs, i, item));
+    return items.map((item, i) => {
+      const result = splitItem(model, outputs, i, item);
+      return nonFiniteOutput(model, result) ?? result;
+    });
   }
 
   /**

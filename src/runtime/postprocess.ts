@@ -1,4 +1,5 @@
 import type { ItemResult } from '../contracts/batch.js';
+import { NonFiniteOutputError } from '../errors.js';
 import type { WireTensor } from './inference-protocol.js';
 import type { ItemTensor } from './input-validation.js';
 import type { ResolvedModel } from './model-repository.js';
@@ -37,6 +38,27 @@ export function splitItem(
     delete outputs[post.scores]; // carried once, as probabilities
   }
   return result;
+}
+
+/**
+ * The error for an item whose result holds NaN or an infinity (a model can overflow inside on finite inputs), or
+ * undefined when every number in it is finite. Checked on the result as the client would get it: post-processing
+ * itself turns finite scores into finite probabilities and vectors.
+ */
+export function nonFiniteOutput(model: ResolvedModel, result: ItemResult): NonFiniteOutputError | undefined {
+  const fields: [string, unknown][] = [
+    ['probabilities', result.probabilities],
+    ['embedding', result.embedding],
+    ...Object.entries(result.outputs).map(([name, v]): [string, unknown] => [`outputs.${name}`, v]),
+  ];
+  for (const [field, value] of fields) {
+    if (typeof value === 'number' && !Number.isFinite(value))
+      return new NonFiniteOutputError(model.name, model.version, field, value);
+    if (!Array.isArray(value)) continue;
+    const i = value.findIndex((v) => typeof v === 'number' && !Number.isFinite(v));
+    if (i !== -1) return new NonFiniteOutputError(model.name, model.version, `${field}[${i}]`, value[i] as number);
+  }
+  return undefined;
 }
 
 type Sliceable = ArrayLike<number | bigint> & { subarray(a: number, b: number): ArrayLike<number | bigint> };
