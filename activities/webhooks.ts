@@ -6,7 +6,7 @@ import type { Metrics } from '../src/metrics.js';
 import type { ItemStore } from '../src/stores/item-store.js';
 import { postWebhook } from '../src/webhooks/deliver.js';
 import { endEventType, itemEventType, type EventType } from '../src/contracts/event-type.js';
-import { WebhookEventKind } from '../src/contracts/webhook.js';
+import { deliveryError, WebhookEventKind } from '../src/contracts/webhook.js';
 import { endMessage, itemMessage, webhookMessageId, type WebhookMessage } from '../src/webhooks/payload.js';
 import { signatureHeaders } from '../src/webhooks/signature.js';
 
@@ -119,6 +119,7 @@ export function createWebhookActivities({
     return itemMessage(batchId, event);
   };
 
+  /** Lists a failed delivery under its batch, with only the phrase its tenant may read (DeliveryError). */
   const recordFailure = (
     batchId: string,
     seq: number | 'end',
@@ -130,7 +131,7 @@ export function createWebhookActivities({
       messageId: webhookMessageId(batchId, seq),
       eventType,
       attempts,
-      lastError: lastError.slice(0, 500),
+      lastError: deliveryError(lastError),
       failedAt: new Date().toISOString(),
     });
 
@@ -232,13 +233,15 @@ export function createWebhookActivities({
             nonRetryable: true,
             details,
           });
+        // The failure's message is the tenant's phrase (the workflow lists it when this attempt cannot); the
+        // detail goes to the log only.
         case 'refused':
           metrics?.webhookDeliveries.inc({ outcome: 'refused' });
-          await recordFailure(batchId, seq, msg.type, attempt, result.reason);
-          log.warn('webhook delivery refused', { batchId, messageId, reason: result.reason });
+          await recordFailure(batchId, seq, msg.type, attempt, result.error);
+          log.warn('webhook delivery refused', { batchId, messageId, detail: result.detail });
           throw ApplicationFailure.create({
             type: 'WebhookRefused',
-            message: result.reason,
+            message: result.error,
             nonRetryable: true,
             details,
           });
@@ -246,19 +249,21 @@ export function createWebhookActivities({
           const last = attempt >= maxAttempts;
           metrics?.webhookDeliveries.inc({ outcome: last ? 'exhausted' : 'retry' });
           if (last) {
-            await recordFailure(batchId, seq, msg.type, attempt, result.reason);
+            await recordFailure(batchId, seq, msg.type, attempt, result.error);
             log.warn('webhook delivery failed for good', {
               batchId,
               messageId,
               attempts: attempt,
-              reason: result.reason,
+              detail: result.detail,
             });
+          } else {
+            log.debug('webhook delivery attempt failed', { batchId, messageId, attempt, detail: result.detail });
           }
           const nextRetryDelay =
             result.retryAfterMs === undefined ? undefined : Math.max(result.retryAfterMs, MIN_RETRY_AFTER_MS);
           throw ApplicationFailure.create({
             type: 'WebhookDeliveryFailed',
-            message: result.reason,
+            message: result.error,
             nonRetryable: last,
             details,
             ...(nextRetryDelay !== undefined && !last ? { nextRetryDelay } : {}),
@@ -269,7 +274,8 @@ export function createWebhookActivities({
 
     /**
      * Lists a delivery as failed when its activity could not do so itself (its last attempt timed out, or its
-     * worker died). Idempotent by message id: the activity's own record, with the receiver's answer, wins.
+     * worker died). Idempotent by message id: the activity's own record wins. `lastError` is shown as its
+     * DeliveryError phrase, whatever text the workflow passes.
      */
     async recordFailedDelivery({
       batchId,

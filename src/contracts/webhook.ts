@@ -34,13 +34,31 @@ export type WebhookRegistration = z.infer<typeof WebhookRegistration>;
 /** A registration as stored: the secret is always set. */
 export type StoredWebhook = Required<WebhookRegistration>;
 
+/**
+ * Why a delivery failed, as its batch's tenant is told: one fixed phrase per way, never the receiver's status or
+ * the network error, which would turn the reachable ranges into a port scanner (the worker's log has the detail).
+ * A refusal is told apart because it happens before any connection: the URL's host is, or resolves to, an
+ * address deliveries may not reach.
+ */
+export const DeliveryError = {
+  refused: 'delivery refused: the host is not an address deliveries may reach',
+  failed: 'delivery failed: no 2xx answer',
+} as const;
+export type DeliveryError = (typeof DeliveryError)[keyof typeof DeliveryError];
+
+/** The phrase a recorded error is shown as: itself when it is one, else the phrase of a failed delivery. */
+export function deliveryError(recorded: string): DeliveryError {
+  return Object.values(DeliveryError).find((phrase) => phrase === recorded) ?? DeliveryError.failed;
+}
+
 /** A delivery that exhausted its retries (or was refused for good), listed under its batch. */
 export const FailedDelivery = z
   .object({
     messageId: z.string(),
     eventType: z.string(),
     attempts: z.number().int(),
-    lastError: z.string(),
+    /** A DeliveryError phrase (the store may hold older text: responses show deliveryError() of it). */
+    lastError: z.string().meta({ enum: Object.values(DeliveryError) }),
     failedAt: z.string(),
   })
   .meta({ id: 'FailedDelivery' });

@@ -1,17 +1,24 @@
 import http from 'node:http';
 import https from 'node:https';
+import { DeliveryError } from '../contracts/webhook.js';
 import { checkLiteralHost, checkUrlShape, guardedLookup, hostOf, WebhookAddressRefusedError } from './url-guard.js';
 
-/** How one delivery attempt ended, for the activity to map to a Temporal outcome. */
+/**
+ * How one delivery attempt ended, for the activity to map to a Temporal outcome. An attempt that did not deliver
+ * carries `error`, all its tenant may be told, and `detail` (the address refused, the status, the network error)
+ * for the worker's log only.
+ */
 export type DeliveryOutcome =
   /** A 2xx: the receiver has the message. */
   | { kind: 'delivered'; status: number }
   /** 410 Gone: the receiver wants nothing more from this registration. */
   | { kind: 'gone'; status: 410 }
   /** The SSRF guard refused the URL or an address it resolved to: retrying cannot help. */
-  | { kind: 'refused'; reason: string }
+  | { kind: 'refused'; error: typeof DeliveryError.refused; detail: string }
   /** Any other status (3xx included: redirects are never followed) or a network error; worth retrying. */
-  | { kind: 'failed'; reason: string; status?: number; retryAfterMs?: number };
+  | { kind: 'failed'; error: typeof DeliveryError.failed; detail: string; status?: number; retryAfterMs?: number };
+
+const refused = (detail: string): DeliveryOutcome => ({ kind: 'refused', error: DeliveryError.refused, detail });
 
 export interface DeliveryRequest {
   url: string;
@@ -38,13 +45,13 @@ const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
  * Never throws: every way an attempt can end is a DeliveryOutcome.
  */
 export async function postWebhook(request: DeliveryRequest): Promise<DeliveryOutcome> {
-  const refused = checkUrlShape(request.url);
-  if (refused) return { kind: 'refused', reason: refused };
+  const badShape = checkUrlShape(request.url);
+  if (badShape) return refused(badShape);
   const url = new URL(request.url);
   try {
     checkLiteralHost(hostOf(url), request.allowedCidrs);
   } catch (err) {
-    return { kind: 'refused', reason: (err as Error).message };
+    return refused((err as Error).message);
   }
   const timeoutMs = request.timeoutMs ?? DELIVERY_TIMEOUT_MS;
   const send = url.protocol === 'https:' ? https.request : http.request;
@@ -70,8 +77,8 @@ export async function postWebhook(request: DeliveryRequest): Promise<DeliveryOut
     });
     req.on('error', (err) => {
       clearTimeout(deadline);
-      if (err instanceof WebhookAddressRefusedError) resolve({ kind: 'refused', reason: err.message });
-      else resolve({ kind: 'failed', reason: describeNetworkError(err) });
+      if (err instanceof WebhookAddressRefusedError) resolve(refused(err.message));
+      else resolve({ kind: 'failed', error: DeliveryError.failed, detail: describeNetworkError(err) });
     });
     req.end(request.body);
   });
@@ -86,8 +93,14 @@ function classify(
   if (status >= 200 && status < 300) return { kind: 'delivered', status };
   if (status === 410) return { kind: 'gone', status };
   const retryAfterMs = parseRetryAfter(retryAfter, now, maxRetryAfterMs);
-  const reason = status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`;
-  return { kind: 'failed', reason, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  const detail = status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`;
+  return {
+    kind: 'failed',
+    error: DeliveryError.failed,
+    detail,
+    status,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  };
 }
 
 /**
@@ -112,7 +125,7 @@ export function parseRetryAfter(
   return Math.min(Math.max(ms, 0), maxMs);
 }
 
-/** A network error as a short reason for the failed-deliveries list (code and message, never a stack). */
+/** A network error as a short detail for the log (code and message, never a stack). */
 function describeNetworkError(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
   return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { parseRetryAfter, postWebhook } from '../../src/webhooks/deliver.js';
+import { DeliveryError, deliveryError } from '../../src/contracts/webhook.js';
+import { parseRetryAfter, postWebhook, type DeliveryOutcome } from '../../src/webhooks/deliver.js';
+import { freePort } from '../helpers/temporal.js';
 
 interface Seen {
   path: string;
@@ -65,15 +67,16 @@ describe('postWebhook', () => {
 
   test('410 is gone, 5xx failed, Retry-After carried', async () => {
     assert.deepEqual(await post('/gone'), { kind: 'gone', status: 410 });
-    assert.deepEqual(await post('/error'), { kind: 'failed', reason: 'HTTP 500', status: 500 });
-    assert.deepEqual(await post('/busy'), { kind: 'failed', reason: 'HTTP 503', status: 503, retryAfterMs: 7000 });
+    const failed = { kind: 'failed', error: DeliveryError.failed };
+    assert.deepEqual(await post('/error'), { ...failed, detail: 'HTTP 500', status: 500 });
+    assert.deepEqual(await post('/busy'), { ...failed, detail: 'HTTP 503', status: 503, retryAfterMs: 7000 });
   });
 
   test('a redirect is a failure and is not followed', async () => {
     const before = seen.filter((s) => s.path === '/ok').length;
     const outcome = await post('/redirect');
     assert.equal(outcome.kind, 'failed');
-    assert.match(outcome.kind === 'failed' ? outcome.reason : '', /302.*not followed/);
+    assert.match(outcome.kind === 'failed' ? outcome.detail : '', /302.*not followed/);
     assert.equal(seen.filter((s) => s.path === '/ok').length, before, 'the redirect target was requested');
   });
 
@@ -81,7 +84,7 @@ describe('postWebhook', () => {
     const started = Date.now();
     const outcome = await post('/silent', 300);
     assert.equal(outcome.kind, 'failed');
-    assert.match(outcome.kind === 'failed' ? outcome.reason : '', /no response within 300 ms/);
+    assert.match(outcome.kind === 'failed' ? outcome.detail : '', /no response within 300 ms/);
     assert.ok(Date.now() - started < 5000);
   });
 
@@ -90,6 +93,52 @@ describe('postWebhook', () => {
     const outcome = await postWebhook({ url: `${base}/ok`, body: '{}', headers: {}, allowedCidrs: [] });
     assert.equal(outcome.kind, 'refused');
     assert.equal(seen.length, count);
+  });
+
+  // What a tenant reads about a failed delivery must not tell one network answer from another, or the allowed
+  // ranges become a port scanner: every way an attempt fails carries one fixed phrase, the detail is for the log.
+  test('every failed attempt tells the tenant one fixed phrase; the status or network error is only in its detail', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}/hook`; // nothing listens there: connection refused
+    const port = new URL(base).port;
+    const cases: [string, Promise<DeliveryOutcome>, RegExp][] = [
+      ['HTTP 500', post('/error'), /HTTP 500/],
+      ['HTTP 503 with Retry-After', post('/busy'), /HTTP 503/],
+      ['a redirect', post('/redirect'), /HTTP 302/],
+      ['no answer', post('/silent', 300), /no response within 300 ms/],
+      [
+        'connection refused',
+        postWebhook({ url: closed, body: '{}', headers: {}, allowedCidrs: ['127.0.0.0/8'] }),
+        /ECONNREFUSED/,
+      ],
+    ];
+    for (const [what, sent, detail] of cases) {
+      const outcome = await sent;
+      assert.equal(outcome.kind, 'failed', what);
+      if (outcome.kind !== 'failed') continue;
+      assert.equal(outcome.error, DeliveryError.failed, `${what}: the tenant's phrase`);
+      assert.match(outcome.detail, detail, `${what}: the log's detail`);
+    }
+    const guarded = [`${base}/ok`, 'http://localhost:9/hook', 'http://[::ffff:10.0.0.1]/hook', 'ftp://example.com/'];
+    for (const url of guarded) {
+      const outcome = await postWebhook({ url, body: '{}', headers: {}, allowedCidrs: [] });
+      assert.equal(outcome.kind, 'refused', url);
+      if (outcome.kind !== 'refused') continue;
+      assert.equal(outcome.error, DeliveryError.refused, `${url}: the tenant's phrase`);
+      assert.notEqual(outcome.detail, outcome.error, `${url}: the log says which address or rule`);
+    }
+    for (const phrase of Object.values(DeliveryError)) {
+      assert.doesNotMatch(phrase, new RegExp(`\\d{3}|${port}|ECONN|127\\.|10\\.`), 'no status, port or address');
+    }
+  });
+});
+
+describe('deliveryError', () => {
+  test('a recorded phrase is shown as itself; any other text (older records, a timeout) as a failed delivery', () => {
+    assert.equal(deliveryError(DeliveryError.refused), DeliveryError.refused);
+    assert.equal(deliveryError(DeliveryError.failed), DeliveryError.failed);
+    for (const older of ['HTTP 500', 'connect ECONNREFUSED 10.0.0.5:22', "webhook host 'x' resolves to 10.0.0.5", '']) {
+      assert.equal(deliveryError(older), DeliveryError.failed, older);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import { batchLinks, BatchListPage, BatchResource, ItemsPage, ItemView } from '../../contracts/batch.js';
 import { BatchControlAction, ControlAccepted, RetryFailedResponse } from '../../contracts/batch-control.js';
 import { ItemsQuery, ListBatchesQuery } from '../../contracts/batch-queries.js';
+import { deliveryError } from '../../contracts/webhook.js';
 import { BatchPath, ItemPath } from '../path-params.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
 
@@ -46,7 +47,10 @@ export const batchRoutes: ApiRoute[] = [
               webhook: {
                 url: stored.webhook.url,
                 events: stored.webhook.events,
-                failedDeliveries: await batches.store.listFailedDeliveries(id),
+                failedDeliveries: (await batches.store.listFailedDeliveries(id)).map((f) => ({
+                  ...f,
+                  lastError: deliveryError(f.lastError),
+                })),
               },
             }
           : {}),
