@@ -40,15 +40,58 @@ interface Refusal {
   message: RegExp;
 }
 
-// prettier-ignore
 const REFUSALS: Refusal[] = [
-  { name: 'a JSON batch whose item 3 holds 1e39', path: '/v1/batches', json: { model: 'digits', items: [0, 1, 2, 3].map((i) => ({ inputs: { input: i === 3 ? withPixel5(1e39) : rows[i] } })) }, at: ['items', 3, 'inputs', 'input'], message: /items\.3\.inputs\.input: input 'input': element 5 is 1e\+39, outside float32 range/ },
-  { name: 'a JSON batch holding -1e39', path: '/v1/batches', json: { model: 'digits', items: [{ inputs: { input: withPixel5(-1e39) } }] }, at: ['items', 0, 'inputs', 'input'], message: /element 5 is -1e\+39, outside float32 range/ },
-  { name: 'a JSON batch holding 3.5e38', path: '/v1/batches', json: { model: 'digits', items: [{ inputs: { input: withPixel5(3.5e38) } }] }, at: ['items', 0, 'inputs', 'input'], message: /element 5 is 3\.5e\+38, outside float32 range/ },
-  { name: 'an NDJSON batch whose line 2 holds 1e39', path: '/v1/batches?model=digits', ndjson: [{ inputs: { input: rows[0] } }, { inputs: { input: withPixel5(1e39) } }], at: ['line', 2, 'inputs', 'input'], message: /outside float32 range/ },
-  { name: 'a sync prediction holding 1e39', path: '/v1/predict', json: { model: 'digits', inputs: { input: withPixel5(1e39) } }, at: ['inputs', 'input'], message: /element 5 is 1e\+39, outside float32 range/ },
-  { name: 'an async prediction holding 1e39', path: '/v1/predict/async', json: { model: 'digits', inputs: { input: withPixel5(1e39) } }, at: ['inputs', 'input'], message: /outside float32 range/ },
-  { name: 'a KServe infer request whose row 1 holds 1e39', path: '/v2/models/digits/infer', json: { inputs: [{ name: 'input', shape: [2, 64], datatype: 'FP32', data: [...rows[0]!, ...withPixel5(1e39)] }] }, message: /element 5 is 1e\+39, outside float32 range/ },
+  {
+    name: 'a JSON batch whose item 3 holds 1e39',
+    path: '/v1/batches',
+    json: {
+      model: 'digits',
+      items: [0, 1, 2, 3].map((i) => ({ inputs: { input: i === 3 ? withPixel5(1e39) : rows[i] } })),
+    },
+    at: ['items', 3, 'inputs', 'input'],
+    message: /items\.3\.inputs\.input: input 'input': element 5 is 1e\+39, outside float32 range/,
+  },
+  {
+    name: 'a JSON batch holding -1e39',
+    path: '/v1/batches',
+    json: { model: 'digits', items: [{ inputs: { input: withPixel5(-1e39) } }] },
+    at: ['items', 0, 'inputs', 'input'],
+    message: /element 5 is -1e\+39, outside float32 range/,
+  },
+  {
+    name: 'a JSON batch holding 3.5e38',
+    path: '/v1/batches',
+    json: { model: 'digits', items: [{ inputs: { input: withPixel5(3.5e38) } }] },
+    at: ['items', 0, 'inputs', 'input'],
+    message: /element 5 is 3\.5e\+38, outside float32 range/,
+  },
+  {
+    name: 'an NDJSON batch whose line 2 holds 1e39',
+    path: '/v1/batches?model=digits',
+    ndjson: [{ inputs: { input: rows[0] } }, { inputs: { input: withPixel5(1e39) } }],
+    at: ['line', 2, 'inputs', 'input'],
+    message: /outside float32 range/,
+  },
+  {
+    name: 'a sync prediction holding 1e39',
+    path: '/v1/predict',
+    json: { model: 'digits', inputs: { input: withPixel5(1e39) } },
+    at: ['inputs', 'input'],
+    message: /element 5 is 1e\+39, outside float32 range/,
+  },
+  {
+    name: 'an async prediction holding 1e39',
+    path: '/v1/predict/async',
+    json: { model: 'digits', inputs: { input: withPixel5(1e39) } },
+    at: ['inputs', 'input'],
+    message: /outside float32 range/,
+  },
+  {
+    name: 'a KServe infer request whose row 1 holds 1e39',
+    path: '/v2/models/digits/infer',
+    json: { inputs: [{ name: 'input', shape: [2, 64], datatype: 'FP32', data: [...rows[0]!, ...withPixel5(1e39)] }] },
+    message: /element 5 is 1e\+39, outside float32 range/,
+  },
 ];
 
 describe('poison inputs against the real stack', () => {
@@ -106,7 +149,7 @@ describe('poison inputs against the real stack', () => {
   });
 
   for (const itemsPerActivity of [1, 3]) {
-    test(`an item the model overflows on fails once as NonFiniteOutput, its neighbours succeed (itemsPerActivity ${itemsPerActivity})`, async () => {
+    test(`itemsPerActivity ${itemsPerActivity}: an item the model overflows on fails as NonFiniteOutput`, async () => {
       const items = [rows[1], overflowing, rows[2]].map((input, i) => ({ id: `r${i}`, inputs: { input } }));
       const created = await http(api.url, 'POST', '/v1/batches', {
         model: 'digits',
