@@ -6,7 +6,7 @@ import { InvalidInputError, ModelLoadError, NonFiniteOutputError, NotFoundError 
  * Turns an error from the model runtime into the failure an activity throws: inputs that do not fit the model
  * (`InvalidInput`), an unknown model or version (`UnknownModel`), a model file that cannot load (`ModelLoadError`)
  * and a model output that is NaN or infinite (`NonFiniteOutput`) are permanent, so non-retryable; anything else
- * keeps its name as the type and is retried.
+ * keeps its name as the type and is retried (a run past its timeout: `InferenceTimeout`).
  * `details` travel with the failure (the batch activities put the attempt number there).
  */
 export function toActivityFailure(err: unknown, details?: unknown[]): ApplicationFailure {

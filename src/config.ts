@@ -1,6 +1,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { DEFAULT_RUN_TIMEOUT_MS } from './runtime/model-config.js';
 import { parseDatabaseUrl } from './stores/postgres.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -143,6 +144,12 @@ export const ConfigSchema = z.object({
   WORKER_METRICS_PORT: port.default(9464),
   /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */
   INFERENCE_THREADS: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Longest one model run may take on an inference thread (ms) unless the model's config.json sets runTimeoutMs.
+   * Past it the thread is replaced, and every run it held fails retryably as InferenceTimeout. Keep it below
+   * the batches' itemTimeoutMs, so a hung run is retried rather than the attempt timing out.
+   */
+  INFERENCE_RUN_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(DEFAULT_RUN_TIMEOUT_MS),
   /** onnxruntime intra-op threads per session (per inference thread). */
   ORT_INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /** Let onnxruntime's idle intra-op threads spin: lower latency, more CPU burnt. */

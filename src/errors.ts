@@ -137,3 +137,22 @@ export class NonFiniteOutputError extends Error {
     this.name = 'NonFiniteOutputError';
   }
 }
+
+/**
+ * Thrown by the inference pool to every run on a thread where one run outlasted its run timeout (`runTimeoutMs` in
+ * the model's config.json, else INFERENCE_RUN_TIMEOUT_MS): that thread is replaced. Retryable: a hung run says
+ * nothing about the items' inputs. Its name is the failure type activities report.
+ */
+export class InferenceTimeoutError extends Error {
+  override readonly name = 'InferenceTimeout';
+  constructor(
+    /** The model file whose run timed out. */
+    readonly file: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `a run of model ${file} took longer than ${timeoutMs} ms; its inference thread was replaced, failing every run ` +
+        'it held',
+    );
+  }
+}

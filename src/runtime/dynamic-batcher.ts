@@ -1,5 +1,5 @@
 import type { ItemResult } from '../contracts/batch.js';
-import { ModelLoadError } from '../errors.js';
+import { InferenceTimeoutError, ModelLoadError } from '../errors.js';
 import type { ItemTensor } from './input-validation.js';
 import type { ResolvedModel } from './model-repository.js';
 
@@ -51,7 +51,8 @@ interface Queue {
  * waiting batches keep growing. A run takes the largest preferred size the waiting items fill (so a deep queue
  * runs at the size the model runs best), else everything waiting up to maxBatchSize. An item whose own outcome is
  * an error fails alone. If a batch run fails, its items are retried one by one, so one bad item never fails its
- * neighbours (a model that cannot load fails them all: that is not an item's fault).
+ * neighbours (a model that cannot load, or a run that timed out, fails them all: rerunning each item of a hung
+ * model would only hang again, once per item).
  */
 export class DynamicBatcher {
   private readonly queues = new Map<string, Queue>();
@@ -176,9 +177,9 @@ export class DynamicBatcher {
     batch.forEach((w, i) => settle(w, results[i]!));
   }
 
-  /** A batch failed: a model that cannot load fails every item; otherwise each item runs on its own. */
+  /** A batch failed: a model that cannot load or a timed-out run fails every item; else each item runs alone. */
   private async isolate(model: ResolvedModel, batch: Waiting[], err: unknown): Promise<void> {
-    if (batch.length === 1 || err instanceof ModelLoadError) {
+    if (batch.length === 1 || err instanceof ModelLoadError || err instanceof InferenceTimeoutError) {
       batch.forEach((w) => w.reject(err));
       return;
     }

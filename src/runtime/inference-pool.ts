@@ -1,38 +1,52 @@
 import type { Worker } from 'node:worker_threads';
-import { ModelLoadError } from '../errors.js';
+import { InferenceTimeoutError, ModelLoadError } from '../errors.js';
 import { startModuleThread } from '../module-thread.js';
-import type {
-  OnnxSignature,
-  SessionSettings,
-  ThreadRequest,
-  ThreadResponse,
-  WireTensor,
+import {
+  RETIRE,
+  type OnnxSignature,
+  type SessionSettings,
+  type ThreadRequest,
+  type ThreadResponse,
+  type WireTensor,
 } from './inference-protocol.js';
+import { DEFAULT_RUN_TIMEOUT_MS } from './model-config.js';
 
 export interface InferencePoolOptions extends Partial<SessionSettings> {
   /** Worker threads running sessions (default 1). Each holds its own copy of every model it has run. */
   threads?: number;
+  /** Longest a run may take when run() is given no timeout (default DEFAULT_RUN_TIMEOUT_MS, 30 s). */
+  runTimeoutMs?: number;
 }
 
 interface Pending {
   resolve: (res: ThreadResponse & { ok: true }) => void;
   reject: (err: Error) => void;
   file: string;
+  /** A run's timeout, armed once its thread is ready. */
+  timer?: NodeJS.Timeout;
 }
 
 interface Slot {
   worker: Worker;
   inFlight: Map<number, Pending>;
+  /** Settles once a replacement thread has loaded the models its predecessor held (at once for the first ones). */
+  ready: Promise<void>;
 }
 
 /**
  * A pool of worker threads that own onnxruntime sessions. run() sends a batch to the least busy thread and
  * resolves with its outputs; the event loop of the calling process stays free. A thread that dies fails only
- * the requests it held, and is replaced.
+ * the requests it held, and is replaced by one that loads the same models. So is a thread whose run outlasts
+ * its timeout: its runs fail with InferenceTimeoutError at once, and the thread is retired: it exits when the run
+ * it is stuck in returns (nothing can cut a native onnxruntime call short; terminating the thread mid-run would
+ * abort the process when that call returns). Until then it keeps its CPU and its memory, but no run waits on it.
  */
 export class InferencePool {
   private readonly slots: Slot[] = [];
   private readonly settings: SessionSettings;
+  private readonly runTimeoutMs: number;
+  /** Models loaded on every thread, for replacement threads to load too. */
+  private readonly files = new Set<string>();
   private nextId = 1;
   private closed = false;
 
@@ -40,6 +54,9 @@ export class InferencePool {
     const threads = options.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1)
       throw new RangeError(`threads must be a positive integer, got ${threads}`);
+    this.runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+    if (!Number.isInteger(this.runTimeoutMs) || this.runTimeoutMs < 1)
+      throw new RangeError(`runTimeoutMs must be a positive integer, got ${this.runTimeoutMs}`);
     this.settings = {
       intraOpNumThreads: options.intraOpNumThreads ?? 1,
       allowSpinning: options.allowSpinning ?? false,
@@ -54,44 +71,77 @@ export class InferencePool {
   /** Loads (and keeps) a model on every thread; rejects with ModelLoadError naming the file if it cannot load. */
   async load(file: string): Promise<OnnxSignature> {
     const results = await Promise.all(this.slots.map((slot) => this.send(slot, { type: 'load', id: 0, file })));
+    this.files.add(file);
     return results[0]!.signature!;
   }
 
-  /** Runs one batch of feeds on the least busy thread. */
-  async run(file: string, feeds: WireTensor[]): Promise<WireTensor[]> {
+  /**
+   * Runs one batch of feeds on the least busy thread. Past `timeoutMs` (default: the pool's runTimeoutMs), counted
+   * from when its thread is ready for it, the run rejects with InferenceTimeoutError and its thread is replaced.
+   */
+  async run(file: string, feeds: WireTensor[], timeoutMs = this.runTimeoutMs): Promise<WireTensor[]> {
     let best = this.slots[0]!;
     for (const slot of this.slots) if (slot.inFlight.size < best.inFlight.size) best = slot;
-    const res = await this.send(best, { type: 'run', id: 0, file, feeds });
+    const res = await this.send(best, { type: 'run', id: 0, file, feeds }, timeoutMs);
     return res.outputs;
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const slot of this.slots) this.failAll(slot, new Error('inference pool is closed'));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
-  private send(slot: Slot, req: ThreadRequest): Promise<ThreadResponse & { ok: true }> {
+  private send(slot: Slot, req: ThreadRequest, timeoutMs?: number): Promise<ThreadResponse & { ok: true }> {
     if (this.closed) return Promise.reject(new Error('inference pool is closed'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      slot.inFlight.set(id, { resolve, reject, file: req.file });
+      const pending: Pending = { resolve, reject, file: req.file };
+      slot.inFlight.set(id, pending);
+      // Posted at once: a replacement thread handles its loads first, as they were posted before.
       slot.worker.postMessage({ ...req, id });
+      if (timeoutMs === undefined) return;
+      void slot.ready.then(() => {
+        if (slot.inFlight.get(id) !== pending) return; // settled while the thread got ready
+        pending.timer = setTimeout(() => this.timedOut(slot, req.file, timeoutMs), timeoutMs);
+      });
     });
+  }
+
+  /** A run outlasted its timeout: the thread leaves the pool, a new one takes its place, its runs fail. */
+  private timedOut(slot: Slot, file: string, timeoutMs: number): void {
+    const i = this.slots.indexOf(slot);
+    if (i === -1 || this.closed) return;
+    this.slots[i] = this.spawn();
+    this.failAll(slot, new InferenceTimeoutError(file, timeoutMs));
+    slot.worker.postMessage(RETIRE);
+  }
+
+  private failAll(slot: Slot, err: Error): void {
+    for (const p of slot.inFlight.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    slot.inFlight.clear();
   }
 
   private spawn(): Slot {
     const worker = startModuleThread(import.meta.url, 'inference-thread', this.settings);
-    const slot: Slot = { worker, inFlight: new Map() };
+    const slot: Slot = { worker, inFlight: new Map(), ready: Promise.resolve() };
+    if (this.files.size > 0) {
+      const loads = [...this.files].map((file) => this.send(slot, { type: 'load', id: 0, file }));
+      slot.ready = Promise.allSettled(loads).then(() => undefined); // a model that no longer loads fails its runs
+    }
     worker.on('message', (res: ThreadResponse) => {
       const pending = slot.inFlight.get(res.id);
       if (!pending) return;
       slot.inFlight.delete(res.id);
+      clearTimeout(pending.timer);
       if (res.ok) pending.resolve(res);
       else pending.reject(res.phase === 'load' ? new ModelLoadError(pending.file, res.error) : new Error(res.error));
     });
     const fail = (err: Error) => {
-      for (const p of slot.inFlight.values()) p.reject(new Error(`inference thread failed: ${err.message}`));
-      slot.inFlight.clear();
+      this.failAll(slot, new Error(`inference thread failed: ${err.message}`));
       const i = this.slots.indexOf(slot);
       if (i !== -1 && !this.closed) this.slots[i] = this.spawn();
     };

@@ -35,6 +35,13 @@ export function typedArrayFor(dtype: string): (new (n: number) => WireTensor['da
 export type ThreadRequest =
   { type: 'load'; id: number; file: string } | { type: 'run'; id: number; file: string; feeds: WireTensor[] };
 
+/**
+ * Tells a thread the pool has let it go (its run timed out): it exits as soon as it reads this, which is once the
+ * native run it is in returns. Terminating it from outside instead would abort the whole process when that run
+ * returns (onnxruntime-node then throws into a thread that is being torn down).
+ */
+export const RETIRE = { type: 'retire' } as const;
+
 /** A model's signature as its ONNX file declares it (batch dimension included; symbolic dims as strings). */
 export interface OnnxSignature {
   inputs: { name: string; type: string; shape: (number | string)[] }[];

@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import {
+  RETIRE,
   typedArrayFor,
   type SessionSettings,
   type ThreadRequest,
@@ -79,7 +80,9 @@ async function handle(req: ThreadRequest): Promise<ThreadResponse> {
   }
 }
 
-parentPort!.on('message', (req: ThreadRequest) => {
+parentPort!.on('message', (req: ThreadRequest | typeof RETIRE) => {
+  // Between runs (a run holds this thread until it returns), so no native call is cut short; queued runs are dropped.
+  if (req.type === RETIRE.type) process.exit(0);
   void handle(req).then((res) => {
     // Hand the output buffers over without a copy when they are detachable; copy them when not.
     const transfer = res.ok ? [...new Set(res.outputs.map((o) => o.data.buffer as ArrayBuffer))] : [];

@@ -108,7 +108,7 @@ export class InferenceRuntime {
       });
       return { name: spec.name, dtype: spec.dtype, data, dims: [items.length, ...dims] };
     });
-    const outputs = await this.pool.run(model.file, feeds);
+    const outputs = await this.pool.run(model.file, feeds, model.config.runTimeoutMs);
     return items.map((item, i) => {
       const result = splitItem(model, outputs, i, item);
       return nonFiniteOutput(model, result) ?? result;

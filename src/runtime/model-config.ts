@@ -22,6 +22,13 @@ export const TensorSpec = z
   .strict();
 export type TensorSpec = z.infer<typeof TensorSpec>;
 
+/**
+ * The run timeout of a model whose config.json sets none: INFERENCE_RUN_TIMEOUT_MS's default, and the inference
+ * pool's when it is given none. Below the default itemTimeoutMs, so a hung run is reported as InferenceTimeout and
+ * retried before the item's attempt itself times out.
+ */
+export const DEFAULT_RUN_TIMEOUT_MS = 30_000;
+
 /** The id tensors a tokenizer fills, by their conventional (BERT) names. */
 export const TEXT_IDS = 'input_ids';
 export const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'];
@@ -33,6 +40,12 @@ export const ModelConfig = z
     description: z.string().optional(),
     /** Largest batch the model takes in one run (default 64). */
     maxBatchSize: z.number().int().positive().default(64),
+    /**
+     * Longest one run of this model may take on its inference thread, from the moment the thread is handed the run
+     * (so waiting behind another run on that thread counts). Past it the thread is replaced, and every run it held
+     * fails retryably as InferenceTimeout. Default: the worker's INFERENCE_RUN_TIMEOUT_MS.
+     */
+    runTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
     dynamicBatching: z
       .object({
         /**
