@@ -1,21 +1,40 @@
 import { z } from 'zod';
-import { BatchOptions, BatchStatus, FinishedItemStatus, ItemStatus } from './batch.js';
+import { BatchOptions, BatchStatus, FinishedItemStatus, ItemStatus, ModelName } from './batch.js';
+import { MAX_LIST_CURSOR_LENGTH, MAX_OPTIONS_HEADER_LENGTH, MAX_WEBHOOK_URL_LENGTH, MODEL_VERSION } from './limits.js';
 import { WebhookEventKind } from './webhook.js';
 
 // Query parameters (and the one header) of the batch routes. Query values arrive as strings: numbers are
 // coerced, and every object is strict, so an unknown parameter is a 400 that names it.
 
 const CURSOR = 'The `nextCursor` of the previous page.';
+const NOT_A_CURSOR = 'not a cursor from a previous page';
+
+/**
+ * Whether `cursor` can be a page token of Temporal visibility, whose SQL and Elasticsearch stores both hand out a
+ * JSON object (base64url here): anything else would reach the server and fail there, not as the client's fault.
+ */
+function isPageToken(cursor: string): boolean {
+  if (cursor === '') return true; // the first page
+  try {
+    const token: unknown = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(cursor, 'base64url')),
+    );
+    return typeof token === 'object' && token !== null && !Array.isArray(token);
+  } catch {
+    return false;
+  }
+}
 
 /** `GET /v1/batches`: the API key's batches, newest first. */
 export const ListBatchesQuery = z
   .object({
     status: z.enum(BatchStatus).optional(),
-    model: z.string().min(1).max(128).optional(),
+    model: ModelName.optional(),
     cursor: z
       .string()
-      .max(4096)
-      .regex(/^[\w-]*$/, 'not a cursor from a previous page')
+      .max(MAX_LIST_CURSOR_LENGTH, { abort: true })
+      .regex(/^[A-Za-z0-9_-]*$/, { message: NOT_A_CURSOR, abort: true })
+      .refine(isPageToken, NOT_A_CURSOR)
       .optional()
       .meta({ description: CURSOR }),
     limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -75,18 +94,18 @@ const EVENT_KIND = Object.values(WebhookEventKind).join('|');
  */
 export const NdjsonSubmitParams = z
   .object({
-    model: z
-      .string()
-      .min(1)
-      .max(128)
-      .meta({ description: 'NDJSON bodies only (required there, or `Batchline-Model`).' }),
+    model: ModelName.meta({ description: 'NDJSON bodies only (required there, or `Batchline-Model`).' }),
     version: z.coerce
       .number()
       .int()
       .positive()
       .optional()
       .meta({ description: 'NDJSON bodies only (or `Batchline-Version`).' }),
-    webhook: z.string().max(2048).optional().meta({ description: 'NDJSON bodies only: the webhook URL.' }),
+    webhook: z
+      .string()
+      .max(MAX_WEBHOOK_URL_LENGTH)
+      .optional()
+      .meta({ description: 'NDJSON bodies only: the webhook URL.' }),
     webhookEvents: z
       .string()
       .regex(new RegExp(`^(${EVENT_KIND})(,(${EVENT_KIND}))?$`), "expected 'item', 'batch' or 'item,batch'")
@@ -99,12 +118,19 @@ export type NdjsonSubmitParams = z.infer<typeof NdjsonSubmitParams>;
 
 /** The headers an NDJSON submission may name its model, version and options in instead of the query. */
 export const NdjsonSubmitHeaders = z.object({
-  'Batchline-Model': z
+  'Batchline-Model': ModelName.optional().meta({
+    description: 'NDJSON bodies: the model, when not a query parameter.',
+  }),
+  'Batchline-Version': z
     .string()
+    .regex(MODEL_VERSION, 'expected a model version (a positive integer)')
     .optional()
-    .meta({ description: 'NDJSON bodies: the model, when not a query parameter.' }),
-  'Batchline-Version': z.string().optional().meta({ description: 'NDJSON bodies: the version.' }),
-  'Batchline-Options': z.string().optional().meta({ description: 'NDJSON bodies: `BatchOptions` as JSON.' }),
+    .meta({ description: 'NDJSON bodies: the version.' }),
+  'Batchline-Options': z
+    .string()
+    .max(MAX_OPTIONS_HEADER_LENGTH)
+    .optional()
+    .meta({ description: 'NDJSON bodies: `BatchOptions` as JSON.' }),
 });
 export type NdjsonSubmitHeaders = z.infer<typeof NdjsonSubmitHeaders>;
 

@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import { MAX_CONCURRENCY } from './limits.js';
+import {
+  ITEM_ID,
+  MAX_CONCURRENCY,
+  MAX_ITEM_ID_LENGTH,
+  METADATA_MAX_BYTES,
+  METADATA_MAX_KEY_LENGTH,
+  METADATA_MAX_KEYS,
+  METADATA_MAX_VALUE_LENGTH,
+  MODEL_NAME,
+} from './limits.js';
 import { BatchStatus, ItemStatus, type ItemCounts as Counts } from './status.js';
 import { FailedDelivery, WebhookEventKind, WebhookRegistration } from './webhook.js';
 
@@ -60,20 +69,42 @@ export type ItemInputs = z.infer<typeof ItemInputs>;
 
 export const BatchItem = z
   .object({
-    id: z.string().min(1).max(256).optional(),
+    id: z.string().min(1).max(MAX_ITEM_ID_LENGTH).regex(ITEM_ID, 'an item id holds no control characters').optional(),
     inputs: ItemInputs,
   })
   .strict()
   .meta({ id: 'BatchItem' });
 export type BatchItem = z.infer<typeof BatchItem>;
 
+/** A model name as requests give it (the repository's directory names); anything else names no model. */
+export const ModelName = z
+  .string()
+  .regex(MODEL_NAME, 'not a model name: 1-128 of [A-Za-z0-9._-], starting alphanumeric');
+
+/** Labels a client keeps with a batch, shown when it is read or listed (limits.ts says how many and how long). */
+export const BatchMetadata = z
+  .record(z.string().max(METADATA_MAX_KEY_LENGTH), z.string().max(METADATA_MAX_VALUE_LENGTH))
+  .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, `at most ${METADATA_MAX_KEYS} keys`)
+  .refine(
+    (m) => new TextEncoder().encode(JSON.stringify(m)).length <= METADATA_MAX_BYTES,
+    `at most ${METADATA_MAX_BYTES} bytes as JSON`,
+  )
+  .meta({
+    maxProperties: METADATA_MAX_KEYS,
+    propertyNames: { type: 'string', maxLength: METADATA_MAX_KEY_LENGTH },
+    description:
+      `At most ${METADATA_MAX_KEYS} keys of up to ${METADATA_MAX_KEY_LENGTH} characters, string values of up to ` +
+      `${METADATA_MAX_VALUE_LENGTH}, ${METADATA_MAX_BYTES} bytes as JSON in all.`,
+  });
+export type BatchMetadata = z.infer<typeof BatchMetadata>;
+
 export const CreateBatchRequest = z
   .object({
-    model: z.string().min(1).max(128),
+    model: ModelName,
     version: z.number().int().positive().optional(),
     items: z.array(BatchItem).min(1),
     options: BatchOptions.default(BatchOptions.parse({})),
-    metadata: z.record(z.string().max(64), z.string().max(512)).optional(),
+    metadata: BatchMetadata.optional(),
     /** Where item events and/or the batch's end are delivered (Standard Webhooks). */
     webhook: WebhookRegistration.optional(),
   })

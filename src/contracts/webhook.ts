@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_WEBHOOK_URL_LENGTH } from './limits.js';
 
 /** What a webhook can be told about: each finished item, and/or the batch's end. */
 export const WebhookEventKind = { item: 'item', batch: 'batch' } as const;
@@ -15,7 +16,7 @@ export const WebhookRegistration = z
   .object({
     url: z
       .string()
-      .max(2048)
+      .max(MAX_WEBHOOK_URL_LENGTH)
       .refine((u) => URL.canParse(u), 'not a valid URL')
       .refine((u) => !URL.canParse(u) || ['http:', 'https:'].includes(new URL(u).protocol), 'only http and https URLs')
       .refine(
