@@ -6,6 +6,7 @@ import {
 } from '@asteasolutions/zod-to-openapi';
 import type { ZodType } from 'zod';
 import { BatchProgress, ItemOutcome } from '../contracts/batch.js';
+import { MAX_API_KEY_LENGTH } from '../contracts/limits.js';
 import { KServeErrorResponse } from '../contracts/predict.js';
 import { packageVersion } from '../version.js';
 import { ERROR_RESPONSES, errorStatuses, usesKServeErrors } from './error-statuses.js';
@@ -58,7 +59,10 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]) {
     type: 'http',
     scheme: 'bearer',
     description:
-      'An API key from API_KEYS (`key=tenant` pairs), as `Authorization: Bearer <key>`; each key sees only its tenant’s batches and tasks. Without API_KEYS configured, authentication is off, every request belongs to tenant `default`, and the API listens on loopback only.',
+      `An API key from API_KEYS (\`key=tenant\` pairs, keys of up to ${MAX_API_KEY_LENGTH} characters), ` +
+      'as `Authorization: Bearer <key>`; each key sees only its tenant’s batches and tasks. Without API_KEYS ' +
+      'configured, authentication is off, every request belongs to tenant `default`, and the API listens on ' +
+      'loopback only.',
   });
   for (const [name, header] of Object.entries(RESPONSE_HEADERS)) registry.registerComponent('headers', name, header);
   for (const [status, { name, description, body }] of Object.entries(ERROR_RESPONSES)) {

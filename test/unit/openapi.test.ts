@@ -9,6 +9,19 @@ import { compileErrors, dereference, validate } from '@readme/openapi-parser';
 import type { Express } from 'express';
 import { z } from 'zod';
 import { ErrorBody } from '../../src/contracts/http-error.js';
+import {
+  MAX_API_KEY_LENGTH,
+  MAX_ITEM_ID_LENGTH,
+  MAX_LIST_CURSOR_LENGTH,
+  MAX_OPTIONS_HEADER_LENGTH,
+  MAX_WEBHOOK_URL_LENGTH,
+  METADATA_MAX_KEY_LENGTH,
+  METADATA_MAX_KEYS,
+  METADATA_MAX_VALUE_LENGTH,
+  MODEL_NAME,
+  MODEL_VERSION,
+} from '../../src/contracts/limits.js';
+import { DeliveryError } from '../../src/contracts/webhook.js';
 import { KServeErrorResponse } from '../../src/contracts/predict.js';
 import { IdempotencyKeyHeader } from '../../src/api/idempotency.js';
 import { buildOpenApiDocument } from '../../src/api/openapi.js';
@@ -320,6 +333,38 @@ describe('OpenAPI document and docs page', () => {
     assert.equal(schemas.BatchOptions.properties.initialIntervalMs.minimum, 1000);
     assert.deepEqual(schemas.CreateBatchRequest.properties.options.$ref, '#/components/schemas/BatchOptions');
     assert.equal((doc as any).components.securitySchemes.apiKey.scheme, 'bearer');
+  });
+
+  test('the limits on what a client controls are in the document, as limits.ts sets them', () => {
+    const schemas = (doc as any).components.schemas as Record<string, any>;
+    const param = (id: string, where: string, name: string) => {
+      const route = API_ROUTES.find((r) => r.operationId === id)!;
+      const found = (operation(route).parameters ?? []).find((p: any) => p.in === where && p.name === name);
+      assert.ok(found, `${id}: ${where} parameter ${name}`);
+      return found.schema;
+    };
+    const batch = schemas.CreateBatchRequest.properties;
+    assert.deepEqual(
+      {
+        maxProperties: batch.metadata.maxProperties,
+        keys: batch.metadata.propertyNames?.maxLength,
+        values: batch.metadata.additionalProperties?.maxLength,
+      },
+      { maxProperties: METADATA_MAX_KEYS, keys: METADATA_MAX_KEY_LENGTH, values: METADATA_MAX_VALUE_LENGTH },
+      'metadata',
+    );
+    assert.equal(batch.model.pattern, MODEL_NAME.source);
+    assert.equal(schemas.BatchItem.properties.id.maxLength, MAX_ITEM_ID_LENGTH);
+    assert.ok(schemas.BatchItem.properties.id.pattern, 'item ids: no control characters');
+    assert.equal(schemas.WebhookRegistration.properties.url.maxLength, MAX_WEBHOOK_URL_LENGTH);
+    assert.deepEqual(schemas.FailedDelivery.properties.lastError.enum, Object.values(DeliveryError));
+    assert.equal(param('listBatches', 'query', 'model').pattern, MODEL_NAME.source);
+    assert.equal(param('listBatches', 'query', 'cursor').maxLength, MAX_LIST_CURSOR_LENGTH);
+    assert.equal(param('createBatch', 'query', 'model').pattern, MODEL_NAME.source);
+    assert.equal(param('createBatch', 'header', 'Batchline-Model').pattern, MODEL_NAME.source);
+    assert.equal(param('createBatch', 'header', 'Batchline-Version').pattern, MODEL_VERSION.source);
+    assert.equal(param('createBatch', 'header', 'Batchline-Options').maxLength, MAX_OPTIONS_HEADER_LENGTH);
+    assert.match((doc as any).components.securitySchemes.apiKey.description, new RegExp(`${MAX_API_KEY_LENGTH}`));
   });
 
   test('without an API key every route but the public ones answers 401, and the public ones answer', async () => {

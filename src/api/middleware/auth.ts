@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
+import { MAX_API_KEY_LENGTH } from '../../contracts/limits.js';
 import { UnauthorizedError } from '../../errors.js';
 
 declare module 'express-serve-static-core' {
@@ -16,7 +17,8 @@ export const DEFAULT_TENANT = 'default';
 
 /**
  * Bearer API keys from configuration. With no keys configured every request belongs to tenant `default`;
- * otherwise a missing or unknown key is 401. Keys are compared in constant time.
+ * otherwise a missing, malformed (longer than MAX_API_KEY_LENGTH included) or unknown key is 401. Keys are
+ * compared in constant time.
  */
 export function auth(keys: ReadonlyMap<string, string>): RequestHandler {
   const known = [...keys.entries()].map(([key, tenant]) => ({ key: Buffer.from(key), raw: key, tenant }));
@@ -29,11 +31,11 @@ export function auth(keys: ReadonlyMap<string, string>): RequestHandler {
     }
     const header = req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) {
+    if (!match || match[1]!.length > MAX_API_KEY_LENGTH) {
       res.setHeader('WWW-Authenticate', 'Bearer');
       throw new UnauthorizedError(
         header
-          ? 'the Authorization header must be "Bearer <api key>"'
+          ? `the Authorization header must be "Bearer <api key>", the key at most ${MAX_API_KEY_LENGTH} characters`
           : 'an API key is required (Authorization: Bearer <key>)',
       );
     }
