@@ -4,7 +4,12 @@ import { NotFoundError, UnavailableError } from '../errors.js';
 /** The gRPC status codes we act on (from the gRPC spec). */
 export const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, UNAVAILABLE: 14 } as const;
 
-/** Translates Temporal client errors into the app's errors; anything unrecognised is rethrown unchanged. */
+/**
+ * Translates the Temporal client's errors into the app's: a workflow that does not exist is NotFoundError, a service
+ * that cannot be reached or does not answer in time (gRPC UNAVAILABLE, DEADLINE_EXCEEDED) UnavailableError. Only
+ * Temporal's own errors are translated: anything else (an item store's error, a bug) is rethrown unchanged, so a
+ * fault elsewhere is never reported as Temporal's.
+ */
 export function mapTemporalError(err: unknown, what: string): never {
   if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`${what} not found`);
   const grpc = isGrpcServiceError(err)
@@ -13,12 +18,9 @@ export function mapTemporalError(err: unknown, what: string): never {
       ? err.cause
       : undefined;
   if (grpc?.code === GrpcStatus.NOT_FOUND) throw new NotFoundError(`${what} not found`);
-  if (
-    grpc?.code === GrpcStatus.UNAVAILABLE ||
-    grpc?.code === GrpcStatus.DEADLINE_EXCEEDED ||
-    (err instanceof Error && /connect|ECONNREFUSED|deadline/i.test(err.message) && !grpc)
-  ) {
-    throw new UnavailableError('the Temporal service is unreachable; try again shortly');
+  if (grpc?.code === GrpcStatus.UNAVAILABLE || grpc?.code === GrpcStatus.DEADLINE_EXCEEDED) {
+    // Not always unreachable: a server whose own database fails answers UNAVAILABLE too.
+    throw Object.assign(new UnavailableError('the Temporal service is unavailable; try again shortly'), { cause: err });
   }
   throw err;
 }
