@@ -33,11 +33,13 @@ export class BackgroundAppender {
     });
   }
 
-  close(): void {
+  /** Fails what is in flight and stops the thread; resolves once it has exited (its connection closed). */
+  async close(): Promise<void> {
     this.closed = true;
     this.fail(new Error('item store closed before the append finished'));
-    void this.worker?.terminate();
+    const worker = this.worker;
     this.worker = null;
+    await worker?.terminate();
   }
 
   private start(): Worker {

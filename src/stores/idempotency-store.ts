@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openSqlite } from './sqlite.js';
+import { guardStorage } from './store-unavailable.js';
 
 /** What a first look at an idempotency key finds. */
 export type IdempotencyClaim =
@@ -36,7 +37,8 @@ export interface IdempotencyStore {
 /**
  * The IdempotencyStore of the SQLite item store (`<DATA_DIR>/batchline.db`), for the API processes of one machine.
  * better-sqlite3 is synchronous: a claim is one IMMEDIATE transaction (it takes the write lock before it reads, so
- * two processes cannot both find a key unused), answered as a resolved promise.
+ * two processes cannot both find a key unused), answered as a resolved promise. A failing storage rejects with
+ * StoreUnavailableError.
  */
 export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly db: Database.Database;
@@ -57,32 +59,34 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   }
 
   async claim(scope: string, key: string, fingerprint: string): Promise<IdempotencyClaim> {
-    return this.db
-      .transaction((): IdempotencyClaim => {
-        const now = Date.now();
-        const row = this.stmts.get.get(scope, key) as
-          { fingerprint: string; status: number | null; response: string | null; created_at: number } | undefined;
-        const stale =
-          row && (now - row.created_at > KEEP_MS || (row.status === null && now - row.created_at > ABANDONED_MS));
-        if (row && !stale) {
-          if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-          if (row.status === null) return { kind: 'in-progress' };
-          return { kind: 'replay', status: row.status, body: JSON.parse(row.response!) };
-        }
-        if (row) this.stmts.delete.run(scope, key);
-        this.stmts.insert.run(scope, key, fingerprint, now);
-        if (Math.random() < 0.01) this.stmts.expire.run(now - KEEP_MS);
-        return { kind: 'new' };
-      })
-      .immediate();
+    return guardStorage(() =>
+      this.db
+        .transaction((): IdempotencyClaim => {
+          const now = Date.now();
+          const row = this.stmts.get.get(scope, key) as
+            { fingerprint: string; status: number | null; response: string | null; created_at: number } | undefined;
+          const stale =
+            row && (now - row.created_at > KEEP_MS || (row.status === null && now - row.created_at > ABANDONED_MS));
+          if (row && !stale) {
+            if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+            if (row.status === null) return { kind: 'in-progress' };
+            return { kind: 'replay', status: row.status, body: JSON.parse(row.response!) };
+          }
+          if (row) this.stmts.delete.run(scope, key);
+          this.stmts.insert.run(scope, key, fingerprint, now);
+          if (Math.random() < 0.01) this.stmts.expire.run(now - KEEP_MS);
+          return { kind: 'new' };
+        })
+        .immediate(),
+    );
   }
 
   async complete(scope: string, key: string, status: number, body: unknown): Promise<void> {
-    this.stmts.complete.run(status, JSON.stringify(body), scope, key);
+    guardStorage(() => this.stmts.complete.run(status, JSON.stringify(body), scope, key));
   }
 
   async release(scope: string, key: string): Promise<void> {
-    this.stmts.delete.run(scope, key);
+    guardStorage(() => this.stmts.delete.run(scope, key));
   }
 
   async close(): Promise<void> {

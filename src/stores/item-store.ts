@@ -83,8 +83,9 @@ export interface Expired {
  * results are idempotent by (batch, item): a success is recorded once and never replaced, so a retried or
  * duplicated activity never creates a second result. The event log holds every recorded outcome and, last, the
  * batch's end: SSE, results?follow and webhooks read only this log. Two backends behave the same: SQLite (one
- * machine, the default) and PostgreSQL (DATABASE_URL, any number of hosts). Every method is asynchronous; a
- * PostgreSQL store that cannot be reached rejects with UnavailableError (SQLite's faults surface as they are).
+ * machine, the default) and PostgreSQL (DATABASE_URL, any number of hosts). Every method is asynchronous; when the
+ * storage cannot serve (a full disk, an I/O error, a lock held past the busy timeout, a server that cannot be
+ * reached), either backend rejects with StoreUnavailableError (store-unavailable.ts).
  */
 export interface ItemStore {
   /** Which backend this is (logs, health, tests). */

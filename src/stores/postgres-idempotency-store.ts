@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ABANDONED_MS, KEEP_MS, type IdempotencyClaim, type IdempotencyStore } from './idempotency-store.js';
-import { toUnavailable } from './postgres.js';
+import { toStoreUnavailable } from './store-unavailable.js';
 
 /**
  * The database's clock in ms. Every host compares against the same clock, so a key's age does not depend on which
@@ -73,7 +73,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     try {
       return await this.pool.query<R>(text, values);
     } catch (err) {
-      throw toUnavailable(err); // a connection failure is 503 (retry shortly), anything else stays a fault
+      throw toStoreUnavailable(err); // a storage or connection failure is 503 (retry shortly), anything else a fault
     }
   }
 }

@@ -29,15 +29,8 @@ import {
 } from './item-rows.js';
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import { WriteWaiters } from './write-waiters.js';
-import {
-  connectError,
-  createPool,
-  isUnavailable,
-  KEEPALIVE_DELAY_MS,
-  parseDatabaseUrl,
-  toUnavailable,
-  type DatabaseUrl,
-} from './postgres.js';
+import { connectError, createPool, KEEPALIVE_DELAY_MS, parseDatabaseUrl, type DatabaseUrl } from './postgres.js';
+import { isConnectionFailure, toStoreUnavailable } from './store-unavailable.js';
 
 export interface PostgresItemStoreOptions {
   /** Most connections this store opens, besides its one listening connection (default 10). */
@@ -67,7 +60,7 @@ const LISTEN_RETRY_MS = [100, 5_000] as const;
  * The item store on PostgreSQL (DATABASE_URL): the same contract and the same SQL semantics as SqliteItemStore, for
  * any number of API and worker processes on any hosts. JSON stays in TEXT columns, as in SQLite, so both backends
  * round-trip values identically. A write that a tail waits for is announced with NOTIFY; one dedicated connection
- * per store LISTENs and wakes nextWrite(). Connection-level failures reject with UnavailableError.
+ * per store LISTENs and wakes nextWrite(). Storage and connection failures reject with StoreUnavailableError.
  */
 export class PostgresItemStore implements ItemStore {
   readonly backend = 'postgres';
@@ -333,7 +326,7 @@ export class PostgresItemStore implements ItemStore {
           for (const p of take) p.resolve(written.has(p.result.index));
           if (written.size > 0) this.announce(batchId);
         } catch (err) {
-          const error = toUnavailable(err);
+          const error = toStoreUnavailable(err);
           for (const p of take) p.reject(error);
         }
       }
@@ -741,7 +734,7 @@ export class PostgresItemStore implements ItemStore {
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      if (isUnavailable(err)) broken = err as Error;
+      if (isConnectionFailure(err)) broken = err as Error;
       else {
         await client.query('ROLLBACK').catch((rollbackErr: Error) => {
           broken = rollbackErr;
@@ -754,12 +747,12 @@ export class PostgresItemStore implements ItemStore {
     }
   }
 
-  /** Maps connection-level failures of `work` to UnavailableError. */
+  /** Maps failures of the database's storage or connections to StoreUnavailableError (store-unavailable.ts). */
   private async guard<T>(work: Promise<T>): Promise<T> {
     try {
       return await work;
     } catch (err) {
-      throw toUnavailable(err);
+      throw toStoreUnavailable(err);
     }
   }
 }

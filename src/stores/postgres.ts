@@ -1,7 +1,8 @@
-// Connecting to PostgreSQL (DATABASE_URL): the URL check, the pool, and which failures mean "the database cannot be
-// reached right now" (UnavailableError: 503 and Retry-After) rather than a fault of the request or of the code.
+// Connecting to PostgreSQL (DATABASE_URL): the URL check, the pool, and why a first connection failed. Which failures
+// later mean "the database cannot serve right now" is decided in store-unavailable.ts, for both backends.
 import pg from 'pg';
-import { StartupError, UnavailableError } from '../errors.js';
+import { StartupError } from '../errors.js';
+import { isConnectionFailure } from './store-unavailable.js';
 
 /** A checked DATABASE_URL: the URL as given (for the driver) and a form safe to print (no password). */
 export interface DatabaseUrl {
@@ -75,57 +76,6 @@ export function createPool(url: string, { max = 10, connectionTimeoutMillis = 5_
   return pool;
 }
 
-/** Node socket errors that mean the server could not be reached or the connection broke. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'EAI_AGAIN',
-  'ENOTFOUND', // at run time, a DNS outage (a host name wrong from the start fails open() instead)
-]);
-
-/** SQLSTATEs (besides class 08, connection exceptions) that a retry after a short while may get past. */
-const RETRYABLE_SQLSTATES = new Set([
-  '57P01', // admin_shutdown: the server is stopping (or a pooler cut us)
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now: the server is starting up or in recovery
-  '53300', // too_many_connections
-]);
-
-/** Messages of the driver and its pool for a connection lost, or not obtained in time. */
-const DRIVER_MESSAGES = [
-  /Connection terminated/i,
-  /timeout exceeded when trying to connect/i,
-  /Client has encountered a connection error/i,
-  /connection timeout/i,
-];
-
-/** Whether `err` is a connection-level failure (server down, restarting, unreachable, out of connections). */
-export function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') {
-    if (NETWORK_CODES.has(code) || RETRYABLE_SQLSTATES.has(code)) return true;
-    if (/^08[0-9A-Z]{3}$/.test(code)) return true;
-  }
-  if (DRIVER_MESSAGES.some((m) => m.test(err.message))) return true;
-  // Connecting to a host name that resolves to several addresses fails with one error per address.
-  if (err instanceof AggregateError) return err.errors.some(isUnavailable);
-  return false;
-}
-
-/** `err` itself, or an UnavailableError (with `err` as its cause) when it is a connection-level failure. */
-export function toUnavailable(err: unknown): unknown {
-  if (!isUnavailable(err)) return err;
-  return Object.assign(new UnavailableError('the item store (PostgreSQL) is unavailable; try again shortly'), {
-    cause: err,
-  });
-}
-
 /**
  * Why a first connection failed, in words that name DATABASE_URL: refused credentials, a missing database, an
  * unreachable server. Other errors are returned as they are.
@@ -138,7 +88,7 @@ export function connectError(err: unknown, where: DatabaseUrl): unknown {
     message = `DATABASE_URL: the server refused the credentials (${reason}) for ${where.redacted}`;
   } else if (code === '3D000') {
     message = `DATABASE_URL: the database "${where.database}" does not exist on ${where.server} (${reason})`;
-  } else if (isUnavailable(err)) {
+  } else if (isConnectionFailure(err)) {
     message = `DATABASE_URL: cannot connect to the PostgreSQL server at ${where.server} (${describe(err)})`;
   }
   return message ? new StartupError(message, { cause: err }) : err;

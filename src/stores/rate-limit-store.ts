@@ -7,9 +7,8 @@ import {
   RateLimiterSQLite,
   type RateLimiterStoreAbstract,
 } from 'rate-limiter-flexible';
-import { UnavailableError } from '../errors.js';
-import { toUnavailable } from './postgres.js';
 import { openSqlite } from './sqlite.js';
+import { toStoreUnavailable } from './store-unavailable.js';
 
 /** What the limiter says about one more request. */
 export type WorkLimitDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
@@ -22,9 +21,9 @@ export type WorkLimitDecision = { allowed: true } | { allowed: false; retryAfter
  * further requests are refused until the window ends, and Retry-After says when that is. Across a window's edge
  * a client may therefore get up to twice `perMinute` within a minute, never more.
  *
- * If the database cannot be reached, consume() rejects with UnavailableError (503, retry shortly) rather than
- * letting requests through: the request would need the same database next (idempotency keys, items), and failing
- * open per process would quietly lift the shared limit.
+ * If the database cannot be reached or cannot write (store-unavailable.ts), consume() rejects with
+ * StoreUnavailableError (503, retry shortly) rather than letting requests through: the request would need the same
+ * database next (idempotency keys, items), and failing open per process would quietly lift the shared limit.
  */
 export interface WorkLimiter {
   /** Requests per API key per minute; 0 means no limit. */
@@ -57,7 +56,7 @@ export function sqliteWorkLimiter(db: Database.Database | string, perMinute: num
   });
   return {
     perMinute,
-    consume: (apiKey) => consume(limiter as ClearingLimiter, apiKey, sqliteUnavailableOr),
+    consume: (apiKey) => consume(limiter as ClearingLimiter, apiKey),
     close: async () => {
       if (typeof db === 'string') handle.close();
     },
@@ -79,7 +78,7 @@ export function postgresWorkLimiter(pool: pg.Pool, perMinute: number): WorkLimit
   });
   return {
     perMinute,
-    consume: (apiKey) => consume(limiter as ClearingLimiter, apiKey, toUnavailable),
+    consume: (apiKey) => consume(limiter as ClearingLimiter, apiKey),
     close: async () => {},
   };
 }
@@ -113,16 +112,12 @@ function unlimited(): WorkLimiter {
 /** clearExpired() is public in both limiters' code (the library's own timer calls it) but missing from its types. */
 type ClearingLimiter = RateLimiterStoreAbstract & { clearExpired(expireMs: number): Promise<void> };
 
-async function consume(
-  limiter: ClearingLimiter,
-  apiKey: string,
-  unavailable: (err: unknown) => unknown,
-): Promise<WorkLimitDecision> {
+async function consume(limiter: ClearingLimiter, apiKey: string): Promise<WorkLimitDecision> {
   try {
     // Hashed: the table then holds no API keys, and its keys have one length whatever the API keys' length.
     await limiter.consume(createHash('sha256').update(apiKey).digest('hex'));
   } catch (err) {
-    if (!(err instanceof RateLimiterRes)) throw unavailable(err);
+    if (!(err instanceof RateLimiterRes)) throw toStoreUnavailable(err);
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(err.msBeforeNext / 1000)) };
   }
   if (Math.random() < 0.01) {
@@ -130,13 +125,4 @@ async function consume(
     await limiter.clearExpired(Date.now() - SWEEP_AFTER_MS).catch(() => undefined);
   }
   return { allowed: true };
-}
-
-/** A file locked past the busy timeout, or one that cannot be read, is unavailable for now (503), not a fault. */
-function sqliteUnavailableOr(err: unknown): unknown {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string' || !/^SQLITE_(BUSY|IOERR|CANTOPEN)/.test(code)) return err;
-  return Object.assign(new UnavailableError('the item store (SQLite) is unavailable; try again shortly'), {
-    cause: err,
-  });
 }

@@ -16,6 +16,7 @@ import {
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import { WriteWaiters } from './write-waiters.js';
 import { openSqlite } from './sqlite.js';
+import { guardStorage, toStoreUnavailable } from './store-unavailable.js';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
@@ -201,26 +202,27 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void> {
-    this.db
-      .transaction(() => {
-        let chunk: NewItem[] = [];
-        let stored = 0;
-        for (const item of items) {
-          chunk.push(item);
-          if (chunk.length === INSERT_CHUNK) {
-            this.appendRows(batch.id, stored, chunk.map(itemRow));
-            stored += chunk.length;
-            chunk = [];
-          }
+    this.writeTransaction(() => {
+      let chunk: NewItem[] = [];
+      let stored = 0;
+      for (const item of items) {
+        chunk.push(item);
+        if (chunk.length === INSERT_CHUNK) {
+          this.appendRows(batch.id, stored, chunk.map(itemRow));
+          stored += chunk.length;
+          chunk = [];
         }
-        this.appendRows(batch.id, stored, chunk.map(itemRow));
-        this.commitNow(batch);
-      })
-      .immediate();
+      }
+      this.appendRows(batch.id, stored, chunk.map(itemRow));
+      this.commitNow(batch);
+    });
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    return this.appender.append(batchId, from, items.map(itemRow)); // serialised here: strings cross threads cheaply
+    // Serialised here: strings cross threads cheaply. The thread sends a fault back with its code.
+    return this.appender.append(batchId, from, items.map(itemRow)).catch((err: unknown) => {
+      throw toStoreUnavailable(err);
+    });
   }
 
   /** Stages items already in their stored form, on this thread (the append thread's entry point). */
@@ -258,7 +260,7 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async commitBatch(batch: StoredBatch): Promise<void> {
-    this.db.transaction(() => this.commitNow(batch)).immediate();
+    this.writeTransaction(() => this.commitNow(batch));
   }
 
   private commitNow(batch: StoredBatch): void {
@@ -279,16 +281,16 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async getBatch(batchId: string): Promise<StoredBatch | undefined> {
-    const row = this.stmts.getBatch.get(batchId) as BatchRow | undefined;
+    const row = guardStorage(() => this.stmts.getBatch.get(batchId)) as BatchRow | undefined;
     return row ? toBatch(row) : undefined;
   }
 
   async deleteBatch(batchId: string): Promise<void> {
-    this.db.transaction(() => this.stmts.deleteBatch.forEach((s) => s.run(batchId))).immediate();
+    this.writeTransaction(() => this.stmts.deleteBatch.forEach((s) => s.run(batchId)));
   }
 
   async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
-    const rows = this.stmts.getItems.all(batchId, from, from + count) as {
+    const rows = guardStorage(() => this.stmts.getItems.all(batchId, from, from + count)) as {
       idx: number;
       client_id: string;
       inputs: string;
@@ -297,38 +299,35 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
-    return this.db
-      .transaction(() => {
-        const row = {
-          batchId,
-          index: result.index,
-          status: result.status,
-          attempts: result.attempts,
-          result: result.result ? JSON.stringify(result.result) : null,
-          error: result.error ? JSON.stringify(result.error) : null,
-          startedAt: result.startedAt,
-          finishedAt: result.finishedAt,
-        };
-        if (this.stmts.putResult.run(row).changes === 0) return false;
-        this.stmts.appendEvent.run(row);
-        return true;
-      })
-      .immediate();
+    return this.writeTransaction(() => {
+      const row = {
+        batchId,
+        index: result.index,
+        status: result.status,
+        attempts: result.attempts,
+        result: result.result ? JSON.stringify(result.result) : null,
+        error: result.error ? JSON.stringify(result.error) : null,
+        startedAt: result.startedAt,
+        finishedAt: result.finishedAt,
+      };
+      if (this.stmts.putResult.run(row).changes === 0) return false;
+      this.stmts.appendEvent.run(row);
+      return true;
+    });
   }
 
   async endBatch(batchId: string, end: BatchEnd): Promise<boolean> {
-    return this.db
-      .transaction(() => {
-        const at = new Date().toISOString();
-        if (this.stmts.appendEnd.run(batchId, end.status, at, JSON.stringify(end.summary)).changes === 0) return false;
-        this.stmts.markEnded.run(at, batchId);
-        return true;
-      })
-      .immediate();
+    return this.writeTransaction(() => {
+      const at = new Date().toISOString();
+      if (this.stmts.appendEnd.run(batchId, end.status, at, JSON.stringify(end.summary)).changes === 0) return false;
+      this.stmts.markEnded.run(at, batchId);
+      return true;
+    });
   }
 
   async getEnd(batchId: string): Promise<BatchEnd | undefined> {
-    const row = this.stmts.getEnd.get(batchId) as { status: BatchEnd['status']; summary: string } | undefined;
+    const row = guardStorage(() => this.stmts.getEnd.get(batchId)) as
+      { status: BatchEnd['status']; summary: string } | undefined;
     return row ? { status: row.status, summary: JSON.parse(row.summary) } : undefined;
   }
 
@@ -338,10 +337,10 @@ export class SqliteItemStore implements ItemStore {
   ): Promise<ResultPage> {
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 10_000);
     const cursor = Math.max(options.cursor ?? 0, 0);
-    const rows = (
+    const rows = guardStorage(() =>
       options.status
         ? this.stmts.listResultsByStatus.all(batchId, cursor, options.status, limit + 1)
-        : this.stmts.listResults.all(batchId, cursor, limit + 1)
+        : this.stmts.listResults.all(batchId, cursor, limit + 1),
     ) as ResultRow[];
     const more = rows.length > limit;
     const page = rows.slice(0, limit).map(toResult);
@@ -349,12 +348,12 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async getResult(batchId: string, index: number): Promise<StoredResult | undefined> {
-    const row = this.stmts.getResult.get(batchId, index) as ResultRow | undefined;
+    const row = guardStorage(() => this.stmts.getResult.get(batchId, index)) as ResultRow | undefined;
     return row ? toResult(row) : undefined;
   }
 
   async findItemIndex(batchId: string, id: string): Promise<number | undefined> {
-    return this.findIndex(batchId, id);
+    return guardStorage(() => this.findIndex(batchId, id));
   }
 
   private findIndex(batchId: string, id: string): number | undefined {
@@ -365,21 +364,27 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async listEvents(batchId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    const rows = this.stmts.listEvents.all(batchId, afterSeq, limit) as EventRow[];
+    const rows = guardStorage(() => this.stmts.listEvents.all(batchId, afterSeq, limit)) as EventRow[];
     return rows.map(toEvent);
   }
 
   async putFailedDelivery(batchId: string, f: FailedDelivery): Promise<void> {
-    this.stmts.putFailedDelivery.run(batchId, f.messageId, f.eventType, f.attempts, f.lastError, f.failedAt);
+    guardStorage(() =>
+      this.stmts.putFailedDelivery.run(batchId, f.messageId, f.eventType, f.attempts, f.lastError, f.failedAt),
+    );
   }
 
   async listFailedDeliveries(batchId: string): Promise<FailedDelivery[]> {
-    return (this.stmts.listFailedDeliveries.all(batchId) as FailureRow[]).map(toFailedDelivery);
+    return (guardStorage(() => this.stmts.listFailedDeliveries.all(batchId)) as FailureRow[]).map(toFailedDelivery);
   }
 
   async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
     const counts = { succeeded: 0, failed: 0 };
-    for (const row of this.stmts.countResults.all(batchId) as { status: StoredResult['status']; n: number }[]) {
+    const rows = guardStorage(() => this.stmts.countResults.all(batchId)) as {
+      status: StoredResult['status'];
+      n: number;
+    }[];
+    for (const row of rows) {
       counts[row.status] = row.n;
     }
     return counts;
@@ -398,17 +403,16 @@ export class SqliteItemStore implements ItemStore {
     const expired: Expired = { batches: 0, uploads: 0 };
     const sweep = (query: Database.Statement, before: number, kind: keyof Expired) => {
       for (;;) {
-        const ids = (query.all(new Date(before).toISOString()) as { batch_id: string }[]).map((r) => r.batch_id);
+        const listed = guardStorage(() => query.all(new Date(before).toISOString())) as { batch_id: string }[];
+        const ids = listed.map((r) => r.batch_id);
         if (ids.length === 0) return;
         for (const id of ids) {
-          const deleted = this.db
-            .transaction(() => {
-              // An upload may have been committed since it was listed: then it is a batch, and stays.
-              if (kind === 'uploads' && this.stmts.isCommitted.get(id)) return false;
-              this.stmts.deleteBatch.forEach((s) => s.run(id));
-              return true;
-            })
-            .immediate();
+          const deleted = this.writeTransaction(() => {
+            // An upload may have been committed since it was listed: then it is a batch, and stays.
+            if (kind === 'uploads' && this.stmts.isCommitted.get(id)) return false;
+            this.stmts.deleteBatch.forEach((s) => s.run(id));
+            return true;
+          });
           if (deleted) expired[kind]++;
         }
       }
@@ -420,6 +424,11 @@ export class SqliteItemStore implements ItemStore {
 
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return this.writeWaiters.wait(timeoutMs, signal, this.watchWal());
+  }
+
+  /** One IMMEDIATE transaction (see the class comment); a storage fault rejects with StoreUnavailableError. */
+  private writeTransaction<T>(work: () => T): T {
+    return guardStorage(() => this.db.transaction(work).immediate());
   }
 
   /**
@@ -443,17 +452,14 @@ export class SqliteItemStore implements ItemStore {
     return this.walWatcher !== null;
   }
 
+  /** Resolves once the append thread's connection is closed too: then nothing holds the file open. */
   async close(): Promise<void> {
-    this.closeNow();
-  }
-
-  /** close() on this thread, at once (the append thread's exit). */
-  closeNow(): void {
-    this.appender.close();
+    const appenderClosed = this.appender.close();
     this.walWatcher?.close();
     this.walWatcher = null;
     this.writeWaiters.wakeAll();
     if (this.db.open) this.db.close();
+    await appenderClosed;
   }
 }
 

@@ -265,10 +265,10 @@ test(
       return true;
     });
     // Closing fails what is still in flight instead of leaving it hanging; later appends are refused.
-    const inFlight = store.appendItems('c', 0, items(500));
-    await store.close();
+    const inFlight = assert.rejects(store.appendItems('c', 0, items(500)), /closed/);
+    await store.close(); // resolves once the thread has exited
     stores.splice(0);
-    await assert.rejects(inFlight, /closed/);
+    await inFlight;
     await assert.rejects(store.appendItems('c', 500, items(1)), /closed/);
   },
 );
