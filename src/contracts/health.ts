@@ -8,7 +8,11 @@ export type Health = z.infer<typeof Health>;
 export const ReadinessCheck = z.object({ ok: z.boolean(), detail: z.string() });
 export type ReadinessCheck = z.infer<typeof ReadinessCheck>;
 
-/** `GET /readyz`: ready when Temporal answers and workers poll both task queues; `checks` says what is missing. */
+/**
+ * `GET /readyz`: ready when every check passes: `temporal` (it answers), `batchWorker` and `interactiveWorker` (a
+ * worker polls each task queue), `itemStore` (it takes a write, e.g. `sqlite: writable`, or `sqlite: disk full`).
+ * `checks` says what is missing.
+ */
 export const Readiness = z
   .object({ status: z.enum(['ready', 'not_ready']), checks: z.record(z.string(), ReadinessCheck) })
   .meta({ id: 'Readiness' });

@@ -11,8 +11,9 @@ interface Pending {
 
 /**
  * The calling side of a SqliteItemStore's append thread (item-append-thread.ts). The thread starts on the first
- * append and runs appends one at a time, in the order they were sent. If it dies, the appends it held fail and the
- * next append starts a new one. It never keeps the process alive on its own.
+ * append (or probe) and runs them one at a time, in the order they were sent. If it dies, the requests it held fail
+ * and the next one starts a new thread. It never keeps the process alive on its own. A failure comes back as an
+ * Error with the message and code of the thread's.
  */
 export class BackgroundAppender {
   private worker: Worker | null = null;
@@ -23,9 +24,17 @@ export class BackgroundAppender {
   constructor(private readonly file: string) {}
 
   append(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
+    return this.send({ seq: this.nextSeq++, kind: 'append', batchId, from, rows });
+  }
+
+  /** Overwrites the readiness probe's row on the thread's connection (SqliteItemStore.probeNow). */
+  probe(): Promise<void> {
+    return this.send({ seq: this.nextSeq++, kind: 'probe' });
+  }
+
+  private send(req: AppendRequest): Promise<void> {
     if (this.closed) return Promise.reject(new Error('item store is closed'));
     const worker = (this.worker ??= this.start());
-    const req: AppendRequest = { seq: this.nextSeq++, batchId, from, rows };
     return new Promise((resolve, reject) => {
       this.pending.set(req.seq, { resolve, reject });
       worker.ref(); // an append in flight keeps the process up until it is answered

@@ -1,16 +1,13 @@
-// Runs inside the worker thread of a SqliteItemStore (appendItemsInBackground): appends the items of staged batches
+// Runs inside the worker thread of a SqliteItemStore (background-appender.ts): appends the items of staged batches
 // on its own connection to the store's file, so the thread that parses a submission goes on to its next lines
-// while SQLite inserts and commits these.
+// while SQLite inserts and commits these; and writes the readiness probe's row, so that a probe waiting on the file
+// never blocks the API's thread.
 import { parentPort, workerData } from 'node:worker_threads';
 import { DuplicateItemIdError } from './item-store.js';
 import { SqliteItemStore, type ItemRow } from './sqlite-item-store.js';
 
-export interface AppendRequest {
-  seq: number;
-  batchId: string;
-  from: number;
-  rows: ItemRow[];
-}
+export type AppendRequest =
+  { seq: number; kind: 'append'; batchId: string; from: number; rows: ItemRow[] } | { seq: number; kind: 'probe' };
 
 /** The outcome of one request; a duplicate id carries what DuplicateItemIdError needs, any other fault its message. */
 export type AppendResponse =
@@ -23,7 +20,8 @@ const port = parentPort!;
 port.on('message', (req: AppendRequest) => {
   let res: AppendResponse;
   try {
-    store.appendRows(req.batchId, req.from, req.rows);
+    if (req.kind === 'probe') store.probeNow();
+    else store.appendRows(req.batchId, req.from, req.rows);
     res = { seq: req.seq, ok: true };
   } catch (err) {
     if (err instanceof DuplicateItemIdError)

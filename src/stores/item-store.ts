@@ -150,6 +150,12 @@ export interface ItemStore {
    * uploads older than `stagedMs` whose batch was never committed.
    */
   deleteExpired(options: { now: Date; retentionMs: number; stagedMs: number }): Promise<Expired>;
+  /**
+   * Readiness: commits one tiny write (the one row of `store_probe`, overwritten), so it fails as any write would
+   * when the storage cannot take one. Calls made while a probe is in flight share it. It never blocks the caller's
+   * thread, but it may take as long as a write waits; the caller bounds the wait.
+   */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -186,6 +186,18 @@ CREATE TABLE rate_limits (
 );
 `,
   },
+  {
+    version: 4,
+    name: "the readiness probe's row",
+    // One row that every process's ItemStore.probe() overwrites: a committed write, so it needs the disk (SQLite's
+    // write-ahead log, PostgreSQL's WAL) like any other, and it leaves nothing behind that grows.
+    sqlite: `
+CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL);
+`,
+    postgres: `
+CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL);
+`,
+  },
 ];
 
 /** The schema version this code writes and reads. */

@@ -76,6 +76,8 @@ export class PostgresItemStore implements ItemStore {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectDelay: number = LISTEN_RETRY_MS[0];
   private closed = false;
+  /** The probe in flight, which callers meanwhile share. */
+  private probing: Promise<void> | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -698,6 +700,15 @@ export class PostgresItemStore implements ItemStore {
     }
   }
 
+  probe(): Promise<void> {
+    this.probing ??= this.guard(this.pool.query(probeQuery(new Date().toISOString())).then(() => undefined)).finally(
+      () => {
+        this.probing = undefined;
+      },
+    );
+    return this.probing;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -758,6 +769,18 @@ export class PostgresItemStore implements ItemStore {
 }
 
 const UNIQUE_VIOLATION = '23505';
+
+/** How long the probe's statement may go unanswered: a hung connection is then dropped, not kept by the probe. */
+const PROBE_QUERY_TIMEOUT_MS = 10_000;
+
+/** The probe's upsert, with the driver's client-side read timeout (a field its types lack). */
+function probeQuery(at: string): pg.QueryConfig & { query_timeout: number } {
+  return {
+    text: 'INSERT INTO store_probe (id, probed_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at',
+    values: [at],
+    query_timeout: PROBE_QUERY_TIMEOUT_MS,
+  };
+}
 
 /**
  * One round trip that gives the batch's committed, unnumbered events their seqs (numberEvents says why this is

@@ -70,6 +70,8 @@ export class SqliteItemStore implements ItemStore {
   private walWatcher: fs.FSWatcher | null | undefined;
   private readonly writeWaiters = new WriteWaiters();
   private readonly appender: BackgroundAppender;
+  /** The probe in flight, which callers meanwhile share. */
+  private probing: Promise<void> | undefined;
 
   constructor(private readonly file: string) {
     this.db = openSqlite(file);
@@ -176,6 +178,9 @@ export class SqliteItemStore implements ItemStore {
          WHERE r.batch_id = ? AND r.idx = ?`,
       ),
       countResults: this.db.prepare('SELECT status, COUNT(*) AS n FROM results WHERE batch_id = ? GROUP BY status'),
+      probe: this.db.prepare(
+        'INSERT INTO store_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at',
+      ),
     };
   }
 
@@ -424,6 +429,24 @@ export class SqliteItemStore implements ItemStore {
 
   nextWrite(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return this.writeWaiters.wait(timeoutMs, signal, this.watchWal());
+  }
+
+  /** On the append thread (its own connection), so a write that waits on the file never blocks this thread. */
+  probe(): Promise<void> {
+    this.probing ??= this.appender
+      .probe()
+      .catch((err: unknown) => {
+        throw toStoreUnavailable(err);
+      })
+      .finally(() => {
+        this.probing = undefined;
+      });
+    return this.probing;
+  }
+
+  /** Overwrites the probe's row (the append thread's entry point for probe()). */
+  probeNow(): void {
+    this.stmts.probe.run(new Date().toISOString());
   }
 
   /** One IMMEDIATE transaction (see the class comment); a storage fault rejects with StoreUnavailableError. */

