@@ -15,6 +15,7 @@ import { InferenceRuntime } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
 import { openItemStore } from './stores/open-stores.js';
 import { ErrorCode } from './contracts/http-error.js';
+import { ITEM_HEARTBEAT_INTERVAL_MS } from './contracts/liveness.js';
 
 /**
  * Where the worker finds workflow code: the prebuilt bundle from `npm run build` when present, else the workflows
@@ -29,6 +30,16 @@ export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workfl
 
 /** Item activities (remote and local, each) a worker runs at once for batches. */
 const BATCH_SLOTS = 64;
+
+/**
+ * How long a workflow task waits on the sticky queue of the worker that last ran the workflow before any worker
+ * may take it: the SDK's 10 s would stall a batch that long after its worker died. A busy but live worker that
+ * misses it costs one replay of the run's history elsewhere.
+ */
+const STICKY_TASK_TIMEOUT_MS = 3000;
+
+/** Online predictions take milliseconds: on SIGTERM the interactive worker lets running ones finish this long. */
+const INTERACTIVE_SHUTDOWN_GRACE_MS = 5000;
 
 export interface StartedWorker {
   /** One Temporal worker per task queue polled (config.WORKER_QUEUES): batch, interactive, or both. */
@@ -74,6 +85,7 @@ export async function startWorker(
       intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
       allowSpinning: config.ORT_ALLOW_SPINNING,
       dynamicBatching: config.DYNAMIC_BATCHING,
+      runTimeoutMs: config.INFERENCE_RUN_TIMEOUT_MS,
       metrics,
     });
     opened.push(() => runtime.close());
@@ -93,7 +105,11 @@ export async function startWorker(
           allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
         },
       }),
-      shutdownGraceTime: '10s',
+      // Heartbeats reach the server at the cadence the item activities' heartbeat timeout is built on.
+      maxHeartbeatThrottleInterval: ITEM_HEARTBEAT_INTERVAL_MS,
+      // A workflow task waiting on the sticky queue of a worker that died moves to any worker after this long.
+      stickyQueueScheduleToStartTimeout: STICKY_TASK_TIMEOUT_MS,
+      shutdownGraceTime: INTERACTIVE_SHUTDOWN_GRACE_MS,
       ...(overrides.workflowBundle ? {} : workflowSource()),
       ...overrides,
     };
@@ -105,6 +121,9 @@ export async function startWorker(
           taskQueue: config.TASK_QUEUE,
           maxConcurrentActivityTaskExecutions: BATCH_SLOTS,
           maxConcurrentLocalActivityExecutions: BATCH_SLOTS, // batches with itemActivities 'local'
+          // On SIGTERM running items are cancelled at once, so their attempts fail now and run again on another
+          // worker, instead of holding the batch's window until they finish or time out.
+          shutdownGraceTime: 0,
         }),
       );
     }

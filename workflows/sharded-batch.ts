@@ -36,7 +36,7 @@ import {
 } from './messages.js';
 import { runWindow, type WindowEnd } from './scheduler.js';
 import { shardWorkflow, shardWorkflowId } from './shard-workflow.js';
-import { itemWorkflowTaskTimeout } from './workflow-task-timeout.js';
+import { ITEM_WORKFLOW_TASK_TIMEOUT_MS } from './workflow-task-timeout.js';
 
 const add = (into: ItemCounts, c: ItemCounts) => {
   for (const k of Object.keys(into) as (keyof ItemCounts)[]) into[k] += c[k];
@@ -223,7 +223,7 @@ export async function runShardedBatch(
         // The batch forwards cancellation itself, so each shard ends normally with its counts.
         cancellationType: ChildWorkflowCancellationType.ABANDON,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-        workflowTaskTimeout: itemWorkflowTaskTimeout(options),
+        workflowTaskTimeout: ITEM_WORKFLOW_TASK_TIMEOUT_MS,
       });
     } catch (err) {
       if (isCancellation(err)) {

@@ -16,7 +16,7 @@ import { webhookWorkflowId, type StoredWebhook } from '../contracts/webhook.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { ItemStore, StoredBatch, StoredResult } from '../stores/item-store.js';
 import { batchWorkflow } from '../../workflows/batch-workflow.js';
-import { itemWorkflowTaskTimeout } from '../../workflows/workflow-task-timeout.js';
+import { ITEM_WORKFLOW_TASK_TIMEOUT_MS } from '../../workflows/workflow-task-timeout.js';
 import {
   cancelSignal,
   itemQuery,
@@ -125,7 +125,7 @@ export class BatchClient {
         workflowId: batchWorkflowId(batch.id),
         taskQueue: this.taskQueue,
         args: [input],
-        workflowTaskTimeout: itemWorkflowTaskTimeout(batch.options),
+        workflowTaskTimeout: ITEM_WORKFLOW_TASK_TIMEOUT_MS,
         memo: {
           model: batch.model,
           version: batch.version ?? null,

@@ -13,6 +13,7 @@ import { startServer, type StartedServer } from '../../src/server.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
 import { heldout, http } from '../helpers/data.js';
 import { readSse, type SseEvent } from '../helpers/sse.js';
+import { ITEM_WORKFLOW_TASK_TIMEOUT_MS } from '../../workflows/workflow-task-timeout.js';
 import {
   quietTemporalLogs,
   startTestTemporal,
@@ -164,7 +165,7 @@ describe('batches API over HTTP on the real stack', () => {
         'no item went through the task queue (only the last step, which records the batch end)',
       );
       const timeout = events[0]!.workflowExecutionStartedEventAttributes?.workflowTaskTimeout;
-      assert.equal(Number(timeout?.seconds), 5, 'local batches use a 5 s workflow task timeout');
+      assert.equal(Number(timeout?.seconds) * 1000, ITEM_WORKFLOW_TASK_TIMEOUT_MS, "the batch's workflow task timeout");
     } finally {
       await connection.close();
     }

@@ -1,0 +1,207 @@
+// Fault: the batch worker that holds a running batch dies (SIGKILL), in each item mode, while a second worker
+// polls the same task queue. Its items must run again on the survivor within seconds, and the batch must end
+// with every invariant of test/helpers/faults.ts. Also: SIGTERM hands running items back at once.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { batchWorkflowId } from '../../src/client/batch-client.js';
+import { shardWorkflowId } from '../../workflows/shard-workflow.js';
+import type { BatchOptions } from '../../src/contracts/batch.js';
+import type { Config } from '../../src/config.js';
+import { startServer, type StartedServer } from '../../src/server.js';
+import type { ItemStore } from '../../src/stores/item-store.js';
+import { openItemStore } from '../../src/stores/open-stores.js';
+import { heldout, http } from '../helpers/data.js';
+import { assertInvariants, figure } from '../helpers/faults.js';
+import {
+  exitOf,
+  outputOf,
+  quietTemporalLogs,
+  spawnBatchline,
+  startTestTemporal,
+  testConfig,
+  testLog,
+  waitFor,
+  type TestTemporal,
+} from '../helpers/temporal.js';
+
+const rows = heldout('digits');
+/** Kill → the dead worker's items run again, and the batch moves past them: at most this long (issue 23). */
+const RECOVERY_BOUND_MS = 5000;
+
+/** Every batch here runs in shards of this many items (the default shardSize), so the kill hits a shard's items. */
+const SHARD_SIZE = 1000;
+
+const MODES: { name: string; total: number; options: Partial<BatchOptions> }[] = [
+  { name: 'remote per item', total: 1500, options: { concurrency: 16, shardSize: SHARD_SIZE } },
+  { name: 'local per item', total: 4000, options: { concurrency: 16, itemActivities: 'local', shardSize: SHARD_SIZE } },
+  { name: 'chunked', total: 20_000, options: { concurrency: 200, itemsPerActivity: 50, shardSize: SHARD_SIZE } },
+];
+
+async function submit(api: StartedServer, total: number, options: Partial<BatchOptions>): Promise<string> {
+  const items = Array.from({ length: total }, (_, i) => ({ inputs: rows[i % rows.length]!.inputs }));
+  const res = await http(api.url, 'POST', '/v1/batches', { model: 'digits', items, options });
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+  return res.body.id as string;
+}
+
+/** The item events of a batch's log after `seq`, a call at a time. */
+async function tailFrom(store: ItemStore, id: string, seq: number) {
+  return {
+    async next() {
+      const out = [];
+      for (;;) {
+        const page = await store.listEvents(id, seq, 5000);
+        for (const e of page) {
+          seq = e.seq;
+          if (e.kind === 'item') out.push(e);
+        }
+        if (page.length < 5000) return out;
+      }
+    },
+  };
+}
+
+/** temporal.api.enums.v1.PendingActivityState: handed to a worker and not finished. */
+const PENDING_ACTIVITY_STATE_STARTED = 2;
+
+/** How many of the batch's item activities (in its shards) the server has handed to `worker` and not seen finish. */
+async function heldBy(client: Client, id: string, total: number, worker: ChildProcess): Promise<number> {
+  const shards = Math.ceil(total / SHARD_SIZE);
+  let held = 0;
+  for (let k = 0; k < shards; k++) {
+    const shard = client.workflow.getHandle(shardWorkflowId(batchWorkflowId(id), k));
+    const raw = await shard.describe().then(
+      (d) => d.raw,
+      (err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return { pendingActivities: [] }; // not started yet
+        throw err;
+      },
+    );
+    held += (raw.pendingActivities ?? []).filter(
+      (a) => a.state === PENDING_ACTIVITY_STATE_STARTED && a.lastWorkerIdentity?.startsWith(`${worker.pid}@`),
+    ).length;
+  }
+  return held;
+}
+
+/** Recorded outcomes of a batch so far. */
+async function recorded(store: ItemStore, id: string): Promise<number> {
+  const c = await store.countResults(id);
+  return c.succeeded + c.failed;
+}
+
+/** Waits until a worker process polls the batch task queue (its identity is `<pid>@<host>`). */
+async function polling(client: Client, config: Config, worker: ChildProcess): Promise<void> {
+  await waitFor(
+    `worker ${worker.pid} to poll`,
+    async () => {
+      const { pollers } = await client.workflowService.describeTaskQueue({
+        namespace: config.TEMPORAL_NAMESPACE,
+        taskQueue: { name: config.TASK_QUEUE },
+        taskQueueType: 2, // activity pollers: the worker is ready for items
+      });
+      return (pollers ?? []).some((p) => p.identity?.startsWith(`${worker.pid}@`));
+    },
+    60_000,
+    100,
+  ).catch((err) => {
+    throw new Error(`${err.message}\n${outputOf(worker)}`);
+  });
+}
+
+describe('fault: the batch worker dies mid-batch', () => {
+  let temporal: TestTemporal;
+  let client: Client;
+
+  before(async () => {
+    quietTemporalLogs();
+    temporal = await startTestTemporal();
+    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+  });
+
+  after(async () => {
+    await client?.connection.close();
+    await temporal?.stop();
+  });
+
+  const cases = [
+    ...MODES.map((mode) => ({ mode, signal: 'SIGKILL' as const })),
+    { mode: MODES[0]!, signal: 'SIGTERM' as const },
+  ];
+  for (const { mode, signal } of cases) {
+    const what =
+      signal === 'SIGKILL'
+        ? 'the survivor re-runs its items within seconds'
+        : 'the worker hands its items and the workflow back at once';
+    test(`${signal}, ${mode.name}: ${what}; nothing lost or doubled`, async () => {
+      const config = testConfig(temporal.address);
+      const api = await startServer(config, testLog);
+      const store = await openItemStore(config);
+      // The first worker alone takes the batch's first workflow task, so it holds the workflow (sticky) and its
+      // first items: the worst worker to lose.
+      const victim = spawnBatchline('worker', config);
+      let survivor: ChildProcess | undefined;
+      const local = mode.options.itemActivities === 'local';
+      try {
+        await polling(client, config, victim);
+        const id = await submit(api, mode.total, mode.options);
+        survivor = spawnBatchline('worker', config);
+        await polling(client, config, survivor);
+        await waitFor('30% of the items', async () => (await recorded(store, id)) >= mode.total * 0.3, 120_000, 20);
+        // SIGKILL: frozen first, so from this instant it does nothing more and the outcomes logged now are all it did.
+        // SIGTERM: it shuts down as a deployment stops it, handing running items back.
+        victim.kill(signal === 'SIGKILL' ? 'SIGSTOP' : 'SIGTERM');
+        const diedAt = Date.now();
+        const log = await tailFrom(store, id, 0);
+        const atDeath = (await log.next()).length;
+        const held = local ? 1 : await heldBy(client, id, mode.total, victim);
+        if (signal === 'SIGKILL') {
+          victim.kill('SIGKILL');
+          assert.equal(await exitOf(victim), null, 'killed by a signal');
+        }
+        assert.ok(atDeath < mode.total, 'the batch was not over at the kill');
+        // Remote items the victim held run again once their heartbeats stop (a second attempt); local ones, once the
+        // survivor takes over the workflow task and runs them anew. Either way the survivor must move past the
+        // window the victim held: more than `concurrency` new outcomes cannot all be items running at the death.
+        const firstResult = { rerun: 0, past: 0 };
+        let after = 0;
+        await waitFor(
+          "the survivor to re-run the victim's items and move past them",
+          async () => {
+            for (const e of await log.next()) {
+              after++;
+              // (After SIGTERM an item may have finished in time and none needs a re-run.)
+              const rerun = e.attempts >= 2 || local || signal === 'SIGTERM' || held === 0;
+              if (!firstResult.rerun && rerun) firstResult.rerun = Date.now() - diedAt;
+              if (!firstResult.past && after > mode.options.concurrency!) firstResult.past = Date.now() - diedAt;
+            }
+            return firstResult.rerun && firstResult.past;
+          },
+          120_000,
+          20,
+        );
+        figure(`${signal}, ${mode.name}: item activities the worker was running`, local ? 'all (local)' : held);
+        if (held > 0) figure(`${signal}, ${mode.name}: → first re-run item recorded`, firstResult.rerun, 'ms');
+        figure(`${signal}, ${mode.name}: → window moved past the dead worker's items`, firstResult.past, 'ms');
+        if (signal === 'SIGTERM') assert.equal(await exitOf(victim), 0, `a clean exit:\n${outputOf(victim)}`);
+        const { attempts } = await assertInvariants({ api: api.url, client, store }, id, mode.total);
+        const rerun = [...attempts.values()].filter((a) => a >= 2).length;
+        figure(`${signal}, ${mode.name}: items recorded with a second attempt`, rerun);
+        for (const [what, ms] of Object.entries(firstResult))
+          assert.ok(ms <= RECOVERY_BOUND_MS, `kill → ${what}: ${ms} ms (bound ${RECOVERY_BOUND_MS} ms)`);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nsurvivor output:\n${survivor ? outputOf(survivor) : ''}`, {
+          cause: err,
+        });
+      } finally {
+        victim.kill('SIGKILL');
+        survivor?.kill('SIGTERM');
+        if (survivor) await exitOf(survivor);
+        await store.close();
+        await api.close();
+      }
+    });
+  }
+});
