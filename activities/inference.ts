@@ -1,7 +1,15 @@
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { ChunkItemFailure, InferChunkInput, InferItemInput, ItemResult } from '../src/contracts/batch.js';
+import type {
+  ChunkItemFailure,
+  InferChunkInput,
+  InferItemInput,
+  ItemFailureDetail,
+  ItemResult,
+  RecordItemFailuresInput,
+} from '../src/contracts/batch.js';
 import { PermanentItemFailure } from '../src/contracts/item-failure-type.js';
+import { ITEM_HEARTBEAT_INTERVAL_MS, ITEM_HEARTBEAT_TIMEOUT_MS } from '../src/contracts/liveness.js';
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { Metrics } from '../src/metrics.js';
 import { toActivityFailure } from './permanent-failure.js';
@@ -40,7 +48,51 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     if (recorded) metrics?.itemsFinished.inc({ state: 'result' in outcome ? 'succeeded' : 'failed' });
   };
 
+  /**
+   * Records the failure that ends an item's attempts; answers whether it did. A store that cannot write does not
+   * replace the item's own failure with its error: the workflow records the failure later (recordItemFailures).
+   */
+  const recordFailure = async (
+    batchId: string,
+    index: number,
+    attempt: number,
+    startedAt: string,
+    failure: ApplicationFailure,
+  ): Promise<boolean> => {
+    try {
+      await record(batchId, index, attempt, startedAt, { failure });
+      return true;
+    } catch (err) {
+      log.warn('could not record an item failure; the workflow records it later', {
+        batchId,
+        index,
+        error: (err as Error)?.message ?? String(err),
+      });
+      return false;
+    }
+  };
+
   return {
+    /**
+     * Records final item failures that no item activity recorded (the store could not write then, or the attempt
+     * timed out on a worker that died). The batch workflow calls it with its own unbounded retries, so a store
+     * outage delays these records but never loses them; recording one twice changes nothing.
+     */
+    async recordItemFailures({ batchId, failures }: RecordItemFailuresInput): Promise<void> {
+      const finishedAt = new Date().toISOString();
+      for (const f of failures) {
+        const recorded = await store.putResult(batchId, {
+          index: f.index,
+          status: 'failed',
+          attempts: f.attempts,
+          error: { type: f.type, message: f.message },
+          startedAt: f.startedAt ?? finishedAt,
+          finishedAt,
+        });
+        if (recorded) metrics?.itemsFinished.inc({ state: 'failed' });
+      }
+    },
+
     /**
      * Infers one item: reads its inputs from the item store, runs the model, and records the result there
      * (idempotently: a retried or duplicated attempt never records a second success). Permanent faults (inputs
@@ -65,9 +117,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         result = await whileHeartbeating(runtime.infer(input.model, input.version, item.inputs));
       } catch (err) {
         if (err instanceof CancelledFailure) throw err; // the workflow cancelled this item: report it as cancelled
-        const failure = toActivityFailure(err, [{ attempt }]);
+        const detail: ItemFailureDetail = { attempt };
+        const failure = toActivityFailure(err, [detail]);
         if (failure.nonRetryable || attempt >= input.maxAttempts)
-          await record(input.batchId, input.index, attempt, startedAt, { failure });
+          detail.recorded = await recordFailure(input.batchId, input.index, attempt, startedAt, failure);
         throw failure;
       }
       // Outside the try: a store that cannot record the success fails the attempt (retried), and is never taken
@@ -109,13 +162,13 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
             result = await runtime.infer(input.model, input.version, item.inputs);
           } catch (err) {
             const failure = toActivityFailure(err, [{ attempt }]);
-            if (failure.nonRetryable || input.maxAttempts <= 1)
-              await record(input.batchId, item.index, attempt, startedAt, { failure });
+            const last = failure.nonRetryable || input.maxAttempts <= 1;
             return {
               index: item.index,
               type: failure.type ?? 'Error',
               message: failure.message,
               nonRetryable: failure.nonRetryable === true,
+              recorded: last && (await recordFailure(input.batchId, item.index, attempt, startedAt, failure)),
             };
           }
           // A store that cannot record the success fails the whole attempt (the chunk is retried; its recorded
@@ -131,17 +184,19 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
 }
 
 /**
- * Awaits `work` while heartbeating (a third of the heartbeat timeout apart), so a long item stays alive and a
- * cancellation from the workflow reaches it: then this rejects with CancelledFailure at once. A local activity
- * learns of cancellation from its worker directly.
+ * Awaits `work` while heartbeating (ITEM_HEARTBEAT_INTERVAL_MS apart, and at least four beats per heartbeat
+ * timeout), so a long item stays alive, a dead worker's item is retried soon, and a cancellation from the workflow
+ * or a worker shutting down reaches it: then this rejects with CancelledFailure at once. A local activity learns
+ * of cancellation from its worker directly.
  */
 async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
   const ctx = Context.current();
   if (ctx.info.isLocal) return Promise.race([work, ctx.cancelled]); // local activities cannot heartbeat
   ctx.heartbeat();
+  const timeoutMs = ctx.info.heartbeatTimeoutMs ?? ITEM_HEARTBEAT_TIMEOUT_MS;
   const beat = setInterval(
     () => ctx.heartbeat(),
-    Math.max(Math.floor((ctx.info.heartbeatTimeoutMs ?? 30_000) / 3), 100),
+    Math.max(Math.min(ITEM_HEARTBEAT_INTERVAL_MS, Math.floor(timeoutMs / 4)), 50),
   );
   try {
     return await Promise.race([work, ctx.cancelled]);

@@ -6,6 +6,7 @@ import {
   allHandlersFinished,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -16,6 +17,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import type { BatchStatus, CarriedItems, ShardWorkflowInput } from '../src/contracts/batch.js';
 import { PERMANENT_ITEM_FAILURES } from '../src/contracts/item-failure-type.js';
+import { ITEM_HEARTBEAT_TIMEOUT_MS } from '../src/contracts/liveness.js';
 import { describeFailure } from './activity-failure.js';
 import { ItemTable } from './item-table.js';
 import {
@@ -95,12 +97,13 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     ? { startToCloseTimeout: options.itemTimeoutMs, retry: retryPolicy }
     : {
         startToCloseTimeout: options.itemTimeoutMs,
-        heartbeatTimeout: Math.min(options.itemTimeoutMs, 30_000),
+        heartbeatTimeout: Math.min(options.itemTimeoutMs, ITEM_HEARTBEAT_TIMEOUT_MS),
         retry: retryPolicy,
       };
   const { inferItem, inferChunk } = local
     ? proxyLocalActivities<Activities>(activityOptions)
     : proxyActivities<Activities>(activityOptions);
+  const dead = deadLetterRecorder(batchId, table);
 
   // Every item activity runs in this scope, so a cancel signal cancels them all; Temporal's own cancellation
   // reaches them through the root scope it hangs from.
@@ -203,6 +206,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
       if (isCancellation(err)) return table.cancel(i);
       const failure = describeFailure(err, maxAttempts);
       table.fail(i, failure.attempts, failure);
+      if (!failure.recorded) dead.add(i);
     }
   };
 
@@ -221,8 +225,11 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
       if (evicted(err)) return runChunk(start, count);
       const failure = isCancellation(err) ? undefined : describeFailure(err, options.maxAttempts);
       for (let i = start; i < start + count; i++) {
-        if (failure) table.fail(i, failure.attempts, failure);
-        else table.cancel(i);
+        if (!failure) table.cancel(i);
+        else {
+          table.fail(i, failure.attempts, failure);
+          dead.add(i); // the chunk's failure is no item's record
+        }
       }
       return;
     }
@@ -230,8 +237,10 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     for (let i = start; i < start + count; i++) {
       const f = failures.get(i);
       if (!f) table.succeed(i, 1);
-      else if (f.nonRetryable || options.maxAttempts <= 1) table.fail(i, 1, f);
-      else {
+      else if (f.nonRetryable || options.maxAttempts <= 1) {
+        table.fail(i, 1, f);
+        if (!f.recorded) dead.add(i);
+      } else {
         table.addAttempts(i, 1);
         retries.push(attemptItem(i, true));
       }
@@ -283,6 +292,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     },
   });
 
+  await dead.recorded();
   if (end === 'continue-as-new') {
     await condition(allHandlersFinished); // a handler still running may change what is carried over
     return { end, window, carried: { kind: 'items', cursor, retryQueue, paused, concurrency, ...table.carry() } };
@@ -294,4 +304,49 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   }
   status = canceled ? 'canceled' : 'completed';
   return { end, window };
+}
+
+/** Final failures per recordItemFailures call: a few hundred bytes each, far under Temporal's payload limits. */
+const DEAD_LETTERS_PER_CALL = 200;
+
+/**
+ * Records the final failures that no item activity recorded (its store write failed, or its last attempt timed
+ * out on a worker that died), in calls of up to DEAD_LETTERS_PER_CALL, one call at a time, each retried for as
+ * long as the store is away and never cancelled: a canceled batch keeps its failures. `recorded()` resolves once
+ * every failure added so far is in the store; a run waits for it before it ends or continues as new.
+ */
+function deadLetterRecorder(batchId: string, table: ItemTable) {
+  const { recordItemFailures } = proxyActivities<Activities>({
+    startToCloseTimeout: '1m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' }, // no attempt limit
+  });
+  // Histories from before this step replay without it.
+  const enabled = patched('record-dead-letters');
+  const queue: number[] = [];
+  let running = false;
+  const drain = async () => {
+    running = true;
+    try {
+      while (queue.length > 0) {
+        const failures = queue.splice(0, DEAD_LETTERS_PER_CALL).flatMap((i) => {
+          const { status, attempts, error, startedAt } = table.view(i);
+          if (status !== 'failed' || !error) return []; // re-queued by retryFailed since: its next outcome counts
+          return [{ index: i, attempts, ...error, ...(startedAt ? { startedAt } : {}) }];
+        });
+        if (failures.length > 0)
+          await CancellationScope.nonCancellable(() => recordItemFailures({ batchId, failures }));
+      }
+    } finally {
+      running = false;
+    }
+  };
+  return {
+    add(i: number) {
+      if (!enabled) return;
+      queue.push(i);
+      if (!running) void drain();
+    },
+    // Not cancellable either: a batch that Temporal cancelled still waits for its failures to be recorded.
+    recorded: () => CancellationScope.nonCancellable(() => condition(() => !running && queue.length === 0)),
+  };
 }

@@ -379,6 +379,24 @@ export interface ChunkItemFailure {
   type: string;
   message: string;
   nonRetryable: boolean;
+  /** Whether the activity recorded this failure in the item store (it does when the failure ends the item). */
+  recorded: boolean;
+}
+
+/**
+ * What an item activity puts in the details of the failure it throws: the attempt it was, and whether it
+ * recorded the failure in the item store (when it is the item's last; a store that could not write leaves it to
+ * the workflow, which records it through recordItemFailures).
+ */
+export interface ItemFailureDetail {
+  attempt: number;
+  recorded?: boolean;
+}
+
+/** Input of recordItemFailures: final failures of a batch's items that no item activity could record. */
+export interface RecordItemFailuresInput {
+  batchId: string;
+  failures: (FailedItem & { startedAt?: string })[];
 }
 
 /** What batchWorkflow and shardWorkflow return: the final state without the items (they are in the store). */

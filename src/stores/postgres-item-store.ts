@@ -356,6 +356,8 @@ export class PostgresItemStore implements ItemStore {
            status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
            started_at = excluded.started_at, finished_at = excluded.finished_at
          WHERE results.status <> 'succeeded'
+           AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
+                    AND results.error IS NOT DISTINCT FROM excluded.error)
          RETURNING idx, status, attempts, error, finished_at
        )
        INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)

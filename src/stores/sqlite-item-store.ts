@@ -156,14 +156,17 @@ export class SqliteItemStore implements ItemStore {
       getItems: this.db.prepare(
         'SELECT idx, client_id, inputs FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx',
       ),
-      // A success is final; a failure may be replaced by a later outcome (a retried dead-letter item).
+      // A success is final; a failure may be replaced by a later outcome (a retried dead-letter item), but not by
+      // the same failure again (its activity and the workflow may both record it).
       putResult: this.db.prepare(
         `INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
          VALUES (@batchId, @index, @status, @attempts, @result, @error, @startedAt, @finishedAt)
          ON CONFLICT (batch_id, idx) DO UPDATE SET
            status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
            started_at = excluded.started_at, finished_at = excluded.finished_at
-         WHERE results.status <> 'succeeded'`,
+         WHERE results.status <> 'succeeded'
+           AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
+                    AND results.error IS excluded.error)`,
       ),
       listResults: this.db.prepare(
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx

@@ -506,6 +506,18 @@ for (const backend of [sqlite, postgres]) {
         assert.equal(events[0]!.kind === 'item' && events[0]!.result?.label, 'kept');
       });
 
+      test('the same failure recorded twice (by its activity and by the workflow) adds one event', async () => {
+        const { store } = await fresh();
+        await store.createBatch(batch('b', 1), items(1));
+        assert.equal(await store.putResult('b', failure(0)), true);
+        assert.equal(await store.putResult('b', failure(0)), false, 'the same failure again changes nothing');
+        assert.equal(await store.putResult('b', { ...failure(0), attempts: 9 }), true, 'a later failure replaces it');
+        assert.deepEqual(
+          (await store.listEvents('b', 0, 100)).map((e) => e.kind === 'item' && e.attempts),
+          [failure(0).attempts, 9],
+        );
+      });
+
       test('afterSeq resumes exactly after the last entry read, and limit caps a read', async () => {
         const { store } = await fresh();
         await store.createBatch(batch('b', 25), items(25));
