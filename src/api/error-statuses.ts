@@ -43,7 +43,8 @@ export const ERROR_RESPONSES: Record<ErrorStatus, { name: string; description: s
   },
   422: {
     name: 'Unprocessable',
-    description: 'The Idempotency-Key was already used with a different request.',
+    description:
+      'The Idempotency-Key was already used with a different request, or (predict) the model computed a NaN or infinite output from valid inputs (`NonFiniteOutput`).',
     body: ErrorBody,
   },
   429: {

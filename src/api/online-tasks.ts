@@ -2,7 +2,8 @@ import type { Response } from 'express';
 import type { ItemResult } from '../contracts/batch.js';
 import { taskStatusUrl, type TaskAcceptedResponse } from '../contracts/predict.js';
 import type { PredictClient } from '../client/predict-client.js';
-import { ConflictError, InvalidRequestError, TimeoutError } from '../errors.js';
+import { PermanentItemFailure } from '../contracts/item-failure-type.js';
+import { ConflictError, InvalidRequestError, TimeoutError, UnprocessableError } from '../errors.js';
 import type { IdempotencyStore } from '../stores/idempotency-store.js';
 import { claimKey, completeKey, type CreatedResponse, type WorkRequest } from './idempotency.js';
 
@@ -69,8 +70,13 @@ export async function awaitTask(
         throw new ConflictError(`task ${taskId} was canceled`);
       case 'failed': {
         const { type, message } = outcome.error;
-        if (type === 'InvalidInput') throw new InvalidRequestError(message, [{ path: ['inputs'], message }]);
-        if (type === 'UnknownModel') throw new InvalidRequestError(message, [{ path: ['model'], message }]);
+        if (type === PermanentItemFailure.InvalidInput)
+          throw new InvalidRequestError(message, [{ path: ['inputs'], message }]);
+        if (type === PermanentItemFailure.UnknownModel)
+          throw new InvalidRequestError(message, [{ path: ['model'], message }]);
+        // Valid inputs on which the model computes NaN or infinity: not a malformed request, and retrying is futile.
+        if (type === PermanentItemFailure.NonFiniteOutput)
+          throw new UnprocessableError(message, [{ path: ['inputs'], message }]);
         throw new Error(`task ${taskId} failed: ${type}: ${message}`);
       }
     }
