@@ -14,6 +14,7 @@ import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { Metrics } from '../src/metrics.js';
 import { toActivityFailure } from './permanent-failure.js';
 import type { ItemStore } from '../src/stores/item-store.js';
+import { StoreUnavailableError } from '../src/stores/store-unavailable.js';
 
 export interface InferenceActivityDeps {
   /** The model runtime (tests may pass a fake model; Temporal itself is never faked). */
@@ -103,7 +104,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
       const { attempt } = Context.current().info;
       const startedAt = new Date().toISOString();
-      const [item] = await store.getItems(input.batchId, input.index, 1);
+      const [item] = await riding(() => store.getItems(input.batchId, input.index, 1));
       if (!item) {
         throw ApplicationFailure.create({
           type: PermanentItemFailure.ItemNotFound,
@@ -123,9 +124,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           detail.recorded = await recordFailure(input.batchId, input.index, attempt, startedAt, failure);
         throw failure;
       }
-      // Outside the try: a store that cannot record the success fails the attempt (retried), and is never taken
-      // for the item's own failure.
-      await record(input.batchId, input.index, attempt, startedAt, { result });
+      // Outside the try: a store that cannot record the success (after riding out a short outage) fails the
+      // attempt, which is retried, and is never taken for the item's own failure.
+      await riding(() => record(input.batchId, input.index, attempt, startedAt, { result }));
       return { attempt };
     },
 
@@ -138,7 +139,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     async inferChunk(input: InferChunkInput): Promise<{ attempt: number; failures: ChunkItemFailure[] }> {
       const { attempt } = Context.current().info;
       const end = input.start + input.count;
-      const items = await store.getItems(input.batchId, input.start, input.count);
+      const items = await riding(() => store.getItems(input.batchId, input.start, input.count));
       if (items.length !== input.count) {
         throw ApplicationFailure.create({
           type: PermanentItemFailure.ItemNotFound,
@@ -148,7 +149,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       }
       const done = new Set(
         (
-          await store.listResults(input.batchId, { cursor: input.start, limit: input.count, status: 'succeeded' })
+          await riding(() =>
+            store.listResults(input.batchId, { cursor: input.start, limit: input.count, status: 'succeeded' }),
+          )
         ).results
           .filter((r) => r.index < end)
           .map((r) => r.index),
@@ -171,9 +174,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
               recorded: last && (await recordFailure(input.batchId, item.index, attempt, startedAt, failure)),
             };
           }
-          // A store that cannot record the success fails the whole attempt (the chunk is retried; its recorded
-          // items are skipped then): never the item's own failure.
-          await record(input.batchId, item.index, attempt, startedAt, { result });
+          // A store that cannot record the success (after riding out a short outage) fails the whole attempt (the
+          // chunk is retried; its recorded items are skipped then): never the item's own failure.
+          await riding(() => record(input.batchId, item.index, attempt, startedAt, { result }));
           return undefined;
         }),
       );
@@ -181,6 +184,39 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       return { attempt, failures };
     },
   };
+}
+
+/** Delays between tries of a store call that met an outage: doubling from the first, capped at the last. */
+const STORE_RETRY_FIRST_MS = 250;
+const STORE_RETRY_MAX_MS = 5000;
+/** A store call gives up this long before its activity's start-to-close deadline, so the attempt fails cleanly. */
+const STORE_RETRY_MARGIN_MS = 1000;
+
+/**
+ * Runs a store call, trying again while the store is unavailable (StoreUnavailableError: a full disk, a PostgreSQL
+ * restarting) until the activity's own deadline draws near: an outage of the item store delays items instead of
+ * using up their attempts, which are for faults of the item itself. Heartbeats meanwhile (remote activities), and
+ * stops between tries when the activity is cancelled.
+ */
+async function riding<T>(call: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const deadline = ctx.info.startToCloseTimeoutMs
+    ? ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - STORE_RETRY_MARGIN_MS
+    : Number.POSITIVE_INFINITY;
+  // A store call may hang (a PostgreSQL connecting) or wait long between tries: the attempt stays alive meanwhile.
+  const beat = ctx.info.isLocal ? undefined : setInterval(() => ctx.heartbeat(), ITEM_HEARTBEAT_INTERVAL_MS);
+  try {
+    for (let wait = STORE_RETRY_FIRST_MS; ; wait = Math.min(wait * 2, STORE_RETRY_MAX_MS)) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || Date.now() + wait > deadline) throw err;
+        await ctx.sleep(wait); // rejects with CancelledFailure when the activity is cancelled
+      }
+    }
+  } finally {
+    clearInterval(beat);
+  }
 }
 
 /**
