@@ -13,7 +13,7 @@ import {
   type ItemView,
 } from '../contracts/batch.js';
 import { webhookWorkflowId, type StoredWebhook } from '../contracts/webhook.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, InvalidRequestError, NotFoundError } from '../errors.js';
 import type { ItemStore, StoredBatch, StoredResult } from '../stores/item-store.js';
 import { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { ITEM_WORKFLOW_TASK_TIMEOUT_MS } from '../../workflows/workflow-task-timeout.js';
@@ -36,7 +36,7 @@ import {
 import { webhookWorkflow } from '../../workflows/webhook-workflow.js';
 import { batchWorkflowId, recordMissingEnd, summaryOf } from './batch-end.js';
 import { apiConnection } from './connection.js';
-import { mapTemporalError } from './temporal-errors.js';
+import { isRefusedPageToken, mapTemporalError } from './temporal-errors.js';
 
 export interface BatchClientOptions {
   address: string;
@@ -312,6 +312,10 @@ export class BatchClient {
           : undefined;
       return { batches, ...(token ? { nextCursor: token } : {}) };
     } catch (err) {
+      if (filter.cursor && isRefusedPageToken(err)) {
+        const message = 'not a cursor this API gave out (use nextCursor from a listing)';
+        throw new InvalidRequestError(`cursor: ${message}`, [{ path: ['cursor'], message }]);
+      }
       return mapTemporalError(err, 'batches');
     }
   }

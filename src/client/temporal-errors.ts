@@ -2,7 +2,14 @@ import { isGrpcServiceError, ServiceError, WorkflowNotFoundError } from '@tempor
 import { NotFoundError, UnavailableError } from '../errors.js';
 
 /** The gRPC status codes we act on (from the gRPC spec). */
-export const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, UNAVAILABLE: 14 } as const;
+export const GrpcStatus = {
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  UNAVAILABLE: 14,
+} as const;
 
 /**
  * Translates the Temporal client's errors into the app's: a workflow that does not exist is NotFoundError, a service
@@ -23,4 +30,17 @@ export function mapTemporalError(err: unknown, what: string): never {
     throw Object.assign(new UnavailableError('the Temporal service is unavailable; try again shortly'), { cause: err });
   }
   throw err;
+}
+
+/**
+ * Whether a listing failed because the server could not use its page token: a well-formed cursor that no listing
+ * gave out decodes to a token the server refuses (INVALID_ARGUMENT, or UNKNOWN from the SQL visibility store).
+ */
+export function isRefusedPageToken(err: unknown): boolean {
+  const grpc = isGrpcServiceError(err)
+    ? err
+    : err instanceof ServiceError && isGrpcServiceError(err.cause)
+      ? err.cause
+      : undefined;
+  return grpc?.code === GrpcStatus.INVALID_ARGUMENT || grpc?.code === GrpcStatus.UNKNOWN;
 }

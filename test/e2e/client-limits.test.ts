@@ -74,6 +74,7 @@ const CASES: Case[] = [
   // --- list cursors (Temporal's page tokens) --------------------------------------------------------------------------
   { name: 'list with cursor=KZ (was 500)', method: 'GET', path: '/v1/batches?cursor=KZ', status: 400, code: 'invalid_request', at: ['cursor'] },
   { name: 'list with a cursor that is base64url of a JSON array', method: 'GET', path: `/v1/batches?cursor=${Buffer.from('[]').toString('base64url')}`, status: 400, code: 'invalid_request', at: ['cursor'] },
+  { name: 'list with a well-formed cursor no listing gave out (was 500)', method: 'GET', path: `/v1/batches?cursor=${Buffer.from('{"CloseTime":"zz"}').toString('base64url')}`, status: 400, code: 'invalid_request', at: ['cursor'] },
   { name: `list with a cursor of ${MAX_LIST_CURSOR_LENGTH + 1} characters`, method: 'GET', path: `/v1/batches?cursor=${'e'.repeat(MAX_LIST_CURSOR_LENGTH + 1)}`, status: 400, code: 'invalid_request', at: ['cursor'] },
   // --- item ids ---------------------------------------------------------------------------------------------------------
   { name: 'a JSON item id holding NUL', path: '/v1/batches', json: batch({ items: [item('a\u0000b')] }), status: 400, code: 'invalid_request', at: ['items', 0, 'id'] },
