@@ -1,6 +1,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { MAX_API_KEY_LENGTH } from './contracts/limits.js';
 import { DEFAULT_RUN_TIMEOUT_MS } from './runtime/model-config.js';
 import { parseDatabaseUrl } from './stores/postgres.js';
 
@@ -81,8 +82,11 @@ export const ConfigSchema = z.object({
         .map((p) => p.trim())
         .filter(Boolean)) {
         const [key, tenant = 'default'] = pair.split('=').map((s) => s.trim());
-        if (!key || key.length < 16 || !/^[\x21-\x7e]+$/.test(key)) {
-          ctx.addIssue({ code: 'custom', message: 'each API key must be at least 16 printable characters' });
+        if (!key || key.length < 16 || key.length > MAX_API_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `each API key must be 16 to ${MAX_API_KEY_LENGTH} printable characters`,
+          });
         } else if (!/^[\w.-]{1,64}$/.test(tenant)) {
           ctx.addIssue({ code: 'custom', message: `tenant '${tenant}' must be 1-64 of [A-Za-z0-9_.-]` });
         } else {

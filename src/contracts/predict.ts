@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ItemError, ItemInputs, ItemResult } from './batch.js';
+import { ItemError, ItemInputs, ItemResult, ModelName } from './batch.js';
 import { TaskId } from './ids.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -22,7 +22,7 @@ export type TaskSource = (typeof TaskSource)[keyof typeof TaskSource];
 /** `POST /v1/predict/async`: one item of one model, with its inputs as for one batch item. */
 export const PredictAsyncRequest = z
   .object({
-    model: z.string().min(1).max(128),
+    model: ModelName,
     /** A pinned version; the latest when omitted. */
     version: z.number().int().positive().optional(),
     inputs: ItemInputs,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { ModelLoadError, NotFoundError, VersionNotFoundError } from '../errors.js';
 import { ModelConfig, TensorDtype, type TensorSpec } from './model-config.js';
+import { MODEL_NAME, MODEL_VERSION } from '../contracts/limits.js';
 
 /** A model version picked from the repository, with the signature that governs it. */
 export interface ResolvedModel {
@@ -14,8 +15,6 @@ export interface ResolvedModel {
   /** Every version on disk, ascending. */
   versions: number[];
 }
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
  * The model repository in Triton's layout: `<root>/<name>/config.json` and `<root>/<name>/<version>/model.onnx`.
@@ -41,7 +40,7 @@ export class ModelRepository {
     const entries = await fs.readdir(this.root, { withFileTypes: true }).catch(() => []);
     const names: string[] = [];
     for (const e of entries) {
-      if (e.isDirectory() && NAME.test(e.name) && (await this.versions(e.name)).length > 0) names.push(e.name);
+      if (e.isDirectory() && MODEL_NAME.test(e.name) && (await this.versions(e.name)).length > 0) names.push(e.name);
     }
     return names.sort();
   }
@@ -59,7 +58,7 @@ export class ModelRepository {
   }
 
   private async resolveFromDisk(name: string, version?: number): Promise<ResolvedModel> {
-    if (!NAME.test(name)) throw new NotFoundError(`model '${name}' not found`);
+    if (!MODEL_NAME.test(name)) throw new NotFoundError(`model '${name}' not found`);
     const versions = await this.versions(name);
     if (versions.length === 0) {
       const declared = await fs.stat(path.join(this.root, name, 'config.json')).then(
@@ -85,7 +84,7 @@ export class ModelRepository {
     const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
     const versions: number[] = [];
     for (const e of entries) {
-      if (!e.isDirectory() || !/^[1-9]\d{0,8}$/.test(e.name)) continue;
+      if (!e.isDirectory() || !MODEL_VERSION.test(e.name)) continue;
       const exists = await fs.stat(path.join(dir, e.name, 'model.onnx')).then(
         (s) => s.isFile(),
         () => false,

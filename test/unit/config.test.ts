@@ -176,7 +176,10 @@ test('configToEnv round-trips through loadConfig, API keys and CIDR lists includ
 });
 
 test('API_KEYS and WEBHOOK_ALLOWED_CIDRS refuse short keys, bad tenants and non-CIDRs by name', () => {
-  assert.throws(() => loadConfig({ API_KEYS: 'short=acme' }), /API_KEYS.*at least 16/);
+  assert.throws(() => loadConfig({ API_KEYS: 'short=acme' }), /API_KEYS.*16 to 512 printable/);
+  // A key longer than the API accepts in a header could never authenticate.
+  assert.throws(() => loadConfig({ API_KEYS: `${'k'.repeat(513)}=acme` }), /API_KEYS.*16 to 512 printable/);
+  assert.equal(loadConfig({ API_KEYS: `${'k'.repeat(512)}=acme` }).API_KEYS.size, 1);
   assert.throws(() => loadConfig({ API_KEYS: 'key-aaaaaaaaaaaaaaaa=bad tenant' }), /API_KEYS.*tenant 'bad tenant'/);
   assert.throws(() => loadConfig({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.1' }), /WEBHOOK_ALLOWED_CIDRS.*not a CIDR/);
 });
