@@ -77,11 +77,15 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     /**
      * Records final item failures that no item activity recorded (the store could not write then, or the attempt
      * timed out on a worker that died). The batch workflow calls it with its own unbounded retries, so a store
-     * outage delays these records but never loses them; recording one twice changes nothing.
+     * outage delays these records but never loses them; an item that has an outcome in the store is left as it is.
      */
     async recordItemFailures({ batchId, failures }: RecordItemFailuresInput): Promise<void> {
       const finishedAt = new Date().toISOString();
       for (const f of failures) {
+        // An outcome already there wins: the activity's own record of this failure (whose acknowledgement was lost),
+        // a success of an attempt that outlived its timeout, or this same record from an earlier try of this call.
+        // (A failure of an earlier round, before retryFailed, also stays: the item is failed either way.)
+        if (await store.getResult(batchId, f.index)) continue;
         const recorded = await store.putResult(batchId, {
           index: f.index,
           status: 'failed',
@@ -103,8 +107,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
      */
     async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
       const { attempt } = Context.current().info;
-      const startedAt = new Date().toISOString();
-      const [item] = await riding(() => store.getItems(input.batchId, input.index, 1));
+      const startedMs = Date.now();
+      const startedAt = new Date(startedMs).toISOString();
+      const [item] = await riding(() => store.getItems(input.batchId, input.index, 1), startedMs);
       if (!item) {
         throw ApplicationFailure.create({
           type: PermanentItemFailure.ItemNotFound,
@@ -126,7 +131,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       }
       // Outside the try: a store that cannot record the success (after riding out a short outage) fails the
       // attempt, which is retried, and is never taken for the item's own failure.
-      await riding(() => record(input.batchId, input.index, attempt, startedAt, { result }));
+      await riding(() => record(input.batchId, input.index, attempt, startedAt, { result }), startedMs);
       return { attempt };
     },
 
@@ -138,8 +143,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
      */
     async inferChunk(input: InferChunkInput): Promise<{ attempt: number; failures: ChunkItemFailure[] }> {
       const { attempt } = Context.current().info;
+      const startedMs = Date.now();
       const end = input.start + input.count;
-      const items = await riding(() => store.getItems(input.batchId, input.start, input.count));
+      const items = await riding(() => store.getItems(input.batchId, input.start, input.count), startedMs);
       if (items.length !== input.count) {
         throw ApplicationFailure.create({
           type: PermanentItemFailure.ItemNotFound,
@@ -147,18 +153,20 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           nonRetryable: true,
         });
       }
-      const done = new Set(
+      // A retried chunk skips what an earlier attempt recorded: successes, and failures that ended their items
+      // (reported again, as recorded, so the workflow fails them without a second record).
+      const recorded = new Map(
         (
-          await riding(() =>
-            store.listResults(input.batchId, { cursor: input.start, limit: input.count, status: 'succeeded' }),
-          )
+          await riding(() => store.listResults(input.batchId, { cursor: input.start, limit: input.count }), startedMs)
         ).results
           .filter((r) => r.index < end)
-          .map((r) => r.index),
+          .map((r) => [r.index, r]),
       );
       const outcomes = Promise.all(
         items.map(async (item): Promise<ChunkItemFailure | undefined> => {
-          if (done.has(item.index)) return undefined;
+          const before = recorded.get(item.index);
+          if (before?.status === 'succeeded') return undefined;
+          if (before?.error) return { index: item.index, ...before.error, nonRetryable: true, recorded: true };
           const startedAt = new Date().toISOString();
           let result: ItemResult;
           try {
@@ -176,7 +184,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           }
           // A store that cannot record the success (after riding out a short outage) fails the whole attempt (the
           // chunk is retried; its recorded items are skipped then): never the item's own failure.
-          await riding(() => record(input.batchId, item.index, attempt, startedAt, { result }));
+          await riding(() => record(input.batchId, item.index, attempt, startedAt, { result }), startedMs);
           return undefined;
         }),
       );
@@ -188,20 +196,20 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
 
 /** Delays between tries of a store call that met an outage: doubling from the first, capped at the last. */
 const STORE_RETRY_FIRST_MS = 250;
-const STORE_RETRY_MAX_MS = 5000;
+const STORE_RETRY_MAX_MS = 2000;
 /** A store call gives up this long before its activity's start-to-close deadline, so the attempt fails cleanly. */
 const STORE_RETRY_MARGIN_MS = 1000;
 
 /**
- * Runs a store call, trying again while the store is unavailable (StoreUnavailableError: a full disk, a PostgreSQL
+ * Runs a store call of an attempt that started at `attemptStartedMs`, trying again while the store is unavailable (StoreUnavailableError: a full disk, a PostgreSQL
  * restarting) until the activity's own deadline draws near: an outage of the item store delays items instead of
  * using up their attempts, which are for faults of the item itself. Heartbeats meanwhile (remote activities), and
  * stops between tries when the activity is cancelled.
  */
-async function riding<T>(call: () => Promise<T>): Promise<T> {
+async function riding<T>(call: () => Promise<T>, attemptStartedMs: number): Promise<T> {
   const ctx = Context.current();
   const deadline = ctx.info.startToCloseTimeoutMs
-    ? ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - STORE_RETRY_MARGIN_MS
+    ? attemptStartedMs + ctx.info.startToCloseTimeoutMs - STORE_RETRY_MARGIN_MS
     : Number.POSITIVE_INFINITY;
   // A store call may hang (a PostgreSQL connecting) or wait long between tries: the attempt stays alive meanwhile.
   const beat = ctx.info.isLocal ? undefined : setInterval(() => ctx.heartbeat(), ITEM_HEARTBEAT_INTERVAL_MS);

@@ -16,7 +16,17 @@ export function toActivityFailure(err: unknown, details?: unknown[]): Applicatio
   if (err instanceof NotFoundError) return permanent(PermanentItemFailure.UnknownModel, err.message);
   if (err instanceof ModelLoadError) return permanent(PermanentItemFailure.ModelLoadError, err.message);
   if (err instanceof NonFiniteOutputError) return permanent(PermanentItemFailure.NonFiniteOutput, err.message);
-  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ApplicationFailure) {
+    // Our details go with it (the attempt, whether its failure was recorded), its own after them.
+    if (!details) return err;
+    return ApplicationFailure.create({
+      type: err.type ?? undefined,
+      message: err.message,
+      nonRetryable: err.nonRetryable === true,
+      details: [...details, ...(err.details ?? [])],
+      cause: err.cause,
+    });
+  }
   return ApplicationFailure.create({
     type: (err as Error)?.name ?? 'Error',
     message: (err as Error)?.message ?? String(err),

@@ -68,8 +68,10 @@ export async function startWorker(
   // What start-up has opened, closed in reverse if a later step fails (and the process is not simply exiting).
   const opened: (() => Promise<unknown>)[] = [];
   try {
-    // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait.
-    const store = await openItemStore(config);
+    // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait. A
+    // SQLite write waits for another process's lock at most one heartbeat interval (it blocks the event loop); past
+    // that it fails as StoreUnavailableError and the item activity tries again without blocking.
+    const store = await openItemStore(config, { busyTimeoutMs: ITEM_HEARTBEAT_INTERVAL_MS });
     opened.push(() => store.close());
     const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
     opened.push(() => connection.close());

@@ -109,7 +109,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   // reaches them through the root scope it hangs from.
   const items = new CancellationScope();
   const cancel = () => {
-    if (canceled) return;
+    if (canceled || finishing) return;
     canceled = true;
     items.cancel();
   };
@@ -292,8 +292,11 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     },
   });
 
+  // A finished run takes no more messages while its last failures are recorded (retryFailed is refused, a cancel
+  // ignored); a draining run may still take them: re-queued items are carried, and a cancel ends it here.
+  if (end === 'finished') finishing = true;
   await dead.recorded();
-  if (end === 'continue-as-new') {
+  if (end === 'continue-as-new' && !canceled) {
     await condition(allHandlersFinished); // a handler still running may change what is carried over
     return { end, window, carried: { kind: 'items', cursor, retryQueue, paused, concurrency, ...table.carry() } };
   }
@@ -303,7 +306,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     retryQueue.length = 0;
   }
   status = canceled ? 'canceled' : 'completed';
-  return { end, window };
+  return { end: 'finished', window };
 }
 
 /** Final failures per recordItemFailures call: a few hundred bytes each, far under Temporal's payload limits. */

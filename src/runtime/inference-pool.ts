@@ -31,7 +31,12 @@ interface Slot {
   inFlight: Map<number, Pending>;
   /** Settles once a replacement thread has loaded the models its predecessor held (at once for the first ones). */
   ready: Promise<void>;
+  /** Called once the thread has answered everything sent to it (close() waits for that). */
+  onIdle?: () => void;
 }
+
+/** How long close() lets runs in flight finish: a thread terminated inside a native run aborts the process. */
+const CLOSE_GRACE_MS = 5000;
 
 /**
  * A pool of worker threads that own onnxruntime sessions. run() sends a batch to the least busy thread and
@@ -86,10 +91,33 @@ export class InferencePool {
     return res.outputs;
   }
 
+  /**
+   * Refuses new work, lets the runs in flight finish (CLOSE_GRACE_MS at most), then stops the threads. A thread
+   * still inside a run then is not terminated, which would abort the process: it is retired (it exits when its run
+   * returns) and no longer keeps the process alive.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    for (const slot of this.slots) this.failAll(slot, new Error('inference pool is closed'));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(
+        this.slots.map((slot) =>
+          slot.inFlight.size === 0 ? undefined : new Promise<void>((resolve) => (slot.onIdle = resolve)),
+        ),
+      ),
+      new Promise((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS))),
+    ]);
+    clearTimeout(grace);
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const busy = slot.inFlight.size > 0;
+        this.failAll(slot, new Error('inference pool is closed'));
+        if (!busy) return slot.worker.terminate();
+        slot.worker.postMessage(RETIRE);
+        slot.worker.unref();
+      }),
+    );
   }
 
   private send(slot: Slot, req: ThreadRequest, timeoutMs?: number): Promise<ThreadResponse & { ok: true }> {
@@ -137,6 +165,7 @@ export class InferencePool {
       if (!pending) return;
       slot.inFlight.delete(res.id);
       clearTimeout(pending.timer);
+      if (slot.inFlight.size === 0) slot.onIdle?.();
       if (res.ok) pending.resolve(res);
       else pending.reject(res.phase === 'load' ? new ModelLoadError(pending.file, res.error) : new Error(res.error));
     });

@@ -14,11 +14,11 @@ const API_STATE_POOL = 4;
 /**
  * The item store configuration names: PostgreSQL when DATABASE_URL is set (any number of hosts), else SQLite in
  * DATA_DIR (one machine). Migrates the schema first; rejects with a message naming DATABASE_URL when PostgreSQL
- * cannot be reached or refuses the credentials.
+ * cannot be reached or refuses the credentials. `sqlite.busyTimeoutMs`: see SqliteItemStore.
  */
-export async function openItemStore(config: Config): Promise<ItemStore> {
+export async function openItemStore(config: Config, sqlite: { busyTimeoutMs?: number } = {}): Promise<ItemStore> {
   if (config.DATABASE_URL) return PostgresItemStore.open(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE });
-  return new SqliteItemStore(itemStoreFile(config));
+  return new SqliteItemStore(itemStoreFile(config), sqlite);
 }
 
 /** What an API process keeps in the shared database: items, idempotency keys, the per-key rate limit. */

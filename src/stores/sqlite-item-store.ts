@@ -73,7 +73,15 @@ export class SqliteItemStore implements ItemStore {
   /** The probe in flight, which callers meanwhile share. */
   private probing: Promise<void> | undefined;
 
-  constructor(private readonly file: string) {
+  /**
+   * `busyTimeoutMs` (after the migrations, which wait the default): how long a write waits for another process's
+   * write lock before it fails with StoreUnavailableError. better-sqlite3 waits on the calling thread, so a worker
+   * keeps it short: its event loop, and with it its heartbeats, must not stop for longer than the heartbeat timeout.
+   */
+  constructor(
+    private readonly file: string,
+    { busyTimeoutMs }: { busyTimeoutMs?: number } = {},
+  ) {
     this.db = openSqlite(file);
     this.appender = new BackgroundAppender(file);
     try {
@@ -82,6 +90,7 @@ export class SqliteItemStore implements ItemStore {
       this.db.close(); // a schema this code must not touch (or a broken file): nothing stays open
       throw err;
     }
+    if (busyTimeoutMs !== undefined) this.db.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`);
     this.stmts = {
       insertBatch: this.db.prepare(
         'INSERT INTO batches (id, model, version, total, options, metadata, created_at, tenant, webhook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',

@@ -165,6 +165,13 @@ describe('fault: the item store cannot write mid-batch', () => {
           } else assert.equal(r.status, 'succeeded', `item ${r.index}`);
         }
         figure(`${outage.name}: most attempts of a succeeded item`, Math.max(...[...attempts.values()]));
+        // The failures nobody could record during the outage were recorded by the workflow's own activity.
+        const history = (await handle.fetchHistory()).events ?? [];
+        const recordings = history.filter(
+          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordItemFailures',
+        ).length;
+        figure(`${outage.name}: recordItemFailures calls`, recordings);
+        assert.ok(recordings > 0, 'the workflow recorded the failures its activities could not');
       } catch (err) {
         throw new Error(`${(err as Error).message}\nworker output:\n${worker ? outputOf(worker) : ''}`, { cause: err });
       } finally {

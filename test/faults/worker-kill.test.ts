@@ -32,11 +32,35 @@ const RECOVERY_BOUND_MS = 5000;
 
 /** Every batch here runs in shards of this many items (the default shardSize), so the kill hits a shard's items. */
 const SHARD_SIZE = 1000;
+/** Shards running at once (the default maxConcurrentShards). */
+const MAX_CONCURRENT_SHARDS = 2;
 
 const MODES: { name: string; total: number; options: Partial<BatchOptions> }[] = [
-  { name: 'remote per item', total: 1500, options: { concurrency: 16, shardSize: SHARD_SIZE } },
-  { name: 'local per item', total: 4000, options: { concurrency: 16, itemActivities: 'local', shardSize: SHARD_SIZE } },
-  { name: 'chunked', total: 20_000, options: { concurrency: 200, itemsPerActivity: 50, shardSize: SHARD_SIZE } },
+  {
+    name: 'remote per item',
+    total: 1500,
+    options: { concurrency: 16, shardSize: SHARD_SIZE, maxConcurrentShards: MAX_CONCURRENT_SHARDS },
+  },
+  {
+    name: 'local per item',
+    total: 4000,
+    options: {
+      concurrency: 16,
+      itemActivities: 'local',
+      shardSize: SHARD_SIZE,
+      maxConcurrentShards: MAX_CONCURRENT_SHARDS,
+    },
+  },
+  {
+    name: 'chunked',
+    total: 20_000,
+    options: {
+      concurrency: 200,
+      itemsPerActivity: 50,
+      shardSize: SHARD_SIZE,
+      maxConcurrentShards: MAX_CONCURRENT_SHARDS,
+    },
+  },
 ];
 
 async function submit(api: StartedServer, total: number, options: Partial<BatchOptions>): Promise<string> {
@@ -164,8 +188,10 @@ describe('fault: the batch worker dies mid-batch', () => {
         assert.ok(atDeath < mode.total, 'the batch was not over at the kill');
         // Remote items the victim held run again once their heartbeats stop (a second attempt); local ones, once the
         // survivor takes over the workflow task and runs them anew. Either way the survivor must move past the
-        // window the victim held: more than `concurrency` new outcomes cannot all be items running at the death.
+        // window the victim held: more outcomes than the shards' windows hold cannot all be items running at the death.
         const firstResult = { rerun: 0, past: 0 };
+        /** At most this many items were in flight at the death (each running shard has its window). */
+        const inFlight = mode.options.concurrency! * MAX_CONCURRENT_SHARDS;
         let after = 0;
         await waitFor(
           "the survivor to re-run the victim's items and move past them",
@@ -175,7 +201,7 @@ describe('fault: the batch worker dies mid-batch', () => {
               // (After SIGTERM an item may have finished in time and none needs a re-run.)
               const rerun = e.attempts >= 2 || local || signal === 'SIGTERM' || held === 0;
               if (!firstResult.rerun && rerun) firstResult.rerun = Date.now() - diedAt;
-              if (!firstResult.past && after > mode.options.concurrency!) firstResult.past = Date.now() - diedAt;
+              if (!firstResult.past && after > inFlight) firstResult.past = Date.now() - diedAt;
             }
             return firstResult.rerun && firstResult.past;
           },
