@@ -48,7 +48,7 @@ export const BatchOptions = z
      * How item activities run (default 'remote'): 'remote' activities go through the Temporal server's task
      * queue, so any worker can take any item and a long item heartbeats; 'local' activities run inside the
      * workflow task on the worker that holds the batch's (or shard's) workflow: a third of the history events
-     * and almost no server work per item, no heartbeats, and steering answered within about 4 s. Retries and
+     * and almost no server work per item, no heartbeats, and steering answered within about 2.4 s. Retries and
      * backoff are the same.
      */
     itemActivities: z.enum(['remote', 'local']).default('remote'),

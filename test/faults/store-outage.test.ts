@@ -1,8 +1,10 @@
 // Fault: the item store cannot write for a while in the middle of a batch, while Temporal is fine: SQLite on a disk
 // that fills up (a small tmpfs of the test's own), and PostgreSQL stopped and started again. Items that fail on
 // their own (poison: inputs the model overflows to NaN) fail exactly then, so the activity cannot record their
-// failure: the workflow must record it once the store is back. Items that succeed wait for the store instead of
-// using up their attempts. Afterwards every invariant of test/helpers/faults.ts holds.
+// failure: the workflow must record it once the store is back (on the full disk, where reads still work; a stopped
+// PostgreSQL refuses reads too, so there items wait for it before they run). Items that succeed wait for the store instead of
+// using up their attempts, although the outage outlasts their retry budget. Afterwards every invariant of
+// test/helpers/faults.ts holds.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -44,6 +46,11 @@ const isPoison = (i: number) => i % POISON_EVERY === POISON_EVERY - 1;
 interface Outage {
   name: string;
   /**
+   * Whether reads still work during the outage (a full disk), so poison items get as far as failing and their
+   * failures must be recorded by the workflow. A PostgreSQL that is down refuses reads too: items wait for it.
+   */
+  readsWork: boolean;
+  /**
    * Brings up what the store needs: the processes' settings, fail() (the store cannot write from when it resolves)
    * and mend() (it can again once it resolves, OUTAGE_MS after fail() at the earliest).
    */
@@ -62,6 +69,7 @@ const disk = mountTmpfs('store-outage', 32 << 20);
 const OUTAGES: Outage[] = [
   {
     name: 'SQLite on a full disk',
+    readsWork: true,
     async setUp() {
       if (typeof disk === 'string') throw new Error(disk);
       let since = 0;
@@ -81,6 +89,7 @@ const OUTAGES: Outage[] = [
   },
   {
     name: 'PostgreSQL stopped and started',
+    readsWork: false,
     async setUp() {
       const pg: TestPostgres = await startPostgres();
       let since = 0;
@@ -131,7 +140,8 @@ describe('fault: the item store cannot write mid-batch', () => {
         const res = await http(api.url, 'POST', '/v1/batches', {
           model: 'digits',
           items,
-          options: { concurrency: 16 },
+          // Two attempts a second apart: the outage outlasts an item's whole retry budget.
+          options: { concurrency: 16, maxAttempts: 2, initialIntervalMs: 1000 },
         });
         assert.equal(res.status, 202, JSON.stringify(res.body));
         const id = res.body.id as string;
@@ -142,14 +152,16 @@ describe('fault: the item store cannot write mid-batch', () => {
         const handle = client.workflow.getHandle(batchWorkflowId(id));
         const failedBefore = (await handle.query(progressQuery)).counts.failed;
         await fault.fail();
-        // While the store is away the batch goes on failing poison items (asked of Temporal: the API needs the
-        // store), which nobody can record yet.
-        await waitFor(
-          'Temporal to fail poison items while the store is away',
-          async () => (await handle.query(progressQuery)).counts.failed > failedBefore,
-          60_000,
-          100,
-        );
+        // While a full disk takes no writes the batch goes on failing poison items (asked of Temporal: the API needs
+        // the store), which nobody can record yet.
+        if (outage.readsWork) {
+          await waitFor(
+            'Temporal to fail poison items while the store is away',
+            async () => (await handle.query(progressQuery)).counts.failed > failedBefore,
+            60_000,
+            100,
+          );
+        }
         const failedMeanwhile = (await handle.query(progressQuery)).counts.failed - failedBefore;
         await fault.mend();
         figure(`${outage.name}: items failed in Temporal while the store was away`, failedMeanwhile);
@@ -171,7 +183,7 @@ describe('fault: the item store cannot write mid-batch', () => {
           (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordItemFailures',
         ).length;
         figure(`${outage.name}: recordItemFailures calls`, recordings);
-        assert.ok(recordings > 0, 'the workflow recorded the failures its activities could not');
+        if (outage.readsWork) assert.ok(recordings > 0, 'the workflow recorded the failures its activities could not');
       } catch (err) {
         throw new Error(`${(err as Error).message}\nworker output:\n${worker ? outputOf(worker) : ''}`, { cause: err });
       } finally {
