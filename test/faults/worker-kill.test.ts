@@ -29,6 +29,12 @@ import {
 const rows = heldout('digits');
 /** Kill → the dead worker's items run again, and the batch moves past them: at most this long (issue 23). */
 const RECOVERY_BOUND_MS = 5000;
+/**
+ * The same for local items, which run again only once another worker has taken over the workflow task the dead one
+ * held and replayed the run's history: the workflow task timeout (3 s) plus a replay, typically under 3 s in all.
+ * On a loaded machine a cold worker's replay can outlast the timeout once, and the next try succeeds: 3 s more.
+ */
+const LOCAL_RECOVERY_BOUND_MS = 8000;
 
 /** Every batch here runs in shards of this many items (the default shardSize), so the kill hits a shard's items. */
 const SHARD_SIZE = 1000;
@@ -215,8 +221,9 @@ describe('fault: the batch worker dies mid-batch', () => {
         const { attempts } = await assertInvariants({ api: api.url, client, store }, id, mode.total);
         const rerun = [...attempts.values()].filter((a) => a >= 2).length;
         figure(`${signal}, ${mode.name}: items recorded with a second attempt`, rerun);
+        const bound = local ? LOCAL_RECOVERY_BOUND_MS : RECOVERY_BOUND_MS;
         for (const [what, ms] of Object.entries(firstResult))
-          assert.ok(ms <= RECOVERY_BOUND_MS, `kill → ${what}: ${ms} ms (bound ${RECOVERY_BOUND_MS} ms)`);
+          assert.ok(ms <= bound, `kill → ${what}: ${ms} ms (bound ${bound} ms)`);
       } catch (err) {
         throw new Error(`${(err as Error).message}\nsurvivor output:\n${survivor ? outputOf(survivor) : ''}`, {
           cause: err,
