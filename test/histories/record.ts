@@ -166,6 +166,13 @@ try {
       await handle.signal(cancelSignal);
     },
   );
+  // An item whose only attempt times out, so its activity never records the failure: the workflow records the
+  // dead letter itself through recordItemFailures (the record-dead-letters patch).
+  await record('dead-letters', [item(Behaviour.block, 95), item(Behaviour.ok, 96)], {
+    maxAttempts: 1,
+    itemTimeoutMs: 1000,
+    concurrency: 2,
+  });
   model.release();
 
   // Webhook deliveries: a receiver that fails the first attempt of every message, then accepts.

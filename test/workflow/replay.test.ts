@@ -27,6 +27,7 @@ test('recorded histories exist for each scenario', () => {
     'predict',
     'predict-local-activity',
     'local-items',
+    'dead-letters',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
