@@ -1,8 +1,8 @@
 // Nothing is lost when a process fails: a worker killed with SIGKILL mid-batch, and the dev server restarted
 // mid-batch on the same SQLite file. Both run against the real dev server binary.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { describe, test } from 'node:test';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { BatchView } from '../../src/contracts/batch.js';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
@@ -14,14 +14,12 @@ import { heldout, http } from '../helpers/data.js';
 import {
   exitOf,
   outputOf,
-  quietTemporalLogs,
   spawnBatchline,
-  startTestTemporal,
+  useTestTemporal,
   testConfig,
   testLog,
   waitFor,
   workflowBundle,
-  type TestTemporal,
 } from '../helpers/temporal.js';
 
 const rows = heldout('digits');
@@ -122,21 +120,10 @@ async function itemActivities(handle: WorkflowHandle) {
 }
 
 describe('durability', () => {
-  let temporal: TestTemporal;
-  let client: Client;
-
-  before(async () => {
-    quietTemporalLogs();
-    temporal = await startTestTemporal();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
-  });
-
-  after(async () => {
-    await client?.connection.close();
-    await temporal?.stop();
-  });
+  const env = useTestTemporal();
 
   test('a worker killed with SIGKILL mid-batch: a new worker re-runs the items it was running, every result exactly once', async () => {
+    const { temporal, client } = env;
     const config: Config = testConfig(temporal.address);
     const api = await startServer(config, testLog);
     const n = 300;
@@ -211,6 +198,7 @@ describe('durability', () => {
   });
 
   test('the dev server restarted mid-batch (same db file): the batch completes', async () => {
+    const { temporal, client } = env;
     const config: Config = testConfig(temporal.address);
     const api = await startServer(config, testLog);
     const worker = await startWorker(config, testLog, { workflowBundle: await workflowBundle() });

@@ -4,8 +4,7 @@
 // test/helpers/faults.ts afterwards, and the resumed stream sees every item once.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { describe, test } from 'node:test';
 import { EventType } from '../../src/contracts/event-type.js';
 import { startServer } from '../../src/server.js';
 import { openItemStore } from '../../src/stores/open-stores.js';
@@ -16,34 +15,21 @@ import {
   exitOf,
   freePort,
   outputOf,
-  quietTemporalLogs,
   spawnBatchline,
-  startTestTemporal,
+  useTestTemporal,
   testConfig,
   testLog,
   waitFor,
-  type TestTemporal,
 } from '../helpers/temporal.js';
 
 const rows = heldout('digits');
 const items = (n: number) => Array.from({ length: n }, (_, i) => ({ inputs: rows[i % rows.length]!.inputs }));
 
 describe('fault: the processes around the workers die', () => {
-  let temporal: TestTemporal;
-  let client: Client;
-
-  before(async () => {
-    quietTemporalLogs();
-    temporal = await startTestTemporal();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
-  });
-
-  after(async () => {
-    await client?.connection.close();
-    await temporal?.stop();
-  });
+  const env = useTestTemporal();
 
   test('the Temporal dev server SIGKILLed mid-batch and started again: the batch completes, nothing lost', async () => {
+    const { temporal, client } = env;
     const config = testConfig(temporal.address);
     const api = await startServer(config, testLog);
     const store = await openItemStore(config);
@@ -76,6 +62,7 @@ describe('fault: the processes around the workers die', () => {
   });
 
   test('the API SIGTERMed during SSE: a new API resumes the stream with Last-Event-ID, every item once', async () => {
+    const { temporal, client } = env;
     const config = testConfig(temporal.address);
     const store = await openItemStore(config);
     const worker = spawnBatchline('worker', config);

@@ -7,8 +7,7 @@
 // test/helpers/faults.ts holds.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { describe, test } from 'node:test';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
 import { PermanentItemFailure } from '../../src/contracts/item-failure-type.js';
@@ -21,13 +20,11 @@ import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import {
   exitOf,
   outputOf,
-  quietTemporalLogs,
   spawnBatchline,
-  startTestTemporal,
+  useTestTemporal,
   testConfig,
   testLog,
   waitFor,
-  type TestTemporal,
 } from '../helpers/temporal.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 import { progressQuery } from '../../workflows/messages.js';
@@ -110,23 +107,13 @@ const OUTAGES: Outage[] = [
 ];
 
 describe('fault: the item store cannot write mid-batch', () => {
-  let temporal: TestTemporal;
-  let client: Client;
-
-  before(async () => {
-    quietTemporalLogs();
-    temporal = await startTestTemporal(); // Temporal's own data is elsewhere: only the item store fails
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
-  });
-
-  after(async () => {
-    await client?.connection.close();
-    await temporal?.stop();
-  });
+  // Temporal's own data is elsewhere: only the item store fails.
+  const env = useTestTemporal();
 
   for (const outage of OUTAGES) {
     const skip = outage.name.startsWith('SQLite') && typeof disk === 'string' ? disk : false;
     test(`${outage.name}: failures recorded once it is back, successes not failed by it`, { skip }, async () => {
+      const { temporal, client } = env;
       const fault = await outage.setUp();
       const config: Config = testConfig(temporal.address, fault.env);
       const api = await startServer({ ...config, RATE_LIMIT_PER_MINUTE: 0 }, testLog);

@@ -3,8 +3,8 @@
 // with every invariant of test/helpers/faults.ts. Also: SIGTERM hands running items back at once.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { describe, test } from 'node:test';
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { shardWorkflowId } from '../../workflows/shard-workflow.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
@@ -17,13 +17,11 @@ import { assertInvariants, figure } from '../helpers/faults.js';
 import {
   exitOf,
   outputOf,
-  quietTemporalLogs,
   spawnBatchline,
-  startTestTemporal,
+  useTestTemporal,
   testConfig,
   testLog,
   waitFor,
-  type TestTemporal,
 } from '../helpers/temporal.js';
 
 const rows = heldout('digits');
@@ -142,19 +140,7 @@ async function polling(client: Client, config: Config, worker: ChildProcess): Pr
 }
 
 describe('fault: the batch worker dies mid-batch', () => {
-  let temporal: TestTemporal;
-  let client: Client;
-
-  before(async () => {
-    quietTemporalLogs();
-    temporal = await startTestTemporal();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
-  });
-
-  after(async () => {
-    await client?.connection.close();
-    await temporal?.stop();
-  });
+  const env = useTestTemporal();
 
   const cases = [
     ...MODES.map((mode) => ({ mode, signal: 'SIGKILL' as const })),
@@ -166,6 +152,7 @@ describe('fault: the batch worker dies mid-batch', () => {
         ? 'the survivor re-runs its items within seconds'
         : 'the worker hands its items and the workflow back at once';
     test(`${signal}, ${mode.name}: ${what}; nothing lost or doubled`, async () => {
+      const { temporal, client } = env;
       const config = testConfig(temporal.address);
       const api = await startServer(config, testLog);
       const store = await openItemStore(config);

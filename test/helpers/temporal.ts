@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
@@ -82,6 +84,24 @@ export async function startTestTemporal(): Promise<TestTemporal> {
     },
   };
   return handle;
+}
+
+/**
+ * Registers, in the calling `describe`, a before hook that starts the dev server (with quiet SDK logs) and a client
+ * of it, and an after hook that closes both. The returned object holds them once the before hook has run.
+ */
+export function useTestTemporal(): { temporal: TestTemporal; client: Client } {
+  const ctx = {} as { temporal: TestTemporal; client: Client };
+  before(async () => {
+    quietTemporalLogs();
+    ctx.temporal = await startTestTemporal();
+    ctx.client = new Client({ connection: await Connection.connect({ address: ctx.temporal.address }) });
+  });
+  after(async () => {
+    await ctx.client?.connection.close();
+    await ctx.temporal?.stop();
+  });
+  return ctx;
 }
 
 let counter = 0;
