@@ -290,6 +290,8 @@ describe('batches API over HTTP on the real stack', () => {
     const ended = await completed(id);
     assert.equal(ended.status, 'canceled');
     assert.ok(ended.counts.canceled > 0);
+    // The workflow reports its end a moment before its last step records it in the store, which steering consults.
+    await waitFor('the end recorded', async () => (await post(`/v1/batches/${id}/pause`)).status === 409);
     for (const action of ['pause', 'resume', 'cancel', 'retry-failed']) {
       const res = await post(`/v1/batches/${id}/${action}`);
       assert.equal(res.status, 409, action);

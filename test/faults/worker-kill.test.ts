@@ -34,6 +34,9 @@ const RECOVERY_BOUND_MS = 5000;
  */
 const LOCAL_RECOVERY_BOUND_MS = 8000;
 
+/** How long a re-run of the victim's items may come after the batch moved past them (else none was needed). */
+const NO_RERUN_AFTER_MS = 10_000;
+
 /** Every batch here runs in shards of this many items (the default shardSize), so the kill hits a shard's items. */
 const SHARD_SIZE = 1000;
 /** Shards running at once (the default maxConcurrentShards). */
@@ -196,20 +199,26 @@ describe('fault: the batch worker dies mid-batch', () => {
               if (!firstResult.rerun && rerun) firstResult.rerun = Date.now() - diedAt;
               if (!firstResult.past && after > inFlight) firstResult.past = Date.now() - diedAt;
             }
-            return firstResult.rerun && firstResult.past;
+            // An item the server counted as held may have sent its result just before the freeze: then nothing of
+            // the victim's needs a re-run, and none comes. Past the window, a re-run gets NO_RERUN_AFTER_MS more.
+            const noRerun = firstResult.past > 0 && Date.now() - diedAt > firstResult.past + NO_RERUN_AFTER_MS;
+            return firstResult.past && (firstResult.rerun || noRerun);
           },
           120_000,
           20,
         );
         figure(`${signal}, ${mode.name}: item activities the worker was running`, local ? 'all (local)' : held);
-        if (held > 0) figure(`${signal}, ${mode.name}: → first re-run item recorded`, firstResult.rerun, 'ms');
+        if (held > 0) {
+          const rerunMs = firstResult.rerun || 'none needed (its items had finished)';
+          figure(`${signal}, ${mode.name}: → first re-run item recorded`, rerunMs, firstResult.rerun ? 'ms' : '');
+        }
         figure(`${signal}, ${mode.name}: → window moved past the dead worker's items`, firstResult.past, 'ms');
         if (signal === 'SIGTERM') assert.equal(await exitOf(victim), 0, `a clean exit:\n${outputOf(victim)}`);
         const { attempts } = await assertInvariants({ api: api.url, client, store }, id, mode.total);
         const rerun = [...attempts.values()].filter((a) => a >= 2).length;
         figure(`${signal}, ${mode.name}: items recorded with a second attempt`, rerun);
         const bound = local ? LOCAL_RECOVERY_BOUND_MS : RECOVERY_BOUND_MS;
-        for (const [what, ms] of Object.entries(firstResult))
+        for (const [what, ms] of Object.entries(firstResult).filter(([, ms]) => ms > 0))
           assert.ok(ms <= bound, `kill → ${what}: ${ms} ms (bound ${bound} ms)`);
       } catch (err) {
         throw new Error(`${(err as Error).message}\nsurvivor output:\n${survivor ? outputOf(survivor) : ''}`, {
