@@ -25,14 +25,18 @@ import {
 } from '../helpers/temporal.js';
 
 const rows = heldout('digits');
-/** Kill → the dead worker's items run again, and the batch moves past them: at most this long (issue 23). */
-const RECOVERY_BOUND_MS = 5000;
 /**
- * The same for local items, which run again only once another worker has taken over the workflow task the dead one
- * held and replayed the run's history: the workflow task timeout (3 s) plus a replay, typically under 3 s in all.
- * On a loaded machine a cold worker's replay can outlast the timeout once, and the next try succeeds: 3 s more.
+ * Kill → the dead worker's remote items run again: at most this long (issue 23). Only the server is involved: the item
+ * heartbeat timeout (2 s) and the first retry interval (1 s).
  */
-const LOCAL_RECOVERY_BOUND_MS = 8000;
+const RERUN_BOUND_MS = 5000;
+/**
+ * Kill → the batch moves past the dead worker's items (and, for local items, they run again). This needs a workflow
+ * task on another worker, which waits for the one the dead worker held (the workflow task and sticky queue timeouts,
+ * 3 s) and replays the run's history, typically under 3 s in all. On a loaded machine a cold worker's replay can
+ * outlast the timeout once, and the next try succeeds: 3 s more (6.0–6.1 s seen in full runs, local and chunked).
+ */
+const TAKEOVER_BOUND_MS = 8000;
 
 /** How long a re-run of the victim's items may come after the batch moved past them (else none was needed). */
 const NO_RERUN_AFTER_MS = 10_000;
@@ -217,9 +221,10 @@ describe('fault: the batch worker dies mid-batch', () => {
         const { attempts } = await assertInvariants({ api: api.url, client, store }, id, mode.total);
         const rerun = [...attempts.values()].filter((a) => a >= 2).length;
         figure(`${signal}, ${mode.name}: items recorded with a second attempt`, rerun);
-        const bound = local ? LOCAL_RECOVERY_BOUND_MS : RECOVERY_BOUND_MS;
-        for (const [what, ms] of Object.entries(firstResult).filter(([, ms]) => ms > 0))
+        for (const [what, ms] of Object.entries(firstResult).filter(([, ms]) => ms > 0)) {
+          const bound = what === 'rerun' && !local ? RERUN_BOUND_MS : TAKEOVER_BOUND_MS;
           assert.ok(ms <= bound, `kill → ${what}: ${ms} ms (bound ${bound} ms)`);
+        }
       } catch (err) {
         throw new Error(`${(err as Error).message}\nsurvivor output:\n${survivor ? outputOf(survivor) : ''}`, {
           cause: err,
