@@ -106,6 +106,16 @@ export const ConfigSchema = z.object({
   /** Upper bound on a request's timeoutMs for `POST /v1/predict` (ms). */
   PREDICT_MAX_TIMEOUT_MS: z.coerce.number().int().min(1).default(120_000),
   /**
+   * Admission control: a new sync prediction (sync predict, KServe infer) is refused with 503 and Retry-After when the
+   * oldest online task it would wait behind in the interactive task queue has waited longer than this, or than half
+   * the request's timeout (ms). See docs/operations.md, overload.
+   */
+  PREDICT_MAX_QUEUE_AGE_MS: z.coerce.number().int().min(1).default(2000),
+  /** Admission control: sync predictions one API process waits on at once; more are refused with 503. */
+  PREDICT_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(256),
+  /** Admission control: async predictions are refused with 503 while the interactive task queue holds this many. */
+  PREDICT_MAX_BACKLOG: z.coerce.number().int().min(1).default(10_000),
+  /**
    * Addresses webhook deliveries may reach although they are private, loopback or link-local (comma-separated
    * CIDRs, e.g. `127.0.0.0/8,10.1.0.0/16`). Empty: every such address is refused after DNS resolution.
    */
@@ -144,6 +154,12 @@ export const ConfigSchema = z.object({
    * `batchline dev` sets it for its batch worker. Elsewhere the worker says it cannot and keeps WORKER_NICE alone.
    */
   WORKER_SCHED_IDLE: flag(false),
+  /**
+   * `batchline cluster`: each batchline process runs at the niceness of its role's CPU weight (the weights
+   * docker-compose.yml gives as cpu_shares, src/cluster/topology.ts: batch workers at nice 19, the rest at 0).
+   * false: every process at the priority its environment gives (nice 0 by default), the layout with no OS priority.
+   */
+  CLUSTER_CPU_WEIGHTS: flag(true),
   /** Port of the worker's Prometheus endpoint (GET /metrics: its own and the Temporal SDK's metrics); 0 picks a free one. */
   WORKER_METRICS_PORT: port.default(9464),
   /** Worker threads running onnxruntime sessions in each worker process (2: best measured on 2 cores). */

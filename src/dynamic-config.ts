@@ -18,4 +18,7 @@ export const BATCHLINE_DYNAMIC_CONFIG: DynamicConfig = {
   // shard is replayed from its history. A shard may have up to 512 items in flight (options.concurrency), so up to
   // 1,024 such events; the limit sits above that.
   'history.maximumBufferedEventsBatch': 2000,
+  // Matching dispatches each task queue's backlog by task priority (TaskPriority in src/contracts/online-work.ts):
+  // a sync prediction goes before async ones and before those whose caller has gone. Off by default before 1.30.
+  'matching.useNewMatcher': true,
 };

@@ -61,6 +61,19 @@ export class UnavailableError extends AppError {
   readonly status = 503;
 }
 
+/**
+ * Thrown by the API's admission control when online predictions are overloaded: nothing was started, and
+ * `retryAfterSeconds` (the Retry-After header) says when trying again is worthwhile.
+ */
+export class OverloadedError extends UnavailableError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Thrown by the API when a request body comes in a media type the route does not take. */
 export class UnsupportedMediaTypeError extends AppError {
   readonly code = ErrorCode.unsupportedMediaType;

@@ -23,6 +23,53 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Sync tasks that started after their deadline (the caller had its 504) and ran as late async work (worker). */
+  readonly predictionTasksLate = new client.Counter({
+    name: 'prediction_tasks_late_total',
+    help: 'Sync prediction tasks that started after their deadline and ran as late async work (onTimeout continue)',
+    registers: [this.registry],
+  });
+
+  /** Sync tasks dropped at their deadline because the caller said so (onTimeout cancel) (API). */
+  readonly predictionDeadlineDrops = new client.Counter({
+    name: 'prediction_deadline_drops_total',
+    help: 'Sync prediction tasks dropped at their deadline (onTimeout cancel), by source',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
+  /** Online requests refused at once because the interactive path could not plausibly serve them in time (API). */
+  readonly predictionsShed = new client.Counter({
+    name: 'prediction_shed_total',
+    help: 'Online prediction requests answered 503 by admission control, by source and reason',
+    labelNames: ['source', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Time from an online request's arrival to its answer, by source and HTTP status (API). */
+  readonly predictionDuration = new client.Histogram({
+    name: 'prediction_duration_seconds',
+    help: 'Online prediction requests from arrival to answer in seconds, by source and status',
+    labelNames: ['source', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  /** The interactive task queue's backlog as last sampled from Temporal, by task type (workflow, activity) (API). */
+  readonly interactiveBacklog = new client.Gauge({
+    name: 'interactive_queue_backlog_tasks',
+    help: "Tasks waiting in the interactive task queue's backlog, as last sampled from Temporal, by task type",
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+
+  /** Age of the oldest waiting online task that a new sync prediction would queue behind, as last sampled (API). */
+  readonly interactiveBacklogAge = new client.Gauge({
+    name: 'interactive_queue_backlog_age_seconds',
+    help: 'Age of the oldest task a new sync prediction would wait behind in the interactive task queue, as last sampled',
+    registers: [this.registry],
+  });
+
   /** Items that reached a final state (counted by the worker that recorded it). */
   readonly itemsFinished = new client.Counter({
     name: 'batch_items_finished_total',

@@ -1,6 +1,13 @@
-import { patched, proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { ItemResult } from '../src/contracts/batch.js';
+import { DEADLINE_EXCEEDED, OnTimeout, TaskPriority } from '../src/contracts/online-work.js';
 import type { PredictWorkflowInput } from '../src/contracts/predict.js';
 
 /** Error types the predict activity throws for faults that retrying cannot fix. */
@@ -21,6 +28,11 @@ const PREDICT_OPTIONS: ActivityOptions = {
 };
 const { predict } = proxyActivities<Activities>(PREDICT_OPTIONS);
 const { predict: predictLocally } = proxyLocalActivities<Activities>(PREDICT_OPTIONS);
+/** A sync task whose caller has gone: async work, queued behind every fresh online task. */
+const { predict: predictLate } = proxyActivities<Activities>({
+  ...PREDICT_OPTIONS,
+  priority: { priorityKey: TaskPriority.late },
+});
 
 /**
  * Tasks started since this patch run `predict` as a local activity: inside the workflow task, on the
@@ -33,8 +45,25 @@ export const PREDICT_LOCAL_ACTIVITY_PATCH = 'predict-local-activity';
  * One online prediction task (`task-<taskId>`): infers its items in one activity, so the runtime's dynamic
  * batcher can merge them, and returns their results in order. The result stays in history: a task is one
  * request's worth of items, and GET /v1/tasks reads it from there.
+ *
+ * A sync task that starts after its deadline (its caller has had its 504) is not run as interactive work: with
+ * `onTimeout: continue` it runs as a regular activity at TaskPriority.late, behind every fresh online task, so a
+ * backlog of such tasks drains at the cost of scheduling one activity each. With `cancel` the task's execution
+ * timeout (its deadline, set by the client) ends it on the server, so it never reaches a worker; should a worker
+ * take it late all the same (clocks of different hosts), it fails as DEADLINE_EXCEEDED without running. Workflow
+ * time is the start of this workflow task: when a worker took it.
  */
 export async function predictWorkflow(input: PredictWorkflowInput): Promise<ItemResult[]> {
   const args = { model: input.model, version: input.version, items: input.items };
+  const lateByMs = input.deadline === undefined ? 0 : Date.now() - input.deadline;
+  if (lateByMs > 0) {
+    if (input.onTimeout === OnTimeout.cancel) {
+      throw ApplicationFailure.nonRetryable(
+        `the task had not started ${lateByMs} ms after its deadline, and its caller asked to cancel it then`,
+        DEADLINE_EXCEEDED,
+      );
+    }
+    return predictLate({ ...args, late: true });
+  }
   return patched(PREDICT_LOCAL_ACTIVITY_PATCH) ? predictLocally(args) : predict(args);
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import express, { type Express } from 'express';
+import { OnlineAdmission } from './admission.js';
 import type { AppDeps, RouteDeps } from './deps.js';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.js';
 import { auth } from './middleware/auth.js';
@@ -28,6 +29,7 @@ export function createApp(appDeps: AppDeps): Express {
   const deps: RouteDeps = {
     ...appDeps,
     workLimit: rateLimit(appDeps.workLimiter),
+    admission: new OnlineAdmission(appDeps.predict, appDeps.config, appDeps.metrics, appDeps.log),
     streamTuning: appDeps.streamTuning ?? DEFAULT_STREAM_TUNING,
     openApiJson: JSON.stringify(buildOpenApiDocument(API_ROUTES)),
   };

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.js';
 import type { ModelRepository } from '../runtime/model-repository.js';
 import type { IdempotencyStore } from '../stores/idempotency-store.js';
 import type { WorkLimiter } from '../stores/rate-limit-store.js';
+import type { OnlineAdmission } from './admission.js';
 import type { StreamTuning } from './stream-writer.js';
 
 /** Everything the routes use; the server entry point builds it from configuration, tests from their stack. */
@@ -26,6 +27,9 @@ export interface AppDeps {
     | 'MAX_BODY_BYTES'
     | 'PREDICT_TIMEOUT_MS'
     | 'PREDICT_MAX_TIMEOUT_MS'
+    | 'PREDICT_MAX_QUEUE_AGE_MS'
+    | 'PREDICT_MAX_IN_FLIGHT'
+    | 'PREDICT_MAX_BACKLOG'
     | 'WEBHOOK_ALLOWED_CIDRS'
     | 'TASK_QUEUE'
     | 'INTERACTIVE_TASK_QUEUE'
@@ -39,6 +43,8 @@ export interface AppDeps {
 export interface RouteDeps extends AppDeps {
   /** One budget per API key across the routes that create work (POST /v1/batches, /v1/predict(/async), /v2 infer). */
   workLimit: RequestHandler;
+  /** Admission control of online predictions (one per API process). */
+  admission: OnlineAdmission;
   streamTuning: StreamTuning;
   /** The OpenAPI document of the routes the app mounts, serialized once. */
   openApiJson: string;

@@ -1,14 +1,68 @@
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import type { ItemResult } from '../contracts/batch.js';
-import { taskStatusUrl, type TaskAcceptedResponse } from '../contracts/predict.js';
-import type { PredictClient } from '../client/predict-client.js';
+import { DEADLINE_EXCEEDED, OnTimeout } from '../contracts/online-work.js';
+import { taskStatusUrl, type TaskAcceptedResponse, type TaskSource } from '../contracts/predict.js';
+import type { PredictClient, TaskDeadline } from '../client/predict-client.js';
 import { PermanentItemFailure } from '../contracts/item-failure-type.js';
 import { ConflictError, InvalidRequestError, TimeoutError, UnprocessableError } from '../errors.js';
 import type { IdempotencyStore } from '../stores/idempotency-store.js';
+import type { RouteDeps } from './deps.js';
 import { claimKey, completeKey, type CreatedResponse, type WorkRequest } from './idempotency.js';
 
-// What the online endpoints (/v1/predict, /v2/models/:name/infer) share: starting a task once per
-// Idempotency-Key, and waiting for its result up to a deadline.
+// What the online endpoints (/v1/predict, /v2/models/:name/infer) share: admission control, starting a task once
+// per Idempotency-Key, and waiting for its result up to a deadline that travels with the task.
+
+/** A sync prediction to run: where it comes from, how long its caller waits, and how to start its task. */
+export interface SyncTask {
+  source: TaskSource;
+  timeoutMs: number;
+  onTimeout: OnTimeout;
+  work: WorkRequest;
+  /** Checks the request before it is admitted (a client's mistake is a 4xx even under overload). */
+  check?: () => Promise<void>;
+  /** Starts the task (checked and admitted) with the caller's deadline; returns its id. */
+  start: (deadline: TaskDeadline) => Promise<string>;
+}
+
+/**
+ * Runs a sync prediction: admits it (OnlineAdmission: 503 at once when it could not plausibly finish in time),
+ * starts its task once per Idempotency-Key with its deadline, and waits for the results up to `timeoutMs` (504
+ * after it, the task going on or canceled as `onTimeout` says). Each answer is timed in
+ * prediction_duration_seconds by source and status.
+ */
+export async function runSyncTask(
+  { admission, idempotency, metrics, predict }: RouteDeps,
+  req: Request,
+  res: Response,
+  task: SyncTask,
+): Promise<{ taskId: string; results: ItemResult[] }> {
+  const began = performance.now();
+  res.once('close', () => {
+    const status = res.writableFinished ? String(res.statusCode) : 'aborted';
+    metrics.predictionDuration.observe({ source: task.source, status }, (performance.now() - began) / 1000);
+  });
+  const deadline = Date.now() + task.timeoutMs;
+  let release = () => {};
+  try {
+    const { taskId, replayed } = await startTaskOnce(idempotency, req.apiKey, task.work, async () => {
+      await task.check?.();
+      release = admission.admitSync(task.source, task.timeoutMs);
+      return task.start({ at: deadline, onTimeout: task.onTimeout });
+    });
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    const results = await awaitTask(predict, taskId, deadline - Date.now(), res, () => {
+      metrics.predictionTimeouts.inc();
+      const late = `the prediction did not finish within ${task.timeoutMs} ms`;
+      if (task.onTimeout === OnTimeout.continue) return `${late}; it goes on as task ${taskId}`;
+      // The task's execution timeout is its deadline: the server ends it if it has not ended yet.
+      metrics.predictionDeadlineDrops.inc({ source: task.source });
+      return `${late}; task ${taskId} is dropped (onTimeout: cancel)`;
+    });
+    return { taskId, results };
+  } finally {
+    release();
+  }
+}
 
 /**
  * Starts a task at most once per `Idempotency-Key` and API key, for endpoints that answer with the task's
@@ -42,16 +96,21 @@ export async function startTaskOnce(
 
 /**
  * Waits for a task's results up to `timeoutMs`, or until the client goes away. Not ready in time: TimeoutError
- * (504 naming the task, which goes on). Failed for a permanent reason the API could not see coming: 400 (bad
- * input) with the activity's message; canceled: 409; anything else a 500, logged.
+ * (504 naming the task; `onTimeout` counts it and says what became of it). Failed for a permanent reason the API
+ * could not see coming: 400 (bad input) with the activity's message; canceled: 409; anything else a 500, logged.
  */
-export async function awaitTask(
+async function awaitTask(
   predict: PredictClient,
   taskId: string,
   timeoutMs: number,
   res: Response,
-  onTimeout: () => void,
+  onTimeout: () => string,
 ): Promise<ItemResult[]> {
+  const timedOut = () =>
+    new TimeoutError(onTimeout(), {
+      taskId,
+      statusUrl: taskStatusUrl(taskId),
+    });
   const gone = new AbortController();
   const onClose = () => gone.abort();
   res.once('close', onClose);
@@ -61,12 +120,10 @@ export async function awaitTask(
       case 'succeeded':
         return outcome.results;
       case 'running':
-        onTimeout();
-        throw new TimeoutError(`the prediction did not finish within ${timeoutMs} ms; it goes on as task ${taskId}`, {
-          taskId,
-          statusUrl: taskStatusUrl(taskId),
-        });
+        throw timedOut();
       case 'canceled':
+        // Dropped at its deadline (OnTimeout.cancel) by the server, just before this wait's own timer: a timeout.
+        if (outcome.error.type === DEADLINE_EXCEEDED) throw timedOut();
         throw new ConflictError(`task ${taskId} was canceled`);
       case 'failed': {
         const { type, message } = outcome.error;

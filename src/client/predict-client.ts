@@ -2,8 +2,9 @@ import { HEX_ID, newHexId } from '../contracts/ids.js';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
+import { DEADLINE_EXCEEDED, OnTimeout, TaskPriority } from '../contracts/online-work.js';
 import { taskStatusUrl, type TaskMemo, type TaskResource, type TaskSource } from '../contracts/predict.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, TimeoutError } from '../errors.js';
 import { predictWorkflow } from '../../workflows/predict-workflow.js';
 import { apiConnection } from './connection.js';
 import { mapTemporalError } from './temporal-errors.js';
@@ -34,6 +35,32 @@ export interface TaskOwner {
   source: TaskSource;
 }
 
+/** A caller waiting on the line: when its wait ends (epoch ms), and what becomes of the task if it has not started. */
+export interface TaskDeadline {
+  at: number;
+  onTimeout: OnTimeout;
+}
+
+/** The interactive task queue's backlog, as Temporal reports it (approximate, as the server's own stats are). */
+export interface InteractiveQueueStats {
+  /** Workflow tasks waiting: a new online task's first step. */
+  workflowBacklog: number;
+  /** Activity tasks waiting: late sync tasks run as activities, and tasks recorded before local activities. */
+  activityBacklog: number;
+  /**
+   * Age of the oldest waiting workflow task that a new sync task would wait behind: those at TaskPriority.online or
+   * before it, and those at the default priority (where a server without the priority matcher puts every task).
+   */
+  onlineBacklogAgeMs: number;
+}
+
+/** temporal.api.enums.v1.TaskQueueType. */
+const TaskQueueType = { workflow: 1, activity: 2 } as const;
+
+/** A Duration of Temporal's API in ms. */
+const durationMs = (d?: { seconds?: unknown; nanos?: number | null } | null): number =>
+  d ? Number(d.seconds ?? 0) * 1000 + (d.nanos ?? 0) / 1e6 : 0;
+
 /** Where a task stands: still running, its results in item order, or why it did not succeed. */
 export type TaskOutcome =
   | { status: 'running' }
@@ -59,8 +86,12 @@ export class PredictClient {
     return new PredictClient(connection, new Client({ connection, namespace: options.namespace }), options.taskQueue);
   }
 
-  /** Starts a task for already validated items; returns its id. */
-  async start(request: TaskRequest, owner: TaskOwner): Promise<string> {
+  /**
+   * Starts a task for already validated items; returns its id. A sync task (one with a `deadline`) is dispatched
+   * before async ones (TaskPriority); each tenant is its own fairness key, which a server with fairness on uses to
+   * keep one tenant's flood from starving another's tasks.
+   */
+  async start(request: TaskRequest, owner: TaskOwner, deadline?: TaskDeadline): Promise<string> {
     const taskId = newHexId();
     const memo: TaskMemo = {
       tenant: owner.tenant,
@@ -69,14 +100,39 @@ export class PredictClient {
       version: request.version ?? null,
       items: request.items.length,
     };
-    try {
-      await this.client.workflow.start(predictWorkflow, {
+    const start = () =>
+      this.client.workflow.start(predictWorkflow, {
         workflowId: taskWorkflowId(taskId),
         taskQueue: this.taskQueue,
-        args: [{ taskId, model: request.model, version: request.version, items: request.items }],
+        args: [
+          {
+            taskId,
+            model: request.model,
+            version: request.version,
+            items: request.items,
+            ...(deadline ? { deadline: deadline.at, onTimeout: deadline.onTimeout } : {}),
+          },
+        ],
         memo: { ...memo },
+        priority: {
+          priorityKey: deadline ? TaskPriority.online : TaskPriority.async,
+          fairnessKey: owner.tenant,
+        },
+        // Dropped at its deadline by the server itself: it never reaches a worker after it.
+        ...(deadline?.onTimeout === OnTimeout.cancel
+          ? { workflowExecutionTimeout: Math.max(1, deadline.at - Date.now()) }
+          : {}),
       });
+    try {
+      // A caller's wait bounds the start too: a saturated server must not hold it past its deadline.
+      await (deadline ? this.client.withDeadline(deadline.at, start) : start());
     } catch (err) {
+      if (deadline && Date.now() >= deadline.at) {
+        throw new TimeoutError(
+          `the prediction's task could not be started within its timeout; it may have started: see ${taskStatusUrl(taskId)}`,
+          { taskId, statusUrl: taskStatusUrl(taskId) },
+        );
+      }
       mapTemporalError(err, 'task');
     }
     return taskId;
@@ -102,6 +158,45 @@ export class PredictClient {
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  /** Asks Temporal to cancel a task (best effort: one that has finished stays finished). */
+  async cancel(taskId: string): Promise<void> {
+    try {
+      await this.handle(taskId).cancel();
+    } catch (err) {
+      mapTemporalError(err, `task '${taskId}'`);
+    }
+  }
+
+  /** The interactive task queue's backlog, from Temporal's task queue statistics. */
+  async queueStats(): Promise<InteractiveQueueStats> {
+    const describe = (taskQueueType: number) =>
+      this.client.workflowService.describeTaskQueue({
+        namespace: this.client.options.namespace,
+        taskQueue: { name: this.taskQueue },
+        taskQueueType,
+        reportStats: true,
+      });
+    try {
+      const [workflow, activity] = await Promise.all([
+        describe(TaskQueueType.workflow),
+        describe(TaskQueueType.activity),
+      ]);
+      const ahead = Object.entries(workflow.statsByPriorityKey ?? {}).filter(
+        ([key]) => Number(key) <= TaskPriority.online || Number(key) === TaskPriority.default,
+      );
+      return {
+        workflowBacklog: Number(workflow.stats?.approximateBacklogCount ?? 0),
+        activityBacklog: Number(activity.stats?.approximateBacklogCount ?? 0),
+        onlineBacklogAgeMs:
+          ahead.length > 0
+            ? Math.max(...ahead.map(([, s]) => durationMs(s.approximateBacklogAge)))
+            : durationMs(workflow.stats?.approximateBacklogAge),
+      };
+    } catch (err) {
+      return mapTemporalError(err, `task queue '${this.taskQueue}'`);
     }
   }
 
@@ -160,11 +255,14 @@ function failedOutcome(err: WorkflowFailedError): TaskOutcome {
   }
   if (cause instanceof CancelledFailure)
     return { status: 'canceled', error: { type: 'Canceled', message: 'the task was canceled' } };
+  // A sync task whose caller asked to cancel it at its deadline (OnTimeout.cancel): its execution timeout, or the
+  // workflow's own check when it started late all the same.
+  if (cause instanceof TimeoutFailure || application?.type === DEADLINE_EXCEEDED)
+    return { status: 'canceled', error: { type: DEADLINE_EXCEEDED, message: 'the task was dropped at its deadline' } };
   if (application)
     return { status: 'failed', error: { type: application.type ?? 'Error', message: application.message } };
   if (cause instanceof TerminatedFailure)
     return { status: 'failed', error: { type: 'Terminated', message: cause.message } };
-  if (cause instanceof TimeoutFailure) return { status: 'failed', error: { type: 'Timeout', message: cause.message } };
   cause ??= err;
   return { status: 'failed', error: { type: cause.name, message: cause.message } };
 }

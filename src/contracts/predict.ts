@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ItemError, ItemInputs, ItemResult, ModelName } from './batch.js';
 import { TaskId } from './ids.js';
+import { OnTimeout } from './online-work.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Online predictions (/v1/predict, /v1/predict/async, /v1/tasks/:taskId)
@@ -33,9 +34,20 @@ export type PredictAsyncRequest = z.infer<typeof PredictAsyncRequest>;
 
 /**
  * `POST /v1/predict`: as the async request, plus how long to wait for the result (default PREDICT_TIMEOUT_MS;
- * above PREDICT_MAX_TIMEOUT_MS is refused with 400).
+ * above PREDICT_MAX_TIMEOUT_MS is refused with 400), and what becomes of the task if the wait ends first.
  */
-export const PredictRequest = PredictAsyncRequest.extend({ timeoutMs: z.number().int().min(1).optional() })
+export const PredictRequest = PredictAsyncRequest.extend({
+  timeoutMs: z.number().int().min(1).optional(),
+  onTimeout: z
+    .enum(OnTimeout)
+    .default(OnTimeout.continue)
+    .meta({
+      description:
+        'What becomes of the task if it is not done within `timeoutMs` (the 504): `continue` (default) lets it run, ' +
+        'as async work behind fresh predictions if it had not started yet, and its result can be read from the task; ' +
+        '`cancel` cancels it, and a task that had not started by then is never run.',
+    }),
+})
   .strict()
   .meta({ id: 'PredictRequest' });
 export type PredictRequest = z.infer<typeof PredictRequest>;
@@ -103,6 +115,12 @@ export interface PredictWorkflowInput {
   model: string;
   version?: number;
   items: ItemInputs[];
+  /**
+   * Sync tasks (sync predict, KServe infer): when the caller's wait ends (epoch ms). A task that starts after it runs
+   * as `onTimeout` says. Absent for async tasks, which have no caller waiting.
+   */
+  deadline?: number;
+  onTimeout?: OnTimeout;
 }
 
 /** Input of the predict activity: the items themselves travel (they are small: one request's worth). */
@@ -110,6 +128,8 @@ export interface PredictActivityInput {
   model: string;
   version?: number;
   items: ItemInputs[];
+  /** A sync task run after its caller's deadline: its items wait behind fresh online ones in the runtime too. */
+  late?: boolean;
 }
 
 /** What predictWorkflow's memo carries: who owns the task, for the tenant check and the task view. */

@@ -6,11 +6,12 @@ import {
   KServeServerMetadata,
   type KServeErrorResponse,
 } from '../../contracts/predict.js';
+import { OnTimeout } from '../../contracts/online-work.js';
 import { ModelLoadError } from '../../errors.js';
 import { fingerprint } from '../idempotency.js';
 import { modelMetadata, pickOutputs, stack, toItems } from '../kserve-tensors.js';
 import { clientSignature } from '../model-signature.js';
-import { awaitTask, startTaskOnce } from '../online-tasks.js';
+import { runSyncTask } from '../online-tasks.js';
 import { ModelPath, ModelVersionPath } from '../path-params.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
 import { packageVersion } from '../../version.js';
@@ -106,14 +107,20 @@ export const kserveRoutes: ApiRoute[] = [
         const signature = clientSignature(model.config);
         const items = toItems(model, signature.inputs, body);
         const wanted = pickOutputs(signature.outputs, body);
-        const work = { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) };
-        const { taskId, replayed } = await startTaskOnce(deps.idempotency, req.apiKey, work, () => {
-          metrics.predictionRequests.inc({ source: 'kserve' }, items.length);
-          return predict.start({ model: model.name, version, items }, { tenant: req.tenant, source: 'kserve' });
+        const { taskId, results } = await runSyncTask(deps, req, res, {
+          source: 'kserve',
+          timeoutMs: Math.min(config.PREDICT_TIMEOUT_MS, config.PREDICT_MAX_TIMEOUT_MS),
+          onTimeout: OnTimeout.continue,
+          work: { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) },
+          start: (deadline) => {
+            metrics.predictionRequests.inc({ source: 'kserve' }, items.length);
+            return predict.start(
+              { model: model.name, version, items },
+              { tenant: req.tenant, source: 'kserve' },
+              deadline,
+            );
+          },
         });
-        if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-        const timeoutMs = Math.min(config.PREDICT_TIMEOUT_MS, config.PREDICT_MAX_TIMEOUT_MS);
-        const results = await awaitTask(predict, taskId, timeoutMs, res, () => metrics.predictionTimeouts.inc());
         res.json({
           model_name: model.name,
           model_version: String(results[0]?.version ?? model.version),

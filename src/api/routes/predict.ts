@@ -8,11 +8,12 @@ import {
   taskStatusUrl,
   type TaskSource,
 } from '../../contracts/predict.js';
+import type { TaskDeadline } from '../../client/predict-client.js';
 import { InvalidRequestError } from '../../errors.js';
 import { checkItemInputs } from '../../runtime/input-validation.js';
 import type { RouteDeps } from '../deps.js';
 import { fingerprint, idempotent } from '../idempotency.js';
-import { awaitTask, startTaskOnce } from '../online-tasks.js';
+import { runSyncTask } from '../online-tasks.js';
 import { TaskPath } from '../path-params.js';
 import { resolveRequestedModel } from '../requested-model.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
@@ -28,27 +29,31 @@ export const predictRoutes: ApiRoute[] = [
     operationId: 'predict',
     summary: 'Predict one item and wait for the result',
     description:
-      'Waits up to `timeoutMs` (default PREDICT_TIMEOUT_MS, at most PREDICT_MAX_TIMEOUT_MS); past it, 504 names the task, which goes on.',
+      'Waits up to `timeoutMs` (default PREDICT_TIMEOUT_MS, at most PREDICT_MAX_TIMEOUT_MS); past it, 504 names the task, which goes on ' +
+      '(or, with `onTimeout: cancel`, is dropped). Answers 503 with Retry-After at once, starting nothing, when online predictions ' +
+      'are overloaded (admission control: PREDICT_MAX_QUEUE_AGE_MS, PREDICT_MAX_IN_FLIGHT).',
     tag: 'Predictions',
     createsWork: true,
     request: { body: { schema: PredictRequest, what: 'prediction' } },
     responses: { 200: json(PredictResponse, 'The result.') },
     errors: [503, 504],
     handler: async ({ body, idempotencyKey }, { req, res, deps }) => {
-      const { config, metrics, predict } = deps;
+      const { config } = deps;
       const timeoutMs = body.timeoutMs ?? Math.min(config.PREDICT_TIMEOUT_MS, config.PREDICT_MAX_TIMEOUT_MS);
       if (timeoutMs > config.PREDICT_MAX_TIMEOUT_MS) {
         const message = `at most ${config.PREDICT_MAX_TIMEOUT_MS} ms (PREDICT_MAX_TIMEOUT_MS); use /v1/predict/async for longer work`;
         throw new InvalidRequestError(`invalid prediction: timeoutMs: ${message}`, [{ path: ['timeoutMs'], message }]);
       }
-      const { timeoutMs: _timeoutMs, ...request } = body;
-      const work = { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) };
-      const { taskId, replayed } = await startTaskOnce(deps.idempotency, req.apiKey, work, () =>
-        startTask(req, request, 'sync', deps),
-      );
-      if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-      const [result] = await awaitTask(predict, taskId, timeoutMs, res, () => metrics.predictionTimeouts.inc());
-      res.json({ taskId, status: 'succeeded', result: result! } satisfies PredictResponse);
+      const { timeoutMs: _timeoutMs, onTimeout, ...request } = body;
+      const { taskId, results } = await runSyncTask(deps, req, res, {
+        source: 'sync',
+        timeoutMs,
+        onTimeout,
+        work: { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) },
+        check: () => checkTask(request, deps),
+        start: (deadline) => startTask(req, request, 'sync', deps, deadline),
+      });
+      res.json({ taskId, status: 'succeeded', result: results[0]! } satisfies PredictResponse);
     },
   }),
   defineRoute({
@@ -56,6 +61,7 @@ export const predictRoutes: ApiRoute[] = [
     path: '/v1/predict/async',
     operationId: 'predictAsync',
     summary: 'Start a prediction of one item',
+    description: 'Answers 503 with Retry-After while the interactive task queue holds PREDICT_MAX_BACKLOG tasks.',
     tag: 'Predictions',
     createsWork: true,
     request: { body: { schema: PredictAsyncRequest, what: 'prediction' } },
@@ -64,6 +70,8 @@ export const predictRoutes: ApiRoute[] = [
     handler: async ({ body, idempotencyKey }, { req, res, deps }) => {
       const work = { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) };
       await idempotent(req, res, deps.idempotency, work, async () => {
+        await checkTask(body, deps);
+        deps.admission.admitAsync('async');
         const taskId = await startTask(req, body, 'async', deps);
         const response: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
         return { status: 202, body: response, location: response.statusUrl };
@@ -85,18 +93,24 @@ export const predictRoutes: ApiRoute[] = [
   }),
 ];
 
-/** Validates a body's model and inputs, then starts its task for the caller's tenant. */
+/** Validates a body's model and inputs against the model's signature (400 or 404 before anything starts). */
+async function checkTask(body: PredictAsyncRequest, { models }: RouteDeps): Promise<void> {
+  const model = await resolveRequestedModel(models, body.model, body.version);
+  checkItemInputs(model.config, body.inputs);
+}
+
+/** Starts a checked body's task for the caller's tenant (with a sync caller's deadline). */
 async function startTask(
   req: Request,
   body: PredictAsyncRequest,
   source: TaskSource,
-  { models, metrics, predict }: RouteDeps,
+  { metrics, predict }: RouteDeps,
+  deadline?: TaskDeadline,
 ): Promise<string> {
-  const model = await resolveRequestedModel(models, body.model, body.version);
-  checkItemInputs(model.config, body.inputs);
   metrics.predictionRequests.inc({ source });
   return predict.start(
     { model: body.model, version: body.version, items: [body.inputs] },
     { tenant: req.tenant, source },
+    deadline,
   );
 }
