@@ -97,6 +97,7 @@ export async function runCluster(config: Config, options: ClusterCommandOptions)
       apiPort: config.PORT,
       uiPort: config.TEMPORAL_UI_PORT,
       workerMetricsPort: config.WORKER_METRICS_PORT,
+      cpuWeights: config.CLUSTER_CPU_WEIGHTS,
       namespace: config.TEMPORAL_NAMESPACE,
       modelRepository: config.MODEL_REPOSITORY,
       onLine: (source, line) => stopping || printLine(source, line),

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Config } from '../config.js';
 
@@ -18,7 +19,19 @@ export function lowerCpuPriority(
   config: Pick<Config, 'WORKER_NICE' | 'WORKER_SCHED_IDLE'>,
   log: { warn: (o: object, m: string) => void },
 ): void {
-  if (config.WORKER_NICE > 0) os.setPriority(config.WORKER_NICE);
+  if (config.WORKER_NICE > 0) {
+    os.setPriority(config.WORKER_NICE);
+    // Linux keeps a nice per thread: the threads Node has already started (V8's, libuv's) are lowered one by one.
+    if (process.platform === 'linux') {
+      for (const tid of fs.readdirSync('/proc/self/task')) {
+        try {
+          os.setPriority(Number(tid), config.WORKER_NICE);
+        } catch {
+          // a thread that ended meanwhile
+        }
+      }
+    }
+  }
   if (!config.WORKER_SCHED_IDLE) return;
   if (process.platform !== 'linux') {
     log.warn({ platform: process.platform }, `WORKER_SCHED_IDLE is Linux-only; running at nice ${config.WORKER_NICE}`);

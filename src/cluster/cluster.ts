@@ -1,7 +1,9 @@
 // `batchline cluster`: a rehearsal of a multi-host deployment on one machine. PostgreSQL (given, or a local one),
 // the Temporal server on it (schema migrated, namespace and search attributes registered), its Web UI, then
 // N batch workers, an interactive worker and M APIs as separate processes, each in a directory of its own and
-// sharing nothing local: only the database and the Temporal server, exactly as separate hosts would.
+// sharing nothing local: only the database and the Temporal server, exactly as separate hosts would. Each batchline
+// process runs at the niceness of its role's CPU weight (topology.ts), as docker-compose.yml gives the same weights
+// as cpu_shares.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +21,7 @@ import {
   type PostgresEndpoint,
   type TemporalServer,
 } from './temporal-server.js';
-import { ITEM_STORE_DATABASE, roleEnv, ROLES, type ClusterShared, type Role } from './topology.js';
+import { ITEM_STORE_DATABASE, niceForWeight, roleEnv, ROLES, type ClusterShared, type Role } from './topology.js';
 import type { TemporalServerBinaries } from '../../scripts/temporal-server.mjs';
 
 export interface ClusterOptions {
@@ -46,6 +48,11 @@ export interface ClusterOptions {
   modelRepository: string;
   historyShards?: number;
   dynamicConfig?: DynamicConfig;
+  /**
+   * Each batchline process runs at the niceness of its role's CPU weight (cpuPriorityEnv); default true. false: the
+   * cluster sets no priority, and every process runs at the one its environment gives (nice 0 by default).
+   */
+  cpuWeights?: boolean;
   /** Environment every batchline process inherits (LOG_LEVEL, API_KEYS, test settings) under the cluster's own. */
   env?: NodeJS.ProcessEnv;
   onLine?: (source: string, line: string) => void;
@@ -87,6 +94,18 @@ function endpointOf(url: string): PostgresEndpoint {
     user: decodeURIComponent(u.username),
     password: decodeURIComponent(u.password),
   };
+}
+
+/**
+ * How `batchline cluster` gives a process its role's CPU weight: the niceness of that weight, which a worker gives
+ * itself at start (WORKER_NICE, as under `batchline dev`), before the SDK's, the workflows' and the inference threads
+ * exist, so they inherit it. (Linux keeps a nice per thread: os.setPriority on a child's pid after spawn would lower
+ * its main thread only.) No SCHED_IDLE: the rehearsal gives its processes what a compose file or an orchestrator
+ * can give containers, a weight. Only workers lower themselves: the API and the servers keep nice 0, the default
+ * weight, which is their weight in the role table (test/unit/compose.test.ts keeps it so).
+ */
+export function cpuPriorityEnv(role: Role): Record<string, string> {
+  return ROLES[role].command === 'worker' ? { WORKER_NICE: String(niceForWeight(ROLES[role].cpuWeight)) } : {};
 }
 
 /**
@@ -231,6 +250,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         ...process.env,
         ...o.env,
         ...roleEnv(p.role, shared),
+        ...(o.cpuWeights === false ? {} : cpuPriorityEnv(p.role)),
         ...p.env,
         DATA_DIR: dir,
         // Its PostgreSQL connections carry its name (pg_stat_activity.application_name): which host holds which.

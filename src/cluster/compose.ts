@@ -1,9 +1,9 @@
-// docker-compose.yml as data, built from what `batchline cluster` runs: the roles and their environment
-// (topology.ts), the Temporal server's command, environment and schema steps (temporal-server.ts). `npm run compose`
-// (scripts/write-compose.ts) writes it; test/unit/compose.test.ts checks the file against this and the Compose
-// Specification. Values in `${...}` are Compose interpolation, resolved by `docker compose` from the caller's
-// environment, so no secret is written here.
-import { ITEM_STORE_DATABASE, ROLES, roleEnv, type ClusterShared, type Role } from './topology.js';
+// docker-compose.yml as data, built from what `batchline cluster` runs: the roles, their environment and CPU weights
+// and the servers' weights (topology.ts), the Temporal server's command, environment and schema steps
+// (temporal-server.ts). `npm run compose` (scripts/write-compose.ts) writes it; test/unit/compose.test.ts checks the
+// file against this and the Compose Specification. Values in `${...}` are Compose interpolation, resolved by
+// `docker compose` from the caller's environment, so no secret is written here.
+import { ITEM_STORE_DATABASE, ROLES, roleEnv, SERVER_CPU_WEIGHTS, type ClusterShared, type Role } from './topology.js';
 import {
   schemaSteps,
   schemaToolEnv,
@@ -33,6 +33,12 @@ export interface ComposeService {
   volumes?: string[];
   restart?: 'unless-stopped';
   stop_grace_period?: string;
+  /**
+   * The container's CPU weight under contention (topology.ts). Every service sets it: under cgroup v2 a runtime
+   * converts it to cpu.weight, and runc before 1.3.2 turns the default 1024 into 39 while a container without it
+   * gets 100, so a service left out would outweigh the online path.
+   */
+  cpu_shares: number;
 }
 
 export interface ComposeDocument {
@@ -112,6 +118,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
       postgresql: { condition: 'service_healthy' },
     },
     restart: 'unless-stopped',
+    cpu_shares: ROLES[role].cpuWeight,
   });
   const { user, password } = COMPOSE_POSTGRES;
   return {
@@ -129,6 +136,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
         },
         volumes: ['pgdata:/var/lib/postgresql/data'],
         restart: 'unless-stopped',
+        cpu_shares: SERVER_CPU_WEIGHTS.postgresql,
       },
       'temporal-schema': {
         ...temporalImage(),
@@ -141,6 +149,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
         ],
         environment: schemaToolEnv(COMPOSE_POSTGRES),
         depends_on: { postgresql: { condition: 'service_healthy' } },
+        cpu_shares: SERVER_CPU_WEIGHTS['temporal-schema'],
       },
       temporal: {
         ...temporalImage(),
@@ -166,6 +175,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
         // Loopback only: the frontend runs without authorisation (--allow-no-auth); the API is the public door.
         ports: ['127.0.0.1:7233:7233'],
         restart: 'unless-stopped',
+        cpu_shares: SERVER_CPU_WEIGHTS.temporal,
       },
       'temporal-setup': {
         ...batchlineImage(),
@@ -175,6 +185,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
           TEMPORAL_NAMESPACE: COMPOSE_SHARED.TEMPORAL_NAMESPACE,
         },
         depends_on: { temporal: { condition: 'service_healthy' } },
+        cpu_shares: SERVER_CPU_WEIGHTS['temporal-setup'],
       },
       // The official image, set through its environment as deploy/temporal-ui/batchline.yaml sets the cluster's.
       'temporal-ui': {
@@ -189,6 +200,7 @@ export function composeDocument(versions: ComposeVersions): ComposeDocument {
         depends_on: { temporal: { condition: 'service_healthy' } },
         ports: ['127.0.0.1:8233:8080'],
         restart: 'unless-stopped',
+        cpu_shares: SERVER_CPU_WEIGHTS['temporal-ui'],
       },
       // A worker drains for up to its shutdownGraceTime (10 s) after SIGTERM; Compose's default 10 s would cut it.
       worker: { ...batchline('worker'), stop_grace_period: '30s' },

@@ -3,7 +3,8 @@
 // interactive worker and two API hosts, each a process of its own sharing only PostgreSQL and Temporal. A batch
 // crosses hosts; a worker host is SIGKILLed mid-batch (per item and chunked); the Temporal server and PostgreSQL are
 // restarted mid-batch; the API's list and the Temporal CLI agree on the batches' search attributes. Then
-// `batchline cluster` itself: up, answering, and SIGINT leaves none of its processes behind.
+// `batchline cluster` itself: up, answering, its batch worker at the nice of its CPU weight, and SIGINT leaves none
+// of its processes behind.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
+import { niceForWeight, ROLES } from '../../src/cluster/topology.js';
 import type { BatchOptions, BatchResource } from '../../src/contracts/batch.js';
 import {
   activeStatements,
@@ -548,10 +550,16 @@ describe('a batchline cluster: PostgreSQL, the Temporal server on it, two worker
   );
 });
 
+/** A process's scheduling niceness: field 19 of /proc/<pid>/stat (the command name before it may hold spaces). */
+function niceness(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]);
+}
+
 describe('batchline cluster, the command', () => {
   test(
-    'starts PostgreSQL, the Temporal server and its UI, a batch worker, the interactive worker and an API; ' +
-      'SIGINT stops every one of them',
+    'starts PostgreSQL, the Temporal server and its UI, a batch worker at the nice of its CPU weight, the ' +
+      'interactive worker and an API; SIGINT stops every one of them',
     { timeout: 180_000 },
     async () => {
       const dataDir = clusterDataDir('cluster-command');
@@ -608,6 +616,20 @@ describe('batchline cluster, the command', () => {
           ['worker-1', 'interactive', 'api-1'],
           output,
         );
+        // Each at the nice of its role's CPU weight: the batch worker below the online path. A worker lowers itself
+        // as it starts, which may come after the API answers.
+        const expectedNice = {
+          'worker-1': niceForWeight(ROLES.worker.cpuWeight),
+          interactive: niceForWeight(ROLES.interactive.cpuWeight),
+          'api-1': 0,
+        };
+        assert.ok(expectedNice['worker-1'] > expectedNice.interactive, 'the role table ranks the batch worker lower');
+        const nices = () => Object.fromEntries(printed.map((p) => [p.name, niceness(p.pid)]));
+        await waitFor('the batch worker to lower its priority', () => nices()['worker-1'] !== 0, 30_000, 100).catch(
+          () => undefined,
+        );
+        assert.deepEqual(nices(), expectedNice, 'each process at the nice of its CPU weight');
+
         started = processesOf(dataDir, cli.pid);
         const pids = new Set(started.map((p) => p.pid));
         for (const p of printed) assert.ok(pids.has(p.pid), `${p.name} (pid ${p.pid}) runs under the command`);

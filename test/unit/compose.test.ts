@@ -1,7 +1,7 @@
 // docker-compose.yml cannot be run here (no Docker engine), so what can be checked is: it is what `npm run compose`
 // writes from the cluster's topology; it validates against the Compose Specification; each service runs what
-// `batchline cluster` runs; the Temporal server's environment renders the server config as intended; the small
-// shell and Node snippets it carries work.
+// `batchline cluster` runs, with the CPU weights `batchline cluster` gives as niceness; the Temporal server's
+// environment renders the server config as intended; the small shell and Node snippets it carries work.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,7 +29,17 @@ import {
   temporalServerEnv,
   TEMPORAL_SERVER_ARGS,
 } from '../../src/cluster/temporal-server.js';
-import { roleEnv, ROLES, type Role } from '../../src/cluster/topology.js';
+import { cpuPriorityEnv } from '../../src/cluster/cluster.js';
+import {
+  DEFAULT_CPU_WEIGHT,
+  NICE_WEIGHTS,
+  niceForWeight,
+  roleEnv,
+  ROLES,
+  SERVER_CPU_WEIGHTS,
+  type Role,
+} from '../../src/cluster/topology.js';
+import { loadConfig } from '../../src/config.js';
 import { COMPOSE_VERSIONS, staleFiles } from '../../scripts/write-compose.js';
 import { temporalServerPaths } from '../../scripts/temporal-server.mjs';
 
@@ -177,6 +187,65 @@ describe('the services run what `batchline cluster` runs', () => {
     assert.deepEqual(services['temporal-setup']!.command, ['node', 'bin/batchline.mjs', 'temporal-setup']);
     assert.equal(env('temporal-setup').TEMPORAL_ADDRESS, COMPOSE_SHARED.TEMPORAL_ADDRESS);
     assert.equal(env('temporal-setup').TEMPORAL_NAMESPACE, COMPOSE_SHARED.TEMPORAL_NAMESPACE);
+  });
+});
+
+describe('CPU weights: one table (topology.ts) for the compose services and the cluster processes', () => {
+  const roles = Object.keys(ROLES) as Role[];
+  const shares = (name: string) => services[name]!.cpu_shares;
+
+  test('every service has cpu_shares, its weight in the role table or the servers table', () => {
+    const expected: Record<string, number> = { ...SERVER_CPU_WEIGHTS };
+    for (const role of roles) expected[role] = ROLES[role].cpuWeight;
+    assert.deepEqual(Object.fromEntries(Object.keys(services).map((name) => [name, shares(name)])), expected);
+  });
+
+  test('the batch workers weigh less than every service on the online path, which keeps at least the default', () => {
+    // A sync prediction goes API -> Temporal server (on PostgreSQL) -> interactive worker -> back.
+    const onlinePath = ['api', 'temporal', 'postgresql', 'interactive'];
+    for (const name of onlinePath) {
+      assert.ok(shares(name) >= DEFAULT_CPU_WEIGHT, `${name}: ${shares(name)} >= Compose's default 1024`);
+      assert.ok(shares('worker') < shares(name), `worker (${shares('worker')}) < ${name} (${shares(name)})`);
+    }
+  });
+
+  test("niceForWeight follows the kernel's weight table: nice 0 weighs 1024, each step about 1 / 1.25", () => {
+    assert.equal(NICE_WEIGHTS.length, 20);
+    for (let n = 1; n < NICE_WEIGHTS.length; n++) {
+      const step = NICE_WEIGHTS[n - 1]! / NICE_WEIGHTS[n]!;
+      assert.ok(step >= 1.19 && step <= 1.3, `nice ${n - 1} / nice ${n}: ${step}`);
+    }
+    NICE_WEIGHTS.forEach((w, n) => assert.equal(niceForWeight(w), n, `weight ${w}`));
+    assert.deepEqual(
+      [2048, 1100, 900, 100, 16, 2].map(niceForWeight),
+      [0, 0, 1, 10, 19, 19],
+      'nearest by ratio; above the default, 0 (a negative nice needs privileges)',
+    );
+    for (let w = 2; w <= 2048; w++) assert.ok(niceForWeight(w) <= niceForWeight(w - 1), `monotonic at ${w}`);
+    assert.throws(() => niceForWeight(0), /positive/);
+  });
+
+  test('batchline cluster runs each worker at the nice of its weight, which the worker config accepts', () => {
+    for (const role of roles.filter((r) => ROLES[r].command === 'worker')) {
+      const env = cpuPriorityEnv(role);
+      assert.deepEqual(env, { WORKER_NICE: String(niceForWeight(ROLES[role].cpuWeight)) });
+      assert.equal(loadConfig(env).WORKER_NICE, niceForWeight(ROLES[role].cpuWeight), role);
+    }
+    assert.ok(
+      Number(cpuPriorityEnv('worker').WORKER_NICE) > Number(cpuPriorityEnv('interactive').WORKER_NICE),
+      'the batch worker runs at a higher nice than the interactive one',
+    );
+  });
+
+  test('what batchline cluster cannot lower (the API, the servers it starts) has the default weight', () => {
+    // Only a worker lowers itself (WORKER_NICE); the cluster starts everything else at nice 0.
+    for (const role of roles.filter((r) => ROLES[r].command !== 'worker')) {
+      assert.deepEqual(cpuPriorityEnv(role), {});
+      assert.equal(ROLES[role].cpuWeight, DEFAULT_CPU_WEIGHT, `${role} runs at nice 0 under batchline cluster`);
+    }
+    for (const [name, weight] of Object.entries(SERVER_CPU_WEIGHTS)) {
+      assert.equal(weight, DEFAULT_CPU_WEIGHT, `${name} runs at nice 0 under batchline cluster`);
+    }
   });
 });
 
