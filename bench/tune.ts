@@ -19,6 +19,8 @@ const { values: args } = parseBenchArgs(USAGE, {
 const ITEMS = intArg(USAGE, 'items', args.items);
 /** The Temporal server's own limit on transfer-queue loads per shard, which batchline's dev server raises. */
 const TRANSFER_POLL_DEFAULT = { 'history.transferProcessorMaxPollRPS': 20 };
+/** Matching without task priorities (the server's default before 1.30), which batchline's dynamic config turns on. */
+const NO_PRIORITY_MATCHER = { 'matching.useNewMatcher': false };
 
 const STEPS: {
   name: string;
@@ -71,6 +73,21 @@ const STEPS: {
     name: 'local activities: 64 per shard, transfer queue loads at most 20/s (the server default)',
     options: { itemActivities: 'local', concurrency: 64 },
     dynamicConfig: TRANSFER_POLL_DEFAULT,
+  },
+  {
+    name: '64 per shard, 2 shards (128), matching without task priorities (the server default before 1.30)',
+    options: { concurrency: 64 },
+    dynamicConfig: NO_PRIORITY_MATCHER,
+  },
+  {
+    name: 'chunked: 100 per activity, matching without task priorities',
+    options: { itemsPerActivity: 100, concurrency: 512 },
+    dynamicConfig: NO_PRIORITY_MATCHER,
+  },
+  {
+    name: 'local activities: 64 per shard, matching without task priorities',
+    options: { itemActivities: 'local', concurrency: 64 },
+    dynamicConfig: NO_PRIORITY_MATCHER,
   },
 ];
 
