@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type { ItemResult } from '../src/contracts/batch.js';
 import type { PredictActivityInput } from '../src/contracts/predict.js';
 import type { Metrics } from '../src/metrics.js';
@@ -21,7 +22,7 @@ export function createPredictActivities({ runtime, metrics }: PredictActivityDep
      */
     async predict(input: PredictActivityInput): Promise<ItemResult[]> {
       const priority = input.late ? 'batch' : 'interactive';
-      if (input.late) metrics?.predictionTasksLate.inc();
+      if (input.late && Context.current().info.attempt === 1) metrics?.predictionTasksLate.inc();
       try {
         return await Promise.all(
           input.items.map((inputs) => runtime.infer(input.model, input.version, inputs, priority)),

@@ -2,7 +2,8 @@
 // chunked, through its public API), on one machine with one worker process each, systems alternating in each
 // round. Every figure is a median over the rounds with its min and max; ratios are taken within this run.
 // Writes bench/results/compare-<date>.json and the "compare" section of BENCHMARKS.md, then runs bench/cluster.ts
-// (batchline on a cluster, and graphile-worker on its PostgreSQL) for the "cluster" section.
+// (batchline on a cluster, and graphile-worker on its PostgreSQL) for the "cluster" section and bench/overload.ts
+// (sync predictions while 20 clients flood the API with batches) for the "overload" section.
 //
 //   npm run bench [-- --quick]       (npm run bench builds first; this file runs under tsx)
 import path from 'node:path';
@@ -22,6 +23,7 @@ import {
   type BatchlineRun,
 } from './systems/batchline.js';
 import { measureCluster } from './cluster.js';
+import { measureOverload } from './overload.js';
 import { runBullmq } from './systems/bullmq.js';
 import { runRaw, type RawRun } from './systems/raw.js';
 
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
   let online: Online | undefined;
   let scale: ScaleRow[] | undefined;
   let clusterSection: string | undefined;
+  let overloadSection: string | undefined;
   try {
     for (const w of WORKLOADS) {
       const runs: Record<string, Run[]> = {};
@@ -177,6 +180,13 @@ async function main(): Promise<void> {
       console.error('the cluster measurement failed:', err);
       return undefined;
     });
+    // Online predictions under overload, per worker layout (bench/overload.ts).
+    overloadSection = await measureOverload({ quick, command: `npm run bench${quick ? ' -- --quick' : ''}` }).catch(
+      (err: unknown) => {
+        console.error('the overload measurement failed:', err);
+        return undefined;
+      },
+    );
   } finally {
     await redis.stop();
   }
@@ -190,6 +200,7 @@ async function main(): Promise<void> {
   });
   updateBenchmarksMd('compare', report(results, online, scale, file));
   if (clusterSection) updateBenchmarksMd('cluster', clusterSection);
+  if (overloadSection) updateBenchmarksMd('overload', overloadSection);
   console.error(`wrote ${file} and BENCHMARKS.md`);
 }
 

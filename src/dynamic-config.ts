@@ -19,6 +19,9 @@ export const BATCHLINE_DYNAMIC_CONFIG: DynamicConfig = {
   // 1,024 such events; the limit sits above that.
   'history.maximumBufferedEventsBatch': 2000,
   // Matching dispatches each task queue's backlog by task priority (TaskPriority in src/contracts/online-work.ts):
-  // a sync prediction goes before async ones and before those whose caller has gone. Off by default before 1.30.
+  // a sync prediction goes before async ones and before those whose caller has gone. Off by default before 1.31.
   'matching.useNewMatcher': true,
+  // DescribeTaskQueue's statistics, which the API's admission control samples each second, are cached this long
+  // (server default 5 s): fresher figures for the decision to refuse a prediction.
+  'matching.TaskQueueInfoByBuildIdTTL': '1s',
 };

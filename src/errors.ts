@@ -55,10 +55,12 @@ export class PayloadTooLargeError extends AppError {
   readonly status = 413;
 }
 
-/** Thrown by the Temporal client facade when the cluster cannot be reached. */
+/** Thrown by the Temporal client facade when the cluster cannot be reached (and by the stores when they cannot). */
 export class UnavailableError extends AppError {
   readonly code = ErrorCode.unavailable;
   readonly status = 503;
+  /** The Retry-After header the client gets. */
+  readonly retryAfterSeconds: number = 5;
 }
 
 /**
@@ -66,11 +68,10 @@ export class UnavailableError extends AppError {
  * `retryAfterSeconds` (the Retry-After header) says when trying again is worthwhile.
  */
 export class OverloadedError extends UnavailableError {
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-  ) {
+  override readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
     super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

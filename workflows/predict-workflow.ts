@@ -3,6 +3,7 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
+  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -50,12 +51,13 @@ export const PREDICT_LOCAL_ACTIVITY_PATCH = 'predict-local-activity';
  * `onTimeout: continue` it runs as a regular activity at TaskPriority.late, behind every fresh online task, so a
  * backlog of such tasks drains at the cost of scheduling one activity each. With `cancel` the task's execution
  * timeout (its deadline, set by the client) ends it on the server, so it never reaches a worker; should a worker
- * take it late all the same (clocks of different hosts), it fails as DEADLINE_EXCEEDED without running. Workflow
- * time is the start of this workflow task: when a worker took it.
+ * take it late all the same, it fails as DEADLINE_EXCEEDED without running. Lateness is measured on the server's
+ * clock: workflow time (the start of this workflow task, when a worker took it) against the task's start time plus
+ * the caller's budget.
  */
 export async function predictWorkflow(input: PredictWorkflowInput): Promise<ItemResult[]> {
   const args = { model: input.model, version: input.version, items: input.items };
-  const lateByMs = input.deadline === undefined ? 0 : Date.now() - input.deadline;
+  const lateByMs = input.budgetMs === undefined ? 0 : Date.now() - workflowInfo().startTime.getTime() - input.budgetMs;
   if (lateByMs > 0) {
     if (input.onTimeout === OnTimeout.cancel) {
       throw ApplicationFailure.nonRetryable(

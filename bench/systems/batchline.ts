@@ -20,7 +20,7 @@ import type { SystemRun } from '../lib/system-run.js';
 export interface BatchlineStack {
   config: Config;
   apiUrl: string;
-  /** The batch worker (the one process whose CPU and memory the figures count), as `batchline dev` runs it. */
+  /** The batch worker (the one process whose CPU and memory the figures count), as the stack's layout runs it. */
   worker: ChildProcess;
   /** The interactive worker (online predictions), absent with `workers: 'one'`. */
   interactiveWorker?: ChildProcess;
@@ -48,8 +48,7 @@ export const BATCH_WORKER_PRIORITY = `nice ${DEV_WORKERS.batch.WORKER_NICE}${DEV
 
 /**
  * Starts a dev server on free ports with a fresh data dir, then the compiled workers and API, and waits for /readyz.
- * Workers as `batchline dev` runs them: a niced batch worker and an interactive one (`workers: 'split'`), or
- * one worker polling both queues at normal priority (`'one'`, the layout before the split, for comparison).
+ * Workers (`options.workers`, a WorkerLayout) as `batchline dev` runs them by default.
  * `dynamicConfig` overrides the dev server's DEV_SERVER_DYNAMIC_CONFIG, to measure a setting.
  */
 export async function startBatchlineStack(
@@ -65,10 +64,31 @@ export async function startBatchlineStack(
   }
 }
 
+/**
+ * Which worker processes a stack runs:
+ * - `split` (the default): `batchline dev`'s, a batch worker at nice 19 under SCHED_IDLE (DEV_WORKERS) and an
+ *   interactive worker;
+ * - `split-normal-priority`: the same two processes, both at nice 0 under the normal scheduler (no SCHED_IDLE):
+ *   isolation that does not lean on the OS, as on hosts or containers that give the batch worker no lower priority;
+ * - `one`: one worker polling both queues at normal priority (the layout before the split, for comparison).
+ */
+export type WorkerLayout = 'split' | 'split-normal-priority' | 'one';
+
 interface StackOptions {
-  workers?: 'split' | 'one';
+  /** Default `split`. */
+  workers?: WorkerLayout;
   dynamicConfig?: DynamicConfig;
 }
+
+/** Each layout's worker processes: the environment each is started with, batch worker first. */
+const LAYOUT_WORKERS: Record<WorkerLayout, Record<string, string>[]> = {
+  split: [DEV_WORKERS.batch, DEV_WORKERS.interactive],
+  'split-normal-priority': [
+    { WORKER_QUEUES: 'batch', WORKER_NICE: '0', WORKER_SCHED_IDLE: 'false' },
+    { WORKER_QUEUES: 'interactive', WORKER_NICE: '0', WORKER_SCHED_IDLE: 'false' },
+  ],
+  one: [{}],
+};
 
 async function startStackOnce(
   env: Record<string, string>,
@@ -100,8 +120,10 @@ async function startStackOnce(
       env: { ...process.env, ...configToEnv(config), ...extra },
       stdio: ['ignore', 'inherit', 'inherit'], // logs at LOG_LEVEL warn: only what went wrong
     });
-  const worker = spawnCli('worker', workers === 'split' ? DEV_WORKERS.batch : {});
-  const interactiveWorker = workers === 'split' ? spawnCli('worker', DEV_WORKERS.interactive) : undefined;
+  const [worker, interactiveWorker] = LAYOUT_WORKERS[workers].map((extra) => spawnCli('worker', extra)) as [
+    ChildProcess,
+    ChildProcess | undefined,
+  ];
   const api = spawnCli('api');
   const children = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])];
   const apiUrl = `http://127.0.0.1:${apiPort}`;

@@ -10,6 +10,15 @@ import type { Metrics } from '../metrics.js';
 
 /** Temporal's task queue statistics are sampled at most this often (they are approximate and lag a little anyway). */
 const SAMPLE_INTERVAL_MS = 1000;
+/** A sample older than this (no online request for a while) is not acted on: the next request takes a new one. */
+const SAMPLE_MAX_AGE_MS = 2 * SAMPLE_INTERVAL_MS;
+/**
+ * The longest Retry-After a shed request is given: the backlog's age says how long the oldest task has waited, not
+ * how soon the queue drains, and a queue that moves again should be used again within seconds.
+ */
+const MAX_RETRY_AFTER_S = 5;
+/** A failing sample is logged at warn at most this often (admission then sheds on the in-flight limit only). */
+const WARN_INTERVAL_MS = 60_000;
 
 /** Why a request was shed: the prediction_shed_total `reason` label. */
 export const ShedReason = {
@@ -28,8 +37,9 @@ type AdmissionConfig = Pick<Config, 'PREDICT_MAX_QUEUE_AGE_MS' | 'PREDICT_MAX_IN
  * Decides whether a new online task may start, from two views of the interactive path:
  * - Temporal's statistics of the interactive task queue, shared by every API host: the age of the oldest waiting
  *   task a new sync task would queue behind (sync tasks go before async and late ones, TaskPriority), and the
- *   backlog's size. Sampled at most once a second, in the background, while online requests arrive; a decision
- *   never waits on Temporal. While Temporal cannot be asked, only the local limit applies (a start fails anyway).
+ *   backlog's size. Sampled at most once a second, in the background, while online requests arrive: a decision
+ *   never waits on Temporal, and acts on the last sample (ignored once older than SAMPLE_MAX_AGE_MS). While Temporal
+ *   cannot be asked, only the local limit applies (a start fails anyway).
  * - This process's own count of sync predictions waiting for their result.
  *
  * A sync prediction (sync predict, KServe infer) is shed when the oldest task it would wait behind has waited longer
@@ -42,6 +52,7 @@ export class OnlineAdmission {
   private sampledAt = 0;
   private sampling: Promise<void> | undefined;
   private inFlight = 0;
+  private warnedAt = 0;
 
   constructor(
     private readonly predict: Pick<PredictClient, 'queueStats'>,
@@ -64,7 +75,7 @@ export class OnlineAdmission {
         1,
       );
     }
-    const ageMs = this.stats?.onlineBacklogAgeMs ?? 0;
+    const ageMs = this.current()?.syncBacklogAgeMs ?? 0;
     const affordMs = Math.min(this.config.PREDICT_MAX_QUEUE_AGE_MS, timeoutMs / 2);
     if (ageMs > affordMs) {
       this.shed(
@@ -86,15 +97,21 @@ export class OnlineAdmission {
   /** Admits an async prediction, or throws OverloadedError (503) when the interactive backlog is full. */
   admitAsync(source: TaskSource): void {
     this.refresh();
-    const backlog = this.stats ? this.stats.workflowBacklog + this.stats.activityBacklog : 0;
+    const stats = this.current();
+    const backlog = stats ? stats.workflowBacklog + stats.activityBacklog : 0;
     if (backlog >= this.config.PREDICT_MAX_BACKLOG) {
       this.shed(
         source,
         ShedReason.backlog,
         `${backlog} online tasks are waiting, the most the interactive queue takes (PREDICT_MAX_BACKLOG)`,
-        Math.ceil((this.stats?.onlineBacklogAgeMs ?? 1000) / 1000),
+        Math.ceil((stats?.syncBacklogAgeMs ?? 1000) / 1000),
       );
     }
+  }
+
+  /** The last sample, unless it is too old to act on. */
+  private current(): InteractiveQueueStats | undefined {
+    return Date.now() - this.sampledAt <= SAMPLE_MAX_AGE_MS ? this.stats : undefined;
   }
 
   /** Samples the queue's statistics in the background when the last sample is older than SAMPLE_INTERVAL_MS. */
@@ -107,12 +124,19 @@ export class OnlineAdmission {
           this.stats = stats;
           this.metrics.interactiveBacklog.set({ type: 'workflow' }, stats.workflowBacklog);
           this.metrics.interactiveBacklog.set({ type: 'activity' }, stats.activityBacklog);
-          this.metrics.interactiveBacklogAge.set(stats.onlineBacklogAgeMs / 1000);
+          this.metrics.interactiveBacklogAge.set(stats.syncBacklogAgeMs / 1000);
         },
         (err: unknown) => {
-          // Temporal unreachable: a start fails with 503 anyway. Forget the old figures rather than act on them.
+          // Temporal unreachable (a start fails with 503 anyway), or the API may not describe task queues: forget
+          // the old figures rather than act on them, and say so now and then.
           this.stats = undefined;
-          this.log.debug({ err }, 'could not sample the interactive task queue');
+          if (Date.now() - this.warnedAt >= WARN_INTERVAL_MS) {
+            this.warnedAt = Date.now();
+            this.log.warn(
+              { err },
+              'could not sample the interactive task queue: admission control sheds on PREDICT_MAX_IN_FLIGHT only',
+            );
+          }
         },
       )
       .finally(() => {
@@ -123,6 +147,7 @@ export class OnlineAdmission {
 
   private shed(source: TaskSource, reason: ShedReason, why: string, retryAfterSeconds: number): never {
     this.metrics.predictionsShed.inc({ source, reason });
-    throw new OverloadedError(`online predictions are overloaded: ${why}; retry later`, Math.max(1, retryAfterSeconds));
+    const retryAfter = Math.min(MAX_RETRY_AFTER_S, Math.max(1, retryAfterSeconds));
+    throw new OverloadedError(`online predictions are overloaded: ${why}; retry later`, retryAfter);
   }
 }

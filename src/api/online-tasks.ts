@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { ItemResult } from '../contracts/batch.js';
 import { DEADLINE_EXCEEDED, OnTimeout } from '../contracts/online-work.js';
 import { taskStatusUrl, type TaskAcceptedResponse, type TaskSource } from '../contracts/predict.js';
-import type { PredictClient, TaskDeadline } from '../client/predict-client.js';
+import { TaskStartTimeoutError, type TaskDeadline, type TaskOutcome } from '../client/predict-client.js';
 import { PermanentItemFailure } from '../contracts/item-failure-type.js';
 import { ConflictError, InvalidRequestError, TimeoutError, UnprocessableError } from '../errors.js';
 import type { IdempotencyStore } from '../stores/idempotency-store.js';
@@ -11,6 +11,10 @@ import { claimKey, completeKey, type CreatedResponse, type WorkRequest } from '.
 
 // What the online endpoints (/v1/predict, /v2/models/:name/infer) share: admission control, starting a task once
 // per Idempotency-Key, and waiting for its result up to a deadline that travels with the task.
+
+/** How long a sync prediction that names no timeout waits: PREDICT_TIMEOUT_MS, within PREDICT_MAX_TIMEOUT_MS. */
+export const defaultSyncTimeoutMs = (config: RouteDeps['config']): number =>
+  Math.min(config.PREDICT_TIMEOUT_MS, config.PREDICT_MAX_TIMEOUT_MS);
 
 /** A sync prediction to run: where it comes from, how long its caller waits, and how to start its task. */
 export interface SyncTask {
@@ -37,11 +41,15 @@ export async function runSyncTask(
   task: SyncTask,
 ): Promise<{ taskId: string; results: ItemResult[] }> {
   const began = performance.now();
+  // The caller going away, while its task starts or while it waits, ends the wait.
+  const gone = new AbortController();
   res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
     const status = res.writableFinished ? String(res.statusCode) : 'aborted';
     metrics.predictionDuration.observe({ source: task.source, status }, (performance.now() - began) / 1000);
   });
   const deadline = Date.now() + task.timeoutMs;
+  const cancel = task.onTimeout === OnTimeout.cancel;
   let release = () => {};
   try {
     const { taskId, replayed } = await startTaskOnce(idempotency, req.apiKey, task.work, async () => {
@@ -50,15 +58,24 @@ export async function runSyncTask(
       return task.start({ at: deadline, onTimeout: task.onTimeout });
     });
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    const results = await awaitTask(predict, taskId, deadline - Date.now(), res, () => {
-      metrics.predictionTimeouts.inc();
-      const late = `the prediction did not finish within ${task.timeoutMs} ms`;
-      if (task.onTimeout === OnTimeout.continue) return `${late}; it goes on as task ${taskId}`;
-      // The task's execution timeout is its deadline: the server ends it if it has not ended yet.
-      metrics.predictionDeadlineDrops.inc({ source: task.source });
-      return `${late}; task ${taskId} is dropped (onTimeout: cancel)`;
+    const outcome = await predict.wait(taskId, deadline - Date.now(), gone.signal);
+    const dropped = outcome.status === 'canceled' && outcome.error.type === DEADLINE_EXCEEDED;
+    if (outcome.status !== 'running' && !dropped) return { taskId, results: resultsOf(taskId, outcome) };
+    // The wait ended without a result: past the deadline (or the server dropped the task there), or the caller left.
+    if (cancel && !replayed) metrics.predictionDeadlineDrops.inc({ source: task.source });
+    if (gone.signal.aborted) {
+      // Nobody reads an answer now. With `cancel` the task goes too, before its deadline if need be.
+      if (cancel) await predict.cancel(taskId).catch(() => undefined);
+      throw new TimeoutError(`the client went away; task ${taskId} ${cancel ? 'is canceled' : 'goes on'}`, {});
+    }
+    metrics.predictionTimeouts.inc();
+    const goesOn = cancel
+      ? `task ${taskId} is dropped at its deadline unless it finishes first (onTimeout: cancel)`
+      : `it goes on as task ${taskId}`;
+    throw new TimeoutError(`the prediction did not finish within ${task.timeoutMs} ms; ${goesOn}`, {
+      taskId,
+      statusUrl: taskStatusUrl(taskId),
     });
-    return { taskId, results };
   } finally {
     release();
   }
@@ -85,59 +102,45 @@ export async function startTaskOnce(
   try {
     taskId = await start();
   } catch (err) {
-    await store.release(apiKey, key);
+    // A start that timed out may have started its task: the key keeps it, so a retry waits on it (404 if it never
+    // started) instead of starting a second one. Any other failure started nothing: the key is free again.
+    if (err instanceof TaskStartTimeoutError) {
+      await completeKey(store, apiKey, key, createdResponse(err.taskId));
+    } else {
+      await store.release(apiKey, key);
+    }
     throw err;
   }
-  const accepted: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
-  const created: CreatedResponse = { status: 202, body: accepted, location: accepted.statusUrl };
-  await completeKey(store, apiKey, key, created);
+  await completeKey(store, apiKey, key, createdResponse(taskId));
   return { taskId, replayed: false };
 }
 
+/** What an Idempotency-Key remembers of a started task: the 202 the async endpoint would have given. */
+function createdResponse(taskId: string): CreatedResponse {
+  const accepted: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
+  return { status: 202, body: accepted, location: accepted.statusUrl };
+}
+
 /**
- * Waits for a task's results up to `timeoutMs`, or until the client goes away. Not ready in time: TimeoutError
- * (504 naming the task; `onTimeout` counts it and says what became of it). Failed for a permanent reason the API
- * could not see coming: 400 (bad input) with the activity's message; canceled: 409; anything else a 500, logged.
+ * A closed task's results, or why there are none: failed for a permanent reason the API could not see coming, 400
+ * (bad input) with the activity's message, or 422 (a non-finite output); canceled: 409; anything else a 500, logged.
  */
-async function awaitTask(
-  predict: PredictClient,
-  taskId: string,
-  timeoutMs: number,
-  res: Response,
-  onTimeout: () => string,
-): Promise<ItemResult[]> {
-  const timedOut = () =>
-    new TimeoutError(onTimeout(), {
-      taskId,
-      statusUrl: taskStatusUrl(taskId),
-    });
-  const gone = new AbortController();
-  const onClose = () => gone.abort();
-  res.once('close', onClose);
-  try {
-    const outcome = await predict.wait(taskId, timeoutMs, gone.signal);
-    switch (outcome.status) {
-      case 'succeeded':
-        return outcome.results;
-      case 'running':
-        throw timedOut();
-      case 'canceled':
-        // Dropped at its deadline (OnTimeout.cancel) by the server, just before this wait's own timer: a timeout.
-        if (outcome.error.type === DEADLINE_EXCEEDED) throw timedOut();
-        throw new ConflictError(`task ${taskId} was canceled`);
-      case 'failed': {
-        const { type, message } = outcome.error;
-        if (type === PermanentItemFailure.InvalidInput)
-          throw new InvalidRequestError(message, [{ path: ['inputs'], message }]);
-        if (type === PermanentItemFailure.UnknownModel)
-          throw new InvalidRequestError(message, [{ path: ['model'], message }]);
-        // Valid inputs on which the model computes NaN or infinity: not a malformed request, and retrying is futile.
-        if (type === PermanentItemFailure.NonFiniteOutput)
-          throw new UnprocessableError(message, [{ path: ['inputs'], message }]);
-        throw new Error(`task ${taskId} failed: ${type}: ${message}`);
-      }
+function resultsOf(taskId: string, outcome: Exclude<TaskOutcome, { status: 'running' }>): ItemResult[] {
+  switch (outcome.status) {
+    case 'succeeded':
+      return outcome.results;
+    case 'canceled':
+      throw new ConflictError(`task ${taskId} was canceled`);
+    case 'failed': {
+      const { type, message } = outcome.error;
+      if (type === PermanentItemFailure.InvalidInput)
+        throw new InvalidRequestError(message, [{ path: ['inputs'], message }]);
+      if (type === PermanentItemFailure.UnknownModel)
+        throw new InvalidRequestError(message, [{ path: ['model'], message }]);
+      // Valid inputs on which the model computes NaN or infinity: not a malformed request, and retrying is futile.
+      if (type === PermanentItemFailure.NonFiniteOutput)
+        throw new UnprocessableError(message, [{ path: ['inputs'], message }]);
+      throw new Error(`task ${taskId} failed: ${type}: ${message}`);
     }
-  } finally {
-    res.off('close', onClose);
   }
 }

@@ -7,7 +7,8 @@ import { taskStatusUrl, type TaskMemo, type TaskResource, type TaskSource } from
 import { NotFoundError, TimeoutError } from '../errors.js';
 import { predictWorkflow } from '../../workflows/predict-workflow.js';
 import { apiConnection } from './connection.js';
-import { mapTemporalError } from './temporal-errors.js';
+import { describeBacklog } from './task-queue-stats.js';
+import { grpcCode, GrpcStatus, mapTemporalError } from './temporal-errors.js';
 
 export interface PredictClientOptions {
   address: string;
@@ -48,24 +49,34 @@ export interface InteractiveQueueStats {
   /** Activity tasks waiting: late sync tasks run as activities, and tasks recorded before local activities. */
   activityBacklog: number;
   /**
-   * Age of the oldest waiting workflow task that a new sync task would wait behind: those at TaskPriority.online or
-   * before it, and those at the default priority (where a server without the priority matcher puts every task).
+   * Age of the oldest waiting workflow task that a new sync task would wait behind: those at TaskPriority.sync or
+   * before it, and those at the default priority, where a server without the priority matcher counts every task.
    */
-  onlineBacklogAgeMs: number;
+  syncBacklogAgeMs: number;
 }
-
-/** temporal.api.enums.v1.TaskQueueType. */
-const TaskQueueType = { workflow: 1, activity: 2 } as const;
-
-/** A Duration of Temporal's API in ms. */
-const durationMs = (d?: { seconds?: unknown; nanos?: number | null } | null): number =>
-  d ? Number(d.seconds ?? 0) * 1000 + (d.nanos ?? 0) / 1e6 : 0;
 
 /** Where a task stands: still running, its results in item order, or why it did not succeed. */
 export type TaskOutcome =
   | { status: 'running' }
   | { status: 'succeeded'; results: ItemResult[] }
   | { status: 'failed' | 'canceled'; error: { type: string; message: string } };
+
+/**
+ * A sync task's start did not complete within its caller's deadline (a saturated server): the task may or may not
+ * exist. 504 naming it; the Idempotency-Key, if any, keeps the task id, so a retry waits on it rather than starting
+ * another (and learns 404 if it never started).
+ */
+export class TaskStartTimeoutError extends TimeoutError {
+  constructor(readonly taskId: string) {
+    super(
+      `the prediction's task could not be started within its timeout; it may have started: see ${taskStatusUrl(taskId)}`,
+      {
+        taskId,
+        statusUrl: taskStatusUrl(taskId),
+      },
+    );
+  }
+}
 
 /**
  * The Temporal client facade for online predictions: starts a `predictWorkflow` per task on the interactive task
@@ -110,12 +121,12 @@ export class PredictClient {
             model: request.model,
             version: request.version,
             items: request.items,
-            ...(deadline ? { deadline: deadline.at, onTimeout: deadline.onTimeout } : {}),
+            ...(deadline ? { budgetMs: Math.max(0, deadline.at - Date.now()), onTimeout: deadline.onTimeout } : {}),
           },
         ],
         memo: { ...memo },
         priority: {
-          priorityKey: deadline ? TaskPriority.online : TaskPriority.async,
+          priorityKey: deadline ? TaskPriority.sync : TaskPriority.async,
           fairnessKey: owner.tenant,
         },
         // Dropped at its deadline by the server itself: it never reaches a worker after it.
@@ -127,11 +138,8 @@ export class PredictClient {
       // A caller's wait bounds the start too: a saturated server must not hold it past its deadline.
       await (deadline ? this.client.withDeadline(deadline.at, start) : start());
     } catch (err) {
-      if (deadline && Date.now() >= deadline.at) {
-        throw new TimeoutError(
-          `the prediction's task could not be started within its timeout; it may have started: see ${taskStatusUrl(taskId)}`,
-          { taskId, statusUrl: taskStatusUrl(taskId) },
-        );
+      if (deadline && (grpcCode(err) === GrpcStatus.DEADLINE_EXCEEDED || Date.now() >= deadline.at)) {
+        throw new TaskStartTimeoutError(taskId);
       }
       mapTemporalError(err, 'task');
     }
@@ -172,28 +180,20 @@ export class PredictClient {
 
   /** The interactive task queue's backlog, from Temporal's task queue statistics. */
   async queueStats(): Promise<InteractiveQueueStats> {
-    const describe = (taskQueueType: number) =>
-      this.client.workflowService.describeTaskQueue({
-        namespace: this.client.options.namespace,
-        taskQueue: { name: this.taskQueue },
-        taskQueueType,
-        reportStats: true,
-      });
     try {
       const [workflow, activity] = await Promise.all([
-        describe(TaskQueueType.workflow),
-        describe(TaskQueueType.activity),
+        describeBacklog(this.client, this.taskQueue, 'workflow'),
+        describeBacklog(this.client, this.taskQueue, 'activity'),
       ]);
-      const ahead = Object.entries(workflow.statsByPriorityKey ?? {}).filter(
-        ([key]) => Number(key) <= TaskPriority.online || Number(key) === TaskPriority.default,
+      // Per priority when the server reports it: async and late tasks, dispatched after sync ones, do not count.
+      const ahead = [...workflow.byPriority].filter(
+        ([key]) => key <= TaskPriority.sync || key === TaskPriority.default,
       );
       return {
-        workflowBacklog: Number(workflow.stats?.approximateBacklogCount ?? 0),
-        activityBacklog: Number(activity.stats?.approximateBacklogCount ?? 0),
-        onlineBacklogAgeMs:
-          ahead.length > 0
-            ? Math.max(...ahead.map(([, s]) => durationMs(s.approximateBacklogAge)))
-            : durationMs(workflow.stats?.approximateBacklogAge),
+        workflowBacklog: workflow.count,
+        activityBacklog: activity.count,
+        syncBacklogAgeMs:
+          workflow.byPriority.size === 0 ? workflow.ageMs : Math.max(0, ...ahead.map(([, b]) => b.ageMs)),
       };
     } catch (err) {
       return mapTemporalError(err, `task queue '${this.taskQueue}'`);

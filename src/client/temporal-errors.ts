@@ -11,6 +11,13 @@ export const GrpcStatus = {
   UNAVAILABLE: 14,
 } as const;
 
+/** The gRPC status of a Temporal client error (the service error or its cause), if it has one. */
+export function grpcCode(err: unknown): number | undefined {
+  if (isGrpcServiceError(err)) return err.code;
+  if (err instanceof ServiceError && isGrpcServiceError(err.cause)) return err.cause.code;
+  return undefined;
+}
+
 /**
  * Translates the Temporal client's errors into the app's: a workflow that does not exist is NotFoundError, a service
  * that cannot be reached or does not answer in time (gRPC UNAVAILABLE, DEADLINE_EXCEEDED) UnavailableError. Only

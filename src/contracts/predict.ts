@@ -116,10 +116,11 @@ export interface PredictWorkflowInput {
   version?: number;
   items: ItemInputs[];
   /**
-   * Sync tasks (sync predict, KServe infer): when the caller's wait ends (epoch ms). A task that starts after it runs
-   * as `onTimeout` says. Absent for async tasks, which have no caller waiting.
+   * Sync tasks (sync predict, KServe infer): how long after the workflow's start its caller's wait ends (ms). Counted
+   * on the server's clock from the workflow's start time, so the hosts' clocks need not agree. A task that starts after
+   * it runs as `onTimeout` says. Absent for async tasks, which have no caller waiting.
    */
-  deadline?: number;
+  budgetMs?: number;
   onTimeout?: OnTimeout;
 }
 

@@ -79,8 +79,8 @@ describe('online predictions under overload', () => {
   };
   const predict = (i: number, onTimeout?: 'continue' | 'cancel', timeoutMs = TIMEOUT_MS) =>
     call('/v1/predict', { model: 'digits', inputs: inputs(i), timeoutMs, ...(onTimeout ? { onTimeout } : {}) });
-  const metric = async (sample: string): Promise<number> => {
-    const text = await (await fetch(`${api.url}/metrics`)).text();
+  const metric = async (sample: string, base = api.url): Promise<number> => {
+    const text = await (await fetch(`${base}/metrics`)).text();
     const line = text.split('\n').find((l) => l.startsWith(sample + ' ') || l.startsWith(sample.replace('}', ',')));
     return line ? Number(line.split(' ').at(-1)) : 0;
   };
@@ -88,6 +88,37 @@ describe('online predictions under overload', () => {
   /** Sync tasks whose callers had their 504, by what they asked to become of them. */
   const late = { continue: [] as string[], cancel: [] as string[] };
   const accepted: string[] = [];
+
+  test('an API process waiting on PREDICT_MAX_IN_FLIGHT sync predictions refuses the next at once', async () => {
+    const small = await startServer({ ...config, PREDICT_MAX_IN_FLIGHT: 2 }, testLog);
+    try {
+      const post = (i: number) =>
+        http(small.url, 'POST', '/v1/predict', { model: 'digits', inputs: inputs(i), timeoutMs: 3000 });
+      const waiting = [post(0), post(1)];
+      // Both are waiting (nothing serves the queue) once the API has started their tasks.
+      await waitFor(
+        'two tasks started',
+        async () => (await metric('prediction_requests_total{source="sync"}', small.url)) >= 2,
+      );
+      const t = performance.now();
+      const third = await post(2);
+      assert.equal(third.status, 503, JSON.stringify(third.body));
+      assert.ok(performance.now() - t < 1000, 'refused at once');
+      assert.match(third.body.error.message, /already waits on 2 predictions \(PREDICT_MAX_IN_FLIGHT\)/);
+      assert.equal(third.headers.get('retry-after'), '1');
+      for (const a of await Promise.all(waiting)) {
+        assert.equal(a.status, 504, JSON.stringify(a.body));
+        late.continue.push(a.body.taskId);
+      }
+      // Their answers freed the slots: the next is admitted (and, nothing serving the queue, times out).
+      const fourth = await post(3);
+      assert.equal(fourth.status, 504, JSON.stringify(fourth.body));
+      late.continue.push(fourth.body.taskId);
+      assert.equal(await metric('prediction_shed_total{source="sync",reason="in_flight"}', small.url), 1);
+    } finally {
+      await small.close();
+    }
+  });
 
   test('with nothing serving the interactive queue, every request is answered by its deadline: 504, then 503 at once', async () => {
     // The first wave waits its whole timeout: nothing says yet that the queue is stalled.
@@ -97,14 +128,17 @@ describe('online predictions under overload', () => {
       assert.ok(a.ms < TIMEOUT_MS + 2000, `request ${i} answered ${Math.round(a.ms)} ms after it was sent`);
       assert.equal(a.body.error.code, 'timeout');
       late[i % 2 ? 'cancel' : 'continue'].push(a.body.taskId);
-      assert.match(a.body.error.message, i % 2 ? /is dropped \(onTimeout: cancel\)/ : /goes on as task/);
+      assert.match(
+        a.body.error.message,
+        i % 2 ? /is dropped at its deadline unless it finishes first/ : /goes on as task/,
+      );
     }
     // Now the oldest waiting task is older than PREDICT_MAX_QUEUE_AGE_MS: once the API has sampled the queue, new
     // sync predictions are refused at once, whatever timeout they would have waited for.
     const shed = await waitFor(
       'a sync prediction refused at once',
       async () => {
-        const a = await predict(100, 'continue', 10_000);
+        const a = await predict(100, 'continue', 2000);
         if (a.status === 504) late.continue.push(a.body.taskId);
         else assert.equal(a.status, 503, JSON.stringify(a.body));
         return a.status === 503 ? a : undefined;
@@ -129,7 +163,7 @@ describe('online predictions under overload', () => {
 
   test('async predictions are accepted until the backlog holds PREDICT_MAX_BACKLOG tasks, then refused', async () => {
     let refused: Answer | undefined;
-    for (let i = 0; i < 4 * MAX_BACKLOG && !refused; i++) {
+    for (let i = 0, until = Date.now() + 20_000; Date.now() < until && !refused; i++) {
       const a = await call('/v1/predict/async', { model: 'digits', inputs: inputs(i) });
       if (a.status === 202) accepted.push(a.body.taskId);
       else refused = a;
@@ -146,7 +180,7 @@ describe('online predictions under overload', () => {
     for (const id of accepted) assert.equal((await http(api.url, 'GET', `/v1/tasks/${id}`)).body.status, 'running');
   });
 
-  test('once a worker serves the queue, the backlog drains: late tasks run behind fresh ones, or not at all', async () => {
+  test('once a worker serves the queue, the backlog drains: late tasks run as low-priority work, or not at all', async () => {
     worker = await startWorker(config, testLog, { workflowBundle: await workflowBundle() });
     const started = Date.now();
     const drained = await waitFor(
@@ -197,14 +231,15 @@ describe('online predictions under overload', () => {
   });
 
   test('a task a worker takes after its deadline runs as late work, or, if its caller said cancel, not at all', async () => {
-    // The API bounds its start by the deadline and, with `cancel`, gives the task its deadline as execution timeout,
-    // so the server ends it; but a worker whose clock runs ahead of the API's may still take a task late. Started
-    // here directly, as such a worker sees it.
+    // Through the API a `cancel` task's execution timeout is its deadline, so the server ends it there and no worker
+    // takes it late; the workflow checks all the same (a task taken in the instant before that timer fires). Started
+    // here directly with a start delay beyond its budget and no execution timeout: a worker takes it late.
     const late = async (taskId: string, onTimeout: 'continue' | 'cancel') => {
       const handle = await ctx.client.workflow.start('predictWorkflow', {
         workflowId: `task-${taskId}`,
         taskQueue: config.INTERACTIVE_TASK_QUEUE,
-        args: [{ taskId, model: 'digits', items: [inputs(3)], deadline: Date.now() - 1000, onTimeout }],
+        args: [{ taskId, model: 'digits', items: [inputs(3)], budgetMs: 200, onTimeout }],
+        startDelay: '1 second',
       });
       return handle.result() as Promise<{ label: string }[]>;
     };
@@ -235,8 +270,10 @@ describe('online predictions under overload', () => {
 // The overload itself, at a size CI affords: batches saturate the machine while sync predictions arrive at 10/s,
 // with the worker layout a cluster uses when nothing lowers the batch worker's CPU priority (a batch worker and an
 // interactive worker, both at nice 0). What is asserted is the behaviour, whatever this machine's speed: every
-// prediction is answered by its deadline (200, or 503 with Retry-After, or 504), and the interactive backlog drains
-// once the load stops. The counts are printed as figures; their timings belong to bench/overload.ts.
+// prediction is answered by its deadline (200, or 503 with Retry-After at once, or 504), and the interactive backlog
+// drains once the load stops. On a fast machine this load may leave predictions fast enough that none is refused:
+// the refusals themselves are proven by the stalled queue above. The counts are printed as figures; their timings
+// belong to bench/overload.ts.
 describe('online predictions while batches saturate the machine (batch worker at normal priority)', () => {
   const ctx = useTestTemporal();
   const PREDICT_TIMEOUT_MS = 5000;
@@ -270,17 +307,21 @@ describe('online predictions while batches saturate the machine (batch worker at
         for (let b = 0; Date.now() < loadEnds; b++) {
           const items = Array.from({ length: 100 }, (_, i) => ({ inputs: inputs(c * 1000 + b * 100 + i) }));
           const res = await http(api.url, 'POST', '/v1/batches', { model: 'digits', items });
-          assert.equal(res.status, 202, JSON.stringify(res.body));
-          batches++;
+          if (res.status === 202) batches++;
+          // A loaded machine may refuse a submission for a moment (503 with Retry-After): wait as told, go on.
+          else if (res.status === 503)
+            await new Promise((r) => setTimeout(r, Number(res.headers.get('retry-after')) * 1000));
+          else assert.fail(`a batch submission answered ${res.status}: ${JSON.stringify(res.body)}`);
         }
       });
       // Sync predictions at 10/s (open loop) during the load; a request without an answer 5 s past its timeout is
       // aborted and counted as unanswered.
-      const answers: { status: number | 'none'; retryAfter: string | null; body: any; i: number }[] = [];
+      const answers: { status: number | 'none'; ms: number; retryAfter: string | null; body: any; i: number }[] = [];
       const pending: Promise<void>[] = [];
       for (let i = 0; Date.now() < loadEnds; i++) {
         pending.push(
           (async () => {
+            const t = performance.now();
             try {
               const res = await fetch(`${api.url}/v1/predict`, {
                 method: 'POST',
@@ -288,14 +329,11 @@ describe('online predictions while batches saturate the machine (batch worker at
                 body: JSON.stringify({ model: 'digits', inputs: inputs(i), timeoutMs: PREDICT_TIMEOUT_MS }),
                 signal: AbortSignal.timeout(PREDICT_TIMEOUT_MS + 5000),
               });
-              answers.push({
-                status: res.status,
-                retryAfter: res.headers.get('retry-after'),
-                body: await res.json(),
-                i,
-              });
+              const body = await res.json();
+              const retryAfter = res.headers.get('retry-after');
+              answers.push({ status: res.status, ms: performance.now() - t, retryAfter, body, i });
             } catch {
-              answers.push({ status: 'none', retryAfter: null, body: null, i });
+              answers.push({ status: 'none', ms: performance.now() - t, retryAfter: null, body: null, i });
             }
           })(),
         );
@@ -309,12 +347,15 @@ describe('online predictions while batches saturate the machine (batch worker at
       );
       assert.equal(count('none'), 0, 'every prediction is answered');
       for (const a of answers) {
-        assert.ok(
-          [200, 503, 504].includes(a.status as number),
-          `request ${a.i}: ${a.status} ${JSON.stringify(a.body)}`,
-        );
+        const what = `request ${a.i}: ${a.status} after ${Math.round(a.ms)} ms ${JSON.stringify(a.body)}`;
+        assert.ok([200, 503, 504].includes(a.status as number), what);
+        // By its deadline: the wait is cut at the timeout, whatever the server does (slack for a loaded event loop).
+        assert.ok(a.ms < PREDICT_TIMEOUT_MS + 2000, what);
         if (a.status === 200) assert.equal(a.body.result.label, rows[a.i % rows.length]!.expected.labelName);
-        if (a.status === 503) assert.ok(Number(a.retryAfter) >= 1, `request ${a.i}: Retry-After ${a.retryAfter}`);
+        if (a.status === 503) {
+          assert.ok(Number(a.retryAfter) >= 1, `${what}: Retry-After ${a.retryAfter}`);
+          assert.ok(a.ms < PREDICT_TIMEOUT_MS / 2, `${what}: a refusal comes at once`);
+        }
       }
       // The load has stopped: no prediction arrives any more, and the interactive queue empties (the batches may
       // still be running: they have their own queue).

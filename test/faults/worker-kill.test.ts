@@ -1,6 +1,7 @@
 // Fault: the batch worker that holds a running batch dies (SIGKILL), in each item mode, while a second worker
 // polls the same task queue. Its items must run again on the survivor within seconds, and the batch must end
 // with every invariant of test/helpers/faults.ts. Also: SIGTERM hands running items back at once.
+import { TaskQueueType } from '../../src/client/task-queue-stats.js';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
@@ -135,7 +136,7 @@ async function polling(client: Client, config: Config, worker: ChildProcess): Pr
       const { pollers } = await client.workflowService.describeTaskQueue({
         namespace: config.TEMPORAL_NAMESPACE,
         taskQueue: { name: config.TASK_QUEUE },
-        taskQueueType: 2, // activity pollers: the worker is ready for items
+        taskQueueType: TaskQueueType.activity, // activity pollers: the worker is ready for items
       });
       return (pollers ?? []).some((p) => p.identity?.startsWith(`${worker.pid}@`));
     },

@@ -2,6 +2,7 @@
 // the Temporal server on it and batchline's processes run from source, on free ports in a temp directory. Plus what
 // the cluster tests read from outside: worker identities, the item activities of a history, the item store's rows,
 // the Temporal CLI's workflow list, and the process table.
+import { TaskQueueType } from '../../src/client/task-queue-stats.js';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -150,15 +151,12 @@ export function workerIdentity(proc: ClusterProcess): string {
   return `${proc.child.pid}@${os.hostname()}`;
 }
 
-/** temporal.api.enums.v1.TaskQueueType: the activity half of a task queue. */
-const TASK_QUEUE_TYPE_ACTIVITY = 2;
-
 /** The identities polling `taskQueue` for activities (a worker that died stays listed for a minute or two). */
 export async function activityPollers(client: Client, namespace: string, taskQueue: string): Promise<string[]> {
   const res = await client.workflowService.describeTaskQueue({
     namespace,
     taskQueue: { name: taskQueue },
-    taskQueueType: TASK_QUEUE_TYPE_ACTIVITY,
+    taskQueueType: TaskQueueType.activity,
   });
   return (res.pollers ?? []).map((p) => p.identity ?? '');
 }

@@ -220,6 +220,25 @@ try {
     });
     save('predict-local-activity.json', workflowId, await client.workflow.getHandle(workflowId).fetchHistory());
   }
+
+  // Sync tasks a worker takes after their caller's deadline (a start delay beyond their budget): with `continue` it
+  // runs as a regular activity at the late priority; with `cancel` it fails as DeadlineExceeded without running.
+  for (const [name, onTimeout, n] of [
+    ['predict-late', 'continue', 2],
+    ['predict-deadline-cancel', 'cancel', 3],
+  ] as const) {
+    if (wanted.length > 0 && !wanted.includes(name)) continue;
+    const taskId = `0000000000000000000${n}`;
+    const workflowId = `task-${taskId}`;
+    const handle = await client.workflow.start(predictWorkflow, {
+      workflowId,
+      taskQueue: stack.config.INTERACTIVE_TASK_QUEUE,
+      args: [{ taskId, model: 'digits', items: [item(Behaviour.ok, 82).inputs], budgetMs: 200, onTimeout }],
+      startDelay: '1 second',
+    });
+    await handle.result().catch(() => undefined); // `cancel` fails, as it should
+    save(`${name}.json`, workflowId, await handle.fetchHistory());
+  }
 } finally {
   model.release();
   await stack.close();

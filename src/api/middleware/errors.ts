@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { ErrorCode, type ErrorBody, type ErrorDetail } from '../../contracts/http-error.js';
-import { AppError, OverloadedError, RateLimitedError, TimeoutError } from '../../errors.js';
+import { AppError, RateLimitedError, UnavailableError, TimeoutError } from '../../errors.js';
 
 /** The one error shape every failed request gets (contracts/http-error.ts). */
 export function errorBody(code: ErrorCode, message: string, details?: ErrorDetail[]): ErrorBody {
@@ -24,9 +24,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (err instanceof AppError) {
-      if (err.status === 503) res.setHeader('Retry-After', '5');
-      if (err instanceof RateLimitedError || err instanceof OverloadedError)
+      if (err instanceof RateLimitedError || err instanceof UnavailableError) {
         res.setHeader('Retry-After', String(err.retryAfterSeconds));
+      }
       const extra = err instanceof TimeoutError ? err.extra : {};
       res.status(err.status).json({ ...errorBody(err.code, err.message, err.details), ...extra });
       return;

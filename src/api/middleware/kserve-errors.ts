@@ -1,7 +1,7 @@
 import { Router, type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { KServeErrorResponse } from '../../contracts/predict.js';
-import { AppError, NotFoundError, OverloadedError, RateLimitedError, TimeoutError } from '../../errors.js';
+import { AppError, NotFoundError, RateLimitedError, UnavailableError, TimeoutError } from '../../errors.js';
 
 /** Where errors take the Open Inference Protocol's shape (`{ "error": "<message>" }`) instead of the house one. */
 export const KSERVE_PREFIX = '/v2';
@@ -29,9 +29,9 @@ export function kserveErrorHandler(log: Logger): ErrorRequestHandler {
     }
     const send = (status: number, body: KServeErrorResponse) => res.status(status).json(body);
     if (err instanceof AppError) {
-      if (err.status === 503) res.setHeader('Retry-After', '5');
-      if (err instanceof RateLimitedError || err instanceof OverloadedError)
+      if (err instanceof RateLimitedError || err instanceof UnavailableError) {
         res.setHeader('Retry-After', String(err.retryAfterSeconds));
+      }
       return send(err.status, { error: err.message, ...(err instanceof TimeoutError ? err.extra : {}) });
     }
     // body-parser's errors carry an HTTP status and a type

@@ -1,4 +1,5 @@
 import { Health, KServeLive, KServeReady, Readiness, type ReadinessCheck } from '../../contracts/health.js';
+import { TaskQueueType } from '../../client/task-queue-stats.js';
 import { z } from 'zod';
 import type { ItemStore } from '../../stores/item-store.js';
 import { StoreUnavailableError } from '../../stores/store-unavailable.js';
@@ -103,7 +104,11 @@ async function temporalChecks({ batches, config }: RouteDeps): Promise<Record<st
     ['interactiveWorker', config.INTERACTIVE_TASK_QUEUE],
   ] as const) {
     try {
-      const { pollers } = await service.describeTaskQueue({ namespace, taskQueue: { name: queue }, taskQueueType: 1 });
+      const { pollers } = await service.describeTaskQueue({
+        namespace,
+        taskQueue: { name: queue },
+        taskQueueType: TaskQueueType.workflow,
+      });
       const now = Date.now();
       const fresh = (pollers ?? []).filter((p) => {
         const seconds = Number(p.lastAccessTime?.seconds ?? 0);

@@ -11,7 +11,7 @@ import { ModelLoadError } from '../../errors.js';
 import { fingerprint } from '../idempotency.js';
 import { modelMetadata, pickOutputs, stack, toItems } from '../kserve-tensors.js';
 import { clientSignature } from '../model-signature.js';
-import { runSyncTask } from '../online-tasks.js';
+import { defaultSyncTimeoutMs, runSyncTask } from '../online-tasks.js';
 import { ModelPath, ModelVersionPath } from '../path-params.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
 import { packageVersion } from '../../version.js';
@@ -109,7 +109,7 @@ export const kserveRoutes: ApiRoute[] = [
         const wanted = pickOutputs(signature.outputs, body);
         const { taskId, results } = await runSyncTask(deps, req, res, {
           source: 'kserve',
-          timeoutMs: Math.min(config.PREDICT_TIMEOUT_MS, config.PREDICT_MAX_TIMEOUT_MS),
+          timeoutMs: defaultSyncTimeoutMs(config),
           onTimeout: OnTimeout.continue,
           work: { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) },
           start: (deadline) => {

@@ -13,7 +13,7 @@ import { InvalidRequestError } from '../../errors.js';
 import { checkItemInputs } from '../../runtime/input-validation.js';
 import type { RouteDeps } from '../deps.js';
 import { fingerprint, idempotent } from '../idempotency.js';
-import { runSyncTask } from '../online-tasks.js';
+import { defaultSyncTimeoutMs, runSyncTask } from '../online-tasks.js';
 import { TaskPath } from '../path-params.js';
 import { resolveRequestedModel } from '../requested-model.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
@@ -39,7 +39,7 @@ export const predictRoutes: ApiRoute[] = [
     errors: [503, 504],
     handler: async ({ body, idempotencyKey }, { req, res, deps }) => {
       const { config } = deps;
-      const timeoutMs = body.timeoutMs ?? Math.min(config.PREDICT_TIMEOUT_MS, config.PREDICT_MAX_TIMEOUT_MS);
+      const timeoutMs = body.timeoutMs ?? defaultSyncTimeoutMs(config);
       if (timeoutMs > config.PREDICT_MAX_TIMEOUT_MS) {
         const message = `at most ${config.PREDICT_MAX_TIMEOUT_MS} ms (PREDICT_MAX_TIMEOUT_MS); use /v1/predict/async for longer work`;
         throw new InvalidRequestError(`invalid prediction: timeoutMs: ${message}`, [{ path: ['timeoutMs'], message }]);
