@@ -1,5 +1,6 @@
 // batchline as a user runs it: the Temporal dev server, one worker process and one API process (the compiled
 // CLI, as `npm start` runs them), driven only through the public HTTP API.
+import { predictFor } from '../lib/predict-stream.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -286,7 +287,7 @@ async function historyEvents(
 
 /**
  * Sync predict at a steady rate (open loop: requests start on schedule whether or not earlier ones returned) for
- * `durationMs`; returns each request's latency in ms.
+ * `durationMs`; returns the latency in ms of each request answered 200 (bench/lib/predict-stream.ts sends them).
  */
 export async function measurePredict(
   apiUrl: string,
@@ -295,26 +296,6 @@ export async function measurePredict(
   ratePerSecond: number,
   durationMs: number,
 ): Promise<number[]> {
-  const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
-  const start = performance.now();
-  for (let i = 0; performance.now() - start < durationMs; i++) {
-    const due = start + (i * 1000) / ratePerSecond;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(
-      (async () => {
-        const t = performance.now();
-        const res = await fetch(`${apiUrl}/v1/predict`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model, inputs: inputs[i % inputs.length], timeoutMs: 30_000 }),
-        });
-        await res.arrayBuffer();
-        if (res.status === 200) latencies.push(performance.now() - t);
-      })(),
-    );
-  }
-  await Promise.all(pending);
-  return latencies;
+  const outcomes = await predictFor({ apiUrl, model, inputs, ratePerSecond, timeoutMs: 30_000 }, durationMs);
+  return outcomes.filter((o) => o.status === 200).map((o) => o.latencyMs);
 }
