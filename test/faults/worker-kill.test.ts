@@ -82,6 +82,11 @@ async function submit(api: StartedServer, total: number, options: Partial<BatchO
   return res.body.id as string;
 }
 
+async function control(api: StartedServer, id: string, action: 'pause' | 'resume'): Promise<void> {
+  const res = await http(api.url, 'POST', `/v1/batches/${id}/${action}`);
+  assert.equal(res.status, 202, `${action}: ${JSON.stringify(res.body)}`);
+}
+
 /** The item events of a batch's log after `seq`, a call at a time. */
 async function tailFrom(store: ItemStore, id: string, seq: number) {
   return {
@@ -172,8 +177,13 @@ describe('fault: the batch worker dies mid-batch', () => {
       try {
         await polling(client, config, victim);
         const id = await submit(api, mode.total, mode.options);
+        // The batch waits, paused, while the survivor starts (seconds under load): else the victim alone might finish
+        // it first. Paused once the victim has recorded an item, so it holds the workflow and items by then.
+        await waitFor('the first item', async () => (await recorded(store, id)) >= 1, 60_000, 20);
+        await control(api, id, 'pause');
         survivor = spawnBatchline('worker', config);
         await polling(client, config, survivor);
+        await control(api, id, 'resume');
         await waitFor('30% of the items', async () => (await recorded(store, id)) >= mode.total * 0.3, 120_000, 20);
         // SIGKILL: frozen first, so from this instant it does nothing more and the outcomes logged now are all it did.
         // SIGTERM: it shuts down as a deployment stops it, handing running items back.
