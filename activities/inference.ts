@@ -2,6 +2,7 @@ import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type {
   ChunkItemFailure,
+  ChunkOutcome,
   InferChunkInput,
   InferItemInput,
   ItemFailureDetail,
@@ -13,12 +14,13 @@ import { ITEM_HEARTBEAT_INTERVAL_MS, ITEM_HEARTBEAT_TIMEOUT_MS } from '../src/co
 import type { InferenceRuntime } from '../src/runtime/inference.js';
 import type { Metrics } from '../src/metrics.js';
 import { toActivityFailure } from './permanent-failure.js';
-import type { ItemStore } from '../src/stores/item-store.js';
+import type { ItemStore, StoredItem, StoredResult } from '../src/stores/item-store.js';
+import type { ItemOutcome } from '../src/runtime/dynamic-batcher.js';
 import { StoreUnavailableError } from '../src/stores/store-unavailable.js';
 
 export interface InferenceActivityDeps {
   /** The model runtime (tests may pass a fake model; Temporal itself is never faked). */
-  runtime: Pick<InferenceRuntime, 'infer'>;
+  runtime: Pick<InferenceRuntime, 'infer' | 'inferMany'>;
   store: ItemStore;
   metrics?: Metrics;
 }
@@ -47,6 +49,12 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           },
     );
     if (recorded) metrics?.itemsFinished.inc({ state: 'result' in outcome ? 'succeeded' : 'failed' });
+  };
+
+  /** Counts the outcomes a putResults call wrote. */
+  const count = (written: boolean[], state: 'succeeded' | 'failed'): void => {
+    const n = written.filter(Boolean).length;
+    if (n > 0) metrics?.itemsFinished.inc({ state }, n);
   };
 
   /**
@@ -107,6 +115,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
      */
     async inferItem(input: InferItemInput): Promise<{ attempt: number }> {
       const { attempt } = Context.current().info;
+      const attempts = attempt + (input.attemptsBefore ?? 0); // as the workflow counts the item's attempts
       const startedMs = Date.now();
       const startedAt = new Date(startedMs).toISOString();
       const [item] = await riding(() => store.getItems(input.batchId, input.index, 1), startedMs);
@@ -126,24 +135,26 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         const detail: ItemFailureDetail = { attempt };
         const failure = toActivityFailure(err, [detail]);
         if (failure.nonRetryable || attempt >= input.maxAttempts)
-          detail.recorded = await recordFailure(input.batchId, input.index, attempt, startedAt, failure);
+          detail.recorded = await recordFailure(input.batchId, input.index, attempts, startedAt, failure);
         throw failure;
       }
       // Outside the try: a store that cannot record the success (after riding out a short outage) fails the
       // attempt, which is retried, and is never taken for the item's own failure.
-      await riding(() => record(input.batchId, input.index, attempt, startedAt, { result }), startedMs);
+      await riding(() => record(input.batchId, input.index, attempts, startedAt, { result }), startedMs);
       return { attempt };
     },
 
     /**
-     * Infers a chunk of consecutive items together (the runtime's batcher merges them into as few model runs as
-     * maxBatchSize allows), keeping per-item semantics: each success is stored as soon as it is computed, a
-     * failing item does not fail its neighbours, and items already succeeded (a retried chunk) are skipped.
-     * Returns the items that failed, for the workflow to fail or retry one by one.
+     * Infers a chunk of consecutive items together, keeping per-item semantics: the items are read once and run as
+     * few model runs as maxBatchSize allows (InferenceRuntime.inferMany), each run's successes are stored together
+     * as soon as the run is done (one transaction or statement: readers see them then), a failing item does not
+     * fail its neighbours, and items already recorded by an earlier attempt (a retried chunk) are skipped. Heartbeats
+     * carry how many items are done. Returns the items that failed, for the workflow to fail or retry one by one.
      */
-    async inferChunk(input: InferChunkInput): Promise<{ attempt: number; failures: ChunkItemFailure[] }> {
+    async inferChunk(input: InferChunkInput): Promise<ChunkOutcome> {
       const { attempt } = Context.current().info;
       const startedMs = Date.now();
+      const startedAt = new Date(startedMs).toISOString();
       const end = input.start + input.count;
       const items = await riding(() => store.getItems(input.batchId, input.start, input.count), startedMs);
       if (items.length !== input.count) {
@@ -157,39 +168,96 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       // (reported again, as recorded, so the workflow fails them without a second record).
       const recorded = new Map(
         (
-          await riding(() => store.listResults(input.batchId, { cursor: input.start, limit: input.count }), startedMs)
-        ).results
-          .filter((r) => r.index < end)
-          .map((r) => [r.index, r]),
+          await riding(
+            () => store.listResults(input.batchId, { cursor: input.start, end, limit: input.count }),
+            startedMs,
+          )
+        ).results.map((r) => [r.index, r]),
       );
-      const outcomes = Promise.all(
-        items.map(async (item): Promise<ChunkItemFailure | undefined> => {
-          const before = recorded.get(item.index);
-          if (before?.status === 'succeeded') return undefined;
-          if (before?.error) return { index: item.index, ...before.error, nonRetryable: true, recorded: true };
-          const startedAt = new Date().toISOString();
-          let result: ItemResult;
-          try {
-            result = await runtime.infer(input.model, input.version, item.inputs);
-          } catch (err) {
-            const failure = toActivityFailure(err, [{ attempt }]);
-            const last = failure.nonRetryable || input.maxAttempts <= 1;
-            return {
-              index: item.index,
-              type: failure.type ?? 'Error',
-              message: failure.message,
-              nonRetryable: failure.nonRetryable === true,
-              recorded: last && (await recordFailure(input.batchId, item.index, attempt, startedAt, failure)),
-            };
+      const failures: ChunkItemFailure[] = [];
+      const earlier: { index: number; attempts: number }[] = [];
+      const todo: StoredItem[] = [];
+      for (const item of items) {
+        const before = recorded.get(item.index);
+        if (before?.status === 'succeeded') {
+          if (before.attempts !== attempt) earlier.push({ index: item.index, attempts: before.attempts });
+        } else if (before?.error) {
+          failures.push({
+            index: item.index,
+            ...before.error,
+            nonRetryable: true,
+            recorded: true,
+            attempts: before.attempts,
+          });
+        } else todo.push(item);
+      }
+      let done = items.length - todo.length;
+      const storeRun = async (positions: number[], outcomes: ItemOutcome[]): Promise<void> => {
+        const finishedAt = new Date().toISOString();
+        const succeeded: Omit<StoredResult, 'id'>[] = [];
+        const last: { failure: ChunkItemFailure; row: Omit<StoredResult, 'id'> }[] = [];
+        positions.forEach((position, k) => {
+          const index = todo[position]!.index;
+          const outcome = outcomes[k]!;
+          if (!(outcome instanceof Error)) {
+            succeeded.push({ index, status: 'succeeded', attempts: attempt, result: outcome, startedAt, finishedAt });
+            return;
           }
-          // A store that cannot record the success (after riding out a short outage) fails the whole attempt (the
-          // chunk is retried; its recorded items are skipped then): never the item's own failure.
-          await riding(() => record(input.batchId, item.index, attempt, startedAt, { result }), startedMs);
-          return undefined;
-        }),
+          const failure = toActivityFailure(outcome, [{ attempt }]);
+          const f: ChunkItemFailure = {
+            index,
+            type: failure.type ?? 'Error',
+            message: failure.message,
+            nonRetryable: failure.nonRetryable === true,
+            recorded: false,
+          };
+          failures.push(f);
+          // The failure that ends the item is recorded here; one to be retried is the next attempt's to record.
+          if (f.nonRetryable || attempt >= input.maxAttempts) {
+            const error = { type: f.type, message: f.message };
+            last.push({
+              failure: f,
+              row: { index, status: 'failed', attempts: attempt, error, startedAt, finishedAt },
+            });
+          }
+        });
+        // A store that cannot record the successes (after riding out a short outage) fails the whole attempt (the
+        // chunk is retried; its recorded items are skipped then): never the items' own failure.
+        succeeded.sort((a, b) => a.index - b.index); // a text run holds its items by length
+        const written = await riding(() => store.putResults(input.batchId, succeeded), startedMs);
+        count(written, 'succeeded');
+        if (last.length > 0) {
+          last.sort((a, b) => a.row.index - b.row.index);
+          try {
+            count(
+              await store.putResults(
+                input.batchId,
+                last.map((l) => l.row),
+              ),
+              'failed',
+            );
+            for (const l of last) l.failure.recorded = true;
+          } catch (err) {
+            log.warn('could not record item failures; the workflow records them later', {
+              batchId: input.batchId,
+              indexes: last.map((l) => l.row.index),
+              error: (err as Error)?.message ?? String(err),
+            });
+          }
+        }
+        done += positions.length;
+      };
+      await whileHeartbeating(
+        runtime.inferMany(
+          input.model,
+          input.version,
+          todo.map((item) => item.inputs),
+          storeRun,
+        ),
+        () => ({ done, of: items.length }),
       );
-      const failures = (await whileHeartbeating(outcomes)).filter((f) => f !== undefined);
-      return { attempt, failures };
+      failures.sort((a, b) => a.index - b.index);
+      return earlier.length > 0 ? { attempt, failures, earlier } : { attempt, failures };
     },
   };
 }
@@ -233,18 +301,16 @@ async function riding<T>(call: () => Promise<T>, attemptStartedMs: number): Prom
  * or a worker shutting down reaches it: then this rejects with CancelledFailure at once. A local activity learns
  * of cancellation from its worker directly.
  */
-async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
+async function whileHeartbeating<T>(work: Promise<T>, progress?: () => unknown): Promise<T> {
   const ctx = Context.current();
   if (ctx.info.isLocal) return Promise.race([work, ctx.cancelled]); // local activities cannot heartbeat
-  ctx.heartbeat();
+  const beat = () => ctx.heartbeat(progress?.());
+  beat();
   const timeoutMs = ctx.info.heartbeatTimeoutMs ?? ITEM_HEARTBEAT_TIMEOUT_MS;
-  const beat = setInterval(
-    () => ctx.heartbeat(),
-    Math.max(Math.min(ITEM_HEARTBEAT_INTERVAL_MS, Math.floor(timeoutMs / 4)), 50),
-  );
+  const beating = setInterval(beat, Math.max(Math.min(ITEM_HEARTBEAT_INTERVAL_MS, Math.floor(timeoutMs / 4)), 50));
   try {
     return await Promise.race([work, ctx.cancelled]);
   } finally {
-    clearInterval(beat);
+    clearInterval(beating);
   }
 }

@@ -15,7 +15,7 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { BatchStatus, CarriedItems, ShardWorkflowInput } from '../src/contracts/batch.js';
+import type { BatchStatus, CarriedItems, ChunkOutcome, ShardWorkflowInput } from '../src/contracts/batch.js';
 import { PERMANENT_ITEM_FAILURES } from '../src/contracts/item-failure-type.js';
 import { ITEM_HEARTBEAT_TIMEOUT_MS } from '../src/contracts/liveness.js';
 import { describeFailure } from './activity-failure.js';
@@ -66,6 +66,12 @@ export interface ItemWindowEnd {
 
 /** How often a run with local item activities reports progress (its items complete inside workflow tasks). */
 const LOCAL_REPORT_INTERVAL_MS = 2000;
+
+/**
+ * A chunk's items count the attempts its activity recorded them with (a retried chunk's items, 2 or more; the item
+ * store says the same). Runs recorded before it counted 1 for every chunk item, and keep doing so on replay.
+ */
+const CHUNK_ATTEMPTS_PATCH = 'chunk-attempts';
 
 export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowEnd> {
   const { options, batchId } = input;
@@ -176,12 +182,13 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   const evicted = (err: unknown) => isCancellation(err) && !items.consideredCancelled;
 
   /**
-   * Runs item i's inferItem activity and records its outcome. `afterChunk`: a chunk item that failed retryably
-   * is retried on its own, continuing the batch's backoff: the chunk was attempt 1, so the next comes after
-   * initialInterval, then initialInterval x coefficient, and so on.
+   * Runs item i's inferItem activity and records its outcome. `afterChunk`: the attempts of a chunk item that failed
+   * retryably in them (its chunk's attempt): it is retried on its own with the attempts left, continuing the batch's
+   * backoff: after a chunk's first attempt, the next comes after initialInterval, then initialInterval x
+   * coefficient, and so on.
    */
-  const attemptItem = async (i: number, afterChunk = false): Promise<void> => {
-    const maxAttempts = afterChunk ? options.maxAttempts - 1 : options.maxAttempts;
+  const attemptItem = async (i: number, afterChunk = 0): Promise<void> => {
+    const maxAttempts = options.maxAttempts - afterChunk;
     try {
       if (afterChunk) await items.run(() => sleep(options.initialIntervalMs));
       const retry = afterChunk
@@ -197,7 +204,14 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
       const summary = `item ${i} of batch ${batchId}${afterChunk ? ' (retry after its chunk)' : ''}`;
       const { attempt } = await items.run(() =>
         inferItem.executeWithOptions({ ...activityOptions, retry, summary }, [
-          { batchId, index: i, model: input.model, version: input.version, maxAttempts },
+          {
+            batchId,
+            index: i,
+            model: input.model,
+            version: input.version,
+            maxAttempts,
+            ...(afterChunk ? { attemptsBefore: afterChunk } : {}),
+          },
         ]),
       );
       table.succeed(i, attempt);
@@ -212,15 +226,14 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
 
   /** Items [start, start + count) in one inferChunk activity; its failed items fail or retry one by one. */
   const runChunk = async (start: number, count: number): Promise<void> => {
-    let failures;
+    let out: ChunkOutcome;
     try {
       const summary = `items ${start}-${start + count - 1} of batch ${batchId}`;
-      const out = await items.run(() =>
+      out = await items.run(() =>
         inferChunk.executeWithOptions({ ...activityOptions, summary }, [
           { batchId, start, count, model: input.model, version: input.version, maxAttempts: options.maxAttempts },
         ]),
       );
-      failures = new Map(out.failures.map((f) => [f.index, f]));
     } catch (err) {
       if (evicted(err)) return runChunk(start, count);
       const failure = isCancellation(err) ? undefined : describeFailure(err, options.maxAttempts);
@@ -233,16 +246,20 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
       }
       return;
     }
+    const failures = new Map(out.failures.map((f) => [f.index, f]));
     const retries: Promise<void>[] = [];
+    // Attempts as the chunk's activity recorded them (before this, every item counted one: so do older histories).
+    const attempt = patched(CHUNK_ATTEMPTS_PATCH) ? out.attempt : 1;
+    const earlier = new Map(out.earlier?.map((e) => [e.index, e.attempts]));
     for (let i = start; i < start + count; i++) {
       const f = failures.get(i);
-      if (!f) table.succeed(i, 1);
-      else if (f.nonRetryable || options.maxAttempts <= 1) {
-        table.fail(i, 1, f);
+      if (!f) table.succeed(i, earlier.get(i) ?? attempt);
+      else if (f.nonRetryable || attempt >= options.maxAttempts) {
+        table.fail(i, f.attempts ?? attempt, f);
         if (!f.recorded) dead.add(i);
       } else {
-        table.addAttempts(i, 1);
-        retries.push(attemptItem(i, true));
+        table.addAttempts(i, attempt);
+        retries.push(attemptItem(i, attempt));
       }
     }
     await Promise.all(retries);

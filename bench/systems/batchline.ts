@@ -79,6 +79,8 @@ interface StackOptions {
   /** Default `split`. */
   workers?: WorkerLayout;
   dynamicConfig?: DynamicConfig;
+  /** Node options of every batchline process (a profile: `--cpu-prof`). */
+  execArgv?: string[];
 }
 
 /** Each layout's worker processes: the environment each is started with, batch worker first. */
@@ -93,7 +95,7 @@ const LAYOUT_WORKERS: Record<WorkerLayout, Record<string, string>[]> = {
 
 async function startStackOnce(
   env: Record<string, string>,
-  { workers = 'split', dynamicConfig }: StackOptions,
+  { workers = 'split', dynamicConfig, execArgv = [] }: StackOptions,
 ): Promise<BatchlineStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
   const temporal = await startDevServer({
@@ -117,7 +119,7 @@ async function startStackOnce(
     ...env,
   });
   const spawnCli = (command: 'worker' | 'api', extra: Record<string, string> = {}) =>
-    spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
+    spawn(process.execPath, [...execArgv, path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
       env: { ...process.env, ...configToEnv(config), ...extra },
       stdio: ['ignore', 'inherit', 'inherit'], // logs at LOG_LEVEL warn: only what went wrong
     });

@@ -361,6 +361,12 @@ export interface InferItemInput {
   version?: number;
   /** The batch's maxAttempts, so the last attempt knows to record its failure. */
   maxAttempts: number;
+  /**
+   * Attempts the item had before this activity (its chunk's, when it failed in a chunk and is retried on its own):
+   * the store records this activity's attempt plus these, as the workflow counts them. `maxAttempts` is then what
+   * is left. Default 0.
+   */
+  attemptsBefore?: number;
 }
 
 /** Input of the inferChunk activity: items [start, start + count) of a batch, inferred together. */
@@ -381,6 +387,19 @@ export interface ChunkItemFailure {
   nonRetryable: boolean;
   /** Whether the activity recorded this failure in the item store (it does when the failure ends the item). */
   recorded: boolean;
+  /** The attempts recorded with it, when an earlier attempt of the chunk recorded it (else the chunk's attempt). */
+  attempts?: number;
+}
+
+/** What an inferChunk activity returns: its attempt, and the chunk's items that did not succeed in it. */
+export interface ChunkOutcome {
+  attempt: number;
+  failures: ChunkItemFailure[];
+  /**
+   * Items an earlier attempt of the chunk recorded as succeeded, with the attempts recorded for them (the chunk's
+   * other successes are recorded with `attempt`).
+   */
+  earlier?: { index: number; attempts: number }[];
 }
 
 /**

@@ -41,6 +41,8 @@ interface Queue {
   items: Waiting[];
   /** The oldest waiting item has waited maxQueueDelayMs. */
   due: boolean;
+  /** A run formed by its caller (submitRun): ready at once, and runs whole. */
+  whole?: boolean;
   timer?: NodeJS.Timeout;
 }
 
@@ -58,6 +60,8 @@ export class DynamicBatcher {
   private readonly queues = new Map<string, Queue>();
   private readonly maxInFlight: number;
   private inFlight = 0;
+  /** Runs formed by callers so far (their queues' keys). */
+  private runs = 0;
 
   constructor(
     private readonly runBatch: BatchRunner,
@@ -82,6 +86,26 @@ export class DynamicBatcher {
     });
   }
 
+  /**
+   * Queues validated items that already form one run (a chunk's items of one shape, at most maxBatchSize): they
+   * take the next free run slot as they are, without waiting or merging. Resolves one promise per item, as submit.
+   */
+  submitRun(
+    model: ResolvedModel,
+    items: Record<string, ItemTensor>[],
+    priority: Priority = 'batch',
+  ): Promise<ItemResult>[] {
+    const q: Queue = { key: `run\u0000${this.runs++}`, model, priority, items: [], due: true, whole: true };
+    const results = items.map(
+      (tensors) => new Promise<ItemResult>((resolve, reject) => q.items.push({ tensors, resolve, reject })),
+    );
+    if (items.length > 0) {
+      this.queues.set(q.key, q);
+      this.pump();
+    }
+    return results;
+  }
+
   /** Starts the wait of a queue's oldest item (none with a delay of 0: see ready()). */
   private startDelay(q: Queue): void {
     const delay = q.model.config.dynamicBatching.maxQueueDelayMs;
@@ -96,7 +120,7 @@ export class DynamicBatcher {
 
   private ready(q: Queue): boolean {
     if (q.items.length === 0) return false;
-    if (this.options.coalesce === false || q.priority === 'interactive') return true;
+    if (q.whole || this.options.coalesce === false || q.priority === 'interactive') return true;
     const { maxBatchSize, dynamicBatching } = q.model.config;
     // A delay of 0 is Triton's default: whatever waits goes as soon as a run slot is free.
     if (dynamicBatching.maxQueueDelayMs === 0) return true;
@@ -110,6 +134,7 @@ export class DynamicBatcher {
    * batch size the waiting items can fill, else every waiting item up to maxBatchSize.
    */
   private batchSize(q: Queue): number {
+    if (q.whole) return q.items.length;
     if (this.options.coalesce === false) return 1;
     const { maxBatchSize, dynamicBatching } = q.model.config;
     const fits = dynamicBatching.preferredBatchSizes.filter((p) => p <= Math.min(q.items.length, maxBatchSize));
@@ -247,7 +272,7 @@ export const TEXT_LENGTH_BUCKET = 8;
  * that doubled (16, 32, 64 ...) padded a sentence of 33 tokens to 64 and ran well behind a loop over
  * length-sorted batches, where fixed buckets of 8 come close to it (docs/tuning.md).
  */
-function shapeKey(model: ResolvedModel, tensors: Record<string, ItemTensor>): string {
+export function shapeKey(model: ResolvedModel, tensors: Record<string, ItemTensor>): string {
   if (model.config.tokenizer) {
     const n = tensors[model.config.inputs[0]!.name]!.data.length;
     return `len<=${Math.ceil(n / TEXT_LENGTH_BUCKET) * TEXT_LENGTH_BUCKET}`;

@@ -1,7 +1,7 @@
 import type { Metrics } from '../metrics.js';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
-import { DynamicBatcher, type ItemOutcome, type Priority } from './dynamic-batcher.js';
+import { DynamicBatcher, shapeKey, type ItemOutcome, type Priority } from './dynamic-batcher.js';
 import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
 import { typedArrayFor, type OnnxSignature, type WireTensor } from './inference-protocol.js';
 import { validateItemInputs, validateTextInput, type ItemTensor } from './input-validation.js';
@@ -72,6 +72,74 @@ export class InferenceRuntime {
       : validateItemInputs(resolved.config, inputs);
     await this.ensureLoaded(resolved);
     return this.batcher.submit(resolved, tensors, priority);
+  }
+
+  /**
+   * Infers many items of one model version together (a chunk of a batch) and hands `onRun` each run's outcomes as
+   * soon as they are known, so its caller stores them run by run. The model is resolved and loaded once and every
+   * item validated (an invalid one fails alone, handed over first). The valid ones go as ready-made runs (formRuns) of
+   * items of one shape (text: one length bucket of TEXT_LENGTH_BUCKET tokens, shortest first) through
+   * the batcher's run slots, behind no queue delay; a run that fails is retried item by item (DynamicBatcher), so
+   * one bad item fails alone. Each outcome is an item's result or the Error that fails it. Resolves once `onRun`
+   * has settled for every item; rejects as soon as one `onRun` rejects, or when the model cannot be resolved.
+   */
+  async inferMany(
+    model: string,
+    version: number | undefined,
+    inputs: ItemInputs[],
+    onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
+  ): Promise<void> {
+    const all = inputs.map((_, position) => position);
+    let resolved: ResolvedModel;
+    try {
+      resolved = await this.repository.resolve(model, version);
+    } catch (err) {
+      return onRun(
+        all,
+        all.map(() => asError(err)),
+      ); // an unknown model or version: each item fails with it
+    }
+    const valid: { position: number; tensors: Record<string, ItemTensor> }[] = [];
+    const invalid: number[] = [];
+    const errors: ItemOutcome[] = [];
+    for (const position of all) {
+      try {
+        const tensors = resolved.config.tokenizer
+          ? await this.tokenizers.encode(resolved, validateTextInput(resolved.config, inputs[position]!))
+          : validateItemInputs(resolved.config, inputs[position]!);
+        valid.push({ position, tensors });
+      } catch (err) {
+        invalid.push(position);
+        errors.push(asError(err));
+      }
+    }
+    const handed: Promise<void>[] = [];
+    if (invalid.length > 0) handed.push(onRun(invalid, errors));
+    const loaded = valid.length > 0 ? await this.ensureLoaded(resolved).then(() => undefined, asError) : undefined;
+    if (loaded) {
+      handed.push(
+        onRun(
+          valid.map((v) => v.position),
+          valid.map(() => loaded),
+        ),
+      ); // the model file cannot load
+    } else {
+      for (const run of formRuns(resolved, valid)) {
+        const outcomes = this.batcher.submitRun(
+          resolved,
+          run.map((v) => v.tensors),
+        );
+        handed.push(
+          Promise.all(outcomes.map((o) => o.catch(asError))).then((settled) =>
+            onRun(
+              run.map((v) => v.position),
+              settled,
+            ),
+          ),
+        );
+      }
+    }
+    await Promise.all(handed);
   }
 
   /**
@@ -184,6 +252,40 @@ export function signatureMismatches(config: ModelConfig, signature: OnnxSignatur
   check('input', config.inputs, signature.inputs);
   check('output', config.outputs, signature.outputs);
   return problems;
+}
+
+/**
+ * A chunk's valid items as ready-made runs: items of one shape (text: one length bucket), of the model's largest
+ * preferred batch size (else maxBatchSize) at most, in index order within a shape (text: shortest first, so a run
+ * pads little).
+ */
+function formRuns<T extends { tensors: Record<string, ItemTensor> }>(model: ResolvedModel, items: T[]): T[][] {
+  const byShape = new Map<string, T[]>();
+  const sorted = model.config.tokenizer
+    ? [...items].sort((a, b) => tokens(model, a.tensors) - tokens(model, b.tensors))
+    : items;
+  for (const item of sorted) {
+    const key = shapeKey(model, item.tensors);
+    let group = byShape.get(key);
+    if (!group) byShape.set(key, (group = []));
+    group.push(item);
+  }
+  // The size the model runs best (its largest preferred batch size, as the batcher takes it), else maxBatchSize.
+  const { maxBatchSize, dynamicBatching } = model.config;
+  const size = Math.max(0, ...dynamicBatching.preferredBatchSizes.filter((p) => p <= maxBatchSize)) || maxBatchSize;
+  const runs: T[][] = [];
+  for (const group of byShape.values()) {
+    for (let i = 0; i < group.length; i += size) runs.push(group.slice(i, i + size));
+  }
+  return runs;
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function tokens(model: ResolvedModel, tensors: Record<string, ItemTensor>): number {
+  return tensors[model.config.inputs[0]!.name]!.data.length;
 }
 
 function convert(dtype: TensorDtype, v: number | boolean): number | bigint {

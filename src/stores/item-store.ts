@@ -116,16 +116,22 @@ export interface ItemStore {
    */
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean>;
   /**
+   * putResult for many outcomes of a batch at once (a run of a chunk): one transaction on SQLite, one statement on
+   * PostgreSQL. At most one outcome per item, in index order (the order of their events). Resolves, per result,
+   * whether it was written.
+   */
+  putResults(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<boolean[]>;
+  /**
    * Appends the batch's end to its event log, once: resolves false when an end was already recorded (the first
    * one stays). Every outcome recorded before it precedes it in the log.
    */
   endBatch(batchId: string, end: BatchEnd): Promise<boolean>;
   /** The batch's recorded end, or undefined while it runs (or if it ended without recording one). */
   getEnd(batchId: string): Promise<BatchEnd | undefined>;
-  /** Recorded outcomes in index order from `cursor`, optionally only one status. */
+  /** Recorded outcomes in index order from `cursor` (and before `end`, if given), optionally only one status. */
   listResults(
     batchId: string,
-    options?: { cursor?: number; limit?: number; status?: StoredResult['status'] },
+    options?: { cursor?: number; end?: number; limit?: number; status?: StoredResult['status'] },
   ): Promise<ResultPage>;
   getResult(batchId: string, index: number): Promise<StoredResult | undefined>;
   /** The index of the item with this id (a client id, or the index of an item the client gave no id). */

@@ -293,15 +293,27 @@ export class PostgresItemStore implements ItemStore {
    * one result per flush; grouped, concurrent activities share flushes (group commit, done here).
    */
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      const queue = this.resultQueues.get(batchId);
-      if (queue) queue.push({ result, resolve, reject });
-      else {
-        const pending: PendingResult[] = [{ result, resolve, reject }];
-        this.resultQueues.set(batchId, pending);
-        void this.writeResults(batchId, pending);
-      }
-    });
+    return new Promise((resolve, reject) => this.enqueueResults(batchId, [{ result, resolve, reject }]));
+  }
+
+  /** Queued together, so they go in one statement (RESULT_SLICE at most), with what else waits for the batch. */
+  async putResults(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<boolean[]> {
+    const pending: PendingResult[] = [];
+    const written = results.map(
+      (result) => new Promise<boolean>((resolve, reject) => pending.push({ result, resolve, reject })),
+    );
+    this.enqueueResults(batchId, pending);
+    return Promise.all(written);
+  }
+
+  private enqueueResults(batchId: string, pending: PendingResult[]): void {
+    if (pending.length === 0) return;
+    const queue = this.resultQueues.get(batchId);
+    if (queue) queue.push(...pending);
+    else {
+      this.resultQueues.set(batchId, pending);
+      void this.writeResults(batchId, pending);
+    }
   }
 
   /** Drains a batch's queue, one statement at a time, until no call is waiting. */
@@ -440,15 +452,16 @@ export class PostgresItemStore implements ItemStore {
 
   async listResults(
     batchId: string,
-    options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {},
+    options: { cursor?: number; end?: number; limit?: number; status?: StoredResult['status'] } = {},
   ): Promise<ResultPage> {
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 10_000);
     const cursor = Math.max(options.cursor ?? 0, 0);
     const { rows } = await this.guard(
       this.pool.query<ResultRow>(
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
-         WHERE r.batch_id = $1 AND r.idx >= $2::bigint AND ($3::text IS NULL OR r.status = $3) ORDER BY r.idx LIMIT $4`,
-        [batchId, cursor, options.status ?? null, limit + 1],
+         WHERE r.batch_id = $1 AND r.idx >= $2::bigint AND ($5::bigint IS NULL OR r.idx < $5)
+           AND ($3::text IS NULL OR r.status = $3) ORDER BY r.idx LIMIT $4`,
+        [batchId, cursor, options.status ?? null, limit + 1, options.end ?? null],
       ),
     );
     const more = rows.length > limit;

@@ -179,11 +179,11 @@ export class SqliteItemStore implements ItemStore {
       ),
       listResults: this.db.prepare(
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
-         WHERE r.batch_id = ? AND r.idx >= ? ORDER BY r.idx LIMIT ?`,
+         WHERE r.batch_id = ? AND r.idx >= ? AND r.idx < ? ORDER BY r.idx LIMIT ?`,
       ),
       listResultsByStatus: this.db.prepare(
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
-         WHERE r.batch_id = ? AND r.idx >= ? AND r.status = ? ORDER BY r.idx LIMIT ?`,
+         WHERE r.batch_id = ? AND r.idx >= ? AND r.idx < ? AND r.status = ? ORDER BY r.idx LIMIT ?`,
       ),
       getResult: this.db.prepare(
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
@@ -316,21 +316,28 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
-    return this.writeTransaction(() => {
-      const row = {
-        batchId,
-        index: result.index,
-        status: result.status,
-        attempts: result.attempts,
-        result: result.result ? JSON.stringify(result.result) : null,
-        error: result.error ? JSON.stringify(result.error) : null,
-        startedAt: result.startedAt,
-        finishedAt: result.finishedAt,
-      };
-      if (this.stmts.putResult.run(row).changes === 0) return false;
-      this.stmts.appendEvent.run(row);
-      return true;
-    });
+    return (await this.putResults(batchId, [result]))[0]!;
+  }
+
+  async putResults(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<boolean[]> {
+    if (results.length === 0) return [];
+    return this.writeTransaction(() =>
+      results.map((result) => {
+        const row = {
+          batchId,
+          index: result.index,
+          status: result.status,
+          attempts: result.attempts,
+          result: result.result ? JSON.stringify(result.result) : null,
+          error: result.error ? JSON.stringify(result.error) : null,
+          startedAt: result.startedAt,
+          finishedAt: result.finishedAt,
+        };
+        if (this.stmts.putResult.run(row).changes === 0) return false;
+        this.stmts.appendEvent.run(row);
+        return true;
+      }),
+    );
   }
 
   async endBatch(batchId: string, end: BatchEnd): Promise<boolean> {
@@ -350,14 +357,15 @@ export class SqliteItemStore implements ItemStore {
 
   async listResults(
     batchId: string,
-    options: { cursor?: number; limit?: number; status?: StoredResult['status'] } = {},
+    options: { cursor?: number; end?: number; limit?: number; status?: StoredResult['status'] } = {},
   ): Promise<ResultPage> {
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 10_000);
     const cursor = Math.max(options.cursor ?? 0, 0);
+    const end = options.end ?? Number.MAX_SAFE_INTEGER;
     const rows = guardStorage(() =>
       options.status
-        ? this.stmts.listResultsByStatus.all(batchId, cursor, options.status, limit + 1)
-        : this.stmts.listResults.all(batchId, cursor, limit + 1),
+        ? this.stmts.listResultsByStatus.all(batchId, cursor, end, options.status, limit + 1)
+        : this.stmts.listResults.all(batchId, cursor, end, limit + 1),
     ) as ResultRow[];
     const more = rows.length > limit;
     const page = rows.slice(0, limit).map(toResult);

@@ -5,6 +5,8 @@ import { createActivities } from '../../activities/index.js';
 import type { ItemInputs, ItemResult } from '../../src/contracts/batch.js';
 import type { Config } from '../../src/config.js';
 import { InferenceRuntime } from '../../src/runtime/inference.js';
+import type { ItemOutcome } from '../../src/runtime/dynamic-batcher.js';
+import { inferEachAlone } from '../helpers/fake-model.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import { startServer, type StartedServer } from '../../src/server.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
@@ -46,6 +48,41 @@ export class GatedRuntime {
       this.held--;
     }
     return this.inner.infer(model, version, inputs);
+  }
+
+  /** The real runtime's inferMany for the items that need not wait; each marked item runs alone, after its wait. */
+  async inferMany(
+    model: string,
+    version: number | undefined,
+    inputs: ItemInputs[],
+    onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
+  ): Promise<void> {
+    const marked = (i: ItemInputs) => !this.isOpen && Array.isArray(i.input) && i.input[0] === HELD;
+    const free = inputs.flatMap((i, position) => (marked(i) ? [] : [position]));
+    const held = inputs.flatMap((i, position) => (marked(i) ? [position] : []));
+    await Promise.all([
+      this.inner.inferMany(
+        model,
+        version,
+        free.map((p) => inputs[p]!),
+        (positions, outcomes) =>
+          onRun(
+            positions.map((p) => free[p]!),
+            outcomes,
+          ),
+      ),
+      inferEachAlone(
+        (m, v, i) => this.infer(m, v, i),
+        model,
+        version,
+        held.map((p) => inputs[p]!),
+        (positions, outcomes) =>
+          onRun(
+            positions.map((p) => held[p]!),
+            outcomes,
+          ),
+      ),
+    ]);
   }
 
   /** From now on marked items wait. */

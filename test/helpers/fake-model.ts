@@ -1,6 +1,28 @@
 // A scripted fake model for workflow tests and history recording (unit tests may fake the model, never Temporal).
-import type { ItemResult } from '../../src/contracts/batch.js';
+import type { ItemInputs, ItemResult } from '../../src/contracts/batch.js';
 import { InvalidInputError } from '../../src/errors.js';
+import type { ItemOutcome } from '../../src/runtime/dynamic-batcher.js';
+
+/**
+ * InferenceRuntime.inferMany for a runtime whose items run one by one (a fake, or items that must wait on their
+ * own): every item is its own run, handed to `onRun` as soon as it is done.
+ */
+export async function inferEachAlone(
+  infer: (model: string, version: number | undefined, inputs: ItemInputs) => Promise<ItemResult>,
+  model: string,
+  version: number | undefined,
+  inputs: ItemInputs[],
+  onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
+): Promise<void> {
+  await Promise.all(
+    inputs.map(async (item, position) => {
+      const outcome = await infer(model, version, item).catch((err: unknown) =>
+        err instanceof Error ? err : new Error(String(err)),
+      );
+      await onRun([position], [outcome]);
+    }),
+  );
+}
 
 /** What a fake item does, picked by its first input value. */
 export const Behaviour = { ok: 0, flaky: 1, broken: 2, invalid: 3, block: 4 } as const;
@@ -29,6 +51,15 @@ export class FakeModel {
     } finally {
       this.active--;
     }
+  }
+
+  inferMany(
+    model: string,
+    version: number | undefined,
+    inputs: ItemInputs[],
+    onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
+  ): Promise<void> {
+    return inferEachAlone((m, v, i) => this.infer(m, v, i), model, version, inputs, onRun);
   }
 
   /** How many items are blocked right now. */

@@ -25,7 +25,7 @@ export interface WorkerStack {
 
 export async function startWorkerStack(
   address: string,
-  runtime: Pick<InferenceRuntime, 'infer'>,
+  runtime: Pick<InferenceRuntime, 'infer' | 'inferMany'>,
   env: Record<string, string> = {},
   workerOptions: Partial<WorkerOptions> = {},
   /** Webhook collection settings (WebhookActivityDeps): how long one collect call waits, and when it asks Temporal. */

@@ -198,6 +198,28 @@ for (const backend of [sqlite, postgres]) {
       assert.equal(await store.getResult('b', 1), undefined);
     });
 
+    test('putResults writes a run of outcomes together, by the same rules, their events in index order', async () => {
+      const { store } = await fresh();
+      await store.createBatch(batch('b', 6), items(6));
+      assert.equal(await store.putResult('b', success(2, 'before')), true);
+      const written = await store.putResults('b', [success(0), failure(1), success(2), success(3), success(5)]);
+      assert.deepEqual(written, [true, true, false, true, true], 'item 2 had its success already');
+      assert.equal((await store.getResult('b', 2))?.result?.label, 'before');
+      assert.deepEqual(await store.countResults('b'), { succeeded: 4, failed: 1 });
+      const events = await store.listEvents('b', 0, 100);
+      assert.deepEqual(
+        events.map((e) => (e.kind === 'item' ? [e.index, e.status] : e.kind)),
+        [
+          [2, 'succeeded'],
+          [0, 'succeeded'],
+          [1, 'failed'],
+          [3, 'succeeded'],
+          [5, 'succeeded'],
+        ],
+      );
+      assert.deepEqual(await store.putResults('b', []), []);
+    });
+
     test('a failure is replaced by a later success (a retried dead-letter item)', async () => {
       const { store } = await fresh();
       await store.createBatch(batch('b', 1), items(1));
@@ -234,6 +256,17 @@ for (const backend of [sqlite, postgres]) {
       assert.deepEqual(
         failed.results.map((r) => [r.index, r.id, r.error?.message]),
         [0, 3, 6, 9].map((i) => [i, `c-${i}`, 'boom']),
+      );
+      const range = await store.listResults('b', { cursor: 2, end: 7, limit: 100 });
+      assert.deepEqual(
+        range.results.map((r) => r.index),
+        [2, 3, 4, 5, 6],
+        'a range [cursor, end)',
+      );
+      const failedInRange = await store.listResults('b', { cursor: 2, end: 7, status: 'failed' });
+      assert.deepEqual(
+        failedInRange.results.map((r) => r.index),
+        [3, 6],
       );
       assert.deepEqual(await store.countResults('b'), { succeeded: 6, failed: 4 });
       assert.equal((await store.getResult('b', 4))?.id, 'c-4');

@@ -31,7 +31,7 @@ describe('chunked mode', () => {
     await temporal?.stop();
   });
 
-  async function setup(runtime: Pick<InferenceRuntime, 'infer'>): Promise<WorkerStack> {
+  async function setup(runtime: Pick<InferenceRuntime, 'infer' | 'inferMany'>): Promise<WorkerStack> {
     const stack = await startWorkerStack(temporal.address, runtime);
     cleanups.push(() => stack.close());
     return stack;
@@ -115,6 +115,14 @@ describe('chunked mode', () => {
     assert.ok(t2! - t1! >= 900 && t3! - t2! >= 1800, `backoff continued: ${t2! - t1!} then ${t3! - t2!} ms`);
     assert.equal((await store.getResult(id, 2))?.status, 'succeeded');
     assert.equal((await store.getResult(id, 3))?.status, 'failed', 'the exhausted item recorded its failure');
+    for (const i of [0, 1, 2, 3, 4]) {
+      const { attempts } = await state(i);
+      assert.equal(
+        (await store.getResult(id, i))?.attempts,
+        attempts,
+        `item ${i}: the store's attempts, the workflow's`,
+      );
+    }
     assert.equal((await store.getResult(id, 1))?.error?.type, 'InvalidInput');
     assert.deepEqual(
       await activityCompletions(id),

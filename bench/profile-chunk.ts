@@ -1,0 +1,130 @@
+// Where a chunked batch's time goes: one chunked digits batch through the compiled stack (dev server, batch worker,
+// API) with every batchline process under --cpu-prof, then each process's samples attributed to the deepest
+// batchline function on their stack (its own code and what it calls: the SQLite driver, JSON, the Temporal SDK ...).
+// Samples with no batchline frame are named by their own frame (the Temporal SDK, Node's internals, GC, idle).
+// Prints a table per thread, in µs per item.
+//
+//   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseBenchArgs } from './lib/args.js';
+import { itemsOf } from './lib/model-items.js';
+import { REPO_ROOT } from './lib/report.js';
+import { runBatchline, startBatchlineStack } from './systems/batchline.js';
+
+const { values: args } = parseBenchArgs(
+  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K]',
+  {
+    options: {
+      items: { type: 'string', default: '100000' },
+      top: { type: 'string', default: '14' },
+    },
+  },
+);
+const ITEMS = Number(args.items);
+const TOP = Number(args.top);
+/** compare.ts's chunked setting. */
+const OPTIONS = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
+const WARM_UP = 5000;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-profile-'));
+const stack = await startBatchlineStack(
+  { LOG_LEVEL: 'warn' },
+  { workers: 'split-normal-priority', execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] },
+);
+const roles = new Map<number, string>([
+  [stack.worker.pid!, 'batch worker'],
+  [stack.api.pid!, 'API'],
+]);
+let itemsPerSecond: number;
+try {
+  // A warm-up batch first, so model loading and first-use compilation stay out of the profile's share.
+  await runBatchline(stack, 'digits', itemsOf('digits', WARM_UP), OPTIONS, 'warm-up');
+  const run = await runBatchline(stack, 'digits', itemsOf('digits', ITEMS), OPTIONS, 'chunked');
+  itemsPerSecond = run.items / (run.wallMs / 1000); // from the submission's start to the batch's end
+} finally {
+  await stack.stop();
+}
+
+const REPO_CODE = /\/(dist\/)?(src|activities|workflows)\//;
+
+/** The frame a sample is charged to: the deepest batchline function on its stack, else its own frame. */
+function owners(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const label = (n: ProfileNode) => {
+    const file = n.callFrame.url ? path.relative(REPO_ROOT, n.callFrame.url.replace(/^file:\/\//, '')) : '';
+    const where = file.startsWith('node_modules/')
+      ? file
+          .split('/')
+          .slice(0, file.startsWith('node_modules/@') ? 3 : 2)
+          .join('/')
+      : file;
+    const line = REPO_CODE.test(file) ? `:${n.callFrame.lineNumber + 1}` : '';
+    return `${n.callFrame.functionName || '(anonymous)'}${where ? ` ${where}${line}` : ''}`;
+  };
+  const ownerOf = new Map<number, string>();
+  const owner = (id: number): string => {
+    const cached = ownerOf.get(id);
+    if (cached) return cached;
+    let cur: number | undefined = id;
+    let found: string | undefined;
+    while (cur !== undefined) {
+      const n = byId.get(cur)!;
+      if (REPO_CODE.test(n.callFrame.url) && !n.callFrame.url.includes('node_modules')) {
+        found = label(n);
+        break;
+      }
+      cur = parent.get(cur);
+    }
+    const name = found ?? label(byId.get(id)!);
+    ownerOf.set(id, name);
+    return name;
+  };
+  const ms = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const name = owner(id);
+    ms.set(name, (ms.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  });
+  return ms;
+}
+
+console.log(`# chunked digits, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
+console.log(
+  `(µs per item over both batches: the profiles cover the stack's life, a warm-up batch of ${WARM_UP} items, then this one)`,
+);
+for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
+  const [, , , pid, thread] = file.split('.'); // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
+  const role = roles.get(Number(pid));
+  if (!role) continue; // the interactive worker
+  const profile = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile;
+  const ms = owners(profile);
+  const busy = [...ms].filter(([name]) => !name.startsWith('(idle)')).reduce((a, [, v]) => a + v, 0);
+  if (busy < 100) continue; // a thread that did next to nothing
+  console.log(
+    `\n## ${role}, thread ${thread}: ${Math.round(busy)} ms busy, ${((busy * 1000) / (ITEMS + WARM_UP)).toFixed(1)} µs/item`,
+  );
+  console.log('| µs per item | share | charged to |\n| ---: | ---: | --- |');
+  for (const [name, v] of [...ms]
+    .filter(([n]) => !n.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, TOP)) {
+    console.log(`| ${((v * 1000) / (ITEMS + WARM_UP)).toFixed(2)} | ${((100 * v) / busy).toFixed(1)}% | \`${name}\` |`);
+  }
+}
+console.log(`\nprofiles: ${dir}`);

@@ -1,0 +1,97 @@
+// The store ceiling: batchline's chunk work with nothing around it. The items are stored through the item store's
+// own API (SQLite in a fresh data dir, as `npm start` uses it), then read a chunk at a time, inferred with the
+// worker's own runtime (InferenceRuntime.inferMany: the same runs, on the same inference threads) and each run's
+// results and events written through the same store API (putResults), a few chunks at once. No Temporal, no HTTP,
+// no heartbeats: what this machine can do for the work batchline does. Timed from the first read to the last write.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BatchOptions, ItemInputs } from '../../src/contracts/batch.js';
+import { InferenceRuntime } from '../../src/runtime/inference.js';
+import { ModelRepository } from '../../src/runtime/model-repository.js';
+import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import type { StoredResult } from '../../src/stores/item-store.js';
+import { REPO_ROOT } from '../lib/report.js';
+
+export interface StoreCeilingRun {
+  system: 'store ceiling';
+  items: number;
+  wallMs: number;
+  itemsPerSecond: number;
+  failed: number;
+}
+
+/** Chunks in progress at once: enough to keep every inference thread busy while another chunk reads or writes. */
+const CHUNKS_AT_ONCE = 4;
+
+export async function runStoreCeiling(
+  model: string,
+  items: Record<string, unknown>[],
+  itemsPerChunk: number,
+): Promise<StoreCeilingRun> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-ceiling-'));
+  const store = new SqliteItemStore(path.join(dir, 'batchline.db'));
+  const runtime = new InferenceRuntime(new ModelRepository(path.join(REPO_ROOT, 'models')));
+  try {
+    const batchId = 'ceiling';
+    await store.createBatch(
+      {
+        id: batchId,
+        model,
+        total: items.length,
+        options: { itemsPerActivity: itemsPerChunk } as BatchOptions,
+        createdAt: new Date().toISOString(),
+        tenant: 'bench',
+      },
+      items.map((inputs) => ({ inputs: inputs as ItemInputs })),
+    );
+    await runtime.preload();
+    let next = 0;
+    let failed = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: CHUNKS_AT_ONCE }, async () => {
+        for (let start = next; start < items.length; start = next) {
+          next += itemsPerChunk;
+          const chunk = await store.getItems(batchId, start, itemsPerChunk);
+          const startedAt = new Date().toISOString();
+          await runtime.inferMany(
+            model,
+            undefined,
+            chunk.map((c) => c.inputs),
+            async (positions, outcomes) => {
+              const finishedAt = new Date().toISOString();
+              const rows: Omit<StoredResult, 'id'>[] = [];
+              positions.forEach((p, k) => {
+                const outcome = outcomes[k]!;
+                if (outcome instanceof Error) failed++;
+                else {
+                  const index = chunk[p]!.index;
+                  rows.push({ index, status: 'succeeded', attempts: 1, result: outcome, startedAt, finishedAt });
+                }
+              });
+              rows.sort((a, b) => a.index - b.index);
+              await store.putResults(batchId, rows);
+            },
+          );
+        }
+      }),
+    );
+    const wallMs = performance.now() - t0;
+    const stored = await store.countResults(batchId);
+    if (stored.succeeded + failed !== items.length) {
+      throw new Error(`store ceiling: ${stored.succeeded} results stored and ${failed} failed of ${items.length}`);
+    }
+    return {
+      system: 'store ceiling',
+      items: items.length,
+      wallMs,
+      itemsPerSecond: items.length / (wallMs / 1000),
+      failed,
+    };
+  } finally {
+    await runtime.close();
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
