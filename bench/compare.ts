@@ -29,12 +29,20 @@ import { runRaw, type RawRun } from './systems/raw.js';
 import { runStoreCeiling, type StoreCeilingRun } from './systems/store-ceiling.js';
 
 const { values: args } = parseBenchArgs(
-  'usage: npm run bench [-- --quick]   (--quick: fewer rounds, smaller workloads)',
+  'usage: npm run bench [-- --quick] [-- --workload NAME]   (--quick: fewer rounds, smaller workloads; --workload: that\n' +
+    'workload alone, e.g. "digits 100k", into a section of its own, without the online, memory, cluster and overload parts)',
   {
-    options: { quick: { type: 'boolean', default: false } },
+    options: { quick: { type: 'boolean', default: false }, workload: { type: 'string' } },
   },
 );
 const quick = args.quick;
+/** One workload alone (--workload), or undefined for the whole comparison. */
+const only = args.workload;
+const COMMAND = only
+  ? `node --import tsx bench/compare.ts${quick ? ' --quick' : ''} --workload "${only}"`
+  : `npm run bench${quick ? ' -- --quick' : ''}`;
+/** The BENCHMARKS.md section (and results file) this run writes. */
+const SECTION = only ? `compare-${only.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}` : 'compare';
 const ROUNDS = quick ? 2 : 3;
 /**
  * Items in flight per system: BullMQ's worker concurrency, and batchline's per-item setting, 64 per shard (the best
@@ -64,6 +72,11 @@ const WORKLOADS: Workload[] = quick
       { name: 'digits 100k', model: 'digits', items: 100_000, skip: ['batchline per-item'] },
       { name: 'embeddings 5k', model: 'all-minilm-l6-v2', items: 5_000 },
     ];
+
+if (only && !WORKLOADS.some((w) => w.name === only)) {
+  console.error(`no workload '${only}' (workloads: ${WORKLOADS.map((w) => w.name).join(', ')})`);
+  process.exit(2);
+}
 
 type Run = RawRun | StoreCeilingRun | SystemRun | BatchlineRun;
 const SYSTEMS = [
@@ -154,7 +167,7 @@ async function main(): Promise<void> {
   let clusterSection: string | undefined;
   let overloadSection: string | undefined;
   try {
-    for (const w of WORKLOADS) {
+    for (const w of WORKLOADS.filter((w) => !only || w.name === only)) {
       const runs: Record<string, Run[]> = {};
       for (let round = 0; round < ROUNDS; round++) {
         // Alternate: each round starts with a different system, so drift in the machine hits all of them.
@@ -173,6 +186,7 @@ async function main(): Promise<void> {
         runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map(stripLatencies)])),
       });
     }
+    if (only) return finish(results, undefined, undefined);
     // A failure here must not lose the workloads' figures, the longest part of the run.
     online = await measureOnline().catch((err: unknown) => {
       console.error('the sync predict measurement failed:', err);
@@ -190,16 +204,25 @@ async function main(): Promise<void> {
       return undefined;
     });
     // Online predictions under overload, per worker layout (bench/overload.ts).
-    overloadSection = await measureOverload({ quick, command: `npm run bench${quick ? ' -- --quick' : ''}` }).catch(
-      (err: unknown) => {
-        console.error('the overload measurement failed:', err);
-        return undefined;
-      },
-    );
+    overloadSection = await measureOverload({ quick, command: COMMAND }).catch((err: unknown) => {
+      console.error('the overload measurement failed:', err);
+      return undefined;
+    });
   } finally {
     await redis.stop();
   }
-  const file = writeResults('compare', {
+  finish(results, online, scale);
+  if (clusterSection) updateBenchmarksMd('cluster', clusterSection);
+  if (overloadSection) updateBenchmarksMd('overload', overloadSection);
+}
+
+/** Writes the raw figures and this run's section of BENCHMARKS.md. */
+function finish(
+  results: { workload: Workload; rows: Row[]; runs: Record<string, unknown[]> }[],
+  online: Online | undefined,
+  scale: ScaleRow[] | undefined,
+): void {
+  const file = writeResults(SECTION, {
     quick,
     rounds: ROUNDS,
     machine: machine(),
@@ -207,9 +230,7 @@ async function main(): Promise<void> {
     online: online && summarizeOnline(online),
     scale,
   });
-  updateBenchmarksMd('compare', report(results, online, scale, file));
-  if (clusterSection) updateBenchmarksMd('cluster', clusterSection);
-  if (overloadSection) updateBenchmarksMd('overload', overloadSection);
+  updateBenchmarksMd(SECTION, report(results, online, scale, file));
   console.error(`wrote ${file} and BENCHMARKS.md`);
 }
 
@@ -373,7 +394,7 @@ function report(
     v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
   const f = (s: Stat | undefined, d = 0) => (s ? fmt(s, d) : '–');
   const lines = [
-    `## Side by side: raw onnxruntime, BullMQ and batchline (\`npm run bench${quick ? ' -- --quick' : ''}\`)`,
+    `## Side by side: raw onnxruntime, BullMQ and batchline${only ? `, ${only} alone` : ''} (\`${COMMAND}\`)`,
     '',
     `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system does the batch work (batchline's`,
     `stack is \`batchline dev\`'s: its batch worker at ${BATCH_WORKER_PRIORITY}, plus an interactive worker, idle here, for online predictions).`,

@@ -4,7 +4,8 @@
 // Samples with no batchline frame are named by their own frame (the Temporal SDK, Node's internals, GC, idle).
 // Prints a table per thread, in µs per item.
 //
-//   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K]
+//   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N]
+//     [--concurrency N] [--shard-size N]   (default: compare.ts's chunked setting, 500, 512, 5000)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,18 +15,25 @@ import { REPO_ROOT } from './lib/report.js';
 import { runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs(
-  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K]',
+  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N]',
   {
     options: {
       items: { type: 'string', default: '100000' },
       top: { type: 'string', default: '14' },
+      'items-per-activity': { type: 'string', default: '500' },
+      concurrency: { type: 'string', default: '512' },
+      'shard-size': { type: 'string', default: '5000' },
     },
   },
 );
 const ITEMS = Number(args.items);
 const TOP = Number(args.top);
-/** compare.ts's chunked setting. */
-const OPTIONS = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
+/** compare.ts's chunked setting by default. */
+const OPTIONS = {
+  itemsPerActivity: Number(args['items-per-activity']),
+  concurrency: Number(args.concurrency),
+  shardSize: Number(args['shard-size']),
+};
 const WARM_UP = 5000;
 
 interface ProfileNode {
@@ -51,11 +59,13 @@ const roles = new Map<number, string>([
   [stack.api.pid!, 'API'],
 ]);
 let itemsPerSecond: number;
+let cpu: { temporal: number; worker: number; api: number };
 try {
   // A warm-up batch first, so model loading and first-use compilation stay out of the profile's share.
   await runBatchline(stack, 'digits', itemsOf('digits', WARM_UP), OPTIONS, 'warm-up');
   const run = await runBatchline(stack, 'digits', itemsOf('digits', ITEMS), OPTIONS, 'chunked');
   itemsPerSecond = run.items / (run.wallMs / 1000); // from the submission's start to the batch's end
+  cpu = run.cpuPerThousandItems;
 } finally {
   await stack.stop();
 }
@@ -105,6 +115,9 @@ function owners(profile: CpuProfile): Map<string, number> {
 }
 
 console.log(`# chunked digits, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
+console.log(
+  `CPU seconds per 1,000 items (the measured batch, profiler on): Temporal dev server ${cpu.temporal.toFixed(3)}, batch worker ${cpu.worker.toFixed(3)}, API ${cpu.api.toFixed(3)}`,
+);
 console.log(
   `(µs per item over both batches: the profiles cover the stack's life, a warm-up batch of ${WARM_UP} items, then this one)`,
 );

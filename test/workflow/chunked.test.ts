@@ -13,7 +13,8 @@ import type { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { heldout } from '../helpers/data.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
-import { quietTemporalLogs, ROOT, startTestTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { quietTemporalLogs, ROOT, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
+import { GatedRuntime, HELD } from '../e2e/online-stack.js';
 
 describe('chunked mode', () => {
   let temporal: TestTemporal;
@@ -69,6 +70,44 @@ describe('chunked mode', () => {
     assert.equal(results.length, 100);
     results.forEach((r) => assert.equal(r.result?.label, rows[r.index]!.expected.labelName, `item ${r.index}`));
     assert.deepEqual(await activityCompletions(id), { inferChunk: 4, recordBatchEnd: 1 });
+  });
+
+  test('a chunk stores its results run by run: readers see the finished runs while one of its items still runs', async () => {
+    const runtime = new InferenceRuntime(new ModelRepository(path.join(ROOT, 'models')));
+    cleanups.push(() => runtime.close());
+    const gate = new GatedRuntime(runtime);
+    const { store, batches } = await setup(gate);
+    const rows = heldout('digits').slice(0, 300);
+    const last = rows.length - 1;
+    const items = rows.map((r, i) => ({
+      inputs: i === last ? { input: [HELD, ...(r.inputs.input as number[]).slice(1)] } : r.inputs,
+    }));
+    const id = await batches.submit({
+      model: 'digits',
+      items,
+      options: BatchOptions.parse({ itemsPerActivity: 300, concurrency: 300 }),
+    });
+    // One chunk: its 299 free items go as runs of at most 128 (maxBatchSize), the held one waits at the gate.
+    await waitFor(
+      'the free items to be stored',
+      async () => (await store.countResults(id)).succeeded === last,
+      30_000,
+      20,
+    );
+    const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    assert.deepEqual(
+      pending.map((a) => a.activityType?.name),
+      ['inferChunk'],
+      'the chunk is still running',
+    );
+    assert.equal(gate.held, 1);
+    const { results } = await store.listResults(id, { limit: 1000 });
+    results.forEach((r) => assert.equal(r.result?.label, rows[r.index]!.expected.labelName, `item ${r.index}`));
+    gate.open();
+    const summary = await handle.result();
+    assert.equal(summary.counts.succeeded, rows.length);
+    assert.deepEqual(await activityCompletions(id), { inferChunk: 1, recordBatchEnd: 1 });
   });
 
   test('a chunk keeps per-item semantics: neighbours succeed, a bad item fails alone, a flaky item retries alone', async () => {
