@@ -299,13 +299,14 @@ async function riding<T>(call: () => Promise<T>, attemptStartedMs: number): Prom
  * Awaits `work` while heartbeating (ITEM_HEARTBEAT_INTERVAL_MS apart, and at least four beats per heartbeat
  * timeout), so a long item stays alive, a dead worker's item is retried soon, and a cancellation from the workflow
  * or a worker shutting down reaches it: then this rejects with CancelledFailure at once. A local activity learns
- * of cancellation from its worker directly.
+ * of cancellation from its worker directly. The first beat comes after one interval, not at the start: an attempt
+ * shorter than that (most items, most chunks) sends none, and each beat is a write on the server. A worker that
+ * dies before it is caught by the heartbeat timeout either way, counted from the attempt's start.
  */
 async function whileHeartbeating<T>(work: Promise<T>, progress?: () => unknown): Promise<T> {
   const ctx = Context.current();
   if (ctx.info.isLocal) return Promise.race([work, ctx.cancelled]); // local activities cannot heartbeat
   const beat = () => ctx.heartbeat(progress?.());
-  beat();
   const timeoutMs = ctx.info.heartbeatTimeoutMs ?? ITEM_HEARTBEAT_TIMEOUT_MS;
   const beating = setInterval(beat, Math.max(Math.min(ITEM_HEARTBEAT_INTERVAL_MS, Math.floor(timeoutMs / 4)), 50));
   try {

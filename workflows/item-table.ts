@@ -32,8 +32,8 @@ export interface ItemError {
  */
 export class ItemTable {
   readonly counts: ItemCounts;
-  /** When an item last changed state (ISO 8601). */
-  updatedAt: string;
+  /** When an item last changed state (ms since the epoch, the workflow's clock). */
+  private updatedMs: number;
   private readonly status: Uint8Array;
   private readonly attempts: Uint16Array;
   private readonly startedAt: Uint32Array;
@@ -52,7 +52,7 @@ export class ItemTable {
     this.startedAt = new Uint32Array(size);
     this.finishedAt = new Uint32Array(size);
     this.counts = itemCounts(size);
-    this.updatedAt = new Date(batchStartedMs).toISOString();
+    this.updatedMs = batchStartedMs;
     if (!carried) return;
     unrle(carried.status, this.status);
     unrle(carried.attempts, this.attempts);
@@ -61,6 +61,11 @@ export class ItemTable {
     for (const [i, type, message] of carried.errors) this.errors.set(i, { type, message });
     this.counts.pending = 0;
     for (const code of this.status) this.counts[STATUS_BY_CODE[code]!]++;
+  }
+
+  /** When an item last changed state (ISO 8601). */
+  get updatedAt(): string {
+    return new Date(this.updatedMs).toISOString();
   }
 
   get size(): number {
@@ -176,7 +181,7 @@ export class ItemTable {
     this.counts[STATUS_BY_CODE[this.status[k]!]!]--;
     this.counts[status]++;
     this.status[k] = CODE[status];
-    this.updatedAt = new Date().toISOString();
+    this.updatedMs = Date.now(); // a number per change; the ISO string only when asked (updatedAt)
   }
 
   private stamp(): number {
