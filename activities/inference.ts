@@ -152,7 +152,8 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
      * carry how many items are done. Returns the items that failed, for the workflow to fail or retry one by one.
      */
     async inferChunk(input: InferChunkInput): Promise<ChunkOutcome> {
-      const { attempt } = Context.current().info;
+      const ctx = Context.current();
+      const { attempt } = ctx.info;
       const startedMs = Date.now();
       const startedAt = new Date(startedMs).toISOString();
       const end = input.start + input.count;
@@ -192,7 +193,24 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         } else todo.push(item);
       }
       let done = items.length - todo.length;
+      /**
+       * Outcomes this attempt did not write because the item had one already (another attempt of the chunk, still
+       * running after this one was given up, recorded it first): a success there is what the workflow must count.
+       */
+      const settleUnwritten = async (indexes: number[]): Promise<Set<number>> => {
+        const succeeded = new Set<number>();
+        for (const index of indexes) {
+          const stored = await riding(() => store.getResult(input.batchId, index), startedMs);
+          if (stored?.status !== 'succeeded') continue;
+          earlier.push({ index, attempts: stored.attempts });
+          succeeded.add(index);
+        }
+        return succeeded;
+      };
       const storeRun = async (positions: number[], outcomes: ItemOutcome[]): Promise<void> => {
+        // A cancelled attempt (the workflow's cancel, a worker shutting down, an evicted local chunk that runs again)
+        // stores nothing more: the chunk's next run records these items.
+        if (ctx.cancellationSignal.aborted) return;
         const finishedAt = new Date().toISOString();
         const succeeded: Omit<StoredResult, 'id'>[] = [];
         const last: { failure: ChunkItemFailure; row: Omit<StoredResult, 'id'> }[] = [];
@@ -226,17 +244,19 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         succeeded.sort((a, b) => a.index - b.index); // a text run holds its items by length
         const written = await riding(() => store.putResults(input.batchId, succeeded), startedMs);
         count(written, 'succeeded');
+        await settleUnwritten(succeeded.filter((_, k) => !written[k]).map((r) => r.index));
         if (last.length > 0) {
           last.sort((a, b) => a.row.index - b.row.index);
           try {
-            count(
-              await store.putResults(
-                input.batchId,
-                last.map((l) => l.row),
-              ),
-              'failed',
+            const recordedNow = await store.putResults(
+              input.batchId,
+              last.map((l) => l.row),
             );
+            count(recordedNow, 'failed');
+            // Not written: the same failure was there already, or a success, which then stands.
+            const stood = await settleUnwritten(last.filter((_, k) => !recordedNow[k]).map((l) => l.row.index));
             for (const l of last) l.failure.recorded = true;
+            if (stood.size > 0) failures.splice(0, failures.length, ...failures.filter((f) => !stood.has(f.index)));
           } catch (err) {
             log.warn('could not record item failures; the workflow records them later', {
               batchId: input.batchId,
@@ -256,6 +276,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         ),
         () => ({ done, of: items.length }),
       );
+      if (ctx.cancellationSignal.aborted) await ctx.cancelled; // rejects with the cancellation
+      if (done !== items.length) {
+        throw new Error(`inferChunk: ${items.length - done} of ${items.length} items got no outcome from the runtime`);
+      }
       failures.sort((a, b) => a.index - b.index);
       return earlier.length > 0 ? { attempt, failures, earlier } : { attempt, failures };
     },

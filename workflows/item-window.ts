@@ -249,13 +249,14 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     const failures = new Map(out.failures.map((f) => [f.index, f]));
     const retries: Promise<void>[] = [];
     // Attempts as the chunk's activity recorded them (before this, every item counted one: so do older histories).
-    const attempt = patched(CHUNK_ATTEMPTS_PATCH) ? out.attempt : 1;
-    const earlier = new Map(out.earlier?.map((e) => [e.index, e.attempts]));
+    const counted = patched(CHUNK_ATTEMPTS_PATCH);
+    const attempt = counted ? out.attempt : 1;
+    const earlier = new Map(counted ? out.earlier?.map((e) => [e.index, e.attempts]) : []);
     for (let i = start; i < start + count; i++) {
       const f = failures.get(i);
       if (!f) table.succeed(i, earlier.get(i) ?? attempt);
       else if (f.nonRetryable || attempt >= options.maxAttempts) {
-        table.fail(i, f.attempts ?? attempt, f);
+        table.fail(i, (counted && f.attempts) || attempt, f);
         if (!f.recorded) dead.add(i);
       } else {
         table.addAttempts(i, attempt);

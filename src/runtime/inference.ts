@@ -30,12 +30,15 @@ export class InferenceRuntime {
   private readonly batcher: DynamicBatcher;
   private readonly tokenizers = new TextTokenizers();
   private readonly loaded = new Map<string, Promise<void>>();
+  /** Dynamic batching on (default): a chunk's items share runs. */
+  private readonly coalesce: boolean;
 
   constructor(
     readonly repository: ModelRepository,
     options: InferenceOptions = {},
   ) {
     this.pool = new InferencePool(options);
+    this.coalesce = options.dynamicBatching ?? true;
     const metrics = options.metrics;
     this.batcher = new DynamicBatcher(
       async (model, items) => {
@@ -76,12 +79,14 @@ export class InferenceRuntime {
 
   /**
    * Infers many items of one model version together (a chunk of a batch) and hands `onRun` each run's outcomes as
-   * soon as they are known, so its caller stores them run by run. The model is resolved and loaded once and every
-   * item validated (an invalid one fails alone, handed over first). The valid ones go as ready-made runs (formRuns) of
-   * items of one shape (text: one length bucket of TEXT_LENGTH_BUCKET tokens, shortest first) through
-   * the batcher's run slots, behind no queue delay; a run that fails is retried item by item (DynamicBatcher), so
-   * one bad item fails alone. Each outcome is an item's result or the Error that fails it. Resolves once `onRun`
-   * has settled for every item; rejects as soon as one `onRun` rejects, or when the model cannot be resolved.
+   * soon as they are known, so its caller stores them run by run; every position gets exactly one outcome. The
+   * model is resolved and loaded once and every item validated: an invalid item fails alone, and an unknown model
+   * or a model file that cannot load fails every item with its error. The valid items go as ready-made runs
+   * (formRuns: one shape, text items of one length bucket, shortest first; one item per run when dynamic batching
+   * is off) through the batcher's run slots, behind no queue delay; a run that fails is retried item by item
+   * (DynamicBatcher), so one bad item fails alone. Each outcome is an item's result or the Error that fails it.
+   * Resolves once `onRun` has settled for every run; if one rejected, rejects with the first error then (never
+   * while runs are still being handed over).
    */
   async inferMany(
     model: string,
@@ -90,56 +95,63 @@ export class InferenceRuntime {
     onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
   ): Promise<void> {
     const all = inputs.map((_, position) => position);
-    let resolved: ResolvedModel;
+    const handed: Promise<void>[] = [];
+    let failed: { error: unknown } | undefined;
+    // Handled as soon as handed over: one that rejects while the model loads must not go unhandled meanwhile.
+    const hand = (positions: number[], outcomes: ItemOutcome[] | Promise<ItemOutcome[]>) =>
+      handed.push(
+        Promise.resolve(outcomes)
+          .then((settled) => onRun(positions, settled))
+          .catch((error: unknown) => {
+            failed ??= { error };
+          }),
+      );
+    let resolved: ResolvedModel | undefined;
     try {
       resolved = await this.repository.resolve(model, version);
     } catch (err) {
-      return onRun(
+      hand(
         all,
         all.map(() => asError(err)),
-      ); // an unknown model or version: each item fails with it
+      ); // an unknown model or version
     }
-    const valid: { position: number; tensors: Record<string, ItemTensor> }[] = [];
-    const invalid: number[] = [];
-    const errors: ItemOutcome[] = [];
-    for (const position of all) {
-      try {
-        const tensors = resolved.config.tokenizer
-          ? await this.tokenizers.encode(resolved, validateTextInput(resolved.config, inputs[position]!))
-          : validateItemInputs(resolved.config, inputs[position]!);
-        valid.push({ position, tensors });
-      } catch (err) {
-        invalid.push(position);
-        errors.push(asError(err));
+    if (resolved) {
+      const valid: { position: number; tensors: Record<string, ItemTensor> }[] = [];
+      const invalid: number[] = [];
+      const errors: ItemOutcome[] = [];
+      for (const position of all) {
+        try {
+          const tensors = resolved.config.tokenizer
+            ? await this.tokenizers.encode(resolved, validateTextInput(resolved.config, inputs[position]!))
+            : validateItemInputs(resolved.config, inputs[position]!);
+          valid.push({ position, tensors });
+        } catch (err) {
+          invalid.push(position);
+          errors.push(asError(err));
+        }
       }
-    }
-    const handed: Promise<void>[] = [];
-    if (invalid.length > 0) handed.push(onRun(invalid, errors));
-    const loaded = valid.length > 0 ? await this.ensureLoaded(resolved).then(() => undefined, asError) : undefined;
-    if (loaded) {
-      handed.push(
-        onRun(
+      if (invalid.length > 0) hand(invalid, errors);
+      const loadError = valid.length > 0 ? await this.ensureLoaded(resolved).then(() => undefined, asError) : undefined;
+      if (loadError) {
+        hand(
           valid.map((v) => v.position),
-          valid.map(() => loaded),
-        ),
-      ); // the model file cannot load
-    } else {
-      for (const run of formRuns(resolved, valid)) {
-        const outcomes = this.batcher.submitRun(
-          resolved,
-          run.map((v) => v.tensors),
+          valid.map(() => loadError),
         );
-        handed.push(
-          Promise.all(outcomes.map((o) => o.catch(asError))).then((settled) =>
-            onRun(
-              run.map((v) => v.position),
-              settled,
-            ),
-          ),
-        );
+      } else {
+        for (const run of formRuns(resolved, valid, this.coalesce)) {
+          const outcomes = this.batcher.submitRun(
+            resolved,
+            run.map((v) => v.tensors),
+          );
+          hand(
+            run.map((v) => v.position),
+            Promise.all(outcomes.map((o) => o.catch(asError))),
+          );
+        }
       }
     }
     await Promise.all(handed);
+    if (failed) throw failed.error;
   }
 
   /**
@@ -259,7 +271,12 @@ export function signatureMismatches(config: ModelConfig, signature: OnnxSignatur
  * preferred batch size (else maxBatchSize) at most, in index order within a shape (text: shortest first, so a run
  * pads little).
  */
-function formRuns<T extends { tensors: Record<string, ItemTensor> }>(model: ResolvedModel, items: T[]): T[][] {
+function formRuns<T extends { tensors: Record<string, ItemTensor> }>(
+  model: ResolvedModel,
+  items: T[],
+  coalesce: boolean,
+): T[][] {
+  if (!coalesce) return items.map((item) => [item]); // dynamic batching off: every item runs alone
   const byShape = new Map<string, T[]>();
   const sorted = model.config.tokenizer
     ? [...items].sort((a, b) => tokens(model, a.tensors) - tokens(model, b.tensors))

@@ -116,9 +116,9 @@ export interface ItemStore {
    */
   putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean>;
   /**
-   * putResult for many outcomes of a batch at once (a run of a chunk): one transaction on SQLite, one statement on
-   * PostgreSQL. At most one outcome per item, in index order (the order of their events). Resolves, per result,
-   * whether it was written.
+   * putResult for many outcomes of a batch at once (a run of a chunk): one transaction on SQLite; on PostgreSQL,
+   * statements of up to a thousand outcomes, with the batch's other outcomes waiting then. At most one outcome per
+   * item; their events go in index order. Resolves, per result in the order given, whether it was written.
    */
   putResults(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<boolean[]>;
   /**

@@ -321,8 +321,12 @@ export class SqliteItemStore implements ItemStore {
 
   async putResults(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<boolean[]> {
     if (results.length === 0) return [];
-    return this.writeTransaction(() =>
-      results.map((result) => {
+    // Written in index order (their events too), as PostgreSQL writes them; answered in the caller's order.
+    const order = results.map((_, k) => k).sort((a, b) => results[a]!.index - results[b]!.index);
+    const written = new Array<boolean>(results.length);
+    this.writeTransaction(() => {
+      for (const k of order) {
+        const result = results[k]!;
         const row = {
           batchId,
           index: result.index,
@@ -333,11 +337,11 @@ export class SqliteItemStore implements ItemStore {
           startedAt: result.startedAt,
           finishedAt: result.finishedAt,
         };
-        if (this.stmts.putResult.run(row).changes === 0) return false;
-        this.stmts.appendEvent.run(row);
-        return true;
-      }),
-    );
+        written[k] = this.stmts.putResult.run(row).changes > 0;
+        if (written[k]) this.stmts.appendEvent.run(row);
+      }
+    });
+    return written;
   }
 
   async endBatch(batchId: string, end: BatchEnd): Promise<boolean> {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ItemResult } from '../../src/contracts/batch.js';
-import { InvalidInputError, ModelLoadError } from '../../src/errors.js';
+import { InvalidInputError, ModelLoadError, NotFoundError } from '../../src/errors.js';
 import { DynamicBatcher, type BatchRunner } from '../../src/runtime/dynamic-batcher.js';
 import { InferenceRuntime } from '../../src/runtime/inference.js';
 import type { ItemTensor } from '../../src/runtime/input-validation.js';
@@ -69,6 +69,87 @@ describe('with the real runtime (digits)', () => {
     const res = await runtime.infer('digits', undefined, rows[0]!.inputs);
     assert.equal(res.label, rows[0]!.expected.labelName);
     assert.ok(performance.now() - t0 < 1000, 'resolved promptly');
+  });
+
+  /** Runs inferMany and collects what it hands over: each run's positions and outcomes. */
+  async function inferMany(
+    rt: InferenceRuntime,
+    inputs: Record<string, unknown>[],
+    onRun: (positions: number[]) => Promise<void> = async () => {},
+  ) {
+    const runs: { positions: number[]; outcomes: (ItemResult | Error)[] }[] = [];
+    await rt.inferMany('digits', undefined, inputs as never, async (positions, outcomes) => {
+      runs.push({ positions, outcomes });
+      await onRun(positions);
+    });
+    return runs;
+  }
+
+  test('inferMany: a chunk goes as runs of at most maxBatchSize; every item gets one outcome; a bad item fails alone', async () => {
+    sizes.length = 0;
+    const picked = Array.from({ length: 300 }, (_, i) => rows[i % rows.length]!.inputs as Record<string, unknown>);
+    picked[7] = { input: [1, 2, 3] };
+    const runs = await inferMany(runtime, picked);
+    const positions = runs.flatMap((r) => r.positions).sort((a, b) => a - b);
+    assert.deepEqual(
+      positions,
+      Array.from({ length: 300 }, (_, i) => i),
+      'every position exactly once',
+    );
+    assert.deepEqual(sizes, [128, 128, 43], 'the valid items as whole runs of at most 128');
+    for (const run of runs) {
+      run.positions.forEach((p, k) => {
+        const outcome = run.outcomes[k]!;
+        if (p === 7) assert.ok(outcome instanceof InvalidInputError, String(outcome));
+        else assert.equal((outcome as ItemResult).label, rows[p % rows.length]!.expected.labelName, `item ${p}`);
+      });
+    }
+  });
+
+  test('inferMany: with dynamic batching off every item runs alone', async () => {
+    const alone: number[] = [];
+    const rt = new InferenceRuntime(new ModelRepository(path.join(ROOT, 'models')), {
+      threads: 1,
+      dynamicBatching: false,
+      onBatch: (_model, size) => alone.push(size),
+    });
+    try {
+      const runs = await inferMany(
+        rt,
+        rows.slice(0, 5).map((r) => r.inputs),
+      );
+      assert.equal(runs.length, 5);
+      assert.deepEqual(alone, [1, 1, 1, 1, 1]);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  test('inferMany: when one run cannot be handed over, it rejects with that error once every run has settled', async () => {
+    const picked = Array.from({ length: 300 }, (_, i) => rows[i % rows.length]!.inputs);
+    const settled: number[][] = [];
+    let first = true;
+    await assert.rejects(
+      inferMany(runtime, picked, async (positions) => {
+        if (first) {
+          first = false;
+          throw new Error('the store is down');
+        }
+        settled.push(positions);
+      }),
+      /the store is down/,
+    );
+    assert.equal(settled.flat().length + 128, 300, 'the other runs were all handed over before it rejected');
+  });
+
+  test('inferMany: an unknown model fails every item with NotFound, handed over at once', async () => {
+    const runs: (ItemResult | Error)[][] = [];
+    await runtime.inferMany('no-such-model', undefined, [{ input: [] }, { input: [] }], async (_p, outcomes) => {
+      runs.push(outcomes);
+    });
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0]!.length, 2);
+    runs[0]!.forEach((o) => assert.ok(o instanceof NotFoundError && /no-such-model/.test(o.message), String(o)));
   });
 });
 

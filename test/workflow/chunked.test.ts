@@ -110,6 +110,42 @@ describe('chunked mode', () => {
     assert.deepEqual(await activityCompletions(id), { inferChunk: 1, recordBatchEnd: 1 });
   });
 
+  test('a chunk retried whole keeps what its first attempt stored; the store and the workflow count the same attempts', async () => {
+    const model = new FakeModel();
+    let chunkAttempts = 0;
+    // The first attempt stores three items, then its worker is "lost" (the activity fails); the second runs them all.
+    const runtime: Pick<InferenceRuntime, 'infer' | 'inferMany'> = {
+      infer: (m, v, inputs) => model.infer(m, v, inputs),
+      async inferMany(m, v, inputs, onRun) {
+        if (++chunkAttempts === 1) {
+          for (let p = 0; p < 3; p++) await onRun([p], [await model.infer(m, v, inputs[p]!)]);
+          throw new Error('worker lost in the middle of the chunk');
+        }
+        return model.inferMany(m, v, inputs, onRun);
+      },
+    };
+    const { store, batches } = await setup(runtime);
+    const id = await batches.submit({
+      model: 'digits',
+      items: [0, 1, 2, 3, 4].map((k) => item(Behaviour.ok, k)),
+      options: BatchOptions.parse({ itemsPerActivity: 5, maxAttempts: 3, initialIntervalMs: 1000 }),
+    });
+    const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
+    const summary = await handle.result();
+    assert.equal(summary.counts.succeeded, 5);
+    assert.equal(chunkAttempts, 2);
+    for (const i of [0, 1, 2, 3, 4]) {
+      const { attempts } = (await handle.query(itemQuery, { index: i }))!;
+      assert.equal(attempts, i < 3 ? 1 : 2, `item ${i}: stored by attempt ${i < 3 ? 1 : 2} of the chunk`);
+      assert.equal((await store.getResult(id, i))?.attempts, attempts, `item ${i}: the store's attempts`);
+    }
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((k) => model.attempts.get(k)!.length),
+      [1, 1, 1, 1, 1],
+      'the retried chunk skipped the items its first attempt stored',
+    );
+  });
+
   test('a chunk keeps per-item semantics: neighbours succeed, a bad item fails alone, a flaky item retries alone', async () => {
     const model = new FakeModel();
     const { store, batches } = await setup(model);
