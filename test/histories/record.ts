@@ -127,6 +127,20 @@ try {
     { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
   );
 
+  // The same, recorded since the chunk-attempts patch: chunk items count their chunk's attempt, and the flaky item's
+  // solo retry carries attemptsBefore (chunked.json keeps the run before it).
+  await record(
+    'chunked-attempts',
+    [
+      item(Behaviour.ok, 55),
+      item(Behaviour.invalid, 56),
+      item(Behaviour.flaky, 57),
+      item(Behaviour.ok, 58),
+      item(Behaviour.ok, 59),
+    ],
+    { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
+  );
+
   // A parent over three shards; shard-0's latest run began from state carried across continue-as-new.
   await record(
     'sharded',
