@@ -10,6 +10,9 @@ import type { ModelRepository, ResolvedModel } from './model-repository.js';
 import { nonFiniteOutput, splitItem } from './postprocess.js';
 import { TextTokenizers } from './text-tokenizer.js';
 
+/** Takes one run's outcomes (InferenceRuntime.inferMany): the items' positions in the input, and each one's outcome. */
+export type RunHandler = (positions: number[], outcomes: ItemOutcome[]) => Promise<void>;
+
 export interface InferenceOptions extends InferencePoolOptions {
   /** Coalesce concurrent items into batches (default true). Off: every item runs alone. */
   dynamicBatching?: boolean;
@@ -88,12 +91,7 @@ export class InferenceRuntime {
    * Resolves once `onRun` has settled for every run; if one rejected, rejects with the first error then (never
    * while runs are still being handed over).
    */
-  async inferMany(
-    model: string,
-    version: number | undefined,
-    inputs: ItemInputs[],
-    onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
-  ): Promise<void> {
+  async inferMany(model: string, version: number | undefined, inputs: ItemInputs[], onRun: RunHandler): Promise<void> {
     const all = inputs.map((_, position) => position);
     const handed: Promise<void>[] = [];
     let failed: { error: unknown } | undefined;

@@ -5,7 +5,7 @@ import { createActivities } from '../../activities/index.js';
 import type { ItemInputs, ItemResult } from '../../src/contracts/batch.js';
 import type { Config } from '../../src/config.js';
 import { InferenceRuntime } from '../../src/runtime/inference.js';
-import type { ItemOutcome } from '../../src/runtime/dynamic-batcher.js';
+import type { RunHandler } from '../../src/runtime/inference.js';
 import { inferEachAlone } from '../helpers/fake-model.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import { startServer, type StartedServer } from '../../src/server.js';
@@ -51,12 +51,7 @@ export class GatedRuntime {
   }
 
   /** The real runtime's inferMany for the items that need not wait; each marked item runs alone, after its wait. */
-  async inferMany(
-    model: string,
-    version: number | undefined,
-    inputs: ItemInputs[],
-    onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
-  ): Promise<void> {
+  async inferMany(model: string, version: number | undefined, inputs: ItemInputs[], onRun: RunHandler): Promise<void> {
     const marked = (i: ItemInputs) => !this.isOpen && Array.isArray(i.input) && i.input[0] === HELD;
     const free = inputs.flatMap((i, position) => (marked(i) ? [] : [position]));
     const held = inputs.flatMap((i, position) => (marked(i) ? [position] : []));

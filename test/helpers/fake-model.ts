@@ -1,7 +1,7 @@
 // A scripted fake model for workflow tests and history recording (unit tests may fake the model, never Temporal).
 import type { ItemInputs, ItemResult } from '../../src/contracts/batch.js';
 import { InvalidInputError } from '../../src/errors.js';
-import type { ItemOutcome } from '../../src/runtime/dynamic-batcher.js';
+import type { RunHandler } from '../../src/runtime/inference.js';
 
 /**
  * InferenceRuntime.inferMany for a runtime whose items run one by one (a fake, or items that must wait on their
@@ -12,7 +12,7 @@ export async function inferEachAlone(
   model: string,
   version: number | undefined,
   inputs: ItemInputs[],
-  onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
+  onRun: RunHandler,
 ): Promise<void> {
   await Promise.all(
     inputs.map(async (item, position) => {
@@ -53,12 +53,7 @@ export class FakeModel {
     }
   }
 
-  inferMany(
-    model: string,
-    version: number | undefined,
-    inputs: ItemInputs[],
-    onRun: (positions: number[], outcomes: ItemOutcome[]) => Promise<void>,
-  ): Promise<void> {
+  inferMany(model: string, version: number | undefined, inputs: ItemInputs[], onRun: RunHandler): Promise<void> {
     return inferEachAlone((m, v, i) => this.infer(m, v, i), model, version, inputs, onRun);
   }
 

@@ -36,6 +36,11 @@ const client = new Client({ connection: await Connection.connect({ address: temp
 
 const wanted = process.argv.slice(2);
 
+/** The chunked histories' items (keys from `key`): neighbours of a bad item and of a flaky one, in chunks of 3. */
+const chunkedItems = (key: number) =>
+  [Behaviour.ok, Behaviour.invalid, Behaviour.flaky, Behaviour.ok, Behaviour.ok].map((b, k) => item(b, key + k));
+const CHUNKED_OPTIONS = { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 };
+
 async function record(
   name: string,
   items: ReturnType<typeof item>[],
@@ -115,31 +120,11 @@ try {
   );
   model.release();
 
-  await record(
-    'chunked',
-    [
-      item(Behaviour.ok, 50),
-      item(Behaviour.invalid, 51),
-      item(Behaviour.flaky, 52),
-      item(Behaviour.ok, 53),
-      item(Behaviour.ok, 54),
-    ],
-    { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
-  );
+  await record('chunked', chunkedItems(50), CHUNKED_OPTIONS);
 
   // The same, recorded since the chunk-attempts patch: chunk items count their chunk's attempt, and the flaky item's
   // solo retry carries attemptsBefore (chunked.json keeps the run before it).
-  await record(
-    'chunked-attempts',
-    [
-      item(Behaviour.ok, 55),
-      item(Behaviour.invalid, 56),
-      item(Behaviour.flaky, 57),
-      item(Behaviour.ok, 58),
-      item(Behaviour.ok, 59),
-    ],
-    { itemsPerActivity: 3, maxAttempts: 3, initialIntervalMs: 1000, concurrency: 6 },
-  );
+  await record('chunked-attempts', chunkedItems(55), CHUNKED_OPTIONS);
 
   // A parent over three shards; shard-0's latest run began from state carried across continue-as-new.
   await record(
