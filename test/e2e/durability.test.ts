@@ -132,26 +132,39 @@ describe('durability', () => {
     try {
       const id = await submit(api, n, 4);
       const handle = client.workflow.getHandle(batchWorkflowId(id));
+      await waitFor(
+        'the first worker to have finished some items',
+        async () => (await view(api, id)).counts.succeeded >= 20,
+        90_000,
+        20,
+      );
       // The worker is frozen (SIGSTOP) while the server is asked what it is running, and killed frozen, so the items
       // the server had handed to it are exactly the work lost with it. Items take milliseconds: asked while it ran,
-      // the answer would be stale by the time of the kill.
-      const atKill = await waitFor(
-        'the first worker to have finished some items and to be running others',
+      // the answer would be stale by the time of the kill. Frozen between two items, it held none: it runs on for a
+      // moment and is frozen again, as often as the server can answer (the batch lasts about a second).
+      let freezes = 0;
+      const started = await waitFor(
+        'a freeze to catch the first worker running items',
         async () => {
-          const v = await view(api, id);
-          if (v.counts.succeeded < 20) return undefined;
           first.kill('SIGSTOP');
-          let started = new Map<string, string>();
+          freezes++;
+          let running = new Map<string, string>();
           try {
-            started = await startedActivities(handle);
+            running = await startedActivities(handle);
           } finally {
-            if (started.size === 0) first.kill('SIGCONT'); // nothing in flight at this instant: let it run on
+            if (running.size === 0) first.kill('SIGCONT'); // nothing in flight at this instant: let it run on
           }
-          return started.size > 0 ? { counts: v.counts, started } : undefined;
+          return running.size > 0 ? running : undefined;
         },
-        90_000,
-        50,
-      );
+        60_000,
+        2,
+      ).catch(async (err) => {
+        const counts = JSON.stringify((await view(api, id)).counts);
+        throw new Error(`${(err as Error).message} (${freezes} freezes; items now ${counts})\n${outputOf(first)}`);
+      });
+      // (Counted in the item store: a query of the batch would wait for the frozen worker, which holds the workflow.)
+      const store = new SqliteItemStore(itemStoreFile(config));
+      const atKill = { counts: await store.countResults(id).finally(() => store.close()), started };
       first.kill('SIGKILL');
       assert.equal(await exitOf(first), null, 'killed by a signal, not exited');
       assert.ok(atKill.counts.succeeded < n, `batch already done at kill time: ${JSON.stringify(atKill.counts)}`);
