@@ -197,15 +197,11 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
        * Outcomes this attempt did not write because the item had one already (another attempt of the chunk, still
        * running after this one was given up, recorded it first): a success there is what the workflow must count.
        */
-      const settleUnwritten = async (indexes: number[]): Promise<Set<number>> => {
-        const succeeded = new Set<number>();
+      const settleUnwritten = async (indexes: number[]): Promise<void> => {
         for (const index of indexes) {
           const stored = await riding(() => store.getResult(input.batchId, index), startedMs);
-          if (stored?.status !== 'succeeded') continue;
-          earlier.push({ index, attempts: stored.attempts });
-          succeeded.add(index);
+          if (stored?.status === 'succeeded') earlier.push({ index, attempts: stored.attempts });
         }
-        return succeeded;
       };
       const storeRun = async (positions: number[], outcomes: ItemOutcome[]): Promise<void> => {
         // A cancelled attempt (the workflow's cancel, a worker shutting down, an evicted local chunk that runs again)
@@ -254,9 +250,8 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
             );
             count(recordedNow, 'failed');
             // Not written: the same failure was there already, or a success, which then stands.
-            const stood = await settleUnwritten(last.filter((_, k) => !recordedNow[k]).map((l) => l.row.index));
+            await settleUnwritten(last.filter((_, k) => !recordedNow[k]).map((l) => l.row.index));
             for (const l of last) l.failure.recorded = true;
-            if (stood.size > 0) failures.splice(0, failures.length, ...failures.filter((f) => !stood.has(f.index)));
           } catch (err) {
             log.warn('could not record item failures; the workflow records them later', {
               batchId: input.batchId,
@@ -280,8 +275,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       if (done !== items.length) {
         throw new Error(`inferChunk: ${items.length - done} of ${items.length} items got no outcome from the runtime`);
       }
-      failures.sort((a, b) => a.index - b.index);
-      return earlier.length > 0 ? { attempt, failures, earlier } : { attempt, failures };
+      // An item with a success in the store (`earlier`) is no failure, whatever this attempt saw.
+      const succeeded = new Set(earlier.map((e) => e.index));
+      const failed = failures.filter((f) => !succeeded.has(f.index)).sort((a, b) => a.index - b.index);
+      return earlier.length > 0 ? { attempt, failures: failed, earlier } : { attempt, failures: failed };
     },
   };
 }

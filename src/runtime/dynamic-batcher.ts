@@ -235,7 +235,7 @@ function settle(w: Waiting, outcome: ItemOutcome): void {
  */
 function take(q: Queue, size: number): Waiting[] {
   if (!q.model.config.tokenizer || q.items.length <= size) return q.items.splice(0, size);
-  const length = (w: Waiting) => w.tensors[q.model.config.inputs[0]!.name]!.data.length;
+  const length = (w: Waiting) => tokenCount(q.model, w.tensors);
   const counts = new Map<number, number>();
   for (const w of q.items) {
     const n = length(w);
@@ -274,8 +274,13 @@ export const TEXT_LENGTH_BUCKET = 8;
  */
 export function shapeKey(model: ResolvedModel, tensors: Record<string, ItemTensor>): string {
   if (model.config.tokenizer) {
-    const n = tensors[model.config.inputs[0]!.name]!.data.length;
+    const n = tokenCount(model, tensors);
     return `len<=${Math.ceil(n / TEXT_LENGTH_BUCKET) * TEXT_LENGTH_BUCKET}`;
   }
   return model.config.inputs.map((s) => tensors[s.name]!.dims.join('x')).join('|');
+}
+
+/** A text item's length in tokens (its first input's; every text input has one value per token). */
+export function tokenCount(model: ResolvedModel, tensors: Record<string, ItemTensor>): number {
+  return tensors[model.config.inputs[0]!.name]!.data.length;
 }

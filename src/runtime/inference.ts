@@ -1,7 +1,7 @@
 import type { Metrics } from '../metrics.js';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
-import { DynamicBatcher, shapeKey, type ItemOutcome, type Priority } from './dynamic-batcher.js';
+import { DynamicBatcher, shapeKey, tokenCount, type ItemOutcome, type Priority } from './dynamic-batcher.js';
 import { InferencePool, type InferencePoolOptions } from './inference-pool.js';
 import { typedArrayFor, type OnnxSignature, type WireTensor } from './inference-protocol.js';
 import { validateItemInputs, validateTextInput, type ItemTensor } from './input-validation.js';
@@ -277,7 +277,7 @@ function formRuns<T extends { tensors: Record<string, ItemTensor> }>(
   if (!coalesce) return items.map((item) => [item]); // dynamic batching off: every item runs alone
   const byShape = new Map<string, T[]>();
   const sorted = model.config.tokenizer
-    ? [...items].sort((a, b) => tokens(model, a.tensors) - tokens(model, b.tensors))
+    ? [...items].sort((a, b) => tokenCount(model, a.tensors) - tokenCount(model, b.tensors))
     : items;
   for (const item of sorted) {
     const key = shapeKey(model, item.tensors);
@@ -297,10 +297,6 @@ function formRuns<T extends { tensors: Record<string, ItemTensor> }>(
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
-}
-
-function tokens(model: ResolvedModel, tensors: Record<string, ItemTensor>): number {
-  return tensors[model.config.inputs[0]!.name]!.data.length;
 }
 
 function convert(dtype: TensorDtype, v: number | boolean): number | bigint {

@@ -55,28 +55,18 @@ export class GatedRuntime {
     const marked = (i: ItemInputs) => !this.isOpen && Array.isArray(i.input) && i.input[0] === HELD;
     const free = inputs.flatMap((i, position) => (marked(i) ? [] : [position]));
     const held = inputs.flatMap((i, position) => (marked(i) ? [position] : []));
+    /** onRun for a subset of the inputs: its positions mapped back to the whole. */
+    const within =
+      (subset: number[]): RunHandler =>
+      (positions, outcomes) =>
+        onRun(
+          positions.map((p) => subset[p]!),
+          outcomes,
+        );
+    const pick = (subset: number[]) => subset.map((p) => inputs[p]!);
     await Promise.all([
-      this.inner.inferMany(
-        model,
-        version,
-        free.map((p) => inputs[p]!),
-        (positions, outcomes) =>
-          onRun(
-            positions.map((p) => free[p]!),
-            outcomes,
-          ),
-      ),
-      inferEachAlone(
-        (m, v, i) => this.infer(m, v, i),
-        model,
-        version,
-        held.map((p) => inputs[p]!),
-        (positions, outcomes) =>
-          onRun(
-            positions.map((p) => held[p]!),
-            outcomes,
-          ),
-      ),
+      this.inner.inferMany(model, version, pick(free), within(free)),
+      inferEachAlone((m, v, i) => this.infer(m, v, i), model, version, pick(held), within(held)),
     ]);
   }
 
