@@ -38,6 +38,21 @@ export class NotFoundError extends AppError {
 /** Thrown by the model repository when a model exists but not the version asked for. */
 export class VersionNotFoundError extends NotFoundError {}
 
+/**
+ * Thrown by the API when a path it serves is asked with a method it does not serve; `allow` lists those it does
+ * (the Allow header).
+ */
+export class MethodNotAllowedError extends AppError {
+  readonly code = ErrorCode.methodNotAllowed;
+  readonly status = 405;
+  constructor(
+    message: string,
+    readonly allow: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
 /** Thrown when a model exists but cannot be loaded (bad file); names the file and the reason. */
 export class ModelLoadError extends Error {
   constructor(

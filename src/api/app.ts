@@ -6,6 +6,7 @@ import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.js';
 import { auth } from './middleware/auth.js';
 import { errorHandler, notFoundRoute } from './middleware/errors.js';
 import { KSERVE_PREFIX, kserveErrorHandler, kserveNotFound } from './middleware/kserve-errors.js';
+import { methodNotAllowed } from './middleware/method-not-allowed.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { mountRoutes } from './mount-routes.js';
@@ -38,6 +39,7 @@ export function createApp(appDeps: AppDeps): Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestId);
+  app.use(methodNotAllowed(API_ROUTES)); // 405 for a declared path asked with a method it does not serve
   app.use(
     mountRoutes(
       API_ROUTES.filter((r) => r.public),

@@ -5,6 +5,7 @@ export const ErrorCode = {
   invalidRequest: 'invalid_request',
   unauthorized: 'unauthorized',
   notFound: 'not_found',
+  methodNotAllowed: 'method_not_allowed',
   conflict: 'conflict',
   payloadTooLarge: 'payload_too_large',
   unsupportedMediaType: 'unsupported_media_type',

@@ -4,6 +4,7 @@
 // server answers probes of every route with statuses the document lists and bodies its schemas accept. Temporal
 // is not needed: the API connects lazily and no probe here reaches it.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { compileErrors, dereference, validate } from '@readme/openapi-parser';
 import type { Express } from 'express';
@@ -20,8 +21,9 @@ import {
   METADATA_MAX_VALUE_LENGTH,
   MODEL_NAME,
   MODEL_VERSION,
+  WEBHOOK_URL_SCHEME,
 } from '../../src/contracts/limits.js';
-import { DeliveryError } from '../../src/contracts/webhook.js';
+import { DeliveryError, WebhookUrl } from '../../src/contracts/webhook.js';
 import { KServeErrorResponse } from '../../src/contracts/predict.js';
 import { IdempotencyKeyHeader } from '../../src/api/idempotency.js';
 import { buildOpenApiDocument } from '../../src/api/openapi.js';
@@ -149,6 +151,20 @@ function fillPath(route: ApiRoute, values: Record<string, string> = {}): string 
 /** The first candidate value the field's schema refuses, if any. */
 function malformedValue(field: z.ZodType): string | undefined {
   return MALFORMED.find((v) => !field.safeParse(v).success);
+}
+
+/** A request with any method (fetch refuses TRACE), without an API key. */
+function rawRequest(url: string, method: string): Promise<{ status: number; allow?: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 describe('OpenAPI document and docs page', () => {
@@ -365,6 +381,70 @@ describe('OpenAPI document and docs page', () => {
     assert.equal(param('createBatch', 'header', 'Batchline-Version').pattern, MODEL_VERSION.source);
     assert.equal(param('createBatch', 'header', 'Batchline-Options').maxLength, MAX_OPTIONS_HEADER_LENGTH);
     assert.match((doc as any).components.securitySchemes.apiKey.description, new RegExp(`${MAX_API_KEY_LENGTH}`));
+  });
+
+  test('a webhook URL is documented as the schema refuses it: format uri, http(s) pattern, min and max length', () => {
+    const schemas = (doc as any).components.schemas as Record<string, any>;
+    const route = API_ROUTES.find((r) => r.operationId === 'createBatch')!;
+    const query = (operation(route).parameters ?? []).find((p: any) => p.in === 'query' && p.name === 'webhook');
+    for (const [where, url] of [
+      ['WebhookRegistration.url', schemas.WebhookRegistration.properties.url],
+      ['createBatch ?webhook=', query?.schema],
+    ] as const) {
+      assert.deepEqual(
+        { format: url?.format, pattern: url?.pattern, minLength: url?.minLength, maxLength: url?.maxLength },
+        { format: 'uri', pattern: WEBHOOK_URL_SCHEME.source, minLength: 1, maxLength: MAX_WEBHOOK_URL_LENGTH },
+        where,
+      );
+    }
+    // What the document refuses, the schema refuses (the empty string was documented as any string, and refused).
+    for (const bad of ['', 'ftp://example.com/hook', 'example.com/hook', 'https://', 'https://user:pw@example.com/']) {
+      assert.equal(WebhookUrl.safeParse(bad).success, false, JSON.stringify(bad));
+    }
+    assert.equal(WebhookUrl.safeParse('https://hooks.example.com/batchline').success, true);
+  });
+
+  test('a declared path asked with a method it does not serve is 405 with Allow, before authentication', async () => {
+    const byPath = new Map<string, ApiRoute[]>();
+    for (const route of API_ROUTES) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
+    let probed = 0;
+    for (const [path, routes] of byPath) {
+      const url = `${api.url}${fillPath(routes[0]!)}`;
+      const documented = Object.keys(doc.paths[openApiPath(path)]!)
+        .filter((k) => METHODS.includes(k))
+        .map((m) => m.toUpperCase());
+      const allow = ['GET', 'HEAD', 'POST', 'OPTIONS']
+        .filter((m) => documented.includes(m) || (m === 'HEAD' && documented.includes('GET')) || m === 'OPTIONS')
+        .join(', ');
+      for (const method of ['TRACE', 'PUT', 'DELETE', 'PATCH', 'GET', 'POST']) {
+        if (documented.includes(method)) continue;
+        const res = await rawRequest(url, method);
+        const where = `${method} ${path}`;
+        assert.equal(res.status, 405, `${where}: ${res.text}`);
+        assert.equal(res.allow, allow, `${where}: Allow`);
+        const body = JSON.parse(res.text);
+        if (path.startsWith('/v2')) {
+          assert.ok(
+            KServeErrorResponse.strict().safeParse(body).success,
+            `${where}: the protocol's shape: ${res.text}`,
+          );
+        } else {
+          assert.ok(ErrorBody.safeParse(body).success, `${where}: the house shape: ${res.text}`);
+          assert.equal(body.error.code, 'method_not_allowed');
+        }
+        probed++;
+      }
+      const options = await rawRequest(url, 'OPTIONS');
+      assert.deepEqual({ status: options.status, allow: options.allow }, { status: 204, allow }, `OPTIONS ${path}`);
+      if (!documented.includes('GET')) assert.equal((await rawRequest(url, 'HEAD')).status, 405, `HEAD ${path}`);
+    }
+    assert.ok(probed >= 4 * byPath.size, `${probed} requests probed`);
+    // HEAD is served wherever GET is; a path nobody declared falls through (to auth, then 404): no 405, no Allow.
+    assert.equal((await rawRequest(`${api.url}/healthz`, 'HEAD')).status, 200);
+    for (const path of ['/v1/no-such-path', '/v2/no-such-path']) {
+      const res = await rawRequest(`${api.url}${path}`, 'TRACE');
+      assert.deepEqual({ status: res.status, allow: res.allow }, { status: 401, allow: undefined }, path);
+    }
   });
 
   test('without an API key every route but the public ones answers 401, and the public ones answer', async () => {
