@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { BatchOptions, BatchStatus, FinishedItemStatus, ItemStatus, ModelName } from './batch.js';
-import { MAX_LIST_CURSOR_LENGTH, MAX_OPTIONS_HEADER_LENGTH, MAX_WEBHOOK_URL_LENGTH, MODEL_VERSION } from './limits.js';
-import { WebhookEventKind } from './webhook.js';
+import { MAX_LIST_CURSOR_LENGTH, MAX_OPTIONS_HEADER_LENGTH, MODEL_VERSION } from './limits.js';
+import { WebhookEventKind, WebhookUrl } from './webhook.js';
 
 // Query parameters (and the one header) of the batch routes. Query values arrive as strings: numbers are
 // coerced, and every object is strict, so an unknown parameter is a 400 that names it.
@@ -101,11 +101,9 @@ export const NdjsonSubmitParams = z
       .positive()
       .optional()
       .meta({ description: 'NDJSON bodies only (or `Batchline-Version`).' }),
-    webhook: z
-      .string()
-      .max(MAX_WEBHOOK_URL_LENGTH)
-      .optional()
-      .meta({ description: 'NDJSON bodies only: the webhook URL.' }),
+    webhook: WebhookUrl.optional().meta({
+      description: 'NDJSON bodies only: the webhook URL, an absolute `http://` or `https://` URL without credentials.',
+    }),
     webhookEvents: z
       .string()
       .regex(new RegExp(`^(${EVENT_KIND})(,(${EVENT_KIND}))?$`), "expected 'item', 'batch' or 'item,batch'")

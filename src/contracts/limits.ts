@@ -31,6 +31,9 @@ export const ITEM_ID = /^[^\x00-\x1f\x7f]*$/;
 /** Longest webhook callback URL. */
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
 
+/** How a webhook callback URL starts: deliveries are made over http or https only (lower case, as URLs are written). */
+export const WEBHOOK_URL_SCHEME = /^https?:\/\//;
+
 /** Longest `cursor` of `GET /v1/batches` (Temporal's page token, base64url). */
 export const MAX_LIST_CURSOR_LENGTH = 4096;
 

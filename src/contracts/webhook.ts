@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_WEBHOOK_URL_LENGTH } from './limits.js';
+import { MAX_WEBHOOK_URL_LENGTH, WEBHOOK_URL_SCHEME } from './limits.js';
 
 /** What a webhook can be told about: each finished item, and/or the batch's end. */
 export const WebhookEventKind = { item: 'item', batch: 'batch' } as const;
@@ -9,20 +9,30 @@ export type WebhookEventKind = (typeof WebhookEventKind)[keyof typeof WebhookEve
 const SECRET = /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/;
 
 /**
- * A batch's callback registration. The URL must be http(s) without credentials; whether its host may be reached
- * is decided again at every connection, after DNS resolution (see src/webhooks/url-guard.ts).
+ * A webhook callback URL: an absolute http(s) URL without credentials, of bounded length. Each rule is a keyword of
+ * the OpenAPI document (`format: uri`, `pattern`, `minLength`, `maxLength`) but the last, which the description
+ * states. Whether its host may be reached is decided again at every connection, after DNS resolution (see
+ * src/webhooks/url-guard.ts).
  */
+export const WebhookUrl = z
+  .string()
+  .min(1, { message: 'a webhook URL is required', abort: true })
+  .max(MAX_WEBHOOK_URL_LENGTH, { abort: true })
+  .regex(WEBHOOK_URL_SCHEME, { message: 'only http and https URLs', abort: true })
+  .check(z.url({ protocol: /^https?$/, error: 'not a valid URL' }))
+  .refine(
+    (u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password),
+    'credentials are not allowed in the URL',
+  )
+  .meta({
+    description:
+      'An absolute `http://` or `https://` URL without credentials. Hosts in private, loopback and link-local ranges are refused unless WEBHOOK_ALLOWED_CIDRS allows them.',
+  });
+
+/** A batch's callback registration. */
 export const WebhookRegistration = z
   .object({
-    url: z
-      .string()
-      .max(MAX_WEBHOOK_URL_LENGTH)
-      .refine((u) => URL.canParse(u), 'not a valid URL')
-      .refine((u) => !URL.canParse(u) || ['http:', 'https:'].includes(new URL(u).protocol), 'only http and https URLs')
-      .refine(
-        (u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password),
-        'credentials are not allowed in the URL',
-      ),
+    url: WebhookUrl,
     /** Which events to deliver (default both). */
     events: z.array(z.enum(WebhookEventKind)).min(1).max(2).default([WebhookEventKind.item, WebhookEventKind.batch]),
     /** Signing secret (`whsec_...`); when omitted one is generated and returned once in the 202 response. */
