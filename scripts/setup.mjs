@@ -7,23 +7,29 @@
 //   4. with --cluster: the Temporal server, its schema tool and Web UI (scripts/temporal-server.mjs: cache, else build
 //      with Go), for `batchline cluster`, its tests and the bench
 //   5. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
+//   6. with --test-tools: the Python tools the tests run (scripts/python-tools.mjs: a venv of exact pins, cached)
 // Only Node built-ins are used before step 1 has run: scripts/temporal-cli.mjs (which needs proper-lockfile) is
 // imported after it.
 //
-// Usage: node scripts/setup.mjs [--build] [--cluster]
+// Usage: node scripts/setup.mjs [--build] [--cluster] [--test-tools]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const USAGE = `usage: node scripts/setup.mjs [--build] [--cluster]
-  --build     also the TypeScript build and the workflow bundle
-  --cluster   also the Temporal server, its schema tool and Web UI (for batchline cluster)`;
+const USAGE = `usage: node scripts/setup.mjs [--build] [--cluster] [--test-tools]
+  --build       also the TypeScript build and the workflow bundle
+  --cluster     also the Temporal server, its schema tool and Web UI (for batchline cluster)
+  --test-tools  also the Python tools the tests run (Triton's HTTP client, schemathesis)`;
 let args;
 try {
   args = parseArgs({
-    options: { build: { type: 'boolean', default: false }, cluster: { type: 'boolean', default: false } },
+    options: {
+      build: { type: 'boolean', default: false },
+      cluster: { type: 'boolean', default: false },
+      'test-tools': { type: 'boolean', default: false },
+    },
   }).values;
 } catch (err) {
   process.stderr.write(`${err.message}\n${USAGE}\n`);
@@ -114,4 +120,14 @@ if (args.build) {
     say('building');
     run(npm, ['run', '--silent', 'build']);
   }
+}
+
+// 6. the tests' Python tools
+if (args['test-tools']) {
+  const { pythonTools } = await import('./python-tools.mjs');
+  const tools = await pythonTools({ log: (line) => say(line) }).catch((err) => {
+    say(err.message);
+    process.exit(1);
+  });
+  say(`Python tools: ${tools.python}`);
 }
