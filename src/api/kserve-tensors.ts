@@ -1,8 +1,6 @@
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import type {
   KServeDatatype,
-  KServeInferRequest,
-  KServeInferResponse,
   KServeModelMetadata,
   KServeTensorMetadata,
   TensorSignature,
@@ -10,16 +8,18 @@ import type {
 import { InvalidRequestError } from '../errors.js';
 import { checkItemInputs } from '../runtime/input-validation.js';
 import type { ResolvedModel } from '../runtime/model-repository.js';
+import type { DecodedInferBody } from './kserve-infer-request.js';
+import type { InferResult } from './kserve-infer-response.js';
 import { clientSignature, EMBEDDING_OUTPUT, TEXT_DTYPE } from './model-signature.js';
 
 // Tensors of the Open Inference Protocol and the /v1 items they stand for: a request's inputs split along the
 // batch dimension into items, and the items' results stacked back into output tensors.
 
 /** What the metadata endpoint calls the backend, as Triton does for ONNX models. */
-const PLATFORM = 'onnxruntime_onnx';
+export const PLATFORM = 'onnxruntime_onnx';
 
 /** The protocol's datatype of each element type a signature uses. */
-const DATATYPE: Record<string, KServeDatatype> = {
+export const DATATYPE: Record<string, KServeDatatype> = {
   float32: 'FP32',
   float64: 'FP64',
   int8: 'INT8',
@@ -54,7 +54,7 @@ const product = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
  * (`{ <input>: values }`, or `{ text }` for a text model), and checks every item against the model with the
  * validator the API and the activity share, so a bad row is refused before anything starts.
  */
-export function toItems(model: ResolvedModel, specs: TensorSignature[], body: KServeInferRequest): ItemInputs[] {
+export function toItems(model: ResolvedModel, specs: TensorSignature[], body: DecodedInferBody): ItemInputs[] {
   const bad = (message: string): never => {
     throw new InvalidRequestError(message);
   };
@@ -112,9 +112,18 @@ function nest(values: unknown[], dims: number[]): unknown[] {
   return Array.from({ length: dims[0]! }, (_, i) => nest(values.slice(i * per, (i + 1) * per), dims.slice(1)));
 }
 
-/** The outputs the request asks for (all when it names none); an unknown name is 400. */
-export function pickOutputs(outputs: TensorSignature[], body: KServeInferRequest): TensorSignature[] {
+/**
+ * The outputs the request asks for (all when it names none); an unknown name is 400, and so is the classification
+ * extension, which this server does not implement (an answer in another form than asked would be wrong silently).
+ */
+export function pickOutputs(outputs: TensorSignature[], body: DecodedInferBody): TensorSignature[] {
   if (!body.outputs || body.outputs.length === 0) return outputs;
+  const classified = body.outputs.find((o) => o.parameters?.classification !== undefined);
+  if (classified) {
+    throw new InvalidRequestError(
+      `output '${classified.name}': the classification extension is not supported; ask for the scores and rank them`,
+    );
+  }
   return body.outputs.map(
     ({ name }) =>
       outputs.find((o) => o.name === name) ??
@@ -142,11 +151,12 @@ export function stack(
   model: ResolvedModel,
   spec: TensorSignature,
   results: ItemResult[],
-): KServeInferResponse['outputs'][number] {
+): InferResult['outputs'][number] {
   const rows = results.map((r) => itemOutput(model, spec.name, r));
   const per = rows[0]?.length ?? 0;
   if (rows.some((r) => r.length !== per)) throw new Error(`output '${spec.name}' differs in size between items`);
   const fixed = product(spec.shape.filter((d) => d !== -1));
   const dims = spec.shape.map((d) => (d === -1 ? per / fixed : d));
-  return { name: spec.name, shape: [results.length, ...dims], datatype: DATATYPE[spec.dtype]!, data: rows.flat() };
+  const data = rows.flat();
+  return { name: spec.name, shape: [results.length, ...dims], datatype: DATATYPE[spec.dtype]!, data };
 }

@@ -21,9 +21,11 @@ export interface ParsedRequest {
  */
 export function parseRequest(route: ApiRoute, req: Request): ParsedRequest {
   const { params, query, body, stream } = route.request ?? {};
-  const streamed = stream !== undefined && Boolean(req.is([...stream.mediaTypes]));
+  const untyped = stream?.orNoContentType === true && req.header('content-type') === undefined;
+  const streamed = stream !== undefined && (untyped || Boolean(req.is([...stream.mediaTypes])));
   if ((body || stream) && !streamed && !(body && req.is('application/json'))) {
-    const accepted = [...(body ? ['application/json'] : []), ...(stream ? [stream.mediaTypes[0]] : [])];
+    const own = stream && !body ? stream.mediaTypes : stream ? [stream.mediaTypes[0]] : [];
+    const accepted = [...(body ? ['application/json'] : []), ...own, ...(stream?.orNoContentType ? ['none'] : [])];
     throw new UnsupportedMediaTypeError(
       `Content-Type must be ${accepted.join(' or ')} (got ${req.header('content-type') ?? 'none'})`,
     );

@@ -28,11 +28,16 @@ export interface JsonBody<T extends z.ZodType = z.ZodType> {
   description?: string;
 }
 
-/** A body the handler reads itself, line by line (NDJSON); `line` documents one line. */
+/**
+ * A body the handler reads itself: line by line (NDJSON; `line` documents one line), or whole (a stream with no
+ * JSON body beside it, which the app's JSON parser leaves alone; `line` documents its JSON part).
+ */
 export interface StreamBody {
   mediaTypes: readonly string[];
   line: z.ZodType;
   description: string;
+  /** A body without Content-Type is taken too (the Open Inference Protocol's clients send none). */
+  orNoContentType?: true;
 }
 
 type Out<S> = S extends z.ZodType ? z.output<S> : Record<string, never>;

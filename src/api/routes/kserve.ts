@@ -1,6 +1,8 @@
+import { z } from 'zod';
+import type { Request, Response } from 'express';
+import type { ItemInputs } from '../../contracts/batch.js';
+import { INFERENCE_HEADER, KServeInferBody, KServeInferResult } from '../../contracts/kserve-infer.js';
 import {
-  KServeInferRequest,
-  KServeInferResponse,
   KServeModelMetadata,
   KServeModelReady,
   KServeServerMetadata,
@@ -9,6 +11,13 @@ import {
 import { OnTimeout } from '../../contracts/online-work.js';
 import { ModelLoadError } from '../../errors.js';
 import { fingerprint } from '../idempotency.js';
+import type { ResolvedModel } from '../../runtime/model-repository.js';
+import type { RouteDeps } from '../deps.js';
+import { INFER_MEDIA_TYPES, readInferBody } from '../kserve-body.js';
+import { kserveExtensionRoutes } from '../kserve-extension-routes.js';
+import { parseInferBody } from '../kserve-infer-request.js';
+import { sendInferResponse, wantsBinary } from '../kserve-infer-response.js';
+import { statisticsOf } from '../kserve-stats.js';
 import { modelMetadata, pickOutputs, stack, toItems } from '../kserve-tensors.js';
 import { clientSignature } from '../model-signature.js';
 import { defaultSyncTimeoutMs, runSyncTask } from '../online-tasks.js';
@@ -17,8 +26,26 @@ import { defineRoute, json, type ApiRoute } from '../route.js';
 import { packageVersion } from '../../version.js';
 import { resolveServable } from './models.js';
 
-/** Server metadata; no protocol extensions (binary tensor data, shared memory, ...) are implemented. */
-const SERVER: KServeServerMetadata = { name: 'batchline', version: packageVersion(), extensions: [] };
+/**
+ * Server metadata, with the Triton extensions implemented. The model repository extension is left out: its index
+ * is served, but models are not loaded or unloaded through the API. Shared memory, classification, sequences
+ * and the rest are not implemented.
+ */
+const SERVER: KServeServerMetadata = {
+  name: 'batchline',
+  version: packageVersion(),
+  extensions: ['binary_tensor_data', 'model_configuration', 'statistics'],
+};
+
+/** `Inference-Header-Content-Length`: where the JSON part of a body with binary tensor data ends. */
+const InferHeaders = z.object({
+  [INFERENCE_HEADER]: z
+    .string()
+    .regex(/^\d{1,15}$/, 'a byte count')
+    .transform(Number)
+    .optional()
+    .meta({ description: 'Bytes of the body that are the JSON request; binary tensor data follows them.' }),
+});
 
 const TAG = 'Open Inference Protocol';
 
@@ -36,6 +63,7 @@ const VARIANTS = [
  * exception to the house error shape (middleware/kserve-errors.ts).
  */
 export const kserveRoutes: ApiRoute[] = [
+  ...kserveExtensionRoutes,
   defineRoute({
     method: 'get',
     path: '/v2',
@@ -93,41 +121,84 @@ export const kserveRoutes: ApiRoute[] = [
       operationId: `kserveInfer${suffix}`,
       summary: 'Infer a batch of rows (Open Inference Protocol)',
       description:
-        "The inputs' first dimension is the batch: each row becomes one item of an online task on the interactive queue, and the outputs are stacked back along it. Waits up to PREDICT_TIMEOUT_MS.",
+        "The inputs' first dimension is the batch: each row becomes one item of an online task on the interactive queue, and the outputs are stacked back along it. Waits up to PREDICT_TIMEOUT_MS. " +
+        `With the binary tensor data extension, the first ${INFERENCE_HEADER} bytes of the body are the JSON request and the rest the bytes of the inputs with parameters.binary_data_size; outputs asked for with parameters.binary_data (or the request's binary_data_output) come as bytes after the JSON, the response's ${INFERENCE_HEADER} header saying where it ends (application/octet-stream).`,
       tag: TAG,
       createsWork: true,
-      request: { params, body: { schema: KServeInferRequest, what: 'inference request' } },
+      request: {
+        params,
+        headers: InferHeaders,
+        stream: {
+          mediaTypes: INFER_MEDIA_TYPES,
+          orNoContentType: true,
+          line: KServeInferBody,
+          description:
+            'JSON, as application/json, application/octet-stream or without Content-Type; binary tensor data after it.',
+        },
+      },
       badRequestParams: ['version'],
-      responses: { 200: json(KServeInferResponse, 'The outputs, one row per input row.') },
+      responses: {
+        200: {
+          description:
+            'The outputs, one row per input row (binary outputs after the JSON, as application/octet-stream).',
+          content: { 'application/json': KServeInferResult, 'application/octet-stream': KServeInferResult },
+        },
+      },
       errors: [404, 503, 504],
-      handler: async ({ params: { name, ...rest }, body, idempotencyKey }, { req, res, deps }) => {
-        const { config, metrics, predict } = deps;
+      handler: async ({ params: { name, ...rest }, headers, idempotencyKey }, { req, res, deps }) => {
+        const began = now();
+        const raw = await readInferBody(req, deps.config.MAX_BODY_BYTES);
         const version = 'version' in rest ? rest.version : undefined;
         const model = await resolveServable(deps.models, name, version);
-        const signature = clientSignature(model.config);
-        const items = toItems(model, signature.inputs, body);
-        const wanted = pickOutputs(signature.outputs, body);
-        const { taskId, results } = await runSyncTask(deps, req, res, {
-          source: 'kserve',
-          timeoutMs: defaultSyncTimeoutMs(config),
-          onTimeout: OnTimeout.continue,
-          work: { key: idempotencyKey, fingerprint: fingerprint(req, req.bodyHash!) },
-          start: (deadline) => {
-            metrics.predictionRequests.inc({ source: 'kserve' }, items.length);
-            return predict.start(
-              { model: model.name, version, items },
-              { tenant: req.tenant, source: 'kserve' },
-              deadline,
-            );
-          },
-        });
-        res.json({
-          model_name: model.name,
-          model_version: String(results[0]?.version ?? model.version),
-          id: body.id ?? taskId,
-          outputs: wanted.map((spec) => stack(model, spec, results)),
-        } satisfies KServeInferResponse);
+        const stats = statisticsOf(deps);
+        try {
+          const body = parseInferBody(raw, headers[INFERENCE_HEADER]);
+          const signature = clientSignature(model.config);
+          const items = toItems(model, signature.inputs, body);
+          const wanted = pickOutputs(signature.outputs, body);
+          const inferring = now();
+          const { taskId, results } = await infer(deps, req, res, model, version, items, idempotencyKey);
+          const answering = now();
+          const result = {
+            model_name: model.name,
+            model_version: String(results[0]?.version ?? model.version),
+            id: body.id ?? taskId,
+            outputs: wanted.map((spec) => stack(model, spec, results)),
+          };
+          sendInferResponse(res, result, (output) => wantsBinary(body, output));
+          const ns = (from: number, to: number) => (to - from) * 1e6;
+          const times = { input: ns(began, inferring), infer: ns(inferring, answering), output: ns(answering, now()) };
+          stats.succeeded(model.name, model.version, items.length, times);
+        } catch (err) {
+          stats.failed(model.name, model.version, (now() - began) * 1e6);
+          throw err;
+        }
       },
     }),
   ]),
 ];
+
+const now = () => performance.now();
+
+/** Runs the rows as one sync online task and waits for its results. */
+function infer(
+  deps: RouteDeps,
+  req: Request,
+  res: Response,
+  model: ResolvedModel,
+  version: number | undefined,
+  items: ItemInputs[],
+  key: string | undefined,
+) {
+  const { config, metrics, predict } = deps;
+  return runSyncTask(deps, req, res, {
+    source: 'kserve',
+    timeoutMs: defaultSyncTimeoutMs(config),
+    onTimeout: OnTimeout.continue,
+    work: { key, fingerprint: fingerprint(req, req.bodyHash!) },
+    start: (deadline) => {
+      metrics.predictionRequests.inc({ source: 'kserve' }, items.length);
+      return predict.start({ model: model.name, version, items }, { tenant: req.tenant, source: 'kserve' }, deadline);
+    },
+  });
+}
