@@ -69,6 +69,15 @@ export const ConfigSchema = z.object({
     .positive()
     .default(64 * 1024 * 1024),
   /**
+   * Largest file the OpenAI-compatible `POST /openai/v1/files` accepts, in bytes (default 200 MiB, OpenAI's limit
+   * of a batch input file). Uploads are streamed into the item store's database in chunks.
+   */
+  MAX_FILE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(200 * 1024 * 1024),
+  /**
    * API keys as `key=tenant` pairs separated by commas (a bare key belongs to tenant `default`). Every batch and
    * task belongs to its key's tenant. Empty: no authentication, and the API binds to loopback only.
    */

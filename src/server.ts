@@ -32,6 +32,7 @@ export async function startServer(config: Config, log: Logger): Promise<StartedS
     models: new ModelRepository(config.MODEL_REPOSITORY),
     idempotency: stores.idempotency,
     workLimiter: stores.workLimiter,
+    openai: stores.openai,
     metrics: new Metrics('api'),
     config,
     log,

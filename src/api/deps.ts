@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { ModelRepository } from '../runtime/model-repository.js';
 import type { IdempotencyStore } from '../stores/idempotency-store.js';
+import type { OpenAIStore } from '../stores/openai-store.js';
 import type { WorkLimiter } from '../stores/rate-limit-store.js';
 import type { OnlineAdmission } from './admission.js';
 import type { StreamTuning } from './stream-writer.js';
@@ -19,12 +20,15 @@ export interface AppDeps {
   idempotency: IdempotencyStore;
   /** The rate limit of requests that create work, per API key, in the same database (0 per minute: none). */
   workLimiter: WorkLimiter;
+  /** Files and batches of the OpenAI-compatible API, in the same database. */
+  openai: OpenAIStore;
   metrics: Metrics;
   config: Pick<
     Config,
     | 'API_KEYS'
     | 'MAX_BATCH_ITEMS'
     | 'MAX_BODY_BYTES'
+    | 'MAX_FILE_BYTES'
     | 'PREDICT_TIMEOUT_MS'
     | 'PREDICT_MAX_TIMEOUT_MS'
     | 'PREDICT_MAX_QUEUE_AGE_MS'

@@ -9,7 +9,14 @@ import type { RouteDeps } from './deps.js';
 /** Statuses answered with the error shape (the house one, or the protocol's under /v2). */
 export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 429 | 503 | 504;
 
-export type Tag = 'Batches' | 'Batch streams' | 'Predictions' | 'Models' | 'Open Inference Protocol' | 'Operations';
+export type Tag =
+  | 'Batches'
+  | 'Batch streams'
+  | 'Predictions'
+  | 'Models'
+  | 'Open Inference Protocol'
+  | 'OpenAI-compatible'
+  | 'Operations';
 
 /** Headers a response may document (openapi.ts describes each once). */
 export type ResponseHeader = 'Location' | 'Retry-After' | 'WWW-Authenticate';
@@ -60,7 +67,7 @@ export interface RouteContext {
 }
 
 export interface RouteSpec<P, Q, H, B, S> {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'delete';
   /** Express syntax (`/v1/batches/:id`); documented as `/v1/batches/{id}`. */
   path: string;
   operationId: string;

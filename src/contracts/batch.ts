@@ -145,6 +145,8 @@ export const ItemResult = z
     probabilities: z.array(z.number()).optional(),
     /** Embedding models only: the pooled (and, per config, unit-length) vector. */
     embedding: z.array(z.number()).optional(),
+    /** Text models only: the item's length in tokens, after truncation (what OpenAI's `usage` counts). */
+    tokens: z.number().int().optional(),
     /** Every other model output for this item, batch dimension removed. */
     outputs: z.record(z.string(), z.union([z.number(), z.array(z.unknown())])),
   })

@@ -17,7 +17,7 @@ export const TaskStatus = {
 export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
 
 /** Where an online task came from; also the `source` label of prediction_requests_total. */
-export const TaskSource = { sync: 'sync', async: 'async', kserve: 'kserve' } as const;
+export const TaskSource = { sync: 'sync', async: 'async', kserve: 'kserve', openai: 'openai' } as const;
 export type TaskSource = (typeof TaskSource)[keyof typeof TaskSource];
 
 /** `POST /v1/predict/async`: one item of one model, with its inputs as for one batch item. */

@@ -1,5 +1,6 @@
 import type { ItemResult } from '../contracts/batch.js';
 import { NonFiniteOutputError } from '../errors.js';
+import { tokenCount } from './dynamic-batcher.js';
 import type { WireTensor } from './inference-protocol.js';
 import type { ItemTensor } from './input-validation.js';
 import type { ResolvedModel } from './model-repository.js';
@@ -7,8 +8,8 @@ import type { ResolvedModel } from './model-repository.js';
 /**
  * Cuts item `i` out of a batch's outputs and applies the model's post-processing: a classifier's result carries
  * `label` and `probabilities` (softmax first for logits); an embedding model's carries `embedding` (pooled over
- * the item's own tokens, so batch padding never leaks in). The raw outputs that post-processing consumed are
- * left out of `outputs`.
+ * the item's own tokens, so batch padding never leaks in); a text model's carries its length in `tokens`. The raw
+ * outputs that post-processing consumed are left out of `outputs`.
  */
 export function splitItem(
   model: ResolvedModel,
@@ -19,6 +20,7 @@ export function splitItem(
   const post = model.config.postprocess;
   const outputs: ItemResult['outputs'] = {};
   const result: ItemResult = { model: model.name, version: model.version, outputs };
+  if (model.config.tokenizer) result.tokens = tokenCount(model, item);
   for (const tensor of out) {
     if (post?.type === 'embedding' && tensor.name === post.output) {
       result.embedding = pool(tensor, i, item, post.pooling, post.normalize);

@@ -198,6 +198,60 @@ CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT 
 CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL);
 `,
   },
+  {
+    version: 5,
+    name: 'the OpenAI-compatible API: uploaded files (in chunks) and batches',
+    // Files are stored as chunks of up to a MiB, so an upload is streamed in and a download streamed out. created_at
+    // is in epoch ms.
+    sqlite: `
+CREATE TABLE files (
+  id         TEXT PRIMARY KEY,
+  tenant     TEXT NOT NULL,
+  purpose    TEXT NOT NULL,
+  filename   TEXT NOT NULL,
+  bytes      INTEGER NOT NULL, -- -1 while the upload runs: not listed, not readable
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX files_by_tenant ON files (tenant, created_at, id);
+CREATE TABLE file_chunks (
+  file_id TEXT NOT NULL,
+  n       INTEGER NOT NULL,
+  data    BLOB NOT NULL,
+  PRIMARY KEY (file_id, n)
+);
+CREATE TABLE openai_batches (
+  id         TEXT PRIMARY KEY, -- the batchline batch's id (the OpenAI id is batch_<id>)
+  tenant     TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  record     TEXT NOT NULL
+);
+CREATE INDEX openai_batches_by_tenant ON openai_batches (tenant, created_at, id);
+`,
+    postgres: `
+CREATE TABLE files (
+  id         TEXT PRIMARY KEY,
+  tenant     TEXT NOT NULL,
+  purpose    TEXT NOT NULL,
+  filename   TEXT NOT NULL,
+  bytes      BIGINT NOT NULL, -- -1 while the upload runs: not listed, not readable
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX files_by_tenant ON files (tenant, created_at, id);
+CREATE TABLE file_chunks (
+  file_id TEXT NOT NULL,
+  n       INTEGER NOT NULL,
+  data    BYTEA NOT NULL,
+  PRIMARY KEY (file_id, n)
+);
+CREATE TABLE openai_batches (
+  id         TEXT PRIMARY KEY, -- the batchline batch's id (the OpenAI id is batch_<id>)
+  tenant     TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  record     TEXT NOT NULL
+);
+CREATE INDEX openai_batches_by_tenant ON openai_batches (tenant, created_at, id);
+`,
+  },
 ];
 
 /** The schema version this code writes and reads. */

@@ -2,11 +2,14 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { SqliteIdempotencyStore, type IdempotencyStore } from './idempotency-store.js';
 import type { ItemStore } from './item-store.js';
+import type { OpenAIStore } from './openai-store.js';
 import { PostgresIdempotencyStore } from './postgres-idempotency-store.js';
 import { PostgresItemStore } from './postgres-item-store.js';
+import { PostgresOpenAIStore } from './postgres-openai-store.js';
 import { createPool } from './postgres.js';
 import { postgresWorkLimiter, sqliteWorkLimiter, type WorkLimiter } from './rate-limit-store.js';
 import { itemStoreFile, SqliteItemStore } from './sqlite-item-store.js';
+import { SqliteOpenAIStore } from './sqlite-openai-store.js';
 
 /** Connections of an API process's second pool (idempotency keys and rate limits: one short statement each). */
 const API_STATE_POOL = 4;
@@ -21,11 +24,15 @@ export async function openItemStore(config: Config, sqlite: { busyTimeoutMs?: nu
   return new SqliteItemStore(itemStoreFile(config), sqlite);
 }
 
-/** What an API process keeps in the shared database: items, idempotency keys, the per-key rate limit. */
+/**
+ * What an API process keeps in the shared database: items, idempotency keys, the per-key rate limit, and the files
+ * and batches of the OpenAI-compatible API.
+ */
 export interface ApiStores {
   items: ItemStore;
   idempotency: IdempotencyStore;
   workLimiter: WorkLimiter;
+  openai: OpenAIStore;
   close(): Promise<void>;
 }
 
@@ -35,12 +42,14 @@ export async function openApiStores(config: Config): Promise<ApiStores> {
     const pool = createPool(config.DATABASE_URL, { max: API_STATE_POOL });
     const idempotency = new PostgresIdempotencyStore(pool);
     const workLimiter = postgresWorkLimiter(pool, config.RATE_LIMIT_PER_MINUTE);
+    const openai = new PostgresOpenAIStore(pool);
     return {
       items,
       idempotency,
       workLimiter,
+      openai,
       close: async () => {
-        await Promise.all([idempotency.close(), workLimiter.close(), items.close()]);
+        await Promise.all([idempotency.close(), workLimiter.close(), openai.close(), items.close()]);
         await pool.end();
       },
     };
@@ -48,12 +57,14 @@ export async function openApiStores(config: Config): Promise<ApiStores> {
   const file = itemStoreFile(config);
   const idempotency = new SqliteIdempotencyStore(file);
   const workLimiter = sqliteWorkLimiter(file, config.RATE_LIMIT_PER_MINUTE);
+  const openai = new SqliteOpenAIStore(file);
   return {
     items,
     idempotency,
     workLimiter,
+    openai,
     close: async () => {
-      await Promise.all([idempotency.close(), workLimiter.close()]);
+      await Promise.all([idempotency.close(), workLimiter.close(), openai.close()]);
       await items.close();
     },
   };

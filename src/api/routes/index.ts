@@ -6,6 +6,9 @@ import { docsRoutes } from './docs.js';
 import { healthRoutes } from './health.js';
 import { kserveRoutes } from './kserve.js';
 import { modelRoutes } from './models.js';
+import { openAIBatchRoutes } from './openai-batches.js';
+import { openAIEmbeddingRoutes } from './openai-embeddings.js';
+import { openAIFileRoutes } from './openai-files.js';
 import { predictRoutes } from './predict.js';
 
 /** Every route of the HTTP API: what createApp mounts and what the OpenAPI document describes. */
@@ -18,4 +21,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...predictRoutes,
   ...modelRoutes,
   ...kserveRoutes,
+  ...openAIFileRoutes,
+  ...openAIBatchRoutes,
+  ...openAIEmbeddingRoutes,
 ];
