@@ -4,7 +4,7 @@ import {
   type ResponseConfig,
   type RouteConfig,
 } from '@asteasolutions/zod-to-openapi';
-import type { ZodType } from 'zod';
+import { z, type ZodType } from 'zod';
 import { BatchProgress, ItemOutcome } from '../contracts/batch.js';
 import { MAX_API_KEY_LENGTH } from '../contracts/limits.js';
 import { KServeErrorResponse } from '../contracts/predict.js';
@@ -137,11 +137,31 @@ function pathConfig(route: ApiRoute): RouteConfig {
 }
 
 function response(spec: ResponseSpec): ResponseConfig {
+  const content = Object.entries(spec.content ?? {}).map(([type, schema]) => [
+    type,
+    { schema: type === SSE ? sseEvent(schema) : schema },
+  ]);
   return {
     description: spec.description,
     ...(spec.headers ? { headers: headerRefs(spec.headers) } : {}),
-    ...(spec.content
-      ? { content: Object.fromEntries(Object.entries(spec.content).map(([type, schema]) => [type, { schema }])) }
-      : {}),
+    ...(spec.content ? { content: Object.fromEntries(content) } : {}),
   };
+}
+
+const SSE = 'text/event-stream';
+
+/**
+ * A stream's declared schema describes one item of it (an NDJSON line); an item of an event stream is an event,
+ * and its schema is documented as OpenAPI 3.2 and the tools that read event streams model one: an object of the
+ * event's fields, whose `data` is what the route declared.
+ */
+function sseEvent(data: ZodType): ZodType {
+  return z
+    .object({
+      id: z.string().optional(),
+      event: z.string().optional().meta({ description: 'The event type (`message` when the event names none).' }),
+      data,
+      retry: z.number().int().min(0).optional(),
+    })
+    .meta({ description: 'One Server-Sent Event, by its fields.' });
 }

@@ -264,10 +264,10 @@ export class BatchClient {
       failed: `ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut')`,
     };
     if (filter.status) clauses.push(byStatus[filter.status]);
+    const listing = { namespace: this.client.options.namespace, query: clauses.join(' AND ') };
     try {
       const res = await this.client.workflowService.listWorkflowExecutions({
-        namespace: this.client.options.namespace,
-        query: clauses.join(' AND '),
+        ...listing,
         pageSize: filter.limit,
         nextPageToken: filter.cursor ? Buffer.from(filter.cursor, 'base64url') : undefined,
       });
@@ -312,11 +312,23 @@ export class BatchClient {
           : undefined;
       return { batches, ...(token ? { nextCursor: token } : {}) };
     } catch (err) {
-      if (filter.cursor && isRefusedPageToken(err)) {
+      // The SQL visibility store answers a token it cannot use as it answers its own faults (UNKNOWN): the same
+      // listing without the cursor tells them apart, so a server fault is never blamed on the client's cursor.
+      if (filter.cursor && isRefusedPageToken(err) && (await this.lists(listing))) {
         const message = 'not a cursor this API gave out (use nextCursor from a listing)';
         throw new InvalidRequestError(`cursor: ${message}`, [{ path: ['cursor'], message }]);
       }
       return mapTemporalError(err, 'batches');
+    }
+  }
+
+  /** Whether visibility answers a listing's first page (one execution): the listing itself is not at fault. */
+  private async lists(listing: { namespace: string; query: string }): Promise<boolean> {
+    try {
+      await this.client.workflowService.listWorkflowExecutions({ ...listing, pageSize: 1 });
+      return true;
+    } catch {
+      return false;
     }
   }
 

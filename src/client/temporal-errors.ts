@@ -40,8 +40,10 @@ export function mapTemporalError(err: unknown, what: string): never {
 }
 
 /**
- * Whether a listing failed because the server could not use its page token: a well-formed cursor that no listing
- * gave out decodes to a token the server refuses (INVALID_ARGUMENT, or UNKNOWN from the SQL visibility store).
+ * Whether a listing may have failed because the server could not use its page token: a well-formed cursor that no
+ * listing gave out decodes to a token the server refuses (INVALID_ARGUMENT from Elasticsearch, UNKNOWN from the SQL
+ * visibility store). UNKNOWN is also how the server masks its own faults, so the caller confirms that the listing
+ * works without the token before it blames the cursor.
  */
 export function isRefusedPageToken(err: unknown): boolean {
   const grpc = isGrpcServiceError(err)

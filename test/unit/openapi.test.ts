@@ -52,6 +52,8 @@ const VALID_PARAM: Record<string, string> = {
   taskId: '0123456789abcdef0123',
   name: 'digits',
   version: '1',
+  fileId: 'file-0123456789abcdef0123',
+  batchId: 'batch_0123456789abcdef0123',
 };
 
 /** Candidates for a value a parameter's schema refuses; the first one it refuses is sent. */
@@ -413,7 +415,8 @@ describe('OpenAPI document and docs page', () => {
       const documented = Object.keys(doc.paths[openApiPath(path)]!)
         .filter((k) => METHODS.includes(k))
         .map((m) => m.toUpperCase());
-      const allow = ['GET', 'HEAD', 'POST', 'OPTIONS']
+      // Allow lists the documented methods in RFC 9110's order, HEAD where GET is, and OPTIONS.
+      const allow = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
         .filter((m) => documented.includes(m) || (m === 'HEAD' && documented.includes('GET')) || m === 'OPTIONS')
         .join(', ');
       for (const method of ['TRACE', 'PUT', 'DELETE', 'PATCH', 'GET', 'POST']) {
