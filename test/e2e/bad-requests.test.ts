@@ -2,6 +2,7 @@
 // answered with the right 4xx (or 503) and error code, the field path where one applies, the one error shape
 // (the protocol's on /v2) and no stack trace; afterwards the API is healthy and nothing was queued by them.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import Database from 'better-sqlite3';
@@ -45,7 +46,8 @@ const KServeError = z.object({ error: z.string() }).strict();
 
 interface BadRequest {
   name: string;
-  method?: 'GET' | 'POST';
+  /** Default: POST with a body, GET without. */
+  method?: string;
   /** A function for paths that name a batch made in before(). */
   path: string | (() => string);
   /** Serialised as JSON with Content-Type application/json. */
@@ -64,6 +66,8 @@ interface BadRequest {
   at?: (string | number)[];
   message?: RegExp;
   retryAfter?: boolean;
+  /** The Allow header a 405 must carry. */
+  allow?: string;
   /**
    * Sent in before(), while the stack starts, and only checked here: the Temporal client retries an unreachable
    * server for about 20 s before the API answers 503.
@@ -217,6 +221,9 @@ describe('bad requests against the real stack', () => {
     { name: 'cloud metadata webhook URL', path: '/v1/batches', json: batch({ webhook: { url: 'http://169.254.169.254/latest/meta-data' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
     { name: 'localhost webhook URL', path: '/v1/batches', json: batch({ webhook: { url: 'http://localhost:8080/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
     { name: 'NDJSON with a private webhook URL', path: '/v1/batches?model=digits&webhook=http%3A%2F%2F10.0.0.5%2Fhook', ndjson: ndjson(item('a')), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
+    { name: 'empty webhook URL (documented as any string, refused)', path: '/v1/batches', json: batch({ webhook: { url: '' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'], message: /webhook URL is required/ },
+    { name: 'relative webhook URL', path: '/v1/batches', json: batch({ webhook: { url: '/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
+    { name: 'NDJSON with an empty webhook= parameter', path: '/v1/batches?model=digits&webhook=', ndjson: ndjson(item('a')), status: 400, code: 'invalid_request', at: ['webhook'] },
     { name: 'unknown webhook event', path: '/v1/batches', json: batch({ webhook: { url: 'https://example.com/hook', events: ['everything'] } }), status: 400, code: 'invalid_request', at: ['webhook', 'events', 0] },
     // --- idempotency keys ------------------------------------------------------------------------------------------
     { name: 'Idempotency-Key with a space', path: '/v1/batches', json: batch(), headers: { 'idempotency-key': 'two words' }, status: 400, code: 'invalid_request', at: ['Idempotency-Key'] },
@@ -226,6 +233,10 @@ describe('bad requests against the real stack', () => {
     { name: 'list with limit=0', method: 'GET', path: '/v1/batches?limit=0', status: 400, code: 'invalid_request', at: ['limit'] },
     { name: 'list with limit=abc', method: 'GET', path: '/v1/batches?limit=abc', status: 400, code: 'invalid_request', at: ['limit'] },
     { name: 'list with status=bogus', method: 'GET', path: '/v1/batches?status=bogus', status: 400, code: 'invalid_request', at: ['status'] },
+    { name: 'list with cursor=KZ (matches the documented pattern; was 500)', method: 'GET', path: '/v1/batches?cursor=KZ', status: 400, code: 'invalid_request', at: ['cursor'] },
+    { name: 'list with a well-formed cursor no listing gave out', method: 'GET', path: `/v1/batches?cursor=${Buffer.from('{"CloseTime":"zz"}').toString('base64url')}`, status: 400, code: 'invalid_request', at: ['cursor'], message: /not a cursor this API gave out/ },
+    { name: 'list with model=%00 (was 503 with Retry-After while Temporal was up)', method: 'GET', path: '/v1/batches?model=%00', status: 400, code: 'invalid_request', at: ['model'] },
+    { name: 'list with a model name holding a quote', method: 'GET', path: `/v1/batches?model=${encodeURIComponent("d' OR BatchTenant != '")}`, status: 400, code: 'invalid_request', at: ['model'] },
     { name: 'list with an unknown parameter', method: 'GET', path: '/v1/batches?colour=red', status: 400, code: 'invalid_request', at: [], message: /colour/ },
     { name: 'items with limit=5000', method: 'GET', path: () => `/v1/batches/${ended}/items?limit=5000`, status: 400, code: 'invalid_request', at: ['limit'] },
     { name: 'items with status=done', method: 'GET', path: () => `/v1/batches/${ended}/items?status=done`, status: 400, code: 'invalid_request', at: ['status'] },
@@ -239,6 +250,15 @@ describe('bad requests against the real stack', () => {
     { name: "cancelling another tenant's batch", method: 'POST', path: () => `/v1/batches/${ended}/cancel`, key: GLOBEX, status: 404, code: 'not_found', message: /^batch '/ },
     { name: 'unknown item id', method: 'GET', path: () => `/v1/batches/${ended}/items/nope`, status: 404, code: 'not_found', message: /^item 'nope'/ },
     { name: 'unknown route', method: 'GET', path: '/v1/batchez', status: 404, code: 'not_found' },
+    // --- methods a declared path does not serve: 405 with Allow, before authentication ------------------------------
+    { name: 'TRACE on /v1/batches (was 404)', method: 'TRACE', path: '/v1/batches', status: 405, code: 'method_not_allowed', allow: 'GET, HEAD, POST, OPTIONS' },
+    { name: 'PUT on a batch', method: 'PUT', path: () => `/v1/batches/${ended}`, json: batch(), status: 405, code: 'method_not_allowed', allow: 'GET, HEAD, OPTIONS' },
+    { name: 'DELETE on a batch', method: 'DELETE', path: () => `/v1/batches/${ended}`, status: 405, code: 'method_not_allowed', allow: 'GET, HEAD, OPTIONS' },
+    { name: 'GET on a batch’s cancel', method: 'GET', path: () => `/v1/batches/${ended}/cancel`, status: 405, code: 'method_not_allowed', allow: 'POST, OPTIONS' },
+    { name: 'PATCH on /v1/predict', method: 'PATCH', path: '/v1/predict', json: {}, status: 405, code: 'method_not_allowed', allow: 'POST, OPTIONS' },
+    { name: 'TRACE without an API key (which methods a path takes is public)', method: 'TRACE', path: '/v1/batches', key: null, status: 405, code: 'method_not_allowed', allow: 'GET, HEAD, POST, OPTIONS' },
+    { name: 'KServe: GET on infer', method: 'GET', path: '/v2/models/digits/infer', status: 405, code: 'v2', allow: 'POST, OPTIONS' },
+    { name: 'KServe: TRACE on model metadata', method: 'TRACE', path: '/v2/models/digits', status: 405, code: 'v2', allow: 'GET, HEAD, OPTIONS' },
     // --- authentication ---------------------------------------------------------------------------------------------
     { name: 'no API key', method: 'GET', path: '/v1/batches', key: null, status: 401, code: 'unauthorized' },
     { name: 'unknown API key', method: 'GET', path: '/v1/batches', key: 'key-zzzzzzzzzzzzzzzz', status: 401, code: 'unauthorized' },
@@ -311,6 +331,9 @@ describe('bad requests against the real stack', () => {
         }
       }
       if (c.retryAfter) assert.match(res.headers.get('retry-after') ?? '', /^\d+$/, 'Retry-After');
+      // A client that obeys Retry-After would send a request refused for its own fault again and again.
+      else assert.equal(res.headers.get('retry-after'), null, 'no Retry-After on a request refused for itself');
+      if (c.allow) assert.equal(res.headers.get('allow'), c.allow, 'Allow');
       if (c.status === 401) assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
     });
   }
@@ -357,11 +380,11 @@ async function send(
   };
   const body = c.json !== undefined ? JSON.stringify(c.json) : (c.ndjson ?? c.raw);
   const path = typeof c.path === 'function' ? c.path() : c.path;
-  const res = await fetch(`${server.url}${path}`, {
-    method: c.method ?? (body === undefined ? 'GET' : 'POST'),
-    headers,
-    body,
-  });
+  const method = c.method ?? (body === undefined ? 'GET' : 'POST');
+  const res =
+    method === 'TRACE'
+      ? await traceRequest(`${server.url}${path}`, headers)
+      : await fetch(`${server.url}${path}`, { method, headers, body });
   const text = await res.text();
   let parsed: unknown;
   try {
@@ -370,6 +393,24 @@ async function send(
     parsed = undefined;
   }
   return { status: res.status, headers: res.headers, text, body: parsed };
+}
+
+/** A TRACE request (fetch refuses the method), answered as fetch answers. */
+function traceRequest(url: string, headers: Record<string, string>): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'TRACE', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const answer = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) if (typeof value === 'string') answer.set(name, value);
+        resolve(new Response(Buffer.concat(chunks), { status: res.statusCode, headers: answer }));
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Every workflow execution the dev server's visibility lists (batches, webhooks, predictions). */
