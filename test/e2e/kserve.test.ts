@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import {
   KServeErrorResponse,
@@ -11,9 +12,10 @@ import {
   ModelList,
   ModelResource,
 } from '../../src/contracts/predict.js';
+import { INFERENCE_HEADER } from '../../src/contracts/kserve-infer.js';
 import { heldout } from '../helpers/data.js';
 import { ROOT } from '../helpers/temporal.js';
-import { GLOBEX, startOnlineStack, type OnlineStack } from './online-stack.js';
+import { ACME, GLOBEX, startOnlineStack, type OnlineStack } from './online-stack.js';
 
 const rows = heldout('digits').slice(30, 38);
 
@@ -21,6 +23,22 @@ const rows = heldout('digits').slice(30, 38);
 const inferBody = (extra: Record<string, unknown> = {}) => ({
   inputs: [{ name: 'input', shape: [rows.length, 64], datatype: 'FP32', data: rows.flatMap((r) => r.inputs.input) }],
   ...extra,
+});
+
+/** The held-out rows as the binary tensor data extension sends them: float32, little-endian, row-major. */
+const rowBytes = () => Buffer.from(new Float32Array(rows.flatMap((r) => r.inputs.input)).buffer);
+
+/** A body with binary tensor data: the JSON, then the bytes; the length header to send with it. */
+function binaryBody(json: unknown, bytes: Buffer): { body: Buffer; headers: Record<string, string> } {
+  const head = Buffer.from(JSON.stringify(json));
+  return { body: Buffer.concat([head, bytes]), headers: { [INFERENCE_HEADER]: String(head.length) } };
+}
+
+const binaryInput = (size: number) => ({
+  name: 'input',
+  shape: [rows.length, 64],
+  datatype: 'FP32',
+  parameters: { binary_data_size: size },
 });
 
 describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () => {
@@ -40,7 +58,7 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
     assert.deepEqual(res.body, {
       name: 'batchline',
       version: JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
-      extensions: [],
+      extensions: ['binary_tensor_data', 'model_configuration', 'statistics'],
     });
   });
 
@@ -156,6 +174,119 @@ describe('KServe v2 and /v1/models over HTTP on a real Temporal dev server', () 
     assert.equal(unknown.status, 404);
     assert.equal(typeof unknown.body.error, 'string');
     assert.equal(await s.metric('prediction_requests_total{source="kserve"}'), before, 'no task was started');
+  });
+
+  test('infer takes JSON without Content-Type, as application/octet-stream and gzip-compressed; other media types are 415', async () => {
+    const post = (body: Buffer | string, headers: Record<string, string>) =>
+      fetch(`${s.api.url}/v2/models/digits/infer`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME}`, ...headers },
+        body,
+      });
+    const json = JSON.stringify(inferBody({ outputs: [{ name: 'label' }] }));
+    const labels = rows.map((r) => r.expected.label);
+    for (const [what, body, headers] of [
+      ['no Content-Type', Buffer.from(json), {}],
+      ['application/octet-stream', Buffer.from(json), { 'content-type': 'application/octet-stream' }],
+      ['gzip', zlib.gzipSync(json), { 'content-type': 'application/json', 'content-encoding': 'gzip' }],
+    ] as const) {
+      const res = await post(body, headers);
+      const answer = (await res.json()) as any;
+      assert.equal(res.status, 200, `${what}: ${JSON.stringify(answer)}`);
+      assert.deepEqual(answer.outputs[0].data, labels, what);
+    }
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+      const res = await post(json, { 'content-type': type });
+      assert.equal(res.status, 415, type);
+      const body = (await res.json()) as any;
+      assert.deepEqual(Object.keys(body), ['error'], type);
+      assert.match(body.error, /application\/json or application\/octet-stream or none/);
+    }
+  });
+
+  test('binary tensor data in and out: the bytes after the JSON header, the length in Inference-Header-Content-Length', async () => {
+    const { body, headers } = binaryBody(
+      {
+        inputs: [binaryInput(rows.length * 64 * 4)],
+        outputs: [{ name: 'label', parameters: { binary_data: true } }, { name: 'probabilities' }],
+      },
+      rowBytes(),
+    );
+    const res = await fetch(`${s.api.url}/v2/models/digits/infer`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME}`, ...headers },
+      body,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/octet-stream');
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const length = Number(res.headers.get(INFERENCE_HEADER));
+    const head = JSON.parse(bytes.subarray(0, length).toString());
+    const [label, probabilities] = head.outputs;
+    assert.deepEqual(label, {
+      name: 'label',
+      shape: [rows.length],
+      datatype: 'INT64',
+      parameters: { binary_data_size: rows.length * 8 },
+    });
+    assert.equal(probabilities.data.length, rows.length * 10, 'an output not asked for as binary stays JSON');
+    const tail = bytes.subarray(length);
+    assert.equal(tail.length, rows.length * 8);
+    assert.deepEqual(
+      rows.map((_, i) => Number(tail.readBigInt64LE(i * 8))),
+      rows.map((r) => r.expected.label),
+    );
+  });
+
+  test('binary bodies that do not add up are 400 in the protocol’s shape, and start nothing', async () => {
+    const before = await s.metric('prediction_requests_total{source="kserve"}');
+    const size = rows.length * 64 * 4;
+    const ok = binaryBody({ inputs: [binaryInput(size)] }, rowBytes());
+    const short = binaryBody({ inputs: [binaryInput(size - 4)] }, rowBytes().subarray(4));
+    const cases: [string, Buffer, Record<string, string>][] = [
+      ['length header past the body', ok.body, { [INFERENCE_HEADER]: String(ok.body.length + 10) }],
+      ['length header not a number', ok.body, { [INFERENCE_HEADER]: 'ten' }],
+      ['truncated', ok.body.subarray(0, ok.body.length - 5), ok.headers],
+      ['size that disagrees with the shape', short.body, short.headers],
+      ['binary data without the length header', ok.body, {}],
+    ];
+    for (const [what, body, headers] of cases) {
+      const res = await fetch(`${s.api.url}/v2/models/digits/infer`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME}`, 'content-type': 'application/octet-stream', ...headers },
+        body,
+      });
+      const answer = (await res.json()) as any;
+      assert.equal(res.status, 400, `${what}: ${JSON.stringify(answer)}`);
+      assert.deepEqual(Object.keys(answer), ['error'], what);
+    }
+    assert.equal(await s.metric('prediction_requests_total{source="kserve"}'), before, 'no task was started');
+  });
+
+  test('model configuration, statistics and repository index; unknown models 404, bad versions 400', async () => {
+    const config = await s.call('GET', '/v2/models/all-minilm-l6-v2/config');
+    assert.equal(config.status, 200);
+    assert.deepEqual(config.body.input, [
+      { name: 'text', data_type: 'TYPE_STRING', dims: [1], reshape: { shape: [] } },
+    ]);
+    assert.deepEqual(config.body.dynamic_batching, { preferred_batch_size: [16], max_queue_delay_microseconds: 0 });
+    const stats = await s.call('GET', '/v2/models/breast-cancer/versions/1/stats');
+    assert.equal(stats.status, 200);
+    assert.deepEqual([stats.body.model_stats[0].name, stats.body.model_stats[0].inference_count], ['breast-cancer', 0]);
+    const index = await s.call('POST', '/v2/repository/index');
+    assert.equal(index.status, 200);
+    assert.ok(index.body.some((e: any) => e.name === 'digits' && e.version === '1' && e.state === 'READY'));
+    for (const [route, status] of [
+      ['/v2/models/nope/config', 404],
+      ['/v2/models/nope/stats', 404],
+      ['/v2/models/digits/versions/7/config', 404],
+      ['/v2/models/digits/versions/7/stats', 404],
+      ['/v2/models/digits/versions/x/stats', 400],
+    ] as const) {
+      const res = await s.call('GET', route);
+      assert.equal(res.status, status, route);
+      assert.deepEqual(Object.keys(res.body), ['error'], route);
+    }
   });
 
   test('infer on the text model: BYTES rows in, one FP32 embedding per row out, as /v1/predict computes it', async () => {
