@@ -9,7 +9,7 @@ import {
   OpenAIBatch,
   OpenAIBatchList,
 } from '../../contracts/openai.js';
-import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import { ConflictError, InvalidRequestError, NotFoundError } from '../../errors.js';
 import type { StoredBatch } from '../../stores/item-store.js';
 import type { OpenAIBatchRecord } from '../../stores/openai-store.js';
 import type { RouteDeps } from '../deps.js';
@@ -95,7 +95,7 @@ export const openAIBatchRoutes: ApiRoute[] = [
     handler: async ({ params: { batchId } }, { req, res, deps }) => {
       const record = await requireRecord(deps, batchId, req.tenant);
       if (record.errors) {
-        throw new InvalidRequestError(`batch '${batchId}' failed validation: there is nothing to cancel`);
+        throw new ConflictError(`batch '${batchId}' failed validation: there is nothing to cancel`);
       }
       const ended = await deps.batches.store.getEnd(record.id);
       if (!ended) {

@@ -18,12 +18,14 @@ import type { RouteDeps } from '../deps.js';
 import { batchFile, type BatchFile } from '../openai-files.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
 
-const Offset = z.object({
-  offset: z.coerce.number().int().min(0).optional().meta({
-    description:
-      "Beyond OpenAI: start at this byte of the file (a reader that has the first `offset` bytes reads on from there; a batch's output and error files grow while it runs).",
-  }),
-});
+const Offset = z
+  .object({
+    offset: z.coerce.number().int().min(0).optional().meta({
+      description:
+        "Beyond OpenAI: start at this byte of the file (a reader that has the first `offset` bytes reads on from there; a batch's output and error files grow while it runs).",
+    }),
+  })
+  .strict();
 
 /** OpenAI's Files API (purpose `batch`), tenant-scoped like batches. */
 export const openAIFileRoutes: ApiRoute[] = [
@@ -44,7 +46,7 @@ export const openAIFileRoutes: ApiRoute[] = [
       },
     },
     responses: { 200: json(OpenAIFile, 'The stored file.') },
-    errors: [503],
+    errors: [400, 413, 503],
     handler: async (_input, { req, res, deps }) => {
       const file = await receiveUpload(req, deps);
       res.json(fileObject(file));
@@ -126,7 +128,7 @@ export const openAIFileRoutes: ApiRoute[] = [
     tag: 'OpenAI-compatible',
     request: { params: FilePath },
     responses: { 200: json(DeletedFile, 'Deleted.') },
-    errors: [404, 503],
+    errors: [400, 404, 503],
     handler: async ({ params: { fileId } }, { req, res, deps }) => {
       if (!UploadedFileId.safeParse(fileId).success) {
         await findFile(deps, fileId, req.tenant); // 404 when there is no such batch
