@@ -88,7 +88,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]) {
     ...registry.definitions,
     ...[...errorBodies, ...DESCRIBED_SCHEMAS].map((schema) => ({ type: 'schema' as const, schema })),
   ];
-  return new OpenApiGeneratorV31(definitions).generateDocument({
+  const document = new OpenApiGeneratorV31(definitions).generateDocument({
     openapi: '3.1.0',
     info: INFO,
     servers: [{ url: '/' }],
@@ -102,6 +102,23 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]) {
       { name: 'Operations', description: 'Probes, metrics and this document (no API key needed).' },
     ],
   });
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(item)) {
+      for (const parameter of (operation as { parameters?: unknown[] }).parameters ?? []) neverNull(parameter);
+    }
+  }
+  return document;
+}
+
+/**
+ * A parameter arrives as text or not at all, never as null; zod-to-openapi calls a coerced number nullable (it
+ * parses null, as 0), so its type would promise a `null` the parser refuses. The type keeps its other members.
+ */
+function neverNull(parameter: unknown): void {
+  const schema = (parameter as { schema?: { type?: unknown } }).schema;
+  if (!schema || !Array.isArray(schema.type)) return;
+  const types = schema.type.filter((t) => t !== 'null');
+  schema.type = types.length === 1 ? types[0] : types;
 }
 
 /** One route as zod-to-openapi takes it. */

@@ -36,7 +36,7 @@ export const ListBatchesQuery = z
       .regex(/^[A-Za-z0-9_-]*$/, { message: NOT_A_CURSOR, abort: true })
       .refine(isPageToken, NOT_A_CURSOR)
       .optional()
-      .meta({ description: CURSOR }),
+      .meta({ description: `${CURSOR} Opaque: a cursor no listing gave out is a 400.` }),
     limit: z.coerce.number().int().min(1).max(100).default(20),
   })
   .strict();
@@ -132,8 +132,13 @@ export const NdjsonSubmitHeaders = z.object({
 });
 export type NdjsonSubmitHeaders = z.infer<typeof NdjsonSubmitHeaders>;
 
-/** A batch option as a query parameter: words stay strings (zod's enum check follows); numbers are parsed. */
+/**
+ * A batch option as a query parameter: words stay strings (zod's enum check follows); numbers are parsed. Its
+ * document entry is the option's own schema (type, bounds, values, default): BatchOptions refuses what is outside it.
+ */
 function queryField(field: z.ZodType): z.ZodType {
   const inner = field instanceof z.ZodDefault ? field.unwrap() : field;
-  return inner instanceof z.ZodEnum ? z.string().optional() : z.coerce.number().optional();
+  const { $schema: _, ...documented } = z.toJSONSchema(field, { io: 'input', unrepresentable: 'any' });
+  const loose = inner instanceof z.ZodEnum ? z.string() : z.coerce.number();
+  return loose.optional().meta(documented);
 }

@@ -406,6 +406,26 @@ describe('OpenAPI document and docs page', () => {
     assert.equal(WebhookUrl.safeParse('https://hooks.example.com/batchline').success, true);
   });
 
+  test('parameters are documented as they are parsed: never null, NDJSON options with their bounds and values', () => {
+    const schemas = (doc as any).components.schemas as Record<string, any>;
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const p of op.parameters ?? []) {
+          const types = [p.schema?.type].flat();
+          assert.ok(!types.includes('null'), `${method} ${path} ${p.in}:${p.name} is never null: ${JSON.stringify(p)}`);
+        }
+      }
+    }
+    const route = API_ROUTES.find((r) => r.operationId === 'createBatch')!;
+    const query = (name: string) =>
+      (operation(route).parameters ?? []).find((p: any) => p.in === 'query' && p.name === name)?.schema;
+    for (const [name, option] of Object.entries(schemas.BatchOptions.properties as Record<string, any>)) {
+      const keywords = ['type', 'minimum', 'maximum', 'enum', 'default'] as const;
+      const pick = (schema: any) => Object.fromEntries(keywords.map((k) => [k, schema?.[k]]));
+      assert.deepEqual(pick(query(name)), pick(option), `?${name}= as BatchOptions.${name}`);
+    }
+  });
+
   test('a declared path asked with a method it does not serve is 405 with Allow, before authentication', async () => {
     const byPath = new Map<string, ApiRoute[]>();
     for (const route of API_ROUTES) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
