@@ -1,13 +1,15 @@
 // The item store on PostgreSQL, end to end: an API process and a worker process that share only DATABASE_URL and
 // the task queue (each its own DATA_DIR, the worker in another working directory) run the same batches as an
 // API and worker on SQLite, with the same results, SSE events and webhooks; and PostgreSQL restarted mid-batch:
-// the API answers 503 with Retry-After while it is down, and the batch completes with every item recorded once.
+// the API answers 503 with Retry-After while it is down, and the batch completes with every item recorded once. The
+// OpenAI-compatible API on PostgreSQL: a file uploaded through one API process, read and batched through another.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
+import OpenAI, { toFile } from 'openai';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
@@ -342,6 +344,48 @@ describe('the item store on PostgreSQL, API and worker as separate processes', (
       await Promise.all([stopChild(onSqlite.api), stopChild(onSqlite.worker)]);
     },
   );
+
+  test('the OpenAI SDK through PostgreSQL: an uploaded file, a batch and its output file, read by another API process', async () => {
+    const stack = stacks.find((s) => s.backend === 'postgres') ?? (await startStack(databaseUrl));
+    const other = await startStack(databaseUrl); // another API (and worker) on the same database
+    const n = 40;
+    const input = items(n)
+      .map((i) =>
+        JSON.stringify({
+          custom_id: i.id,
+          method: 'POST',
+          url: '/v1/predict',
+          body: { model: 'digits', inputs: i.inputs },
+        }),
+      )
+      .join('\n');
+    const sdk = (url: string) => new OpenAI({ baseURL: `${url}/openai/v1`, apiKey: 'none', maxRetries: 0 });
+    const file = await sdk(stack.url).files.create({
+      file: await toFile(Buffer.from(input), 'digits.jsonl'),
+      purpose: 'batch',
+    });
+    // the second API process reads what the first stored: the file, then the batch it starts from it
+    assert.equal(await (await sdk(other.url).files.content(file.id)).text(), input);
+    const batch = await sdk(other.url).batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/predict' as any, // batchline's own endpoint, beyond the SDK's list
+      completion_window: '24h',
+    });
+    assert.equal(batch.status, 'in_progress', JSON.stringify(batch));
+    const done = await waitFor('the OpenAI batch to complete', async () => {
+      const b = await sdk(stack.url).batches.retrieve(batch.id);
+      return b.status === 'completed' ? b : undefined;
+    });
+    assert.deepEqual(done.request_counts, { total: n, completed: n, failed: 0 });
+    const lines = (await (await sdk(stack.url).files.content(done.output_file_id!)).text()).split('\n').filter(Boolean);
+    const labels = new Map(lines.map((l) => JSON.parse(l)).map((l) => [l.custom_id, l.response.body.label]));
+    assert.deepEqual(
+      [...labels.entries()].sort(),
+      items(n)
+        .map((i, index) => [i.id, expectedLabel(index)])
+        .sort(),
+    );
+  });
 
   test(
     'PostgreSQL restarted mid-batch: 503 with Retry-After while it is down, then every item runs, recorded once',
