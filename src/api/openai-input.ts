@@ -68,8 +68,9 @@ export async function stageInputFile(
   const lineReader = createInterface({ input: Readable.from(deps.openai.readFile(fileId)), crlfDelay: Infinity });
   let lineNo = 0;
   try {
-    for await (const text of lineReader) {
+    for await (const read of lineReader) {
       lineNo++;
+      const text = lineNo === 1 && read.startsWith('\uFEFF') ? read.slice(1) : read; // a byte order mark
       if (text.trim() === '') continue;
       if (errors.length >= MAX_INPUT_ERRORS) break;
       lines++;

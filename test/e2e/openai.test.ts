@@ -237,7 +237,7 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
       predictLine('held', held),
     ];
     const file = await openai.files.create({
-      file: await toFile(Buffer.from(jsonl(lines)), 'd.jsonl'),
+      file: await toFile(Buffer.from(`\uFEFF${jsonl(lines)}`), 'd.jsonl'), // with a byte order mark, as some editors save
       purpose: 'batch',
     });
     const batch = await openai.batches.create({
