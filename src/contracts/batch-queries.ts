@@ -4,7 +4,19 @@ import { MAX_LIST_CURSOR_LENGTH, MAX_OPTIONS_HEADER_LENGTH, MODEL_VERSION } from
 import { WebhookEventKind, WebhookUrl } from './webhook.js';
 
 // Query parameters (and the one header) of the batch routes. Query values arrive as strings: numbers are
-// coerced, and every object is strict, so an unknown parameter is a 400 that names it.
+// parsed (queryNumber), and every object is strict, so an unknown parameter is a 400 that names it.
+
+/** A number as JSON writes one: no sign but minus, no leading zeros, no hex, no spaces. */
+const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+
+/**
+ * A number in a query string, checked by `schema`. Only a decimal is read as a number: `+1`, `0x10`, `1 ` or the
+ * empty string stay strings and are refused, where zod's coercion (`Number()`) would take them, though the
+ * document promises a number, and would take null as 0, which made the document call the parameter nullable.
+ */
+export function queryNumber<T extends z.ZodType<number>>(schema: T) {
+  return z.preprocess((v) => (typeof v === 'string' && DECIMAL.test(v) ? Number(v) : v), schema);
+}
 
 const CURSOR = 'The `nextCursor` of the previous page.';
 const NOT_A_CURSOR = 'not a cursor from a previous page';
@@ -37,7 +49,7 @@ export const ListBatchesQuery = z
       .refine(isPageToken, NOT_A_CURSOR)
       .optional()
       .meta({ description: `${CURSOR} Opaque: a cursor no listing gave out is a 400.` }),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
+    limit: queryNumber(z.number().int().min(1).max(100)).default(20),
   })
   .strict();
 export type ListBatchesQuery = z.infer<typeof ListBatchesQuery>;
@@ -46,8 +58,8 @@ export type ListBatchesQuery = z.infer<typeof ListBatchesQuery>;
 export const ItemsQuery = z
   .object({
     status: z.enum(ItemStatus).optional(),
-    cursor: z.coerce.number().int().min(0).optional().meta({ description: CURSOR }),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: queryNumber(z.number().int().min(0)).optional().meta({ description: CURSOR }),
+    limit: queryNumber(z.number().int().min(1).max(1000)).default(100),
   })
   .strict();
 export type ItemsQuery = z.infer<typeof ItemsQuery>;
@@ -95,10 +107,7 @@ const EVENT_KIND = Object.values(WebhookEventKind).join('|');
 export const NdjsonSubmitParams = z
   .object({
     model: ModelName.meta({ description: 'NDJSON bodies only (required there, or `Batchline-Model`).' }),
-    version: z.coerce
-      .number()
-      .int()
-      .positive()
+    version: queryNumber(z.number().int().positive())
       .optional()
       .meta({ description: 'NDJSON bodies only (or `Batchline-Version`).' }),
     webhook: WebhookUrl.optional().meta({
@@ -139,6 +148,6 @@ export type NdjsonSubmitHeaders = z.infer<typeof NdjsonSubmitHeaders>;
 function queryField(field: z.ZodType): z.ZodType {
   const inner = field instanceof z.ZodDefault ? field.unwrap() : field;
   const { $schema: _, ...documented } = z.toJSONSchema(field, { io: 'input', unrepresentable: 'any' });
-  const loose = inner instanceof z.ZodEnum ? z.string() : z.coerce.number();
+  const loose = inner instanceof z.ZodEnum ? z.string() : queryNumber(z.number());
   return loose.optional().meta(documented);
 }

@@ -232,6 +232,9 @@ describe('bad requests against the real stack', () => {
     // --- query parameters -------------------------------------------------------------------------------------------
     { name: 'list with limit=0', method: 'GET', path: '/v1/batches?limit=0', status: 400, code: 'invalid_request', at: ['limit'] },
     { name: 'list with limit=abc', method: 'GET', path: '/v1/batches?limit=abc', status: 400, code: 'invalid_request', at: ['limit'] },
+    { name: 'list with limit=+5 (a number the document does not write)', method: 'GET', path: '/v1/batches?limit=%2B5', status: 400, code: 'invalid_request', at: ['limit'] },
+    { name: 'list with an empty limit=', method: 'GET', path: '/v1/batches?limit=', status: 400, code: 'invalid_request', at: ['limit'] },
+    { name: 'items with cursor=0x10', method: 'GET', path: () => `/v1/batches/${ended}/items?cursor=0x10`, status: 400, code: 'invalid_request', at: ['cursor'] },
     { name: 'list with status=bogus', method: 'GET', path: '/v1/batches?status=bogus', status: 400, code: 'invalid_request', at: ['status'] },
     { name: 'list with cursor=KZ (matches the documented pattern; was 500)', method: 'GET', path: '/v1/batches?cursor=KZ', status: 400, code: 'invalid_request', at: ['cursor'] },
     { name: 'list with a well-formed cursor no listing gave out', method: 'GET', path: `/v1/batches?cursor=${Buffer.from('{"CloseTime":"zz"}').toString('base64url')}`, status: 400, code: 'invalid_request', at: ['cursor'], message: /not a cursor this API gave out/ },
