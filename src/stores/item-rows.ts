@@ -2,7 +2,7 @@
 // ItemStore's types: one place, so SQLite and PostgreSQL answer with identical values.
 import type { BatchEnd } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
-import type { StoredBatch, StoredEvent, StoredResult } from './item-store.js';
+import type { BlockCounts, StoredBatch, StoredEvent, StoredResult } from './item-store.js';
 
 export interface BatchRow {
   id: string;
@@ -116,4 +116,16 @@ export function toFailedDelivery(row: FailureRow): FailedDelivery {
     lastError: row.last_error,
     failedAt: row.failed_at,
   };
+}
+
+/** Grouped (block, status, count) rows, in block order, as one BlockCounts per block. */
+export function blockCounts(rows: { block: number; status: StoredResult['status']; n: number }[]): BlockCounts[] {
+  const blocks: BlockCounts[] = [];
+  for (const row of rows) {
+    const block = Number(row.block);
+    let last = blocks.at(-1);
+    if (last?.block !== block) blocks.push((last = { block, succeeded: 0, failed: 0 }));
+    last[row.status] = row.n;
+  }
+  return blocks;
 }

@@ -64,6 +64,13 @@ export interface StoredEndEvent extends BatchEnd {
 
 export type StoredEvent = StoredItemEvent | StoredEndEvent;
 
+/** Recorded outcomes of one block of items. */
+export interface BlockCounts {
+  block: number;
+  succeeded: number;
+  failed: number;
+}
+
 export interface ResultPage {
   results: StoredResult[];
   nextCursor?: number;
@@ -151,6 +158,12 @@ export interface ItemStore {
   listFailedDeliveries(batchId: string): Promise<FailedDelivery[]>;
   /** Recorded outcomes by status. */
   countResults(batchId: string): Promise<Record<StoredResult['status'], number>>;
+  /**
+   * Recorded outcomes by status in each block of `blockSize` consecutive items (block b holds items
+   * [b * blockSize, (b + 1) * blockSize)), for blocks that have any, in block order: an item map of any size in
+   * one grouped read.
+   */
+  countResultsByBlock(batchId: string, blockSize: number): Promise<BlockCounts[]>;
   /**
    * Removes batches that ended more than `retentionMs` before `now` (everything stored for them) and staged
    * uploads older than `stagedMs` whose batch was never committed.

@@ -7,6 +7,7 @@ import type { FailedDelivery } from '../contracts/webhook.js';
 import {
   DEFAULT_ITEM_ID,
   DuplicateItemIdError,
+  type BlockCounts,
   type Expired,
   type ItemStore,
   type NewItem,
@@ -17,6 +18,7 @@ import {
   type StoredResult,
 } from './item-store.js';
 import {
+  blockCounts,
   toBatch,
   toEvent,
   toFailedDelivery,
@@ -618,6 +620,17 @@ export class PostgresItemStore implements ItemStore {
     const counts = { succeeded: 0, failed: 0 };
     for (const row of rows) counts[row.status] = row.n;
     return counts;
+  }
+
+  async countResultsByBlock(batchId: string, blockSize: number): Promise<BlockCounts[]> {
+    const { rows } = await this.guard(
+      this.pool.query<{ block: number; status: StoredResult['status']; n: number }>(
+        `SELECT idx / $2 AS block, status, COUNT(*)::int AS n FROM results WHERE batch_id = $1
+         GROUP BY block, status ORDER BY block`,
+        [batchId, blockSize],
+      ),
+    );
+    return blockCounts(rows);
   }
 
   async deleteExpired(options: { now: Date; retentionMs: number; stagedMs: number }): Promise<Expired> {

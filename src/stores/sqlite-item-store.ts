@@ -3,6 +3,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { BackgroundAppender } from './background-appender.js';
 import {
+  blockCounts,
   toBatch,
   toEvent,
   toFailedDelivery,
@@ -22,6 +23,7 @@ import type { FailedDelivery } from '../contracts/webhook.js';
 import {
   DEFAULT_ITEM_ID,
   DuplicateItemIdError,
+  type BlockCounts,
   type Expired,
   type ItemStore,
   type NewItem,
@@ -190,6 +192,9 @@ export class SqliteItemStore implements ItemStore {
          WHERE r.batch_id = ? AND r.idx = ?`,
       ),
       countResults: this.db.prepare('SELECT status, COUNT(*) AS n FROM results WHERE batch_id = ? GROUP BY status'),
+      countResultsByBlock: this.db.prepare(
+        'SELECT idx / CAST(? AS INTEGER) AS block, status, COUNT(*) AS n FROM results WHERE batch_id = ? GROUP BY block, status ORDER BY block',
+      ),
       probe: this.db.prepare(
         'INSERT INTO store_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at',
       ),
@@ -417,6 +422,15 @@ export class SqliteItemStore implements ItemStore {
       counts[row.status] = row.n;
     }
     return counts;
+  }
+
+  async countResultsByBlock(batchId: string, blockSize: number): Promise<BlockCounts[]> {
+    const rows = guardStorage(() => this.stmts.countResultsByBlock.all(blockSize, batchId)) as {
+      block: number;
+      status: StoredResult['status'];
+      n: number;
+    }[];
+    return blockCounts(rows);
   }
 
   /** A batch at a time (one short transaction each), so a sweep never holds the write lock for long. */

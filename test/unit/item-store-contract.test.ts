@@ -272,6 +272,18 @@ for (const backend of [sqlite, postgres]) {
       assert.equal((await store.getResult('b', 4))?.id, 'c-4');
     });
 
+    test('outcomes are counted per block of items, only blocks that have any, in block order', async () => {
+      const { store } = await fresh();
+      await store.createBatch(batch('b', 12), items(12));
+      for (const i of [0, 1, 3, 9, 10, 11]) await store.putResult('b', i === 3 || i === 10 ? failure(i) : success(i));
+      assert.deepEqual(await store.countResultsByBlock('b', 4), [
+        { block: 0, succeeded: 2, failed: 1 },
+        { block: 2, succeeded: 2, failed: 1 },
+      ]);
+      assert.deepEqual(await store.countResultsByBlock('b', 100), [{ block: 0, succeeded: 4, failed: 2 }]);
+      assert.deepEqual(await store.countResultsByBlock('none', 4), []);
+    });
+
     test('a batch is stored atomically: a duplicate client id or a wrong count stores nothing', async () => {
       const { store } = await fresh();
       const dup = [...items(3, true), { id: 'c-1', inputs: {} }];

@@ -1,4 +1,5 @@
 import type { ApiRoute } from '../route.js';
+import { batchMapRoutes } from './batch-map.js';
 import { batchStreamRoutes } from './batch-streams.js';
 import { batchSubmitRoutes } from './batch-submit.js';
 import { batchRoutes } from './batches.js';
@@ -18,6 +19,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...batchSubmitRoutes,
   ...batchRoutes,
   ...batchStreamRoutes,
+  ...batchMapRoutes,
   ...predictRoutes,
   ...modelRoutes,
   ...kserveRoutes,

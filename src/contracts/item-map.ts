@@ -1,0 +1,34 @@
+import { z } from 'zod';
+
+/** The most blocks an item map has: enough for a screen, few enough to draw at once. */
+export const MAX_MAP_BLOCKS = 2000;
+
+export const ItemMapQuery = z
+  .object({
+    blocks: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_MAP_BLOCKS)
+      .default(500)
+      .meta({ description: `How many blocks to cut the batch's items into (at most ${MAX_MAP_BLOCKS}).` }),
+  })
+  .strict();
+
+/** One block of consecutive items [from, to), by state. */
+export const ItemMapBlock = z.object({
+  from: z.number().int(),
+  to: z.number().int(),
+  pending: z.number().int(),
+  running: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  canceled: z.number().int(),
+});
+export type ItemMapBlock = z.infer<typeof ItemMapBlock>;
+
+/** `GET /v1/batches/:id/item-map`: the batch's items in blocks of equal size (the last may be shorter). */
+export const ItemMap = z
+  .object({ total: z.number().int(), blockSize: z.number().int(), blocks: z.array(ItemMapBlock) })
+  .meta({ id: 'ItemMap' });
+export type ItemMap = z.infer<typeof ItemMap>;
