@@ -1,15 +1,7 @@
 import { parseArgs } from 'node:util';
-import { Connection } from '@temporalio/client';
-import { ensureNamespace } from '../client/namespace.js';
-import { freePort } from '../free-port.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { StartupError } from '../errors.js';
-import { createLogger, routeTemporalLogs } from '../logger.js';
-import { startServer } from '../server.js';
-import { startWorker } from '../worker.js';
-import { lowerCpuPriority } from './cpu-priority.js';
-import { runCluster } from './cluster.js';
-import { runDev } from './dev.js';
+import { CLIENT_COMMANDS, runClient } from './client/program.js';
 
 const USAGE = `usage: batchline <command>
 
@@ -24,9 +16,25 @@ commands:
   worker          one Temporal worker only
   temporal-setup  registers the namespace and search attributes on the Temporal server at TEMPORAL_ADDRESS
 
+client commands (the API at BATCHLINE_URL, default http://127.0.0.1:3000, with BATCHLINE_API_KEY):
+  submit FILE|- --model M [--version V] [--chunk N] [--follow]
+                  stream an NDJSON file (or stdin) into a new batch; --follow shows progress until it ends
+  status ID       a batch's state, counts, rate and ETA
+  ls              batches, newest first [--status S] [--model M] [--limit N] [--cursor C] [--all]
+  results ID      finished items as NDJSON [--follow] [--failed] [--cursor INDEX]
+  cancel|pause|resume|retry-failed ID
+  predict MODEL --input JSON
+                  one online prediction
+  every client command takes --json and --help; exit codes: 0 ok, 1 failed items, 2 usage, 3 API; see docs/cli.md
+
 Configuration comes from the environment; see docs/operations.md#configuration.`;
 
+/**
+ * Client commands go to runClient (commander). The server commands' modules (Temporal's worker, the API,
+ * onnxruntime) are imported only by the command that runs them, so a client command starts without loading them.
+ */
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] !== undefined && CLIENT_COMMANDS.includes(argv[0])) return runClient(argv, process.env);
   let parsed;
   try {
     parsed = parseArgs({
@@ -68,8 +76,10 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   switch (command) {
     case 'cluster':
-      return runCluster(config, counts);
+      return (await import('./cluster.js')).runCluster(config, counts);
     case 'temporal-setup': {
+      const { Connection } = await import('@temporalio/client');
+      const { ensureNamespace } = await import('../client/namespace.js');
       const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
       try {
         const done = await ensureNamespace(connection, config.TEMPORAL_NAMESPACE);
@@ -83,8 +93,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'dev':
-      return runDev(config);
+      return (await import('./dev.js')).runDev(config);
     case 'api': {
+      const { createLogger } = await import('../logger.js');
+      const { startServer } = await import('../server.js');
       const log = createLogger(config.LOG_LEVEL, 'api');
       const started = await startServer(config, log);
       await untilStopped(log);
@@ -92,6 +104,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'worker': {
+      const { createLogger, routeTemporalLogs } = await import('../logger.js');
+      const { freePort } = await import('../free-port.js');
+      const { lowerCpuPriority } = await import('./cpu-priority.js');
+      const { startWorker } = await import('../worker.js');
       const log = createLogger(config.LOG_LEVEL, 'worker');
       lowerCpuPriority(config, log);
       // The SDK's own metrics go to an exporter on a free loopback port; the worker's /metrics appends them.

@@ -1,0 +1,99 @@
+import { ErrorBody } from '../../contracts/http-error.js';
+import type { ClientSettings } from './client-env.js';
+import { CliError, ExitCode } from './exit-code.js';
+
+export type Query = Record<string, string | number | undefined>;
+
+export interface RequestOptions {
+  query?: Query;
+  /** A JSON body. */
+  json?: unknown;
+  /** A streamed body (with `contentType`), sent as it is read: it is never held whole in memory. */
+  stream?: ReadableStream<Uint8Array>;
+  contentType?: string;
+  /** What a 404 means here, e.g. `batch '0a1b...'`: the one-line message names it. */
+  subject?: string;
+}
+
+/**
+ * The REST API as the client commands see it: every answer that is not a 2xx, and every connection fault, becomes
+ * a CliError with one line that says what to do (set BATCHLINE_URL, set BATCHLINE_API_KEY, the API's own message).
+ */
+export class ApiClient {
+  constructor(readonly settings: ClientSettings) {}
+
+  /** Sends a request; resolves with a 2xx response whose body is still unread. */
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const url = new URL(`${this.settings.baseUrl}${path}`);
+    for (const [name, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(name, String(value));
+    }
+    const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson' };
+    if (this.settings.apiKey) headers.authorization = `Bearer ${this.settings.apiKey}`;
+    let body: string | ReadableStream<Uint8Array> | undefined;
+    if (options.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(options.json);
+    } else if (options.stream) {
+      headers['content-type'] = options.contentType ?? 'application/octet-stream';
+      body = options.stream;
+    }
+    let res: Response;
+    try {
+      // duplex 'half': the body streams out while the answer may already be coming in (fetch's rule for streams).
+      res = await fetch(url, { method, headers, body, ...(options.stream ? { duplex: 'half' as const } : {}) });
+    } catch (err) {
+      throw this.connectionError(err);
+    }
+    if (res.ok) return res;
+    throw await this.answerError(res, options.subject);
+  }
+
+  /** A request whose 2xx answer is JSON. */
+  async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.request(method, path, options);
+    try {
+      return (await res.json()) as T;
+    } catch (err) {
+      throw this.connectionError(err);
+    }
+  }
+
+  /** The line for a fault below HTTP: no answer at all, or an answer cut off. */
+  connectionError(err: unknown): CliError {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const code = cause?.code ?? (err as { code?: string }).code;
+    const why =
+      code === 'ECONNREFUSED'
+        ? 'connection refused'
+        : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+          ? 'unknown host'
+          : (code ?? cause?.message ?? (err as Error).message);
+    return new CliError(
+      `cannot reach the batchline API at ${this.settings.baseUrl} (${why}); BATCHLINE_URL sets its address`,
+      ExitCode.api,
+    );
+  }
+
+  private async answerError(res: Response, subject: string | undefined): Promise<CliError> {
+    const text = await res.text().catch(() => '');
+    let message = text.trim().split('\n')[0]?.slice(0, 300) || res.statusText;
+    let code: string | undefined;
+    try {
+      const parsed = ErrorBody.safeParse(JSON.parse(text));
+      if (parsed.success) ({ message, code } = parsed.data.error);
+    } catch {
+      // not the API's error shape (a proxy's page, say): its first line is the message
+    }
+    const fail = (line: string) => new CliError(line, ExitCode.api, res.status);
+    if (res.status === 401) {
+      return fail(
+        this.settings.apiKey
+          ? `the API at ${this.settings.baseUrl} refused the API key (401); set BATCHLINE_API_KEY to a valid key`
+          : `the API at ${this.settings.baseUrl} needs an API key (401); set BATCHLINE_API_KEY`,
+      );
+    }
+    if (res.status === 404 && subject) return fail(`${subject} not found (404): no such id for this API key`);
+    return fail(`the API answered ${res.status}${code ? ` ${code}` : ''}: ${message}`);
+  }
+}
