@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import typeis from 'type-is';
 import { z } from 'zod';
 import { InvalidRequestError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js';
 import { IdempotencyKeyHeader } from './idempotency.js';
@@ -21,9 +22,13 @@ export interface ParsedRequest {
  */
 export function parseRequest(route: ApiRoute, req: Request): ParsedRequest {
   const { params, query, body, stream } = route.request ?? {};
-  const untyped = stream?.orNoContentType === true && req.header('content-type') === undefined;
-  const streamed = stream !== undefined && (untyped || Boolean(req.is([...stream.mediaTypes])));
-  if ((body || stream) && !streamed && !(body && req.is('application/json'))) {
+  const contentType = req.header('content-type');
+  // The declared type, whether or not a body came with it (req.is says no to any type when there is no body, and a
+  // 415 would then name the very type the client sent): an empty body is the body parser's or the handler's 400.
+  const isType = (types: readonly string[]) => contentType !== undefined && Boolean(typeis.is(contentType, [...types]));
+  const untyped = stream?.orNoContentType === true && contentType === undefined;
+  const streamed = stream !== undefined && (untyped || isType(stream.mediaTypes));
+  if ((body || stream) && !streamed && !(body && isType(['application/json']))) {
     const own = stream && !body ? stream.mediaTypes : stream ? [stream.mediaTypes[0]] : [];
     const accepted = [...(body ? ['application/json'] : []), ...own, ...(stream?.orNoContentType ? ['none'] : [])];
     throw new UnsupportedMediaTypeError(

@@ -1,15 +1,12 @@
 import { z } from 'zod';
+import { queryNumber } from './batch-queries.js';
 
 /** The most blocks an item map has: enough for a screen, few enough to draw at once. */
 export const MAX_MAP_BLOCKS = 2000;
 
 export const ItemMapQuery = z
   .object({
-    blocks: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(MAX_MAP_BLOCKS)
+    blocks: queryNumber(z.number().int().min(1).max(MAX_MAP_BLOCKS))
       .default(500)
       .meta({ description: `How many blocks to cut the batch's items into (at most ${MAX_MAP_BLOCKS}).` }),
   })

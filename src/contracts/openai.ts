@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BatchMetadata, ItemInputs, ModelName } from './batch.js';
+import { queryNumber } from './batch-queries.js';
 import { ITEM_ID, MAX_ITEM_ID_LENGTH } from './limits.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ export const OpenAIFile = z
   .meta({ id: 'OpenAIFile' });
 export type OpenAIFile = z.infer<typeof OpenAIFile>;
 
-const Limit = z.coerce.number().int().min(1).max(10_000);
+const Limit = queryNumber(z.number().int().min(1).max(10_000));
 
 export const ListFilesQuery = z
   .object({
@@ -148,7 +149,7 @@ export type OpenAIBatch = z.infer<typeof OpenAIBatch>;
 export const BatchPath = z.object({ batchId: OpenAIBatchId });
 
 export const ListBatchesQuery = z
-  .object({ limit: z.coerce.number().int().min(1).max(100).default(20), after: OpenAIBatchId.optional() })
+  .object({ limit: queryNumber(z.number().int().min(1).max(100)).default(20), after: OpenAIBatchId.optional() })
   .strict();
 
 export const OpenAIBatchList = z

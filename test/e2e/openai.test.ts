@@ -311,6 +311,20 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
     });
     assert.equal(noFile.status, 400);
     assert.equal(((await noFile.json()) as any).error.code, 'invalid_request');
+    for (const [what, init] of [
+      ['no boundary', { headers: { 'content-type': 'multipart/form-data' }, body: 'x' }],
+      ['no body', { headers: { 'content-type': 'multipart/form-data; boundary=b' } }],
+      ['a boundary that never comes', { headers: { 'content-type': 'multipart/form-data; boundary=b' }, body: 'x' }],
+    ] as const) {
+      const res = await fetch(`${s.api.url}/openai/v1/files`, {
+        method: 'POST',
+        ...init,
+        headers: { authorization: `Bearer ${ACME}`, ...init.headers },
+      });
+      assert.equal(res.status, 400, what);
+    }
+    const badOffset = await s.call('GET', `/openai/v1/files/${b.id}/content?offset=%2B0.0`);
+    assert.equal(badOffset.status, 400, 'an offset is a plain decimal');
     const listed = await s.call('GET', '/openai/v1/files');
     assert.ok(!listed.body.data.some((f: { id: string }) => f.id === a.id), 'a deleted file is not listed');
   });

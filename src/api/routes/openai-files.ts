@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import busboy from 'busboy';
+import { queryNumber } from '../../contracts/batch-queries.js';
 import { newHexId } from '../../contracts/ids.js';
 import {
   DeletedFile,
@@ -20,7 +21,7 @@ import { defineRoute, json, type ApiRoute } from '../route.js';
 
 const Offset = z
   .object({
-    offset: z.coerce.number().int().min(0).optional().meta({
+    offset: queryNumber(z.number().int().min(0)).optional().meta({
       description:
         "Beyond OpenAI: start at this byte of the file (a reader that has the first `offset` bytes reads on from there; a batch's output and error files grow while it runs).",
     }),
@@ -193,10 +194,16 @@ async function writeFrom(
  */
 async function receiveUpload(req: Request, deps: RouteDeps): Promise<StoredFile> {
   const maxBytes = deps.config.MAX_FILE_BYTES;
-  const form = busboy({
-    headers: req.headers,
-    limits: { files: 1, fileSize: maxBytes + 1, fields: 8, fieldSize: 1024, parts: 16 },
-  });
+  let form: busboy.Busboy;
+  try {
+    form = busboy({
+      headers: req.headers,
+      limits: { files: 1, fileSize: maxBytes + 1, fields: 8, fieldSize: 1024, parts: 16 },
+    });
+  } catch (err) {
+    // A Content-Type without a boundary: busboy refuses it before reading anything.
+    throw new InvalidRequestError(`the multipart body cannot be read: ${(err as Error).message}`);
+  }
   const fields = new Map<string, string>();
   let stored: Promise<StoredFile> | undefined;
   let problem: Error | undefined;
