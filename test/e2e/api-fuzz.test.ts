@@ -242,7 +242,9 @@ describe('the API against its OpenAPI document, with Schemathesis (property-base
         Object.keys(item ?? {}).map((m) => `${m.toUpperCase()} ${p}`),
       );
       assert.equal(documented.length, API_ROUTES.length);
-      const untested = documented.filter((op) => (requests.get(op) ?? []).length === 0);
+      // Schemathesis never calls the operation that serves the document it loaded (its loader skips it:
+      // `_serves_schema_document`); the unit test of the document covers GET /openapi.json.
+      const untested = documented.filter((op) => op !== 'GET /openapi.json' && (requests.get(op) ?? []).length === 0);
       assert.deepEqual(untested, [], 'every documented operation got requests');
       assert.ok(
         all.some((r) => r.response?.status_code === 405),
