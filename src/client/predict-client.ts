@@ -6,6 +6,7 @@ import { DEADLINE_EXCEEDED, OnTimeout, TaskPriority } from '../contracts/online-
 import { taskStatusUrl, type TaskMemo, type TaskResource, type TaskSource } from '../contracts/predict.js';
 import { NotFoundError, TimeoutError } from '../errors.js';
 import { predictWorkflow } from '../../workflows/predict-workflow.js';
+import { BatchTenantKey } from '../../workflows/search-attributes.js';
 import { apiConnection } from './connection.js';
 import { describeBacklog } from './task-queue-stats.js';
 import { grpcCode, GrpcStatus, mapTemporalError } from './temporal-errors.js';
@@ -125,6 +126,8 @@ export class PredictClient {
           },
         ],
         memo: { ...memo },
+        // The tenant, for listing a tenant's recent tasks (the key batches use: one tenant attribute).
+        typedSearchAttributes: [{ key: BatchTenantKey, value: owner.tenant }],
         priority: {
           priorityKey: deadline ? TaskPriority.sync : TaskPriority.async,
           fairnessKey: owner.tenant,
@@ -232,6 +235,46 @@ export class PredictClient {
       ...(outcome.status === 'failed' || outcome.status === 'canceled' ? { error: outcome.error } : {}),
       statusUrl: taskStatusUrl(taskId),
     };
+  }
+
+  /**
+   * A tenant's most recent tasks, newest first, without their results (`describe` has those). A failed task's
+   * status comes from its failure (a task dropped at its deadline is canceled), the others' from Temporal's
+   * execution status. Tasks started before tasks carried their tenant as a search attribute are not listed.
+   */
+  async list(tenant: string, limit: number): Promise<TaskResource[]> {
+    const query = `WorkflowType = 'predictWorkflow' AND ${BatchTenantKey.name} = '${tenant.replace(/['\\]/g, '\\$&')}'`;
+    const tasks: TaskResource[] = [];
+    try {
+      for await (const execution of this.client.workflow.list({ query, pageSize: limit })) {
+        const taskId = execution.workflowId.slice(taskWorkflowId('').length);
+        const memo = (execution.memo ?? {}) as Partial<TaskMemo>;
+        const closed = execution.status.name;
+        const status: TaskResource['status'] =
+          closed === 'RUNNING' || closed === 'CONTINUED_AS_NEW'
+            ? 'running'
+            : closed === 'COMPLETED'
+              ? 'succeeded'
+              : closed === 'CANCELLED' || closed === 'TIMED_OUT'
+                ? 'canceled'
+                : (await this.wait(taskId, 5_000)).status;
+        tasks.push({
+          taskId,
+          status,
+          source: memo.source ?? 'async',
+          model: memo.model ?? '',
+          ...(typeof memo.version === 'number' ? { version: memo.version } : {}),
+          items: memo.items ?? 0,
+          createdAt: execution.startTime.toISOString(),
+          ...(execution.closeTime ? { finishedAt: execution.closeTime.toISOString() } : {}),
+          statusUrl: taskStatusUrl(taskId),
+        });
+        if (tasks.length >= limit) break;
+      }
+    } catch (err) {
+      return mapTemporalError(err, 'tasks');
+    }
+    return tasks;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ItemError, ItemInputs, ItemResult, ModelName } from './batch.js';
+import { queryNumber } from './batch-queries.js';
 import { TaskId } from './ids.js';
 import { OnTimeout } from './online-work.js';
 
@@ -108,6 +109,13 @@ export const TaskResource = z
   })
   .meta({ id: 'TaskResource' });
 export type TaskResource = z.infer<typeof TaskResource>;
+
+/** `GET /v1/tasks`: how many of the tenant's most recent tasks. */
+export const TaskListQuery = z.object({ limit: queryNumber(z.number().int().min(1).max(100)).default(20) }).strict();
+
+/** `GET /v1/tasks`: the tenant's most recent online tasks, newest first, without their results. */
+export const TaskList = z.object({ tasks: z.array(TaskResource) }).meta({ id: 'TaskList' });
+export type TaskList = z.infer<typeof TaskList>;
 
 /** Input of predictWorkflow: one or more items of one model, inferred on the interactive task queue. */
 export interface PredictWorkflowInput {

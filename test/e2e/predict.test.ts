@@ -7,6 +7,7 @@ import {
   PredictResponse,
   PredictTimeoutResponse,
   TaskAcceptedResponse,
+  TaskList,
   TaskResource,
 } from '../../src/contracts/predict.js';
 import { heldout } from '../helpers/data.js';
@@ -147,6 +148,40 @@ describe('online predictions over HTTP on a real Temporal dev server', () => {
       assert.equal(res.status, 404, id);
       assert.equal(res.body.error.code, 'not_found');
     }
+  });
+
+  test("GET /v1/tasks lists the tenant's recent tasks newest first with their status, and no one else's", async () => {
+    const globex = await s.call('POST', '/v1/predict', { model: 'digits', inputs: rows[20]!.inputs }, {}, GLOBEX);
+    assert.equal(globex.status, 200);
+    const sync = await s.call('POST', '/v1/predict', { model: 'digits', inputs: rows[21]!.inputs });
+    assert.equal(sync.status, 200);
+    const bad = await s.call('POST', '/v1/predict/async', {
+      model: 'digits',
+      inputs: { input: new Array(64).fill(3.4e38) },
+    });
+    assert.equal(bad.status, 202, JSON.stringify(bad.body));
+    const listed = await waitFor('the newest tasks in the list, the async one failed', async () => {
+      const res = await s.call('GET', '/v1/tasks?limit=2');
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const ids = res.body.tasks.map((t: { taskId: string }) => t.taskId);
+      return ids[0] === bad.body.taskId && ids[1] === sync.body.taskId && res.body.tasks[0].status !== 'running'
+        ? res.body.tasks
+        : undefined;
+    });
+    TaskList.parse({ tasks: listed });
+    assert.deepEqual(
+      listed.map((t: { status: string; source: string }) => [t.status, t.source]),
+      [
+        ['failed', 'async'],
+        ['succeeded', 'sync'],
+      ],
+    );
+    assert.ok(listed[1].finishedAt >= listed[1].createdAt);
+    const theirs = await s.call('GET', '/v1/tasks?limit=100', undefined, {}, GLOBEX);
+    const theirIds = theirs.body.tasks.map((t: { taskId: string }) => t.taskId);
+    assert.ok(theirIds.includes(globex.body.taskId), 'globex sees its own task');
+    assert.ok(!theirIds.includes(sync.body.taskId), "and not acme's");
+    assert.equal((await s.call('GET', '/v1/tasks?limit=0')).status, 400);
   });
 
   test('bad requests are 400 with field paths, and start nothing', async () => {

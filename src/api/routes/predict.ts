@@ -4,6 +4,8 @@ import {
   PredictRequest,
   PredictResponse,
   TaskAcceptedResponse,
+  TaskList,
+  TaskListQuery,
   TaskResource,
   taskStatusUrl,
   type TaskSource,
@@ -76,6 +78,21 @@ export const predictRoutes: ApiRoute[] = [
         const response: TaskAcceptedResponse = { taskId, status: 'running', statusUrl: taskStatusUrl(taskId) };
         return { status: 202, body: response, location: response.statusUrl };
       });
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/tasks',
+    operationId: 'listTasks',
+    summary: 'Recent online tasks',
+    description:
+      "The tenant's most recent online tasks (predict, async, KServe, OpenAI embeddings), newest first, without results.",
+    tag: 'Predictions',
+    request: { query: TaskListQuery },
+    responses: { 200: json(TaskList, 'The tasks.') },
+    errors: [503],
+    handler: async ({ query }, { req, res, deps }) => {
+      res.json({ tasks: await deps.predict.list(req.tenant, query.limit) } satisfies TaskList);
     },
   }),
   defineRoute({
