@@ -45,6 +45,7 @@ export async function openAIBatchView(deps: RouteDeps, record: OpenAIBatchRecord
     request_counts: { total: record.lines, completed: 0, failed: 0 },
     metadata: record.metadata,
     batchline_batch_id: null,
+    ...(record.webhook ? { batchline_webhook: record.webhook } : {}),
   };
   if (record.errors) {
     return { ...base, errors: { object: 'list', data: record.errors }, failed_at: created };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BatchMetadata, ItemInputs, ModelName } from './batch.js';
 import { queryNumber } from './batch-queries.js';
+import { WebhookEventKind, WebhookRegistration } from './webhook.js';
 import { ITEM_ID, MAX_ITEM_ID_LENGTH } from './limits.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -86,6 +87,11 @@ export const CreateOpenAIBatchRequest = z
     endpoint: z.enum(OpenAIBatchEndpoint),
     completion_window: z.literal('24h'),
     metadata: BatchMetadata.nullable().optional(),
+    /**
+     * Beyond OpenAI: signed webhooks of the batch's items and end, as `webhook` on POST /v1/batches (Standard
+     * Webhooks; a generated secret is returned once, in this response).
+     */
+    batchline_webhook: WebhookRegistration.optional(),
     /** Accepted and ignored: batchline keeps output files as long as the batch (RETENTION_DAYS). */
     output_expires_after: z.object({ anchor: z.literal('created_at'), seconds: z.number().int() }).optional(),
   })
@@ -142,6 +148,10 @@ export const OpenAIBatch = z
     metadata: z.record(z.string(), z.string()).nullable(),
     /** Beyond OpenAI: the batchline batch underneath (GET /v1/batches/{id}, SSE, webhooks, retry-failed). */
     batchline_batch_id: z.string().nullable(),
+    /** Beyond OpenAI: the registered webhook; its secret only in the response that created the batch. */
+    batchline_webhook: z
+      .object({ url: z.string(), events: z.array(z.enum(WebhookEventKind)), secret: z.string().optional() })
+      .optional(),
   })
   .meta({ id: 'OpenAIBatch' });
 export type OpenAIBatch = z.infer<typeof OpenAIBatch>;

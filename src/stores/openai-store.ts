@@ -39,6 +39,8 @@ export interface OpenAIBatchRecord {
   errors?: OpenAIBatchError[];
   /** Epoch ms of the first cancel request. */
   cancellingAt?: number;
+  /** The batch's webhook registration, without its secret. */
+  webhook?: { url: string; events: ('item' | 'batch')[] };
 }
 
 export interface FilePage {

@@ -102,18 +102,20 @@ export interface OnlineStack {
   close(): Promise<void>;
 }
 
-export async function startOnlineStack(): Promise<OnlineStack> {
+/** `env`: more configuration, e.g. WEBHOOK_ALLOWED_CIDRS for a test's own webhook receiver. */
+export async function startOnlineStack(env: Record<string, string> = {}): Promise<OnlineStack> {
   quietTemporalLogs();
   const temporal = await startTestTemporal();
   const config = testConfig(temporal.address, {
     API_KEYS: `${ACME}=acme,${GLOBEX}=globex`,
     INTERACTIVE_TASK_QUEUE: `interactive-${process.pid}-${Date.now()}`,
+    ...env,
   });
   const store = new SqliteItemStore(itemStoreFile(config));
   const gate = new GatedRuntime(new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), { threads: 1 }));
   const worker = await startWorker(config, testLog, {
     workflowBundle: await workflowBundle(),
-    activities: createActivities({ runtime: gate, store }),
+    activities: createActivities({ runtime: gate, store, webhooks: { allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS } }),
   });
   const api = await startServer(config, testLog);
   const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });

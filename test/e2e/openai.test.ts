@@ -6,9 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
+import { Webhook } from 'standardwebhooks';
 import { OpenAIBatch } from '../../src/contracts/openai.js';
 import { heldout } from '../helpers/data.js';
 import { ROOT, waitFor } from '../helpers/temporal.js';
+import { Receiver } from '../helpers/webhook-receiver.js';
 import { ACME, GLOBEX, HELD, startOnlineStack, type OnlineStack } from './online-stack.js';
 
 const EMBEDDER = 'all-minilm-l6-v2';
@@ -53,14 +55,18 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
   let openai: OpenAI;
   let other: OpenAI;
 
+  const receiver = new Receiver();
+
   before(async () => {
-    s = await startOnlineStack();
+    await receiver.start();
+    s = await startOnlineStack({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32' }); // the test's own webhook receiver
     openai = new OpenAI({ baseURL: `${s.api.url}/openai/v1`, apiKey: ACME, maxRetries: 0 });
     other = new OpenAI({ baseURL: `${s.api.url}/openai/v1`, apiKey: GLOBEX, maxRetries: 0 });
   });
 
   after(async () => {
     await s?.close();
+    await receiver.stop();
   });
 
   const finished = (id: string) =>
@@ -142,6 +148,48 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
     assert.equal(own.status, 200);
     assert.equal(own.body.total, 5 + sentences.slice(5).length, 'one item per text');
     assert.deepEqual(own.body.metadata, { run: 'sdk-test' });
+  });
+
+  test('beyond OpenAI: batchline_webhook delivers signed item and end webhooks of the batch', async () => {
+    const lines = digits.slice(0, 3).map((r, i) => predictLine(`w-${i}`, r.inputs.input));
+    const file = await openai.files.create({
+      file: await toFile(Buffer.from(jsonl(lines)), 'w.jsonl'),
+      purpose: 'batch',
+    });
+    const url = receiver.route('/openai-hook', () => ({ status: 204 }));
+    const created = (await openai.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/predict' as any,
+      completion_window: '24h',
+      batchline_webhook: { url },
+    } as any)) as any;
+    assert.equal(created.batchline_webhook.url, url);
+    assert.match(created.batchline_webhook.secret, /^whsec_/, 'the secret, once, in the creating response');
+    const read = (await openai.batches.retrieve(created.id)) as any;
+    assert.deepEqual(read.batchline_webhook, { url, events: ['item', 'batch'] }, 'never the secret again');
+    const verifier = new Webhook(created.batchline_webhook.secret);
+    const messages = await waitFor('the batch.completed webhook', () => {
+      const got = receiver
+        .at('/openai-hook')
+        .map((r) => verifier.verify(r.body, r.headers) as { type: string; data: any });
+      return got.some((m) => m.type === 'batch.completed') ? got : undefined;
+    });
+    assert.deepEqual(
+      messages
+        .filter((m) => m.type.startsWith('item.'))
+        .map((m) => m.data.id)
+        .sort(),
+      ['w-0', 'w-1', 'w-2'],
+    );
+    await assert.rejects(
+      openai.batches.create({
+        input_file_id: file.id,
+        endpoint: '/v1/predict' as any,
+        completion_window: '24h',
+        batchline_webhook: { url: 'http://10.1.2.3/hook' },
+      } as any),
+      (err: any) => err.status === 400 && /webhook/.test(err.message),
+    );
   });
 
   test('sync embeddings: the SDK default (base64) and float both match sentence-transformers', async () => {

@@ -12,6 +12,7 @@ import {
 import { ConflictError, InvalidRequestError, NotFoundError } from '../../errors.js';
 import type { StoredBatch } from '../../stores/item-store.js';
 import type { OpenAIBatchRecord } from '../../stores/openai-store.js';
+import { prepareWebhook } from '../batch-submission.js';
 import type { RouteDeps } from '../deps.js';
 import { fingerprint, idempotent } from '../idempotency.js';
 import { openAIBatchView } from '../openai-batch-view.js';
@@ -120,6 +121,7 @@ async function createBatch(deps: RouteDeps, body: CreateOpenAIBatchRequest, tena
     const message = `no file '${body.input_file_id}'`;
     throw new InvalidRequestError(message, [{ path: ['input_file_id'], message }]);
   }
+  const webhook = prepareWebhook(body.batchline_webhook, deps.config.WEBHOOK_ALLOWED_CIDRS);
   const id = newHexId();
   const createdAt = Date.now();
   const validation = await stageInputFile(deps, file.id, body.endpoint, id);
@@ -135,6 +137,7 @@ async function createBatch(deps: RouteDeps, body: CreateOpenAIBatchRequest, tena
     lines: validation.ok ? validation.staged.lines : 0,
     multiInput: validation.ok && validation.staged.multiInput,
     encodingFormat: validation.ok ? validation.staged.encodingFormat : 'float',
+    ...(webhook && validation.ok ? { webhook: { url: webhook.url, events: webhook.events } } : {}),
   };
   if (!validation.ok) {
     const failed = { ...record, errors: validation.errors };
@@ -151,6 +154,7 @@ async function createBatch(deps: RouteDeps, body: CreateOpenAIBatchRequest, tena
     ...(body.metadata ? { metadata: body.metadata } : {}),
     createdAt: new Date(createdAt).toISOString(),
     tenant,
+    ...(webhook ? { webhook } : {}),
   };
   try {
     await deps.batches.store.commitBatch(batch);
@@ -161,5 +165,6 @@ async function createBatch(deps: RouteDeps, body: CreateOpenAIBatchRequest, tena
   await deps.batches.start(batch); // removes the stored batch again if it cannot start
   await deps.openai.putBatch(record);
   deps.metrics.predictionRequests.inc({ source: 'batch' }, staged.items);
-  return openAIBatchView(deps, record);
+  const view = await openAIBatchView(deps, record);
+  return webhook ? { ...view, batchline_webhook: { ...record.webhook!, secret: webhook.secret } } : view;
 }
