@@ -7,7 +7,8 @@
 //   4. with --cluster: the Temporal server, its schema tool and Web UI (scripts/temporal-server.mjs: cache, else build
 //      with Go), for `batchline cluster`, its tests and the bench
 //   5. with --build: the TypeScript build and the workflow bundle, when a source is newer than the build
-//   6. with --test-tools: the Python tools the tests run (scripts/python-tools.mjs: a venv of exact pins, cached)
+//   6. with --test-tools: the Python tools the tests run (scripts/python-tools.mjs: a venv of exact pins, cached),
+//      and the Chromium the dashboard's test drives (scripts/chromium.mjs: found, else Debian's package with apt-get)
 // Only Node built-ins are used before step 1 has run: scripts/temporal-cli.mjs (which needs proper-lockfile) is
 // imported after it.
 //
@@ -22,7 +23,7 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: node scripts/setup.mjs [--build] [--cluster] [--test-tools]
   --build       also the TypeScript build and the workflow bundle
   --cluster     also the Temporal server, its schema tool and Web UI (for batchline cluster)
-  --test-tools  also the Python tools the tests run (Triton's HTTP client, schemathesis)`;
+  --test-tools  also the Python tools the tests run (Triton's HTTP client, schemathesis) and Chromium`;
 let args;
 try {
   args = parseArgs({
@@ -142,4 +143,14 @@ if (args['test-tools']) {
     process.exit(1);
   });
   say(`Python tools: ${tools.python}`);
+}
+
+// 6b. the Chromium the dashboard's end-to-end test drives (installed with apt-get only as root; else say what to install)
+if (args['test-tools']) {
+  const { resolveChromium } = await import('./chromium.mjs');
+  const browser = await resolveChromium({ install: true, log: (line) => say(line) }).catch((err) => {
+    say(err.message);
+    process.exit(1);
+  });
+  say(`Chromium: ${browser}`);
 }
