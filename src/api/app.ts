@@ -12,6 +12,7 @@ import { requestId } from './middleware/request-id.js';
 import { mountRoutes } from './mount-routes.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { docsAssets } from './routes/docs.js';
+import { dashboard } from './routes/ui.js';
 import type { ApiRoute } from './route.js';
 import { API_ROUTES } from './routes/index.js';
 import { DEFAULT_STREAM_TUNING } from './stream-writer.js';
@@ -48,6 +49,7 @@ export function createApp(appDeps: AppDeps): Express {
     ),
   );
   app.use(docsAssets());
+  app.use(dashboard(deps.config, API_ROUTES)); // the dashboard's static files under /ui, public like /docs
   app.use(auth(deps.config.API_KEYS));
   // A route whose body is a stream with no JSON body beside it reads the whole body itself (the Open Inference
   // Protocol's infer: JSON followed by binary tensor data), so it comes before the JSON parser would consume it.

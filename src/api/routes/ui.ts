@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Router, type Response } from 'express';
+import type { Config } from '../../config.js';
+import type { ApiRoute } from '../route.js';
+
+/** The dashboard's files and the type each is served as; no other name under /ui is served. */
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+
+/**
+ * The page runs only its own files: no inline script or style, no other origin. Its data calls go to this API
+ * (connect-src 'self'); the link to the Temporal UI is a plain link, which the policy does not restrict.
+ */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * The ui/ folder at the repository root, found from this module: src/api/routes under tsx, dist/src/api/routes
+ * after the build. Undefined when neither holds it (an install that left it out).
+ */
+function uiDirectory(): string | undefined {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return [path.join(here, '..', '..', '..', 'ui'), path.join(here, '..', '..', '..', '..', 'ui')].find((dir) =>
+    fs.existsSync(path.join(dir, 'index.html')),
+  );
+}
+
+function secure(res: Response): Response {
+  return res
+    .setHeader('Content-Security-Policy', CSP)
+    .setHeader('X-Content-Type-Options', 'nosniff')
+    .setHeader('Referrer-Policy', 'no-referrer')
+    .setHeader('Cache-Control', 'no-cache');
+}
+
+/**
+ * The dashboard (`GET /ui`): static files of our own, public like /docs (the page holds no data; every data call
+ * it makes carries the API key the user enters). `/ui/config.json` tells the page where the Temporal UI is and
+ * which optional routes this API serves, read from the declared routes. Any other name falls through to
+ * authentication, as under /docs. The Temporal UI is linked at the page's own host on TEMPORAL_UI_PORT.
+ */
+export function dashboard(config: Partial<Config>, routes: readonly ApiRoute[]): Router {
+  const router = Router();
+  const dir = uiDirectory();
+  const files = new Set(
+    dir ? fs.readdirSync(dir).filter((f) => CONTENT_TYPES[path.extname(f)] !== undefined && f !== 'index.html') : [],
+  );
+  const serves = (method: string, p: string) => routes.some((r) => r.method === method && r.path === p);
+  const pageConfig = JSON.stringify({
+    // The app's declared config (AppDeps) does not list these two; the server passes its whole Config, and a test
+    // app without them gets the defaults config.ts gives.
+    temporalUi: { port: config.TEMPORAL_UI_PORT ?? 8233, namespace: config.TEMPORAL_NAMESPACE ?? 'default' },
+    routes: {
+      listTasks: serves('get', '/v1/tasks'),
+      setConcurrency: serves('post', '/v1/batches/:id/concurrency'),
+    },
+  });
+  const page = (_req: unknown, res: Response) => {
+    if (!dir) {
+      res.status(503).type('text/plain').send('the dashboard files (ui/) are not installed beside the API\n');
+      return;
+    }
+    secure(res).type(CONTENT_TYPES['.html']!).sendFile('index.html', { root: dir });
+  };
+  router.get('/ui', page);
+  router.get('/ui/', page);
+  router.get('/ui/config.json', (_req, res) => {
+    secure(res).type('application/json').send(pageConfig);
+  });
+  router.get('/ui/:file', (req, res, next) => {
+    const file = req.params.file;
+    if (!dir || !files.has(file)) {
+      next();
+      return;
+    }
+    secure(res).type(CONTENT_TYPES[path.extname(file)]!).sendFile(file, { root: dir });
+  });
+  return router;
+}
