@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Router, type Response } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Config } from '../../config.js';
 import type { ApiRoute } from '../route.js';
 
@@ -50,11 +50,10 @@ function secure(res: Response): Response {
 /**
  * The dashboard (`GET /ui`): static files of our own, public like /docs (the page holds no data; every data call
  * it makes carries the API key the user enters). `/ui/config.json` tells the page where the Temporal UI is and
- * which optional routes this API serves, read from the declared routes. Any other name falls through to
- * authentication, as under /docs. The Temporal UI is linked at the page's own host on TEMPORAL_UI_PORT.
+ * which optional routes this API serves, read from the declared routes. The Temporal UI is linked at the page's
+ * own host, on TEMPORAL_UI_PORT.
  */
-export function dashboard(config: Partial<Config>, routes: readonly ApiRoute[]): Router {
-  const router = Router();
+export function dashboard(config: Partial<Config>, routes: readonly ApiRoute[]): RequestHandler {
   const dir = uiDirectory();
   const files = new Set(
     dir ? fs.readdirSync(dir).filter((f) => CONTENT_TYPES[path.extname(f)] !== undefined && f !== 'index.html') : [],
@@ -69,25 +68,22 @@ export function dashboard(config: Partial<Config>, routes: readonly ApiRoute[]):
       setConcurrency: serves('post', '/v1/batches/:id/concurrency'),
     },
   });
-  const page = (_req: unknown, res: Response) => {
-    if (!dir) {
-      res.status(503).type('text/plain').send('the dashboard files (ui/) are not installed beside the API\n');
-      return;
-    }
-    secure(res).type(CONTENT_TYPES['.html']!).sendFile('index.html', { root: dir });
-  };
-  router.get('/ui', page);
-  router.get('/ui/', page);
-  router.get('/ui/config.json', (_req, res) => {
-    secure(res).type('application/json').send(pageConfig);
-  });
-  router.get('/ui/:file', (req, res, next) => {
-    const file = req.params.file;
-    if (!dir || !files.has(file)) {
+  // One middleware rather than routes: static files are not part of the API (the OpenAPI document and its test
+  // list routes, and these are none of them), as express.static would serve them.
+  return (req, res, next) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !(req.path === '/ui' || req.path.startsWith('/ui/'))) {
       next();
       return;
     }
-    secure(res).type(CONTENT_TYPES[path.extname(file)]!).sendFile(file, { root: dir });
-  });
-  return router;
+    const file = req.path === '/ui' || req.path === '/ui/' ? 'index.html' : req.path.slice('/ui/'.length);
+    if (file === 'config.json') {
+      secure(res).type('application/json').send(pageConfig);
+    } else if (!dir) {
+      res.status(503).type('text/plain').send('the dashboard files (ui/) are not installed beside the API\n');
+    } else if (file === 'index.html' || files.has(file)) {
+      secure(res).type(CONTENT_TYPES[path.extname(file)]!).sendFile(file, { root: dir });
+    } else {
+      next(); // any other name falls through to authentication, as under /docs
+    }
+  };
 }
