@@ -142,8 +142,12 @@ export function openBatch(id, config) {
       if (s.failuresStale || failed !== s.failuresFetchedFor) {
         s.failuresStale = false;
         s.failuresFetchedFor = failed;
-        s.failures = (await call('GET', `${base}/items?status=failed&limit=${FAILURES_PAGE}`)).items;
-        schedule('failures');
+        const failures = (await call('GET', `${base}/items?status=failed&limit=${FAILURES_PAGE}`)).items;
+        const key = (list) => list.map((i) => `${i.index}:${i.attempts}`).join(',');
+        if (key(failures) !== key(s.failures) || s.failures.length === 0) {
+          s.failures = failures; // rows are rebuilt only when the list changed, not under a reader's cursor
+          schedule('failures');
+        }
       }
     } catch (err) {
       if (!stop.signal.aborted) notice(`Could not read the item map: ${err.message}`, true);
@@ -301,8 +305,7 @@ export function openBatch(id, config) {
   setText('stream-state', 'stream: connecting');
 
   void (async () => {
-    await refreshBatch();
-    await refreshMap();
+    await Promise.all([refreshBatch(), refreshMap()]); // side by side: each asks the workflow
     if (stop.signal.aborted) return;
     if (!s.ended) timers.push(setInterval(() => void refreshMap(), MAP_EVERY_MS));
     if (!s.ended) timers.push(setInterval(() => void refreshBatch(), BATCH_EVERY_MS));

@@ -174,7 +174,7 @@ describe('the dashboard in headless Chromium against the real stack', () => {
     await page.goto(`${s.api.url}/ui#/batches/${id}`); // the key is kept for the tab
     await waitText('#batch-status', 'completed');
     await waitText('#failures', /NonFiniteOutput/);
-    await page.click('#failures tr');
+    await page.$eval('#failures tr', (tr) => (tr as any).click()); // in one step: the rows may be redrawn meanwhile
     await page.waitForSelector('#item-view:not([hidden])', { timeout: WAIT_MS });
     await waitText('#item-id', 'poison');
     assert.equal(await text('#item-error-type'), 'NonFiniteOutput');
