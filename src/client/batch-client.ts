@@ -19,6 +19,7 @@ import { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { ITEM_WORKFLOW_TASK_TIMEOUT_MS } from '../../workflows/workflow-task-timeout.js';
 import {
   cancelSignal,
+  setConcurrencySignal,
   itemQuery,
   itemsQuery,
   pauseSignal,
@@ -339,6 +340,17 @@ export class BatchClient {
     const signal = { cancel: cancelSignal, pause: pauseSignal, resume: resumeSignal }[action];
     try {
       await this.handle(batchId).signal(signal);
+    } catch (err) {
+      mapTemporalError(err, `batch '${batchId}'`);
+    }
+  }
+
+  /** Changes how many of the batch's items may run at once (every shard's window too); 409 once it has ended. */
+  async setConcurrency(batchId: string, tenant: string | undefined, concurrency: number): Promise<void> {
+    await this.requireBatch(batchId, tenant);
+    await this.requireRunning(batchId);
+    try {
+      await this.handle(batchId).signal(setConcurrencySignal, { concurrency });
     } catch (err) {
       mapTemporalError(err, `batch '${batchId}'`);
     }

@@ -1,4 +1,4 @@
-// The item map of a batch (GET /v1/batches/:id/item-map) against the real dev server and model: blocks of equal
+// The item map of a batch (GET /v1/batches/:id/item-map), and a new concurrency for it while it runs, against the real dev server and model: blocks of equal
 // size whose counts add up to the batch, finished items from the store, running ones from the workflow (items held
 // at the runtime's gate while the test looks), the rest pending, or canceled once the batch is.
 import assert from 'node:assert/strict';
@@ -65,6 +65,16 @@ describe('item map of a batch on a real Temporal dev server', () => {
     const bad = await s.call('GET', `/v1/batches/${id}/item-map?blocks=0`);
     assert.equal(bad.status, 400);
 
+    // a new concurrency for the running batch
+    const set = await s.call('POST', `/v1/batches/${id}/concurrency`, { concurrency: 7 });
+    assert.equal(set.status, 202, JSON.stringify(set.body));
+    await waitFor(
+      'the batch to run 7 at once',
+      async () => (await s.call('GET', `/v1/batches/${id}`)).body.concurrency === 7,
+    );
+    assert.equal((await s.call('POST', `/v1/batches/${id}/concurrency`, { concurrency: 0 })).status, 400);
+    assert.equal((await s.call('POST', `/v1/batches/${id}/concurrency`, { concurrency: 3 }, {}, GLOBEX)).status, 404);
+
     assert.equal((await s.call('POST', `/v1/batches/${id}/cancel`)).status, 202);
     const canceled = await waitFor('the batch to be canceled', async () => {
       const res = await s.call('GET', `/v1/batches/${id}/item-map?blocks=10`);
@@ -72,5 +82,7 @@ describe('item map of a batch on a real Temporal dev server', () => {
     });
     assert.equal(sum(canceled, 'pending') + sum(canceled, 'running'), 0);
     assert.equal(sum(canceled, 'succeeded'), n - 2);
+    const ended = await s.call('POST', `/v1/batches/${id}/concurrency`, { concurrency: 3 });
+    assert.equal(ended.status, 409, 'an ended batch takes no new concurrency');
   });
 });

@@ -1,5 +1,11 @@
 import { batchLinks, BatchListPage, BatchResource, ItemsPage, ItemView } from '../../contracts/batch.js';
-import { BatchControlAction, ControlAccepted, RetryFailedResponse } from '../../contracts/batch-control.js';
+import {
+  BatchControlAction,
+  ConcurrencyAccepted,
+  ControlAccepted,
+  RetryFailedResponse,
+  SetConcurrencyRequest,
+} from '../../contracts/batch-control.js';
 import { ItemsQuery, ListBatchesQuery } from '../../contracts/batch-queries.js';
 import { deliveryError } from '../../contracts/webhook.js';
 import { BatchPath, ItemPath } from '../path-params.js';
@@ -101,6 +107,21 @@ export const batchRoutes: ApiRoute[] = [
       },
     }),
   ),
+  defineRoute({
+    method: 'post',
+    path: '/v1/batches/:id/concurrency',
+    operationId: 'setBatchConcurrency',
+    summary: 'Change how many items of a running batch run at once',
+    description: 'Takes effect as items finish: raising it starts more at once; lowering it lets running items finish.',
+    tag: 'Batches',
+    request: { params: BatchPath, body: { schema: SetConcurrencyRequest, what: 'concurrency' } },
+    responses: { 202: json(ConcurrencyAccepted, 'The signal was delivered.') },
+    errors: [404, 409, 503],
+    handler: async ({ params: { id }, body }, { req, res, deps }) => {
+      await deps.batches.setConcurrency(id, req.tenant, body.concurrency);
+      res.status(202).json({ id, concurrency: body.concurrency, accepted: true } satisfies ConcurrencyAccepted);
+    },
+  }),
   defineRoute({
     method: 'post',
     path: '/v1/batches/:id/retry-failed',
