@@ -112,7 +112,8 @@ export const batchRoutes: ApiRoute[] = [
     path: '/v1/batches/:id/concurrency',
     operationId: 'setBatchConcurrency',
     summary: 'Change how many items of a running batch run at once',
-    description: 'Takes effect as items finish: raising it starts more at once; lowering it lets running items finish.',
+    description:
+      'Applies at once, to every shard: raising it starts more items; lowering it lets running items finish first.',
     tag: 'Batches',
     request: { params: BatchPath, body: { schema: SetConcurrencyRequest, what: 'concurrency' } },
     responses: { 202: json(ConcurrencyAccepted, 'The signal was delivered.') },
