@@ -55,6 +55,7 @@ COPY --from=batchline-build /app/package.json ./
 COPY --from=batchline-build /app/node_modules node_modules
 COPY --from=batchline-build /app/dist dist
 COPY bin bin
+COPY ui ui
 COPY models models
 # DATA_DIR: the container's own state (nothing shared lives there; the item store is on PostgreSQL).
 RUN mkdir data && chown node:node data

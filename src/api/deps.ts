@@ -37,6 +37,8 @@ export interface AppDeps {
     | 'WEBHOOK_ALLOWED_CIDRS'
     | 'TASK_QUEUE'
     | 'INTERACTIVE_TASK_QUEUE'
+    | 'TEMPORAL_UI_PORT'
+    | 'TEMPORAL_NAMESPACE'
   >;
   log: Logger;
   /** Tuning of the results and events streams (default DEFAULT_STREAM_TUNING). */

@@ -53,16 +53,17 @@ function secure(res: Response): Response {
  * which optional routes this API serves, read from the declared routes. The Temporal UI is linked at the page's
  * own host, on TEMPORAL_UI_PORT.
  */
-export function dashboard(config: Partial<Config>, routes: readonly ApiRoute[]): RequestHandler {
+export function dashboard(
+  config: Pick<Config, 'TEMPORAL_UI_PORT' | 'TEMPORAL_NAMESPACE'>,
+  routes: readonly ApiRoute[],
+): RequestHandler {
   const dir = uiDirectory();
   const files = new Set(
     dir ? fs.readdirSync(dir).filter((f) => CONTENT_TYPES[path.extname(f)] !== undefined && f !== 'index.html') : [],
   );
   const serves = (method: string, p: string) => routes.some((r) => r.method === method && r.path === p);
   const pageConfig = JSON.stringify({
-    // The app's declared config (AppDeps) does not list these two; the server passes its whole Config, and a test
-    // app without them gets the defaults config.ts gives.
-    temporalUi: { port: config.TEMPORAL_UI_PORT ?? 8233, namespace: config.TEMPORAL_NAMESPACE ?? 'default' },
+    temporalUi: { port: config.TEMPORAL_UI_PORT, namespace: config.TEMPORAL_NAMESPACE },
     routes: {
       listTasks: serves('get', '/v1/tasks'),
       setConcurrency: serves('post', '/v1/batches/:id/concurrency'),
