@@ -2,18 +2,59 @@
 // batchline (baseURL /openai/v1, a batchline API key), against the real dev server and the real models: upload,
 // create, poll, download the output, match by custom_id, read it while the batch runs, cancel.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { Webhook } from 'standardwebhooks';
 import { OpenAIBatch } from '../../src/contracts/openai.js';
+import { itemStoreFile } from '../../src/stores/sqlite-item-store.js';
 import { heldout } from '../helpers/data.js';
 import { ROOT, waitFor } from '../helpers/temporal.js';
 import { Receiver } from '../helpers/webhook-receiver.js';
 import { ACME, GLOBEX, HELD, startOnlineStack, type OnlineStack } from './online-stack.js';
 
 const EMBEDDER = 'all-minilm-l6-v2';
+const MAX_FILE_BYTES = 256 * 1024;
+
+/**
+ * A multipart upload written in 16 KiB pieces (each after the last drained), `fileBytes` of file in all, or cut off
+ * after `cutAfter` bytes of file: resolves with the response's status, or 'cut' when it was cut off.
+ */
+function rawUpload(url: string, fileBytes: number, cutAfter?: number): Promise<number | 'cut'> {
+  const head =
+    '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n' +
+    '--b\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n' +
+    'Content-Type: application/octet-stream\r\n\r\n';
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}/openai/v1/files`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACME}`, 'content-type': 'multipart/form-data; boundary=b' },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', (err) => (answered || cutAfter !== undefined ? undefined : reject(err)));
+    void (async () => {
+      req.write(head);
+      const piece = Buffer.alloc(16 * 1024, '{}\n');
+      for (let sent = 0; sent < fileBytes && !answered; sent += piece.length) {
+        if (cutAfter !== undefined && sent >= cutAfter) {
+          req.destroy();
+          resolve('cut');
+          return;
+        }
+        if (!req.write(piece)) await new Promise((r) => req.once('drain', r));
+      }
+      if (!answered) req.end('\r\n--b--\r\n');
+    })();
+  });
+}
 const reference = JSON.parse(
   fs.readFileSync(path.join(ROOT, 'models', EMBEDDER, 'testdata', 'reference.json'), 'utf8'),
 ) as { sentences: string[]; embeddings: number[][] };
@@ -59,7 +100,8 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
 
   before(async () => {
     await receiver.start();
-    s = await startOnlineStack({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32' }); // the test's own webhook receiver
+    // the test's own webhook receiver; files of up to 256 KiB, so an upload can go past the limit
+    s = await startOnlineStack({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', MAX_FILE_BYTES: String(MAX_FILE_BYTES) });
     openai = new OpenAI({ baseURL: `${s.api.url}/openai/v1`, apiKey: ACME, maxRetries: 0 });
     other = new OpenAI({ baseURL: `${s.api.url}/openai/v1`, apiKey: GLOBEX, maxRetries: 0 });
   });
@@ -370,6 +412,21 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
         headers: { authorization: `Bearer ${ACME}`, ...init.headers },
       });
       assert.equal(res.status, 400, what);
+    }
+    // over MAX_FILE_BYTES: 413 while the client is still sending, nothing kept; cut off midway: nothing kept
+    assert.equal(await rawUpload(s.api.url, 4 * MAX_FILE_BYTES), 413);
+    assert.equal(await rawUpload(s.api.url, MAX_FILE_BYTES, 64 * 1024), 'cut');
+    const db = new Database(itemStoreFile(s.config), { readonly: true });
+    try {
+      await waitFor('no upload left behind', () => {
+        const uploading = db.prepare('SELECT COUNT(*) AS n FROM files WHERE bytes < 0').get() as { n: number };
+        const orphans = db
+          .prepare('SELECT COUNT(*) AS n FROM file_chunks WHERE file_id NOT IN (SELECT id FROM files)')
+          .get() as { n: number };
+        return uploading.n === 0 && orphans.n === 0;
+      });
+    } finally {
+      db.close();
     }
     const badOffset = await s.call('GET', `/openai/v1/files/${b.id}/content?offset=%2B0.0`);
     assert.equal(badOffset.status, 400, 'an offset is a plain decimal');

@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import busboy from 'busboy';
 import { queryNumber } from '../../contracts/batch-queries.js';
 import { newHexId } from '../../contracts/ids.js';
@@ -13,7 +13,7 @@ import {
   UploadFileForm,
 } from '../../contracts/openai.js';
 import { z } from 'zod';
-import { InvalidRequestError, NotFoundError, PayloadTooLargeError } from '../../errors.js';
+import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import type { StoredFile } from '../../stores/openai-store.js';
 import type { RouteDeps } from '../deps.js';
 import { batchFile, type BatchFile } from '../openai-files.js';
@@ -49,7 +49,7 @@ export const openAIFileRoutes: ApiRoute[] = [
     responses: { 200: json(OpenAIFile, 'The stored file.') },
     errors: [400, 413, 503],
     handler: async (_input, { req, res, deps }) => {
-      const file = await receiveUpload(req, deps);
+      const file = await receiveUpload(req, res, deps);
       res.json(fileObject(file));
     },
   }),
@@ -166,11 +166,7 @@ async function findFile(deps: RouteDeps, fileId: string, tenant: string): Promis
 }
 
 /** Writes a stream of chunks from byte `offset` on. */
-async function writeFrom(
-  res: import('express').Response,
-  chunks: AsyncIterable<Buffer | string>,
-  offset: number,
-): Promise<void> {
+async function writeFrom(res: Response, chunks: AsyncIterable<Buffer | string>, offset: number): Promise<void> {
   let skip = offset;
   for await (const piece of chunks) {
     let bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
@@ -182,8 +178,8 @@ async function writeFrom(
       bytes = bytes.subarray(skip);
       skip = 0;
     }
-    if (!res.write(bytes)) await new Promise((resolve) => res.once('drain', resolve));
-    if (res.destroyed) return;
+    if (!res.write(bytes)) await drainedOrClosed(res);
+    if (res.destroyed) return; // the reader left: stop reading the file
   }
   res.end();
 }
@@ -192,7 +188,7 @@ async function writeFrom(
  * Reads a multipart upload: its `purpose` field and one `file` part, streamed into the store as it arrives (the
  * parts may come in either order: a file whose purpose turns out wrong is deleted again).
  */
-async function receiveUpload(req: Request, deps: RouteDeps): Promise<StoredFile> {
+async function receiveUpload(req: Request, res: Response, deps: RouteDeps): Promise<StoredFile> {
   const maxBytes = deps.config.MAX_FILE_BYTES;
   let form: busboy.Busboy;
   try {
@@ -206,7 +202,16 @@ async function receiveUpload(req: Request, deps: RouteDeps): Promise<StoredFile>
   }
   const fields = new Map<string, string>();
   let stored: Promise<StoredFile> | undefined;
+  let fileStream: (NodeJS.ReadableStream & { destroy(err?: Error): void }) | undefined;
   let problem: Error | undefined;
+  // The store failing (too large, storage) or the client leaving ends the wait at once: busboy would never finish a
+  // form whose file stream the store stopped reading.
+  let cutShort!: (err: Error) => void;
+  const failed = new Promise<never>((_, reject) => (cutShort = reject));
+  failed.catch(() => undefined); // raced below
+  req.on('close', () => {
+    if (!req.complete) cutShort(new InvalidRequestError('the upload was cut off before its end'));
+  });
   const finished = new Promise<void>((resolve, reject) => {
     form.on('field', (name, value) => fields.set(name, value));
     form.on('file', (name, stream, info) => {
@@ -224,8 +229,9 @@ async function receiveUpload(req: Request, deps: RouteDeps): Promise<StoredFile>
         filename: info.filename || 'upload.jsonl',
         createdAt: Date.now(),
       };
+      fileStream = stream;
       stored = deps.openai.putFile(file, stream, maxBytes);
-      stored.catch(() => stream.resume()); // keep reading so the form finishes
+      stored.catch((err: Error) => cutShort(err));
     });
     form.on('partsLimit', () => (problem ??= new InvalidRequestError('too many parts in the form')));
     form.on('filesLimit', () => (problem ??= new InvalidRequestError("send one part named 'file'")));
@@ -236,9 +242,16 @@ async function receiveUpload(req: Request, deps: RouteDeps): Promise<StoredFile>
   });
   req.pipe(form);
   try {
-    await finished;
+    await Promise.race([finished, failed]);
   } catch (err) {
-    await stored?.then((f) => deps.openai.deleteFile(f.id, f.tenant)).catch(() => undefined);
+    // Stop reading: the rest of the body is not wanted (the answer closes the connection), and a file stream still
+    // being stored fails, so its upload is removed.
+    req.unpipe(form);
+    fileStream?.destroy(new Error('the upload ended early'));
+    form.destroy();
+    if (!req.complete) res.setHeader('Connection', 'close');
+    const file = await stored?.catch(() => undefined);
+    if (file) await deps.openai.deleteFile(file.id, file.tenant).catch(() => undefined);
     throw err;
   }
   const purpose = fields.get('purpose');
@@ -253,10 +266,18 @@ async function receiveUpload(req: Request, deps: RouteDeps): Promise<StoredFile>
       { path: ['purpose'], message: "expected 'batch'" },
     ]);
   }
-  try {
-    return await stored;
-  } catch (err) {
-    if (err instanceof PayloadTooLargeError) req.resume();
-    throw err;
-  }
+  return stored;
+}
+
+/** Resolves when a response can take more, or when its connection is gone (it never drains then). */
+function drainedOrClosed(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
