@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { commandLine, intArg, parseBenchArgs } from './lib/args.js';
 import { machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, type Stat } from './lib/report.js';
 import { BATCH_WORKER_PRIORITY, startBatchlineStack, type BatchlineStack } from './systems/batchline.js';
@@ -39,7 +38,7 @@ async function ndjsonFile(n: number): Promise<string> {
   const tmp = `${file}.tmp`;
   const out = fs.createWriteStream(tmp);
   for (let i = 0; i < n; i++) {
-    if (!out.write(`${rows[i % rows.length]}\n`)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(`${rows[i % rows.length]}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   fs.renameSync(tmp, file); // a run cut off while writing leaves no short file behind to be taken as the cache
