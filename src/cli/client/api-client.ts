@@ -8,7 +8,7 @@ export interface RequestOptions {
   query?: Query;
   /** A JSON body. */
   json?: unknown;
-  /** A streamed body (with `contentType`), sent as it is read: it is never held whole in memory. */
+  /** A streamed body (with `contentType`), sent as it is read rather than loaded first. */
   stream?: ReadableStream<Uint8Array>;
   contentType?: string;
   /** What a 404 means here, e.g. `batch '0a1b...'`: the one-line message names it. */
