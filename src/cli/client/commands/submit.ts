@@ -18,8 +18,8 @@ export interface SubmitOptions {
 
 /**
  * `batchline submit FILE|- --model M`: the file (or stdin) streamed as NDJSON to `POST /v1/batches`, read as it is
- * sent rather than loaded first (its peak memory: BENCHMARKS.md); the model and options travel as query parameters, as NDJSON
- * submissions take them (src/contracts/batch-queries.ts).
+ * sent rather than loaded first (its peak memory: BENCHMARKS.md); the model and options travel as query
+ * parameters, as NDJSON submissions take them (src/contracts/batch-queries.ts).
  */
 export async function submit(api: ApiClient, file: string, options: SubmitOptions): Promise<number> {
   const source = file === '-' ? process.stdin : await openFile(file);
