@@ -141,11 +141,12 @@ export async function stageInputFile(
         break;
       }
       if (inputs.length > 1) multiInput = true;
+      items += inputs.length;
+      if (errors.length > 0) continue; // the file fails: its later lines are checked, not staged
       inputs.forEach((itemInputs, j) => {
         pending.push({ id: requestItemId(line.custom_id, j, inputs.length), inputs: itemInputs });
       });
-      items += inputs.length;
-      if (errors.length === 0 && pending.length >= store.appendSize) await flush();
+      if (pending.length >= store.appendSize) await flush();
     }
     if (errors.length === 0 && lines === 0) fail(null, 'empty_file', 'the input file holds no requests');
     if (errors.length > 0) {

@@ -238,7 +238,7 @@ export class PredictClient {
   }
 
   /**
-   * A tenant's most recent tasks, newest first, without their results (`describe` has those). A failed task's
+   * A tenant's most recent tasks, running ones first then by close time (Temporal's order), without their results (`describe` has those). A failed task's
    * status comes from its failure (a task dropped at its deadline is canceled), the others' from Temporal's
    * execution status. Tasks started before tasks carried their tenant as a search attribute are not listed.
    */

@@ -191,6 +191,13 @@ export const OpenAIBatchLine = z
 
 /** The most texts one embeddings request embeds (OpenAI's limit). */
 export const MAX_EMBEDDING_INPUTS = 2048;
+/**
+ * The most texts, and characters in all, that the synchronous `POST /embeddings` takes: its texts and vectors travel
+ * through one online task's workflow history, whose payloads Temporal caps at 2 MB. A batch line may hold
+ * MAX_EMBEDDING_INPUTS: each of its texts is an item of its own.
+ */
+export const MAX_SYNC_EMBEDDING_INPUTS = 128;
+export const MAX_SYNC_EMBEDDING_CHARS = 512 * 1024;
 
 /** `POST /embeddings`, and the body of a batch line to /v1/embeddings. Token-array inputs are not supported. */
 export const EmbeddingsRequest = z

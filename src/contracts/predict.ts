@@ -113,7 +113,7 @@ export type TaskResource = z.infer<typeof TaskResource>;
 /** `GET /v1/tasks`: how many of the tenant's most recent tasks. */
 export const TaskListQuery = z.object({ limit: queryNumber(z.number().int().min(1).max(100)).default(20) }).strict();
 
-/** `GET /v1/tasks`: the tenant's most recent online tasks, newest first, without their results. */
+/** `GET /v1/tasks`: the tenant's most recent online tasks (running first, then by close time), without results. */
 export const TaskList = z.object({ tasks: z.array(TaskResource) }).meta({ id: 'TaskList' });
 export type TaskList = z.infer<typeof TaskList>;
 

@@ -70,6 +70,8 @@ export interface OpenAIStore {
   getBatch(id: string, tenant: string): Promise<OpenAIBatchRecord | undefined>;
   /** A tenant's batches, newest first, after the batch `after` (exclusive). */
   listBatches(tenant: string, page: { after?: string; limit: number }): Promise<OpenAIBatchRecord[]>;
+  /** Removes a batch's record (one whose batchline batch could not start). */
+  removeBatch(id: string): Promise<void>;
   /** Records the first cancel request's time; later ones keep it. */
   markCancelling(id: string, at: number): Promise<void>;
   close(): Promise<void>;

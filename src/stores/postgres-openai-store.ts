@@ -94,10 +94,14 @@ export class PostgresOpenAIStore implements OpenAIStore {
   }
 
   async deleteFile(id: string, tenant: string): Promise<boolean> {
-    const deleted = await this.query('DELETE FROM files WHERE id = $1 AND tenant = $2 AND bytes >= 0', [id, tenant]);
-    if (deleted.rowCount === 0) return false;
-    await this.query('DELETE FROM file_chunks WHERE file_id = $1', [id]);
-    return true;
+    // One statement, so the file and its chunks go together.
+    const { rows } = await this.query<{ n: number }>(
+      `WITH gone AS (DELETE FROM files WHERE id = $1 AND tenant = $2 AND bytes >= 0 RETURNING id),
+            chunks AS (DELETE FROM file_chunks WHERE file_id IN (SELECT id FROM gone))
+       SELECT COUNT(*)::int AS n FROM gone`,
+      [id, tenant],
+    );
+    return rows[0]!.n > 0;
   }
 
   async putBatch(record: OpenAIBatchRecord): Promise<void> {
@@ -130,6 +134,10 @@ export class PostgresOpenAIStore implements OpenAIStore {
           [tenant, page.limit],
         );
     return rows.map((r) => JSON.parse(r.record) as OpenAIBatchRecord);
+  }
+
+  async removeBatch(id: string): Promise<void> {
+    await this.query('DELETE FROM openai_batches WHERE id = $1', [id]);
   }
 
   async markCancelling(id: string, at: number): Promise<void> {

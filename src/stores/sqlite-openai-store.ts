@@ -47,6 +47,7 @@ export class SqliteOpenAIStore implements OpenAIStore {
       batchAt: this.db.prepare('SELECT created_at FROM openai_batches WHERE id = ? AND tenant = ?'),
       updateBatch: this.db.prepare('UPDATE openai_batches SET record = ? WHERE id = ?'),
       getAnyBatch: this.db.prepare('SELECT record FROM openai_batches WHERE id = ?'),
+      removeBatch: this.db.prepare('DELETE FROM openai_batches WHERE id = ?'),
     };
   }
 
@@ -150,6 +151,10 @@ export class SqliteOpenAIStore implements OpenAIStore {
       ) as { record: string }[];
       return rows.map((r) => JSON.parse(r.record) as OpenAIBatchRecord);
     });
+  }
+
+  async removeBatch(id: string): Promise<void> {
+    guardStorage(() => this.stmts.removeBatch.run(id));
   }
 
   async markCancelling(id: string, at: number): Promise<void> {

@@ -248,6 +248,10 @@ describe('the OpenAI-compatible API through the official openai SDK, on a real T
       assert.match(err.message, /not an embedding model/);
       return true;
     });
+    await assert.rejects(
+      openai.embeddings.create({ model: EMBEDDER, input: new Array<string>(129).fill('a text') }),
+      (err: any) => err.status === 400 && /at most 128 texts/.test(err.message) && /batch API/.test(err.message),
+    );
     await assert.rejects(openai.embeddings.create({ model: EMBEDDER, input: 'x', dimensions: 128 }), (err: any) => {
       assert.equal(err.status, 400);
       assert.match(err.message, /384 dimensions/);

@@ -100,8 +100,9 @@ export const openAIBatchRoutes: ApiRoute[] = [
       }
       const ended = await deps.batches.store.getEnd(record.id);
       if (!ended) {
-        await deps.openai.markCancelling(record.id, Date.now());
+        const asked = Date.now();
         await deps.batches.control(record.id, req.tenant, 'cancel');
+        await deps.openai.markCancelling(record.id, asked);
       }
       res.json(await openAIBatchView(deps, (await deps.openai.getBatch(record.id, req.tenant))!));
     },
@@ -162,8 +163,14 @@ async function createBatch(deps: RouteDeps, body: CreateOpenAIBatchRequest, tena
     await deps.batches.store.deleteBatch(id).catch(() => undefined);
     throw err;
   }
-  await deps.batches.start(batch); // removes the stored batch again if it cannot start
+  // The record first: a batch that runs always has one (a record whose batch could not start is removed again).
   await deps.openai.putBatch(record);
+  try {
+    await deps.batches.start(batch); // removes the stored batch again if it cannot start
+  } catch (err) {
+    await deps.openai.removeBatch(id).catch(() => undefined);
+    throw err;
+  }
   deps.metrics.predictionRequests.inc({ source: 'batch' }, staged.items);
   const view = await openAIBatchView(deps, record);
   return webhook ? { ...view, batchline_webhook: { ...record.webhook!, secret: webhook.secret } } : view;

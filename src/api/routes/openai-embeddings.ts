@@ -1,5 +1,12 @@
 import { OnTimeout } from '../../contracts/online-work.js';
-import { EmbeddingsRequest, EmbeddingsResponse, OPENAI_BASE } from '../../contracts/openai.js';
+import {
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  MAX_SYNC_EMBEDDING_CHARS,
+  MAX_SYNC_EMBEDDING_INPUTS,
+  OPENAI_BASE,
+} from '../../contracts/openai.js';
+import { InvalidRequestError } from '../../errors.js';
 import { fingerprint } from '../idempotency.js';
 import { defaultSyncTimeoutMs, runSyncTask } from '../online-tasks.js';
 import { embeddingItems, embeddingsResponse } from '../openai-embeddings.js';
@@ -24,6 +31,14 @@ export const openAIEmbeddingRoutes: ApiRoute[] = [
     handler: async ({ body, idempotencyKey }, { req, res, deps }) => {
       const model = await resolveRequestedModel(deps.models, body.model);
       const items = embeddingItems(model, body);
+      const chars = items.reduce((n, i) => n + String(i.text).length, 0);
+      if (items.length > MAX_SYNC_EMBEDDING_INPUTS || chars > MAX_SYNC_EMBEDDING_CHARS) {
+        const message =
+          `a synchronous embeddings request takes at most ${MAX_SYNC_EMBEDDING_INPUTS} texts and ` +
+          `${MAX_SYNC_EMBEDDING_CHARS} characters in all (this one: ${items.length} texts, ${chars} characters); ` +
+          'the batch API (POST /openai/v1/batches) takes any number';
+        throw new InvalidRequestError(message, [{ path: ['input'], message }]);
+      }
       const { results } = await runSyncTask(deps, req, res, {
         source: 'openai',
         timeoutMs: defaultSyncTimeoutMs(deps.config),

@@ -86,7 +86,7 @@ export const predictRoutes: ApiRoute[] = [
     operationId: 'listTasks',
     summary: 'Recent online tasks',
     description:
-      "The tenant's most recent online tasks (predict, async, KServe, OpenAI embeddings), newest first, without results.",
+      "The tenant's most recent online tasks (predict, async, KServe, OpenAI embeddings), running ones first, then by when they ended (as Temporal lists them), without results.",
     tag: 'Predictions',
     request: { query: TaskListQuery },
     responses: { 200: json(TaskList, 'The tasks.') },
