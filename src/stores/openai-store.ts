@@ -77,6 +77,29 @@ export interface OpenAIStore {
   close(): Promise<void>;
 }
 
+/** The columns of `files` both backends read, and a row's mapping (PostgreSQL returns BIGINTs as strings). */
+export const FILE_COLUMNS = 'id, tenant, purpose, filename, bytes, created_at';
+
+export interface FileRow {
+  id: string;
+  tenant: string;
+  purpose: 'batch';
+  filename: string;
+  bytes: number | string;
+  created_at: number | string;
+}
+
+export function toFile(row: FileRow): StoredFile {
+  return {
+    id: row.id,
+    tenant: row.tenant,
+    purpose: row.purpose,
+    filename: row.filename,
+    bytes: Number(row.bytes),
+    createdAt: Number(row.created_at),
+  };
+}
+
 /** The largest chunk a file is stored in. */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
 

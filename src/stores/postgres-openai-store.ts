@@ -1,23 +1,15 @@
 import type pg from 'pg';
 import {
+  FILE_COLUMNS,
   fileChunks,
+  toFile,
+  type FileRow,
   type FilePage,
   type OpenAIBatchRecord,
   type OpenAIStore,
   type StoredFile,
 } from './openai-store.js';
 import { toStoreUnavailable } from './store-unavailable.js';
-
-interface FileRow {
-  id: string;
-  tenant: string;
-  purpose: 'batch';
-  filename: string;
-  bytes: string;
-  created_at: string;
-}
-
-const FILE_COLUMNS = 'id, tenant, purpose, filename, bytes, created_at';
 
 /**
  * The OpenAIStore of the PostgreSQL item store, for API processes on any number of hosts. An upload inserts one
@@ -158,15 +150,4 @@ export class PostgresOpenAIStore implements OpenAIStore {
       throw toStoreUnavailable(err);
     }
   }
-}
-
-function toFile(row: FileRow): StoredFile {
-  return {
-    id: row.id,
-    tenant: row.tenant,
-    purpose: row.purpose,
-    filename: row.filename,
-    bytes: Number(row.bytes),
-    createdAt: Number(row.created_at),
-  };
 }

@@ -1,6 +1,9 @@
 import type Database from 'better-sqlite3';
 import {
+  FILE_COLUMNS,
   fileChunks,
+  toFile,
+  type FileRow,
   type FilePage,
   type OpenAIBatchRecord,
   type OpenAIStore,
@@ -8,17 +11,6 @@ import {
 } from './openai-store.js';
 import { openSqlite } from './sqlite.js';
 import { guardStorage } from './store-unavailable.js';
-
-interface FileRow {
-  id: string;
-  tenant: string;
-  purpose: 'batch';
-  filename: string;
-  bytes: number;
-  created_at: number;
-}
-
-const FILE_COLUMNS = 'id, tenant, purpose, filename, bytes, created_at';
 
 /**
  * The OpenAIStore of the SQLite item store (`<DATA_DIR>/batchline.db`). An upload writes one chunk per statement
@@ -185,15 +177,4 @@ export class SqliteOpenAIStore implements OpenAIStore {
       // The storage failed; the row stays marked as uploading (bytes -1), which no reader ever returns.
     }
   }
-}
-
-function toFile(row: FileRow): StoredFile {
-  return {
-    id: row.id,
-    tenant: row.tenant,
-    purpose: row.purpose,
-    filename: row.filename,
-    bytes: row.bytes,
-    createdAt: row.created_at,
-  };
 }
