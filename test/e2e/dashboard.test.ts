@@ -145,6 +145,20 @@ describe('the dashboard in headless Chromium against the real stack', () => {
     );
     await waitText('#batch-status', 'running');
 
+    // A new concurrency, typed and set with the button: the batch runs with it.
+    await waitFor(
+      'the Set button to be enabled',
+      async () => !(await page.$eval('#set-concurrency', (b) => (b as unknown as { disabled: boolean }).disabled)),
+    );
+    await page.$eval('#concurrency', (input) => void ((input as unknown as { value: string }).value = ''));
+    await page.type('#concurrency', '6');
+    await page.click('#set-concurrency');
+    await waitFor(
+      'the API to report concurrency 6',
+      async () => (await s.call('GET', `/v1/batches/${id}`)).body.concurrency === 6,
+    );
+    await waitText('#stat-concurrency', '6');
+
     // The item map: the first block holds the held items; clicking it lists them.
     const box = await page.$eval('#item-map', (c) => {
       const r = c.getBoundingClientRect();
