@@ -1,3 +1,7 @@
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ErrorBody } from '../../contracts/http-error.js';
 import type { ClientSettings } from './client-env.js';
 import { CliError, ExitCode } from './exit-code.js';
@@ -8,8 +12,8 @@ export interface RequestOptions {
   query?: Query;
   /** A JSON body. */
   json?: unknown;
-  /** A streamed body (with `contentType`), sent as it is read rather than loaded first. */
-  stream?: ReadableStream<Uint8Array>;
+  /** A streamed body (with `contentType`), sent as it is read, with backpressure: never held whole in memory. */
+  stream?: Readable;
   contentType?: string;
   /** What a 404 means here, e.g. `batch '0a1b...'`: the one-line message names it. */
   subject?: string;
@@ -30,18 +34,18 @@ export class ApiClient {
     }
     const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson' };
     if (this.settings.apiKey) headers.authorization = `Bearer ${this.settings.apiKey}`;
-    let body: string | ReadableStream<Uint8Array> | undefined;
+    let body: string | undefined;
     if (options.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(options.json);
     } else if (options.stream) {
       headers['content-type'] = options.contentType ?? 'application/octet-stream';
-      body = options.stream;
     }
     let res: Response;
     try {
-      // duplex 'half': the body streams out while the answer may already be coming in (fetch's rule for streams).
-      res = await fetch(url, { method, headers, body, ...(options.stream ? { duplex: 'half' as const } : {}) });
+      res = options.stream
+        ? await sendStream(url, method, headers, options.stream)
+        : await fetch(url, { method, headers, body });
     } catch (err) {
       throw this.connectionError(err);
     }
@@ -96,4 +100,32 @@ export class ApiClient {
     if (res.status === 404 && subject) return fail(`${subject} not found (404): no such id for this API key`);
     return fail(`the API answered ${res.status}${code ? ` ${code}` : ''}: ${message}`);
   }
+}
+
+/** Statuses whose answer has no body (a Response refuses one). */
+const NO_BODY = new Set([101, 204, 205, 304]);
+
+/**
+ * Sends a streamed body with node:http and its backpressure, answering as fetch would. fetch (undici) with a
+ * streamed body held most of a large file in memory while sending it (BENCHMARKS.md, CLI submit); piping the file
+ * into the request reads it only as fast as the socket takes it. An answer that comes before the body has all gone
+ * (a bad line refused) is the answer; the rest of the body is then not sent.
+ */
+function sendStream(url: URL, method: string, headers: Record<string, string>, body: Readable): Promise<Response> {
+  const send = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method, headers });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 502;
+      const answerHeaders = new Headers();
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value !== undefined) answerHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
+      }
+      const answer = NO_BODY.has(status) ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+      if (answer === null) res.resume();
+      resolve(new Response(answer, { status, statusText: res.statusMessage ?? '', headers: answerHeaders }));
+    });
+    pipeline(body, req).catch(reject); // after the answer, a rejection changes nothing
+  });
 }

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { Readable } from 'node:stream';
 import type { CreateBatchResponse } from '../../../contracts/batch.js';
 import type { ApiClient } from '../api-client.js';
 import { CliError, ExitCode } from '../exit-code.js';
@@ -18,14 +17,14 @@ export interface SubmitOptions {
 
 /**
  * `batchline submit FILE|- --model M`: the file (or stdin) streamed as NDJSON to `POST /v1/batches`, read as it is
- * sent rather than loaded first (its peak memory: BENCHMARKS.md); the model and options travel as query
- * parameters, as NDJSON submissions take them (src/contracts/batch-queries.ts).
+ * sent, so a file of any size never sits in memory; the model and options travel as query parameters, as NDJSON
+ * submissions take them (src/contracts/batch-queries.ts).
  */
 export async function submit(api: ApiClient, file: string, options: SubmitOptions): Promise<number> {
   const source = file === '-' ? process.stdin : await openFile(file);
   const created = await api.json<CreateBatchResponse>('POST', '/v1/batches', {
     query: { model: options.model, version: options.version, itemsPerActivity: options.chunk },
-    stream: Readable.toWeb(source) as ReadableStream<Uint8Array>,
+    stream: source,
     contentType: 'application/x-ndjson',
   });
   if (!options.follow) {
