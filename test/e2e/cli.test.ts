@@ -254,6 +254,14 @@ describe('batchline client commands', () => {
   });
 
   test('errors are one line with their exit code: 404, connection refused, 401, usage', async () => {
+    // a file with a line the model cannot take: the API's 400 names the line, nothing is queued
+    const bad = await cli(['submit', '-', '--model', 'digits'], {
+      stdin: ndjson([{ inputs: { input: new Array(64).fill(1) } }, { inputs: { input: [1, 2, 3] } }]),
+    });
+    assert.equal(bad.code, 3, describeRun(bad));
+    assert.match(bad.stderr, /^batchline: the API answered 400 invalid_request: .*line/);
+    assert.equal(bad.stderr.split('\n').filter(Boolean).length, 1, 'one line');
+
     const unknown = await cli(['status', '0123456789abcdef0123']);
     assert.equal(unknown.code, 3);
     assert.equal(
