@@ -1,61 +1,34 @@
-// bench/dashboard: the dashboard's batch page (/ui) on a large batch running at full speed, in headless Chromium.
-// Starts the dev server, one worker and the API (no API keys), submits N digits items (default 1,000,000) as NDJSON
-// with itemsPerActivity 100, opens the batch page, and measures the time from navigation to its first full render
-// (counts and item map drawn) and the longest main-thread task (PerformanceObserver 'longtask') over the watch
-// window while the batch runs. Prints the figures; writes nothing else.
+// bench/dashboard: the dashboard's batch page (/ui) of a large batch running at full speed, in headless Chromium.
+// Starts `batchline dev`'s layout (bench/systems/batchline.ts: dev server, compiled API, batch and interactive
+// workers; `npm run build` first), submits N digits items (default 1,000,000) as NDJSON with compare.ts's chunked
+// options, and:
+// - keeps one page open on the batch the whole run, recording its long main-thread tasks (PerformanceObserver
+//   'longtask', over 50 ms) and how late a 100 ms timer in the page fires (the page's responsiveness);
+// - every --every seconds, and once after the batch has ended, opens the batch page afresh in a second tab and
+//   times navigation -> first full render (counts, item map and failures drawn), with the page's own requests'
+//   durations (Resource Timing) to show where that time goes.
+// Writes bench/results/dashboard-<date>.json and BENCHMARKS.md's dashboard block.
 //
-//   node --import tsx bench/dashboard.ts [--items N] [--watch-seconds S]
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+//   npm run build && node --import tsx bench/dashboard.ts [--items N] [--every S]
 import { Readable } from 'node:stream';
-import puppeteer from 'puppeteer-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import puppeteer, { type Page } from 'puppeteer-core';
 import { resolveChromium } from '../scripts/chromium.mjs';
-import { resolveTemporalCli } from '../src/cli/dev.js';
-import { loadConfig } from '../src/config.js';
-import { startDevServer } from '../src/dev-server.js';
-import { freePort } from '../src/free-port.js';
-import { createLogger, routeTemporalLogs } from '../src/logger.js';
-import { startServer } from '../src/server.js';
-import { startWorker } from '../src/worker.js';
 import { commandLine, intArg, parseBenchArgs } from './lib/args.js';
-import { REPO_ROOT } from './lib/report.js';
+import { machine, REPO_ROOT, updateBenchmarksMd, writeResults } from './lib/report.js';
+import { startBatchlineStack } from './systems/batchline.js';
 
-const USAGE = 'usage: node --import tsx bench/dashboard.ts [--items N] [--watch-seconds S]';
+const USAGE = 'usage: npm run build && node --import tsx bench/dashboard.ts [--items N] [--every S]';
 const { values } = parseBenchArgs(USAGE, {
   options: {
     items: { type: 'string', default: '1000000' },
-    'watch-seconds': { type: 'string', default: '30' },
+    every: { type: 'string', default: '15' },
   },
 });
 const n = intArg(USAGE, 'items', values.items);
-const watchMs = intArg(USAGE, 'watch-seconds', values['watch-seconds']) * 1000;
-
-const log = createLogger('warn', 'bench');
-routeTemporalLogs(log);
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-dashboard-'));
-const server = await startDevServer({
-  cliPath: await resolveTemporalCli(),
-  dataDir,
-  port: await freePort(),
-  headless: true,
-});
-const config = loadConfig({
-  TEMPORAL_ADDRESS: server.address,
-  DATA_DIR: dataDir,
-  MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'),
-  PORT: '0',
-  MAX_BATCH_ITEMS: String(Math.max(n, 100_000)),
-  MAX_BODY_BYTES: String(1024 * 1024 * 1024),
-  LOG_LEVEL: 'warn',
-});
-const worker = await startWorker(config, log);
-const api = await startServer(config, log);
-const browser = await puppeteer.launch({
-  executablePath: await resolveChromium(),
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const everyMs = intArg(USAGE, 'every', values.every) * 1000;
+const OPTIONS = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000, maxConcurrentShards: 4 };
 
 const rows = fs
   .readFileSync(path.join(REPO_ROOT, 'models', 'digits', 'testdata', 'heldout.jsonl'), 'utf8')
@@ -72,59 +45,188 @@ function* ndjson(): Generator<Buffer> {
   }
 }
 
-try {
-  const t0 = Date.now();
-  const res = await fetch(
-    `${api.url}/v1/batches?model=digits&itemsPerActivity=100&shardSize=5000&maxConcurrentShards=4&concurrency=256`,
-    {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-ndjson' },
-      body: Readable.toWeb(Readable.from(ndjson())) as ReadableStream,
-      duplex: 'half',
-    } as RequestInit,
-  );
-  const created = (await res.json()) as { id?: string };
-  if (res.status !== 202 || !created.id)
-    throw new Error(`submission answered ${res.status}: ${JSON.stringify(created)}`);
-  const id = created.id;
-  console.log(`submitted ${n} items as batch ${id} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+interface Render {
+  /** Items finished when the page was opened (succeeded + failed, from the API just before). */
+  doneAtOpen: number;
+  status: string;
+  renderMs: number;
+  /** The page's requests until its first render: path (without the batch id) -> duration ms. */
+  requests: Record<string, number>;
+}
 
+const stack = await startBatchlineStack({
+  MAX_BATCH_ITEMS: String(Math.max(n, 100_000)),
+  MAX_BODY_BYTES: String(1024 * 1024 * 1024),
+});
+const browser = await puppeteer.launch({
+  executablePath: await resolveChromium(),
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+
+async function batchState(id: string): Promise<{ status: string; done: number }> {
+  const b = (await (await fetch(`${stack.apiUrl}/v1/batches/${id}`)).json()) as {
+    status: string;
+    counts: { succeeded: number; failed: number };
+  };
+  return { status: b.status, done: b.counts.succeeded + b.counts.failed };
+}
+
+async function watchPage(): Promise<Page> {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 1000 });
   await page.evaluateOnNewDocument(() => {
     const w = globalThis as any;
     w.__longtasks = [];
+    w.__lateness = [];
     new w.PerformanceObserver((list: any) => {
       for (const e of list.getEntries()) w.__longtasks.push({ start: e.startTime, duration: e.duration });
     }).observe({ type: 'longtask', buffered: true });
+    let due = performance.now() + 100;
+    const tick = () => {
+      const now = performance.now();
+      w.__lateness.push(now - due);
+      due = now + 100;
+      setTimeout(tick, 100);
+    };
+    setTimeout(tick, 100);
   });
-  const before = Date.now();
-  await page.goto(`${api.url}/ui#/batches/${id}`);
+  return page;
+}
+
+/** Opens the batch page in a fresh tab and times it to its first full render. */
+async function timeRender(id: string): Promise<Render> {
+  const { status, done } = await batchState(id);
+  const page = await browser.newPage();
+  try {
+    await page.setViewport({ width: 1280, height: 1000 });
+    const t0 = Date.now();
+    await page.goto(`${stack.apiUrl}/ui#/batches/${id}`);
+    await page.waitForSelector('#view-batch[data-ready="true"]', { timeout: 60_000 });
+    const renderMs = Date.now() - t0;
+    const entries = await page.evaluate(() =>
+      performance.getEntriesByType('resource').map((e) => ({ name: e.name, duration: e.duration, start: e.startTime })),
+    );
+    const requests: Record<string, number> = {};
+    for (const e of entries) {
+      const p = new URL(e.name).pathname.replace(id, ':id') + new URL(e.name).search.replace(/=\d+/g, '=N');
+      if (p.startsWith('/v1/')) requests[p] = Math.round(e.duration);
+    }
+    return { doneAtOpen: done, status, renderMs, requests };
+  } finally {
+    await page.close();
+  }
+}
+
+const renders: Render[] = [];
+let watch: {
+  seconds: number;
+  longTasks: number;
+  longestTaskMs: number;
+  longTaskMsTotal: number;
+  timerLatenessP99Ms: number;
+  timerLatenessMaxMs: number;
+};
+let batchSeconds = 0;
+let submitSeconds = 0;
+try {
+  const t0 = Date.now();
+  const query = new URLSearchParams({
+    model: 'digits',
+    ...Object.fromEntries(Object.entries(OPTIONS).map(([k, v]) => [k, String(v)])),
+  });
+  const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: Readable.toWeb(Readable.from(ndjson())) as ReadableStream,
+    duplex: 'half',
+  } as RequestInit);
+  const created = (await res.json()) as { id?: string };
+  if (res.status !== 202 || !created.id)
+    throw new Error(`submission answered ${res.status}: ${JSON.stringify(created)}`);
+  const id = created.id;
+  submitSeconds = (Date.now() - t0) / 1000;
+  console.error(`submitted ${n} items as batch ${id} in ${submitSeconds.toFixed(1)} s`);
+
+  const page = await watchPage();
+  const watchStart = Date.now();
+  await page.goto(`${stack.apiUrl}/ui#/batches/${id}`);
   await page.waitForSelector('#view-batch[data-ready="true"]', { timeout: 60_000 });
-  const firstRender = Date.now() - before;
   const readyAt = await page.evaluate(() => performance.now());
-  const doneAtStart = await page.$eval('#stat-done', (el) => el.textContent);
-
-  await new Promise((resolve) => setTimeout(resolve, watchMs)); // the window being measured, not a wait for a state
-  const tasks = await page.evaluate(() => (globalThis as any).__longtasks as { start: number; duration: number }[]);
+  for (;;) {
+    const r = await timeRender(id);
+    renders.push(r);
+    console.error(`render at ${r.doneAtOpen} done (${r.status}): ${r.renderMs} ms ${JSON.stringify(r.requests)}`);
+    if (r.status !== 'running') break;
+    const next = Date.now() + everyMs;
+    for (;;) {
+      // the interval between samples, cut short when the batch ends (then one last sample of the ended batch)
+      if ((await batchState(id)).status !== 'running' || Date.now() >= next) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  batchSeconds = (Date.now() - t0) / 1000 - submitSeconds;
+  const seconds = (Date.now() - watchStart) / 1000;
+  const { tasks, lateness } = await page.evaluate(() => ({
+    tasks: (globalThis as any).__longtasks as { start: number; duration: number }[],
+    lateness: (globalThis as any).__lateness as number[],
+  }));
   const during = tasks.filter((t) => t.start >= readyAt);
-  const doneAtEnd = await page.$eval('#stat-done', (el) => el.textContent);
-  const status = await page.$eval('#batch-status', (el) => el.textContent);
-  const longest = Math.max(0, ...during.map((t) => t.duration));
-  const longestBefore = Math.max(0, ...tasks.filter((t) => t.start < readyAt).map((t) => t.duration));
-
-  console.log(`command: ${commandLine('bench/dashboard.ts')}`);
-  console.log(`first full render of the batch page: ${firstRender} ms (navigation to counts and item map drawn)`);
-  console.log(`longest main-thread task before that: ${longestBefore.toFixed(0)} ms`);
-  console.log(
-    `over ${watchMs / 1000} s while the batch ran (${status}; done ${doneAtStart} -> ${doneAtEnd}): ` +
-      `${during.length} long tasks (>50 ms), the longest ${longest.toFixed(0)} ms, ` +
-      `${during.reduce((s, t) => s + t.duration, 0).toFixed(0)} ms in all`,
-  );
+  const sorted = [...lateness].sort((a, b) => a - b);
+  watch = {
+    seconds,
+    longTasks: during.length,
+    longestTaskMs: Math.round(Math.max(0, ...during.map((t) => t.duration))),
+    longTaskMsTotal: Math.round(during.reduce((s, t) => s + t.duration, 0)),
+    timerLatenessP99Ms: Math.round(sorted[Math.floor(sorted.length * 0.99)] ?? 0),
+    timerLatenessMaxMs: Math.round(sorted.at(-1) ?? 0),
+  };
+  const finalText = await page.$eval('#stat-done', (el) => el.textContent);
+  console.error(`watching page at the end: ${finalText}; ${JSON.stringify(watch)}`);
 } finally {
   await browser.close();
-  await api.close();
-  await worker.shutdown();
-  await server.stop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await stack.stop();
 }
+
+const results = writeResults('dashboard', {
+  machine: machine(),
+  items: n,
+  options: OPTIONS,
+  submitSeconds,
+  batchSeconds,
+  renders,
+  watch,
+});
+const paths = [...new Set(renders.flatMap((r) => Object.keys(r.requests)))].filter(
+  (p) => p === '/v1/batches/:id' || p.startsWith('/v1/batches/:id/item-map'),
+);
+const table = [
+  `| items done when opened | batch | first full render ms | ${paths.map((p) => `\`${p}\` ms`).join(' | ')} |`,
+  `| --- | --- | --- | ${paths.map(() => '---').join(' | ')} |`,
+  ...renders.map(
+    (r) =>
+      `| ${r.doneAtOpen.toLocaleString('en-US')} | ${r.status} | ${r.renderMs.toLocaleString('en-US')} | ${paths
+        .map((p) => (r.requests[p] === undefined ? '–' : r.requests[p]!.toLocaleString('en-US')))
+        .join(' | ')} |`,
+  ),
+].join('\n');
+const m = machine();
+updateBenchmarksMd(
+  'dashboard',
+  `## Dashboard: the batch page of a 1M-item batch running at full speed (issue 21)
+
+\`${commandLine('bench/dashboard.ts')}\`, ${new Date().toISOString().slice(0, 10)}, ${m.cpus} cores (${m.cpuModel}),
+Node ${m.node}, Debian's Chromium headless through puppeteer-core, against \`batchline dev\`'s layout (compiled API,
+batch worker at low priority, interactive worker). One digits batch of ${n.toLocaleString('en-US')} items submitted as
+NDJSON (${submitSeconds.toFixed(1)} s) with \`${JSON.stringify(OPTIONS)}\`, which then ran for ${batchSeconds.toFixed(0)} s.
+Every ${everyMs / 1000} s, and once after it ended, the batch page was opened afresh in a new tab and timed from
+navigation to its first full render (counts, item map and failures drawn); beside it, the page's own requests
+(Resource Timing, request start to response end). Raw figures: [${results}](${results}).
+
+${table}
+
+One page stayed open on the batch for the whole run (${watch!.seconds.toFixed(0)} s): ${watch!.longTasks} main-thread
+tasks over 50 ms (the longest ${watch!.longestTaskMs} ms, ${watch!.longTaskMsTotal} ms in all); a 100 ms timer in the
+page fired late by ${watch!.timerLatenessP99Ms} ms at p99 and ${watch!.timerLatenessMaxMs} ms at most.`,
+);
+console.log(`wrote ${results} and BENCHMARKS.md`);

@@ -1,6 +1,6 @@
 // One batch, live. What keeps it fast at any size and rate:
-// - the event stream's handler only counts and sets flags (it parses the JSON of batch.progress and the end, at
-//   most about once a second, never an item event's);
+// - the event stream is asked for progress and the end only (`items=false`): about one small event a second, and no
+//   reading of the batch's log from its first event, whatever the batch's size;
 // - the page is drawn at most once per animation frame, and only the parts whose data changed;
 // - the item map (a few hundred blocks) and the failures (one page) are fetched on a timer, every MAP_EVERY_MS, one
 //   request at a time, never per event; no DOM node exists per item of the batch, only per row shown.
@@ -311,7 +311,7 @@ export function openBatch(id, config) {
     if (!s.ended) timers.push(setInterval(() => void refreshBatch(), BATCH_EVERY_MS));
     if (!s.ended) timers.push(setInterval(sample, SAMPLE_EVERY_MS));
     sample();
-    await followEvents(`${base}/events`, {
+    await followEvents(`${base}/events?items=false`, {
       signal: stop.signal,
       onEvent,
       onState: (state) => setText('stream-state', `stream: ${state}`),

@@ -87,6 +87,14 @@ export const EventsQuery = z
     lastEventId: LastEventId.optional().meta({
       description: 'As `Last-Event-ID`, for clients that cannot set headers.',
     }),
+    items: z
+      .enum(['true', 'false'])
+      .default('true')
+      .meta({
+        description:
+          '`false`: no item events, only `batch.progress` (each second while the batch runs) and the end event, from ' +
+          'now on: what a dashboard of a large batch needs, without reading the whole log.',
+      }),
   })
   .strict();
 export type EventsQuery = z.infer<typeof EventsQuery>;

@@ -217,6 +217,35 @@ describe('batches API over HTTP on the real stack', () => {
     assert.equal(again.status, 204);
   });
 
+  test('SSE with items=false: progress that only rises, no item events, then the end; another tenant gets 404', async () => {
+    const n = 120;
+    const id = await submit(n, { concurrency: 2 });
+    const seen: SseEvent[] = [];
+    for await (const e of readSse(`${api.url}/v1/batches/${id}/events?items=false`, { headers: asAcme })) seen.push(e);
+    assert.deepEqual(
+      [...new Set(seen.map((e) => e.event))],
+      ['batch.progress', 'batch.completed'],
+      'progress, then the end, nothing else',
+    );
+    const progress = seen.filter((e) => e.event === 'batch.progress');
+    assert.ok(progress.length >= 1, 'at least one progress event while it ran');
+    assert.ok(
+      progress.every((e) => e.id === undefined && e.data.total === n),
+      'progress events carry the batch, and no id',
+    );
+    const done = progress.map((e) => e.data.counts.succeeded as number);
+    assert.ok(
+      done.every((v, i) => i === 0 || v >= done[i - 1]!),
+      `succeeded never goes back: ${done.join(',')}`,
+    );
+    const end = seen.at(-1)!;
+    assert.equal(end.id, 'end');
+    assert.equal(end.data.counts.succeeded, n);
+    const other = await fetch(`${api.url}/v1/batches/${id}/events?items=false`, { headers: asGlobex });
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+  });
+
   test('list, read, items and one item; another tenant sees none of it', async () => {
     const id = await submit(30);
     await completed(id);

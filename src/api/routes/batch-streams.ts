@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { itemOutcome, ItemOutcome, type BatchEnd, type BatchSummary } from '../../contracts/batch.js';
 import { END_EVENT_ID, EventsHeaders, EventsQuery, ResultsQuery } from '../../contracts/batch-queries.js';
@@ -19,7 +20,10 @@ const SSE_DESCRIPTION = `Server-Sent Events from the batch's event log, resumabl
 | \`error\` (the stream failed; reconnect) | none | \`{ code, message }\` |
 
 The stream opens with \`retry: 2000\` and sends \`: keep-alive\` comments when quiet. To resume, send the last id
-seen as the \`Last-Event-ID\` header (or \`lastEventId\`): events after it follow; after \`end\` the answer is 204.`;
+seen as the \`Last-Event-ID\` header (or \`lastEventId\`): events after it follow; after \`end\` the answer is 204.
+
+With \`items=false\` the stream has no item events: a \`batch.progress\` (no id) each second while the counts or the
+rate change, and the end event, whatever the batch's size; a reconnect starts from the batch as it is then.`;
 
 /**
  * `GET /v1/batches/:id/results` (NDJSON, streamed) and `GET /v1/batches/:id/events` (Server-Sent Events), both
@@ -100,20 +104,65 @@ export const batchStreamRoutes: ApiRoute[] = [
         context.res.status(204).end(); // the client has seen the end: nothing more will come
         return;
       }
-      await streamEvents(id, last === '' ? 0 : Number(last), context);
+      if (query.items === 'false') await streamProgress(id, context);
+      else await streamEvents(id, last === '' ? 0 : Number(last), context);
     },
   }),
 ];
 
-/** The SSE stream of a batch's events after sequence number `afterSeq`, with progress and keep-alives. */
-async function streamEvents(id: string, afterSeq: number, { req, res, deps }: RouteContext): Promise<void> {
-  const { batches, log, streamTuning: tuning } = deps;
-  const store = batches.store;
-  const writer = new StreamWriter(req, res, tuning);
+/** Starts an SSE response. */
+function openStream({ req, res, deps }: RouteContext): StreamWriter {
+  const writer = new StreamWriter(req, res, deps.streamTuning);
   res.status(200).setHeader('Content-Type', 'text/event-stream; charset=utf-8');
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('X-Accel-Buffering', 'no');
   res.flushHeaders();
+  return writer;
+}
+
+/**
+ * The SSE stream of `items=false`: the batch's summary each progressEveryMs while it changes, then its end. It
+ * never reads the event log, so its cost is the same for ten items and ten million.
+ */
+async function streamProgress(id: string, context: RouteContext): Promise<void> {
+  const { req, res, deps } = context;
+  const { batches, log, streamTuning: tuning } = deps;
+  const writer = openStream(context);
+  if (!(await writer.write('retry: 2000\n\n'))) return;
+  let sent = '';
+  let lastWrite = Date.now();
+  try {
+    while (!writer.closed) {
+      const { failures: _failures, ...summary } = await batches.summary(id); // the recorded end once there is one
+      const end = summary.status === 'running' ? undefined : await batches.outcome(id); // undefined till recorded
+      if (end) {
+        await writer.write(endFrame(end));
+        break;
+      }
+      const text = JSON.stringify(summary);
+      if (text !== sent) {
+        sent = text;
+        lastWrite = Date.now();
+        if (!(await writer.write(frame('batch.progress', summary)))) return;
+      } else if (Date.now() - lastWrite >= tuning.keepAliveMs) {
+        lastWrite = Date.now();
+        if (!(await writer.write(': keep-alive\n\n'))) return;
+      }
+      await sleep(tuning.progressEveryMs, undefined, { signal: writer.signal }).catch(() => undefined);
+    }
+  } catch (err) {
+    log.warn({ err, batchId: id, requestId: req.requestId }, 'event stream failed');
+    await writer.write(frame('error', { code: ErrorCode.unavailable, message: 'the event stream failed; reconnect' }));
+  }
+  res.end();
+}
+
+/** The SSE stream of a batch's events after sequence number `afterSeq`, with progress and keep-alives. */
+async function streamEvents(id: string, afterSeq: number, context: RouteContext): Promise<void> {
+  const { req, res, deps } = context;
+  const { batches, log, streamTuning: tuning } = deps;
+  const store = batches.store;
+  const writer = openStream(context);
   let seq = afterSeq;
   let changed = true;
   let lastProgress = 0;
