@@ -30,7 +30,6 @@ export function openBatch(id, config) {
     frame: 0,
     mapBusy: false,
     mapAgain: false,
-    events: 0,
     ended: false,
   };
   const timers = [];
@@ -168,13 +167,7 @@ export function openBatch(id, config) {
   }
 
   function onEvent(type, _id, data) {
-    s.events++;
-    if (type === 'item.succeeded') return;
-    if (type === 'item.failed') {
-      s.failuresStale = true;
-      return;
-    }
-    if (type === 'batch.progress' || type.startsWith('batch.')) {
+    if (type.startsWith('batch.')) {
       const summary = JSON.parse(data);
       s.batch = { ...s.batch, ...summary };
       schedule('batch');
