@@ -64,6 +64,12 @@ export interface StoredEndEvent extends BatchEnd {
 
 export type StoredEvent = StoredItemEvent | StoredEndEvent;
 
+/**
+ * Both stores keep each batch's outcomes counted in blocks of this many items as they are written (migration 6,
+ * which spells the number out: it never changes), so counts in blocks of a multiple of it read 1/64 of the rows.
+ */
+export const COUNTED_BLOCK = 64;
+
 /** Recorded outcomes of one block of items. */
 export interface BlockCounts {
   block: number;
@@ -161,7 +167,8 @@ export interface ItemStore {
   /**
    * Recorded outcomes by status in each block of `blockSize` consecutive items (block b holds items
    * [b * blockSize, (b + 1) * blockSize)), for blocks that have any, in block order: an item map of any size in
-   * one grouped read.
+   * one grouped read. A multiple of COUNTED_BLOCK reads the kept counts (one row per COUNTED_BLOCK items); any
+   * other size counts the results themselves.
    */
   countResultsByBlock(batchId: string, blockSize: number): Promise<BlockCounts[]>;
   /**

@@ -8,6 +8,7 @@ import {
   DEFAULT_ITEM_ID,
   DuplicateItemIdError,
   type BlockCounts,
+  COUNTED_BLOCK,
   type Expired,
   type ItemStore,
   type NewItem,
@@ -269,7 +270,7 @@ export class PostgresItemStore implements ItemStore {
           // The numbering lock first: a listEvents numbering this batch's events meanwhile would otherwise lock
           // the same rows in another order (a deadlock that PostgreSQL resolves by failing one of the two).
           await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
-          for (const table of ['events', 'webhook_failures', 'results', 'items', 'uploads']) {
+          for (const table of ['events', 'webhook_failures', 'results', 'result_blocks', 'items', 'uploads']) {
             await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
           }
           await client.query('DELETE FROM batches WHERE id = $1', [batchId]);
@@ -372,7 +373,16 @@ export class PostgresItemStore implements ItemStore {
          WHERE results.status <> 'succeeded'
            AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
                     AND results.error IS NOT DISTINCT FROM excluded.error)
-         RETURNING idx, status, attempts, error, finished_at
+         RETURNING idx, status, attempts, error, finished_at, xmax = 0 AS inserted
+       ), counted AS (
+         -- An update replaces a failure (the WHERE above): it moves one count from failed to its new status.
+         -- xmax = 0 tells a row inserted from one updated. One upsert per block, in block order, like the rows above.
+         INSERT INTO result_blocks (batch_id, block, succeeded, failed)
+         SELECT $1, idx / ${COUNTED_BLOCK}, COUNT(*) FILTER (WHERE status = 'succeeded'),
+                COUNT(*) FILTER (WHERE status = 'failed') - COUNT(*) FILTER (WHERE NOT inserted)
+         FROM written GROUP BY idx / ${COUNTED_BLOCK} ORDER BY idx / ${COUNTED_BLOCK}
+         ON CONFLICT (batch_id, block) DO UPDATE SET
+           succeeded = result_blocks.succeeded + excluded.succeeded, failed = result_blocks.failed + excluded.failed
        )
        INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
        SELECT $1, idx, status, attempts, error, finished_at FROM written ORDER BY idx
@@ -612,17 +622,26 @@ export class PostgresItemStore implements ItemStore {
 
   async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
     const { rows } = await this.guard(
-      this.pool.query<{ status: StoredResult['status']; n: number }>(
-        'SELECT status, COUNT(*)::int AS n FROM results WHERE batch_id = $1 GROUP BY status',
+      this.pool.query<Record<StoredResult['status'], number>>(
+        `SELECT COALESCE(SUM(succeeded), 0)::int AS succeeded, COALESCE(SUM(failed), 0)::int AS failed
+         FROM result_blocks WHERE batch_id = $1`,
         [batchId],
       ),
     );
-    const counts = { succeeded: 0, failed: 0 };
-    for (const row of rows) counts[row.status] = row.n;
-    return counts;
+    return rows[0]!;
   }
 
   async countResultsByBlock(batchId: string, blockSize: number): Promise<BlockCounts[]> {
+    if (blockSize % COUNTED_BLOCK === 0) {
+      const { rows } = await this.guard(
+        this.pool.query<BlockCounts>(
+          `SELECT block / $2 AS block, SUM(succeeded)::int AS succeeded, SUM(failed)::int AS failed
+           FROM result_blocks WHERE batch_id = $1 GROUP BY 1 HAVING SUM(succeeded) + SUM(failed) > 0 ORDER BY 1`,
+          [batchId, blockSize / COUNTED_BLOCK],
+        ),
+      );
+      return rows;
+    }
     const { rows } = await this.guard(
       this.pool.query<{ block: number; status: StoredResult['status']; n: number }>(
         `SELECT idx / $2 AS block, status, COUNT(*)::int AS n FROM results WHERE batch_id = $1
@@ -679,7 +698,7 @@ export class PostgresItemStore implements ItemStore {
     await this.deleteInSlices('events', 'id', batchId, 0);
     return this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
-      for (const table of ['events', 'webhook_failures', 'results', 'items', 'uploads']) {
+      for (const table of ['events', 'webhook_failures', 'results', 'result_blocks', 'items', 'uploads']) {
         await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
       }
       return (await client.query('DELETE FROM batches WHERE id = $1', [batchId])).rowCount ?? 0;

@@ -24,6 +24,7 @@ import {
   DEFAULT_ITEM_ID,
   DuplicateItemIdError,
   type BlockCounts,
+  COUNTED_BLOCK,
   type Expired,
   type ItemStore,
   type NewItem,
@@ -150,6 +151,7 @@ export class SqliteItemStore implements ItemStore {
         this.db.prepare('DELETE FROM events WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM webhook_failures WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM results WHERE batch_id = ?'),
+        this.db.prepare('DELETE FROM result_blocks WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM items WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM uploads WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM batches WHERE id = ?'),
@@ -191,9 +193,20 @@ export class SqliteItemStore implements ItemStore {
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
          WHERE r.batch_id = ? AND r.idx = ?`,
       ),
-      countResults: this.db.prepare('SELECT status, COUNT(*) AS n FROM results WHERE batch_id = ? GROUP BY status'),
+      countBlock: this.db.prepare(
+        `INSERT INTO result_blocks (batch_id, block, succeeded, failed) VALUES (?, ?, ?, ?)
+         ON CONFLICT (batch_id, block) DO UPDATE SET
+           succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed`,
+      ),
+      countResults: this.db.prepare(
+        'SELECT COALESCE(SUM(succeeded), 0) AS succeeded, COALESCE(SUM(failed), 0) AS failed FROM result_blocks WHERE batch_id = ?',
+      ),
       countResultsByBlock: this.db.prepare(
         'SELECT idx / CAST(? AS INTEGER) AS block, status, COUNT(*) AS n FROM results WHERE batch_id = ? GROUP BY block, status ORDER BY block',
+      ),
+      countCountedBlocks: this.db.prepare(
+        `SELECT block / CAST(? AS INTEGER) AS block, SUM(succeeded) AS succeeded, SUM(failed) AS failed
+         FROM result_blocks WHERE batch_id = ? GROUP BY 1 HAVING SUM(succeeded) + SUM(failed) > 0 ORDER BY 1`,
       ),
       probe: this.db.prepare(
         'INSERT INTO store_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at',
@@ -329,6 +342,7 @@ export class SqliteItemStore implements ItemStore {
     // Written in index order (their events too), as PostgreSQL writes them; answered in the caller's order.
     const order = results.map((_, k) => k).sort((a, b) => results[a]!.index - results[b]!.index);
     const written = new Array<boolean>(results.length);
+    const counted: BlockCounts[] = [];
     this.writeTransaction(() => {
       for (const k of order) {
         const result = results[k]!;
@@ -343,8 +357,15 @@ export class SqliteItemStore implements ItemStore {
           finishedAt: result.finishedAt,
         };
         written[k] = this.stmts.putResult.run(row).changes > 0;
-        if (written[k]) this.stmts.appendEvent.run(row);
+        if (written[k]) {
+          this.stmts.appendEvent.run(row);
+          const block = Math.floor(result.index / COUNTED_BLOCK);
+          if (counted.at(-1)?.block !== block) counted.push({ block, succeeded: 0, failed: 0 });
+          counted.at(-1)![result.status]++;
+        }
       }
+      // What a written outcome replaced, the results_replaced trigger has taken away (migration 6).
+      for (const c of counted) this.stmts.countBlock.run(batchId, c.block, c.succeeded, c.failed);
     });
     return written;
   }
@@ -413,18 +434,13 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async countResults(batchId: string): Promise<Record<StoredResult['status'], number>> {
-    const counts = { succeeded: 0, failed: 0 };
-    const rows = guardStorage(() => this.stmts.countResults.all(batchId)) as {
-      status: StoredResult['status'];
-      n: number;
-    }[];
-    for (const row of rows) {
-      counts[row.status] = row.n;
-    }
-    return counts;
+    return guardStorage(() => this.stmts.countResults.get(batchId)) as Record<StoredResult['status'], number>;
   }
 
   async countResultsByBlock(batchId: string, blockSize: number): Promise<BlockCounts[]> {
+    if (blockSize % COUNTED_BLOCK === 0) {
+      return guardStorage(() => this.stmts.countCountedBlocks.all(blockSize / COUNTED_BLOCK, batchId)) as BlockCounts[];
+    }
     const rows = guardStorage(() => this.stmts.countResultsByBlock.all(blockSize, batchId)) as {
       block: number;
       status: StoredResult['status'];

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { itemCounts, type BatchEnd, type BatchStatus } from '../../src/contracts/batch.js';
 import { UnavailableError } from '../../src/errors.js';
-import { DuplicateItemIdError, type ItemStore, type StoredEvent } from '../../src/stores/item-store.js';
+import { COUNTED_BLOCK, DuplicateItemIdError, type ItemStore, type StoredEvent } from '../../src/stores/item-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
@@ -282,6 +282,54 @@ for (const backend of [sqlite, postgres]) {
       ]);
       assert.deepEqual(await store.countResultsByBlock('b', 100), [{ block: 0, succeeded: 4, failed: 2 }]);
       assert.deepEqual(await store.countResultsByBlock('none', 4), []);
+    });
+
+    test('counts in blocks of a multiple of COUNTED_BLOCK come from kept counts that follow every outcome', async () => {
+      const { store } = await fresh();
+      const total = 5 * COUNTED_BLOCK + 7;
+      await store.createBatch(batch('b', total), items(total));
+      const other = 2 * COUNTED_BLOCK;
+      await store.createBatch(batch('other', other), items(other));
+      await store.putResults('other', [success(0), failure(other - 1)]);
+      // Outcomes in runs that cross counted blocks, one at a time and many at once, then a retried failure that
+      // succeeds, a failure recorded again with more attempts, a success that may not be replaced, and duplicates.
+      const expected = new Map<number, 'succeeded' | 'failed'>();
+      const run = (from: number, to: number) =>
+        Array.from({ length: to - from }, (_, k) => from + k).map((i) => (i % 7 === 3 ? failure(i) : success(i)));
+      const first = run(10, 3 * COUNTED_BLOCK + 5);
+      await store.putResults('b', first);
+      for (const r of run(4 * COUNTED_BLOCK, total)) await store.putResult('b', r);
+      for (const r of [...first, ...run(4 * COUNTED_BLOCK, total)]) expected.set(r.index, r.status);
+      const retried = [...expected].filter(([, s]) => s === 'failed').map(([i]) => i);
+      await store.putResults('b', [
+        ...retried.slice(0, 5).map((i) => success(i)),
+        { ...failure(retried[5]!), attempts: 6 },
+      ]);
+      for (const i of retried.slice(0, 5)) expected.set(i, 'succeeded');
+      assert.equal(await store.putResult('b', failure(retried[0]!)), false, 'a success is final');
+      await store.putResults('b', [failure(retried[6]!), success(12)]);
+
+      const reference = (size: number) => {
+        const blocks = new Map<number, { block: number; succeeded: number; failed: number }>();
+        for (const [i, status] of [...expected].sort(([a], [b]) => a - b)) {
+          const b = Math.floor(i / size);
+          const counts = blocks.get(b) ?? { block: b, succeeded: 0, failed: 0 };
+          counts[status]++;
+          blocks.set(b, counts);
+        }
+        return [...blocks.values()];
+      };
+      for (const size of [COUNTED_BLOCK, 2 * COUNTED_BLOCK, 64 * COUNTED_BLOCK, COUNTED_BLOCK + 1, 50]) {
+        assert.deepEqual(await store.countResultsByBlock('b', size), reference(size), `blocks of ${size}`);
+      }
+      const failed = [...expected.values()].filter((s) => s === 'failed').length;
+      assert.deepEqual(await store.countResults('b'), { succeeded: expected.size - failed, failed });
+      await store.deleteBatch('b');
+      assert.deepEqual(await store.countResultsByBlock('b', COUNTED_BLOCK), []);
+      assert.deepEqual(await store.countResultsByBlock('other', COUNTED_BLOCK), [
+        { block: 0, succeeded: 1, failed: 0 },
+        { block: 1, succeeded: 0, failed: 1 },
+      ]);
     });
 
     test('a batch is stored atomically: a duplicate client id or a wrong count stores nothing', async () => {
@@ -854,6 +902,28 @@ for (const backend of [sqlite, postgres]) {
           [1, 'succeeded'],
           ['end', 'completed'],
         ]);
+      });
+
+      test('migration 6 counts the outcomes stored before it, and later outcomes add to them', async () => {
+        const { place, store } = await fresh();
+        const total = 3 * COUNTED_BLOCK;
+        await store.createBatch(batch('b', total), items(total));
+        await store.putResults('b', [success(1), failure(2), success(COUNTED_BLOCK + 1), failure(total - 1)]);
+        // Back to the schema before version 6, with these outcomes already stored.
+        const undo =
+          backend.name === 'sqlite'
+            ? ['DROP TRIGGER results_replaced', 'DROP TABLE result_blocks']
+            : ['DROP TABLE result_blocks'];
+        for (const sql of [...undo, 'DELETE FROM schema_migrations WHERE version = 6']) await place.sql(sql);
+        const again = await open(place);
+        assert.deepEqual(await versions(place), every);
+        await again.putResults('b', [success(2), success(3)]);
+        assert.deepEqual(await again.countResultsByBlock('b', COUNTED_BLOCK), [
+          { block: 0, succeeded: 3, failed: 0 },
+          { block: 1, succeeded: 1, failed: 0 },
+          { block: 2, succeeded: 0, failed: 1 },
+        ]);
+        assert.deepEqual(await again.countResults('b'), { succeeded: 4, failed: 1 });
       });
 
       test('stores opening a fresh database at once (processes starting together) both work', async () => {
