@@ -3,7 +3,7 @@
 import type { CarriedItems, FailedItem } from '../src/contracts/batch.js';
 import { ItemStatus, itemCounts, type ItemCounts } from '../src/contracts/status.js';
 import { rle, unrle } from './carried-state.js';
-import type { ItemState, ItemsPage } from './messages.js';
+import type { ItemState, ItemsPage, RunningRange } from './messages.js';
 
 /** Item states as one-byte codes (the index into this list). */
 const STATUS_BY_CODE = [
@@ -149,6 +149,19 @@ export class ItemTable {
     let i = Math.max(from, this.lo);
     for (; i < this.hi && items.length < max; i++) if (filter(this.statusOf(i))) items.push(this.view(i));
     return i < this.hi ? { items, nextCursor: i } : { items };
+  }
+
+  /** The runs of consecutive running items, in index order. */
+  runningRanges(): RunningRange[] {
+    const ranges: RunningRange[] = [];
+    const running = CODE.running;
+    for (let k = 0; k < this.status.length; k++) {
+      if (this.status[k] !== running) continue;
+      const from = k;
+      while (k < this.status.length && this.status[k] === running) k++;
+      ranges.push({ from: this.lo + from, to: this.lo + k, running: k - from });
+    }
+    return ranges;
   }
 
   /** The failed items with their errors, for a parent to aggregate (capped; the store has every failure). */

@@ -32,6 +32,7 @@ import {
   retryFailedSignal,
   retryFailedUpdate,
   retryFailedValidator,
+  runningQuery,
   setConcurrencySignal,
   toProgress,
   type Progress,
@@ -156,6 +157,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     table.page((s) => args.status === undefined || s === args.status, args.cursor, args.limit),
   );
   setHandler(failuresQuery, (args = {}) => table.page((s) => s === 'failed', args.cursor, args.limit));
+  setHandler(runningQuery, () => table.runningRanges());
   setHandler(cancelSignal, cancel);
   setHandler(pauseSignal, () => {
     paused = true;

@@ -57,6 +57,16 @@ export interface ItemsPage {
   nextCursor?: number;
 }
 
+/**
+ * Items [from, to) hold `running` running items: all of them (`running` = to - from) where the workflow runs the
+ * items itself; a running shard's whole range and its last reported count, from a sharded batch's parent.
+ */
+export interface RunningRange {
+  from: number;
+  to: number;
+  running: number;
+}
+
 /** Builds the progress answer: percent, rate since the batch started, and ETA at that rate while running. */
 export function toProgress(
   p: Omit<Progress, 'percent' | 'itemsPerSecond' | 'eta'>,
@@ -99,6 +109,8 @@ export const progressQuery = defineQuery<Progress>('progress');
 export const itemQuery = defineQuery<ItemState | null, [{ index: number }]>('item');
 /** A page of items: `--name items --input '{"status":"failed","cursor":0,"limit":50}'`. */
 export const itemsQuery = defineQuery<ItemsPage, [ItemsQueryArgs?]>('items');
+/** Where items are running, in index order, without a scan of the batch: `--name running`. */
+export const runningQuery = defineQuery<RunningRange[]>('running');
 /** The items that exhausted their attempts (the dead-letter set): `--name failures --input '{"limit":50}'`. */
 export const failuresQuery = defineQuery<ItemsPage, [{ cursor?: number; limit?: number }?]>('failures');
 

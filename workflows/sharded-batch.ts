@@ -27,6 +27,7 @@ import {
   retryFailedSignal,
   retryFailedUpdate,
   retryFailedValidator,
+  runningQuery,
   setConcurrencySignal,
   shardProgressSignal,
   toProgress,
@@ -164,6 +165,11 @@ export async function runShardedBatch(
   setHandler(itemQuery, ({ index }) => (Number.isInteger(index) && index >= 0 && index < total ? view(index) : null));
   setHandler(itemsQuery, (args = {}) =>
     page((v) => args.status === undefined || v.status === args.status, args.cursor, args.limit),
+  );
+  setHandler(runningQuery, () =>
+    [...running.keys()]
+      .sort((a, b) => a - b)
+      .map((k) => ({ from: range(k).start, to: range(k).end, running: live.get(k)?.running ?? 0 })),
   );
   setHandler(failuresQuery, (args = {}) => {
     const from = Math.max(args.cursor ?? 0, 0);

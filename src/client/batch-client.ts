@@ -25,7 +25,9 @@ import {
   pauseSignal,
   resumeSignal,
   retryFailedUpdate,
+  runningQuery,
   type ItemState,
+  type RunningRange,
 } from '../../workflows/messages.js';
 import {
   BatchItemCountKey,
@@ -218,6 +220,19 @@ export class BatchClient {
       // roughly), so an item can leave the filter: a page may then be short, its cursor still goes on.
       if (page.status === undefined) return joined;
       return { ...joined, items: joined.items.filter((i) => i.status === page.status) };
+    } catch (err) {
+      return mapTemporalError(err, `batch '${batchId}'`);
+    }
+  }
+
+  /**
+   * Where a running batch's items run (runningQuery): ranges in index order, exact where the workflow runs the
+   * items itself, a shard's range and count from a sharded batch. No scan of the batch, whatever its size.
+   */
+  async running(batchId: string, tenant?: string): Promise<RunningRange[]> {
+    await this.requireBatch(batchId, tenant);
+    try {
+      return await this.handle(batchId).query(runningQuery);
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }

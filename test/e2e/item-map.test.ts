@@ -85,4 +85,47 @@ describe('item map of a batch on a real Temporal dev server', () => {
     const ended = await s.call('POST', `/v1/batches/${id}/concurrency`, { concurrency: 3 });
     assert.equal(ended.status, 409, 'an ended batch takes no new concurrency');
   });
+
+  test('a sharded batch in blocks of 128 (counts kept per 64 items): held items run in their shards, the rest wait', async () => {
+    s.gate.shut();
+    const n = 640;
+    const heldAt = [10, 200]; // shard 0 [0, 128) and shard 1 [128, 256); shards 2-4 wait for a free shard slot
+    const items = Array.from({ length: n }, (_, i) => ({
+      inputs: heldAt.includes(i) ? held(i) : rows[i % rows.length]!.inputs,
+    }));
+    const options = { concurrency: 4, shardSize: 128, maxConcurrentShards: 2 };
+    const created = await s.call('POST', '/v1/batches', { model: 'digits', items, options });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    const blocksOf = async () => {
+      const res = await s.call('GET', `/v1/batches/${id}/item-map?blocks=5`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return ItemMap.parse(res.body);
+    };
+    const map = await waitFor('the first two shards to finish all but their held items', async () => {
+      const m = await blocksOf();
+      return sum(m, 'succeeded') === 2 * 128 - 2 && sum(m, 'running') === 2 ? m : undefined;
+    });
+    assert.equal(map.blockSize, 128);
+    assert.deepEqual(
+      map.blocks.map((b) => [b.from, b.to, b.pending, b.running, b.succeeded]),
+      [
+        [0, 128, 0, 1, 127],
+        [128, 256, 0, 1, 127],
+        [256, 384, 128, 0, 0],
+        [384, 512, 128, 0, 0],
+        [512, 640, 128, 0, 0],
+      ],
+    );
+    s.gate.open();
+    const done = await waitFor('the batch to finish', async () => {
+      const m = await blocksOf();
+      return sum(m, 'succeeded') === n ? m : undefined;
+    });
+    assert.deepEqual(
+      done.blocks.map((b) => b.succeeded),
+      [128, 128, 128, 128, 128],
+    );
+    assert.equal(sum(done, 'pending') + sum(done, 'running'), 0);
+  });
 });

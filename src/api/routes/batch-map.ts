@@ -1,22 +1,40 @@
 import { ItemMap, ItemMapQuery, type ItemMapBlock } from '../../contracts/item-map.js';
 import { COUNTED_BLOCK } from '../../stores/item-store.js';
+import type { RunningRange } from '../../../workflows/messages.js';
 import { BatchPath } from '../path-params.js';
 import { defineRoute, json, type ApiRoute } from '../route.js';
 
-/** The most running items the map asks the workflow for (more than any window holds). */
-const MAX_RUNNING = 10_000;
-
 /**
- * A batch's items as a map of blocks: what a dashboard draws for a batch of any size. Finished items are counted
- * from the item store in one grouped read; running ones come from the workflow; the rest are pending (canceled,
- * once the batch was). A block of COUNTED_BLOCK items or more is a whole number of the store's counted blocks, so
- * the read is of the kept counts (about 16k rows at 1M items), never of every result.
+ * Adds running items to the blocks, never more than a block has unfinished (the store may already hold the outcome
+ * of an item the workflow has not yet heard of). A range whose items all run is exact; a running shard's count is
+ * placed on its first unfinished items, as its window runs them in index order.
  */
+function placeRunning(blocks: ItemMapBlock[], blockSize: number, ranges: RunningRange[]): void {
+  for (const r of ranges) {
+    let left = r.running;
+    for (let b = Math.floor(r.from / blockSize); b < blocks.length && left > 0; b++) {
+      const block = blocks[b]!;
+      if (block.from >= r.to) break;
+      const overlap = Math.min(block.to, r.to) - Math.max(block.from, r.from);
+      const room = block.to - block.from - block.succeeded - block.failed - block.running;
+      const n = Math.max(0, Math.min(left, overlap, room));
+      block.running += n;
+      left -= n;
+    }
+  }
+}
+
 function blockSizeFor(total: number, blocks: number): number {
   const size = Math.max(1, Math.ceil(total / blocks));
   return size < COUNTED_BLOCK ? size : Math.ceil(size / COUNTED_BLOCK) * COUNTED_BLOCK;
 }
 
+/**
+ * A batch's items as a map of blocks: what a dashboard draws for a batch of any size. Finished items are counted
+ * from the item store in one grouped read; running ones from the workflow's running query (ranges, no scan); the
+ * rest are pending (canceled, once the batch was). A block of COUNTED_BLOCK items or more is a whole number of the store's counted blocks, so
+ * the read is of the kept counts (about 16k rows at 1M items), never of every result.
+ */
 export const batchMapRoutes: ApiRoute[] = [
   defineRoute({
     method: 'get',
@@ -30,7 +48,6 @@ export const batchMapRoutes: ApiRoute[] = [
     handler: async ({ params: { id }, query }, { req, res, deps }) => {
       const { batches } = deps;
       const batch = await batches.requireBatch(id, req.tenant);
-      const summary = await batches.summary(id, req.tenant);
       const blockSize = blockSizeFor(batch.total, query.blocks);
       const count = Math.ceil(batch.total / blockSize);
       const blocks: ItemMapBlock[] = Array.from({ length: count }, (_, b) => {
@@ -42,12 +59,10 @@ export const batchMapRoutes: ApiRoute[] = [
         blocks[c.block]!.succeeded = c.succeeded;
         blocks[c.block]!.failed = c.failed;
       }
-      if (summary.status === 'running' && summary.counts.running > 0) {
-        const running = await batches.items(id, req.tenant, { status: 'running', limit: MAX_RUNNING });
-        for (const item of running.items) blocks[Math.floor(item.index / blockSize)]!.running++;
-      }
-      const rest = summary.status === 'canceled' ? 'canceled' : 'pending';
-      for (const b of blocks) b[rest] = Math.max(0, b.to - b.from - b.succeeded - b.failed - b.running);
+      const end = await batches.outcome(id);
+      if (!end) placeRunning(blocks, blockSize, await batches.running(id, req.tenant));
+      const rest = end?.status === 'canceled' ? 'canceled' : 'pending';
+      for (const b of blocks) b[rest] = b.to - b.from - b.succeeded - b.failed - b.running;
       res.json({ total: batch.total, blockSize, blocks } satisfies ItemMap);
     },
   }),
