@@ -9,6 +9,7 @@ import {
   type BatchView,
   type BatchWorkflowInput,
   type CreateBatchRequest,
+  type ItemCounts,
   type ItemStatus,
   type ItemView,
 } from '../contracts/batch.js';
@@ -39,6 +40,7 @@ import {
 import { webhookWorkflow } from '../../workflows/webhook-workflow.js';
 import { batchWorkflowId, recordMissingEnd, summaryOf } from './batch-end.js';
 import { apiConnection } from './connection.js';
+import { RecentAnswers } from './recent-answers.js';
 import { isRefusedPageToken, mapTemporalError } from './temporal-errors.js';
 
 export interface BatchClientOptions {
@@ -65,11 +67,31 @@ const EXECUTION_STATUS: Record<number, BatchStatus | undefined> = {
 };
 
 /**
+ * The workflow's counts, with any successes the store holds that the workflow has not counted yet (a success is
+ * recorded before the workflow hears of it, and is final) taken from its running items, then its pending ones.
+ */
+export function withStoredSuccesses(counts: ItemCounts, stored: { succeeded: number }): ItemCounts {
+  const ahead = Math.max(0, stored.succeeded - counts.succeeded);
+  const fromRunning = Math.min(ahead, counts.running);
+  const fromPending = Math.min(ahead - fromRunning, counts.pending);
+  return {
+    ...counts,
+    succeeded: counts.succeeded + fromRunning + fromPending,
+    running: counts.running - fromRunning,
+    pending: counts.pending - fromPending,
+  };
+}
+
+/**
  * The Temporal client facade for the API and CLI: starts, reads and steers batch workflows, and maps Temporal's
  * errors to the app's (unknown batch -> NotFoundError, unreachable cluster -> UnavailableError). A batch is
  * visible only to its tenant: another tenant's id is NotFoundError, as if it did not exist.
  */
 export class BatchClient {
+  /** A running batch's summary and running ranges: recent answers of its workflow, shared by this process's readers. */
+  private readonly liveSummaries = new RecentAnswers((batchId) => this.liveSummary(batchId));
+  private readonly runningRanges = new RecentAnswers((batchId) => this.handle(batchId).query(runningQuery));
+
   private constructor(
     private readonly connection: Connection,
     readonly client: Client,
@@ -159,16 +181,23 @@ export class BatchClient {
 
   /**
    * Counts, status and rate: the recorded end once the batch has ended (from the item store alone), the workflow's
-   * progress query while it runs.
+   * progress query while it runs (a recent answer, see RecentAnswers), with the successes the store already holds:
+   * a reader that has seen a result never sees a count without it.
    */
   async summary(batchId: string, tenant?: string): Promise<BatchSummary> {
     const batch = await this.requireBatch(batchId, tenant);
     const version = batch.version !== undefined ? { version: batch.version } : {};
     const ended = await this.store.getEnd(batchId);
     if (ended) return { ...ended.summary, ...version };
+    const live = await this.liveSummaries.get(batchId);
+    return { ...live, counts: withStoredSuccesses(live.counts, await this.store.countResults(batchId)), ...version };
+  }
+
+  /** The summary of a batch whose end is not recorded, from Temporal; recorded now if its workflow has closed. */
+  private async liveSummary(batchId: string): Promise<BatchSummary> {
     try {
       const execution = (await this.handle(batchId).describe()).status.name;
-      const summary = { ...(await summaryOf(this.client, batchId, execution)), ...version };
+      const summary = await summaryOf(this.client, batchId, execution);
       if (execution !== 'RUNNING' && execution !== 'CONTINUED_AS_NEW') {
         // Closed without recording its end (terminated, or from before ends were recorded): recorded now, so the
         // store's readers and retention see it too.
@@ -226,13 +255,13 @@ export class BatchClient {
   }
 
   /**
-   * Where a running batch's items run (runningQuery): ranges in index order, exact where the workflow runs the
-   * items itself, a shard's range and count from a sharded batch. No scan of the batch, whatever its size.
+   * Where a running batch's items run (runningQuery, a recent answer): ranges in index order, exact where the
+   * workflow runs the items itself, a shard's range and count from a sharded batch. No scan of the batch.
    */
   async running(batchId: string, tenant?: string): Promise<RunningRange[]> {
     await this.requireBatch(batchId, tenant);
     try {
-      return await this.handle(batchId).query(runningQuery);
+      return await this.runningRanges.get(batchId);
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }
@@ -358,6 +387,7 @@ export class BatchClient {
     } catch (err) {
       mapTemporalError(err, `batch '${batchId}'`);
     }
+    this.forget(batchId);
   }
 
   /** Changes how many of the batch's items may run at once (every shard's window too); 409 once it has ended. */
@@ -369,6 +399,7 @@ export class BatchClient {
     } catch (err) {
       mapTemporalError(err, `batch '${batchId}'`);
     }
+    this.forget(batchId);
   }
 
   /** Runs the batch's failed items again; 409 once the batch has ended. */
@@ -381,7 +412,15 @@ export class BatchClient {
       if (err instanceof WorkflowUpdateFailedError)
         throw new ConflictError(`batch '${batchId}': ${err.cause?.message ?? err.message}`);
       return mapTemporalError(err, `batch '${batchId}'`);
+    } finally {
+      this.forget(batchId);
     }
+  }
+
+  /** Drops the recent answers of a batch this process just changed, so its next reader sees the change. */
+  private forget(batchId: string): void {
+    this.liveSummaries.forget(batchId);
+    this.runningRanges.forget(batchId);
   }
 
   private async requireRunning(batchId: string): Promise<void> {
