@@ -59,12 +59,14 @@ export interface ItemsPage {
 
 /**
  * Items [from, to) hold `running` running items: all of them (`running` = to - from) where the workflow runs the
- * items itself; a running shard's whole range and its last reported count, from a sharded batch's parent.
+ * items itself; from a sharded batch's parent, a running shard's whole range, the count it last reported (at most
+ * every 2 s, as items finish) and the shard's workflow id, whose own `running` query has the exact ranges.
  */
 export interface RunningRange {
   from: number;
   to: number;
   running: number;
+  shard?: string;
 }
 
 /** Builds the progress answer: percent, rate since the batch started, and ETA at that rate while running. */

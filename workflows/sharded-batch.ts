@@ -169,7 +169,12 @@ export async function runShardedBatch(
   setHandler(runningQuery, () =>
     [...running.keys()]
       .sort((a, b) => a - b)
-      .map((k) => ({ from: range(k).start, to: range(k).end, running: live.get(k)?.running ?? 0 })),
+      .map((k) => ({
+        from: range(k).start,
+        to: range(k).end,
+        running: live.get(k)?.running ?? 0,
+        shard: shardWorkflowId(info.workflowId, k),
+      })),
   );
   setHandler(failuresQuery, (args = {}) => {
     const from = Math.max(args.cursor ?? 0, 0);

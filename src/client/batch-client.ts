@@ -90,7 +90,7 @@ export function withStoredSuccesses(counts: ItemCounts, stored: { succeeded: num
 export class BatchClient {
   /** A running batch's summary and running ranges: recent answers of its workflow, shared by this process's readers. */
   private readonly liveSummaries = new RecentAnswers((batchId) => this.liveSummary(batchId));
-  private readonly runningRanges = new RecentAnswers((batchId) => this.handle(batchId).query(runningQuery));
+  private readonly runningRanges = new RecentAnswers((batchId) => this.queryRunning(batchId));
 
   private constructor(
     private readonly connection: Connection,
@@ -265,6 +265,25 @@ export class BatchClient {
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }
+  }
+
+  /**
+   * The batch's running ranges, a running shard's from the shard itself (exact, and current: the count its parent
+   * holds is as old as the shard's last report); a shard that has just ended leaves its parent's word.
+   */
+  private async queryRunning(batchId: string): Promise<RunningRange[]> {
+    const ranges = await this.handle(batchId).query(runningQuery);
+    const exact = await Promise.all(
+      ranges.map(async (r) => {
+        if (r.shard === undefined) return [r];
+        try {
+          return await this.client.workflow.getHandle(r.shard).query(runningQuery);
+        } catch {
+          return [r];
+        }
+      }),
+    );
+    return exact.flat();
   }
 
   /** One item by its client id. */

@@ -102,9 +102,15 @@ describe('item map of a batch on a real Temporal dev server', () => {
       assert.equal(res.status, 200, JSON.stringify(res.body));
       return ItemMap.parse(res.body);
     };
+    let last: ItemMap | undefined;
     const map = await waitFor('the first two shards to finish all but their held items', async () => {
-      const m = await blocksOf();
+      const m = (last = await blocksOf());
       return sum(m, 'succeeded') === 2 * 128 - 2 && sum(m, 'running') === 2 ? m : undefined;
+    }).catch((err: Error) => {
+      const running = s.call('GET', `/v1/batches/${id}`).then((r) => JSON.stringify(r.body));
+      return running.then((batch) => {
+        throw new Error(`${err.message}; last map ${JSON.stringify(last?.blocks)}; batch ${batch}`);
+      });
     });
     assert.equal(map.blockSize, 128);
     assert.deepEqual(

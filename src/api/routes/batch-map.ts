@@ -6,8 +6,8 @@ import { defineRoute, json, type ApiRoute } from '../route.js';
 
 /**
  * Adds running items to the blocks, never more than a block has unfinished (the store may already hold the outcome
- * of an item the workflow has not yet heard of). A range whose items all run is exact; a running shard's count is
- * placed on its first unfinished items, as its window runs them in index order.
+ * of an item the workflow has not yet heard of). A range whose items all run is exact; a range with fewer (a shard
+ * that did not answer for itself) has its count placed on its first unfinished items, as a window runs them.
  */
 function placeRunning(blocks: ItemMapBlock[], blockSize: number, ranges: RunningRange[]): void {
   for (const r of ranges) {
@@ -31,7 +31,7 @@ function blockSizeFor(total: number, blocks: number): number {
 
 /**
  * A batch's items as a map of blocks: what a dashboard draws for a batch of any size. Finished items are counted
- * from the item store in one grouped read; running ones from the workflow's running query (ranges, no scan); the
+ * from the item store in one grouped read; running ones from the workflow's running query (ranges, no scan; a sharded batch's from its running shards); the
  * rest are pending (canceled, once the batch was). A block of COUNTED_BLOCK items or more is a whole number of the store's counted blocks, so
  * the read is of the kept counts (about 16k rows at 1M items), never of every result.
  */
