@@ -13,6 +13,8 @@ const BATCH_EVERY_MS = 3000;
 const SAMPLE_EVERY_MS = 1000;
 const MAX_SAMPLES = 300;
 const MAP_BLOCKS = 500;
+/** An item's inputs are shown up to this many characters of their JSON (an image or a long text can be large). */
+const MAX_INPUTS_SHOWN = 10_000;
 const BLOCK_PAGE = 200;
 const FAILURES_PAGE = 100;
 
@@ -223,6 +225,11 @@ export function openBatch(id, config) {
     setText('item-took', duration(between(item.startedAt, item.finishedAt)));
     setText('item-error-type', item.error?.type ?? '');
     setText('item-error-message', item.error?.message ?? '');
+    const inputs = JSON.stringify(item.inputs ?? {});
+    $('item-inputs').textContent =
+      inputs.length > MAX_INPUTS_SHOWN
+        ? `${inputs.slice(0, MAX_INPUTS_SHOWN)}… (${num(inputs.length)} characters in all)`
+        : inputs;
     $('item-result').textContent = item.result ? JSON.stringify(item.result, null, 2) : '(no result)';
     $('item-view').scrollIntoView({ block: 'nearest' });
   }

@@ -10,6 +10,7 @@ import {
   type BatchWorkflowInput,
   type CreateBatchRequest,
   type ItemCounts,
+  type ItemDetail,
   type ItemStatus,
   type ItemView,
 } from '../contracts/batch.js';
@@ -286,18 +287,23 @@ export class BatchClient {
     return exact.flat();
   }
 
-  /** One item by its client id. */
-  async item(batchId: string, tenant: string | undefined, itemId: string): Promise<ItemView> {
+  /**
+   * One item by its client id, with its inputs: the workflow's state of the item joined with the store's.
+   */
+  async item(batchId: string, tenant: string | undefined, itemId: string): Promise<ItemDetail> {
     await this.requireBatch(batchId, tenant);
     const index = await this.store.findItemIndex(batchId, itemId);
     if (index === undefined) throw new NotFoundError(`item '${itemId}' not found in batch '${batchId}'`);
+    const [stored] = await this.store.getItems(batchId, index, 1);
+    const inputs = stored?.inputs ?? {};
     let state: ItemState | null;
     try {
       state = await this.handle(batchId).query(itemQuery, { index });
     } catch (err) {
       return mapTemporalError(err, `batch '${batchId}'`);
     }
-    return (await this.withStoredResults(batchId, [state ?? { index, status: 'pending', attempts: 0 }])).items[0]!;
+    const [view] = (await this.withStoredResults(batchId, [state ?? { index, status: 'pending', attempts: 0 }])).items;
+    return { ...view!, inputs };
   }
 
   /** The summary and one page of items (the view the workflow tests read). */

@@ -196,6 +196,10 @@ export const ItemView = z
   .meta({ id: 'ItemView' });
 export type ItemView = z.infer<typeof ItemView>;
 
+/** `GET /v1/batches/:id/items/:itemId`: one item, with the inputs it was submitted with. */
+export const ItemDetail = ItemView.extend({ inputs: ItemInputs }).meta({ id: 'ItemDetail' });
+export type ItemDetail = z.infer<typeof ItemDetail>;
+
 /** How many items are in each state: one count per ItemStatus. */
 export const ItemCounts = z.object(
   Object.fromEntries(Object.values(ItemStatus).map((s) => [s, z.number().int()])) as Record<ItemStatus, z.ZodNumber>,

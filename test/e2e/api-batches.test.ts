@@ -269,6 +269,7 @@ describe('batches API over HTTP on the real stack', () => {
     assert.equal(one.status, 200);
     assert.equal(one.body.index, 7);
     assert.equal(one.body.result.label, rows[7]!.expected.labelName);
+    assert.deepEqual(one.body.inputs, rows[7]!.inputs, 'one item comes with its inputs');
     assert.equal((await get(`/v1/batches/${id}/items/nope`)).status, 404);
 
     const listed = await waitFor('the batch in the completed list', async () => {

@@ -194,6 +194,7 @@ describe('the dashboard in headless Chromium against the real stack', () => {
     assert.equal(await text('#item-error-type'), 'NonFiniteOutput');
     assert.match(await text('#item-error-message'), /non-finite output/);
     assert.equal(await text('#item-status'), 'failed');
+    assert.deepEqual(JSON.parse(await text('#item-inputs')), POISON, 'the inputs it was submitted with');
     await screenshot(t, '5-failed-item');
   });
 

@@ -1,4 +1,4 @@
-import { batchLinks, BatchListPage, BatchResource, ItemsPage, ItemView } from '../../contracts/batch.js';
+import { batchLinks, BatchListPage, BatchResource, ItemDetail, ItemsPage } from '../../contracts/batch.js';
 import {
   BatchControlAction,
   ConcurrencyAccepted,
@@ -85,7 +85,7 @@ export const batchRoutes: ApiRoute[] = [
     summary: 'One item by its id (its index when submitted without one)',
     tag: 'Batches',
     request: { params: ItemPath },
-    responses: { 200: json(ItemView, 'The item.') },
+    responses: { 200: json(ItemDetail, 'The item, with its inputs.') },
     errors: [404, 503],
     handler: async ({ params: { id, itemId } }, { req, res, deps }) => {
       res.json(await deps.batches.item(id, req.tenant, itemId));
