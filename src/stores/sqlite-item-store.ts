@@ -342,8 +342,8 @@ export class SqliteItemStore implements ItemStore {
     // Written in index order (their events too), as PostgreSQL writes them; answered in the caller's order.
     const order = results.map((_, k) => k).sort((a, b) => results[a]!.index - results[b]!.index);
     const written = new Array<boolean>(results.length);
-    const counted: BlockCounts[] = [];
     this.writeTransaction(() => {
+      const counted: BlockCounts[] = [];
       for (const k of order) {
         const result = results[k]!;
         const row = {
