@@ -256,8 +256,8 @@ export class BatchClient {
   }
 
   /**
-   * Where a running batch's items run (runningQuery, a recent answer): ranges in index order, exact where the
-   * workflow runs the items itself, a shard's range and count from a sharded batch. No scan of the batch.
+   * Where a running batch's items run (runningQuery, a recent answer): exact ranges in index order, a sharded
+   * batch's from each running shard. No scan of the batch.
    */
   async running(batchId: string, tenant?: string): Promise<RunningRange[]> {
     await this.requireBatch(batchId, tenant);

@@ -31,9 +31,10 @@ function blockSizeFor(total: number, blocks: number): number {
 
 /**
  * A batch's items as a map of blocks: what a dashboard draws for a batch of any size. Finished items are counted
- * from the item store in one grouped read; running ones from the workflow's running query (ranges, no scan; a sharded batch's from its running shards); the
- * rest are pending (canceled, once the batch was). A block of COUNTED_BLOCK items or more is a whole number of the store's counted blocks, so
- * the read is of the kept counts (about 16k rows at 1M items), never of every result.
+ * from the item store in one grouped read; running ones come from the workflow's running query (ranges, no scan; a
+ * sharded batch's from its running shards); the rest are pending (canceled, once the batch was). A block of
+ * COUNTED_BLOCK items or more is a whole number of the store's counted blocks, so the read is of the kept counts
+ * (about 16k rows at 1M items), never of every result.
  */
 export const batchMapRoutes: ApiRoute[] = [
   defineRoute({
