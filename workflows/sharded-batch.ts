@@ -78,6 +78,7 @@ export async function runShardedBatch(
   let nextShard = carried?.nextShard ?? 0;
   const finished: ItemCounts = carried ? { ...carried.counts } : itemCounts(0); // items of the shards that have ended
   const failures: FailedItem[] = carried ? [...carried.failures] : [];
+  const failureAt = new Map(failures.map((f) => [f.index, f])); // the same failures by index, for the queries
   // Ended shards whose items did not all run (canceled, or terminated): their items that the store has no outcome
   // for are shown as such, not as succeeded.
   const unfinished = new Map<number, 'canceled' | 'failed'>(carried?.unfinished ?? []);
@@ -134,7 +135,7 @@ export async function runShardedBatch(
    * own `item` query has the details. attempts 0 means: not known at the batch level.
    */
   const view = (index: number): ItemState => {
-    const f = failures.find((x) => x.index === index);
+    const f = failureAt.get(index);
     if (f) return { index, status: 'failed', attempts: f.attempts, error: { type: f.type, message: f.message } };
     const k = shardOf(index);
     if (k >= nextShard) return { index, status: canceled ? 'canceled' : 'pending', attempts: 0 };
@@ -255,7 +256,11 @@ export async function runShardedBatch(
       .then((summary) => {
         add(finished, summary.counts);
         if (summary.counts.canceled > 0) unfinished.set(k, 'canceled');
-        for (const f of summary.failures ?? []) if (failures.length < MAX_CARRIED_ERRORS) failures.push(f);
+        for (const f of summary.failures ?? []) {
+          if (failures.length >= MAX_CARRIED_ERRORS) break;
+          failures.push(f);
+          failureAt.set(f.index, f);
+        }
       })
       .catch(() => {
         // A shard that ended without a result (terminated): its unfinished items count as failed.

@@ -5,7 +5,7 @@
 import { LRUCache } from 'lru-cache';
 
 /** An answer this young is served as it is. */
-export const FRESH_MS = 1000;
+export const FRESH_MS = 250;
 /** An older answer, up to this age, is served while a new query runs; older still, the reader waits for the new one. */
 export const STALE_MS = 5000;
 
