@@ -32,17 +32,13 @@ test('a fresh answer is shared; a stale one is served at once while one query ru
   assert.equal(calls.length, 1);
 
   await delay(150); // stale, younger than staleMs
-  const t0 = performance.now();
-  assert.deepEqual(await answers.get('a'), { n: 1 }, 'stale: the last answer, at once');
-  assert.ok(performance.now() - t0 < 40, 'served without waiting for the query');
+  assert.deepEqual(await answers.get('a'), { n: 1 }, 'stale: the last answer, not the new query's');
   assert.equal(calls.length, 2, 'and a new query started');
   await delay(80);
   assert.deepEqual(await answers.get('a'), { n: 2 }, "the new query's answer once it came");
 
   await delay(500); // older than staleMs
-  const t1 = performance.now();
   assert.deepEqual(await answers.get('a'), { n: 3 }, 'too old: the reader waits for a new answer');
-  assert.ok(performance.now() - t1 >= 45);
   assert.deepEqual(await answers.get('b'), { n: 4 }, 'batches are apart');
 });
 
