@@ -32,7 +32,7 @@ test('a fresh answer is shared; a stale one is served at once while one query ru
   assert.equal(calls.length, 1);
 
   await delay(150); // stale, younger than staleMs
-  assert.deepEqual(await answers.get('a'), { n: 1 }, 'stale: the last answer, not the new query's');
+  assert.deepEqual(await answers.get('a'), { n: 1 }, 'stale: the last answer, not the new one');
   assert.equal(calls.length, 2, 'and a new query started');
   await delay(80);
   assert.deepEqual(await answers.get('a'), { n: 2 }, "the new query's answer once it came");
