@@ -1,7 +1,7 @@
 // Answers of a running batch's workflow, shared by every reader in this process for a moment. A query goes to the
 // batch worker, which may be saturated (it runs at the lowest priority on `batchline dev`'s host): under full load
-// an answer takes seconds. Dashboards, SSE streams and CLIs of the same batch then share one query a second instead
-// of each waiting on its own, and a reader gets the last answer at once while a newer one is on its way.
+// an answer takes seconds. Dashboards, SSE streams and CLIs of the same batch then share one query at a time
+// instead of each waiting on its own, and a reader gets the last answer at once while a newer one is on its way.
 import { LRUCache } from 'lru-cache';
 
 /** An answer this young is served as it is. */
