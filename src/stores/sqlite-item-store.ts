@@ -49,6 +49,33 @@ const LEGACY_COLUMNS: [table: string, column: string, ddl: string][] = [
 /** Rows per INSERT statement when storing items (SQLite allows 32,766 bound parameters). */
 const INSERT_CHUNK = 500;
 
+/**
+ * Outcomes per statement in putResults: a run's results, then their events, go in multi-row statements of up to this
+ * many rows, where one statement per row spent most of a write on binding and stepping (bench/stores.ts).
+ */
+const RESULT_ROWS_PER_STATEMENT = 64;
+
+/**
+ * Upserts outcomes, answering the index of each row written. A success is final; a failure may be replaced by a later
+ * outcome (a retried dead-letter item), but not by the same failure again (its activity and the workflow may both
+ * record it). A row the WHERE keeps as it is returns nothing.
+ */
+const putResultsSql = (rows: number) =>
+  `INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
+   VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+   ON CONFLICT (batch_id, idx) DO UPDATE SET
+     status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
+     started_at = excluded.started_at, finished_at = excluded.finished_at
+   WHERE results.status <> 'succeeded'
+     AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
+              AND results.error IS excluded.error)
+   RETURNING idx`;
+
+/** Appends the events of written outcomes, in the order given. */
+const appendEventsSql = (rows: number) =>
+  `INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
+   VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`;
+
 /** An item as stored: its given id ('' when the client gave none) and its inputs as JSON text. */
 export type ItemRow = [id: string, inputs: string];
 
@@ -69,6 +96,8 @@ export class SqliteItemStore implements ItemStore {
   readonly appendSize = 500;
   private readonly db: Database.Database;
   private readonly stmts;
+  /** putResultsSql and appendEventsSql by row count, prepared when first used. */
+  private readonly resultStatements = new Map<number, { put: Database.Statement; events: Database.Statement }>();
   /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
   private walWatcher: fs.FSWatcher | null | undefined;
   private readonly writeWaiters = new WriteWaiters();
@@ -124,9 +153,6 @@ export class SqliteItemStore implements ItemStore {
       ),
       isCommitted: this.db.prepare('SELECT 1 FROM batches WHERE id = ?'),
       unstageUpload: this.db.prepare('DELETE FROM uploads WHERE batch_id = ?'),
-      appendEvent: this.db.prepare(
-        'INSERT INTO events (batch_id, idx, status, attempts, error, finished_at) VALUES (@batchId, @index, @status, @attempts, @error, @finishedAt)',
-      ),
       appendEnd: this.db.prepare(
         `INSERT INTO events (batch_id, idx, status, attempts, finished_at, kind, summary)
          VALUES (?, -1, ?, 0, ?, 'end', ?) ON CONFLICT DO NOTHING`,
@@ -168,18 +194,6 @@ export class SqliteItemStore implements ItemStore {
       insertItem: this.db.prepare('INSERT INTO items (batch_id, idx, client_id, inputs) VALUES (?, ?, ?, ?)'),
       getItems: this.db.prepare(
         'SELECT idx, client_id, inputs FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx',
-      ),
-      // A success is final; a failure may be replaced by a later outcome (a retried dead-letter item), but not by
-      // the same failure again (its activity and the workflow may both record it).
-      putResult: this.db.prepare(
-        `INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
-         VALUES (@batchId, @index, @status, @attempts, @result, @error, @startedAt, @finishedAt)
-         ON CONFLICT (batch_id, idx) DO UPDATE SET
-           status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
-           started_at = excluded.started_at, finished_at = excluded.finished_at
-         WHERE results.status <> 'succeeded'
-           AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
-                    AND results.error IS excluded.error)`,
       ),
       listResults: this.db.prepare(
         `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
@@ -341,33 +355,52 @@ export class SqliteItemStore implements ItemStore {
     if (results.length === 0) return [];
     // Written in index order (their events too), as PostgreSQL writes them; answered in the caller's order.
     const order = results.map((_, k) => k).sort((a, b) => results[a]!.index - results[b]!.index);
-    const written = new Array<boolean>(results.length);
+    const written = new Array<boolean>(results.length).fill(false);
     this.writeTransaction(() => {
       const counted: BlockCounts[] = [];
-      for (const k of order) {
-        const result = results[k]!;
-        const row = {
-          batchId,
-          index: result.index,
-          status: result.status,
-          attempts: result.attempts,
-          result: result.result ? JSON.stringify(result.result) : null,
-          error: result.error ? JSON.stringify(result.error) : null,
-          startedAt: result.startedAt,
-          finishedAt: result.finishedAt,
-        };
-        written[k] = this.stmts.putResult.run(row).changes > 0;
-        if (written[k]) {
-          this.stmts.appendEvent.run(row);
-          const block = Math.floor(result.index / COUNTED_BLOCK);
-          if (counted.at(-1)?.block !== block) counted.push({ block, succeeded: 0, failed: 0 });
-          counted.at(-1)![result.status]++;
+      for (let from = 0; from < order.length; from += RESULT_ROWS_PER_STATEMENT) {
+        const group = order.slice(from, from + RESULT_ROWS_PER_STATEMENT);
+        const values: unknown[] = [];
+        for (const k of group) {
+          const r = results[k]!;
+          values.push(
+            batchId,
+            r.index,
+            r.status,
+            r.attempts,
+            r.result ? JSON.stringify(r.result) : null,
+            r.error ? JSON.stringify(r.error) : null,
+            r.startedAt,
+            r.finishedAt,
+          );
         }
+        const { put } = this.resultStatementsFor(group.length);
+        const wrote = new Set((put.all(values) as { idx: number }[]).map((row) => row.idx));
+        const events: unknown[] = [];
+        for (const [g, k] of group.entries()) {
+          const r = results[k]!;
+          if (!wrote.has(r.index)) continue;
+          written[k] = true;
+          events.push(batchId, r.index, r.status, r.attempts, values[g * 8 + 5], r.finishedAt);
+          const block = Math.floor(r.index / COUNTED_BLOCK);
+          if (counted.at(-1)?.block !== block) counted.push({ block, succeeded: 0, failed: 0 });
+          counted.at(-1)![r.status]++;
+        }
+        if (events.length > 0) this.resultStatementsFor(events.length / 6).events.run(events);
       }
       // What a written outcome replaced, the results_replaced trigger has taken away (migration 6).
       for (const c of counted) this.stmts.countBlock.run(batchId, c.block, c.succeeded, c.failed);
     });
     return written;
+  }
+
+  private resultStatementsFor(rows: number): { put: Database.Statement; events: Database.Statement } {
+    let statements = this.resultStatements.get(rows);
+    if (!statements) {
+      statements = { put: this.db.prepare(putResultsSql(rows)), events: this.db.prepare(appendEventsSql(rows)) };
+      this.resultStatements.set(rows, statements);
+    }
+    return statements;
   }
 
   async endBatch(batchId: string, end: BatchEnd): Promise<boolean> {

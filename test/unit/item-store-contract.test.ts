@@ -220,6 +220,40 @@ for (const backend of [sqlite, postgres]) {
       assert.deepEqual(await store.putResults('b', []), []);
     });
 
+    test('putResults of a few hundred outcomes given out of order: each written or kept by the same rules', async () => {
+      const { store } = await fresh();
+      const total = 300;
+      await store.createBatch(batch('b', total), items(total));
+      // Before the run: successes to keep, failures to replace, and failures the run records again unchanged.
+      const kept = [5, 64, 130, 299];
+      const replaced = [0, 63, 200];
+      const repeated = [1, 127, 250];
+      await store.putResults('b', [
+        ...kept.map((i) => success(i, 'before')),
+        ...replaced.map((i) => failure(i)),
+        ...repeated.map((i) => failure(i)),
+      ]);
+      // The run: every item, from the last index down; the repeated ones with the same failure.
+      const run = Array.from({ length: total }, (_, k) => total - 1 - k).map((i) =>
+        repeated.includes(i) ? failure(i) : success(i, 'run'),
+      );
+      const written = await store.putResults('b', run);
+      assert.deepEqual(
+        run.map((r, k) => (written[k] ? [] : [r.index])).flat(),
+        [...kept, ...repeated].sort((a, b) => b - a),
+        'the items whose outcome the run did not write',
+      );
+      for (const i of kept) assert.equal((await store.getResult('b', i))?.result?.label, 'before');
+      for (const i of replaced) assert.equal((await store.getResult('b', i))?.status, 'succeeded');
+      assert.deepEqual(await store.countResults('b'), { succeeded: total - repeated.length, failed: repeated.length });
+      const events = (await store.listEvents('b', 0, 1000)).flatMap((e) => (e.kind === 'item' ? [e.index] : []));
+      const runEvents = events.slice(kept.length + replaced.length + repeated.length);
+      const expected = Array.from({ length: total }, (_, i) => i).filter(
+        (i) => !kept.includes(i) && !repeated.includes(i),
+      );
+      assert.deepEqual(runEvents, expected, "the run's events: one per written outcome, in index order");
+    });
+
     test('a failure is replaced by a later success (a retried dead-letter item)', async () => {
       const { store } = await fresh();
       await store.createBatch(batch('b', 1), items(1));
