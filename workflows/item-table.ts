@@ -80,31 +80,34 @@ export class ItemTable {
     return STATUS_BY_CODE[this.status[i - this.lo]!]!;
   }
 
+  // The mutators take the workflow's time as `now` (ms): a caller that changes many items reads the clock once, as
+  // Date.now() in a workflow is a call into the SDK (the time of the activation, the same for the whole of it).
+
   /** Marks items [start, start + count) running; an item keeps the time its first attempt started. */
-  start(start: number, count = 1): void {
-    const now = this.stamp();
+  start(start: number, count = 1, now = Date.now()): void {
+    const stamp = this.stamp(now);
     for (let i = start; i < start + count; i++) {
-      this.set(i, 'running');
-      if (!this.startedAt[i - this.lo]) this.startedAt[i - this.lo] = now;
+      this.set(i, 'running', now);
+      if (!this.startedAt[i - this.lo]) this.startedAt[i - this.lo] = stamp;
     }
   }
 
-  succeed(i: number, attempts: number): void {
+  succeed(i: number, attempts: number, now = Date.now()): void {
     this.addAttempts(i, attempts);
-    this.set(i, 'succeeded');
-    this.finishedAt[i - this.lo] = this.stamp();
+    this.set(i, 'succeeded', now);
+    this.finishedAt[i - this.lo] = this.stamp(now);
   }
 
-  fail(i: number, attempts: number, error: ItemError): void {
+  fail(i: number, attempts: number, error: ItemError, now = Date.now()): void {
     this.addAttempts(i, attempts);
     this.errors.set(i, { type: error.type, message: error.message }); // callers may pass richer objects
-    this.set(i, 'failed');
-    this.finishedAt[i - this.lo] = this.stamp();
+    this.set(i, 'failed', now);
+    this.finishedAt[i - this.lo] = this.stamp(now);
   }
 
-  cancel(i: number): void {
-    this.set(i, 'canceled');
-    this.finishedAt[i - this.lo] = this.stamp();
+  cancel(i: number, now = Date.now()): void {
+    this.set(i, 'canceled', now);
+    this.finishedAt[i - this.lo] = this.stamp(now);
   }
 
   /** Counts the attempts of a chunk that ran an item which now retries on its own. */
@@ -114,16 +117,18 @@ export class ItemTable {
 
   /** Marks every pending item canceled (the batch was canceled before they ran). */
   cancelPending(): void {
-    for (let i = this.lo; i < this.hi; i++) if (this.statusOf(i) === 'pending') this.set(i, 'canceled');
+    const now = Date.now();
+    for (let i = this.lo; i < this.hi; i++) if (this.statusOf(i) === 'pending') this.set(i, 'canceled', now);
   }
 
   /** Puts every failed item back to pending, error cleared; returns their indexes. */
   resetFailed(): number[] {
     const reset: number[] = [];
+    const now = Date.now();
     for (let i = this.lo; i < this.hi; i++) {
       if (this.statusOf(i) !== 'failed') continue;
       this.errors.delete(i);
-      this.set(i, 'pending');
+      this.set(i, 'pending', now);
       reset.push(i);
     }
     return reset;
@@ -189,16 +194,16 @@ export class ItemTable {
     };
   }
 
-  private set(i: number, status: ItemStatus): void {
+  private set(i: number, status: ItemStatus, now: number): void {
     const k = i - this.lo;
     this.counts[STATUS_BY_CODE[this.status[k]!]!]--;
     this.counts[status]++;
     this.status[k] = CODE[status];
-    this.updatedMs = Date.now(); // a number per change; the ISO string only when asked (updatedAt)
+    this.updatedMs = now; // a number per change; the ISO string only when asked (updatedAt)
   }
 
-  private stamp(): number {
-    return Math.floor((Date.now() - this.batchStartedMs) / 1000) + 1;
+  private stamp(now: number): number {
+    return Math.floor((now - this.batchStartedMs) / 1000) + 1;
   }
 
   private iso(stamp: number): string {

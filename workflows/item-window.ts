@@ -239,10 +239,11 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     } catch (err) {
       if (evicted(err)) return runChunk(start, count);
       const failure = isCancellation(err) ? undefined : describeFailure(err, options.maxAttempts);
+      const now = Date.now();
       for (let i = start; i < start + count; i++) {
-        if (!failure) table.cancel(i);
+        if (!failure) table.cancel(i, now);
         else {
-          table.fail(i, failure.attempts, failure);
+          table.fail(i, failure.attempts, failure, now);
           dead.add(i); // the chunk's failure is no item's record
         }
       }
@@ -254,11 +255,12 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     const counted = patched(CHUNK_ATTEMPTS_PATCH);
     const attempt = counted ? out.attempt : 1;
     const earlier = new Map(counted ? out.earlier?.map((e) => [e.index, e.attempts]) : []);
+    const now = Date.now();
     for (let i = start; i < start + count; i++) {
       const f = failures.get(i);
-      if (!f) table.succeed(i, earlier.get(i) ?? attempt);
+      if (!f) table.succeed(i, earlier.get(i) ?? attempt, now);
       else if (f.nonRetryable || attempt >= options.maxAttempts) {
-        table.fail(i, (counted && f.attempts) || attempt, f);
+        table.fail(i, (counted && f.attempts) || attempt, f, now);
         if (!f.recorded) dead.add(i);
       } else {
         table.addAttempts(i, attempt);
