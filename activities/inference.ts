@@ -277,10 +277,29 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       }
       // An item with a success in the store (`earlier`) is no failure, whatever this attempt saw.
       const succeeded = new Set(earlier.map((e) => e.index));
-      const failed = failures.filter((f) => !succeeded.has(f.index)).sort((a, b) => a.index - b.index);
+      const failed = withinPayloadBudget(
+        failures.filter((f) => !succeeded.has(f.index)).sort((a, b) => a.index - b.index),
+      );
       return earlier.length > 0 ? { attempt, failures: failed, earlier } : { attempt, failures: failed };
     },
   };
+}
+
+/**
+ * Characters of failure messages a chunk returns, all failures together. The outcome travels in workflow history,
+ * whose payloads Temporal refuses above 2 MB: a chunk of thousands of items that all fail with a long message (a model
+ * that cannot load, say) must stay far under that. The messages the activity records in the item store stay whole.
+ */
+const CHUNK_FAILURE_MESSAGES_BUDGET = 256 * 1024;
+/** A message is never cut shorter than this. */
+const CHUNK_FAILURE_MESSAGE_MIN = 120;
+
+/** Cuts the messages of a chunk's failures to an equal share of CHUNK_FAILURE_MESSAGES_BUDGET when they exceed it. */
+function withinPayloadBudget(failures: ChunkItemFailure[]): ChunkItemFailure[] {
+  const total = failures.reduce((n, f) => n + f.message.length, 0);
+  if (total <= CHUNK_FAILURE_MESSAGES_BUDGET) return failures;
+  const share = Math.max(Math.floor(CHUNK_FAILURE_MESSAGES_BUDGET / failures.length), CHUNK_FAILURE_MESSAGE_MIN);
+  return failures.map((f) => (f.message.length > share ? { ...f, message: `${f.message.slice(0, share - 1)}…` } : f));
 }
 
 /** Delays between tries of a store call that met an outage: doubling from the first, capped at the last. */

@@ -43,7 +43,7 @@ export const BatchOptions = z
      * Items per activity (default 1: one activity per item). Above 1, one activity infers a chunk of
      * consecutive items together; each item keeps its own result, failure and retries.
      */
-    itemsPerActivity: z.number().int().min(1).max(1000).default(1),
+    itemsPerActivity: z.number().int().min(1).max(5000).default(1),
     /**
      * How item activities run (default 'remote'): 'remote' activities go through the Temporal server's task
      * queue, so any worker can take any item and a long item heartbeats; 'local' activities run inside the

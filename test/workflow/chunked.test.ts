@@ -5,8 +5,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
-import { BatchOptions } from '../../src/contracts/batch.js';
-import { InferenceRuntime } from '../../src/runtime/inference.js';
+import { BatchOptions, type ItemInputs } from '../../src/contracts/batch.js';
+import { InvalidInputError } from '../../src/errors.js';
+import { InferenceRuntime, type RunHandler } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import { itemQuery } from '../../workflows/messages.js';
 import type { batchWorkflow } from '../../workflows/batch-workflow.js';
@@ -204,5 +205,41 @@ describe('chunked mode', () => {
       { inferChunk: 1, inferItem: 1, recordBatchEnd: 1 },
       'one chunk, one solo retry that succeeded (and the last step, which records the batch end)',
     );
+  });
+
+  test('a chunk of 5000 items that all fail with a long message: its outcome fits in history, the store keeps each message whole', async () => {
+    const message = `scripted bad input: ${'x'.repeat(2000)}`; // 5000 of them: 10 MB, five times Temporal's payload limit
+    const runtime = {
+      infer: async (): Promise<never> => {
+        throw new InvalidInputError(message);
+      },
+      inferMany: async (_m: string, _v: number | undefined, inputs: ItemInputs[], onRun: RunHandler) => {
+        await onRun(
+          inputs.map((_, position) => position),
+          inputs.map(() => new InvalidInputError(message)),
+        );
+      },
+    };
+    const { store, batches } = await setup(runtime);
+    const total = 5000;
+    const id = await batches.submit({
+      model: 'digits',
+      items: Array.from({ length: total }, (_, k) => item(Behaviour.invalid, k)),
+      options: BatchOptions.parse({ itemsPerActivity: total, shardSize: total }),
+    });
+    const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
+    const summary = await handle.result();
+    assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 0, failed: total, canceled: 0 });
+    assert.deepEqual(await activityCompletions(id), { inferChunk: 1, recordBatchEnd: 1 });
+    for (const i of [0, 2500, total - 1]) {
+      const stored = await store.getResult(id, i);
+      assert.deepEqual([stored?.error?.type, stored?.error?.message], ['InvalidInput', message], `item ${i} stored`);
+      const state = await handle.query(itemQuery, { index: i });
+      assert.equal(state?.error?.type, 'InvalidInput');
+      assert.ok(
+        state!.error!.message.length < message.length && message.startsWith(state!.error!.message.slice(0, -1)),
+        `item ${i}: the workflow keeps the message's start (${state!.error!.message.length} characters)`,
+      );
+    }
   });
 });

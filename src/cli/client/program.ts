@@ -71,7 +71,7 @@ export async function runClient(argv: string[], env: Record<string, string | und
     .argument('<file>', 'one {"id"?, "inputs"} object per line, or - for stdin')
     .requiredOption('--model <name>', 'the model to run')
     .option('--version <n>', 'a pinned model version (default: the latest)', whole(1, 999_999_999))
-    .option('--chunk <n>', 'items per activity (the option itemsPerActivity, 1-1000)', whole(1, 1000))
+    .option('--chunk <n>', 'items per activity (the option itemsPerActivity, 1-5000)', whole(1, 5000))
     .option('--follow', 'show progress until the batch ends; exit 1 if any item failed')
     .addOption(json)
     .action(async (file: string, o) => done(await submit(api(), file, o)));
