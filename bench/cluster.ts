@@ -21,13 +21,18 @@ import { parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import { percentile, treeCpuSeconds } from './lib/system-run.js';
-import { runBatchline, startBatchlineStack, type BatchlineRun, type BatchlineStack } from './systems/batchline.js';
+import {
+  CHUNKED_OPTIONS,
+  runBatchline,
+  startBatchlineStack,
+  type BatchlineRun,
+  type BatchlineStack,
+} from './systems/batchline.js';
 import { runGraphile } from './systems/graphile.js';
 import type { SystemRun } from './lib/system-run.js';
 
 /** compare.ts's settings: per item 64 in flight per shard; chunked, the best of bench/tune.ts. */
 const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
-const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
 /** graphile-worker's jobs in flight per worker process (as BullMQ's in compare.ts). */
 const GRAPHILE_CONCURRENCY = 64;
 

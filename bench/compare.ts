@@ -17,6 +17,7 @@ import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults,
 import type { SystemRun } from './lib/system-run.js';
 import {
   BATCH_WORKER_PRIORITY,
+  CHUNKED_OPTIONS,
   measurePredict,
   runBatchline,
   startBatchlineStack,
@@ -52,7 +53,6 @@ const ROUNDS = quick ? 2 : 3;
 const IN_FLIGHT = 64;
 const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
 const PER_ITEM_LOCAL_OPTIONS: Partial<BatchOptions> = { concurrency: 64, itemActivities: 'local' };
-const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
 
 interface Workload {
   name: string;

@@ -17,7 +17,7 @@ import puppeteer, { type Page } from 'puppeteer-core';
 import { resolveChromium } from '../scripts/chromium.mjs';
 import { commandLine, intArg, parseBenchArgs } from './lib/args.js';
 import { machine, REPO_ROOT, updateBenchmarksMd, writeResults } from './lib/report.js';
-import { startBatchlineStack } from './systems/batchline.js';
+import { CHUNKED_OPTIONS, startBatchlineStack } from './systems/batchline.js';
 
 const USAGE = 'usage: npm run build && node --import tsx bench/dashboard.ts [--items N] [--every S]';
 const { values } = parseBenchArgs(USAGE, {
@@ -28,7 +28,7 @@ const { values } = parseBenchArgs(USAGE, {
 });
 const n = intArg(USAGE, 'items', values.items);
 const everyMs = intArg(USAGE, 'every', values.every) * 1000;
-const OPTIONS = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000, maxConcurrentShards: 4 };
+const OPTIONS = { ...CHUNKED_OPTIONS, maxConcurrentShards: 4 };
 
 const rows = fs
   .readFileSync(path.join(REPO_ROOT, 'models', 'digits', 'testdata', 'heldout.jsonl'), 'utf8')

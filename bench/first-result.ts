@@ -12,7 +12,7 @@ import { readSse } from '../test/helpers/sse.js';
 import { intArg, parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
-import { runBatchline, startBatchlineStack, type BatchlineStack } from './systems/batchline.js';
+import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack, type BatchlineStack } from './systems/batchline.js';
 
 const USAGE = 'usage: node --import tsx bench/first-result.ts [--runs N]   (N batches per mode, default 7)';
 const { values: args } = parseBenchArgs(USAGE, { options: { runs: { type: 'string', default: '7' } } });
@@ -21,7 +21,7 @@ const ITEMS = 10_000;
 const MODES: { name: string; options: Partial<BatchOptions> }[] = [
   { name: 'per item (remote)', options: { concurrency: 64 } },
   { name: 'per item local', options: { concurrency: 64, itemActivities: 'local' } },
-  { name: 'chunked', options: { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 } },
+  { name: 'chunked', options: CHUNKED_OPTIONS },
 ];
 
 /** Milliseconds from submission returned to each step of the first result's path. */

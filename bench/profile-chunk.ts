@@ -5,14 +5,14 @@
 // Prints a table per thread, in µs per item.
 //
 //   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N]
-//     [--concurrency N] [--shard-size N]   (default: compare.ts's chunked setting, 500, 512, 5000)
+//     [--concurrency N] [--shard-size N]   (default: CHUNKED_OPTIONS in bench/systems/batchline.ts)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { REPO_ROOT } from './lib/report.js';
-import { runBatchline, startBatchlineStack } from './systems/batchline.js';
+import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs(
   'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N]',
@@ -20,15 +20,15 @@ const { values: args } = parseBenchArgs(
     options: {
       items: { type: 'string', default: '100000' },
       top: { type: 'string', default: '14' },
-      'items-per-activity': { type: 'string', default: '500' },
-      concurrency: { type: 'string', default: '512' },
-      'shard-size': { type: 'string', default: '5000' },
+      'items-per-activity': { type: 'string', default: String(CHUNKED_OPTIONS.itemsPerActivity) },
+      concurrency: { type: 'string', default: String(CHUNKED_OPTIONS.concurrency) },
+      'shard-size': { type: 'string', default: String(CHUNKED_OPTIONS.shardSize) },
     },
   },
 );
 const ITEMS = Number(args.items);
 const TOP = Number(args.top);
-/** compare.ts's chunked setting by default. */
+/** The benches' chunked setting (CHUNKED_OPTIONS) by default. */
 const OPTIONS = {
   itemsPerActivity: Number(args['items-per-activity']),
   concurrency: Number(args.concurrency),

@@ -6,12 +6,11 @@
 // Writes bench/results/stores-<date>.json and the "stores" section of BENCHMARKS.md.
 //
 //   npm run build && node --import tsx bench/stores.ts [--quick]
-import type { BatchOptions } from '../src/contracts/batch.js';
 import { startPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 import { parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, ratio, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
-import { runBatchline, startBatchlineStack } from './systems/batchline.js';
+import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs('usage: node --import tsx bench/stores.ts [--quick]', {
   options: { quick: { type: 'boolean', default: false } },
@@ -20,8 +19,6 @@ const quick = args.quick;
 const ROUNDS = quick ? 1 : 3;
 /** The chunked workload: the "chunked digits" and "submit 100k items over NDJSON". */
 const CHUNKED_ITEMS = quick ? 20_000 : 100_000;
-/** compare.ts's chunked setting. */
-const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 500, concurrency: 512, shardSize: 5000 };
 /** The first-result workload: small, per item, so the first result is one item's round trip. */
 const FIRST_ITEMS = 200;
 const BACKENDS = ['sqlite', 'postgres'] as const;

@@ -89,6 +89,22 @@ const STEPS: {
     options: { itemActivities: 'local', concurrency: 64 },
     dynamicConfig: NO_PRIORITY_MATCHER,
   },
+  {
+    name: 'chunked: 1,000 per activity, shards of 5,000',
+    options: { itemsPerActivity: 1000, concurrency: 512, shardSize: 5000 },
+  },
+  {
+    name: 'chunked: 2,500 per activity, shards of 5,000',
+    options: { itemsPerActivity: 2500, concurrency: 512, shardSize: 5000 },
+  },
+  {
+    name: 'chunked: 5,000 per activity, shards of 5,000 (one chunk per shard)',
+    options: { itemsPerActivity: 5000, concurrency: 512, shardSize: 5000 },
+  },
+  {
+    name: 'chunked: 5,000 per activity, shards of 5,000, 4 shards at once',
+    options: { itemsPerActivity: 5000, concurrency: 512, shardSize: 5000, maxConcurrentShards: 4 },
+  },
 ];
 
 const only = args.only?.split(',').map((i) => intArg(USAGE, 'only', i.trim(), 0));
