@@ -7,6 +7,7 @@
 //
 //   npm run bench [-- --quick]       (npm run bench builds first; this file runs under tsx)
 import path from 'node:path';
+import { loadConfig } from '../src/config.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { ModelRepository } from '../src/runtime/model-repository.js';
 import { parseBenchArgs } from './lib/args.js';
@@ -26,7 +27,7 @@ import {
 import { measureCluster } from './cluster.js';
 import { measureOverload } from './overload.js';
 import { runBullmq } from './systems/bullmq.js';
-import { runRaw, type RawRun } from './systems/raw.js';
+import { runRaw, runRawThreads, type RawRun, type RawThreadsRun } from './systems/raw.js';
 import { runStoreCeiling, type StoreCeilingRun } from './systems/store-ceiling.js';
 
 const { values: args } = parseBenchArgs(
@@ -51,6 +52,8 @@ const ROUNDS = quick ? 2 : 3;
  * measured by bench/tune.ts.
  */
 const IN_FLIGHT = 64;
+/** The inference threads of batchline's worker (INFERENCE_THREADS, as the benches' stacks run it): raw threads runs as many. */
+const INFERENCE_THREADS = loadConfig().INFERENCE_THREADS;
 const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
 const PER_ITEM_LOCAL_OPTIONS: Partial<BatchOptions> = { concurrency: 64, itemActivities: 'local' };
 
@@ -78,9 +81,10 @@ if (only && !WORKLOADS.some((w) => w.name === only)) {
   process.exit(2);
 }
 
-type Run = RawRun | StoreCeilingRun | SystemRun | BatchlineRun;
+type Run = RawRun | RawThreadsRun | StoreCeilingRun | SystemRun | BatchlineRun;
 const SYSTEMS = [
   'raw',
+  'raw threads',
   'store ceiling',
   'bullmq',
   'batchline per-item',
@@ -93,6 +97,7 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
   const items = itemsOf(w.model, w.items);
   const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
   if (system === 'raw') return runRaw(await repository.resolve(w.model), items);
+  if (system === 'raw threads') return runRawThreads(await repository.resolve(w.model), items, INFERENCE_THREADS);
   if (system === 'store ceiling') return runStoreCeiling(w.model, items, CHUNKED_OPTIONS.itemsPerActivity!);
   if (system === 'bullmq') {
     return runBullmq({
@@ -136,7 +141,7 @@ interface Row {
 function summarize(system: SystemName, runs: Run[]): Row {
   const s = (f: (r: any) => number) => stat(runs.map(f));
   const row: Row = { system, itemsPerSecond: s(itemsPerSecond) };
-  if (system === 'raw' || system === 'store ceiling') return row;
+  if (system === 'raw' || system === 'raw threads' || system === 'store ceiling') return row;
   Object.assign(row, {
     firstResultMs: s((r) => r.firstResultMs),
     p50Ms: s((r) => percentile(r.latencyMs, 50)),
@@ -405,13 +410,15 @@ function report(
     "result. First result split: submission returned -> the first finished item's attempt started / that attempt / its",
     "store write -> the client's SSE event. Store ceiling (bench/systems/store-ceiling.ts): the chunked work with no",
     'Temporal and no HTTP: chunks of the same size read, inferred by the same runtime and written run by run through the',
-    'same item store API (SQLite), timed from the first read. × raw, × ceiling and × BullMQ: items/s over theirs, three',
+    'same item store API (SQLite), timed from the first read. Raw: one session on the calling thread, the best of intra-op',
+    `threads 1 and 2; raw threads: ${INFERENCE_THREADS} sessions on ${INFERENCE_THREADS} threads (intra-op 1 each), as many as batchline's inference pool has`,
+    '(bench/systems/raw.ts). × raw: items/s over the faster raw row; × ceiling and × BullMQ: over theirs; three',
     'significant digits.',
     `Raw figures: [${file}](${file}).`,
     '',
   ];
   for (const { workload, rows } of results) {
-    const raw = rows.find((r) => r.system === 'raw')!.itemsPerSecond.median;
+    const raw = Math.max(...rows.filter((r) => r.system.startsWith('raw')).map((r) => r.itemsPerSecond.median));
     const bull = rows.find((r) => r.system === 'bullmq')!.itemsPerSecond.median;
     const ceiling = rows.find((r) => r.system === 'store ceiling')!.itemsPerSecond.median;
     lines.push(`### ${workload.name} (${workload.model})`, '');

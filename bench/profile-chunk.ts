@@ -12,6 +12,7 @@ import path from 'node:path';
 import { parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { REPO_ROOT } from './lib/report.js';
+import { threadCpuSeconds } from './lib/system-run.js';
 import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs(
@@ -60,10 +61,19 @@ const roles = new Map<number, string>([
 ]);
 let itemsPerSecond: number;
 let cpu: { temporal: number; worker: number; api: number };
+/** µs of CPU per item of the measured batch, per thread of the batch worker and the API (from /proc). */
+const threadCpu: { role: string; tid: number; name: string; main: boolean; usPerItem: number }[] = [];
 try {
   // A warm-up batch first, so model loading and first-use compilation stay out of the profile's share.
   await runBatchline(stack, 'digits', itemsOf('digits', WARM_UP), OPTIONS, 'warm-up');
+  const before = new Map([...roles.keys()].map((pid) => [pid, threadCpuSeconds(pid)]));
   const run = await runBatchline(stack, 'digits', itemsOf('digits', ITEMS), OPTIONS, 'chunked');
+  for (const [pid, role] of roles) {
+    for (const [tid, { name, seconds }] of threadCpuSeconds(pid)) {
+      const usPerItem = ((seconds - (before.get(pid)!.get(tid)?.seconds ?? 0)) * 1e6) / ITEMS;
+      threadCpu.push({ role, tid, name, main: tid === pid, usPerItem });
+    }
+  }
   itemsPerSecond = run.items / (run.wallMs / 1000); // from the submission's start to the batch's end
   cpu = run.cpuPerThousandItems;
 } finally {
@@ -119,7 +129,14 @@ console.log(
   `CPU seconds per 1,000 items (the measured batch, profiler on): Temporal dev server ${cpu.temporal.toFixed(3)}, batch worker ${cpu.worker.toFixed(3)}, API ${cpu.api.toFixed(3)}`,
 );
 console.log(
-  `(µs per item over both batches: the profiles cover the stack's life, a warm-up batch of ${WARM_UP} items, then this one)`,
+  '\nCPU µs per item of the measured batch by thread (/proc, in ticks of 10 ms; the main thread is the one whose id is the process id; Node names its other threads "node"):',
+);
+console.log('| process | thread | µs per item |\n| --- | --- | ---: |');
+for (const t of threadCpu.filter((t) => t.usPerItem >= 0.5).sort((a, b) => b.usPerItem - a.usPerItem)) {
+  console.log(`| ${t.role} | ${t.main ? 'main' : `${t.tid} (${t.name})`} | ${t.usPerItem.toFixed(1)} |`);
+}
+console.log(
+  `\n(the tables below, µs per item over both batches: the profiles cover the stack's life, a warm-up batch of ${WARM_UP} items, then this one)`,
 );
 for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
   const [, , , pid, thread] = file.split('.'); // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile

@@ -108,6 +108,31 @@ export function cpuSeconds(pid: number): number | undefined {
 }
 
 /**
+ * CPU seconds of each thread of a process, by thread id, with the thread's name (Node's own threads and worker
+ * threads are all called "node"; the main thread's id is the process's). Threads that ended are not listed.
+ */
+export function threadCpuSeconds(pid: number): Map<number, { name: string; seconds: number }> {
+  const threads = new Map<number, { name: string; seconds: number }>();
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      threads.set(Number(tid), { name, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return threads;
+}
+
+/**
  * CPU seconds of a process and its descendants: their own time, and the time of children they have already
  * reaped (PostgreSQL's postmaster and its backends, which come and go with connections).
  */

@@ -2,9 +2,13 @@
 // intra-op thread count tried (two sessions on one thread do not overlap: measured, no gain). Tensors (and text
 // tokenization) are built before the clock starts, so only inference is timed; sentences are sorted by length
 // first, so batches carry the least padding. No queue, no durability, nothing stored.
+import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import { startModuleThread } from '../../src/module-thread.js';
 import type { ResolvedModel } from '../../src/runtime/model-repository.js';
 import { TextTokenizers } from '../../src/runtime/text-tokenizer.js';
 import { rawFeeds, rawSession } from '../lib/model-items.js';
+import type { PlainTensor, RawThreadData } from './raw-thread.js';
 
 export interface RawRun {
   system: 'raw';
@@ -57,6 +61,65 @@ export async function runRaw(
       }
     } finally {
       await session.release();
+    }
+  }
+  return { ...best!, tried };
+}
+
+export interface RawThreadsRun {
+  system: 'raw threads';
+  items: number;
+  wallMs: number;
+  itemsPerSecond: number;
+  threads: number;
+  batchSize: number;
+  tried: { batchSize: number; itemsPerSecond: number }[];
+}
+
+/**
+ * The raw loop with as many sessions as batchline's inference pool has threads: one session (intra-op 1) per worker
+ * thread, the batches dealt out in turn, all threads started together; timed from the first start to the last end.
+ * Each batch size of runRaw is tried; the best is the limit.
+ */
+export async function runRawThreads(
+  model: ResolvedModel,
+  items: Record<string, unknown>[],
+  threads: number,
+): Promise<RawThreadsRun> {
+  const { maxBatchSize, dynamicBatching } = model.config;
+  const sizes = [...new Set([32, ...dynamicBatching.preferredBatchSizes, maxBatchSize])].sort((a, b) => a - b);
+  const ordered = model.config.tokenizer ? await byTokenCount(model, items) : items;
+  const tried: RawThreadsRun['tried'] = [];
+  let best: RawThreadsRun | undefined;
+  for (const bs of sizes) {
+    const shares: Record<string, PlainTensor>[][] = Array.from({ length: threads }, () => []);
+    for (let i = 0, k = 0; i < ordered.length; i += bs, k++) {
+      const feeds = await rawFeeds(model, ordered.slice(i, i + bs));
+      shares[k % threads]!.push(
+        Object.fromEntries(
+          Object.entries(feeds).map(([name, t]) => [
+            name,
+            { type: t.type as PlainTensor['type'], data: t.data as PlainTensor['data'], dims: [...t.dims] },
+          ]),
+        ),
+      );
+    }
+    const workers: Worker[] = shares.map((batches) =>
+      startModuleThread(import.meta.url, 'raw-thread', { modelFile: model.file, batches } satisfies RawThreadData),
+    );
+    try {
+      await Promise.all(workers.map((w) => once(w, 'message')));
+      const done = workers.map((w) => once(w, 'message') as Promise<[{ startedMs: number; endedMs: number }]>);
+      for (const w of workers) w.postMessage('go');
+      const times = (await Promise.all(done)).map(([t]) => t);
+      const wallMs = Math.max(...times.map((t) => t.endedMs)) - Math.min(...times.map((t) => t.startedMs));
+      const itemsPerSecond = items.length / (wallMs / 1000);
+      tried.push({ batchSize: bs, itemsPerSecond });
+      if (!best || itemsPerSecond > best.itemsPerSecond) {
+        best = { system: 'raw threads', items: items.length, wallMs, itemsPerSecond, threads, batchSize: bs, tried };
+      }
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
     }
   }
   return { ...best!, tried };
