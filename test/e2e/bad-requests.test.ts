@@ -213,6 +213,7 @@ describe('bad requests against the real stack', () => {
     // --- options and webhooks ---------------------------------------------------------------------------------------
     { name: 'initialIntervalMs 500 (Temporal retries in whole seconds)', path: '/v1/batches', json: batch({ options: { initialIntervalMs: 500 } }), status: 400, code: 'invalid_request', at: ['options', 'initialIntervalMs'] },
     { name: 'concurrency 0', path: '/v1/batches', json: batch({ options: { concurrency: 0 } }), status: 400, code: 'invalid_request', at: ['options', 'concurrency'] },
+    { name: 'itemsPerActivity 5001 (a chunk holds at most 5000 items)', path: '/v1/batches', json: batch({ options: { itemsPerActivity: 5001 } }), status: 400, code: 'invalid_request', at: ['options', 'itemsPerActivity'] },
     { name: 'fractional maxAttempts', path: '/v1/batches', json: batch({ options: { maxAttempts: 1.5 } }), status: 400, code: 'invalid_request', at: ['options', 'maxAttempts'] },
     { name: 'unknown option', path: '/v1/batches', json: batch({ options: { turbo: true } }), status: 400, code: 'invalid_request', at: ['options'], message: /turbo/ },
     { name: 'ftp:// webhook', path: '/v1/batches', json: batch({ webhook: { url: 'ftp://example.com/hook' } }), status: 400, code: 'invalid_request', at: ['webhook', 'url'] },
