@@ -28,11 +28,7 @@ export async function runRaw(
   items: Record<string, unknown>[],
   intraOps: number[] = [1, 2],
 ): Promise<RawRun> {
-  // 32, the model's maxBatchSize and its preferred sizes (the sizes batchline's batcher aims for), each tried.
-  const { maxBatchSize, dynamicBatching } = model.config;
-  const sizes = [...new Set([32, ...dynamicBatching.preferredBatchSizes, maxBatchSize])].sort((a, b) => a - b);
-  // Text: sorted by token count first, so each batch pads as little as possible (the best case for a loop).
-  const ordered = model.config.tokenizer ? await byTokenCount(model, items) : items;
+  const { sizes, ordered } = await batchPlan(model, items);
   const tried: RawRun['tried'] = [];
   let best: RawRun | undefined;
   for (const intra of intraOps) {
@@ -86,9 +82,7 @@ export async function runRawThreads(
   items: Record<string, unknown>[],
   threads: number,
 ): Promise<RawThreadsRun> {
-  const { maxBatchSize, dynamicBatching } = model.config;
-  const sizes = [...new Set([32, ...dynamicBatching.preferredBatchSizes, maxBatchSize])].sort((a, b) => a - b);
-  const ordered = model.config.tokenizer ? await byTokenCount(model, items) : items;
+  const { sizes, ordered } = await batchPlan(model, items);
   const tried: RawThreadsRun['tried'] = [];
   let best: RawThreadsRun | undefined;
   for (const bs of sizes) {
@@ -123,6 +117,20 @@ export async function runRawThreads(
     }
   }
   return { ...best!, tried };
+}
+
+/**
+ * The batch sizes a raw loop tries (32, the model's maxBatchSize and its preferred sizes: the sizes batchline's
+ * batcher aims for) and the items in the order it runs them: text sorted by token count first, so each batch pads
+ * as little as possible (the best case for a loop).
+ */
+async function batchPlan(
+  model: ResolvedModel,
+  items: Record<string, unknown>[],
+): Promise<{ sizes: number[]; ordered: Record<string, unknown>[] }> {
+  const { maxBatchSize, dynamicBatching } = model.config;
+  const sizes = [...new Set([32, ...dynamicBatching.preferredBatchSizes, maxBatchSize])].sort((a, b) => a - b);
+  return { sizes, ordered: model.config.tokenizer ? await byTokenCount(model, items) : items };
 }
 
 async function byTokenCount(

@@ -51,7 +51,8 @@ const INSERT_CHUNK = 500;
 
 /**
  * Outcomes per statement in putResults: a run's results, then their events, go in multi-row statements of up to this
- * many rows, where one statement per row spent most of a write on binding and stepping (bench/stores.ts).
+ * many rows, where two statements per outcome spent most of a write on binding and stepping (BENCHMARKS.md:
+ * "Chunked items, 2026-12-03").
  */
 const RESULT_ROWS_PER_STATEMENT = 64;
 
@@ -361,18 +362,11 @@ export class SqliteItemStore implements ItemStore {
       for (let from = 0; from < order.length; from += RESULT_ROWS_PER_STATEMENT) {
         const group = order.slice(from, from + RESULT_ROWS_PER_STATEMENT);
         const values: unknown[] = [];
-        for (const k of group) {
+        const errors = group.map((k) => (results[k]!.error ? JSON.stringify(results[k]!.error) : null));
+        for (const [g, k] of group.entries()) {
           const r = results[k]!;
-          values.push(
-            batchId,
-            r.index,
-            r.status,
-            r.attempts,
-            r.result ? JSON.stringify(r.result) : null,
-            r.error ? JSON.stringify(r.error) : null,
-            r.startedAt,
-            r.finishedAt,
-          );
+          const result = r.result ? JSON.stringify(r.result) : null;
+          values.push(batchId, r.index, r.status, r.attempts, result, errors[g], r.startedAt, r.finishedAt);
         }
         const { put } = this.resultStatementsFor(group.length);
         const wrote = new Set((put.all(values) as { idx: number }[]).map((row) => row.idx));
@@ -381,7 +375,7 @@ export class SqliteItemStore implements ItemStore {
           const r = results[k]!;
           if (!wrote.has(r.index)) continue;
           written[k] = true;
-          events.push(batchId, r.index, r.status, r.attempts, values[g * 8 + 5], r.finishedAt);
+          events.push(batchId, r.index, r.status, r.attempts, errors[g], r.finishedAt);
           const block = Math.floor(r.index / COUNTED_BLOCK);
           if (counted.at(-1)?.block !== block) counted.push({ block, succeeded: 0, failed: 0 });
           counted.at(-1)![r.status]++;
