@@ -286,7 +286,9 @@ test('close() wakes a nextWrite waiter at once', async () => {
 
 test('a batch commits while another process writes the file, without SQLITE_BUSY_SNAPSHOT', async () => {
   const { store: api, file } = open();
-  // Another writer, as the worker writing results: commits to the same file in a loop from its own thread.
+  // Another writer, as the worker writing results: commits to the same file in a loop from its own thread, a
+  // millisecond apart (back to back, it starved the append thread's first write lock past its 10 s busy timeout in a
+  // loaded CI run: SQLite's busy handler sleeps and retries, and never found the lock free).
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const writer = new Worker(
     `const Database = require('better-sqlite3');
@@ -297,7 +299,10 @@ test('a batch commits while another process writes the file, without SQLITE_BUSY
      db.exec('CREATE TABLE IF NOT EXISTS noise (n INTEGER)');
      const insert = db.prepare('INSERT INTO noise (n) VALUES (?)');
      parentPort.postMessage('writing');
-     for (let n = 0; Atomics.load(workerData.stop, 0) === 0; n++) insert.run(n);
+     for (let n = 0; Atomics.load(workerData.stop, 0) === 0; n++) {
+       insert.run(n);
+       Atomics.wait(workerData.stop, 0, 0, 1);
+     }
      db.close();`,
     { eval: true, workerData: { file, stop } },
   );
