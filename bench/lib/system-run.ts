@@ -98,13 +98,17 @@ function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined
  */
 export function cpuSeconds(pid: number): number | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) "
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the whole line)
-    return ticks / 100; // USER_HZ is 100 on Linux
+    return statCpuSeconds(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return undefined;
   }
+}
+
+/** The CPU seconds in a /proc stat line (a process's or a thread's): utime + stime. */
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) "
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the whole line)
+  return ticks / 100; // USER_HZ is 100 on Linux
 }
 
 /**
@@ -122,9 +126,8 @@ export function threadCpuSeconds(pid: number): Map<number, { name: string; secon
   for (const tid of tids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      threads.set(Number(tid), { name, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
+      threads.set(Number(tid), { name, seconds: statCpuSeconds(stat) });
     } catch {
       // the thread ended between the listing and the read
     }

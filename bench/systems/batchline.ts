@@ -44,7 +44,6 @@ export interface BatchlineRun extends SystemRun {
   historyEvents: { total: number; perItem: number; maxPerExecution: number; executions: number };
 }
 
-/** How `batchline dev` runs its batch worker, for the reports: "nice 19 under SCHED_IDLE". */
 /**
  * batchline's chunked setting in every bench that runs chunked batches (compare, cluster, stores, first-result,
  * dashboard, profile-chunk): the smallest chunk at the best of bench/tune.ts's chunked steps (larger ones ran no
@@ -52,6 +51,7 @@ export interface BatchlineRun extends SystemRun {
  */
 export const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 1000, concurrency: 512, shardSize: 5000 };
 
+/** How `batchline dev` runs its batch worker, for the reports: "nice 19 under SCHED_IDLE". */
 export const BATCH_WORKER_PRIORITY = `nice ${DEV_WORKERS.batch.WORKER_NICE}${DEV_WORKERS.batch.WORKER_SCHED_IDLE === 'true' ? ' under SCHED_IDLE' : ''}`;
 
 /**
