@@ -4,7 +4,7 @@
 // Writes bench/results/first-result-<date>.json and the first-result section of BENCHMARKS.md.
 //
 //   node --import tsx bench/first-result.ts [--runs N]     (after npm run build)
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../src/client/batch-client.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { itemStoreFile, SqliteItemStore } from '../src/stores/sqlite-item-store.js';
@@ -13,6 +13,7 @@ import { intArg, parseBenchArgs } from './lib/args.js';
 import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack, type BatchlineStack } from './systems/batchline.js';
+import { connectTemporal } from '../src/client/connection.js';
 
 const USAGE = 'usage: node --import tsx bench/first-result.ts [--runs N]   (N batches per mode, default 7)';
 const { values: args } = parseBenchArgs(USAGE, { options: { runs: { type: 'string', default: '7' } } });
@@ -104,7 +105,7 @@ const body = itemsOf('digits', ITEMS)
 const rows: { mode: string; options: Partial<BatchOptions>; steps: Record<keyof Path, Stat> }[] = [];
 for (const mode of MODES) {
   const stack = await startBatchlineStack();
-  const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  const connection = await connectTemporal(stack.config.TEMPORAL_ADDRESS);
   const store = new SqliteItemStore(itemStoreFile(stack.config));
   try {
     const temporal = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { BatchClient, batchWorkflowId } from '../src/client/batch-client.js';
 import { resolveTemporalCli } from '../src/cli/dev.js';
 import { BatchOptions } from '../src/contracts/batch.js';
@@ -20,6 +20,7 @@ import { progressQuery } from '../workflows/messages.js';
 import { freePort } from '../src/free-port.js';
 import { intArg, parseBenchArgs } from './lib/args.js';
 import { machine, REPO_ROOT, updateBenchmarksMd, writeResults } from './lib/report.js';
+import { connectTemporal } from '../src/client/connection.js';
 
 const USAGE =
   'usage: node --import tsx bench/million.ts [--items N] [--items-per-activity K] [--shard-size S] [--shards P] [--concurrency C]';
@@ -61,7 +62,7 @@ const batches = BatchClient.create(
   { address: server.address, namespace: 'default', taskQueue: config.TASK_QUEUE },
   store,
 );
-const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+const client = new Client({ connection: await connectTemporal(server.address) });
 
 const rows = fs
   .readFileSync(path.join(REPO_ROOT, 'models', 'digits', 'testdata', 'heldout.jsonl'), 'utf8')

@@ -10,7 +10,7 @@
 //   npm run build && node --import tsx bench/overload.ts [--quick] [--layouts normal,dev]
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { commandLine, parseBenchArgs } from './lib/args.js';
 import { runBatchLoad, type BatchLoad } from './lib/batch-load.js';
 import { itemsOf } from './lib/model-items.js';
@@ -25,6 +25,7 @@ import {
   type BatchlineStack,
   type WorkerLayout,
 } from './systems/batchline.js';
+import { connectTemporal } from '../src/client/connection.js';
 
 /** The layouts compared, by the name the report gives them, and the stack's worker layout behind each. */
 const LAYOUTS = { normal: 'split-normal-priority', dev: 'split' } as const satisfies Record<string, WorkerLayout>;
@@ -154,7 +155,7 @@ async function withStack<T>(
 ): Promise<T> {
   const stack = await startBatchlineStack({}, { workers: LAYOUTS[layout] });
   try {
-    const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+    const connection = await connectTemporal(stack.config.TEMPORAL_ADDRESS);
     try {
       return await use(stack, new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE }));
     } finally {

@@ -1,7 +1,8 @@
 // One server process started by batchline (the Temporal dev server, the Temporal server, its Web UI): its output
 // line by line, a readiness check, and a stop that escalates to SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Connection } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
+import { connectTemporal } from './client/connection.js';
 
 export interface ServerProcessOptions {
   /** Names the process in errors: "temporal server start-dev", "the Temporal server". */
@@ -83,7 +84,7 @@ export async function stopChild(child: ChildProcess, graceMs: number): Promise<v
 export async function isTemporalReachable(address: string, timeoutMs = 2000): Promise<boolean> {
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    connection = await connectTemporal(address, { connectTimeout: timeoutMs });
     const res = await connection.withDeadline(Date.now() + timeoutMs, () => connection!.healthService.check({}));
     return res.status === 1; // SERVING
   } catch {

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { DEV_WORKERS, resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
@@ -17,6 +17,7 @@ import { readSse } from '../../test/helpers/sse.js';
 import { cpuSeconds, peakRssMb } from '../lib/system-run.js';
 import { REPO_ROOT } from '../lib/report.js';
 import type { SystemRun } from '../lib/system-run.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 export interface BatchlineStack {
   config: Config;
@@ -276,7 +277,7 @@ async function historyEvents(
   items: number,
   since: Date,
 ): Promise<BatchlineRun['historyEvents']> {
-  const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  const connection = await connectTemporal(stack.config.TEMPORAL_ADDRESS);
   try {
     const client = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });
     let total = 0;

@@ -78,9 +78,9 @@ async function main(argv: string[]): Promise<number> {
     case 'cluster':
       return (await import('./cluster.js')).runCluster(config, counts);
     case 'temporal-setup': {
-      const { Connection } = await import('@temporalio/client');
+      const { connectTemporal } = await import('../client/connection.js');
       const { ensureNamespace } = await import('../client/namespace.js');
-      const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+      const connection = await connectTemporal(config.TEMPORAL_ADDRESS);
       try {
         const done = await ensureNamespace(connection, config.TEMPORAL_NAMESPACE);
         console.log(

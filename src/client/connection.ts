@@ -1,4 +1,61 @@
-import { Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
+import {
+  Connection,
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+  type ConnectionOptions,
+} from '@temporalio/client';
+
+/** What grpc-js throws when a call is made on a closed channel. */
+const CHANNEL_SHUT_DOWN = 'Channel has been shut down';
+
+/**
+ * The SDK's gRPC retry interceptor retries a failed call from a timer that `Connection.close()` does not clear. A
+ * retry that fires after the close makes its call on the shut-down channel, which throws inside the timer: an
+ * uncaught exception (one ended a test process, after the API closed while a background status query was being
+ * retried through a dev-server restart), and the caller's promise never settles. Placed below the retry
+ * interceptor, this ends such a call with CANCELLED instead: not retried, so its caller gets an error.
+ */
+const endCallsAfterClose: Interceptor = (options, nextCall) => {
+  try {
+    return new InterceptingCall(nextCall(options));
+  } catch (err) {
+    if (!(err instanceof Error) || err.message !== CHANNEL_SHUT_DOWN) throw err;
+    return new InterceptingCall({
+      start(_metadata, listener) {
+        const closed = {
+          code: status.CANCELLED,
+          details: 'the connection to Temporal was closed',
+          metadata: new Metadata(),
+        };
+        process.nextTick(() => listener?.onReceiveStatus?.(closed));
+      },
+      cancelWithStatus() {},
+      getPeer: () => '',
+      sendMessageWithContext() {},
+      sendMessage() {},
+      startRead() {},
+      halfClose() {},
+      getAuthContext: () => null,
+    });
+  }
+};
+
+/** The SDK's retries (`retry`: its defaults when absent), and a retry after close ends the call (above). */
+function interceptors(retry?: Parameters<typeof defaultGrpcRetryOptions>[0]): Interceptor[] {
+  return [makeGrpcRetryInterceptor(defaultGrpcRetryOptions(retry)), endCallsAfterClose];
+}
+
+/**
+ * A connection to Temporal with the SDK's default retries, checked on connect (Connection.connect): every client
+ * connection of batchline's processes, tests and benches but the API's (apiConnection).
+ */
+export function connectTemporal(
+  address: string,
+  options: Omit<ConnectionOptions, 'address' | 'interceptors'> = {},
+): Promise<Connection> {
+  return Connection.connect({ ...options, address, interceptors: interceptors() });
+}
 
 /**
  * The API's connection to Temporal. Lazy, so the API starts while Temporal is down. Its gRPC retries are short
@@ -9,6 +66,6 @@ export function apiConnection(address: string): Connection {
   return Connection.lazy({
     address,
     connectTimeout: '5s',
-    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4, maxIntervalMs: () => 1000 }))],
+    interceptors: interceptors({ maxAttempts: 4, maxIntervalMs: () => 1000 }),
   });
 }

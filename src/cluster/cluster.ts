@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { Connection } from '@temporalio/client';
+import { connectTemporal } from '../client/connection.js';
 import { ensureNamespace } from '../client/namespace.js';
 import { freePort, freePortBetween } from '../free-port.js';
 import type { DynamicConfig } from '../dynamic-config.js';
@@ -196,7 +196,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     };
     let temporal = watch(await startTemporalServer(temporalOptions));
     cleanups.push(() => temporal.stop());
-    const connection = await Connection.connect({ address: temporal.address });
+    const connection = await connectTemporal(temporal.address);
     try {
       await ensureNamespace(connection, o.namespace);
     } finally {

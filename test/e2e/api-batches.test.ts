@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import httpServer from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Webhook } from 'standardwebhooks';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
@@ -23,6 +23,7 @@ import {
   workflowBundle,
   type TestTemporal,
 } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 const ACME = 'key-aaaaaaaaaaaaaaaa';
 const GLOBEX = 'key-bbbbbbbbbbbbbbbb';
@@ -150,7 +151,7 @@ describe('batches API over HTTP on the real stack', () => {
     for (const r of results)
       assert.equal(r.result.label, rows[r.index % rows.length]!.expected.labelName, `item ${r.index}`);
 
-    const connection = await Connection.connect({ address: temporal.address });
+    const connection = await connectTemporal(temporal.address);
     try {
       const handle = new Client({ connection }).workflow.getHandle(batchWorkflowId(created.id));
       const events = (await handle.fetchHistory()).events!;

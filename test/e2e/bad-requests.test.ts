@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { ErrorBody } from '../../src/api/openapi.js';
@@ -23,6 +23,7 @@ import {
   workflowBundle,
   type TestTemporal,
 } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 const ACME = 'key-aaaaaaaaaaaaaaaa';
 const GLOBEX = 'key-bbbbbbbbbbbbbbbb';
@@ -114,7 +115,7 @@ describe('bad requests against the real stack', () => {
       sent.catch(() => undefined); // its case reports a failure
       early.set(c.name, sent);
     }
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
 
     // acme's batch that has ended: the target of the 409, tenancy and query cases, and of the reused key.
     const res = await send(api, {

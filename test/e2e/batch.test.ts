@@ -2,7 +2,7 @@
 // ONNX -> read back. Predictions are checked against scikit-learn's own for the same held-out rows.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { startServer, type StartedServer } from '../../src/server.js';
 import { startWorker, type StartedWorker } from '../../src/worker.js';
@@ -17,6 +17,7 @@ import {
   workflowBundle,
   type TestTemporal,
 } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 describe('batches over HTTP on a real Temporal dev server', () => {
   let temporal: TestTemporal;
@@ -30,7 +31,7 @@ describe('batches over HTTP on a real Temporal dev server', () => {
     const config = testConfig(temporal.address);
     worker = await startWorker(config, testLog, { workflowBundle: await workflowBundle() });
     api = await startServer(config, testLog);
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
 
   /** Every item of a batch (up to 1000), from GET /v1/batches/:id/items. */

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { niceForWeight, ROLES } from '../../src/cluster/topology.js';
 import type { BatchOptions, BatchResource } from '../../src/contracts/batch.js';
@@ -37,6 +37,7 @@ import {
 import { heldout, http } from '../helpers/data.js';
 import { readSse, type SseEvent } from '../helpers/sse.js';
 import { exitOf, quietTemporalLogs, ROOT, waitFor } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 const rows = heldout('digits');
 /** The items of every batch here: held-out row i % rows.length, with a client id. */
@@ -198,7 +199,7 @@ describe('a batchline cluster: PostgreSQL, the Temporal server on it, two worker
     tc = await startTestCluster({ workers: 2, apis: 2 });
     [api1, api2] = tc.cluster.apiUrls as [string, string];
     client = new Client({
-      connection: await Connection.connect({ address: tc.cluster.temporal.address }),
+      connection: await connectTemporal(tc.cluster.temporal.address),
       namespace: tc.namespace,
     });
     // Ready: each API sees workers on both task queues, and both batch workers poll (a batch can reach either).

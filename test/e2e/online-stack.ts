@@ -1,6 +1,6 @@
 // The stack the online-prediction tests share: the real dev server, a worker whose activities run the real model
 // runtime behind a gate that holds marked items until the test lets them go, and the API with two tenants.
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { createActivities } from '../../activities/index.js';
 import type { ItemInputs, ItemResult } from '../../src/contracts/batch.js';
 import type { Config } from '../../src/config.js';
@@ -20,6 +20,7 @@ import {
   workflowBundle,
   type TestTemporal,
 } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 export const ACME = 'key-aaaaaaaaaaaaaaaa';
 export const GLOBEX = 'key-bbbbbbbbbbbbbbbb';
@@ -118,7 +119,7 @@ export async function startOnlineStack(env: Record<string, string> = {}): Promis
     activities: createActivities({ runtime: gate, store, webhooks: { allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS } }),
   });
   const api = await startServer(config, testLog);
-  const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+  const client = new Client({ connection: await connectTemporal(temporal.address) });
   return {
     temporal,
     config,

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import OpenAI, { toFile } from 'openai';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
@@ -32,6 +32,7 @@ import {
   waitFor,
   type TestTemporal,
 } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 const rows = heldout('digits');
 /** The items of every batch here: held-out row i % rows.length, with a client id. */
@@ -183,7 +184,7 @@ describe('the item store on PostgreSQL, API and worker as separate processes', (
     receiver = new Receiver();
     [temporal, postgres] = await Promise.all([startTestTemporal(), startPostgres(), receiver.start()]);
     databaseUrl = await postgres.createDatabase();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
 
   after(async () => {

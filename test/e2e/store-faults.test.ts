@@ -5,7 +5,7 @@
 // is freed everything works again. Mounting a tmpfs needs root: elsewhere the whole file is skipped, saying why.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import Database from 'better-sqlite3';
 import { createActivities } from '../../activities/index.js';
 import { STORE_PROBE_TIMEOUT_MS } from '../../src/api/routes/health.js';
@@ -28,6 +28,7 @@ import {
 } from '../helpers/temporal.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 import { GatedRuntime, HELD } from './online-stack.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 const rows = heldout('digits');
 const DISK_FULL = 'the item store cannot write (disk full); try again shortly';
@@ -60,7 +61,7 @@ describe('a full disk under the item store', { skip: typeof fsys === 'string' ? 
     });
     api = await startServer(config, testLog);
     unlimited = await startServer({ ...config, RATE_LIMIT_PER_MINUTE: 0 }, testLog);
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
 
   after(async () => {

@@ -5,13 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
 import { freePort } from '../../src/free-port.js';
 import { createLogger, routeTemporalLogs } from '../../src/logger.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 export { freePort };
 
@@ -95,7 +96,7 @@ export function useTestTemporal(): { temporal: TestTemporal; client: Client } {
   before(async () => {
     quietTemporalLogs();
     ctx.temporal = await startTestTemporal();
-    ctx.client = new Client({ connection: await Connection.connect({ address: ctx.temporal.address }) });
+    ctx.client = new Client({ connection: await connectTemporal(ctx.temporal.address) });
   });
   after(async () => {
     await ctx.client?.connection.close();

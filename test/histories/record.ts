@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { batchWorkflowId, type BatchOwner } from '../../src/client/batch-client.js';
 import { newWebhookSecret } from '../../src/webhooks/signature.js';
@@ -24,6 +24,7 @@ import {
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, startTestTemporal, waitFor } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 const OUT = path.dirname(new URL(import.meta.url).pathname);
 
@@ -32,7 +33,7 @@ const temporal = await startTestTemporal();
 const model = new FakeModel();
 const stack = await startWorkerStack(temporal.address, model, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
 const { batches } = stack;
-const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+const client = new Client({ connection: await connectTemporal(temporal.address) });
 
 const wanted = process.argv.slice(2);
 

@@ -2,7 +2,7 @@
 // (unit tests may fake the model, never Temporal): each item's first input value picks its behaviour.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { batchWorkflowId, type BatchClient } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import type { ItemStore } from '../../src/stores/item-store.js';
@@ -21,6 +21,7 @@ import type { batchWorkflow } from '../../workflows/batch-workflow.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 // Every behaviour holds for both kinds of item activity: remote (through the server's task queue) and local.
 for (const itemActivities of ['remote', 'local'] as const)
@@ -38,7 +39,7 @@ for (const itemActivities of ['remote', 'local'] as const)
       model = new FakeModel();
       stack = await startWorkerStack(temporal.address, model);
       ({ store, batches } = stack);
-      client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+      client = new Client({ connection: await connectTemporal(temporal.address) });
     });
 
     after(async () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions, type ItemInputs } from '../../src/contracts/batch.js';
 import { InvalidInputError } from '../../src/errors.js';
@@ -16,6 +16,7 @@ import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, ROOT, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
 import { GatedRuntime, HELD } from '../e2e/online-stack.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 describe('chunked mode', () => {
   let temporal: TestTemporal;
@@ -25,7 +26,7 @@ describe('chunked mode', () => {
   before(async () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
   after(async () => {
     for (const c of cleanups.reverse()) await c();

@@ -3,7 +3,7 @@
 // that caches no workflow replays the whole history on every workflow task, so any divergence fails the batch.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
@@ -11,6 +11,7 @@ import { shardProgressSignal } from '../../workflows/messages.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 describe('local item activities on a worker without a workflow cache', () => {
   let temporal: TestTemporal;
@@ -23,7 +24,7 @@ describe('local item activities on a worker without a workflow cache', () => {
     temporal = await startTestTemporal();
     model = new FakeModel();
     stack = await startWorkerStack(temporal.address, model, {}, { maxCachedWorkflows: 0 });
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
 
   after(async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import { InferenceRuntime } from '../../src/runtime/inference.js';
@@ -15,6 +15,7 @@ import { heldout } from '../helpers/data.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, ROOT, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 /** Every execution (run) of the batch and its shards, with its history length. */
 async function executions(
@@ -49,7 +50,7 @@ describe('sharded batches', () => {
   before(async () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
   after(async () => {
     for (const s of stacks) await s.close();

@@ -3,12 +3,13 @@
 // Trace tab (the built-in __stack_trace query) shows where a batch waits again.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions } from '../../src/contracts/batch.js';
 import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 describe('workflow stack traces', () => {
   let temporal: TestTemporal;
@@ -19,7 +20,7 @@ describe('workflow stack traces', () => {
   before(async () => {
     quietTemporalLogs();
     temporal = await startTestTemporal();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
 
   after(async () => {

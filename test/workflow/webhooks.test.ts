@@ -3,7 +3,7 @@
 // exhausted retries listed under the batch, and hand-over across continue-as-new. The model is a scripted fake.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Webhook } from 'standardwebhooks';
 import { tailBatchEvents } from '../../src/api/event-tail.js';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
@@ -16,6 +16,7 @@ import { Behaviour, FakeModel, item } from '../helpers/fake-model.js';
 import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { Receiver, type Received } from '../helpers/webhook-receiver.js';
 import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
+import { connectTemporal } from '../../src/client/connection.js';
 
 type Stack = WorkerStack;
 
@@ -43,7 +44,7 @@ describe('webhook deliveries', () => {
     strict = await startWorkerStack(temporal.address, model, {});
     receiver = new Receiver();
     await receiver.start();
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await connectTemporal(temporal.address) });
   });
 
   after(async () => {
