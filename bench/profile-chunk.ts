@@ -2,14 +2,18 @@
 // API) with every batchline process under --cpu-prof, then each process's samples attributed to the deepest
 // batchline function on their stack (its own code and what it calls: the SQLite driver, JSON, the Temporal SDK ...).
 // Samples with no batchline frame are named by their own frame (the Temporal SDK, Node's internals, GC, idle).
-// Prints a table per thread, in µs per item.
+// Prints where the batch's wall time went (from its Temporal histories: bench/lib/chunk-timeline.ts), its CPU per
+// item by thread (from /proc), and a table per thread, in µs per item.
 //
 //   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N]
 //     [--concurrency N] [--shard-size N]   (default: CHUNKED_OPTIONS in bench/systems/batchline.ts)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from '@temporalio/client';
+import { connectTemporal } from '../src/client/connection.js';
 import { parseBenchArgs } from './lib/args.js';
+import { chunkTimeline, type ChunkTimeline } from './lib/chunk-timeline.js';
 import { itemsOf } from './lib/model-items.js';
 import { REPO_ROOT } from './lib/report.js';
 import { threadCpuSeconds } from './lib/system-run.js';
@@ -61,12 +65,15 @@ const roles = new Map<number, string>([
 ]);
 let itemsPerSecond: number;
 let cpu: { temporal: number; worker: number; api: number };
+let submitMs: number;
+let timeline: ChunkTimeline;
 /** µs of CPU per item of the measured batch, per thread of the batch worker and the API (from /proc). */
 const threadCpu: { role: string; tid: number; name: string; main: boolean; usPerItem: number }[] = [];
 try {
   // A warm-up batch first, so model loading and first-use compilation stay out of the profile's share.
   await runBatchline(stack, 'digits', itemsOf('digits', WARM_UP), OPTIONS, 'warm-up');
   const before = new Map([...roles.keys()].map((pid) => [pid, threadCpuSeconds(pid)]));
+  const since = new Date(Date.now() - 1000);
   const run = await runBatchline(stack, 'digits', itemsOf('digits', ITEMS), OPTIONS, 'chunked');
   for (const [pid, role] of roles) {
     for (const [tid, { name, seconds }] of threadCpuSeconds(pid)) {
@@ -76,6 +83,13 @@ try {
   }
   itemsPerSecond = run.items / (run.wallMs / 1000); // from the submission's start to the batch's end
   cpu = run.cpuPerThousandItems;
+  submitMs = run.submitMs;
+  const connection = await connectTemporal(stack.config.TEMPORAL_ADDRESS);
+  try {
+    timeline = await chunkTimeline(new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE }), since);
+  } finally {
+    await connection.close();
+  }
 } finally {
   await stack.stop();
 }
@@ -127,6 +141,14 @@ function owners(profile: CpuProfile): Map<string, number> {
 console.log(`# chunked digits, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
 console.log(
   `CPU seconds per 1,000 items (the measured batch, profiler on): Temporal dev server ${cpu.temporal.toFixed(3)}, batch worker ${cpu.worker.toFixed(3)}, API ${cpu.api.toFixed(3)}`,
+);
+const ms = (x: number) => x.toFixed(1);
+console.log(
+  `\nWall time, from the histories of the batch's ${timeline.executions} executions: the submission took ${Math.round(submitMs)} ms; ` +
+    `${timeline.chunks} chunks waited ${ms(timeline.chunkDispatchMs)} ms for a worker and ran ${ms(timeline.chunkRunMs)} ms on average, ` +
+    `${timeline.chunksInFlight.toFixed(2)} at once over the ${timeline.spanMs} ms from the first history event to the last; ` +
+    `a shard scheduled its next chunk ${ms(timeline.gapMs)} ms after one completed; ` +
+    `its ${timeline.workflowTasks} workflow tasks waited ${ms(timeline.workflowTaskQueueMs)} ms and ran ${ms(timeline.workflowTaskRunMs)} ms on average.`,
 );
 console.log(
   '\nCPU µs per item of the measured batch by thread (/proc, in ticks of 10 ms; the main thread is the one whose id is the process id; Node names its other threads "node"):',
