@@ -12,7 +12,7 @@ import { ensureSearchAttributes } from './client/search-attributes.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { InferenceRuntime } from './runtime/inference.js';
+import { InferenceRuntime, runtimeOptions } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
 import { openItemStore } from './stores/open-stores.js';
 import { ErrorCode } from './contracts/http-error.js';
@@ -84,11 +84,7 @@ export async function startWorker(
     // Only for batches that closed without recording their end (terminated): webhook deliveries still finish.
     const temporal = new Client({ connection: admin, namespace: config.TEMPORAL_NAMESPACE });
     const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
-      threads: config.INFERENCE_THREADS,
-      intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
-      allowSpinning: config.ORT_ALLOW_SPINNING,
-      dynamicBatching: config.DYNAMIC_BATCHING,
-      runTimeoutMs: config.INFERENCE_RUN_TIMEOUT_MS,
+      ...runtimeOptions(config),
       metrics,
     });
     opened.push(() => runtime.close());

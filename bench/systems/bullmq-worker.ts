@@ -12,7 +12,7 @@ import { toActivityFailure } from '../../activities/permanent-failure.js';
 import type { ItemResult } from '../../src/contracts/batch.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { InferenceRuntime } from '../../src/runtime/inference.js';
+import { InferenceRuntime, runtimeOptions } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import type { StoredBatch } from '../../src/stores/item-store.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
@@ -41,12 +41,7 @@ if (!values.queue || !values.redis) {
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'bullmq-worker');
 const store = new SqliteItemStore(itemStoreFile(config));
-const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
-  threads: config.INFERENCE_THREADS,
-  intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
-  allowSpinning: config.ORT_ALLOW_SPINNING,
-  dynamicBatching: config.DYNAMIC_BATCHING,
-});
+const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), runtimeOptions(config));
 const batches = new Map<string, StoredBatch>();
 
 /** Records an item's outcome as the batchline activity does (idempotent: a success is never replaced). */

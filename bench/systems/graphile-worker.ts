@@ -14,7 +14,7 @@ import { toActivityFailure } from '../../activities/permanent-failure.js';
 import type { ItemResult } from '../../src/contracts/batch.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { InferenceRuntime } from '../../src/runtime/inference.js';
+import { InferenceRuntime, runtimeOptions } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import type { StoredBatch } from '../../src/stores/item-store.js';
 import { openItemStore } from '../../src/stores/open-stores.js';
@@ -57,12 +57,7 @@ if (!config.DATABASE_URL) {
 }
 const log = createLogger(config.LOG_LEVEL, 'graphile-worker');
 const store = await openItemStore(config);
-const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), {
-  threads: config.INFERENCE_THREADS,
-  intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
-  allowSpinning: config.ORT_ALLOW_SPINNING,
-  dynamicBatching: config.DYNAMIC_BATCHING,
-});
+const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), runtimeOptions(config));
 const batches = new Map<string, StoredBatch>();
 
 /** Records an item's outcome as the batchline activity does (idempotent: a success is never replaced). */

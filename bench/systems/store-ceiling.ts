@@ -1,13 +1,15 @@
 // The store ceiling: batchline's chunk work with nothing around it. The items are stored through the item store's
 // own API (SQLite in a fresh data dir, as `npm start` uses it), then read a chunk at a time, inferred with the
-// worker's own runtime (InferenceRuntime.inferMany: the same runs, on the same inference threads) and each run's
+// worker's own runtime (InferenceRuntime.inferMany: the same runs, on as many inference threads as the worker's
+// configuration gives it; until 2026-12-03 it ran one thread, which made it no ceiling for text models) and each run's
 // results and events written through the same store API (putResults), a few chunks at once. No Temporal, no HTTP,
 // no heartbeats: what this machine can do for the work batchline does. Timed from the first read to the last write.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BatchOptions, ItemInputs } from '../../src/contracts/batch.js';
-import { InferenceRuntime } from '../../src/runtime/inference.js';
+import { loadConfig } from '../../src/config.js';
+import { InferenceRuntime, runtimeOptions } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import type { StoredResult } from '../../src/stores/item-store.js';
@@ -31,7 +33,8 @@ export async function runStoreCeiling(
 ): Promise<StoreCeilingRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-ceiling-'));
   const store = new SqliteItemStore(path.join(dir, 'batchline.db'));
-  const runtime = new InferenceRuntime(new ModelRepository(path.join(REPO_ROOT, 'models')));
+  const config = loadConfig({ ...process.env, MODEL_REPOSITORY: path.join(REPO_ROOT, 'models') });
+  const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), runtimeOptions(config));
   try {
     const batchId = 'ceiling';
     await store.createBatch(

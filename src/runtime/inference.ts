@@ -1,3 +1,4 @@
+import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { ItemInputs, ItemResult } from '../contracts/batch.js';
 import { ModelLoadError } from '../errors.js';
@@ -20,6 +21,29 @@ export interface InferenceOptions extends InferencePoolOptions {
   onBatch?: (model: ResolvedModel, size: number) => void;
   /** Model-call latency and batch-size histograms are observed here. */
   metrics?: Pick<Metrics, 'inferenceLatency' | 'inferenceBatchSize'>;
+}
+
+/**
+ * The runtime options a worker's configuration sets (threads, ORT's, dynamic batching, the run timeout): the worker's
+ * and every bench system that runs the same work (the store ceiling, the BullMQ and graphile-worker peers) use them.
+ */
+export function runtimeOptions(
+  config: Pick<
+    Config,
+    | 'INFERENCE_THREADS'
+    | 'ORT_INTRA_OP_THREADS'
+    | 'ORT_ALLOW_SPINNING'
+    | 'DYNAMIC_BATCHING'
+    | 'INFERENCE_RUN_TIMEOUT_MS'
+  >,
+): InferenceOptions {
+  return {
+    threads: config.INFERENCE_THREADS,
+    intraOpNumThreads: config.ORT_INTRA_OP_THREADS,
+    allowSpinning: config.ORT_ALLOW_SPINNING,
+    dynamicBatching: config.DYNAMIC_BATCHING,
+    runTimeoutMs: config.INFERENCE_RUN_TIMEOUT_MS,
+  };
 }
 
 /**
