@@ -6,12 +6,15 @@
 // item by thread (from /proc), and a table per thread, in µs per item.
 //
 //   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N]
-//     [--concurrency N] [--shard-size N]   (default: CHUNKED_OPTIONS in bench/systems/batchline.ts)
+//     [--concurrency N] [--shard-size N] [--item-activities local]   (default: CHUNKED_OPTIONS in
+//     bench/systems/batchline.ts; `--items-per-activity 1 --concurrency 64 --item-activities local` profiles the
+//     per-item local mode instead)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { connectTemporal } from '../src/client/connection.js';
+import type { BatchOptions } from '../src/contracts/batch.js';
 import { parseBenchArgs } from './lib/args.js';
 import { chunkTimeline, type ChunkTimeline } from './lib/chunk-timeline.js';
 import { itemsOf } from './lib/model-items.js';
@@ -20,7 +23,7 @@ import { threadCpuSeconds } from './lib/system-run.js';
 import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs(
-  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N]',
+  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N] [--item-activities local]',
   {
     options: {
       items: { type: 'string', default: '100000' },
@@ -28,6 +31,7 @@ const { values: args } = parseBenchArgs(
       'items-per-activity': { type: 'string', default: String(CHUNKED_OPTIONS.itemsPerActivity) },
       concurrency: { type: 'string', default: String(CHUNKED_OPTIONS.concurrency) },
       'shard-size': { type: 'string', default: String(CHUNKED_OPTIONS.shardSize) },
+      'item-activities': { type: 'string' },
     },
   },
 );
@@ -38,6 +42,7 @@ const OPTIONS = {
   itemsPerActivity: Number(args['items-per-activity']),
   concurrency: Number(args.concurrency),
   shardSize: Number(args['shard-size']),
+  ...(args['item-activities'] ? { itemActivities: args['item-activities'] as BatchOptions['itemActivities'] } : {}),
 };
 const WARM_UP = 5000;
 
@@ -138,7 +143,7 @@ function owners(profile: CpuProfile): Map<string, number> {
   return ms;
 }
 
-console.log(`# chunked digits, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
+console.log(`# digits, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
 console.log(
   `CPU seconds per 1,000 items (the measured batch, profiler on): Temporal dev server ${cpu.temporal.toFixed(3)}, batch worker ${cpu.worker.toFixed(3)}, API ${cpu.api.toFixed(3)}`,
 );
