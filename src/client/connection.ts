@@ -12,9 +12,9 @@ const CHANNEL_SHUT_DOWN = 'Channel has been shut down';
 /**
  * The SDK's gRPC retry interceptor retries a failed call from a timer that `Connection.close()` does not clear. A
  * retry that fires after the close makes its call on the shut-down channel, which throws inside the timer: an
- * uncaught exception (one ended a test process, after the API closed while a background status query was being
- * retried through a dev-server restart), and the caller's promise never settles. Placed below the retry
- * interceptor, this ends such a call with CANCELLED instead: not retried, so its caller gets an error.
+ * uncaught exception (one failed a test file in CI: a connection closed while one of its calls, started in the
+ * background, waited to be retried), and the caller's promise never settles. Placed below the retry interceptor,
+ * this ends such a call with CANCELLED instead: not retried, so its caller gets an error.
  */
 const endCallsAfterClose: Interceptor = (options, nextCall) => {
   try {
