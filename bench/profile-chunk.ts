@@ -78,7 +78,7 @@ try {
   // A warm-up batch first, so model loading and first-use compilation stay out of the profile's share.
   await runBatchline(stack, 'digits', itemsOf('digits', WARM_UP), OPTIONS, 'warm-up');
   const before = new Map([...roles.keys()].map((pid) => [pid, threadCpuSeconds(pid)]));
-  const since = new Date(Date.now() - 1000);
+  const since = new Date(); // after the warm-up's executions started: only the measured batch's are read
   const run = await runBatchline(stack, 'digits', itemsOf('digits', ITEMS), OPTIONS, 'chunked');
   for (const [pid, role] of roles) {
     for (const [tid, { name, seconds }] of threadCpuSeconds(pid)) {

@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 
 /** The batch's workflow types: the parent and its shards. */
-export const BATCH_WORKFLOW_TYPES = ['batchWorkflow', 'shardWorkflow'];
+const BATCH_WORKFLOW_TYPES = ['batchWorkflow', 'shardWorkflow'];
 
 /** A visibility query for every execution of a batch started since `since` (benches run one batch at a time). */
 export function batchExecutionsSince(since: Date): string {
