@@ -6,7 +6,7 @@
 // item by thread (from /proc), and a table per thread, in µs per item.
 //
 //   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N]
-//     [--concurrency N] [--shard-size N] [--item-activities local]   (default: CHUNKED_OPTIONS in
+//     [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]   (default: CHUNKED_OPTIONS in
 //     bench/systems/batchline.ts; `--items-per-activity 1 --concurrency 64 --item-activities local` profiles the
 //     per-item local mode instead)
 import fs from 'node:fs';
@@ -23,7 +23,7 @@ import { threadCpuSeconds } from './lib/system-run.js';
 import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs(
-  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N] [--item-activities local]',
+  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]',
   {
     options: {
       items: { type: 'string', default: '100000' },
@@ -31,6 +31,7 @@ const { values: args } = parseBenchArgs(
       'items-per-activity': { type: 'string', default: String(CHUNKED_OPTIONS.itemsPerActivity) },
       concurrency: { type: 'string', default: String(CHUNKED_OPTIONS.concurrency) },
       'shard-size': { type: 'string', default: String(CHUNKED_OPTIONS.shardSize) },
+      'max-concurrent-shards': { type: 'string' },
       'item-activities': { type: 'string' },
     },
   },
@@ -42,6 +43,9 @@ const OPTIONS = {
   itemsPerActivity: Number(args['items-per-activity']),
   concurrency: Number(args.concurrency),
   shardSize: Number(args['shard-size']),
+  ...(args['max-concurrent-shards'] || CHUNKED_OPTIONS.maxConcurrentShards
+    ? { maxConcurrentShards: Number(args['max-concurrent-shards'] ?? CHUNKED_OPTIONS.maxConcurrentShards) }
+    : {}),
   ...(args['item-activities'] ? { itemActivities: args['item-activities'] as BatchOptions['itemActivities'] } : {}),
 };
 const WARM_UP = 5000;

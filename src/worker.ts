@@ -14,7 +14,7 @@ import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { InferenceRuntime, runtimeOptions } from './runtime/inference.js';
 import { ModelRepository } from './runtime/model-repository.js';
-import { openItemStore } from './stores/open-stores.js';
+import { openItemStore, WORKER_SQLITE_OPTIONS } from './stores/open-stores.js';
 import { ErrorCode } from './contracts/http-error.js';
 import { ITEM_HEARTBEAT_INTERVAL_MS } from './contracts/liveness.js';
 
@@ -69,10 +69,8 @@ export async function startWorker(
   // What start-up has opened, closed in reverse if a later step fails (and the process is not simply exiting).
   const opened: (() => Promise<unknown>)[] = [];
   try {
-    // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait. A
-    // SQLite write waits for another process's lock at most one heartbeat interval (it blocks the event loop); past
-    // that it fails as StoreUnavailableError and the item activity tries again without blocking.
-    const store = await openItemStore(config, { busyTimeoutMs: ITEM_HEARTBEAT_INTERVAL_MS });
+    // The store first: a DATABASE_URL that cannot work stops the worker at once, not after Temporal's wait.
+    const store = await openItemStore(config, WORKER_SQLITE_OPTIONS);
     opened.push(() => store.close());
     const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, log);
     opened.push(() => connection.close());

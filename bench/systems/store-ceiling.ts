@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config.js';
 import { InferenceRuntime, runtimeOptions } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
+import { WORKER_SQLITE_OPTIONS } from '../../src/stores/open-stores.js';
 import type { StoredResult } from '../../src/stores/item-store.js';
 import { REPO_ROOT } from '../lib/report.js';
 
@@ -32,7 +33,7 @@ export async function runStoreCeiling(
   itemsPerChunk: number,
 ): Promise<StoreCeilingRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-ceiling-'));
-  const store = new SqliteItemStore(path.join(dir, 'batchline.db'));
+  const store = new SqliteItemStore(path.join(dir, 'batchline.db'), WORKER_SQLITE_OPTIONS); // as a worker opens it
   const config = loadConfig({ ...process.env, MODEL_REPOSITORY: path.join(REPO_ROOT, 'models') });
   const runtime = new InferenceRuntime(new ModelRepository(config.MODEL_REPOSITORY), runtimeOptions(config));
   try {

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { ITEM_HEARTBEAT_INTERVAL_MS } from '../contracts/liveness.js';
 import type { Logger } from '../logger.js';
 import { SqliteIdempotencyStore, type IdempotencyStore } from './idempotency-store.js';
 import type { ItemStore } from './item-store.js';
@@ -15,11 +16,25 @@ import { SqliteOpenAIStore } from './sqlite-openai-store.js';
 const API_STATE_POOL = 4;
 
 /**
+ * A worker's SQLite item store: a write waits for another process's lock at most one heartbeat interval (it blocks the
+ * event loop); past that it fails as StoreUnavailableError and the item activity tries again without blocking. A
+ * chunk's outcomes are written on the store's own thread, while the worker's main thread runs its workflow tasks.
+ * The bench's store ceiling opens its store the same way.
+ */
+export const WORKER_SQLITE_OPTIONS = {
+  busyTimeoutMs: ITEM_HEARTBEAT_INTERVAL_MS,
+  outcomesOnThread: true,
+} satisfies ConstructorParameters<typeof SqliteItemStore>[1];
+
+/**
  * The item store configuration names: PostgreSQL when DATABASE_URL is set (any number of hosts), else SQLite in
  * DATA_DIR (one machine). Migrates the schema first; rejects with a message naming DATABASE_URL when PostgreSQL
- * cannot be reached or refuses the credentials. `sqlite.busyTimeoutMs`: see SqliteItemStore.
+ * cannot be reached or refuses the credentials. `sqlite`: SqliteItemStore's options.
  */
-export async function openItemStore(config: Config, sqlite: { busyTimeoutMs?: number } = {}): Promise<ItemStore> {
+export async function openItemStore(
+  config: Config,
+  sqlite: ConstructorParameters<typeof SqliteItemStore>[1] = {},
+): Promise<ItemStore> {
   if (config.DATABASE_URL) return PostgresItemStore.open(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE });
   return new SqliteItemStore(itemStoreFile(config), sqlite);
 }

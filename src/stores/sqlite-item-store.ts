@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { BackgroundAppender } from './background-appender.js';
+import { StoreThread } from './store-thread.js';
 import {
   blockCounts,
   toBatch,
@@ -77,6 +77,20 @@ const appendEventsSql = (rows: number) =>
   `INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
    VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`;
 
+/**
+ * An outcome as putResults writes it: index, status, attempts, result and error as JSON text (or null), startedAt,
+ * finishedAt.
+ */
+export type OutcomeRow = [
+  index: number,
+  status: StoredResult['status'],
+  attempts: number,
+  result: string | null,
+  error: string | null,
+  startedAt: string,
+  finishedAt: string,
+];
+
 /** An item as stored: its given id ('' when the client gave none) and its inputs as JSON text. */
 export type ItemRow = [id: string, inputs: string];
 
@@ -102,7 +116,9 @@ export class SqliteItemStore implements ItemStore {
   /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
   private walWatcher: fs.FSWatcher | null | undefined;
   private readonly writeWaiters = new WriteWaiters();
-  private readonly appender: BackgroundAppender;
+  /** The store's own thread: appends of staged uploads, and outcomes when outcomesOnThread. */
+  private readonly thread: StoreThread;
+  private readonly outcomesOnThread: boolean;
   /** The probe in flight, which callers meanwhile share. */
   private probing: Promise<void> | undefined;
 
@@ -110,13 +126,17 @@ export class SqliteItemStore implements ItemStore {
    * `busyTimeoutMs` (after the migrations, which wait the default): how long a write waits for another process's
    * write lock before it fails with StoreUnavailableError. better-sqlite3 waits on the calling thread, so a worker
    * keeps it short: its event loop, and with it its heartbeats, must not stop for longer than the heartbeat timeout.
+   * `outcomesOnThread`: putResults of more than one outcome (a chunk's run) writes on the store's thread, so the
+   * calling thread goes on meanwhile (a worker's main thread also runs its Temporal workflow tasks: while it wrote,
+   * a shard's next workflow task waited, and chunks ran one at a time).
    */
   constructor(
     private readonly file: string,
-    { busyTimeoutMs }: { busyTimeoutMs?: number } = {},
+    { busyTimeoutMs, outcomesOnThread = false }: { busyTimeoutMs?: number; outcomesOnThread?: boolean } = {},
   ) {
     this.db = openSqlite(file);
-    this.appender = new BackgroundAppender(file);
+    this.thread = new StoreThread(file, busyTimeoutMs);
+    this.outcomesOnThread = outcomesOnThread;
     try {
       this.migrate();
     } catch (err) {
@@ -270,12 +290,12 @@ export class SqliteItemStore implements ItemStore {
 
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
     // Serialised here: strings cross threads cheaply. The thread sends a fault back with its code.
-    return this.appender.append(batchId, from, items.map(itemRow)).catch((err: unknown) => {
+    return this.thread.append(batchId, from, items.map(itemRow)).catch((err: unknown) => {
       throw toStoreUnavailable(err);
     });
   }
 
-  /** Stages items already in their stored form, on this thread (the append thread's entry point). */
+  /** Stages items already in their stored form, on this thread (the store thread's entry point). */
   appendRows(batchId: string, from: number, rows: ItemRow[]): void {
     const { insertItems, insertItem, anyNumericId, idClash, stageUpload } = this.stmts;
     const to = from + rows.length;
@@ -356,35 +376,53 @@ export class SqliteItemStore implements ItemStore {
     if (results.length === 0) return [];
     // Written in index order (their events too), as PostgreSQL writes them; answered in the caller's order.
     const order = results.map((_, k) => k).sort((a, b) => results[a]!.index - results[b]!.index);
-    const written = new Array<boolean>(results.length).fill(false);
-    this.writeTransaction(() => {
-      const counted: BlockCounts[] = [];
-      for (let from = 0; from < order.length; from += RESULT_ROWS_PER_STATEMENT) {
-        const group = order.slice(from, from + RESULT_ROWS_PER_STATEMENT);
-        const values: unknown[] = [];
-        const errors = group.map((k) => (results[k]!.error ? JSON.stringify(results[k]!.error) : null));
-        for (const [g, k] of group.entries()) {
-          const r = results[k]!;
-          const result = r.result ? JSON.stringify(r.result) : null;
-          values.push(batchId, r.index, r.status, r.attempts, result, errors[g], r.startedAt, r.finishedAt);
-        }
-        const { put } = this.resultStatementsFor(group.length);
-        const wrote = new Set((put.all(values) as { idx: number }[]).map((row) => row.idx));
-        const events: unknown[] = [];
-        for (const [g, k] of group.entries()) {
-          const r = results[k]!;
-          if (!wrote.has(r.index)) continue;
-          written[k] = true;
-          events.push(batchId, r.index, r.status, r.attempts, errors[g], r.finishedAt);
-          const block = Math.floor(r.index / COUNTED_BLOCK);
-          if (counted.at(-1)?.block !== block) counted.push({ block, succeeded: 0, failed: 0 });
-          counted.at(-1)![r.status]++;
-        }
-        if (events.length > 0) this.resultStatementsFor(events.length / 6).events.run(events);
-      }
-      // What a written outcome replaced, the results_replaced trigger has taken away (migration 6).
-      for (const c of counted) this.stmts.countBlock.run(batchId, c.block, c.succeeded, c.failed);
+    const rows = order.map((k): OutcomeRow => {
+      const r = results[k]!;
+      const result = r.result ? JSON.stringify(r.result) : null;
+      const error = r.error ? JSON.stringify(r.error) : null;
+      return [r.index, r.status, r.attempts, result, error, r.startedAt, r.finishedAt];
     });
+    const wrote =
+      this.outcomesOnThread && rows.length > 1
+        ? await this.thread.writeOutcomes(batchId, rows).catch((err: unknown) => {
+            throw toStoreUnavailable(err);
+          })
+        : guardStorage(() => this.writeOutcomes(batchId, rows));
+    const written = new Array<boolean>(results.length);
+    order.forEach((k, position) => (written[k] = wrote[position]!));
+    return written;
+  }
+
+  /**
+   * Writes outcomes given in index order, with their events and counts, in one IMMEDIATE transaction; answers
+   * which were written (putResults, and the store thread's entry point: a fault is thrown as SQLite raised it).
+   */
+  writeOutcomes(batchId: string, rows: OutcomeRow[]): boolean[] {
+    const written = new Array<boolean>(rows.length).fill(false);
+    this.db
+      .transaction(() => {
+        const counted: BlockCounts[] = [];
+        for (let from = 0; from < rows.length; from += RESULT_ROWS_PER_STATEMENT) {
+          const group = rows.slice(from, from + RESULT_ROWS_PER_STATEMENT);
+          const { put } = this.resultStatementsFor(group.length);
+          const wrote = new Set(
+            (put.all(group.flatMap((row) => [batchId, ...row])) as { idx: number }[]).map((row) => row.idx),
+          );
+          const events: unknown[] = [];
+          for (const [g, [index, status, attempts, , error, , finishedAt]] of group.entries()) {
+            if (!wrote.has(index)) continue;
+            written[from + g] = true;
+            events.push(batchId, index, status, attempts, error, finishedAt);
+            const block = Math.floor(index / COUNTED_BLOCK);
+            if (counted.at(-1)?.block !== block) counted.push({ block, succeeded: 0, failed: 0 });
+            counted.at(-1)![status]++;
+          }
+          if (events.length > 0) this.resultStatementsFor(events.length / 6).events.run(events);
+        }
+        // What a written outcome replaced, the results_replaced trigger has taken away (migration 6).
+        for (const c of counted) this.stmts.countBlock.run(batchId, c.block, c.succeeded, c.failed);
+      })
+      .immediate();
     return written;
   }
 
@@ -512,9 +550,9 @@ export class SqliteItemStore implements ItemStore {
     return this.writeWaiters.wait(timeoutMs, signal, this.watchWal());
   }
 
-  /** On the append thread (its own connection), so a write that waits on the file never blocks this thread. */
+  /** On the store thread (its own connection), so a write that waits on the file never blocks this thread. */
   probe(): Promise<void> {
-    this.probing ??= this.appender
+    this.probing ??= this.thread
       .probe()
       .catch((err: unknown) => {
         throw toStoreUnavailable(err);
@@ -525,7 +563,7 @@ export class SqliteItemStore implements ItemStore {
     return this.probing;
   }
 
-  /** Overwrites the probe's row (the append thread's entry point for probe()). */
+  /** Overwrites the probe's row (the store thread's entry point for probe()). */
   probeNow(): void {
     this.stmts.probe.run(new Date().toISOString());
   }
@@ -556,14 +594,14 @@ export class SqliteItemStore implements ItemStore {
     return this.walWatcher !== null;
   }
 
-  /** Resolves once the append thread's connection is closed too: then nothing holds the file open. */
+  /** Resolves once the store thread's connection is closed too: then nothing holds the file open. */
   async close(): Promise<void> {
-    const appenderClosed = this.appender.close();
+    const threadClosed = this.thread.close();
     this.walWatcher?.close();
     this.walWatcher = null;
     this.writeWaiters.wakeAll();
     if (this.db.open) this.db.close();
-    await appenderClosed;
+    await threadClosed;
   }
 }
 

@@ -27,14 +27,18 @@ interface Place {
 
 interface Backend {
   name: ItemStore['backend'];
+  /** The suite's name, when it is not the backend's. */
+  label?: string;
   start(): Promise<void>;
   stop(): Promise<void>;
   place(): Promise<Place>;
 }
 
 const dirs: string[] = [];
-const sqlite: Backend = {
+/** SQLite, with the store's options (a worker's writes a chunk's outcomes on the store's thread). */
+const sqliteBackend = (options: ConstructorParameters<typeof SqliteItemStore>[1] = {}, label?: string): Backend => ({
   name: 'sqlite',
+  label,
   start: async () => undefined,
   stop: async () => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })),
   async place() {
@@ -42,7 +46,7 @@ const sqlite: Backend = {
     dirs.push(dir);
     const file = path.join(dir, 'batchline.db');
     return {
-      open: async () => new SqliteItemStore(file),
+      open: async () => new SqliteItemStore(file, options),
       async sql(text) {
         const db = new Database(file);
         try {
@@ -56,7 +60,9 @@ const sqlite: Backend = {
       },
     };
   },
-};
+});
+const sqlite = sqliteBackend();
+const sqliteOutcomesOnThread = sqliteBackend({ outcomesOnThread: true }, 'sqlite, outcomes on the store thread');
 
 let server: TestPostgres | undefined;
 const postgres: Backend = {
@@ -145,8 +151,8 @@ async function wakeDelay(waiter: ItemStore, timeoutMs: number, write: () => Prom
 const outcomes = (events: StoredEvent[]) =>
   events.map((e) => (e.kind === 'item' ? [e.index, e.status] : ['end', e.status]));
 
-for (const backend of [sqlite, postgres]) {
-  describe(backend.name, () => {
+for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
+  describe(backend.label ?? backend.name, () => {
     const opened: ItemStore[] = [];
     /** A store on `place`, closed after the test. */
     const open = async (place: Place) => {

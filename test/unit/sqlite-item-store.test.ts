@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, test } from 'node:test';
 import { BatchOptions, itemCounts, type BatchEnd } from '../../src/contracts/batch.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
+import { StoreFault, StoreUnavailableError } from '../../src/stores/store-unavailable.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { storedBatch, storedItems } from '../helpers/stores.js';
 import { tempDir } from '../helpers/temporal.js';
@@ -26,8 +27,8 @@ function newFile(): string {
 }
 
 /** A store on `file`, closed after the test. */
-function openStore(file: string): SqliteItemStore {
-  const store = new SqliteItemStore(file);
+function openStore(file: string, options?: ConstructorParameters<typeof SqliteItemStore>[1]): SqliteItemStore {
+  const store = new SqliteItemStore(file, options);
   stores.push(store);
   return store;
 }
@@ -270,6 +271,57 @@ test(
     stores.splice(0);
     await inFlight;
     await assert.rejects(store.appendItems('c', 500, items(1)), /closed/);
+  },
+);
+
+test(
+  'outcomesOnThread: a run of outcomes is written on the store thread while the caller turns; a lock held past the busy timeout is StoreUnavailableError',
+  { timeout: 20_000 },
+  async () => {
+    const file = newFile();
+    const store = openStore(file, { outcomesOnThread: true, busyTimeoutMs: 200 });
+    await store.createBatch(batch('b', 20_000), items(20_000));
+    let turns = 0;
+    const ticking = setInterval(() => turns++, 1);
+    let written: boolean[];
+    try {
+      written = await store.putResults(
+        'b',
+        Array.from({ length: 20_000 }, (_, i) => success(19_999 - i)), // given out of order, answered in that order
+      );
+    } finally {
+      clearInterval(ticking);
+    }
+    assert.ok(turns > 0, 'the event loop was blocked while the outcomes were written');
+    assert.equal(written.length, 20_000);
+    assert.ok(written.every(Boolean));
+    assert.deepEqual(await store.countResults('b'), { succeeded: 20_000, failed: 0 });
+    // Written already: a second write of the same successes writes none, and says so per outcome.
+    assert.deepEqual(await store.putResults('b', [success(5), success(6)]), [false, false]);
+    // Another process holds the write lock past the thread's busy timeout: the write fails as the store being locked.
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      await assert.rejects(
+        store.putResults('b', [success(0), { ...success(1), index: 20_001 }]),
+        (err: unknown) => err instanceof StoreUnavailableError && err.fault === StoreFault.locked,
+      );
+      other.exec('ROLLBACK');
+    } finally {
+      other.close();
+    }
+    // Closing fails a write still in flight instead of leaving it hanging.
+    await store.createBatch(batch('c', 5_000), items(5_000));
+    const inFlight = assert.rejects(
+      store.putResults(
+        'c',
+        Array.from({ length: 5_000 }, (_, i) => success(i)),
+      ),
+      /closed/,
+    );
+    await store.close();
+    stores.splice(0);
+    await inFlight;
   },
 );
 

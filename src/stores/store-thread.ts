@@ -1,0 +1,96 @@
+import type { Worker } from 'node:worker_threads';
+import { startModuleThread } from '../module-thread.js';
+import { DuplicateItemIdError } from './item-store.js';
+import type { ItemRow, OutcomeRow } from './sqlite-item-store.js';
+import type { StoreThreadData, StoreThreadRequest, StoreThreadResponse } from './store-thread-main.js';
+
+interface Pending {
+  resolve: (written: boolean[] | undefined) => void;
+  reject: (err: Error) => void;
+}
+
+/** A request as the calling side sends it, before it is numbered. */
+type Request = StoreThreadRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
+
+/**
+ * The calling side of a SqliteItemStore's own thread (store-thread-main.ts), which writes on a connection of its own
+ * to the store's file: appends of staged uploads (the thread that parses a submission goes on to its next lines),
+ * the readiness probe's row (a probe waiting on the file never blocks the caller) and, for a worker, its chunks'
+ * outcomes. The thread starts on the first request and runs them one at a time, in the order they were sent. If it
+ * dies, the requests it held fail and the next one starts a new thread. It never keeps the process alive on its own.
+ * A failure comes back as an Error with the message and code of the thread's.
+ */
+export class StoreThread {
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextSeq = 1;
+  private closed = false;
+
+  /** `busyTimeoutMs`: the thread's connection waits for another writer's lock as the caller's does. */
+  constructor(
+    private readonly file: string,
+    private readonly busyTimeoutMs?: number,
+  ) {}
+
+  async append(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
+    await this.send({ kind: 'append', batchId, from, rows });
+  }
+
+  /** Writes outcomes (SqliteItemStore.writeOutcomes); answers which were written. */
+  async writeOutcomes(batchId: string, rows: OutcomeRow[]): Promise<boolean[]> {
+    return (await this.send({ kind: 'outcomes', batchId, rows }))!;
+  }
+
+  /** Overwrites the readiness probe's row on the thread's connection (SqliteItemStore.probeNow). */
+  async probe(): Promise<void> {
+    await this.send({ kind: 'probe' });
+  }
+
+  private send(req: Request): Promise<boolean[] | undefined> {
+    if (this.closed) return Promise.reject(new Error('item store is closed'));
+    const worker = (this.worker ??= this.start());
+    const seq = this.nextSeq++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      worker.ref(); // a request in flight keeps the process up until it is answered
+      worker.postMessage({ ...req, seq });
+    });
+  }
+
+  /** Fails what is in flight and stops the thread; resolves once it has exited (its connection closed). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.fail(new Error('item store closed before its write finished'));
+    const worker = this.worker;
+    this.worker = null;
+    await worker?.terminate();
+  }
+
+  private start(): Worker {
+    const data: StoreThreadData = { file: this.file, busyTimeoutMs: this.busyTimeoutMs };
+    const worker = startModuleThread(import.meta.url, 'store-thread-main', data);
+    worker.unref();
+    worker.on('message', (res: StoreThreadResponse) => {
+      const p = this.pending.get(res.seq);
+      if (!p) return;
+      this.pending.delete(res.seq);
+      if (this.pending.size === 0) worker.unref();
+      if (res.ok) p.resolve(res.written);
+      else if ('duplicate' in res) p.reject(new DuplicateItemIdError(res.duplicate.itemId, res.duplicate.index));
+      else p.reject(Object.assign(new Error(res.message), res.code ? { code: res.code } : {}));
+    });
+    const died = (err: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = null;
+      this.fail(new Error(`item store thread failed: ${err.message}`));
+    };
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`exited with code ${code}`)));
+    return worker;
+  }
+
+  private fail(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
