@@ -157,42 +157,9 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
       const startedMs = Date.now();
       const startedAt = new Date(startedMs).toISOString();
       const end = input.start + input.count;
-      const items = await riding(() => store.getItems(input.batchId, input.start, input.count), startedMs);
-      if (items.length !== input.count) {
-        throw ApplicationFailure.create({
-          type: PermanentItemFailure.ItemNotFound,
-          message: `${input.count - items.length} items of ${input.batchId} [${input.start}, ${end}) are not in the item store`,
-          nonRetryable: true,
-        });
-      }
-      // A retried chunk skips what an earlier attempt recorded: successes, and failures that ended their items
-      // (reported again, as recorded, so the workflow fails them without a second record).
-      const recorded = new Map(
-        (
-          await riding(
-            () => store.listResults(input.batchId, { cursor: input.start, end, limit: input.count }),
-            startedMs,
-          )
-        ).results.map((r) => [r.index, r]),
-      );
       const failures: ChunkItemFailure[] = [];
       const earlier: { index: number; attempts: number }[] = [];
-      const todo: StoredItem[] = [];
-      for (const item of items) {
-        const before = recorded.get(item.index);
-        if (before?.status === 'succeeded') {
-          if (before.attempts !== attempt) earlier.push({ index: item.index, attempts: before.attempts });
-        } else if (before?.error) {
-          failures.push({
-            index: item.index,
-            ...before.error,
-            nonRetryable: true,
-            recorded: true,
-            attempts: before.attempts,
-          });
-        } else todo.push(item);
-      }
-      let done = items.length - todo.length;
+      let done = 0;
       /**
        * Outcomes this attempt did not write because the item had one already (another attempt of the chunk, still
        * running after this one was given up, recorded it first): a success there is what the workflow must count.
@@ -203,7 +170,7 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
           if (stored?.status === 'succeeded') earlier.push({ index, attempts: stored.attempts });
         }
       };
-      const storeRun = async (positions: number[], outcomes: ItemOutcome[]): Promise<void> => {
+      const storeRun = async (todo: StoredItem[], positions: number[], outcomes: ItemOutcome[]): Promise<void> => {
         // A cancelled attempt (the workflow's cancel, a worker shutting down, an evicted local chunk that runs again)
         // stores nothing more: the chunk's next run records these items.
         if (ctx.cancellationSignal.aborted) return;
@@ -262,18 +229,74 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         }
         done += positions.length;
       };
-      await whileHeartbeating(
-        runtime.inferMany(
-          input.model,
-          input.version,
-          todo.map((item) => item.inputs),
-          storeRun,
-        ),
-        () => ({ done, of: items.length }),
-      );
+      /**
+       * Reads the chunk's items CHUNK_SLICE at a time and hands each slice to the model as soon as it is read, so
+       * the first runs are stored while later slices are still being read. A retried chunk skips what an earlier
+       * attempt recorded: successes, and failures that ended their items (reported again, as recorded, so the
+       * workflow fails them without a second record).
+       */
+      const runSlices = async (): Promise<void> => {
+        const handed: Promise<void>[] = [];
+        let failed: { error: unknown } | undefined;
+        try {
+          for (let from = input.start; from < end && !ctx.cancellationSignal.aborted; from += CHUNK_SLICE) {
+            const count = Math.min(CHUNK_SLICE, end - from);
+            const items = await riding(() => store.getItems(input.batchId, from, count), startedMs);
+            if (items.length !== count) {
+              throw ApplicationFailure.create({
+                type: PermanentItemFailure.ItemNotFound,
+                message: `${count - items.length} items of ${input.batchId} [${from}, ${from + count}) are not in the item store`,
+                nonRetryable: true,
+              });
+            }
+            const recorded = new Map(
+              (
+                await riding(
+                  () => store.listResults(input.batchId, { cursor: from, end: from + count, limit: count }),
+                  startedMs,
+                )
+              ).results.map((r) => [r.index, r]),
+            );
+            const todo: StoredItem[] = [];
+            for (const item of items) {
+              const before = recorded.get(item.index);
+              if (before?.status === 'succeeded') {
+                if (before.attempts !== attempt) earlier.push({ index: item.index, attempts: before.attempts });
+              } else if (before?.error) {
+                failures.push({
+                  index: item.index,
+                  ...before.error,
+                  nonRetryable: true,
+                  recorded: true,
+                  attempts: before.attempts,
+                });
+              } else todo.push(item);
+            }
+            done += items.length - todo.length;
+            handed.push(
+              runtime
+                .inferMany(
+                  input.model,
+                  input.version,
+                  todo.map((item) => item.inputs),
+                  (positions, outcomes) => storeRun(todo, positions, outcomes),
+                )
+                .catch((error: unknown) => {
+                  failed ??= { error };
+                }),
+            );
+            // The slice's first runs are on the inference threads: their outcomes are stored before the next read.
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        } finally {
+          await Promise.all(handed); // nothing of this attempt runs on after it ends
+        }
+        if (failed) throw failed.error;
+      };
+      await whileHeartbeating(runSlices(), () => ({ done, of: input.count }));
       if (ctx.cancellationSignal.aborted) await ctx.cancelled; // rejects with the cancellation
-      if (done !== items.length) {
-        throw new Error(`inferChunk: ${items.length - done} of ${items.length} items got no outcome from the runtime`);
+      if (done !== input.count) {
+        throw new Error(`inferChunk: ${input.count - done} of ${input.count} items got no outcome from the runtime`);
       }
       // An item with a success in the store (`earlier`) is no failure, whatever this attempt saw.
       const succeeded = new Set(earlier.map((e) => e.index));
@@ -284,6 +307,12 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
     },
   };
 }
+
+/**
+ * Items a chunk reads and hands to the model at a time: its first results are stored after one slice is read, not
+ * the whole chunk (up to 5,000 items), and a slice is still many runs of a small model.
+ */
+const CHUNK_SLICE = 1000;
 
 /**
  * Characters of failure messages a chunk returns, all failures together. The outcome travels in workflow history,
