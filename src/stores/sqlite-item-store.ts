@@ -247,6 +247,8 @@ export class SqliteItemStore implements ItemStore {
         'INSERT INTO store_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at',
       ),
     };
+    // Started with the store (once migrated): no chunk's first outcomes wait for the thread's start-up.
+    if (outcomesOnThread) this.thread.prestart();
   }
 
   /** Applies the migrations this file lacks (migrations.ts), in one write transaction: processes may start at once. */

@@ -32,6 +32,11 @@ export class StoreThread {
     private readonly busyTimeoutMs?: number,
   ) {}
 
+  /** Starts the thread now rather than on the first request (which would wait for its start-up). */
+  prestart(): void {
+    if (!this.closed) this.worker ??= this.start();
+  }
+
   async append(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
     await this.send({ kind: 'append', batchId, from, rows });
   }
