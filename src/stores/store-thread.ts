@@ -16,8 +16,9 @@ type Request = StoreThreadRequest extends infer R ? (R extends { seq: number } ?
  * The calling side of a SqliteItemStore's own thread (store-thread-main.ts), which writes on a connection of its own
  * to the store's file: appends of staged uploads (the thread that parses a submission goes on to its next lines),
  * the readiness probe's row (a probe waiting on the file never blocks the caller) and, for a worker, its chunks'
- * outcomes. The thread starts on the first request and runs them one at a time, in the order they were sent. If it
- * dies, the requests it held fail and the next one starts a new thread. It never keeps the process alive on its own.
+ * outcomes. The thread starts on the first request (or prestart()) and runs them one at a time, in the order they
+ * were sent. If it dies, the requests it held fail and the next one starts a new thread. It never keeps the process
+ * alive on its own.
  * A failure comes back as an Error with the message and code of the thread's.
  */
 export class StoreThread {
