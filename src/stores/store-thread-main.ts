@@ -1,5 +1,5 @@
 // Runs inside a SqliteItemStore's own thread (store-thread.ts), on its own connection to the store's file: appends
-// the items of staged batches, writes the readiness probe's row, and writes outcomes (a worker's chunk runs), so the
+// the items of staged batches, writes the readiness probe's row, and writes a worker's chunk outcomes, so the
 // calling thread goes on meanwhile.
 import { parentPort, workerData } from 'node:worker_threads';
 import { DuplicateItemIdError } from './item-store.js';

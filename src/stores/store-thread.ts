@@ -9,8 +9,9 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-/** A request as the calling side sends it, before it is numbered. */
-type Request = StoreThreadRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
+/** A request as the calling side sends it, before it is numbered (each kind of StoreThreadRequest without `seq`). */
+type Unnumbered<R> = R extends unknown ? Omit<R, 'seq'> : never;
+type Request = Unnumbered<StoreThreadRequest>;
 
 /**
  * The calling side of a SqliteItemStore's own thread (store-thread-main.ts), which writes on a connection of its own
@@ -18,8 +19,7 @@ type Request = StoreThreadRequest extends infer R ? (R extends { seq: number } ?
  * the readiness probe's row (a probe waiting on the file never blocks the caller) and, for a worker, its chunks'
  * outcomes. The thread starts on the first request (or prestart()) and runs them one at a time, in the order they
  * were sent. If it dies, the requests it held fail and the next one starts a new thread. It never keeps the process
- * alive on its own.
- * A failure comes back as an Error with the message and code of the thread's.
+ * alive on its own. A failure comes back as an Error with the message and code of the thread's.
  */
 export class StoreThread {
   private worker: Worker | null = null;
