@@ -46,7 +46,13 @@ const sqliteBackend = (options: ConstructorParameters<typeof SqliteItemStore>[1]
     dirs.push(dir);
     const file = path.join(dir, 'batchline.db');
     return {
-      open: async () => new SqliteItemStore(file, options),
+      async open() {
+        const store = new SqliteItemStore(file, options);
+        // A store that writes outcomes on its thread starts it at once; the thread opening its connection touches the
+        // write-ahead log, which wakes nextWrite waiters once. Tests start once it is open (the probe runs there).
+        if (options.outcomesOnThread) await store.probe();
+        return store;
+      },
       async sql(text) {
         const db = new Database(file);
         try {
