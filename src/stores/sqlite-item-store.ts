@@ -17,7 +17,7 @@ import {
 import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import { WriteWaiters } from './write-waiters.js';
 import { openSqlite } from './sqlite.js';
-import { guardStorage, toStoreUnavailable } from './store-unavailable.js';
+import { guardStorage } from './store-unavailable.js';
 import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
@@ -291,10 +291,8 @@ export class SqliteItemStore implements ItemStore {
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    // Serialised here: strings cross threads cheaply. The thread sends a fault back with its code.
-    return this.thread.append(batchId, from, items.map(itemRow)).catch((err: unknown) => {
-      throw toStoreUnavailable(err);
-    });
+    // Serialised here: strings cross threads cheaply.
+    return this.thread.append(batchId, from, items.map(itemRow));
   }
 
   /** Stages items already in their stored form, on this thread (the store thread's entry point). */
@@ -386,9 +384,7 @@ export class SqliteItemStore implements ItemStore {
     });
     const wrote =
       this.outcomesOnThread && rows.length > 1
-        ? await this.thread.writeOutcomes(batchId, rows).catch((err: unknown) => {
-            throw toStoreUnavailable(err);
-          })
+        ? await this.thread.writeOutcomes(batchId, rows)
         : guardStorage(() => this.writeOutcomes(batchId, rows));
     const written = new Array<boolean>(results.length);
     order.forEach((k, position) => (written[k] = wrote[position]!));
@@ -554,14 +550,9 @@ export class SqliteItemStore implements ItemStore {
 
   /** On the store thread (its own connection), so a write that waits on the file never blocks this thread. */
   probe(): Promise<void> {
-    this.probing ??= this.thread
-      .probe()
-      .catch((err: unknown) => {
-        throw toStoreUnavailable(err);
-      })
-      .finally(() => {
-        this.probing = undefined;
-      });
+    this.probing ??= this.thread.probe().finally(() => {
+      this.probing = undefined;
+    });
     return this.probing;
   }
 

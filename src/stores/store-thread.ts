@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startModuleThread } from '../module-thread.js';
 import { DuplicateItemIdError } from './item-store.js';
+import { toStoreUnavailable } from './store-unavailable.js';
 import type { ItemRow, OutcomeRow } from './sqlite-item-store.js';
 import type { StoreThreadData, StoreThreadRequest, StoreThreadResponse } from './store-thread-main.js';
 
@@ -19,7 +20,7 @@ type Request = Unnumbered<StoreThreadRequest>;
  * the readiness probe's row (a probe waiting on the file never blocks the caller) and, for a worker, its chunks'
  * outcomes. The thread starts on the first request (or prestart()) and runs them one at a time, in the order they
  * were sent. If it dies, the requests it held fail and the next one starts a new thread. It never keeps the process
- * alive on its own. A failure comes back as an Error with the message and code of the thread's.
+ * alive on its own. A failure comes back as the thread's message and code; a storage fault as StoreUnavailableError.
  */
 export class StoreThread {
   private worker: Worker | null = null;
@@ -83,7 +84,10 @@ export class StoreThread {
       if (this.pending.size === 0) worker.unref();
       if (res.ok) p.resolve(res.written);
       else if ('duplicate' in res) p.reject(new DuplicateItemIdError(res.duplicate.itemId, res.duplicate.index));
-      else p.reject(Object.assign(new Error(res.message), res.code ? { code: res.code } : {}));
+      else
+        p.reject(
+          toStoreUnavailable(Object.assign(new Error(res.message), res.code ? { code: res.code } : {})) as Error,
+        );
     });
     const died = (err: Error) => {
       if (this.worker !== worker) return;
