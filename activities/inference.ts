@@ -230,8 +230,8 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         done += positions.length;
       };
       /**
-       * Reads the chunk's items CHUNK_SLICE at a time and hands each slice to the model as soon as it is read, so
-       * the first runs are stored while later slices are still being read. A retried chunk skips what an earlier
+       * Reads the chunk's items FIRST_CHUNK_SLICE first, then CHUNK_SLICE at a time, and hands each slice to the model
+       * as soon as it is read, so the first runs are stored while later slices are still being read. A retried chunk skips what an earlier
        * attempt recorded: successes, and failures that ended their items (reported again, as recorded, so the
        * workflow fails them without a second record).
        */
@@ -239,8 +239,12 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         const handed: Promise<void>[] = [];
         let failed: { error: unknown } | undefined;
         try {
-          for (let from = input.start; from < end && !ctx.cancellationSignal.aborted; from += CHUNK_SLICE) {
-            const count = Math.min(CHUNK_SLICE, end - from);
+          for (
+            let from = input.start, slice = FIRST_CHUNK_SLICE;
+            from < end && !ctx.cancellationSignal.aborted;
+            from += slice, slice = CHUNK_SLICE
+          ) {
+            const count = Math.min(slice, end - from);
             const items = await riding(() => store.getItems(input.batchId, from, count), startedMs);
             if (items.length !== count) {
               throw ApplicationFailure.create({
@@ -313,6 +317,12 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
  * the whole chunk (up to 5,000 items), and a slice is still many runs of a small model.
  */
 const CHUNK_SLICE = 1000;
+/**
+ * The chunk's first slice is smaller: its first results wait for that slice's read, validation and tokenizing (a text
+ * model tokenizes a whole slice before its first run), and one run of a tabular model (maxBatchSize 128 at most here)
+ * or a few of a text model's are enough to start on.
+ */
+const FIRST_CHUNK_SLICE = 64;
 
 /**
  * Characters of failure messages a chunk returns, all failures together. The outcome travels in workflow history,

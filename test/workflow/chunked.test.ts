@@ -150,14 +150,14 @@ describe('chunked mode', () => {
 
   test('a chunk larger than one slice, retried whole: slices its first attempt finished are skipped, the rest run once', async () => {
     const model = new FakeModel();
-    const total = 2500; // read and handed to the model in slices of 1,000: [0, 1000), [1000, 2000), [2000, 2500)
+    const total = 2500; // read and handed to the model in slices of 64, then 1,000: [0, 64), [64, 1064), [1064, 2064), [2064, 2500)
     let lost = false;
     // The first attempt's second slice stores ten items, then its worker is "lost"; its other slices run whole.
     const runtime: Pick<InferenceRuntime, 'infer' | 'inferMany'> = {
       infer: (m, v, inputs) => model.infer(m, v, inputs),
       async inferMany(m, v, inputs, onRun) {
         const first = (inputs[0]?.input as number[] | undefined)?.[1];
-        if (first === 1000 && !lost) {
+        if (first === 64 && !lost) {
           lost = true;
           for (let p = 0; p < 10; p++) await onRun([p], [await model.infer(m, v, inputs[p]!)]);
           throw new Error('worker lost in the middle of the chunk');
@@ -183,9 +183,9 @@ describe('chunked mode', () => {
     const reruns = [...model.attempts].filter(([, times]) => times.length !== 1).map(([k]) => k);
     assert.deepEqual(reruns, [], 'every item ran once: the retried chunk skipped what its first attempt stored');
     assert.equal(model.attempts.size, total);
-    // Stored by the first attempt: slices 0 and 2 and ten items of slice 1; the rest of slice 1 by the second.
-    for (const i of [0, 999, 1000, 1009, 1010, 1999, 2000, 2100, 2499]) {
-      const expected = i >= 1010 && i < 2000 ? 2 : 1;
+    // Stored by the first attempt: slices 0, 2 and 3 and ten items of slice 1; the rest of slice 1 by the second.
+    for (const i of [0, 63, 64, 73, 74, 1063, 1064, 2063, 2064, 2100, 2499]) {
+      const expected = i >= 74 && i < 1064 ? 2 : 1;
       const { attempts, status } = (await handle.query(itemQuery, { index: i }))!;
       assert.equal(attempts, expected, `item ${i}: the workflow's attempts`);
       assert.equal((await store.getResult(id, i))?.attempts, expected, `item ${i}: the store's attempts`);
