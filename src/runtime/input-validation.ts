@@ -103,10 +103,18 @@ function checkTensor(spec: TensorSpec, value: unknown): ItemTensor | string {
   if (!Array.isArray(value)) {
     return `input '${spec.name}': expected an array (${describe(spec)}), got ${typeName(value)}`;
   }
-  const flat: unknown[] = [];
-  const dims: number[] = [];
-  const shapeError = flatten(value, 0, rank, dims, flat, { leafDepth: -1 });
-  if (shapeError) return `input '${spec.name}': ${shapeError} (expected ${describe(spec)})`;
+  let flat: unknown[];
+  let dims: number[];
+  if (isFlatOf(spec.dtype, value)) {
+    // The common case (a flat array of valid values) in one pass, as the general path below would take it.
+    flat = value;
+    dims = [value.length];
+  } else {
+    flat = [];
+    dims = [];
+    const shapeError = flatten(value, 0, rank, dims, flat, { leafDepth: -1 });
+    if (shapeError) return `input '${spec.name}': ${shapeError} (expected ${describe(spec)})`;
+  }
 
   if (flat.length === 0) return `input '${spec.name}': no values (expected ${describe(spec)})`;
   let itemDims: number[];
@@ -137,6 +145,28 @@ function checkTensor(spec: TensorSpec, value: unknown): ItemTensor | string {
     if (bad) return `input '${spec.name}': element ${i} ${bad} (expected ${spec.dtype})`;
   }
   return { data: flat as number[] | boolean[], dims: itemDims };
+}
+
+/**
+ * Whether `value` is a flat array of valid float32 or float64 values (no nested arrays, within
+ * MAX_ELEMENTS_PER_INPUT): then it is its own flattened form and needs no element check. Other dtypes, and any
+ * array that is not, take the general path, which also words the error.
+ */
+function isFlatOf(dtype: TensorDtype, value: unknown[]): boolean {
+  if (value.length > MAX_ELEMENTS_PER_INPUT) return false;
+  if (dtype === 'float32') {
+    // Math.fround of a non-finite double, or of one beyond float32's range, is not finite.
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (typeof v !== 'number' || !Number.isFinite(Math.fround(v))) return false;
+    }
+    return true;
+  }
+  if (dtype === 'float64') {
+    for (let i = 0; i < value.length; i++) if (!Number.isFinite(value[i])) return false;
+    return true;
+  }
+  return false;
 }
 
 /** Flattens a rectangular nested array up to maxDepth levels; records each level's length in dims. */

@@ -57,8 +57,11 @@ export function nonFiniteOutput(model: ResolvedModel, result: ItemResult): NonFi
     if (typeof value === 'number' && !Number.isFinite(value))
       return new NonFiniteOutputError(model.name, model.version, field, value);
     if (!Array.isArray(value)) continue;
-    const i = value.findIndex((v) => typeof v === 'number' && !Number.isFinite(v));
-    if (i !== -1) return new NonFiniteOutputError(model.name, model.version, `${field}[${i}]`, value[i] as number);
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === 'number' && !Number.isFinite(v))
+        return new NonFiniteOutputError(model.name, model.version, `${field}[${i}]`, v);
+    }
   }
   return undefined;
 }
