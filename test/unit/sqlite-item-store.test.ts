@@ -378,3 +378,36 @@ test('a batch commits while another process writes the file, without SQLITE_BUSY
     await exited;
   }
 });
+
+test('a store opened while another connection writes a new file (rollback mode) waits for it, then switches to WAL', async () => {
+  // `batchline dev` starts the API and two workers at once on a new file. Switching it to WAL reads, then writes, and
+  // SQLite refuses a reader's write lock at once, without its busy handler, while another connection writes: a worker
+  // failed at start so (SQLITE_BUSY). Here another thread holds a write transaction on a new file for 300 ms.
+  const file = newFile();
+  const writer = new Worker(
+    `const Database = require('better-sqlite3');
+     const { parentPort, workerData } = require('node:worker_threads');
+     const db = new Database(workerData.file);
+     db.exec('CREATE TABLE IF NOT EXISTS other (n INTEGER)');
+     db.exec('BEGIN IMMEDIATE');
+     db.exec('INSERT INTO other (n) VALUES (1)');
+     parentPort.postMessage('writing');
+     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+     db.exec('COMMIT');
+     db.close();`,
+    { eval: true, workerData: { file } },
+  );
+  const exited = new Promise((r) => writer.once('exit', r));
+  try {
+    await new Promise((r) => writer.once('message', r));
+    const store = openStore(file);
+    await store.createBatch(storedBatch('after-the-write', 2), storedItems(2));
+    assert.equal((await store.getItems('after-the-write', 0, 2)).length, 2);
+    assert.equal(
+      onFile(file, (db) => db.pragma('journal_mode', { simple: true })),
+      'wal',
+    );
+  } finally {
+    await exited;
+  }
+});
