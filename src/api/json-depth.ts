@@ -6,8 +6,7 @@ export const MAX_JSON_DEPTH = 32;
  * so a hostile body is refused before JSON.parse builds it.
  */
 export function jsonDepthExceeds(text: Uint8Array | string, max = MAX_JSON_DEPTH): boolean {
-  if (typeof text === 'string') return stringDepthExceeds(text, max);
-  const bytes = text;
+  const bytes = typeof text === 'string' ? Buffer.from(text) : text;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
@@ -15,27 +14,6 @@ export function jsonDepthExceeds(text: Uint8Array | string, max = MAX_JSON_DEPTH
     if (inString) {
       if (c === 0x5c)
         i++; // backslash: skip the escaped byte
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return false;
-}
-
-/**
- * jsonDepthExceeds over a string's UTF-16 code units, with no copy to bytes: the characters it looks for are ASCII,
- * and no code unit of a non-ASCII character equals one of them.
- */
-function stringDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
