@@ -230,10 +230,10 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
         done += positions.length;
       };
       /**
-       * Reads the chunk's items FIRST_CHUNK_SLICE first, then CHUNK_SLICE at a time, and hands each slice to the model
-       * as soon as it is read, so the first runs are stored while later slices are still being read. A retried chunk skips what an earlier
-       * attempt recorded: successes, and failures that ended their items (reported again, as recorded, so the
-       * workflow fails them without a second record).
+       * Reads the chunk's items FIRST_CHUNK_SLICE first, then CHUNK_SLICE at a time, and hands each slice to the
+       * model as soon as it is read, so the first runs are stored while later slices are still being read. A retried
+       * chunk skips what an earlier attempt recorded: successes, and failures that ended their items (reported again,
+       * as recorded, so the workflow fails them without a second record).
        */
       const runSlices = async (): Promise<void> => {
         const handed: Promise<void>[] = [];
@@ -319,8 +319,8 @@ export function createInferenceActivities({ runtime, store, metrics }: Inference
 const CHUNK_SLICE = 1000;
 /**
  * The chunk's first slice is smaller: its first results wait for that slice's read, validation and tokenizing (a text
- * model tokenizes a whole slice before its first run), and one run of a tabular model (maxBatchSize 128 at most here)
- * or a few of a text model's are enough to start on.
+ * model tokenizes a whole slice before its first run). 64 items are one run of the tabular models here (digits takes
+ * up to 128) or four of the embedding model's runs of 16: enough to start on.
  */
 const FIRST_CHUNK_SLICE = 64;
 

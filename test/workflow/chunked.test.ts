@@ -150,7 +150,8 @@ describe('chunked mode', () => {
 
   test('a chunk larger than one slice, retried whole: slices its first attempt finished are skipped, the rest run once', async () => {
     const model = new FakeModel();
-    const total = 2500; // read and handed to the model in slices of 64, then 1,000: [0, 64), [64, 1064), [1064, 2064), [2064, 2500)
+    // Read and handed to the model in slices of 64, then 1,000: [0, 64), [64, 1064), [1064, 2064), [2064, 2500).
+    const total = 2500;
     let lost = false;
     // The first attempt's second slice stores ten items, then its worker is "lost"; its other slices run whole.
     const runtime: Pick<InferenceRuntime, 'infer' | 'inferMany'> = {
