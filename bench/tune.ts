@@ -105,6 +105,10 @@ const STEPS: {
     name: 'chunked: 5,000 per activity, shards of 5,000, 4 shards at once',
     options: { itemsPerActivity: 5000, concurrency: 512, shardSize: 5000, maxConcurrentShards: 4 },
   },
+  {
+    name: 'chunked: 5,000 per activity, shards of 20,000 (four chunks per shard)',
+    options: { itemsPerActivity: 5000, concurrency: 512, shardSize: 20000 },
+  },
 ];
 
 const only = args.only?.split(',').map((i) => intArg(USAGE, 'only', i.trim(), 0));

@@ -1,4 +1,5 @@
-// Compact encodings for state a workflow carries across continue-as-new (payloads must stay far under 256 KB).
+// Compact encodings for state a workflow carries across continue-as-new (Temporal refuses payloads over 2 MB:
+// MAX_SHARD_SIZE bounds the worst case to half of that).
 // Deterministic, dependency-free code: it runs inside the workflow sandbox.
 
 /** Run-length encodes a typed array as [value, count, value, count, ...]. Runs of equal values are typical. */

@@ -187,7 +187,7 @@ export class ItemTable {
       attempts: rle(this.attempts),
       startedAt: rle(this.startedAt),
       finishedAt: rle(this.finishedAt),
-      // Bounded so the payload stays far under Temporal's 256 KB at any shard size.
+      // Bounded (about 140 KB at most), so the per-item arrays above are what MAX_SHARD_SIZE has to bound.
       errors: [...this.errors]
         .slice(0, MAX_CARRIED_ERRORS)
         .map(([i, e]): [number, string, string] => [i, e.type, carriedMessage(e.message)]),

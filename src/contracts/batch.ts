@@ -3,6 +3,7 @@ import {
   ITEM_ID,
   MAX_CONCURRENCY,
   MAX_ITEM_ID_LENGTH,
+  MAX_SHARD_SIZE,
   METADATA_MAX_BYTES,
   METADATA_MAX_KEY_LENGTH,
   METADATA_MAX_KEYS,
@@ -53,7 +54,7 @@ export const BatchOptions = z
      */
     itemActivities: z.enum(['remote', 'local']).default('remote'),
     /** Items per shard: a batch larger than this runs as child workflows of this many items (default 1000). */
-    shardSize: z.number().int().min(1).max(5000).default(1000),
+    shardSize: z.number().int().min(1).max(MAX_SHARD_SIZE).default(1000),
     /** Shards running at once (default 2); each runs up to `concurrency` items. */
     maxConcurrentShards: z.number().int().min(1).max(64).default(2),
     /** A run continues as new once its history reaches this many events (default 4000; Temporal warns at 10,240). */

@@ -7,6 +7,15 @@
 export const MAX_CONCURRENCY = 512;
 
 /**
+ * Most items in one shard (or in a batch that runs without shards). A shard carries its items' state across
+ * continue-as-new, and Temporal refuses a payload over 2 MB: at this size the worst case (every other item failed,
+ * each started a second after the one before, late in a long batch) stays under half of that
+ * (test/unit/item-table.test.ts). Chunked batches want large shards: each shard is a child workflow with a fixed cost
+ * on the Temporal server (BENCHMARKS.md, "Larger shards for chunked batches").
+ */
+export const MAX_SHARD_SIZE = 20_000;
+
+/**
  * Batch metadata, bounded as OpenAI's is: at most 16 keys of up to 64 characters, string values of up to 512, and
  * 16 KiB as JSON (UTF-8) in all. It is copied into the batch workflow's memo, whose size Temporal limits.
  */

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import { BatchOptions, type ItemInputs } from '../../src/contracts/batch.js';
+import { MAX_SHARD_SIZE } from '../../src/contracts/limits.js';
 import { InvalidInputError } from '../../src/errors.js';
 import { InferenceRuntime, type RunHandler } from '../../src/runtime/inference.js';
 import { ModelRepository } from '../../src/runtime/model-repository.js';
@@ -254,6 +255,35 @@ describe('chunked mode', () => {
       { inferChunk: 1, inferItem: 1, recordBatchEnd: 1 },
       'one chunk, one solo retry that succeeded (and the last step, which records the batch end)',
     );
+  });
+
+  test(`shards of the largest size (${MAX_SHARD_SIZE}) in chunks: every item runs once, a bad item fails alone`, async () => {
+    const model = new FakeModel();
+    const { store, batches } = await setup(model);
+    const total = 2 * MAX_SHARD_SIZE + 500; // two whole shards and a part one
+    const bad = MAX_SHARD_SIZE + 4321; // inside the second shard's first chunk
+    const id = await batches.submit({
+      model: 'digits',
+      items: Array.from({ length: total }, (_, k) => item(k === bad ? Behaviour.invalid : Behaviour.ok, k)),
+      options: BatchOptions.parse({ itemsPerActivity: 5000, concurrency: 512, shardSize: MAX_SHARD_SIZE }),
+    });
+    const handle = client.workflow.getHandle<typeof batchWorkflow>(batchWorkflowId(id));
+    const summary = await handle.result();
+    assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: total - 1, failed: 1, canceled: 0 });
+    assert.equal(model.attempts.size, total);
+    assert.deepEqual(
+      [...model.attempts].filter(([, times]) => times.length !== 1).map(([k]) => k),
+      [],
+      'every item ran once',
+    );
+    const history = await handle.fetchHistory();
+    const shards = history.events!.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).length;
+    assert.equal(shards, 3);
+    assert.deepEqual(await store.countResults(id), { succeeded: total - 1, failed: 1 });
+    assert.equal((await store.getResult(id, bad))?.error?.type, 'InvalidInput');
+    assert.equal((await handle.query(itemQuery, { index: bad }))?.status, 'failed');
+    for (const i of [0, MAX_SHARD_SIZE - 1, MAX_SHARD_SIZE, bad - 1, bad + 1, total - 1])
+      assert.equal((await store.getResult(id, i))?.status, 'succeeded', `item ${i}`);
   });
 
   test('a chunk of 5000 items that all fail with a long message: its outcome fits in history, the store keeps each message whole', async () => {
