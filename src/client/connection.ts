@@ -14,7 +14,10 @@ const CHANNEL_SHUT_DOWN = 'Channel has been shut down';
  * retry that fires after the close makes its call on the shut-down channel, which throws inside the timer: an
  * uncaught exception (one failed a test file in CI: a connection closed while one of its calls, started in the
  * background, waited to be retried), and the caller's promise never settles. Placed below the retry interceptor,
- * this ends such a call with CANCELLED instead: not retried, so its caller gets an error.
+ * this ends such a call with CANCELLED instead: not retried, so its caller gets an error. The same for a call started
+ * after the close (an API's background poll as it stops): the retry interceptor hands its caller the last message
+ * it was given before the status, through a callback it only has once a message came, so an empty message comes
+ * first (without it, `savedMessageNext is not a function` was thrown, uncaught, and the call never settled).
  */
 const endCallsAfterClose: Interceptor = (options, nextCall) => {
   try {
@@ -28,7 +31,10 @@ const endCallsAfterClose: Interceptor = (options, nextCall) => {
           details: 'the connection to Temporal was closed',
           metadata: new Metadata(),
         };
-        process.nextTick(() => listener?.onReceiveStatus?.(closed));
+        process.nextTick(() => {
+          listener?.onReceiveMessage?.(null);
+          listener?.onReceiveStatus?.(closed);
+        });
       },
       cancelWithStatus() {},
       getPeer: () => '',
