@@ -6,7 +6,7 @@
 //   node --import tsx bench/first-result.ts [--runs N]     (after npm run build)
 import { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../src/client/batch-client.js';
-import type { BatchOptions } from '../src/contracts/batch.js';
+import { BatchOptions } from '../src/contracts/batch.js';
 import { itemStoreFile, SqliteItemStore } from '../src/stores/sqlite-item-store.js';
 import { readSse } from '../test/helpers/sse.js';
 import { intArg, parseBenchArgs } from './lib/args.js';
@@ -33,6 +33,8 @@ interface Path {
   parentFirstTask: number;
   /** The first shard's first workflow task started on the worker. */
   shardFirstTask: number;
+  /** That task completed: its first items (or chunks) are scheduled. */
+  shardFirstTaskDone: number;
   /** The first item to finish began its attempt (activity start, store read). */
   attemptStarted: number;
   /** Its result stored. */
@@ -79,11 +81,16 @@ async function firstResult(
   const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
     Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6) - returned;
   const parent = (await temporal.workflow.getHandle(batchWorkflowId(id)).fetchHistory()).events!;
-  const shard = (await temporal.workflow.getHandle(`${batchWorkflowId(id)}/shard-0`).fetchHistory()).events!;
+  // A batch of one shard's size or less runs its items itself: then its own history holds the "shard 0" steps.
+  const shard =
+    ITEMS > BatchOptions.parse(options).shardSize
+      ? (await temporal.workflow.getHandle(`${batchWorkflowId(id)}/shard-0`).fetchHistory()).events!
+      : parent;
   return {
     parentStarted: at(parent.find((e) => e.workflowExecutionStartedEventAttributes)!),
     parentFirstTask: at(parent.find((e) => e.workflowTaskCompletedEventAttributes)!),
     shardFirstTask: at(shard.find((e) => e.workflowTaskStartedEventAttributes)!),
+    shardFirstTaskDone: at(shard.find((e) => e.workflowTaskCompletedEventAttributes)!),
     attemptStarted: Date.parse(first.startedAt) - returned,
     stored: Date.parse(first.finishedAt) - returned,
     client: clientMs,
@@ -92,8 +99,9 @@ async function firstResult(
 
 const STEPS: [keyof Path, string][] = [
   ['parentStarted', 'batch workflow started'],
-  ['parentFirstTask', "batch's first workflow task done (shard 0 started)"],
-  ['shardFirstTask', "shard 0's first workflow task on the worker"],
+  ['parentFirstTask', "batch's first workflow task done (shard 0 started, or the batch's items)"],
+  ['shardFirstTask', "shard 0's first workflow task on the worker (unsharded: the batch's)"],
+  ['shardFirstTaskDone', 'that task done (remote: items scheduled; local: after its first items ran)'],
   ['attemptStarted', 'first item attempt started'],
   ['stored', 'its result stored'],
   ['client', 'client read its SSE event'],
