@@ -74,6 +74,16 @@ const LOCAL_REPORT_INTERVAL_MS = 2000;
  */
 const CHUNK_ATTEMPTS_PATCH = 'chunk-attempts';
 
+/**
+ * A window's first run starts at most RAMP_UNITS units (items, or chunks) in its first workflow task, and the rest
+ * once one of them has ended or RAMP_MS have passed, whichever comes first. Scheduling a whole window of activities
+ * in one task held back the first item's start, and so the batch's first result (BENCHMARKS.md, time to first
+ * result); a slow model's window still fills after RAMP_MS. Runs recorded before it filled the window at once.
+ */
+const FIRST_TASK_RAMP_PATCH = 'first-task-ramp';
+const RAMP_UNITS = 8;
+const RAMP_MS = 100;
+
 export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowEnd> {
   const { options, batchId } = input;
   const { start: lo, end: hi } = input.range;
@@ -111,6 +121,24 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     ? proxyLocalActivities<Activities>(activityOptions)
     : proxyActivities<Activities>(activityOptions);
   const dead = deadLetterRecorder(batchId, table);
+  const chunkSize = options.itemsPerActivity;
+  // The first run's ramp (FIRST_TASK_RAMP_PATCH): a capacity of RAMP_UNITS units until a unit ends or the timer
+  // fires; a window that holds no more than that from the start has none.
+  let ramping = !carried && options.concurrency > RAMP_UNITS * chunkSize && patched(FIRST_TASK_RAMP_PATCH);
+  const rampTimer = new CancellationScope();
+  if (ramping) {
+    void rampTimer
+      .run(() => sleep(RAMP_MS))
+      .then(
+        () => (ramping = false),
+        () => undefined, // cancelled: a unit ended first, or the workflow was cancelled
+      );
+  }
+  const endRamp = () => {
+    if (!ramping) return;
+    ramping = false;
+    rampTimer.cancel();
+  };
 
   // Every item activity runs in this scope, so a cancel signal cancels them all; Temporal's own cancellation
   // reaches them through the root scope it hangs from.
@@ -271,9 +299,9 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   };
 
   const afterUnit = () => {
+    endRamp();
     if (!local) input.report(window);
   };
-  const chunkSize = options.itemsPerActivity;
   const nextChunk = () => (retryQueue.length === 0 && chunkSize > 1 ? Math.min(chunkSize, hi - cursor) : 1);
   if (local) {
     // Local item activities complete inside a workflow task, and time-throttled reports that followed those
@@ -287,7 +315,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   }
 
   const end = await runWindow({
-    capacity: () => concurrency,
+    capacity: () => (ramping ? Math.min(concurrency, RAMP_UNITS * chunkSize) : concurrency),
     inFlight: () => inFlight,
     hasWork: () => cursor < hi || retryQueue.length > 0,
     nextSize: nextChunk,

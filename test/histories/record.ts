@@ -175,6 +175,28 @@ try {
   });
   model.release();
 
+  // A window wider than its first task's ramp (FIRST_TASK_RAMP_PATCH in workflows/item-window.ts): the first eight
+  // items block, so the ramp ends by its timer and the rest run while they wait.
+  await record(
+    'first-task-ramp',
+    Array.from({ length: 20 }, (_, k) => item(k < 8 ? Behaviour.block : Behaviour.ok, 100 + k)),
+    { concurrency: 16 },
+    async (id) => {
+      const handle = client.workflow.getHandle(batchWorkflowId(id));
+      await waitFor(
+        'the rest to run past the blocked',
+        async () => (await handle.query(progressQuery)).counts.succeeded === 12,
+      );
+      model.release();
+    },
+  );
+  // The same with local item activities: the ramp ends when the first item ends, inside the first workflow task.
+  await record(
+    'first-task-ramp-local',
+    Array.from({ length: 20 }, (_, k) => item(Behaviour.ok, 120 + k)),
+    { concurrency: 16, itemActivities: 'local' },
+  );
+
   // Webhook deliveries: a receiver that fails the first attempt of every message, then accepts.
   if (wanted.length === 0 || wanted.includes('webhooks')) {
     const seen = new Set<string>();

@@ -30,6 +30,8 @@ test('recorded histories exist for each scenario', () => {
     'predict-deadline-cancel',
     'local-items',
     'dead-letters',
+    'first-task-ramp',
+    'first-task-ramp-local',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
