@@ -83,11 +83,13 @@ export class InferencePool {
   /**
    * Runs one batch of feeds on the least busy thread. Past `timeoutMs` (default: the pool's runTimeoutMs), counted
    * from when its thread is ready for it, the run rejects with InferenceTimeoutError and its thread is replaced.
+   * The feeds' buffers are moved to the thread, not copied: the caller's typed arrays are empty afterwards.
    */
   async run(file: string, feeds: WireTensor[], timeoutMs = this.runTimeoutMs): Promise<WireTensor[]> {
     let best = this.slots[0]!;
     for (const slot of this.slots) if (slot.inFlight.size < best.inFlight.size) best = slot;
-    const res = await this.send(best, { type: 'run', id: 0, file, feeds }, timeoutMs);
+    const transfer = [...new Set(feeds.map((f) => f.data.buffer as ArrayBuffer))];
+    const res = await this.send(best, { type: 'run', id: 0, file, feeds }, timeoutMs, transfer);
     return res.outputs;
   }
 
@@ -120,14 +122,19 @@ export class InferencePool {
     );
   }
 
-  private send(slot: Slot, req: ThreadRequest, timeoutMs?: number): Promise<ThreadResponse & { ok: true }> {
+  private send(
+    slot: Slot,
+    req: ThreadRequest,
+    timeoutMs?: number,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<ThreadResponse & { ok: true }> {
     if (this.closed) return Promise.reject(new Error('inference pool is closed'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const pending: Pending = { resolve, reject, file: req.file };
       slot.inFlight.set(id, pending);
       // Posted at once: a replacement thread handles its loads first, as they were posted before.
-      slot.worker.postMessage({ ...req, id });
+      slot.worker.postMessage({ ...req, id }, transfer);
       if (timeoutMs === undefined) return;
       void slot.ready.then(() => {
         if (slot.inFlight.get(id) !== pending) return; // settled while the thread got ready
