@@ -75,10 +75,12 @@ const LOCAL_REPORT_INTERVAL_MS = 2000;
 const CHUNK_ATTEMPTS_PATCH = 'chunk-attempts';
 
 /**
- * A window's first run starts at most RAMP_UNITS units (items, or chunks) in its first workflow task, and the rest
- * once one of them has ended or RAMP_MS have passed, whichever comes first. Scheduling a whole window of activities
- * in one task held back the first item's start, and so the batch's first result (BENCHMARKS.md, time to first
- * result); a slow model's window still fills after RAMP_MS. Runs recorded before it filled the window at once.
+ * A window of remote activities starts at most RAMP_UNITS units (items, or chunks) in its first run's first workflow
+ * task, and the rest once one of them has ended or RAMP_MS have passed, whichever comes first. Scheduling a whole
+ * window of activities in one task held back the first item's start, and so the batch's first result (BENCHMARKS.md,
+ * time to first result); a slow model's window still fills after RAMP_MS. Local activities have no ramp: their
+ * workflow task stays open while they run, so the timer would start only at the task's first heartbeat, seconds
+ * later. Runs recorded before it filled the window at once.
  */
 const FIRST_TASK_RAMP_PATCH = 'first-task-ramp';
 const RAMP_UNITS = 8;
@@ -124,7 +126,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   const chunkSize = options.itemsPerActivity;
   // The first run's ramp (FIRST_TASK_RAMP_PATCH): a capacity of RAMP_UNITS units until a unit ends or the timer
   // fires; a window that holds no more than that from the start has none.
-  let ramping = !carried && options.concurrency > RAMP_UNITS * chunkSize && patched(FIRST_TASK_RAMP_PATCH);
+  let ramping = !local && !carried && options.concurrency > RAMP_UNITS * chunkSize && patched(FIRST_TASK_RAMP_PATCH);
   const rampTimer = new CancellationScope();
   if (ramping) {
     void rampTimer

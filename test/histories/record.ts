@@ -190,12 +190,6 @@ try {
       model.release();
     },
   );
-  // The same with local item activities: the ramp ends when the first item ends, inside the first workflow task.
-  await record(
-    'first-task-ramp-local',
-    Array.from({ length: 20 }, (_, k) => item(Behaviour.ok, 120 + k)),
-    { concurrency: 16, itemActivities: 'local' },
-  );
 
   // Webhook deliveries: a receiver that fails the first attempt of every message, then accepts.
   if (wanted.length === 0 || wanted.includes('webhooks')) {

@@ -188,6 +188,33 @@ for (const itemActivities of ['remote', 'local'] as const)
       await handle.result();
     });
 
+    // Remote item activities only: a local window has no ramp (FIRST_TASK_RAMP_PATCH in workflows/item-window.ts).
+    if (itemActivities === 'remote')
+      test('a window wider than 8 starts 8 items in its first workflow task, then fills up', async () => {
+        const { handle } = await submit(
+          Array.from({ length: 20 }, (_, i) => item(Behaviour.block, 800 + i)),
+          { concurrency: 16 },
+        );
+        // No item ends while they all block: the ramp's timer fills the window.
+        await waitFor('sixteen running', () => model.blocked === 16);
+        const events = (await handle.fetchHistory()).events!;
+        const done = events.findIndex((e) => e.workflowTaskCompletedEventAttributes);
+        const next = events.findIndex((e, k) => k > done && e.workflowTaskScheduledEventAttributes);
+        const firstTask = events.slice(done, next);
+        assert.equal(firstTask.filter((e) => e.activityTaskScheduledEventAttributes).length, 8, 'items of task 1');
+        assert.equal(firstTask.filter((e) => e.timerStartedEventAttributes).length, 1, "the ramp's timer");
+        assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 16, 'items in flight');
+        assert.equal((await handle.query(progressQuery)).counts.running, 16);
+        while ((await handle.query(progressQuery)).counts.succeeded < 20) {
+          await waitFor(
+            'blocked items',
+            async () => model.blocked > 0 || (await handle.query(progressQuery)).counts.succeeded === 20,
+          );
+          model.release();
+        }
+        assert.equal((await handle.result()).counts.succeeded, 20);
+      });
+
     test('the cancel signal cancels running items, marks the rest canceled and keeps finished results', async (t) => {
       t.after(() => model.release());
       const { id, handle } = await submit(

@@ -31,7 +31,6 @@ test('recorded histories exist for each scenario', () => {
     'local-items',
     'dead-letters',
     'first-task-ramp',
-    'first-task-ramp-local',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
