@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { DEV_WORKERS, resolveTemporalCli } from '../../src/cli/dev.js';
+import { WORKER_PROCESS_ENV } from '../../src/cluster/topology.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
@@ -100,10 +101,10 @@ interface StackOptions {
 const LAYOUT_WORKERS: Record<WorkerLayout, Record<string, string>[]> = {
   split: [DEV_WORKERS.batch, DEV_WORKERS.interactive],
   'split-normal-priority': [
-    { WORKER_QUEUES: 'batch', WORKER_NICE: '0', WORKER_SCHED_IDLE: 'false' },
-    { WORKER_QUEUES: 'interactive', WORKER_NICE: '0', WORKER_SCHED_IDLE: 'false' },
+    { WORKER_QUEUES: 'batch', WORKER_NICE: '0', WORKER_SCHED_IDLE: 'false', ...WORKER_PROCESS_ENV },
+    { WORKER_QUEUES: 'interactive', WORKER_NICE: '0', WORKER_SCHED_IDLE: 'false', ...WORKER_PROCESS_ENV },
   ],
-  one: [{}],
+  one: [{ ...WORKER_PROCESS_ENV }],
 };
 
 async function startStackOnce(

@@ -5,6 +5,7 @@ import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { printLine } from './output.js';
+import { WORKER_PROCESS_ENV } from '../cluster/topology.js';
 import { startDevServer, type DevServer } from '../dev-server.js';
 import { isTemporalReachable, stopChild } from '../server-process.js';
 
@@ -34,8 +35,8 @@ export async function resolveTemporalCli(): Promise<string> {
  * cpu-priority.ts). BENCHMARKS.md, sync predict under load, has the measurements behind these settings.
  */
 export const DEV_WORKERS = {
-  batch: { WORKER_QUEUES: 'batch', WORKER_NICE: '19', WORKER_SCHED_IDLE: 'true' },
-  interactive: { WORKER_QUEUES: 'interactive', WORKER_NICE: '0' },
+  batch: { WORKER_QUEUES: 'batch', WORKER_NICE: '19', WORKER_SCHED_IDLE: 'true', ...WORKER_PROCESS_ENV },
+  interactive: { WORKER_QUEUES: 'interactive', WORKER_NICE: '0', ...WORKER_PROCESS_ENV },
 } as const satisfies Record<string, Record<string, string>>;
 
 type Source = 'temporal' | 'worker' | 'interactive' | 'api' | 'dev';

@@ -28,14 +28,26 @@ export const DEFAULT_CPU_WEIGHT = 1024;
  */
 export const BATCH_CPU_WEIGHT = 15;
 
+/**
+ * The environment of every worker process batchline starts (`batchline dev`, a cluster's roles, docker-compose.yml):
+ * two glibc malloc arenas instead of up to eight per core. A worker's threads (inference, the item store's, Temporal
+ * core's) each took an arena of its own and kept memory they had freed (BENCHMARKS.md, "Malloc arenas"). glibc reads
+ * it as the process starts: a worker started otherwise needs it in its environment.
+ */
+export const WORKER_PROCESS_ENV = { MALLOC_ARENA_MAX: '2' } as const;
+
 /** The roles of batchline's own processes on a cluster: `batchline <command>` with the role's environment. */
 export const ROLES = {
   /** Batch items; scale these out (`--workers N`, `docker compose up --scale worker=N`). */
-  worker: { command: 'worker', env: { WORKER_QUEUES: 'batch' }, cpuWeight: BATCH_CPU_WEIGHT },
+  worker: { command: 'worker', env: { WORKER_QUEUES: 'batch', ...WORKER_PROCESS_ENV }, cpuWeight: BATCH_CPU_WEIGHT },
   /**
    * Online predictions, on a process of its own so they never wait on a batch's event loop or workflow thread.
    */
-  interactive: { command: 'worker', env: { WORKER_QUEUES: 'interactive' }, cpuWeight: DEFAULT_CPU_WEIGHT },
+  interactive: {
+    command: 'worker',
+    env: { WORKER_QUEUES: 'interactive', ...WORKER_PROCESS_ENV },
+    cpuWeight: DEFAULT_CPU_WEIGHT,
+  },
   /** The HTTP API; any number behind a load balancer (`--apis M`). */
   api: { command: 'api', env: {}, cpuWeight: DEFAULT_CPU_WEIGHT },
 } as const satisfies Record<string, { command: 'worker' | 'api'; env: Record<string, string>; cpuWeight: number }>;
