@@ -353,52 +353,80 @@ export class PostgresItemStore implements ItemStore {
   }
 
   /**
-   * One statement, so one transaction: the results, then the events of those written. A success is final; a failure
-   * may be replaced by a later outcome (a retried dead-letter item). Rows go in index order, so two processes
-   * writing the same items lock them in the same order (no deadlock); the second waits for the first's rows and
-   * then sees the successes it may not replace. Resolves with the indexes written.
+   * One transaction: the results, then the events of those written, numbered. A success is final; a failure may be
+   * replaced by a later outcome (a retried dead-letter item). Rows go in index order, so two processes writing the
+   * same items lock them in the same order (no deadlock); the second waits for the first's rows and then sees the
+   * successes it may not replace. The events get their seqs here, under the batch's advisory lock taken in a
+   * statement of its own after the results are written (numberEvents says why that is safe): numbering them after
+   * the commit rewrote every event row once more, as costly as writing it (BENCHMARKS.md). The lock is held only
+   * for the events' insert and the commit, so a batch's writers wait on each other for no more than that.
+   * Resolves with the indexes written.
    */
   private async writeResultRows(batchId: string, results: Omit<StoredResult, 'id'>[]): Promise<Set<number>> {
     const column = <T>(f: (r: Omit<StoredResult, 'id'>) => T) => results.map(f);
-    const { rows } = await this.pool.query<{ idx: number }>(
-      `WITH input AS (
-         SELECT * FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
-           AS t(idx, status, attempts, result, error, started_at, finished_at)
-       ), written AS (
-         INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
-         SELECT $1, idx, status, attempts, result, error, started_at, finished_at FROM input ORDER BY idx
-         ON CONFLICT (batch_id, idx) DO UPDATE SET
-           status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
-           started_at = excluded.started_at, finished_at = excluded.finished_at
-         WHERE results.status <> 'succeeded'
-           AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
-                    AND results.error IS NOT DISTINCT FROM excluded.error)
-         RETURNING idx, status, attempts, error, finished_at, xmax = 0 AS inserted
-       ), counted AS (
-         -- An update replaces a failure (the WHERE above): it moves one count from failed to its new status.
-         -- xmax = 0 tells a row inserted from one updated. One upsert per block, in block order, like the rows above.
-         INSERT INTO result_blocks (batch_id, block, succeeded, failed)
-         SELECT $1, idx / ${COUNTED_BLOCK}, COUNT(*) FILTER (WHERE status = 'succeeded'),
-                COUNT(*) FILTER (WHERE status = 'failed') - COUNT(*) FILTER (WHERE NOT inserted)
-         FROM written GROUP BY idx / ${COUNTED_BLOCK} ORDER BY idx / ${COUNTED_BLOCK}
-         ON CONFLICT (batch_id, block) DO UPDATE SET
-           succeeded = result_blocks.succeeded + excluded.succeeded, failed = result_blocks.failed + excluded.failed
-       )
-       INSERT INTO events (batch_id, idx, status, attempts, error, finished_at)
-       SELECT $1, idx, status, attempts, error, finished_at FROM written ORDER BY idx
-       RETURNING idx`,
-      [
-        batchId,
-        column((r) => r.index),
-        column((r) => r.status),
-        column((r) => r.attempts),
-        column((r) => (r.result ? JSON.stringify(r.result) : null)),
-        column((r) => (r.error ? JSON.stringify(r.error) : null)),
-        column((r) => r.startedAt),
-        column((r) => r.finishedAt),
-      ],
-    );
-    return new Set(rows.map((r) => r.idx));
+    return this.transaction(async (client) => {
+      const { rows } = await client.query<{
+        idx: number;
+        status: string;
+        attempts: number;
+        error: string | null;
+        finished_at: string;
+      }>(
+        `WITH input AS (
+           SELECT * FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
+             AS t(idx, status, attempts, result, error, started_at, finished_at)
+         ), written AS (
+           INSERT INTO results (batch_id, idx, status, attempts, result, error, started_at, finished_at)
+           SELECT $1, idx, status, attempts, result, error, started_at, finished_at FROM input ORDER BY idx
+           ON CONFLICT (batch_id, idx) DO UPDATE SET
+             status = excluded.status, attempts = excluded.attempts, result = excluded.result, error = excluded.error,
+             started_at = excluded.started_at, finished_at = excluded.finished_at
+           WHERE results.status <> 'succeeded'
+             AND NOT (results.status = 'failed' AND excluded.status = 'failed' AND results.attempts = excluded.attempts
+                      AND results.error IS NOT DISTINCT FROM excluded.error)
+           RETURNING idx, status, attempts, error, finished_at, xmax = 0 AS inserted
+         ), counted AS (
+           -- An update replaces a failure (the WHERE above): it moves one count from failed to its new status.
+           -- xmax = 0 tells a row inserted from one updated. One upsert per block, in block order, like the rows above.
+           INSERT INTO result_blocks (batch_id, block, succeeded, failed)
+           SELECT $1, idx / ${COUNTED_BLOCK}, COUNT(*) FILTER (WHERE status = 'succeeded'),
+                  COUNT(*) FILTER (WHERE status = 'failed') - COUNT(*) FILTER (WHERE NOT inserted)
+           FROM written GROUP BY idx / ${COUNTED_BLOCK} ORDER BY idx / ${COUNTED_BLOCK}
+           ON CONFLICT (batch_id, block) DO UPDATE SET
+             succeeded = result_blocks.succeeded + excluded.succeeded, failed = result_blocks.failed + excluded.failed
+         )
+         SELECT idx, status, attempts, error, finished_at FROM written ORDER BY idx`,
+        [
+          batchId,
+          column((r) => r.index),
+          column((r) => r.status),
+          column((r) => r.attempts),
+          column((r) => (r.result ? JSON.stringify(r.result) : null)),
+          column((r) => (r.error ? JSON.stringify(r.error) : null)),
+          column((r) => r.startedAt),
+          column((r) => r.finishedAt),
+        ],
+      );
+      if (rows.length === 0) return new Set<number>();
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
+      // A statement of its own after the lock: its snapshot holds every seq committed before, so MAX is current.
+      await client.query(
+        `INSERT INTO events (batch_id, seq, idx, status, attempts, error, finished_at)
+         SELECT $1, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE batch_id = $1) + n, idx, status, attempts, error,
+                finished_at
+         FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[]) WITH ORDINALITY
+           AS t(idx, status, attempts, error, finished_at, n)`,
+        [
+          batchId,
+          rows.map((r) => r.idx),
+          rows.map((r) => r.status),
+          rows.map((r) => r.attempts),
+          rows.map((r) => r.error),
+          rows.map((r) => r.finished_at),
+        ],
+      );
+      return new Set(rows.map((r) => r.idx));
+    });
   }
 
   /**
@@ -523,8 +551,9 @@ export class PostgresItemStore implements ItemStore {
 
   /**
    * Gives the batch's committed, unnumbered events their seqs: the max seq so far plus 1, 2, ... in insertion (id)
-   * order. Writers insert events with seq NULL and take no lock, so they never wait on each other or on readers;
-   * ids alone would not do as seqs, because a writer that took id n may commit after one that took n + 1, and a
+   * order. Outcome writers number their own events the same way, inside their transaction (writeResultRows); the
+   * batch's end event, and events written by batchline before that, are inserted with seq NULL and numbered here.
+   * Ids alone would not do as seqs, because a writer that took id n may commit after one that took n + 1, and a
    * reader between the two commits would skip n forever. Numbering is safe because:
    * - the UPDATE sees only committed rows, so an event still being written is numbered by a later pass, after
    *   every seq given before it;
