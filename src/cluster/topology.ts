@@ -31,8 +31,8 @@ export const BATCH_CPU_WEIGHT = 15;
 /**
  * The environment of every worker process batchline starts (`batchline dev`, a cluster's roles, docker-compose.yml):
  * two glibc malloc arenas instead of up to eight per core. A worker's threads (inference, the item store's, Temporal
- * core's) each took an arena of its own and kept memory they had freed (BENCHMARKS.md, "Malloc arenas"). glibc reads
- * it as the process starts: a worker started otherwise needs it in its environment.
+ * core's) each took an arena of its own and kept memory they had freed (BENCHMARKS.md, "Two malloc arenas per
+ * worker"). glibc reads it as the process starts: a worker started otherwise needs it in its environment.
  */
 export const WORKER_PROCESS_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 
