@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { devServerSearchAttributeFlags } from './client/search-attributes.js';
 import { BATCHLINE_DYNAMIC_CONFIG, type DynamicConfig } from './dynamic-config.js';
-import { isTemporalReachable, startServerProcess, type ServerProcess } from './server-process.js';
+import { isTemporalReachable, ServerExitedError, startServerProcess, type ServerProcess } from './server-process.js';
 
 export interface DevServerOptions {
   /** Path of the Temporal CLI binary (see scripts/temporal-cli.mjs). */
@@ -34,6 +34,9 @@ export const DEV_SERVER_DYNAMIC_CONFIG: DynamicConfig = {
   // next load before its first workflow task, and waits longer while a batch keeps the queue busy.
   'history.transferProcessorMaxPollRPS': 1000,
 };
+
+/** How many times startDevServer starts the process when it exits before it serves. */
+const DEV_SERVER_START_ATTEMPTS = 3;
 
 export interface DevServer extends ServerProcess {
   address: string;
@@ -71,14 +74,27 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ...(options.headless || options.uiPort === undefined ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
   ];
   const address = `${host}:${options.port}`;
-  const server = await startServerProcess({
-    name: 'temporal server start-dev',
-    command: options.cliPath,
-    args,
-    onLine: options.onLine,
-    ready: () => isTemporalReachable(address, 1000),
-    readyTimeoutMs: options.readyTimeoutMs,
-  });
+  const start = () =>
+    startServerProcess({
+      name: 'temporal server start-dev',
+      command: options.cliPath,
+      args,
+      onLine: options.onLine,
+      ready: () => isTemporalReachable(address, 1000),
+      readyTimeoutMs: options.readyTimeoutMs,
+    });
+  // The dev server gives its history, matching and worker services ports it picks itself at start (bind to port 0,
+  // then close): another process can take one before the service binds it, and the server then exits at once.
+  // Starting again picks other ports; a cause that lasts fails every attempt and the last error says why.
+  let server: ServerProcess | undefined;
+  for (let attempt = 1; !server; attempt++) {
+    try {
+      server = await start();
+    } catch (err) {
+      if (!(err instanceof ServerExitedError) || attempt === DEV_SERVER_START_ATTEMPTS) throw err;
+      options.onLine?.(`temporal server start-dev exited while starting (attempt ${attempt}); starting it again`);
+    }
+  }
   const uiUrl = options.headless || options.uiPort === undefined ? undefined : `http://${host}:${options.uiPort}`;
   return { address, uiUrl, ...server };
 }

@@ -27,6 +27,9 @@ export interface ServerProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The process ended before it was ready (as opposed to not answering in time). */
+export class ServerExitedError extends Error {}
+
 /** Spawns the process and resolves once ready() answers true; throws (with the output's tail) if it never does. */
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
   const child = spawn(options.command, options.args, {
@@ -38,15 +41,22 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     child.once('exit', (code) => resolve(code));
     child.once('error', () => resolve(-1));
   });
+  // The first lines and the last: a Go panic's message comes first, before a long stack.
+  const head: string[] = [];
   const tail: string[] = [];
+  let dropped = 0;
   const onData = (buf: Buffer) => {
     for (const line of buf.toString('utf8').split('\n')) {
       if (!line.trim()) continue;
-      tail.push(line);
-      if (tail.length > 20) tail.shift();
+      if (head.length < 20) head.push(line);
+      else {
+        tail.push(line);
+        if (tail.length > 20) (tail.shift(), dropped++);
+      }
       options.onLine?.(line);
     }
   };
+  const output = () => [...head, ...(dropped ? [`[${dropped} lines left out]`] : []), ...tail].join('\n');
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
 
@@ -59,11 +69,11 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   // Ready means our process serves: another that answers on the same port while ours died (address in use) is not.
   while (!(await options.ready()) || ended) {
     if (ended) {
-      throw new Error(`${options.name} exited with ${child.exitCode ?? child.signalCode}:\n${tail.join('\n')}`);
+      throw new ServerExitedError(`${options.name} exited with ${child.exitCode ?? child.signalCode}:\n${output()}`);
     }
     if (Date.now() > deadline) {
       await stop(2000);
-      throw new Error(`${options.name} was not ready within ${timeoutMs} ms:\n${tail.join('\n')}`);
+      throw new Error(`${options.name} was not ready within ${timeoutMs} ms:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

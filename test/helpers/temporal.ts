@@ -10,7 +10,7 @@ import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../src/cli/dev.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
-import { freePort } from '../../src/free-port.js';
+import { freePort, freePortBetween } from '../../src/free-port.js';
 import { createLogger, routeTemporalLogs } from '../../src/logger.js';
 import { connectTemporal } from '../../src/client/connection.js';
 
@@ -69,7 +69,8 @@ export interface TestTemporal {
 export async function startTestTemporal(): Promise<TestTemporal> {
   const cliPath = await resolveTemporalCli();
   const dataDir = tempDir('temporal');
-  const port = await freePort();
+  // Below the kernel's ephemeral range, where the dev server picks its other services' ports: they cannot meet ours.
+  const port = await freePortBetween(20_000, 32_767);
   const start = () => startDevServer({ cliPath, dataDir, port, headless: true });
   const handle: TestTemporal = {
     address: `127.0.0.1:${port}`,
