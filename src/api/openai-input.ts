@@ -11,7 +11,7 @@ import {
 import { AppError, InvalidRequestError } from '../errors.js';
 import type { ResolvedModel } from '../runtime/model-repository.js';
 import { checkItemInputs } from '../runtime/input-validation.js';
-import type { NewItem } from '../stores/item-store.js';
+import { itemRow, type ItemRow } from '../stores/item-store.js';
 import { embeddingItems } from './openai-embeddings.js';
 import { requestItemId } from './openai-output.js';
 import { resolveRequestedModel } from './requested-model.js';
@@ -53,7 +53,7 @@ export async function stageInputFile(
   let model: ResolvedModel | undefined;
   let version: number | undefined;
   let encodingFormat: 'float' | 'base64' | undefined;
-  let pending: NewItem[] = [];
+  let pending: ItemRow[] = [];
   let items = 0;
   let staged = 0;
   let lines = 0;
@@ -62,7 +62,7 @@ export async function stageInputFile(
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
-    await store.appendItems(batchId, staged, batch);
+    await store.appendRows(batchId, staged, batch);
     staged += batch.length;
   };
   const lineReader = createInterface({ input: Readable.from(deps.openai.readFile(fileId)), crlfDelay: Infinity });
@@ -144,7 +144,7 @@ export async function stageInputFile(
       items += inputs.length;
       if (errors.length > 0) continue; // the file fails: its later lines are checked, not staged
       inputs.forEach((itemInputs, j) => {
-        pending.push({ id: requestItemId(line.custom_id, j, inputs.length), inputs: itemInputs });
+        pending.push(itemRow({ id: requestItemId(line.custom_id, j, inputs.length), inputs: itemInputs }));
       });
       if (pending.length >= store.appendSize) await flush();
     }

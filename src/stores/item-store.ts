@@ -29,6 +29,14 @@ export interface NewItem {
   inputs: ItemInputs;
 }
 
+/** An item as stored: its given id ('' when the client gave none) and its inputs as JSON text. */
+export type ItemRow = [id: string, inputs: string];
+
+/** A submitted item in its stored form: the one place items are serialised for either backend. */
+export function itemRow(item: NewItem): ItemRow {
+  return [item.id ?? '', JSON.stringify(item.inputs)];
+}
+
 /** A finished item (or one whose last attempt failed), as the activity that ran it recorded it. */
 export interface StoredResult {
   index: number;
@@ -116,6 +124,8 @@ export interface ItemStore {
    * after another (without awaiting) are stored in that order; the caller may parse its next items meanwhile.
    */
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void>;
+  /** appendItems with the items already in their stored form (itemRow), serialised wherever they were parsed. */
+  appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void>;
   /** Makes a batch whose items were appended visible; rejects unless exactly `batch.total` items are stored. */
   commitBatch(batch: StoredBatch): Promise<void>;
   getBatch(batchId: string): Promise<StoredBatch | undefined>;

@@ -11,6 +11,8 @@ import {
   COUNTED_BLOCK,
   type Expired,
   type ItemStore,
+  itemRow,
+  type ItemRow,
   type NewItem,
   type ResultPage,
   type StoredBatch,
@@ -143,7 +145,7 @@ export class PostgresItemStore implements ItemStore {
           const id = item.id ?? String(index);
           if (seen.has(id)) throw new DuplicateItemIdError(id, index);
           seen.add(id);
-          slice.push(item);
+          slice.push(itemRow(item));
           if (slice.length === INSERT_SLICE) {
             await slice.insert(client);
             slice = new ItemSlice(batch.id, index + 1);
@@ -156,9 +158,13 @@ export class PostgresItemStore implements ItemStore {
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    // Serialised now, so that it overlaps the batch's earlier append, which is still being written.
+    return this.appendRows(batchId, from, items.map(itemRow));
+  }
+
+  appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
+    // Put in COPY's form now, so that it overlaps the batch's earlier append, which is still being written.
     const slice = new ItemSlice(batchId, from);
-    for (const item of items) slice.push(item);
+    for (const row of rows) slice.push(row);
     slice.seal();
     return this.inBatchOrder(batchId, () => this.guard(this.append(batchId, from, slice)));
   }
@@ -917,12 +923,11 @@ class ItemSlice {
     return this.ids.length;
   }
 
-  push(item: NewItem): void {
+  push([id, inputs]: ItemRow): void {
     const index = this.from + this.ids.length;
-    const id = item.id ?? '';
     this.indexes.push(index);
     this.ids.push(id);
-    this.rows.push(`${this.batch}\t${index}\t${copyText(id)}\t${copyText(JSON.stringify(item.inputs))}\n`);
+    this.rows.push(`${this.batch}\t${index}\t${copyText(id)}\t${copyText(inputs)}\n`);
     if (this.rows.length === INSERT_SLICE) this.seal();
   }
 

@@ -26,6 +26,8 @@ import {
   type BlockCounts,
   COUNTED_BLOCK,
   type Expired,
+  itemRow,
+  type ItemRow,
   type ItemStore,
   type NewItem,
   type ResultPage,
@@ -90,13 +92,6 @@ export type OutcomeRow = [
   startedAt: string,
   finishedAt: string,
 ];
-
-/** An item as stored: its given id ('' when the client gave none) and its inputs as JSON text. */
-export type ItemRow = [id: string, inputs: string];
-
-function itemRow(item: NewItem): ItemRow {
-  return [item.id ?? '', JSON.stringify(item.inputs)];
-}
 
 /**
  * The default ItemStore: one SQLite file (`<DATA_DIR>/batchline.db`) in WAL mode, shared by the API and the
@@ -280,23 +275,26 @@ export class SqliteItemStore implements ItemStore {
       for (const item of items) {
         chunk.push(item);
         if (chunk.length === INSERT_CHUNK) {
-          this.appendRows(batch.id, stored, chunk.map(itemRow));
+          this.stageRows(batch.id, stored, chunk.map(itemRow));
           stored += chunk.length;
           chunk = [];
         }
       }
-      this.appendRows(batch.id, stored, chunk.map(itemRow));
+      this.stageRows(batch.id, stored, chunk.map(itemRow));
       this.commitNow(batch);
     });
   }
 
   appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    // Serialised here: strings cross threads cheaply.
-    return this.thread.append(batchId, from, items.map(itemRow));
+    return this.appendRows(batchId, from, items.map(itemRow));
+  }
+
+  appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
+    return this.thread.append(batchId, from, rows);
   }
 
   /** Stages items already in their stored form, on this thread (the store thread's entry point). */
-  appendRows(batchId: string, from: number, rows: ItemRow[]): void {
+  stageRows(batchId: string, from: number, rows: ItemRow[]): void {
     const { insertItems, insertItem, anyNumericId, idClash, stageUpload } = this.stmts;
     const to = from + rows.length;
     try {

@@ -2,16 +2,22 @@
 // the items of staged batches, writes the readiness probe's row, and writes a worker's chunk outcomes, so the
 // calling thread goes on meanwhile.
 import { parentPort, workerData } from 'node:worker_threads';
-import { DuplicateItemIdError } from './item-store.js';
-import { SqliteItemStore, type ItemRow, type OutcomeRow } from './sqlite-item-store.js';
+import { DuplicateItemIdError, type ItemRow } from './item-store.js';
+import { SqliteItemStore, type OutcomeRow } from './sqlite-item-store.js';
 
 export interface StoreThreadData {
   file: string;
   busyTimeoutMs?: number;
 }
 
+/** Rows packed for the crossing (store-thread.ts packRows): ids and inputs, each joined by newlines. */
+export interface PackedRows {
+  ids: string;
+  inputs: string;
+}
+
 export type StoreThreadRequest =
-  | { seq: number; kind: 'append'; batchId: string; from: number; rows: ItemRow[] }
+  | { seq: number; kind: 'append'; batchId: string; from: number; rows: PackedRows | ItemRow[] }
   | { seq: number; kind: 'outcomes'; batchId: string; rows: OutcomeRow[] }
   | { seq: number; kind: 'probe' };
 
@@ -36,7 +42,7 @@ port.on('message', (req: StoreThreadRequest) => {
     } else if (req.kind === 'outcomes')
       res = { seq: req.seq, ok: true, written: store.writeOutcomes(req.batchId, req.rows) };
     else {
-      store.appendRows(req.batchId, req.from, req.rows);
+      store.stageRows(req.batchId, req.from, unpackRows(req.rows));
       res = { seq: req.seq, ok: true };
     }
   } catch (err) {
@@ -49,3 +55,10 @@ port.on('message', (req: StoreThreadRequest) => {
   }
   port.postMessage(res);
 });
+
+function unpackRows(rows: PackedRows | ItemRow[]): ItemRow[] {
+  if (Array.isArray(rows)) return rows;
+  const ids = rows.ids.split('\n');
+  const inputs = rows.inputs.split('\n');
+  return inputs.map((json, i) => [ids[i]!, json]);
+}

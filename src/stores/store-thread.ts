@@ -2,8 +2,9 @@ import type { Worker } from 'node:worker_threads';
 import { startModuleThread } from '../module-thread.js';
 import { DuplicateItemIdError } from './item-store.js';
 import { toStoreUnavailable } from './store-unavailable.js';
-import type { ItemRow, OutcomeRow } from './sqlite-item-store.js';
-import type { StoreThreadData, StoreThreadRequest, StoreThreadResponse } from './store-thread-main.js';
+import type { ItemRow } from './item-store.js';
+import type { OutcomeRow } from './sqlite-item-store.js';
+import type { PackedRows, StoreThreadData, StoreThreadRequest, StoreThreadResponse } from './store-thread-main.js';
 
 interface Pending {
   resolve: (written: boolean[] | undefined) => void;
@@ -40,7 +41,7 @@ export class StoreThread {
   }
 
   async append(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
-    await this.send({ kind: 'append', batchId, from, rows });
+    await this.send({ kind: 'append', batchId, from, rows: packRows(rows) });
   }
 
   /** Writes outcomes (SqliteItemStore.writeOutcomes); answers which were written. */
@@ -103,4 +104,21 @@ export class StoreThread {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
+}
+
+/**
+ * Rows as two strings, ids and inputs each joined by newlines, when none holds one (as a rule: ids hold no control
+ * characters, and inputs' JSON text no raw newline): a string crosses to the thread as one copy, where an array of
+ * rows is cloned row by row. Other rows cross as they are.
+ */
+function packRows(rows: ItemRow[]): PackedRows | ItemRow[] {
+  if (rows.length === 0) return rows;
+  const ids: string[] = [];
+  const inputs: string[] = [];
+  for (const [id, json] of rows) {
+    if (id.includes('\n') || json.includes('\n')) return rows;
+    ids.push(id);
+    inputs.push(json);
+  }
+  return { ids: ids.join('\n'), inputs: inputs.join('\n') };
 }

@@ -1,15 +1,15 @@
-// Reading an NDJSON submission against a store that writes in the background: issues stay in line order, the
-// store never holds more than a couple of chunks, and no append is left running when the reader returns or throws.
+// Reading an NDJSON submission against a store that writes in the background: issues stay in line order, the store
+// never holds more than a couple of chunks, and no append is left running when the reader returns or throws.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { ItemIssues } from '../../src/api/batch-submission.js';
 import { readNdjsonItems } from '../../src/api/ndjson-items.js';
-import type { BatchItem } from '../../src/contracts/batch.js';
+import { NdjsonLines } from '../../src/api/ndjson-lines.js';
 import { PayloadTooLargeError } from '../../src/errors.js';
 import type { ResolvedModel } from '../../src/runtime/model-repository.js';
 import { ModelConfig } from '../../src/runtime/model-config.js';
-import { DuplicateItemIdError } from '../../src/stores/item-store.js';
+import { DuplicateItemIdError, type ItemRow } from '../../src/stores/item-store.js';
 
 const model: ResolvedModel = {
   name: 'pair',
@@ -52,7 +52,7 @@ function idleStore({ duplicates = new Map<number, string>(), faultAt = 0 } = {})
       if (unfinished.length > 0) finishOldestWhenIdle();
     });
   };
-  const append = (items: BatchItem[], from: number): Promise<void> => {
+  const append = (items: ItemRow[], from: number): Promise<void> => {
     const n = ++state.appends;
     state.inFlight++;
     state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
@@ -151,4 +151,30 @@ test('a store fault other than a duplicate id fails the read, with nothing left 
   );
   assert.equal(state.inFlight, 0);
   assert.equal(state.appends, state.appendsAtFault, 'no append was made after the store reported the fault');
+});
+
+test('a line that is exactly {"inputs": ...} is stored as its own text; any other line is serialised from its values', () => {
+  const lines = [
+    '{"inputs":{"input":[1.0, 2e0]}}', // stored as it came: reads back as [1, 2]
+    '{"inputs":{"input":[1,2]},"inputs":{"input":[3,4]}}', // a repeated key: the value JSON.parse kept
+    '{"\\u0069nputs":{"input":[5,6]}}', // an escaped key
+    ' {"inputs":{"input":[7,8]}}', // text around it
+    '{"id":"x","inputs":{"input":[9,10]}}',
+    '{"inputs":{"input":[11,12]},"id":"y"}',
+  ];
+  const source = new NdjsonLines({ model, maxItems: 100, groupSize: 100 });
+  const [out] = [...source.write(Buffer.from(lines.join('\n'))), ...source.end()];
+  assert.ok(out?.kind === 'rows');
+  assert.deepEqual(out.rows, [
+    ['', '{"input":[1.0, 2e0]}'],
+    ['', '{"input":[3,4]}'],
+    ['', '{"input":[5,6]}'],
+    ['', '{"input":[7,8]}'],
+    ['x', '{"input":[9,10]}'],
+    ['y', '{"input":[11,12]}'],
+  ]);
+  assert.deepEqual(
+    out.rows.map(([, inputs]) => JSON.parse(inputs)),
+    [1, 3, 5, 7, 9, 11].map((v) => ({ input: [v, v + 1] })),
+  );
 });

@@ -274,6 +274,31 @@ test(
   },
 );
 
+test('rows cross to the store thread packed, or row by row when an id or inputs hold a newline: stored the same', async () => {
+  const { store } = open();
+  const rows: [string, string][] = [
+    ['a', '{"input":[1,2]}'],
+    ['', '{"input": [3.0, 4]}'],
+    ['c', '{"input":[5,6]}'],
+  ];
+  await store.appendRows('packed', 0, rows);
+  await store.appendRows('packed', 3, []);
+  await store.commitBatch(batch('packed', 3));
+  await store.appendRows('newline', 0, [...rows.slice(0, 2), ['c\nd', '{"input":\n[5,6]}']]);
+  await store.commitBatch(batch('newline', 3));
+  const read = async (id: string) => (await store.getItems(id, 0, 10)).map((i) => [i.id, i.inputs]);
+  assert.deepEqual(await read('packed'), [
+    ['a', { input: [1, 2] }],
+    ['1', { input: [3, 4] }],
+    ['c', { input: [5, 6] }],
+  ]);
+  assert.deepEqual(await read('newline'), [
+    ['a', { input: [1, 2] }],
+    ['1', { input: [3, 4] }],
+    ['c\nd', { input: [5, 6] }],
+  ]);
+});
+
 test(
   'outcomesOnThread: a run of outcomes is written on the store thread while the caller turns; a lock held past the busy timeout is StoreUnavailableError',
   { timeout: 20_000 },

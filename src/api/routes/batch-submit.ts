@@ -115,7 +115,7 @@ async function submitNdjson(
       issues,
       maxBytes: config.MAX_BODY_BYTES,
       maxItems: config.MAX_BATCH_ITEMS,
-      append: (items, from) => batches.store.appendItems(id, from, items),
+      append: (rows, from) => batches.store.appendRows(id, from, rows),
       appendEvery: batches.store.appendSize,
     });
     issues.throwIfAny(`line(s) of the NDJSON body; the batch was`);

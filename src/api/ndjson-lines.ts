@@ -1,0 +1,127 @@
+import { StringDecoder } from 'node:string_decoder';
+import { BatchItem } from '../contracts/batch.js';
+import type { ErrorDetail } from '../errors.js';
+import type { ResolvedModel } from '../runtime/model-repository.js';
+import { itemRow, type ItemRow } from '../stores/item-store.js';
+import { inputProblems } from './batch-submission.js';
+import { scanJson, type JsonScan } from './json-depth.js';
+
+/** What an NDJSON body's lines came to, in line order. */
+export type LineOutput =
+  /** `rows.length` valid items in their stored form, with the line (from 1) of each: a group to append. */
+  | { kind: 'rows'; rows: ItemRow[]; lines: number[] }
+  /** A line that was not stored, and why (path `line.<n>...`). */
+  | { kind: 'bad'; path: (string | number)[]; details: ErrorDetail[] }
+  /** Line `line` is item `total`, over the item limit: nothing after it was read. */
+  | { kind: 'too-many'; line: number; total: number };
+
+export interface NdjsonLinesOptions {
+  model: ResolvedModel;
+  maxItems: number;
+  /** Valid items per `rows` output (the store's ItemStore.appendSize); the last may hold fewer. */
+  groupSize: number;
+}
+
+/**
+ * Reads an NDJSON body (one `{ id?, inputs }` per line) piece by piece, as it arrives: each line is checked against
+ * the model and, if valid, serialised as the store keeps it. Once a line is bad, later valid lines are only checked
+ * (a batch with a bad line stores nothing, but its 400 names up to MAX_REPORTED_ISSUES lines); past the item limit
+ * it stops. No I/O: readNdjsonItems reads the body and hands the rows to the store.
+ */
+export class NdjsonLines {
+  private readonly decoder = new StringDecoder('utf8');
+  private carry = '';
+  private line = 0;
+  /** Items counted so far (lines that are not blank, valid or not). */
+  total = 0;
+  private bad = false;
+  private stopped = false;
+  private rows: ItemRow[] = [];
+  private lines: number[] = [];
+
+  constructor(private readonly options: NdjsonLinesOptions) {}
+
+  /** The outputs of the lines that this piece of the body completes. */
+  write(bytes: Uint8Array): LineOutput[] {
+    const text = this.carry + this.decoder.write(bytes as Buffer);
+    const lines = text.split('\n');
+    this.carry = lines.pop()!;
+    return this.take(lines, []);
+  }
+
+  /** The outputs of the last line and the last (partial) group. */
+  end(): LineOutput[] {
+    const out = this.take([this.carry + this.decoder.end()], []);
+    this.carry = '';
+    if (!this.stopped) this.group(out);
+    return out;
+  }
+
+  private take(lines: string[], out: LineOutput[]): LineOutput[] {
+    for (const raw of lines) {
+      if (this.stopped) break;
+      this.handle(raw, out);
+      if (this.rows.length >= this.options.groupSize) this.group(out);
+    }
+    return out;
+  }
+
+  private group(out: LineOutput[]): void {
+    if (this.rows.length > 0) out.push({ kind: 'rows', rows: this.rows, lines: this.lines });
+    this.rows = [];
+    this.lines = [];
+  }
+
+  private handle(raw: string, out: LineOutput[]): void {
+    const line = ++this.line;
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (text.trim() === '') return;
+    if (++this.total > this.options.maxItems) {
+      this.stopped = true;
+      out.push({ kind: 'too-many', line, total: this.total });
+      return;
+    }
+    const fail = (details: ErrorDetail[]) => {
+      this.bad = true;
+      this.rows = [];
+      this.lines = [];
+      out.push({ kind: 'bad', path: ['line', line], details });
+    };
+    const scan = scanJson(text);
+    if (scan.tooDeep) return fail([{ path: [], message: 'JSON nested too deeply' }]);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return fail([{ path: [], message: 'not valid JSON' }]);
+    }
+    const parsed = BatchItem.safeParse(value);
+    if (!parsed.success) {
+      return fail(
+        parsed.error.issues.map((i) => ({
+          path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
+          message: i.message,
+        })),
+      );
+    }
+    const problems = inputProblems(this.options.model, parsed.data);
+    if (problems) return fail(problems);
+    if (this.bad) return;
+    this.rows.push(storedRow(text, scan, parsed.data));
+    this.lines.push(line);
+  }
+}
+
+/** The line `{"inputs":<value>}` holds its inputs' JSON text from here to its last character. */
+const INPUTS_ONLY = '{"inputs":';
+
+/**
+ * A valid line's item in its stored form. A line that is exactly `{"inputs":<value>}` (one member, no id, nothing
+ * around it) already holds its inputs as JSON text: that text is stored as it came, not serialised again. It reads
+ * back as the same values (its numbers may be spelled differently: `1.0` for `1`). Any other line is serialised.
+ */
+function storedRow(text: string, scan: JsonScan, item: BatchItem): ItemRow {
+  if (item.id === undefined && !scan.manyMembers && text.startsWith(INPUTS_ONLY) && text.endsWith('}'))
+    return ['', text.slice(INPUTS_ONLY.length, -1)];
+  return itemRow(item);
+}
