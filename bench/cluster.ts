@@ -49,7 +49,10 @@ interface Row {
   p99Ms: Stat;
   /** batchline only: CPU seconds per 1,000 items of the Temporal server, of one batch worker, of the API. */
   cpuPerThousandItems?: { temporal: number; worker: number; api: number };
-  /** On the cluster's PostgreSQL (cluster and graphile rows): CPU seconds per 1,000 items of its processes. */
+  /**
+   * On the cluster's PostgreSQL (cluster and graphile rows): CPU seconds per 1,000 items of its processes, from the
+   * start of submission until the last outcome was stored (SystemRun.treeCpuSeconds).
+   */
   postgresCpuPerThousandItems?: number;
   /** Cluster rows: committed transactions per item in Temporal's database and in the item store's (medians). */
   commitsPerItem?: { temporal: number; itemStore: number };
@@ -187,12 +190,13 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
           await new Promise((r) => setTimeout(r, 5000)); // its model load and first polls
         }
         if (!two && running) await stopProcess(worker2);
-        return runBatchline(asStack(cluster), 'digits', work, options, `${system} ${mode}`);
+        return runBatchline(asStack(cluster), 'digits', work, options, `${system} ${mode}`, { postgres: postmaster });
       }
       // graphile-worker: a fresh database per run (its jobs table slows as deleted jobs pile up).
       const database = `graphile_${++databases}`;
       await cluster.postgres!.ensureDatabase(database);
       return runGraphile({
+        cpuTrees: { postgres: postmaster },
         model: 'digits',
         items: work,
         workers: system === 'graphile 2 workers' ? 2 : 1,
@@ -206,7 +210,6 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
         const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
         for (const system of order) {
           await settle([postmaster, cluster.temporal.child.pid!]);
-          const pgBefore = treeCpuSeconds(postmaster) ?? NaN;
           const commitsBefore = await committed();
           const r = await run(system, mode);
           if (system.startsWith('cluster')) {
@@ -216,7 +219,7 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
             (commits[mode][system] ??= []).push({ temporal: per('temporal'), itemStore: per('itemStore') });
           }
           if (system !== 'dev') {
-            const perThousand = (((treeCpuSeconds(postmaster) ?? NaN) - pgBefore) / r.items) * 1000;
+            const perThousand = ((r.treeCpuSeconds?.postgres ?? NaN) / r.items) * 1000;
             (postgresCpu[mode][system] ??= []).push(Math.round(perThousand * 1000) / 1000);
           }
           if (r.failed > 0) throw new Error(`${system} ${mode}: ${r.failed} items failed`);
@@ -281,7 +284,9 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
     '1 or 2 batch worker processes. *graphile*: graphile-worker 0.17 on the same PostgreSQL (fresh database per run),',
     `one job per item, ${GRAPHILE_CONCURRENCY} jobs in flight per worker process, its local queue and batched completion on.`,
     `Per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; graphile runs the same items`,
-    `in both tables. All on one 2-core machine: the cluster's processes share it. Raw figures: [${file}](${file}).`,
+    `in both tables. All on one 2-core machine: the cluster's processes share it. PostgreSQL CPU: its processes' CPU`,
+    "from the start of submission until the last outcome was stored (not the bench's reading of the results after).",
+    `Raw figures: [${file}](${file}).`,
     '',
   ];
   for (const mode of MODES) {

@@ -24,6 +24,29 @@ export interface SystemRun {
   failed: number;
   /** System-specific parts of the figures above (ms), e.g. BullMQ's store write and enqueue within submitMs. */
   detail?: Record<string, number>;
+  /**
+   * CPU seconds of the process trees the caller named (`cpuTrees`, e.g. the cluster's PostgreSQL), from the start
+   * of submission until every outcome was stored: the work itself, not the bench's reading of the results after.
+   */
+  treeCpuSeconds?: Record<string, number>;
+}
+
+/** Process trees whose CPU a run measures over its own window (SystemRun.treeCpuSeconds), by name: root pid. */
+export type CpuTrees = Record<string, number>;
+
+/** A snapshot of each tree's CPU seconds; `since` turns two snapshots into SystemRun.treeCpuSeconds. */
+export function cpuOfTrees(trees: CpuTrees | undefined): Record<string, number> | undefined {
+  if (!trees) return undefined;
+  return Object.fromEntries(Object.entries(trees).map(([name, pid]) => [name, treeCpuSeconds(pid) ?? NaN]));
+}
+
+export function cpuSince(
+  before: Record<string, number> | undefined,
+  trees: CpuTrees | undefined,
+): Record<string, number> | undefined {
+  const after = cpuOfTrees(trees);
+  if (!before || !after) return undefined;
+  return Object.fromEntries(Object.entries(after).map(([name, s]) => [name, s - before[name]!]));
 }
 
 export interface RunSummary {

@@ -16,7 +16,7 @@ import { freePort } from '../../src/free-port.js';
 import { openItemStore } from '../../src/stores/open-stores.js';
 import { readSse } from '../../test/helpers/sse.js';
 import { batchExecutionsSince } from '../lib/chunk-timeline.js';
-import { cpuSeconds, peakRssMb } from '../lib/system-run.js';
+import { cpuOfTrees, cpuSeconds, cpuSince, peakRssMb, type CpuTrees } from '../lib/system-run.js';
 import { REPO_ROOT } from '../lib/report.js';
 import type { SystemRun } from '../lib/system-run.js';
 import { connectTemporal } from '../../src/client/connection.js';
@@ -184,7 +184,8 @@ async function startStackOnce(
 
 /**
  * Submits the items as one NDJSON batch, takes the first `item.succeeded` from the SSE stream, waits for the
- * batch to end, and reads timings from the item store and history sizes from Temporal's visibility.
+ * batch to end, and reads timings from the item store and history sizes from Temporal's visibility. `cpuTrees`:
+ * process trees whose CPU to measure over the same window as the stack's own (SystemRun.treeCpuSeconds).
  */
 export async function runBatchline(
   stack: BatchlineStack,
@@ -192,6 +193,7 @@ export async function runBatchline(
   items: Record<string, unknown>[],
   options: Partial<BatchOptions>,
   system: string,
+  cpuTrees?: CpuTrees,
 ): Promise<BatchlineRun> {
   const body = items.map((inputs) => JSON.stringify({ inputs })).join('\n');
   const query = new URLSearchParams({
@@ -200,6 +202,7 @@ export async function runBatchline(
   });
   const pids = { temporal: stack.temporal.child.pid!, worker: stack.worker.pid!, api: stack.api.pid! };
   const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) ?? NaN]));
+  const treesBefore = cpuOfTrees(cpuTrees);
   const t0 = performance.now();
   const res = await fetch(`${stack.apiUrl}/v1/batches?${query}`, {
     method: 'POST',
@@ -231,6 +234,7 @@ export async function runBatchline(
   const cpu = (k: keyof typeof pids) =>
     Math.round((((cpuSeconds(pids[k]) ?? NaN) - cpuBefore[k]!) / items.length) * 1000 * 1000) / 1000;
   const cpuPerThousandItems = { temporal: cpu('temporal'), worker: cpu('worker'), api: cpu('api') };
+  const treeCpuSeconds = cpuSince(treesBefore, cpuTrees);
   const workerPeakRssMb = peakRssMb(stack.worker.pid!) ?? NaN;
   const apiPeakRssMb = peakRssMb(stack.api.pid!) ?? NaN;
 
@@ -271,6 +275,7 @@ export async function runBatchline(
       toClient: firstSeenMs - (first.finishedAt - returnedAtMs),
     },
     historyEvents: await historyEvents(stack, items.length, new Date(submittedAtMs - 1000)),
+    ...(treeCpuSeconds ? { treeCpuSeconds } : {}),
   };
 }
 

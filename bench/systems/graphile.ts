@@ -19,7 +19,15 @@ import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { intArg, parseBenchArgs } from '../lib/args.js';
 import { REPO_ROOT } from '../lib/report.js';
 import { stopWorker, untilReady, waitForOutcomes } from '../lib/peer-workers.js';
-import { formatRun, peakRssMb, percentile, type SystemRun } from '../lib/system-run.js';
+import {
+  cpuOfTrees,
+  cpuSince,
+  formatRun,
+  peakRssMb,
+  percentile,
+  type CpuTrees,
+  type SystemRun,
+} from '../lib/system-run.js';
 import type { ItemJob } from './graphile-worker.js';
 
 export interface GraphileRunOptions {
@@ -41,6 +49,8 @@ export interface GraphileRunOptions {
   batchId?: string;
   /** Keep the batch in the item store after the run (default false: deleted, so rounds in one database do not grow it). */
   keepBatch?: boolean;
+  /** Process trees whose CPU the run measures (SystemRun.treeCpuSeconds). */
+  cpuTrees?: CpuTrees;
 }
 
 /** Jobs per addJobs call (one `graphile_worker.add_jobs` statement). */
@@ -72,6 +82,7 @@ export async function runGraphile(opts: GraphileRunOptions): Promise<SystemRun> 
     for (let w = 0; w < workers; w++) children.push(await spawnWorker(task, poolSize, opts));
 
     // Submission: the claim check, then one job per item.
+    const cpuBefore = cpuOfTrees(opts.cpuTrees);
     const t0 = Date.now();
     const total = opts.items.length;
     await store.createBatch(
@@ -100,6 +111,7 @@ export async function runGraphile(opts: GraphileRunOptions): Promise<SystemRun> 
     const submitted = Date.now();
 
     await waitForOutcomes(store, batchId, total, children, opts.stallTimeoutMs ?? 60_000, 'graphile');
+    const treeCpuSeconds = cpuSince(cpuBefore, opts.cpuTrees);
     const workerPeakRssMb = Math.max(...children.map((c) => peakRssMb(c.pid!) ?? Number.NaN));
 
     const latencyMs: number[] = [];
@@ -127,6 +139,7 @@ export async function runGraphile(opts: GraphileRunOptions): Promise<SystemRun> 
       workerPeakRssMb,
       failed,
       detail: { storeWriteMs: stored - t0, enqueueMs: submitted - stored },
+      ...(treeCpuSeconds ? { treeCpuSeconds } : {}),
     };
   } finally {
     await Promise.all(children.map(stopWorker));
