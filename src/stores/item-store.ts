@@ -112,19 +112,18 @@ export interface ItemStore {
   /** Which backend this is (logs, health, tests). */
   readonly backend: 'sqlite' | 'postgres';
   /**
-   * Items per appendItems call that this store writes best (an NDJSON upload hands them over this many at a time):
+   * Items per appendRows call that this store writes best (an NDJSON upload hands them over this many at a time):
    * SQLite, short transactions that leave the file to other writers often; PostgreSQL, fewer round trips.
    */
   readonly appendSize: number;
   /** Stores a batch and its items atomically. Throws if the id exists. */
   createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void>;
   /**
-   * Stages items of a batch that is not committed yet (items `from`, `from + 1`, ...): invisible until
-   * commitBatch. Rejects with DuplicateItemIdError naming the first item id already present. Appends made one
-   * after another (without awaiting) are stored in that order; the caller may parse its next items meanwhile.
+   * Stages items of a batch that is not committed yet (items `from`, `from + 1`, ...), in their stored form
+   * (itemRow, serialised wherever they were parsed): invisible until commitBatch. Rejects with DuplicateItemIdError
+   * naming the first item id already present. Appends made one after another (without awaiting) are stored in that
+   * order; the caller may parse its next items meanwhile.
    */
-  appendItems(batchId: string, from: number, items: NewItem[]): Promise<void>;
-  /** appendItems with the items already in their stored form (itemRow), serialised wherever they were parsed. */
   appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void>;
   /** Makes a batch whose items were appended visible; rejects unless exactly `batch.total` items are stored. */
   commitBatch(batch: StoredBatch): Promise<void>;

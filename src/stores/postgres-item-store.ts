@@ -157,10 +157,6 @@ export class PostgresItemStore implements ItemStore {
     );
   }
 
-  appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    return this.appendRows(batchId, from, items.map(itemRow));
-  }
-
   appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
     // Put in COPY's form now, so that it overlaps the batch's earlier append, which is still being written.
     const slice = new ItemSlice(batchId, from);

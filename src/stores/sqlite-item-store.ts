@@ -285,10 +285,6 @@ export class SqliteItemStore implements ItemStore {
     });
   }
 
-  appendItems(batchId: string, from: number, items: NewItem[]): Promise<void> {
-    return this.appendRows(batchId, from, items.map(itemRow));
-  }
-
   appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
     return this.thread.append(batchId, from, rows);
   }
@@ -596,5 +592,5 @@ export class SqliteItemStore implements ItemStore {
   }
 }
 
-/** Thrown inside appendItems' transaction to roll back an append whose ids clash (named after the rollback). */
+/** Thrown inside an append's transaction to roll back an append whose ids clash (named after the rollback). */
 class IdClash extends Error {}

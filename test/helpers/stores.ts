@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { BatchOptions } from '../../src/contracts/batch.js';
-import type { NewItem, StoredBatch } from '../../src/stores/item-store.js';
+import { itemRow, type ItemStore, type NewItem, type StoredBatch } from '../../src/stores/item-store.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import type { TestPostgres } from './postgres.js';
@@ -49,3 +49,8 @@ export const storedBatch = (id: string, total: number): StoredBatch => ({
 /** `n` small items (inputs [i, i + 1]), with client ids `c-<i>` or none. */
 export const storedItems = (n: number, withIds = false): NewItem[] =>
   Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
+
+/** Stages parsed items (ItemStore.appendRows with each item in its stored form). */
+export function appendItems(store: ItemStore, batchId: string, from: number, items: NewItem[]): Promise<void> {
+  return store.appendRows(batchId, from, items.map(itemRow));
+}

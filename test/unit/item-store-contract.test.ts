@@ -14,7 +14,7 @@ import { COUNTED_BLOCK, DuplicateItemIdError, type ItemStore, type StoredEvent }
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { storedBatch, storedItems } from '../helpers/stores.js';
+import { appendItems, storedBatch, storedItems } from '../helpers/stores.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { tempDir, waitFor } from '../helpers/temporal.js';
 
@@ -425,14 +425,14 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
         1,
       ]);
       // Across appends (an NDJSON submission), either order; the clashing append stores nothing, earlier ones stay.
-      await store.appendItems('c', 0, [{ id: '700', inputs: {} }, ...items(499)]);
-      assert.deepEqual(await dup('c', store.appendItems('c', 500, items(500))), ['700', 700]);
+      await appendItems(store, 'c', 0, [{ id: '700', inputs: {} }, ...items(499)]);
+      assert.deepEqual(await dup('c', appendItems(store, 'c', 500, items(500))), ['700', 700]);
       assert.equal((await store.getItems('c', 0, 1000)).length, 500);
-      await store.appendItems('d', 0, items(500));
+      await appendItems(store, 'd', 0, items(500));
       assert.deepEqual(
         await dup(
           'd',
-          store.appendItems('d', 500, [
+          appendItems(store, 'd', 500, [
             { id: 'x', inputs: {} },
             { id: '3', inputs: {} },
           ]),
@@ -455,8 +455,8 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
     test('staged appends are invisible until commitBatch, which checks the count', async () => {
       const { place, store } = await fresh();
       const other = await open(place);
-      await store.appendItems('s', 0, items(500, true));
-      await store.appendItems('s', 500, items(3));
+      await appendItems(store, 's', 0, items(500, true));
+      await appendItems(store, 's', 500, items(3));
       assert.equal(await store.getBatch('s'), undefined, 'staged, not committed');
       assert.equal(await other.getBatch('s'), undefined, 'nor seen by another process');
       await assert.rejects(store.commitBatch(batch('s', 504)), 'one item short');
@@ -475,7 +475,7 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       const { store } = await fresh();
       // Three appends in flight at once, as an NDJSON submission makes them: all stored, at their own indexes.
       const chunks = [items(500, true), items(500).map((it) => ({ ...it, inputs: { input: ['second'] } })), items(7)];
-      await Promise.all(chunks.map((chunk, i) => store.appendItems('a', i * 500, chunk)));
+      await Promise.all(chunks.map((chunk, i) => appendItems(store, 'a', i * 500, chunk)));
       await store.commitBatch(batch('a', 1007));
       const stored = await store.getItems('a', 0, 2000);
       assert.equal(stored.length, 1007);
@@ -486,11 +486,11 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       assert.deepEqual(stored[500]!.inputs, { input: ['second'] }, 'inputs stored as sent');
       // Of two appends in flight that give one id, the later one is refused, naming its item, and stores nothing.
       const [first, second] = await Promise.allSettled([
-        store.appendItems('b', 0, [
+        appendItems(store, 'b', 0, [
           { id: 'x', inputs: {} },
           { id: 'y', inputs: {} },
         ]),
-        store.appendItems('b', 2, [
+        appendItems(store, 'b', 2, [
           { id: 'z', inputs: {} },
           { id: 'x', inputs: {} },
         ]),
@@ -504,7 +504,7 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       );
       // The first offending item is named, not a later one.
       await assert.rejects(
-        store.appendItems('b', 2, [
+        appendItems(store, 'b', 2, [
           { id: 'z', inputs: {} },
           { id: 'y', inputs: {} },
           { id: 'x', inputs: {} },
@@ -514,7 +514,7 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       assert.equal((await store.getItems('b', 0, 10)).length, 2);
       // An id repeated within one append names its second item.
       await assert.rejects(
-        store.appendItems('f', 0, [
+        appendItems(store, 'f', 0, [
           { id: 'a', inputs: {} },
           { id: 'b', inputs: {} },
           { id: 'a', inputs: {} },
@@ -758,13 +758,13 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
         const other = await open(place);
         const upload = async () => {
           const appends = [];
-          for (let from = 0; from < 6000; from += 500) appends.push(api.appendItems('up', from, items(500)));
+          for (let from = 0; from < 6000; from += 500) appends.push(appendItems(api, 'up', from, items(500)));
           await Promise.all(appends);
           await api.commitBatch(batch('up', 6000));
         };
         const others = async () => {
           for (let k = 0; k < 6; k++) {
-            await other.appendItems(`o-${k}`, 0, items(300, true));
+            await appendItems(other, `o-${k}`, 0, items(300, true));
             await other.commitBatch(batch(`o-${k}`, 300));
             await other.createBatch(batch(`c-${k}`, 50), items(50));
             await Promise.all(Array.from({ length: 50 }, (_, i) => other.putResult(`c-${k}`, success(i))));
@@ -900,7 +900,7 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
         const { store } = await fresh();
         await store.createBatch(batch('running', 2), items(2));
         await store.putResult('running', success(0));
-        await store.appendItems('staged-then-committed', 0, items(4));
+        await appendItems(store, 'staged-then-committed', 0, items(4));
         await store.commitBatch(batch('staged-then-committed', 4));
         assert.deepEqual(await store.deleteExpired(options(Date.now() + 1000 * 24 * 60 * MINUTE)), {
           batches: 0,
@@ -913,9 +913,9 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
 
       test('a staged upload never committed is removed after stagedMs, not before', async () => {
         const { store } = await fresh();
-        await store.appendItems('abandoned', 0, items(500));
-        await store.appendItems('abandoned', 500, items(20, true));
-        await store.appendItems('abandoned-2', 0, items(1));
+        await appendItems(store, 'abandoned', 0, items(500));
+        await appendItems(store, 'abandoned', 500, items(20, true));
+        await appendItems(store, 'abandoned-2', 0, items(1));
         assert.deepEqual(await store.deleteExpired(options(Date.now())), { batches: 0, uploads: 0 });
         assert.deepEqual(await store.deleteExpired(options(Date.now() + 4 * MINUTE)), { batches: 0, uploads: 0 });
         assert.equal((await store.getItems('abandoned', 0, 1000)).length, 520, 'kept while it may still commit');
@@ -924,7 +924,7 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
         assert.equal(await store.findItemIndex('abandoned', 'c-3'), undefined);
         assert.deepEqual(await store.getItems('abandoned-2', 0, 10), []);
         // The id is free again: a new upload under it starts from nothing.
-        await store.appendItems('abandoned', 0, items(2));
+        await appendItems(store, 'abandoned', 0, items(2));
         await store.commitBatch(batch('abandoned', 2));
         assert.equal((await store.getItems('abandoned', 0, 1000)).length, 2);
       });

@@ -10,7 +10,7 @@ import { BatchOptions, itemCounts, type BatchEnd } from '../../src/contracts/bat
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { StoreFault, StoreUnavailableError } from '../../src/stores/store-unavailable.js';
 import { itemStoreFile, SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
-import { storedBatch, storedItems } from '../helpers/stores.js';
+import { appendItems, storedBatch, storedItems } from '../helpers/stores.js';
 import { tempDir } from '../helpers/temporal.js';
 
 const dirs: string[] = [];
@@ -253,7 +253,7 @@ test(
     let turns = 0;
     const ticking = setInterval(() => turns++, 1);
     try {
-      await store.appendItems('big', 0, items(20_000, true));
+      await appendItems(store, 'big', 0, items(20_000, true));
     } finally {
       clearInterval(ticking);
     }
@@ -261,16 +261,16 @@ test(
     await store.commitBatch(batch('big', 20_000));
     assert.equal(await store.findItemIndex('big', 'c-19999'), 19_999);
     // Any other fault keeps its message and SQLite code (here: the staged batch's items exist already).
-    await assert.rejects(store.appendItems('big', 0, items(1)), (err: Error & { code?: string }) => {
+    await assert.rejects(appendItems(store, 'big', 0, items(1)), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'SQLITE_CONSTRAINT_PRIMARYKEY');
       return true;
     });
     // Closing fails what is still in flight instead of leaving it hanging; later appends are refused.
-    const inFlight = assert.rejects(store.appendItems('c', 0, items(500)), /closed/);
+    const inFlight = assert.rejects(appendItems(store, 'c', 0, items(500)), /closed/);
     await store.close(); // resolves once the thread has exited
     stores.splice(0);
     await inFlight;
-    await assert.rejects(store.appendItems('c', 500, items(1)), /closed/);
+    await assert.rejects(appendItems(store, 'c', 500, items(1)), /closed/);
   },
 );
 
@@ -391,7 +391,7 @@ test('a batch commits while another process writes the file, without SQLITE_BUSY
     for (let b = 0; b < 10; b++) {
       const staged = batch(`s-${b}`, 20_000);
       const appends = [];
-      for (let from = 0; from < staged.total; from += 500) appends.push(api.appendItems(staged.id, from, items(500)));
+      for (let from = 0; from < staged.total; from += 500) appends.push(appendItems(api, staged.id, from, items(500)));
       await Promise.all(appends);
       await api.commitBatch(staged);
       assert.equal((await api.getBatch(staged.id))?.total, 20_000);

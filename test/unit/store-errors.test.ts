@@ -23,6 +23,7 @@ import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
 import { StoreFault, StoreUnavailableError, toStoreUnavailable } from '../../src/stores/store-unavailable.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import {
+  appendItems,
   migratedPostgresUrl,
   migratedSqliteFile,
   storedBatch,
@@ -167,7 +168,7 @@ describe('SQLite on a full file system', () => {
     fsys.fill();
     assert.equal(fs.statfsSync(fsys.dir).bavail, 0, 'the file system is full');
     await assert.rejects(store.createBatch(storedBatch('b', 3), storedItems(3)), diskFull);
-    await assert.rejects(store.appendItems('staged', 0, storedItems(600)), diskFull); // crosses the thread
+    await assert.rejects(appendItems(store, 'staged', 0, storedItems(600)), diskFull); // crosses the thread
     await assert.rejects(store.putResult('before', success(0)), diskFull);
     await assert.rejects(store.probe(), diskFull);
     await assert.rejects(idempotency.claim('acme', 'key-1', 'fp'), diskFull);
@@ -178,7 +179,7 @@ describe('SQLite on a full file system', () => {
     fsys.free();
     await store.probe();
     await store.createBatch(storedBatch('b', 3), storedItems(3));
-    await store.appendItems('staged', 0, storedItems(600));
+    await appendItems(store, 'staged', 0, storedItems(600));
     assert.equal(await store.putResult('before', success(0)), true);
     assert.deepEqual(await idempotency.claim('acme', 'key-1', 'fp'), { kind: 'new' });
     assert.deepEqual(await limiter.consume('acme'), { allowed: true });
