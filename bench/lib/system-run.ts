@@ -34,12 +34,13 @@ export interface SystemRun {
 /** Process trees whose CPU a run measures over its own window (SystemRun.treeCpuSeconds), by name: root pid. */
 export type CpuTrees = Record<string, number>;
 
-/** A snapshot of each tree's CPU seconds; `since` turns two snapshots into SystemRun.treeCpuSeconds. */
+/** A snapshot of each tree's CPU seconds (the start of a run's window). */
 export function cpuOfTrees(trees: CpuTrees | undefined): Record<string, number> | undefined {
   if (!trees) return undefined;
   return Object.fromEntries(Object.entries(trees).map(([name, pid]) => [name, treeCpuSeconds(pid) ?? NaN]));
 }
 
+/** Each tree's CPU seconds since the snapshot `before`: SystemRun.treeCpuSeconds. */
 export function cpuSince(
   before: Record<string, number> | undefined,
   trees: CpuTrees | undefined,

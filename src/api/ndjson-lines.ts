@@ -43,7 +43,7 @@ export class NdjsonLines {
 
   /** The outputs of the lines that this piece of the body completes. */
   write(bytes: Uint8Array): LineOutput[] {
-    const text = this.carry + this.decoder.write(bytes as Buffer);
+    const text = this.carry + this.decoder.write(bytes);
     const lines = text.split('\n');
     this.carry = lines.pop()!;
     return this.take(lines, []);
