@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { DEV_WORKERS, resolveTemporalCli } from '../../src/cli/dev.js';
-import { WORKER_PROCESS_ENV } from '../../src/cluster/topology.js';
+import { childEnv, WORKER_PROCESS_ENV } from '../../src/cluster/topology.js';
 import { configToEnv, loadConfig, type Config } from '../../src/config.js';
 import type { BatchOptions } from '../../src/contracts/batch.js';
 import { startDevServer, type DevServer } from '../../src/dev-server.js';
@@ -95,6 +95,8 @@ interface StackOptions {
   dynamicConfig?: DynamicConfig;
   /** Node options of every batchline process (a profile: `--cpu-prof`). */
   execArgv?: string[];
+  /** Settings over each worker's own (the layout's), replacing them (a tune step: `{ NODE_OPTIONS: '' }`). */
+  workerEnv?: Record<string, string>;
 }
 
 /** Each layout's worker processes: the environment each is started with, batch worker first. */
@@ -109,7 +111,7 @@ const LAYOUT_WORKERS: Record<WorkerLayout, Record<string, string>[]> = {
 
 async function startStackOnce(
   env: Record<string, string>,
-  { workers = 'split', dynamicConfig, execArgv = [] }: StackOptions,
+  { workers = 'split', dynamicConfig, execArgv = [], workerEnv = {} }: StackOptions,
 ): Promise<BatchlineStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-'));
   const temporal = await startDevServer({
@@ -134,13 +136,12 @@ async function startStackOnce(
   });
   const spawnCli = (command: 'worker' | 'api', extra: Record<string, string> = {}) =>
     spawn(process.execPath, [...execArgv, path.join(REPO_ROOT, 'bin', 'batchline.mjs'), command], {
-      env: { ...process.env, ...configToEnv(config), ...extra },
+      env: childEnv(process.env, configToEnv(config), extra),
       stdio: ['ignore', 'inherit', 'inherit'], // logs at LOG_LEVEL warn: only what went wrong
     });
-  const [worker, interactiveWorker] = LAYOUT_WORKERS[workers].map((extra) => spawnCli('worker', extra)) as [
-    ChildProcess,
-    ChildProcess | undefined,
-  ];
+  const [worker, interactiveWorker] = LAYOUT_WORKERS[workers].map((extra) =>
+    spawnCli('worker', { ...extra, ...workerEnv }),
+  ) as [ChildProcess, ChildProcess | undefined];
   const api = spawnCli('api');
   const children = [api, worker, ...(interactiveWorker ? [interactiveWorker] : [])];
   const apiUrl = `http://127.0.0.1:${apiPort}`;

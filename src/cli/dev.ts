@@ -5,7 +5,7 @@ import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { printLine } from './output.js';
-import { WORKER_PROCESS_ENV } from '../cluster/topology.js';
+import { childEnv, WORKER_PROCESS_ENV } from '../cluster/topology.js';
 import { startDevServer, type DevServer } from '../dev-server.js';
 import { isTemporalReachable, stopChild } from '../server-process.js';
 
@@ -104,20 +104,20 @@ export async function runDev(config: Config): Promise<number> {
     uiUrl = server.uiUrl;
   }
 
-  const env = { ...process.env };
+  const env = process.env;
   // The interactive worker serves its /metrics on the next port (or a free one when WORKER_METRICS_PORT is 0).
   const interactiveMetricsPort = config.WORKER_METRICS_PORT === 0 ? 0 : config.WORKER_METRICS_PORT + 1;
   const processes: [Source, ChildProcess][] = [
-    ['worker', spawnSelf('worker', 'worker', { ...env, ...DEV_WORKERS.batch })],
+    ['worker', spawnSelf('worker', 'worker', childEnv(env, DEV_WORKERS.batch))],
     [
       'interactive',
-      spawnSelf('worker', 'interactive', {
-        ...env,
-        ...DEV_WORKERS.interactive,
-        WORKER_METRICS_PORT: String(interactiveMetricsPort),
-      }),
+      spawnSelf(
+        'worker',
+        'interactive',
+        childEnv(env, DEV_WORKERS.interactive, { WORKER_METRICS_PORT: String(interactiveMetricsPort) }),
+      ),
     ],
-    ['api', spawnSelf('api', 'api', env)],
+    ['api', spawnSelf('api', 'api', { ...env })],
   ];
   const children = processes.map(([, child]) => child);
   let exitCode = 0;

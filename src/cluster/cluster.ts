@@ -21,7 +21,15 @@ import {
   type PostgresEndpoint,
   type TemporalServer,
 } from './temporal-server.js';
-import { ITEM_STORE_DATABASE, niceForWeight, roleEnv, ROLES, type ClusterShared, type Role } from './topology.js';
+import {
+  childEnv,
+  ITEM_STORE_DATABASE,
+  niceForWeight,
+  roleEnv,
+  ROLES,
+  type ClusterShared,
+  type Role,
+} from './topology.js';
 import type { TemporalServerBinaries } from '../../scripts/temporal-server.mjs';
 
 export interface ClusterOptions {
@@ -246,16 +254,15 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     for (const p of plan) {
       const dir = path.join(o.dir, p.name);
       fs.mkdirSync(dir, { recursive: true });
-      const env = {
-        ...process.env,
-        ...o.env,
-        ...roleEnv(p.role, shared),
-        ...(o.cpuWeights === false ? {} : cpuPriorityEnv(p.role)),
-        ...p.env,
-        DATA_DIR: dir,
+      const env = childEnv(
+        process.env,
+        o.env ?? {},
+        roleEnv(p.role, shared),
+        o.cpuWeights === false ? {} : cpuPriorityEnv(p.role),
+        p.env,
         // Its PostgreSQL connections carry its name (pg_stat_activity.application_name): which host holds which.
-        PGAPPNAME: `batchline-${p.name}`,
-      };
+        { DATA_DIR: dir, PGAPPNAME: `batchline-${p.name}` },
+      );
       const proc: ClusterProcess = {
         name: p.name,
         role: p.role,

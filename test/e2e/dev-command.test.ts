@@ -75,6 +75,12 @@ function threadPolicies(pid: number): number[] {
   return [...new Set(policies)].sort();
 }
 
+/** A process's environment, from /proc. */
+function environOf(pid: number): Record<string, string> {
+  const entries = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
 test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_IDLE, an interactive worker and the API; SIGINT stops all', async () => {
   const [apiPort, temporalPort, uiPort, metricsPort] = [
     await freePort(),
@@ -93,7 +99,8 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
   const dev = spawnBatchline('dev', config);
   try {
     const base = `http://127.0.0.1:${apiPort}`;
-    await waitFor('the banner', () => outputOf(dev).includes('batchline is up'), 120_000, 200).catch((err) => {
+    // The banner's last line: its lines are written one by one and may reach this process in separate reads.
+    await waitFor('the banner', () => outputOf(dev).includes('Press Ctrl-C to stop.'), 120_000, 200).catch((err) => {
       throw new Error(`${err.message}\n${outputOf(dev)}`);
     });
     assert.match(outputOf(dev), new RegExp(`API\\s+${base}`));
@@ -155,6 +162,18 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
     assert.ok(fs.readdirSync(`/proc/${batchWorker.pid}/task`).length > 10, 'the batch worker has started its threads');
     assert.deepEqual(threadPolicies(batchWorker.pid), [5], 'every thread of the batch worker runs under SCHED_IDLE');
     assert.deepEqual(threadPolicies(interactiveWorker.pid), [0], 'the interactive worker keeps the normal policy');
+    // Both workers start with the settings of every worker (WORKER_PROCESS_ENV): two malloc arenas, a larger young
+    // generation for V8, joined with NODE_OPTIONS this test runs under (if any), not replacing it; the API without.
+    const inherited = process.env.NODE_OPTIONS?.trim();
+    for (const w of [batchWorker, interactiveWorker]) {
+      const env = environOf(w.pid);
+      assert.equal(env.MALLOC_ARENA_MAX, '2', `worker ${w.pid}`);
+      assert.match(env.NODE_OPTIONS ?? '', /^--max-semi-space-size=32( |$)/, `worker ${w.pid}`);
+      if (inherited) assert.ok(env.NODE_OPTIONS!.endsWith(` ${inherited}`), `worker ${w.pid} keeps '${inherited}'`);
+    }
+    const apiChild = children.find((c) => /main\.ts api$/.test(c.cmd));
+    assert.ok(apiChild, 'an API child');
+    assert.doesNotMatch(environOf(apiChild.pid).NODE_OPTIONS ?? '', /max-semi-space-size/, 'the API keeps V8 defaults');
     assert.ok(
       children.some((c) => /main\.ts api$/.test(c.cmd)),
       'an API child',
@@ -185,7 +204,8 @@ test('batchline dev uses a Temporal server that already answers instead of start
   const apiPort = await freePort();
   const dev = spawnBatchline('dev', testConfig(temporal.address, { PORT: String(apiPort) }));
   try {
-    await waitFor('the banner', () => outputOf(dev).includes('batchline is up'), 120_000, 200).catch((err) => {
+    // The banner's last line: its lines are written one by one and may reach this process in separate reads.
+    await waitFor('the banner', () => outputOf(dev).includes('Press Ctrl-C to stop.'), 120_000, 200).catch((err) => {
       throw new Error(`${err.message}\n${outputOf(dev)}`);
     });
     assert.match(outputOf(dev), /using the Temporal server already answering/);
