@@ -31,20 +31,37 @@ import { runRaw, runRawThreads, type RawRun, type RawThreadsRun } from './system
 import { runStoreCeiling, type StoreCeilingRun } from './systems/store-ceiling.js';
 
 const { values: args } = parseBenchArgs(
-  'usage: npm run bench [-- --quick] [-- --workload NAME]   (--quick: fewer rounds, smaller workloads; --workload: that\n' +
-    'workload alone, e.g. "digits 100k", into a section of its own, without the online, memory, cluster and overload parts)',
+  'usage: npm run bench [-- --quick] [-- --workload NAME | --memory]   (--quick: fewer rounds, smaller workloads;\n' +
+    '--workload: that workload alone, e.g. "digits 100k", into a section of its own, without the online, memory, cluster\n' +
+    'and overload parts; --memory: the memory part alone, into a section of its own)',
   {
-    options: { quick: { type: 'boolean', default: false }, workload: { type: 'string' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      workload: { type: 'string' },
+      memory: { type: 'boolean', default: false },
+    },
   },
 );
 const quick = args.quick;
 /** One workload alone (--workload), or undefined for the whole comparison. */
 const only = args.workload;
+/** The memory part alone (--memory). */
+const memoryOnly = args.memory;
+if (memoryOnly && (only || quick)) {
+  console.error('--memory runs the memory part alone: without --workload or --quick');
+  process.exit(2);
+}
 const COMMAND = only
   ? `node --import tsx bench/compare.ts${quick ? ' --quick' : ''} --workload "${only}"`
-  : `npm run bench${quick ? ' -- --quick' : ''}`;
+  : memoryOnly
+    ? 'node --import tsx bench/compare.ts --memory'
+    : `npm run bench${quick ? ' -- --quick' : ''}`;
 /** The BENCHMARKS.md section (and results file) this run writes. */
-const SECTION = only ? `compare-${only.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}` : 'compare';
+const SECTION = only
+  ? `compare-${only.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`
+  : memoryOnly
+    ? 'compare-memory'
+    : 'compare';
 const ROUNDS = quick ? 2 : 3;
 /**
  * Items in flight per system: BullMQ's worker concurrency, and batchline's per-item setting, 64 per shard (the best
@@ -165,6 +182,7 @@ function summarize(system: SystemName, runs: Run[]): Row {
 }
 
 async function main(): Promise<void> {
+  if (memoryOnly) return finish([], undefined, await measureScale());
   const redis = await startRedis();
   const results: { workload: Workload; rows: Row[]; runs: Record<string, unknown[]> }[] = [];
   let online: Online | undefined;
@@ -398,6 +416,15 @@ function report(
   const n = (v: number | undefined, d = 0) =>
     v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
   const f = (s: Stat | undefined, d = 0) => (s ? fmt(s, d) : '–');
+  if (memoryOnly) {
+    return [
+      `## Memory as a chunked batch grows, alone (\`${COMMAND}\`)`,
+      '',
+      `batchline chunked: ${JSON.stringify(CHUNKED_OPTIONS)}. Raw figures: [${file}](${file}).`,
+      '',
+      ...scaleLines(scale!),
+    ].join('\n');
+  }
   const lines = [
     `## Side by side: raw onnxruntime, BullMQ and batchline${only ? `, ${only} alone` : ''} (\`${COMMAND}\`)`,
     '',
@@ -467,30 +494,30 @@ function report(
     }
     lines.push('');
   }
-  if (scale) {
-    lines.push(
-      `### Memory as a chunked batch grows (${scale.map((r) => `${n(r.items)}: ${r.runs} runs`).join(', ')}; fresh stack per run, sizes alternating)`,
-      '',
-    );
-    lines.push(
-      "Steady RSS: the worker's RSS sampled every second over the second half of a run, the median of each run.",
-      '',
-      '| items | items/s | submit ms | worker peak RSS MiB | worker steady RSS MiB | API peak RSS MiB | max events/execution |',
-      '|---|---|---|---|---|---|---|',
-    );
-    for (const r of scale) {
-      lines.push(
-        `| ${n(r.items)} | ${f(r.itemsPerSecond)} | ${f(r.submitMs)} | ${f(r.workerPeakRssMb)} | ${f(r.workerSteadyRssMb)} | ${f(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`,
-      );
-    }
-    const ratio = (k: 'workerPeakRssMb' | 'workerSteadyRssMb') => n(scale[1]![k].median / scale[0]![k].median, 2);
-    lines.push(
-      '',
-      `Worker RSS 1M / 100k (medians): peak ${ratio('workerPeakRssMb')}x, steady ${ratio('workerSteadyRssMb')}x.`,
-      '',
-    );
-  }
+  if (scale) lines.push(...scaleLines(scale));
   return lines.join('\n');
+}
+
+/** The memory part's table and the 1M / 100k ratios. */
+function scaleLines(scale: ScaleRow[]): string[] {
+  const n = (v: number | undefined, d = 0) =>
+    v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
+  const ratio = (k: 'workerPeakRssMb' | 'workerSteadyRssMb') => n(scale[1]![k].median / scale[0]![k].median, 2);
+  return [
+    `### Memory as a chunked batch grows (${scale.map((r) => `${n(r.items)}: ${r.runs} runs`).join(', ')}; fresh stack per run, sizes alternating)`,
+    '',
+    "Steady RSS: the worker's RSS sampled every second over the second half of a run, the median of each run.",
+    '',
+    '| items | items/s | submit ms | worker peak RSS MiB | worker steady RSS MiB | API peak RSS MiB | max events/execution |',
+    '|---|---|---|---|---|---|---|',
+    ...scale.map(
+      (r) =>
+        `| ${n(r.items)} | ${fmt(r.itemsPerSecond)} | ${fmt(r.submitMs)} | ${fmt(r.workerPeakRssMb)} | ${fmt(r.workerSteadyRssMb)} | ${fmt(r.apiPeakRssMb)} | ${n(r.maxEventsPerExecution)} |`,
+    ),
+    '',
+    `Worker RSS 1M / 100k (medians): peak ${ratio('workerPeakRssMb')}x, steady ${ratio('workerSteadyRssMb')}x.`,
+    '',
+  ];
 }
 
 await main();
