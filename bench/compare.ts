@@ -407,14 +407,16 @@ function summarizeOnline(online: Online) {
   return Object.fromEntries(LAYOUTS.map((l) => [l, one(online[l])])) as Record<Layout, ReturnType<typeof one>>;
 }
 
+/** A figure for a table: grouped digits, `d` decimals at most; – when there is none. */
+const n = (v: number | undefined, d = 0) =>
+  v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
+
 function report(
   results: { workload: Workload; rows: Row[] }[],
   online: Online | undefined,
   scale: ScaleRow[] | undefined,
   file: string,
 ): string {
-  const n = (v: number | undefined, d = 0) =>
-    v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
   const f = (s: Stat | undefined, d = 0) => (s ? fmt(s, d) : '–');
   if (memoryOnly) {
     return [
@@ -500,8 +502,6 @@ function report(
 
 /** The memory part's table and the 1M / 100k ratios. */
 function scaleLines(scale: ScaleRow[]): string[] {
-  const n = (v: number | undefined, d = 0) =>
-    v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
   const ratio = (k: 'workerPeakRssMb' | 'workerSteadyRssMb') => n(scale[1]![k].median / scale[0]![k].median, 2);
   return [
     `### Memory as a chunked batch grows (${scale.map((r) => `${n(r.items)}: ${r.runs} runs`).join(', ')}; fresh stack per run, sizes alternating)`,

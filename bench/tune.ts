@@ -183,8 +183,8 @@ updateBenchmarksMd(
     `## Where a per-item batch's time goes, and tuning${label} (\`${commandLine('bench/tune.ts')}\`)`,
     '',
     `${n(ITEMS)} digits items per step, one fresh stack each (dev server, \`batchline dev\`'s batch worker at ${BATCH_WORKER_PRIORITY} and idle`,
-    ...(WARM_UP > 0 ? [`the measured batch after a warm-up batch of ${n(WARM_UP)} items on the same stack;`] : []),
     `interactive worker, API); CPU seconds per 1,000 items of the dev server, the batch worker and the API, on ${machine().cpus} cores.`,
+    ...(WARM_UP > 0 ? [`The measured batch ran after a warm-up batch of ${n(WARM_UP)} items on the same stack.`] : []),
     ROUNDS > 1
       ? `${ROUNDS} rounds, the steps alternating: items/s and first result are the median (min–max) over the rounds, the other columns medians.`
       : 'One run per step.',

@@ -104,20 +104,19 @@ export async function runDev(config: Config): Promise<number> {
     uiUrl = server.uiUrl;
   }
 
-  const env = process.env;
   // The interactive worker serves its /metrics on the next port (or a free one when WORKER_METRICS_PORT is 0).
   const interactiveMetricsPort = config.WORKER_METRICS_PORT === 0 ? 0 : config.WORKER_METRICS_PORT + 1;
   const processes: [Source, ChildProcess][] = [
-    ['worker', spawnSelf('worker', 'worker', childEnv(env, DEV_WORKERS.batch))],
+    ['worker', spawnSelf('worker', 'worker', childEnv(process.env, DEV_WORKERS.batch))],
     [
       'interactive',
       spawnSelf(
         'worker',
         'interactive',
-        childEnv(env, DEV_WORKERS.interactive, { WORKER_METRICS_PORT: String(interactiveMetricsPort) }),
+        childEnv(process.env, DEV_WORKERS.interactive, { WORKER_METRICS_PORT: String(interactiveMetricsPort) }),
       ),
     ],
-    ['api', spawnSelf('api', 'api', { ...env })],
+    ['api', spawnSelf('api', 'api', { ...process.env })],
   ];
   const children = processes.map(([, child]) => child);
   let exitCode = 0;
