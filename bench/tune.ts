@@ -147,10 +147,11 @@ if (unknown?.length) {
 const label = args.label ? ` (${args.label})` : '';
 const items = itemsOf('digits', ITEMS);
 /** Each selected step's runs, one per round; the rounds alternate the steps, a fresh stack per run. */
-const rows: { step: string; runs: Omit<BatchlineRun, 'latencyMs'>[] }[] = STEPS.flatMap((step, i) =>
-  only && !only.includes(i) ? [] : [{ step: step.name + label, runs: [] }],
-);
 const selected = STEPS.filter((_, i) => !only || only.includes(i));
+const rows: { step: string; runs: Omit<BatchlineRun, 'latencyMs'>[] }[] = selected.map((step) => ({
+  step: step.name + label,
+  runs: [],
+}));
 for (let round = 0; round < ROUNDS; round++) {
   for (const [k, step] of selected.entries()) {
     const stack = await startBatchlineStack(step.env, {

@@ -34,8 +34,8 @@ export const BATCH_CPU_WEIGHT = 15;
  *   Temporal core's) each took an arena of its own and kept memory they had freed (BENCHMARKS.md, "Two malloc arenas
  *   per worker"). glibc reads it as the process starts;
  * - a young generation of up to twice 32 MiB for V8 (Node's default is 16 MiB per semi-space): a chunk's items,
- *   results and rows live for a few milliseconds, long enough to outlive a small young generation and be copied
- *   into the old one (BENCHMARKS.md, "A larger young generation for the workers"). V8 reads it as the process starts.
+ *   results and rows live for a few milliseconds, and with the larger one the batch worker spent less time
+ *   collecting garbage (BENCHMARKS.md, "A larger young generation for the workers"). V8 reads it as the process starts.
  * A worker started otherwise needs both in its environment; childEnv() joins NODE_OPTIONS with the inherited one.
  */
 export const WORKER_PROCESS_ENV = { MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '--max-semi-space-size=32' } as const;
