@@ -1,6 +1,8 @@
 import { StringDecoder } from 'node:string_decoder';
 import { BatchItem } from '../contracts/batch.js';
 import type { ErrorDetail } from '../errors.js';
+import { flatNumbersFit } from '../runtime/input-validation.js';
+import type { TensorSpec } from '../runtime/model-config.js';
 import type { ResolvedModel } from '../runtime/model-repository.js';
 import { itemRow, type ItemRow } from '../stores/item-store.js';
 import { inputProblems } from './batch-submission.js';
@@ -38,8 +40,12 @@ export class NdjsonLines {
   private stopped = false;
   private rows: ItemRow[] = [];
   private lines: number[] = [];
+  /** The common line of this model's items, when it has one: checked without parsing it (see commonLine). */
+  private readonly common: CommonLine | undefined;
 
-  constructor(private readonly options: NdjsonLinesOptions) {}
+  constructor(private readonly options: NdjsonLinesOptions) {
+    this.common = commonLine(options.model);
+  }
 
   /** The outputs of the lines that this piece of the body completes. */
   write(bytes: Uint8Array): LineOutput[] {
@@ -81,6 +87,19 @@ export class NdjsonLines {
       out.push({ kind: 'too-many', line, total: this.total });
       return;
     }
+    const { common } = this;
+    if (
+      common &&
+      text.startsWith(common.prefix) &&
+      text.endsWith(COMMON_SUFFIX) &&
+      flatNumbersFit(common.spec, text, common.prefix.length, text.length - COMMON_SUFFIX.length)
+    ) {
+      // What the general path below would find for this line, without building it: a valid item, no id.
+      if (this.bad) return;
+      this.rows.push(['', text.slice(INPUTS_ONLY.length, -1)]);
+      this.lines.push(line);
+      return;
+    }
     const fail = (details: ErrorDetail[]) => {
       this.bad = true;
       this.rows = [];
@@ -110,6 +129,27 @@ export class NdjsonLines {
     this.rows.push(storedRow(text, scan, parsed.data));
     this.lines.push(line);
   }
+}
+
+/**
+ * A model with one numeric tensor input (`input`, say) takes lines that are mostly exactly
+ * `{"inputs":{"input":[0,1.5,...]}}`, as JSON.stringify and Python's json.dumps(separators=...) write them. Such a
+ * line is checked by one scan of its text (flatNumbersFit) and stored as it came, as the general path would store
+ * it; any other line, or one the scan is unsure of, takes the general path (JSON.parse, zod, the model's check).
+ */
+interface CommonLine {
+  prefix: string;
+  spec: TensorSpec;
+}
+const COMMON_SUFFIX = '}}';
+
+function commonLine(model: ResolvedModel): CommonLine | undefined {
+  const { config } = model;
+  const spec = config.inputs[0];
+  if (config.tokenizer || config.inputs.length !== 1 || !spec) return undefined;
+  // a name BatchItem accepts as an input's key, spelled as JSON.stringify spells it
+  if (spec.name.length < 1 || spec.name.length > 256 || spec.name === '__proto__') return undefined;
+  return { prefix: `${INPUTS_ONLY}{${JSON.stringify(spec.name)}:`, spec };
 }
 
 /** The line `{"inputs":<value>}` holds its inputs' JSON text from here to its last character. */

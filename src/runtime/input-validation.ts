@@ -116,8 +116,23 @@ function checkTensor(spec: TensorSpec, value: unknown): ItemTensor | string {
     if (shapeError) return `input '${spec.name}': ${shapeError} (expected ${describe(spec)})`;
   }
 
-  if (flat.length === 0) return `input '${spec.name}': no values (expected ${describe(spec)})`;
-  let itemDims: number[];
+  const itemDims = itemDimsOf(spec, dims, flat.length);
+  if (typeof itemDims === 'string') return itemDims;
+  for (let i = 0; i < flat.length; i++) {
+    const bad = checkElement(spec.dtype, flat[i]);
+    if (bad) return `input '${spec.name}': element ${i} ${bad} (expected ${spec.dtype})`;
+  }
+  return { data: flat as number[] | boolean[], dims: itemDims };
+}
+
+/**
+ * An item's dims from the shape its value came in (`dims`, one length per nesting level, `count` values in all):
+ * the nested form matches every fixed dimension, the flat form (one level for a rank > 1 input) holds a fitting
+ * number of values with at most one dynamic dimension. A string says why it does not fit.
+ */
+function itemDimsOf(spec: TensorSpec, dims: number[], count: number): number[] | string {
+  const rank = spec.shape.length;
+  if (count === 0) return `input '${spec.name}': no values (expected ${describe(spec)})`;
   if (dims.length !== rank && dims.length !== 1) {
     return `input '${spec.name}': nested ${dims.length} levels deep; send ${rank} levels or one flat array (expected ${describe(spec)})`;
   }
@@ -127,24 +142,84 @@ function checkTensor(spec: TensorSpec, value: unknown): ItemTensor | string {
     if (mismatch !== -1) {
       return `input '${spec.name}': dimension ${mismatch} is ${dims[mismatch]}, expected ${spec.shape[mismatch]} (expected ${describe(spec)}, got shape [${dims.join(', ')}])`;
     }
-    itemDims = dims;
-  } else {
-    // flat form (depth 1 for a rank > 1 input): the count must fit, with at most one dynamic dimension
-    const fixed = spec.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-    const dynamic = spec.shape.filter((d) => d === -1).length;
-    if (dynamic > 1) {
-      return `input '${spec.name}': a flat array is ambiguous for a shape with several dynamic dimensions; send it nested (${describe(spec)})`;
-    }
-    if (dynamic === 0 ? flat.length !== fixed : flat.length % fixed !== 0 || flat.length === 0) {
-      return `input '${spec.name}': expected ${dynamic === 0 ? fixed : `a multiple of ${fixed}`} values (${describe(spec)}), got ${flat.length}`;
-    }
-    itemDims = spec.shape.map((d) => (d === -1 ? flat.length / fixed : d));
+    return dims;
   }
-  for (let i = 0; i < flat.length; i++) {
-    const bad = checkElement(spec.dtype, flat[i]);
-    if (bad) return `input '${spec.name}': element ${i} ${bad} (expected ${spec.dtype})`;
+  // flat form (depth 1 for a rank > 1 input): the count must fit, with at most one dynamic dimension
+  const fixed = spec.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const dynamic = spec.shape.filter((d) => d === -1).length;
+  if (dynamic > 1) {
+    return `input '${spec.name}': a flat array is ambiguous for a shape with several dynamic dimensions; send it nested (${describe(spec)})`;
   }
-  return { data: flat as number[] | boolean[], dims: itemDims };
+  if (dynamic === 0 ? count !== fixed : count % fixed !== 0) {
+    return `input '${spec.name}': expected ${dynamic === 0 ? fixed : `a multiple of ${fixed}`} values (${describe(spec)}), got ${count}`;
+  }
+  return spec.shape.map((d) => (d === -1 ? count / fixed : d));
+}
+
+/** The characters of JSON text the number scan below reads. */
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const isDigit = (c: number) => c >= DIGIT_0 && c <= DIGIT_9;
+
+/**
+ * Whether `text[from, to)` is exactly a flat JSON array of plain numbers (`[0,1.5,-2e-3]`: no whitespace, no
+ * nesting) that is a valid value of `spec`, as validateItemInputs would find after JSON.parse: every number a
+ * valid `spec.dtype` value, as many as the shape takes. It reads the text once and builds nothing, so an NDJSON
+ * upload checks its common lines without parsing them. false means "not known": anything else (whitespace, nested
+ * arrays, bool or scalar inputs, a bad value) is left to the general path, which decides and words the error.
+ * Never true for text the general path refuses.
+ */
+export function flatNumbersFit(spec: TensorSpec, text: string, from: number, to: number): boolean {
+  const { dtype } = spec;
+  const range = INT_RANGES[dtype];
+  if (spec.shape.length === 0 || (!range && dtype !== 'float32' && dtype !== 'float64')) return false;
+  // A number with at most this many digits before its point, and no exponent, is finite in the dtype
+  // (below 1e38 for float32, whose largest is about 3.4e38).
+  const finiteDigits = dtype === 'float32' ? 38 : 308;
+  const end = to - 1; // the closing bracket
+  if (end <= from + 1 || text.charCodeAt(from) !== 0x5b || text.charCodeAt(end) !== 0x5d) return false;
+  let count = 0;
+  let i = from + 1;
+  for (;;) {
+    // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  (JSON's number grammar)
+    const start = i;
+    let c = text.charCodeAt(i);
+    if (c === 0x2d) c = text.charCodeAt(++i);
+    const intStart = i;
+    if (c === DIGIT_0) c = text.charCodeAt(++i);
+    else if (isDigit(c)) while (isDigit(c)) c = text.charCodeAt(++i);
+    else return false;
+    const intDigits = i - intStart;
+    let fraction = false;
+    let exponent = false;
+    if (c === 0x2e) {
+      fraction = true;
+      c = text.charCodeAt(++i);
+      if (!isDigit(c)) return false;
+      while (isDigit(c)) c = text.charCodeAt(++i);
+    }
+    if (c === 0x65 || c === 0x45) {
+      exponent = true;
+      c = text.charCodeAt(++i);
+      if (c === 0x2b || c === 0x2d) c = text.charCodeAt(++i);
+      if (!isDigit(c)) return false;
+      while (isDigit(c)) c = text.charCodeAt(++i);
+    }
+    if (++count > MAX_ELEMENTS_PER_INPUT) return false;
+    if (range && !fraction && !exponent && intDigits <= 15) {
+      // exact as a double: compared with the range as it is
+      let v = 0;
+      for (let k = intStart; k < i; k++) v = v * 10 + (text.charCodeAt(k) - DIGIT_0);
+      if (start !== intStart) v = -v;
+      if (v < range[0] || v > range[1]) return false;
+    } else if (range || exponent || intDigits > finiteDigits) {
+      if (checkElement(dtype, Number(text.slice(start, i)))) return false;
+    }
+    if (i === end) break;
+    if (c !== 0x2c) return false;
+    i++;
+  }
+  return typeof itemDimsOf(spec, [count], count) !== 'string';
 }
 
 /**

@@ -1,0 +1,253 @@
+// The NDJSON upload's scan of a common line (flatNumbersFit) against the general path it stands in for: whatever
+// the scan accepts, JSON.parse and validateItemInputs accept too, and the lines people send (JSON.stringify's
+// numbers) are accepted by the scan, not only left to the general path.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ItemIssues } from '../../src/api/batch-submission.js';
+import { NdjsonLines } from '../../src/api/ndjson-lines.js';
+import { flatNumbersFit, MAX_ELEMENTS_PER_INPUT, validateItemInputs } from '../../src/runtime/input-validation.js';
+import { ModelConfig, type TensorDtype } from '../../src/runtime/model-config.js';
+import type { ResolvedModel } from '../../src/runtime/model-repository.js';
+
+function config(dtype: TensorDtype, shape: number[]): ModelConfig {
+  return ModelConfig.parse({
+    name: 'm',
+    inputs: [{ name: 'input', dtype, shape }],
+    outputs: [{ name: 'out', dtype: 'float32', shape: [1] }],
+  });
+}
+
+/** Whether the general path takes `text` as the input's value: JSON.parse, then the model's check. */
+function generalAccepts(c: ModelConfig, text: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  try {
+    validateItemInputs(c, { input: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const fits = (c: ModelConfig, text: string) => flatNumbersFit(c.inputs[0]!, `xx${text}yy`, 2, 2 + text.length);
+
+const SPECS: [TensorDtype, number[]][] = [
+  ['float32', [3]],
+  ['float32', [2, 2]],
+  ['float32', [-1, 2]],
+  ['float64', [-1]],
+  ['int8', [3]],
+  ['uint8', [-1]],
+  ['int16', [2]],
+  ['uint16', [2]],
+  ['int32', [2, -1]],
+  ['int64', [2]],
+  ['bool', [2]],
+  ['float32', []],
+  ['float32', [-1, -1]],
+];
+
+/** Numbers and near-numbers at the edges of every dtype and of JSON's grammar. */
+const TOKENS = [
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '7',
+  '1.0',
+  '1.5',
+  '-2.25',
+  '0.001',
+  '1e-05',
+  '1E5',
+  '2e+3',
+  '1e39',
+  '-1e39',
+  '3.4e38',
+  '3.5e38',
+  '340282356779733661637539395458142568447',
+  '340282356779733661637539395458142568448',
+  '99999999999999999999999999999999999999',
+  '1e308',
+  '1e309',
+  '127',
+  '128',
+  '-128',
+  '-129',
+  '255',
+  '256',
+  '32767',
+  '32768',
+  '65535',
+  '65536',
+  '2147483647',
+  '2147483648',
+  '-2147483648',
+  '-2147483649',
+  '9007199254740991',
+  '9007199254740992',
+  '-9007199254740991',
+  '-9007199254740992',
+  '123456789012345',
+  '1234567890123456',
+  '01',
+  '-01',
+  '1.',
+  '.5',
+  '-',
+  '+1',
+  '1e',
+  '1e+',
+  '0x10',
+  'NaN',
+  'Infinity',
+  'true',
+  'false',
+  'null',
+  '"1"',
+  '[1]',
+  ' 1',
+  '1 ',
+  '',
+  '00',
+  '0.0e0',
+  '-0.0',
+];
+
+test('every array of edge tokens the scan accepts, the general path accepts', () => {
+  let accepted = 0;
+  for (const [dtype, shape] of SPECS) {
+    const c = config(dtype, shape);
+    for (const a of TOKENS) {
+      for (const b of TOKENS) {
+        for (const text of [`[${a},${b}]`, `[${a},${b},${a}]`, `[${a},${b},${a},${b}]`, `[${a}]`, `[${a}${b}]`]) {
+          const fast = fits(c, text);
+          if (fast) {
+            accepted++;
+            assert.ok(generalAccepts(c, text), `${dtype} [${shape}]: the scan took ${text}`);
+          }
+        }
+      }
+    }
+  }
+  assert.ok(accepted > 1000, `the scan accepted ${accepted} texts`);
+});
+
+test('random edits of valid arrays: never accepted by the scan alone', () => {
+  const alphabet = ['0', '1', '9', '-', '+', '.', 'e', 'E', ',', '[', ']', ' ', '"', 'n', '\\'];
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  let accepted = 0;
+  for (const [dtype, shape] of SPECS) {
+    const c = config(dtype, shape);
+    for (let k = 0; k < 3000; k++) {
+      const values = Array.from({ length: 1 + random(5) }, () => TOKENS[random(22)]!);
+      let text = `[${values.join(',')}]`;
+      for (let edits = 1 + random(3); edits > 0; edits--) {
+        const at = random(text.length + 1);
+        const ch = alphabet[random(alphabet.length)]!;
+        const kind = random(3);
+        text =
+          kind === 0
+            ? text.slice(0, at) + ch + text.slice(at)
+            : kind === 1
+              ? text.slice(0, at) + text.slice(at + 1)
+              : text.slice(0, at) + ch + text.slice(at + 1);
+      }
+      if (fits(c, text)) {
+        accepted++;
+        assert.ok(generalAccepts(c, text), `${dtype} [${shape}]: the scan took ${text}`);
+      }
+    }
+  }
+  assert.ok(accepted > 100, `the scan accepted ${accepted} edited texts`);
+});
+
+test('the arrays JSON.stringify writes for valid values are taken by the scan', () => {
+  const cases: [TensorDtype, number[], number[]][] = [
+    ['float32', [4], [0, -1.5, 3.4e38, 1e-7]],
+    ['float32', [2, 2], [0.1, 0.2, 0.30000000000000004, -0]],
+    ['float32', [-1, 2], [1, 2, 3, 4, 5, 6]],
+    ['float64', [-1], [1e300, -2.5e-300, 5]],
+    ['int8', [3], [-128, 0, 127]],
+    ['uint8', [-1], [0, 255]],
+    ['int64', [2], [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]],
+    ['int32', [2, -1], [1, 2, 3, 4]],
+  ];
+  for (const [dtype, shape, values] of cases) {
+    const c = config(dtype, shape);
+    const text = JSON.stringify(values);
+    assert.ok(generalAccepts(c, text), text);
+    assert.equal(fits(c, text), true, `${dtype} [${shape}]: ${text}`);
+  }
+});
+
+test('out of range, the wrong count and inputs the scan does not cover are left to the general path', () => {
+  const no: [TensorDtype, number[], string][] = [
+    ['float32', [2], '[1,1e39]'],
+    ['float32', [2], '[1,340282356779733661637539395458142568448]'],
+    ['float64', [1], '[1e309]'],
+    ['int8', [2], '[1,128]'],
+    ['uint8', [2], '[1,-1]'],
+    ['int32', [1], '[2147483648]'],
+    ['int64', [1], '[9007199254740992]'],
+    ['int16', [1], '[1.5]'],
+    ['float32', [3], '[1,2]'],
+    ['float32', [-1, 2], '[1,2,3]'],
+    ['float32', [-1, -1], '[1,2]'], // a flat array is ambiguous there
+    ['float32', [], '[1]'], // a scalar input
+    ['bool', [2], '[1,0]'],
+    ['float32', [2], '[1, 2]'],
+    ['float32', [2], '[[1],[2]]'],
+    ['float32', [-1], '[]'],
+  ];
+  for (const [dtype, shape, text] of no) assert.equal(fits(config(dtype, shape), text), false, text);
+  // At the element limit and one past it.
+  const c = config('uint8', [-1]);
+  assert.equal(fits(c, `[${new Array(MAX_ELEMENTS_PER_INPUT).fill(1).join(',')}]`), true);
+  assert.equal(fits(c, `[${new Array(MAX_ELEMENTS_PER_INPUT + 1).fill(1).join(',')}]`), false);
+});
+
+test('an NDJSON body: common lines stored as they came, bad common lines reported as the general path words them', () => {
+  const model: ResolvedModel = {
+    name: 'm',
+    version: 1,
+    file: '/nowhere/model.onnx',
+    versions: [1],
+    config: config('float32', [2]),
+  };
+  const read = (lines: string[]) => {
+    const source = new NdjsonLines({ model, maxItems: 100, groupSize: 100 });
+    return [...source.write(Buffer.from(lines.join('\n'))), ...source.end()];
+  };
+  assert.deepEqual(read(['{"inputs":{"input":[1,2.5]}}', '{"inputs":{"input":[3e-2,-4]}}']), [
+    {
+      kind: 'rows',
+      rows: [
+        ['', '{"input":[1,2.5]}'],
+        ['', '{"input":[3e-2,-4]}'],
+      ],
+      lines: [1, 2],
+    },
+  ]);
+  const issues = new ItemIssues();
+  for (const out of read(['{"inputs":{"input":[1,2]}}', '{"inputs":{"input":[1,1e39]}}', '{"inputs":{"input":[1]}}']))
+    if (out.kind === 'bad') issues.add(out.path, out.details);
+  assert.deepEqual(issues.details, [
+    {
+      path: ['line', 2, 'inputs', 'input'],
+      message: "input 'input': element 1 is 1e+39, outside float32 range (expected float32)",
+    },
+    {
+      path: ['line', 3, 'inputs', 'input'],
+      message: "input 'input': dimension 0 is 1, expected 2 (expected float32, shape [2], got shape [1])",
+    },
+  ]);
+});
