@@ -1,7 +1,8 @@
 import { StringDecoder } from 'node:string_decoder';
 import { BatchItem } from '../contracts/batch.js';
 import type { ErrorDetail } from '../errors.js';
-import { flatNumbersFit } from '../runtime/input-validation.js';
+import { ITEM_ID, MAX_ITEM_ID_LENGTH } from '../contracts/limits.js';
+import { flatNumbersFit, isLineSpace } from '../runtime/input-validation.js';
 import type { TensorSpec } from '../runtime/model-config.js';
 import type { ResolvedModel } from '../runtime/model-repository.js';
 import { itemRow, type ItemRow } from '../stores/item-store.js';
@@ -87,16 +88,11 @@ export class NdjsonLines {
       out.push({ kind: 'too-many', line, total: this.total });
       return;
     }
-    const { common } = this;
-    if (
-      common &&
-      text.startsWith(common.prefix) &&
-      text.endsWith(COMMON_SUFFIX) &&
-      flatNumbersFit(common.spec, text, common.prefix.length, text.length - COMMON_SUFFIX.length)
-    ) {
-      // What the general path below would find for this line, without building it: a valid item, no id.
+    const row = this.common && commonRow(this.common, text);
+    if (row) {
+      // What the general path below would find for this line, without building it: a valid item.
       if (this.bad) return;
-      this.rows.push(['', text.slice(INPUTS_ONLY.length, -1)]);
+      this.rows.push(row);
       this.lines.push(line);
       return;
     }
@@ -132,24 +128,69 @@ export class NdjsonLines {
 }
 
 /**
- * A model with one numeric tensor input (`input`, say) takes lines that are mostly exactly
- * `{"inputs":{"input":[0,1.5,...]}}`, as JSON.stringify and Python's json.dumps(separators=...) write them. Such a
- * line is checked by one scan of its text (flatNumbersFit) and stored as it came, as the general path would store
- * it; any other line, or one the scan is unsure of, takes the general path (JSON.parse, zod, the model's check).
+ * A model with one numeric tensor input (`input`, say) takes lines that are mostly `{"inputs":{"input":[0,1.5,...]}}`
+ * or `{"id":"a-1","inputs":{"input":[...]}}`, as JSON.stringify writes them, or with a space after each colon and
+ * comma, as Python's json.dumps does. Such a line is checked by one scan of its text (commonRow, flatNumbersFit) and
+ * stored with its inputs' text as it came (values the same as the general path would store); any other line, or one
+ * the scan is unsure of (an id with an escape, the members in another order, ...), takes the general path
+ * (JSON.parse, zod, the model's check), which decides and words the error.
  */
-interface CommonLine {
-  prefix: string;
+export interface CommonLine {
+  /** The input's name as JSON spells it, quotes included. */
+  name: string;
   spec: TensorSpec;
 }
-const COMMON_SUFFIX = '}}';
 
-function commonLine(model: ResolvedModel): CommonLine | undefined {
+export function commonLine(model: ResolvedModel): CommonLine | undefined {
   const { config } = model;
   const spec = config.inputs[0];
   if (config.tokenizer || config.inputs.length !== 1 || !spec) return undefined;
-  // a name BatchItem accepts as an input's key, spelled as JSON.stringify spells it
+  // a name BatchItem accepts as an input's key
   if (spec.name.length < 1 || spec.name.length > 256 || spec.name === '__proto__') return undefined;
-  return { prefix: `${INPUTS_ONLY}{${JSON.stringify(spec.name)}:`, spec };
+  return { name: JSON.stringify(spec.name), spec };
+}
+
+/**
+ * The stored row of a common line (`{ "id"?: <string without escapes>, "inputs": { <the input>: [<numbers>] } }`,
+ * members in that order, spaces or tabs between tokens) whose id and values are valid, or undefined.
+ */
+export function commonRow({ name, spec }: CommonLine, text: string): ItemRow | undefined {
+  let i = after(text, 0, '{');
+  if (i < 0) return undefined;
+  let id = '';
+  const idAt = after(text, i, '"id"');
+  if (idAt >= 0) {
+    i = after(text, after(text, idAt, ':'), '"');
+    if (i < 0) return undefined;
+    const from = i;
+    for (let c = text.charCodeAt(i); c !== 0x22; c = text.charCodeAt(++i)) {
+      if (c === 0x5c || Number.isNaN(c)) return undefined; // an escape, or no closing quote
+    }
+    id = text.slice(from, i);
+    if (id.length < 1 || id.length > MAX_ITEM_ID_LENGTH || !ITEM_ID.test(id)) return undefined;
+    i = after(text, i + 1, ',');
+  }
+  i = spaceFrom(text, after(text, after(text, i, '"inputs"'), ':'));
+  const inputsFrom = i;
+  const arrayFrom = spaceFrom(text, after(text, after(text, after(text, i, '{'), name), ':'));
+  if (arrayFrom < 0) return undefined;
+  const arrayTo = text.indexOf(']', arrayFrom) + 1;
+  if (arrayTo === 0 || !flatNumbersFit(spec, text, arrayFrom, arrayTo)) return undefined;
+  const inputsTo = after(text, arrayTo, '}');
+  i = spaceFrom(text, after(text, inputsTo, '}'));
+  return i === text.length ? [id, text.slice(inputsFrom, inputsTo)] : undefined;
+}
+
+/** The position after spaces from `i` (-1 stays -1). */
+function spaceFrom(text: string, i: number): number {
+  while (i >= 0 && isLineSpace(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** The position after `token`, which follows spaces from `i`; -1 if it does not (or `i` is -1). */
+function after(text: string, i: number, token: string): number {
+  i = spaceFrom(text, i);
+  return i >= 0 && text.startsWith(token, i) ? i + token.length : -1;
 }
 
 /** The line `{"inputs":<value>}` holds its inputs' JSON text from here to its last character. */

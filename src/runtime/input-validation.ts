@@ -160,14 +160,16 @@ function itemDimsOf(spec: TensorSpec, dims: number[], count: number): number[] |
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
 const isDigit = (c: number) => c >= DIGIT_0 && c <= DIGIT_9;
+/** JSON's whitespace within a line: space and tab. */
+export const isLineSpace = (c: number) => c === 0x20 || c === 0x09;
 
 /**
- * Whether `text[from, to)` is exactly a flat JSON array of plain numbers (`[0,1.5,-2e-3]`: no whitespace, no
- * nesting) that is a valid value of `spec`, as validateItemInputs would find after JSON.parse: every number a
- * valid `spec.dtype` value, as many as the shape takes. It reads the text once and builds nothing, so an NDJSON
- * upload checks its common lines without parsing them. false means "not known": anything else (whitespace, nested
- * arrays, bool or scalar inputs, a bad value) is left to the general path, which decides and words the error.
- * Never true for text the general path refuses.
+ * Whether `text[from, to)` is exactly a flat JSON array of plain numbers (`[0,1.5,-2e-3]`, spaces or tabs allowed
+ * between its tokens, no nesting) that is a valid value of `spec`, as validateItemInputs would find after
+ * JSON.parse: every number a valid `spec.dtype` value, as many as the shape takes. It reads the text once and
+ * builds nothing, so an NDJSON upload checks its common lines without parsing them. false means "not known":
+ * anything else (nested arrays, bool or scalar inputs, a bad value) is left to the general path, which decides and
+ * words the error. Never true for text the general path refuses.
  */
 export function flatNumbersFit(spec: TensorSpec, text: string, from: number, to: number): boolean {
   const { dtype } = spec;
@@ -177,13 +179,14 @@ export function flatNumbersFit(spec: TensorSpec, text: string, from: number, to:
   // (below 1e38 for float32, whose largest is about 3.4e38).
   const finiteDigits = dtype === 'float32' ? 38 : 308;
   const end = to - 1; // the closing bracket
-  if (end <= from + 1 || text.charCodeAt(from) !== 0x5b || text.charCodeAt(end) !== 0x5d) return false;
+  if (end <= from || text.charCodeAt(from) !== 0x5b || text.charCodeAt(end) !== 0x5d) return false;
   let count = 0;
   let i = from + 1;
+  let c = text.charCodeAt(i);
   for (;;) {
+    while (isLineSpace(c)) c = text.charCodeAt(++i);
     // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  (JSON's number grammar)
     const start = i;
-    let c = text.charCodeAt(i);
     if (c === 0x2d) c = text.charCodeAt(++i);
     const intStart = i;
     if (c === DIGIT_0) c = text.charCodeAt(++i);
@@ -215,9 +218,10 @@ export function flatNumbersFit(spec: TensorSpec, text: string, from: number, to:
     } else if (range || exponent || intDigits > finiteDigits) {
       if (checkElement(dtype, Number(text.slice(start, i)))) return false;
     }
+    while (isLineSpace(c)) c = text.charCodeAt(++i);
     if (i === end) break;
     if (c !== 0x2c) return false;
-    i++;
+    c = text.charCodeAt(++i);
   }
   return typeof itemDimsOf(spec, [count], count) !== 'string';
 }

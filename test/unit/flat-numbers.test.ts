@@ -1,10 +1,12 @@
-// The NDJSON upload's scan of a common line (flatNumbersFit) against the general path it stands in for: whatever
-// the scan accepts, JSON.parse and validateItemInputs accept too, and the lines people send (JSON.stringify's
-// numbers) are accepted by the scan, not only left to the general path.
+// The NDJSON upload's scan of its common lines (commonRow, flatNumbersFit) against the general path it stands in
+// for: whatever the scan accepts, JSON.parse, the item schema and validateItemInputs accept too, with the same stored
+// values; lines it leaves alone are still decided by the general path; and the lines people send (JSON.stringify's
+// and Python's json.dumps's, with ids or without) are taken by the scan, not only left to the general path.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ItemIssues } from '../../src/api/batch-submission.js';
-import { NdjsonLines } from '../../src/api/ndjson-lines.js';
+import { inputProblems, ItemIssues } from '../../src/api/batch-submission.js';
+import { commonLine, commonRow, NdjsonLines } from '../../src/api/ndjson-lines.js';
+import { BatchItem } from '../../src/contracts/batch.js';
 import { flatNumbersFit, MAX_ELEMENTS_PER_INPUT, validateItemInputs } from '../../src/runtime/input-validation.js';
 import { ModelConfig, type TensorDtype } from '../../src/runtime/model-config.js';
 import type { ResolvedModel } from '../../src/runtime/model-repository.js';
@@ -170,7 +172,7 @@ test('random edits of valid arrays: never accepted by the scan alone', () => {
   assert.ok(accepted > 100, `the scan accepted ${accepted} edited texts`);
 });
 
-test('the arrays JSON.stringify writes for valid values are taken by the scan', () => {
+test("the arrays JSON.stringify and Python's json.dumps write for valid values are taken by the scan", () => {
   const cases: [TensorDtype, number[], number[]][] = [
     ['float32', [4], [0, -1.5, 3.4e38, 1e-7]],
     ['float32', [2, 2], [0.1, 0.2, 0.30000000000000004, -0]],
@@ -186,6 +188,9 @@ test('the arrays JSON.stringify writes for valid values are taken by the scan', 
     const text = JSON.stringify(values);
     assert.ok(generalAccepts(c, text), text);
     assert.equal(fits(c, text), true, `${dtype} [${shape}]: ${text}`);
+    const spaced = `[ ${values.map((v) => JSON.stringify(v)).join(' ,\t')} ]`; // json.dumps writes ', '
+    assert.ok(generalAccepts(c, spaced), spaced);
+    assert.equal(fits(c, spaced), true, `${dtype} [${shape}]: ${spaced}`);
   }
 });
 
@@ -204,7 +209,6 @@ test('out of range, the wrong count and inputs the scan does not cover are left 
     ['float32', [-1, -1], '[1,2]'], // a flat array is ambiguous there
     ['float32', [], '[1]'], // a scalar input
     ['bool', [2], '[1,0]'],
-    ['float32', [2], '[1, 2]'],
     ['float32', [2], '[[1],[2]]'],
     ['float32', [-1], '[]'],
   ];
@@ -213,6 +217,91 @@ test('out of range, the wrong count and inputs the scan does not cover are left 
   const c = config('uint8', [-1]);
   assert.equal(fits(c, `[${new Array(MAX_ELEMENTS_PER_INPUT).fill(1).join(',')}]`), true);
   assert.equal(fits(c, `[${new Array(MAX_ELEMENTS_PER_INPUT + 1).fill(1).join(',')}]`), false);
+});
+
+/** What the general path makes of one line: its stored values, or undefined when the line is refused. */
+function generalRow(model: ResolvedModel, text: string): [string, unknown] | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = BatchItem.safeParse(value);
+  if (!parsed.success || inputProblems(model, parsed.data)) return undefined;
+  return [parsed.data.id ?? '', parsed.data.inputs];
+}
+
+test('NDJSON lines with and without ids, compact, spaced and edited: stored and refused exactly as the general path does', () => {
+  const model: ResolvedModel = {
+    name: 'm',
+    version: 1,
+    file: '/nowhere/model.onnx',
+    versions: [1],
+    config: config('float32', [3]),
+  };
+  const base = [
+    '{"inputs":{"input":[1,2.5,-3]}}',
+    '{"id":"a-1","inputs":{"input":[1,2.5,-3]}}',
+    '{"id": "a-2", "inputs": {"input": [1.0, 2.5, -3e-2]}}',
+    ' { "id" : "b" , "inputs" : { "input" : [ 1 , 2 , 3 ] } } ',
+    '{"id":"caf\\u00e9","inputs":{"input":[1,2,3]}}',
+    '{"id":"x\\y","inputs":{"input":[1,2,3]}}',
+    '{"inputs":{"input":[1,2,3]},"id":"late"}',
+    '{"id":"","inputs":{"input":[1,2,3]}}',
+    `{"id":"${'z'.repeat(300)}","inputs":{"input":[1,2,3]}}`,
+    '{"id":"tab\there","inputs":{"input":[1,2,3]}}',
+    '{"id":"ok","inputs":{"input":[1,2,3],"extra":[1]}}',
+    '{"id":"ok","inputs":{"input":[1,2,1e39]}}',
+  ];
+  const alphabet = ['"', ':', ',', '{', '}', '[', ']', ' ', '\t', 'i', 'd', '1', '-', '.', 'e', '\\'];
+  let seed = 11;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const lines = [...base];
+  for (let k = 0; k < 4000; k++) {
+    let text = base[random(4)]!;
+    for (let edits = 1 + random(2); edits > 0; edits--) {
+      const at = random(text.length + 1);
+      const ch = alphabet[random(alphabet.length)]!;
+      text = random(2) === 0 ? text.slice(0, at) + ch + text.slice(at) : text.slice(0, at) + text.slice(at + 1);
+    }
+    if (!text.includes('\n') && text.trim() !== '') lines.push(text);
+  }
+  let stored = 0;
+  for (const text of lines) {
+    const source = new NdjsonLines({ model, maxItems: 10, groupSize: 10 });
+    const outs = [...source.write(Buffer.from(text)), ...source.end()];
+    const rows = outs.flatMap((o) => (o.kind === 'rows' ? o.rows : []));
+    const expected = generalRow(model, text);
+    if (!expected) {
+      assert.deepEqual(rows, [], `stored a line the general path refuses: ${text}`);
+      assert.ok(
+        outs.some((o) => o.kind === 'bad'),
+        text,
+      );
+      continue;
+    }
+    stored++;
+    assert.equal(rows.length, 1, text);
+    assert.equal(rows[0]![0], expected[0], text);
+    assert.deepEqual(JSON.parse(rows[0]![1]), expected[1], text);
+  }
+  assert.ok(stored > 100, `${stored} lines stored`);
+  // The scan itself takes the common forms, ids and spaces included, and leaves the rest to the general path.
+  const common = commonLine(model)!;
+  assert.deepEqual(
+    base.map((text) => commonRow(common, text)),
+    [
+      ['', '{"input":[1,2.5,-3]}'],
+      ['a-1', '{"input":[1,2.5,-3]}'],
+      ['a-2', '{"input": [1.0, 2.5, -3e-2]}'],
+      ['b', '{ "input" : [ 1 , 2 , 3 ] }'],
+      ...new Array(base.length - 4).fill(undefined),
+    ],
+  );
 });
 
 test('an NDJSON body: common lines stored as they came, bad common lines reported as the general path words them', () => {
