@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { BatchItem } from '../contracts/batch.js';
 import type { ErrorDetail } from '../errors.js';
-import { ITEM_ID, MAX_ITEM_ID_LENGTH } from '../contracts/limits.js';
+import { ITEM_ID, MAX_INPUT_NAME_LENGTH, MAX_ITEM_ID_LENGTH } from '../contracts/limits.js';
 import { flatNumbersFit, isLineSpace } from '../runtime/input-validation.js';
 import type { TensorSpec } from '../runtime/model-config.js';
 import type { ResolvedModel } from '../runtime/model-repository.js';
@@ -146,7 +146,7 @@ export function commonLine(model: ResolvedModel): CommonLine | undefined {
   const spec = config.inputs[0];
   if (config.tokenizer || config.inputs.length !== 1 || !spec) return undefined;
   // a name BatchItem accepts as an input's key
-  if (spec.name.length < 1 || spec.name.length > 256 || spec.name === '__proto__') return undefined;
+  if (spec.name.length < 1 || spec.name.length > MAX_INPUT_NAME_LENGTH || spec.name === '__proto__') return undefined;
   return { name: JSON.stringify(spec.name), spec };
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   ITEM_ID,
   MAX_CONCURRENCY,
+  MAX_INPUT_NAME_LENGTH,
   MAX_ITEM_ID_LENGTH,
   MAX_SHARD_SIZE,
   METADATA_MAX_BYTES,
@@ -65,7 +66,7 @@ export const BatchOptions = z
 export type BatchOptions = z.infer<typeof BatchOptions>;
 
 /** One item's model inputs: input name -> values for one item, without the batch dimension. */
-export const ItemInputs = z.record(z.string().min(1).max(256), z.unknown());
+export const ItemInputs = z.record(z.string().min(1).max(MAX_INPUT_NAME_LENGTH), z.unknown());
 export type ItemInputs = z.infer<typeof ItemInputs>;
 
 export const BatchItem = z

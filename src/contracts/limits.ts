@@ -37,6 +37,9 @@ export const MODEL_VERSION = /^[1-9]\d{0,8}$/;
 export const MAX_ITEM_ID_LENGTH = 256;
 export const ITEM_ID = /^[^\x00-\x1f\x7f]*$/;
 
+/** Longest name of a model input an item's `inputs` may carry. */
+export const MAX_INPUT_NAME_LENGTH = 256;
+
 /** Longest webhook callback URL. */
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
 
