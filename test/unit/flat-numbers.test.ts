@@ -35,6 +35,23 @@ function generalAccepts(c: ModelConfig, text: string): boolean {
   }
 }
 
+/** A model of the repository with this config (nothing is loaded: NdjsonLines reads only its config). */
+const resolved = (c: ModelConfig): ResolvedModel => ({
+  name: c.name,
+  version: 1,
+  file: '/nowhere/model.onnx',
+  versions: [1],
+  config: c,
+});
+
+/** A repeatable stream of integers below `n` (a linear congruential generator from `seed`). */
+function seeded(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+}
+
 const fits = (c: ModelConfig, text: string) => flatNumbersFit(c.inputs[0]!, `xx${text}yy`, 2, 2 + text.length);
 
 const SPECS: [TensorDtype, number[]][] = [
@@ -141,11 +158,7 @@ test('every array of edge tokens the scan accepts, the general path accepts', ()
 
 test('random edits of valid arrays: never accepted by the scan alone', () => {
   const alphabet = ['0', '1', '9', '-', '+', '.', 'e', 'E', ',', '[', ']', ' ', '"', 'n', '\\'];
-  let seed = 7;
-  const random = (n: number) => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
+  const random = seeded(7);
   let accepted = 0;
   for (const [dtype, shape] of SPECS) {
     const c = config(dtype, shape);
@@ -233,13 +246,7 @@ function generalRow(model: ResolvedModel, text: string): [string, unknown] | und
 }
 
 test('NDJSON lines with and without ids, compact, spaced and edited: stored and refused exactly as the general path does', () => {
-  const model: ResolvedModel = {
-    name: 'm',
-    version: 1,
-    file: '/nowhere/model.onnx',
-    versions: [1],
-    config: config('float32', [3]),
-  };
+  const model = resolved(config('float32', [3]));
   const base = [
     '{"inputs":{"input":[1,2.5,-3]}}',
     '{"id":"a-1","inputs":{"input":[1,2.5,-3]}}',
@@ -255,11 +262,7 @@ test('NDJSON lines with and without ids, compact, spaced and edited: stored and 
     '{"id":"ok","inputs":{"input":[1,2,1e39]}}',
   ];
   const alphabet = ['"', ':', ',', '{', '}', '[', ']', ' ', '\t', 'i', 'd', '1', '-', '.', 'e', '\\'];
-  let seed = 11;
-  const random = (n: number) => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
+  const random = seeded(11);
   const lines = [...base];
   for (let k = 0; k < 4000; k++) {
     let text = base[random(4)]!;
@@ -305,13 +308,7 @@ test('NDJSON lines with and without ids, compact, spaced and edited: stored and 
 });
 
 test('an NDJSON body: common lines stored as they came, bad common lines reported as the general path words them', () => {
-  const model: ResolvedModel = {
-    name: 'm',
-    version: 1,
-    file: '/nowhere/model.onnx',
-    versions: [1],
-    config: config('float32', [2]),
-  };
+  const model = resolved(config('float32', [2]));
   const read = (lines: string[]) => {
     const source = new NdjsonLines({ model, maxItems: 100, groupSize: 100 });
     return [...source.write(Buffer.from(lines.join('\n'))), ...source.end()];
