@@ -110,12 +110,21 @@ const SYSTEMS = [
 ] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
+/**
+ * Items of the untimed batch each queue system (and the store ceiling) runs first on its fresh processes, in the same
+ * mode, so the timed batch meets a warm stack, as a service's batches do after its first: compiled code, a grown
+ * heap, workflow code loaded. The raw loops warm up with one run of their own.
+ */
+const warmUpItems = (w: Workload) => Math.min(WARM_UP_MAX_ITEMS, Math.ceil(w.items / 10));
+const WARM_UP_MAX_ITEMS = 5_000;
+
 async function runSystem(system: SystemName, w: Workload, redisUrl: string): Promise<Run> {
   const items = itemsOf(w.model, w.items);
+  const warmUp = items.slice(0, warmUpItems(w));
   const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
   if (system === 'raw') return runRaw(await repository.resolve(w.model), items);
   if (system === 'raw threads') return runRawThreads(await repository.resolve(w.model), items, INFERENCE_THREADS);
-  if (system === 'store ceiling') return runStoreCeiling(w.model, items, CHUNKED_OPTIONS.itemsPerActivity!);
+  if (system === 'store ceiling') return runStoreCeiling(w.model, items, CHUNKED_OPTIONS.itemsPerActivity!, warmUp);
   if (system === 'bullmq') {
     return runBullmq({
       model: w.model,
@@ -125,6 +134,7 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
       redisUrl,
       dataDir: path.join(REPO_ROOT, 'data', 'bench-bullmq'),
       modelRepository: path.join(REPO_ROOT, 'models'),
+      warmUp,
     });
   }
   const options =
@@ -132,6 +142,7 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
     PER_ITEM_OPTIONS;
   const stack = await startBatchlineStack();
   try {
+    await runBatchline(stack, w.model, warmUp, options, `${system} warm-up`);
     return await runBatchline(stack, w.model, items, options, system);
   } finally {
     await stack.stop();
@@ -434,7 +445,9 @@ function report(
     `stack is \`batchline dev\`'s: its batch worker at ${BATCH_WORKER_PRIORITY}, plus an interactive worker, idle here, for online predictions).`,
     `BullMQ: worker concurrency ${IN_FLIGHT};`,
     `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}`,
-    '(the best of bench/tune.ts). First result: from the start of submission (BullMQ enqueues in chunks and its workers',
+    '(the best of bench/tune.ts). Warm stacks: before its timed batch, each system but the raw loops runs an untimed batch',
+    `of the workload's first tenth (at most ${WARM_UP_MAX_ITEMS.toLocaleString('en-US')} items) on the same processes, in the same mode; the raw loops warm up with one run.`,
+    'First result: from the start of submission (BullMQ enqueues in chunks and its workers',
     "start before the last chunk is in) to the first result a client can read: batchline's SSE event, BullMQ's stored",
     "result. First result split: submission returned -> the first finished item's attempt started / that attempt / its",
     "store write -> the client's SSE event. Store ceiling (bench/systems/store-ceiling.ts): the chunked work with no",

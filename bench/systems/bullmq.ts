@@ -40,6 +40,11 @@ export interface BullmqRunOptions {
   batchId?: string;
   /** Keep the batch in the item store after the run (default false: deleted, so rounds in one dataDir do not grow it). */
   keepBatch?: boolean;
+  /**
+   * Items of an untimed batch run first through the same workers and queue (then deleted), so the timed batch finds
+   * them warm, as the other systems of a comparison are warmed (compare.ts).
+   */
+  warmUp?: ItemInputs[];
 }
 
 /** Jobs per addBulk call. */
@@ -70,34 +75,46 @@ export async function runBullmq(opts: BullmqRunOptions): Promise<SystemRun> {
     await queue.waitUntilReady();
     for (let w = 0; w < workers; w++) children.push(await spawnWorker(queueName, opts));
 
-    // Submission: the claim check, then one job per item.
+    /** The claim check, then one job per item; resolves when the last job is enqueued, with when its items were stored. */
+    const submit = async (id: string, items: ItemInputs[]): Promise<number> => {
+      await store.createBatch(
+        {
+          id,
+          model: opts.model,
+          total: items.length,
+          options: BatchOptions.parse({ maxAttempts: JOB_OPTIONS.attempts }),
+          createdAt: new Date().toISOString(),
+          tenant: 'default',
+        },
+        items.map((inputs) => ({ inputs })),
+      );
+      const stored = Date.now();
+      for (let from = 0; from < items.length; from += ENQUEUE_CHUNK) {
+        const count = Math.min(ENQUEUE_CHUNK, items.length - from);
+        await queue.addBulk(
+          Array.from({ length: count }, (_, i) => ({
+            name: 'infer',
+            data: { batchId: id, index: from + i },
+            opts: JOB_OPTIONS,
+          })),
+        );
+      }
+      return stored;
+    };
+    const stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
+    if (opts.warmUp && opts.warmUp.length > 0) {
+      const warmUpId = `${batchId}-warm-up`;
+      await submit(warmUpId, opts.warmUp);
+      await waitForOutcomes(store, warmUpId, opts.warmUp.length, children, stallTimeoutMs, 'BullMQ');
+      await store.deleteBatch(warmUpId);
+    }
+
     const t0 = Date.now();
     const total = opts.items.length;
-    await store.createBatch(
-      {
-        id: batchId,
-        model: opts.model,
-        total,
-        options: BatchOptions.parse({ maxAttempts: JOB_OPTIONS.attempts }),
-        createdAt: new Date(t0).toISOString(),
-        tenant: 'default',
-      },
-      opts.items.map((inputs) => ({ inputs })),
-    );
-    const stored = Date.now();
-    for (let from = 0; from < total; from += ENQUEUE_CHUNK) {
-      const count = Math.min(ENQUEUE_CHUNK, total - from);
-      await queue.addBulk(
-        Array.from({ length: count }, (_, i) => ({
-          name: 'infer',
-          data: { batchId, index: from + i },
-          opts: JOB_OPTIONS,
-        })),
-      );
-    }
+    const stored = await submit(batchId, opts.items);
     const submitted = Date.now();
 
-    await waitForOutcomes(store, batchId, total, children, opts.stallTimeoutMs ?? 60_000, 'BullMQ');
+    await waitForOutcomes(store, batchId, total, children, stallTimeoutMs, 'BullMQ');
     const workerPeakRssMb = Math.max(...children.map((c) => peakRssMb(c.pid!) ?? Number.NaN));
 
     const latencyMs: number[] = [];
