@@ -122,9 +122,10 @@ export interface ItemStore {
    * Stages items of a batch that is not committed yet (items `from`, `from + 1`, ...), in their stored form
    * (itemRow, serialised wherever they were parsed): invisible until commitBatch. Rejects with DuplicateItemIdError
    * naming the first item id already present. Appends made one after another (without awaiting) are stored in that
-   * order; the caller may parse its next items meanwhile.
+   * order; the caller may parse its next items meanwhile. `perBlock` (itemsPerBlock of the batch's options, default
+   * 1): how many consecutive items the store may keep together, if it keeps items in blocks (SQLite does).
    */
-  appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void>;
+  appendRows(batchId: string, from: number, rows: ItemRow[], perBlock?: number): Promise<void>;
   /** Makes a batch whose items were appended visible; rejects unless exactly `batch.total` items are stored. */
   commitBatch(batch: StoredBatch): Promise<void>;
   getBatch(batchId: string): Promise<StoredBatch | undefined>;
@@ -196,6 +197,14 @@ export interface ItemStore {
 
 /** An item id that is an index in its canonical spelling: the id of the item there, if the client gave it none. */
 export const DEFAULT_ITEM_ID = /^(0|[1-9][0-9]{0,14})$/;
+
+/**
+ * How many consecutive items of a batch with these options a store may keep together (appendRows): the items one
+ * activity reads at once. A batch run item by item keeps each item alone, so reading one item reads no other.
+ */
+export function itemsPerBlock(options: Pick<BatchOptions, 'itemsPerActivity'>): number {
+  return options.itemsPerActivity ?? 1;
+}
 
 /** Thrown when a batch names the same item id twice. */
 export class DuplicateItemIdError extends InvalidRequestError {

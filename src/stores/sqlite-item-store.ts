@@ -8,7 +8,6 @@ import {
   toEvent,
   toFailedDelivery,
   toResult,
-  itemId,
   type BatchRow,
   type EventRow,
   type FailureRow,
@@ -27,6 +26,7 @@ import {
   COUNTED_BLOCK,
   type Expired,
   itemRow,
+  itemsPerBlock,
   type ItemRow,
   type ItemStore,
   type NewItem,
@@ -48,8 +48,15 @@ const LEGACY_COLUMNS: [table: string, column: string, ddl: string][] = [
   ['batches', 'webhook', 'ALTER TABLE batches ADD COLUMN webhook TEXT'],
 ];
 
-/** Rows per INSERT statement when storing items (SQLite allows 32,766 bound parameters). */
+/** Items createBatch stages at a time. */
 const INSERT_CHUNK = 500;
+
+/**
+ * Most items one row of item_blocks holds (migration 7): a block is written with one insert and a chunk reads a few,
+ * where a row per item cost an upload most of its time in SQLite's B-tree. A batch run item by item stores blocks
+ * of one (itemsPerBlock), so reading one item reads no other.
+ */
+export const MAX_ITEMS_PER_BLOCK = 500;
 
 /**
  * Outcomes per statement in putResults: a run's results, then their events, go in multi-row statements of up to this
@@ -143,26 +150,18 @@ export class SqliteItemStore implements ItemStore {
       insertBatch: this.db.prepare(
         'INSERT INTO batches (id, model, version, total, options, metadata, created_at, tenant, webhook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      countItems: this.db.prepare('SELECT COUNT(*) AS n FROM items WHERE batch_id = ?'),
-      // `client_id <> ''` spelled out: SQLite uses a partial index only for a query that states its condition.
-      findExplicitId: this.db.prepare("SELECT idx FROM items WHERE batch_id = ? AND client_id = ? AND client_id <> ''"),
-      findDefaultId: this.db.prepare("SELECT idx FROM items WHERE batch_id = ? AND idx = ? AND client_id = ''"),
+      countItems: this.db.prepare('SELECT COALESCE(SUM(n), 0) AS n FROM item_blocks WHERE batch_id = ?'),
+      findExplicitId: this.db.prepare('SELECT idx FROM item_ids WHERE batch_id = ? AND client_id = ?'),
+      /** The id a client gave item idx, if any. */
+      explicitIdAt: this.db.prepare('SELECT client_id FROM item_ids WHERE batch_id = ? AND idx = ?'),
+      /** The block holding item idx (the third parameter is idx - MAX_ITEMS_PER_BLOCK). */
+      blockOf: this.db.prepare(
+        'SELECT 1 FROM item_blocks WHERE batch_id = ? AND first <= ? AND first > ? AND first + n > ? LIMIT 1',
+      ),
       /** Whether any client id of the batch starts with a digit, so it might read as another item's index. */
       anyNumericId: this.db.prepare(
-        "SELECT 1 FROM items WHERE batch_id = ? AND client_id <> '' AND client_id >= '0' AND client_id < ':' LIMIT 1",
+        "SELECT 1 FROM item_ids WHERE batch_id = ? AND client_id >= '0' AND client_id < ':' LIMIT 1",
       ),
-      /** Items in [from, to) whose id (given or default) is also another item's, between given and default ids. */
-      idClash: [
-        this.db.prepare(
-          `SELECT 1 FROM items d JOIN items e ON e.batch_id = d.batch_id AND e.client_id = CAST(d.idx AS TEXT) AND e.client_id <> ''
-           WHERE d.batch_id = @batchId AND d.idx >= @from AND d.idx < @to AND d.client_id = '' LIMIT 1`,
-        ),
-        this.db.prepare(
-          `SELECT 1 FROM items e JOIN items d ON d.batch_id = e.batch_id AND d.idx = CAST(e.client_id AS INTEGER) AND d.client_id = ''
-           WHERE e.batch_id = @batchId AND e.idx >= @from AND e.idx < @to AND e.client_id <> ''
-             AND CAST(CAST(e.client_id AS INTEGER) AS TEXT) = e.client_id LIMIT 1`,
-        ),
-      ],
       // The upload's last append: an upload still streaming is never swept as stale.
       stageUpload: this.db.prepare(
         'INSERT INTO uploads (batch_id, started_at) VALUES (?, ?) ON CONFLICT (batch_id) DO UPDATE SET started_at = excluded.started_at',
@@ -177,7 +176,7 @@ export class SqliteItemStore implements ItemStore {
       getEnd: this.db.prepare("SELECT status, summary FROM events WHERE batch_id = ? AND kind = 'end'"),
       listEvents: this.db.prepare(
         `SELECT e.seq, e.kind, e.idx, e.status, e.attempts, e.error, e.finished_at, e.summary, i.client_id, r.result
-         FROM events e LEFT JOIN items i ON i.batch_id = e.batch_id AND i.idx = e.idx
+         FROM events e LEFT JOIN item_ids i ON i.batch_id = e.batch_id AND i.idx = e.idx
          LEFT JOIN results r ON e.status = 'succeeded' AND r.batch_id = e.batch_id AND r.idx = e.idx
          WHERE e.batch_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
       ),
@@ -194,7 +193,8 @@ export class SqliteItemStore implements ItemStore {
         this.db.prepare('DELETE FROM webhook_failures WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM results WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM result_blocks WHERE batch_id = ?'),
-        this.db.prepare('DELETE FROM items WHERE batch_id = ?'),
+        this.db.prepare('DELETE FROM item_blocks WHERE batch_id = ?'),
+        this.db.prepare('DELETE FROM item_ids WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM uploads WHERE batch_id = ?'),
         this.db.prepare('DELETE FROM batches WHERE id = ?'),
       ],
@@ -204,23 +204,26 @@ export class SqliteItemStore implements ItemStore {
       stagedBefore: this.db.prepare(
         'SELECT u.batch_id FROM uploads u WHERE u.started_at < ? AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = u.batch_id) LIMIT 100',
       ),
-      insertItems: this.db.prepare(
-        `INSERT INTO items (batch_id, idx, client_id, inputs) VALUES ${new Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`,
+      insertBlock: this.db.prepare('INSERT INTO item_blocks (batch_id, first, n, inputs) VALUES (?, ?, ?, ?)'),
+      insertId: this.db.prepare('INSERT INTO item_ids (batch_id, idx, client_id) VALUES (?, ?, ?)'),
+      /** The blocks holding items [from, to): parameters batch, from - MAX_ITEMS_PER_BLOCK, to. */
+      getBlocks: this.db.prepare(
+        'SELECT first, n, inputs FROM item_blocks WHERE batch_id = ? AND first > ? AND first < ? ORDER BY first',
       ),
-      insertItem: this.db.prepare('INSERT INTO items (batch_id, idx, client_id, inputs) VALUES (?, ?, ?, ?)'),
-      getItems: this.db.prepare(
-        'SELECT idx, client_id, inputs FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx',
-      ),
+      getIds: this.db.prepare('SELECT idx, client_id FROM item_ids WHERE batch_id = ? AND idx >= ? AND idx < ?'),
       listResults: this.db.prepare(
-        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+        `SELECT r.*, COALESCE(i.client_id, '') AS client_id FROM results r
+         LEFT JOIN item_ids i ON i.batch_id = r.batch_id AND i.idx = r.idx
          WHERE r.batch_id = ? AND r.idx >= ? AND r.idx < ? ORDER BY r.idx LIMIT ?`,
       ),
       listResultsByStatus: this.db.prepare(
-        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+        `SELECT r.*, COALESCE(i.client_id, '') AS client_id FROM results r
+         LEFT JOIN item_ids i ON i.batch_id = r.batch_id AND i.idx = r.idx
          WHERE r.batch_id = ? AND r.idx >= ? AND r.idx < ? AND r.status = ? ORDER BY r.idx LIMIT ?`,
       ),
       getResult: this.db.prepare(
-        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+        `SELECT r.*, COALESCE(i.client_id, '') AS client_id FROM results r
+         LEFT JOIN item_ids i ON i.batch_id = r.batch_id AND i.idx = r.idx
          WHERE r.batch_id = ? AND r.idx = ?`,
       ),
       countBlock: this.db.prepare(
@@ -269,43 +272,52 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async createBatch(batch: StoredBatch, items: Iterable<NewItem>): Promise<void> {
+    const perBlock = itemsPerBlock(batch.options);
     this.writeTransaction(() => {
       let chunk: NewItem[] = [];
       let stored = 0;
       for (const item of items) {
         chunk.push(item);
         if (chunk.length === INSERT_CHUNK) {
-          this.stageRows(batch.id, stored, chunk.map(itemRow));
+          this.stageRows(batch.id, stored, chunk.map(itemRow), perBlock);
           stored += chunk.length;
           chunk = [];
         }
       }
-      this.stageRows(batch.id, stored, chunk.map(itemRow));
+      this.stageRows(batch.id, stored, chunk.map(itemRow), perBlock);
       this.commitNow(batch);
     });
   }
 
-  appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
-    return this.thread.append(batchId, from, rows);
+  appendRows(batchId: string, from: number, rows: ItemRow[], perBlock = 1): Promise<void> {
+    return this.thread.append(batchId, from, rows, perBlock);
   }
 
-  /** Stages items already in their stored form, on this thread (the store thread's entry point). */
-  stageRows(batchId: string, from: number, rows: ItemRow[]): void {
-    const { insertItems, insertItem, anyNumericId, idClash, stageUpload } = this.stmts;
-    const to = from + rows.length;
+  /**
+   * Stages items already in their stored form, on this thread (the store thread's entry point): blocks of up to
+   * `perBlock` items (MAX_ITEMS_PER_BLOCK at most; an item whose text holds a newline is a block of its own), and a
+   * row of item_ids for each id a client gave.
+   */
+  stageRows(batchId: string, from: number, rows: ItemRow[], perBlock = 1): void {
+    const { insertBlock, insertId, anyNumericId, stageUpload } = this.stmts;
+    const most = Math.max(1, Math.min(MAX_ITEMS_PER_BLOCK, Math.floor(perBlock)));
     try {
       this.db
         .transaction(() => {
           stageUpload.run(batchId, new Date().toISOString());
-          let i = 0;
-          for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
-            insertItems.run(
-              rows.slice(i, i + INSERT_CHUNK).flatMap(([id, inputs], j) => [batchId, from + i + j, id, inputs]),
-            );
+          for (let start = 0; start < rows.length; ) {
+            let end = start + 1;
+            if (!rows[start]![1].includes('\n')) {
+              const limit = Math.min(rows.length, start + most);
+              while (end < limit && !rows[end]![1].includes('\n')) end++;
+            }
+            const inputs = end - start === 1 ? rows[start]![1] : rows.slice(start, end).map((r) => r[1]).join('\n');
+            insertBlock.run(batchId, from + start, end - start, inputs);
+            start = end;
           }
-          for (; i < rows.length; i++) insertItem.run(batchId, from + i, rows[i]![0], rows[i]![1]);
+          for (let k = 0; k < rows.length; k++) if (rows[k]![0] !== '') insertId.run(batchId, from + k, rows[k]![0]);
           // A given id such as '7' clashes with item 7's default id: the unique index cannot see that.
-          if (anyNumericId.get(batchId) && idClash.some((q) => q.get({ batchId, from, to }))) throw new IdClash();
+          if (anyNumericId.get(batchId) && this.idClash(batchId, from, rows)) throw new IdClash();
         })
         .immediate();
     } catch (err) {
@@ -321,6 +333,30 @@ export class SqliteItemStore implements ItemStore {
       }
       throw err;
     }
+  }
+
+  /**
+   * Whether an item of [from, from + rows.length) has an id another item of the batch also has, between an id a
+   * client gave and an item's default id (its index): item i without a given id against a given id String(i), and a
+   * given id that reads as index j against item j, if that item has no given id.
+   */
+  private idClash(batchId: string, from: number, rows: ItemRow[]): boolean {
+    const { findExplicitId, explicitIdAt } = this.stmts;
+    for (let k = 0; k < rows.length; k++) {
+      const given = rows[k]![0];
+      if (given === '') {
+        if (findExplicitId.get(batchId, String(from + k))) return true;
+      } else if (DEFAULT_ITEM_ID.test(given)) {
+        const j = Number(given);
+        if (j !== from + k && this.hasItem(batchId, j) && !explicitIdAt.get(batchId, j)) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether the batch holds item `index` (staged or committed). */
+  private hasItem(batchId: string, index: number): boolean {
+    return this.stmts.blockOf.get(batchId, index, index - MAX_ITEMS_PER_BLOCK, index) !== undefined;
   }
 
   async commitBatch(batch: StoredBatch): Promise<void> {
@@ -354,12 +390,23 @@ export class SqliteItemStore implements ItemStore {
   }
 
   async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
-    const rows = guardStorage(() => this.stmts.getItems.all(batchId, from, from + count)) as {
-      idx: number;
-      client_id: string;
-      inputs: string;
-    }[];
-    return rows.map((r) => ({ index: r.idx, id: itemId(r), inputs: JSON.parse(r.inputs) as ItemInputs }));
+    const to = from + count;
+    const [blocks, ids] = guardStorage(() => [
+      this.stmts.getBlocks.all(batchId, from - MAX_ITEMS_PER_BLOCK, to) as { first: number; n: number; inputs: string }[],
+      this.stmts.getIds.all(batchId, from, to) as { idx: number; client_id: string }[],
+    ]);
+    const given = new Map(ids.map((r) => [r.idx, r.client_id]));
+    const items: StoredItem[] = [];
+    for (const { first, n, inputs } of blocks) {
+      if (first + n <= from) continue;
+      const lines = n === 1 ? [inputs] : inputs.split('\n');
+      if (lines.length !== n) throw new Error(`item block ${batchId}/${first} holds ${lines.length} items, not ${n}`);
+      for (let k = Math.max(0, from - first); k < n && first + k < to; k++) {
+        const index = first + k;
+        items.push({ index, id: given.get(index) ?? String(index), inputs: JSON.parse(lines[k]!) as ItemInputs });
+      }
+    }
+    return items;
   }
 
   async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {
@@ -469,10 +516,11 @@ export class SqliteItemStore implements ItemStore {
   }
 
   private findIndex(batchId: string, id: string): number | undefined {
-    const row = (this.stmts.findExplicitId.get(batchId, id) ??
-      (DEFAULT_ITEM_ID.test(id) ? this.stmts.findDefaultId.get(batchId, Number(id)) : undefined)) as
-      { idx: number } | undefined;
-    return row?.idx;
+    const explicit = this.stmts.findExplicitId.get(batchId, id) as { idx: number } | undefined;
+    if (explicit) return explicit.idx;
+    if (!DEFAULT_ITEM_ID.test(id)) return undefined;
+    const index = Number(id);
+    return this.hasItem(batchId, index) && !this.stmts.explicitIdAt.get(batchId, index) ? index : undefined;
   }
 
   async listEvents(batchId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {

@@ -17,7 +17,7 @@ export interface PackedRows {
 }
 
 export type StoreThreadRequest =
-  | { seq: number; kind: 'append'; batchId: string; from: number; rows: PackedRows | ItemRow[] }
+  | { seq: number; kind: 'append'; batchId: string; from: number; rows: PackedRows | ItemRow[]; perBlock: number }
   | { seq: number; kind: 'outcomes'; batchId: string; rows: OutcomeRow[] }
   | { seq: number; kind: 'probe' };
 
@@ -42,7 +42,7 @@ port.on('message', (req: StoreThreadRequest) => {
     } else if (req.kind === 'outcomes')
       res = { seq: req.seq, ok: true, written: store.writeOutcomes(req.batchId, req.rows) };
     else {
-      store.stageRows(req.batchId, req.from, unpackRows(req.rows));
+      store.stageRows(req.batchId, req.from, unpackRows(req.rows), req.perBlock);
       res = { seq: req.seq, ok: true };
     }
   } catch (err) {

@@ -40,8 +40,8 @@ export class StoreThread {
     if (!this.closed) this.worker ??= this.start();
   }
 
-  async append(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
-    await this.send({ kind: 'append', batchId, from, rows: packRows(rows) });
+  async append(batchId: string, from: number, rows: ItemRow[], perBlock: number): Promise<void> {
+    await this.send({ kind: 'append', batchId, from, rows: packRows(rows), perBlock });
   }
 
   /** Writes outcomes (SqliteItemStore.writeOutcomes); answers which were written. */

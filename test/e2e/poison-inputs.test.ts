@@ -199,7 +199,9 @@ function storeCounts(config: Config): { batches: number; items: number } {
   const db = new Database(itemStoreFile(config), { readonly: true, fileMustExist: true });
   try {
     return db
-      .prepare('SELECT (SELECT count(*) FROM batches) AS batches, (SELECT count(*) FROM items) AS items')
+      .prepare(
+        'SELECT (SELECT count(*) FROM batches) AS batches, (SELECT COALESCE(SUM(n), 0) FROM item_blocks) AS items',
+      )
       .get() as { batches: number; items: number };
   } finally {
     db.close();

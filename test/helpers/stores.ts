@@ -50,7 +50,13 @@ export const storedBatch = (id: string, total: number): StoredBatch => ({
 export const storedItems = (n: number, withIds = false): NewItem[] =>
   Array.from({ length: n }, (_, i) => ({ ...(withIds ? { id: `c-${i}` } : {}), inputs: { input: [i, i + 1] } }));
 
-/** Stages parsed items (ItemStore.appendRows with each item in its stored form). */
-export function appendItems(store: ItemStore, batchId: string, from: number, items: NewItem[]): Promise<void> {
-  return store.appendRows(batchId, from, items.map(itemRow));
+/** Stages parsed items (ItemStore.appendRows with each item in its stored form), `perBlock` as given. */
+export function appendItems(
+  store: ItemStore,
+  batchId: string,
+  from: number,
+  items: NewItem[],
+  perBlock?: number,
+): Promise<void> {
+  return store.appendRows(batchId, from, items.map(itemRow), perBlock);
 }

@@ -10,7 +10,13 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { itemCounts, type BatchEnd, type BatchStatus } from '../../src/contracts/batch.js';
 import { UnavailableError } from '../../src/errors.js';
-import { COUNTED_BLOCK, DuplicateItemIdError, type ItemStore, type StoredEvent } from '../../src/stores/item-store.js';
+import {
+  COUNTED_BLOCK,
+  DuplicateItemIdError,
+  type ItemStore,
+  type NewItem,
+  type StoredEvent,
+} from '../../src/stores/item-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError } from '../../src/stores/migrations.js';
 import { PostgresItemStore } from '../../src/stores/postgres-item-store.js';
 import { SqliteItemStore } from '../../src/stores/sqlite-item-store.js';
@@ -403,125 +409,200 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       );
     });
 
-    test('given ids and default ids (the index) are one namespace, within an append and across appends', async () => {
-      const { store } = await fresh();
-      const dup = async (batchId: string, attempt: Promise<void>) => {
-        try {
-          await attempt;
-        } catch (err) {
-          assert.ok(err instanceof DuplicateItemIdError, String(err));
-          assert.equal(await store.getBatch(batchId), undefined);
-          return [err.itemId, err.index];
-        }
-        return assert.fail('stored a batch with two items of one id');
+    // Each of these with every item alone (a batch run item by item) and in blocks of up to 500 (SQLite's blocks,
+    // itemsPerBlock; PostgreSQL stores rows either way).
+    for (const perBlock of [1, 500]) {
+      const blocks = perBlock === 1 ? '' : ` (blocks of ${perBlock})`;
+      const appendIn = (store: ItemStore, batchId: string, from: number, list: NewItem[]) =>
+        appendItems(store, batchId, from, list, perBlock);
+      const chunked = (id: string, total: number) => {
+        const b = batch(id, total);
+        return { ...b, options: { ...b.options, itemsPerActivity: perBlock } };
       };
-      // Within one append, either order: the later item is named.
-      assert.deepEqual(await dup('a', store.createBatch(batch('a', 2), [{ id: '1', inputs: {} }, { inputs: {} }])), [
-        '1',
-        1,
-      ]);
-      assert.deepEqual(await dup('b', store.createBatch(batch('b', 2), [{ inputs: {} }, { id: '0', inputs: {} }])), [
-        '0',
-        1,
-      ]);
-      // Across appends (an NDJSON submission), either order; the clashing append stores nothing, earlier ones stay.
-      await appendItems(store, 'c', 0, [{ id: '700', inputs: {} }, ...items(499)]);
-      assert.deepEqual(await dup('c', appendItems(store, 'c', 500, items(500))), ['700', 700]);
-      assert.equal((await store.getItems('c', 0, 1000)).length, 500);
-      await appendItems(store, 'd', 0, items(500));
-      assert.deepEqual(
-        await dup(
-          'd',
-          appendItems(store, 'd', 500, [
+      test(`given ids and default ids (the index) are one namespace, within an append and across appends${blocks}`, async () => {
+        const { store } = await fresh();
+        const dup = async (batchId: string, attempt: Promise<void>) => {
+          try {
+            await attempt;
+          } catch (err) {
+            assert.ok(err instanceof DuplicateItemIdError, String(err));
+            assert.equal(await store.getBatch(batchId), undefined);
+            return [err.itemId, err.index];
+          }
+          return assert.fail('stored a batch with two items of one id');
+        };
+        // Within one append, either order: the later item is named.
+        assert.deepEqual(
+          await dup('a', store.createBatch(chunked('a', 2), [{ id: '1', inputs: {} }, { inputs: {} }])),
+          ['1', 1],
+        );
+        assert.deepEqual(
+          await dup('b', store.createBatch(chunked('b', 2), [{ inputs: {} }, { id: '0', inputs: {} }])),
+          ['0', 1],
+        );
+        // Across appends (an NDJSON submission), either order; the clashing append stores nothing, earlier ones stay.
+        await appendIn(store, 'c', 0, [{ id: '700', inputs: {} }, ...items(499)]);
+        assert.deepEqual(await dup('c', appendIn(store, 'c', 500, items(500))), ['700', 700]);
+        assert.equal((await store.getItems('c', 0, 1000)).length, 500);
+        await appendIn(store, 'd', 0, items(500));
+        assert.deepEqual(
+          await dup(
+            'd',
+            appendIn(store, 'd', 500, [
+              { id: 'x', inputs: {} },
+              { id: '3', inputs: {} },
+            ]),
+          ),
+          ['3', 501],
+        );
+        assert.equal((await store.getItems('d', 0, 1000)).length, 500);
+        // Only the index's own spelling clashes: these ids sit beside a default item 7.
+        const near = ['07', '7.0', ' 7', '-0', '99999999999999999999'];
+        await store.createBatch(chunked('e', 8 + near.length), [
+          ...items(8),
+          ...near.map((id) => ({ id, inputs: {} })),
+        ]);
+        assert.deepEqual(await Promise.all(near.map((id) => store.findItemIndex('e', id))), [8, 9, 10, 11, 12]);
+        assert.equal(await store.findItemIndex('e', '7'), 7, 'a default id is found by its index');
+        assert.equal(await store.findItemIndex('e', '13'), undefined);
+        assert.deepEqual(
+          (await store.getItems('e', 6, 3)).map((i) => i.id),
+          ['6', '7', '07'],
+        );
+      });
+
+      test(`staged appends are invisible until commitBatch, which checks the count${blocks}`, async () => {
+        const { place, store } = await fresh();
+        const other = await open(place);
+        await appendIn(store, 's', 0, items(500, true));
+        await appendIn(store, 's', 500, items(3));
+        assert.equal(await store.getBatch('s'), undefined, 'staged, not committed');
+        assert.equal(await other.getBatch('s'), undefined, 'nor seen by another process');
+        await assert.rejects(store.commitBatch(batch('s', 504)), 'one item short');
+        assert.equal(await store.getBatch('s'), undefined);
+        await store.commitBatch(batch('s', 503));
+        assert.deepEqual(await other.getBatch('s'), batch('s', 503));
+        const stored = await other.getItems('s', 0, 1000);
+        assert.deepEqual(
+          [stored.length, stored[0]!.id, stored[499]!.id, stored[500]!.id, stored[502]!.id],
+          [503, 'c-0', 'c-499', '500', '502'],
+        );
+        assert.equal(await other.findItemIndex('s', 'c-17'), 17);
+      });
+
+      test(`appends made without awaiting are stored in order; a duplicate names its item${blocks}`, async () => {
+        const { store } = await fresh();
+        // Three appends in flight at once, as an NDJSON submission makes them: all stored, at their own indexes.
+        const chunks = [items(500, true), items(500).map((it) => ({ ...it, inputs: { input: ['second'] } })), items(7)];
+        await Promise.all(chunks.map((chunk, i) => appendIn(store, 'a', i * 500, chunk)));
+        await store.commitBatch(batch('a', 1007));
+        const stored = await store.getItems('a', 0, 2000);
+        assert.equal(stored.length, 1007);
+        assert.deepEqual(
+          [stored[0]!.id, stored[499]!.id, stored[500]!.id, stored[1006]!.id],
+          ['c-0', 'c-499', '500', '1006'],
+        );
+        assert.deepEqual(stored[500]!.inputs, { input: ['second'] }, 'inputs stored as sent');
+        // Of two appends in flight that give one id, the later one is refused, naming its item, and stores nothing.
+        const [first, second] = await Promise.allSettled([
+          appendIn(store, 'b', 0, [
             { id: 'x', inputs: {} },
-            { id: '3', inputs: {} },
+            { id: 'y', inputs: {} },
           ]),
-        ),
-        ['3', 501],
-      );
-      assert.equal((await store.getItems('d', 0, 1000)).length, 500);
-      // Only the index's own spelling clashes: these ids sit beside a default item 7.
-      const near = ['07', '7.0', ' 7', '-0', '99999999999999999999'];
-      await store.createBatch(batch('e', 8 + near.length), [...items(8), ...near.map((id) => ({ id, inputs: {} }))]);
-      assert.deepEqual(await Promise.all(near.map((id) => store.findItemIndex('e', id))), [8, 9, 10, 11, 12]);
-      assert.equal(await store.findItemIndex('e', '7'), 7, 'a default id is found by its index');
-      assert.equal(await store.findItemIndex('e', '13'), undefined);
-      assert.deepEqual(
-        (await store.getItems('e', 6, 3)).map((i) => i.id),
-        ['6', '7', '07'],
-      );
-    });
+          appendIn(store, 'b', 2, [
+            { id: 'z', inputs: {} },
+            { id: 'x', inputs: {} },
+          ]),
+        ]);
+        assert.equal(first.status, 'fulfilled');
+        assert.ok(second.status === 'rejected' && second.reason instanceof DuplicateItemIdError, String(second.status));
+        assert.deepEqual([second.reason.itemId, second.reason.index], ['x', 3]);
+        assert.deepEqual(
+          (await store.getItems('b', 0, 10)).map((i) => i.id),
+          ['x', 'y'],
+        );
+        // The first offending item is named, not a later one.
+        await assert.rejects(
+          appendIn(store, 'b', 2, [
+            { id: 'z', inputs: {} },
+            { id: 'y', inputs: {} },
+            { id: 'x', inputs: {} },
+          ]),
+          (err: unknown) => err instanceof DuplicateItemIdError && err.itemId === 'y' && err.index === 3,
+        );
+        assert.equal((await store.getItems('b', 0, 10)).length, 2);
+        // An id repeated within one append names its second item.
+        await assert.rejects(
+          appendIn(store, 'f', 0, [
+            { id: 'a', inputs: {} },
+            { id: 'b', inputs: {} },
+            { id: 'a', inputs: {} },
+          ]),
+          (err: unknown) => err instanceof DuplicateItemIdError && err.itemId === 'a' && err.index === 2,
+        );
+        assert.deepEqual(await store.getItems('f', 0, 10), []);
+      });
+    }
 
-    test('staged appends are invisible until commitBatch, which checks the count', async () => {
+    test('items appended in blocks read back as stored over any range, one item or many, across blocks', async () => {
       const { place, store } = await fresh();
-      const other = await open(place);
-      await appendItems(store, 's', 0, items(500, true));
-      await appendItems(store, 's', 500, items(3));
-      assert.equal(await store.getBatch('s'), undefined, 'staged, not committed');
-      assert.equal(await other.getBatch('s'), undefined, 'nor seen by another process');
-      await assert.rejects(store.commitBatch(batch('s', 504)), 'one item short');
-      assert.equal(await store.getBatch('s'), undefined);
-      await store.commitBatch(batch('s', 503));
-      assert.deepEqual(await other.getBatch('s'), batch('s', 503));
-      const stored = await other.getItems('s', 0, 1000);
-      assert.deepEqual(
-        [stored.length, stored[0]!.id, stored[499]!.id, stored[500]!.id, stored[502]!.id],
-        [503, 'c-0', 'c-499', '500', '502'],
-      );
-      assert.equal(await other.findItemIndex('s', 'c-17'), 17);
-    });
-
-    test('appends made without awaiting are stored in order; a duplicate names its item', async () => {
-      const { store } = await fresh();
-      // Three appends in flight at once, as an NDJSON submission makes them: all stored, at their own indexes.
-      const chunks = [items(500, true), items(500).map((it) => ({ ...it, inputs: { input: ['second'] } })), items(7)];
-      await Promise.all(chunks.map((chunk, i) => appendItems(store, 'a', i * 500, chunk)));
-      await store.commitBatch(batch('a', 1007));
-      const stored = await store.getItems('a', 0, 2000);
-      assert.equal(stored.length, 1007);
-      assert.deepEqual(
-        [stored[0]!.id, stored[499]!.id, stored[500]!.id, stored[1006]!.id],
-        ['c-0', 'c-499', '500', '1006'],
-      );
-      assert.deepEqual(stored[500]!.inputs, { input: ['second'] }, 'inputs stored as sent');
-      // Of two appends in flight that give one id, the later one is refused, naming its item, and stores nothing.
-      const [first, second] = await Promise.allSettled([
-        appendItems(store, 'b', 0, [
-          { id: 'x', inputs: {} },
-          { id: 'y', inputs: {} },
-        ]),
-        appendItems(store, 'b', 2, [
-          { id: 'z', inputs: {} },
-          { id: 'x', inputs: {} },
-        ]),
-      ]);
-      assert.equal(first.status, 'fulfilled');
-      assert.ok(second.status === 'rejected' && second.reason instanceof DuplicateItemIdError, String(second.status));
-      assert.deepEqual([second.reason.itemId, second.reason.index], ['x', 3]);
-      assert.deepEqual(
-        (await store.getItems('b', 0, 10)).map((i) => i.id),
-        ['x', 'y'],
-      );
-      // The first offending item is named, not a later one.
-      await assert.rejects(
-        appendItems(store, 'b', 2, [
-          { id: 'z', inputs: {} },
-          { id: 'y', inputs: {} },
-          { id: 'x', inputs: {} },
-        ]),
-        (err: unknown) => err instanceof DuplicateItemIdError && err.itemId === 'y' && err.index === 3,
-      );
-      assert.equal((await store.getItems('b', 0, 10)).length, 2);
-      // An id repeated within one append names its second item.
-      await assert.rejects(
-        appendItems(store, 'f', 0, [
-          { id: 'a', inputs: {} },
-          { id: 'b', inputs: {} },
-          { id: 'a', inputs: {} },
-        ]),
-        (err: unknown) => err instanceof DuplicateItemIdError && err.itemId === 'a' && err.index === 2,
-      );
-      assert.deepEqual(await store.getItems('f', 0, 10), []);
+      // 1,234 items in appends of 500, up to 500 items to a block: given ids here and there, and items whose JSON
+      // text holds a newline (whitespace, as a client may send it), which a block cannot hold among others.
+      const expected: { index: number; id: string; inputs: unknown }[] = [];
+      const rows: [string, string][] = [];
+      for (let i = 0; i < 1234; i++) {
+        const id = i % 97 === 5 ? `given-${i}` : i % 211 === 7 ? String(i) : '';
+        const inputs = { input: [i, i / 4 - 1] };
+        rows.push([id, i % 150 === 3 ? `{"input":\n[${i}, ${i / 4 - 1}]}` : JSON.stringify(inputs)]);
+        expected.push({ index: i, id: id || String(i), inputs });
+      }
+      for (let from = 0; from < rows.length; from += 500)
+        await store.appendRows('b', from, rows.slice(from, from + 500), 500);
+      await store.commitBatch(batch('b', rows.length));
+      const read = async (from: number, count: number) =>
+        (await store.getItems('b', from, count)).map((i) => ({ index: i.index, id: i.id, inputs: i.inputs }));
+      assert.deepEqual(await read(0, 5000), expected);
+      for (const [from, count] of [
+        [0, 1],
+        [3, 1],
+        [499, 2],
+        [500, 1],
+        [64, 1000],
+        [1000, 234],
+        [1233, 1],
+        [1233, 10],
+        [1234, 5],
+        [150 * 3 + 3, 1],
+      ] as const) {
+        assert.deepEqual(
+          await read(from, count),
+          expected.slice(from, from + count),
+          `items [${from}, ${from + count})`,
+        );
+      }
+      for (const i of [0, 5, 7, 499, 500, 1000, 1233]) {
+        assert.equal(await store.findItemIndex('b', expected[i]!.id), i, `item ${i} found by its id`);
+      }
+      assert.equal(await store.findItemIndex('b', '5'), undefined, "item 5's id is the one it was given");
+      assert.equal(await store.findItemIndex('b', '1234'), undefined);
+      if (backend.name === 'sqlite') {
+        // SQLite keeps them in blocks: each item with a newline alone, the rest up to 500 (here at most 149: one of
+        // those every 150 items) to a row.
+        const stored = (await place.sql("SELECT first, n FROM item_blocks WHERE batch_id = 'b' ORDER BY first")).map(
+          (r) => [Number(r.first), Number(r.n)],
+        );
+        assert.equal(
+          stored.reduce((sum, [, n]) => sum + n!, 0),
+          1234,
+        );
+        for (let i = 3; i < 1234; i += 150)
+          assert.ok(
+            stored.some(([first, n]) => first === i && n === 1),
+            `item ${i}`,
+          );
+        assert.equal(Math.max(...stored.map(([, n]) => n!)), 149);
+        assert.ok(stored.length < 30, `${stored.length} rows`);
+      }
     });
 
     test('deleteBatch removes the batch, its items, results, events and failed deliveries', async () => {
@@ -955,14 +1036,27 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
         const total = 3 * COUNTED_BLOCK;
         await store.createBatch(batch('b', total), items(total));
         await store.putResults('b', [success(1), failure(2), success(COUNTED_BLOCK + 1), failure(total - 1)]);
-        // Back to the schema before version 6, with these outcomes already stored.
+        const stored = await store.getItems('b', 0, total);
+        assert.equal(stored.length, total);
+        // Back to the schema before version 6, with these outcomes already stored (on SQLite, before version 7 too:
+        // the items back in their rows, which version 7 then moves into blocks again).
         const undo =
           backend.name === 'sqlite'
-            ? ['DROP TRIGGER results_replaced', 'DROP TABLE result_blocks']
+            ? [
+                'DROP TRIGGER results_replaced',
+                'DROP TABLE result_blocks',
+                `CREATE TABLE items (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, client_id TEXT NOT NULL,
+                   inputs TEXT NOT NULL, PRIMARY KEY (batch_id, idx)) WITHOUT ROWID`,
+                "CREATE UNIQUE INDEX items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> ''",
+                "INSERT INTO items SELECT batch_id, first, '', inputs FROM item_blocks WHERE n = 1",
+                'DROP TABLE item_blocks',
+                'DROP TABLE item_ids',
+              ]
             : ['DROP TABLE result_blocks'];
-        for (const sql of [...undo, 'DELETE FROM schema_migrations WHERE version = 6']) await place.sql(sql);
+        for (const sql of [...undo, 'DELETE FROM schema_migrations WHERE version >= 6']) await place.sql(sql);
         const again = await open(place);
         assert.deepEqual(await versions(place), every);
+        assert.deepEqual(await again.getItems('b', 0, total), stored);
         await again.putResults('b', [success(2), success(3)]);
         assert.deepEqual(await again.countResultsByBlock('b', COUNTED_BLOCK), [
           { block: 0, succeeded: 3, failed: 0 },

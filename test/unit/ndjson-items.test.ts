@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { ItemIssues } from '../../src/api/batch-submission.js';
-import { readNdjsonItems } from '../../src/api/ndjson-items.js';
+import { MAX_APPENDS_IN_FLIGHT, readNdjsonItems } from '../../src/api/ndjson-items.js';
 import { NdjsonLines } from '../../src/api/ndjson-lines.js';
 import { PayloadTooLargeError } from '../../src/errors.js';
 import type { ResolvedModel } from '../../src/runtime/model-repository.js';
@@ -76,10 +76,11 @@ function idleStore({ duplicates = new Map<number, string>(), faultAt = 0 } = {})
   return { state, append };
 }
 
-test('a valid body is stored whole, with at most two appends in flight', async () => {
+test('a valid body is stored whole, with at most MAX_APPENDS_IN_FLIGHT appends in flight', async () => {
   const { state, append } = idleStore();
   const issues = new ItemIssues();
-  const lines = Array.from({ length: 2_600 }, (_, i) => line(i));
+  const n = 500 * (MAX_APPENDS_IN_FLIGHT + 3) + 100;
+  const lines = Array.from({ length: n }, (_, i) => line(i));
   const { total } = await readNdjsonItems(body(lines), {
     model,
     issues,
@@ -88,14 +89,14 @@ test('a valid body is stored whole, with at most two appends in flight', async (
     append,
     appendEvery: 500,
   });
-  assert.equal(total, 2_600);
+  assert.equal(total, n);
   assert.equal(issues.bad, 0);
   assert.equal(state.inFlight, 0, 'nothing is left running');
   assert.deepEqual(
     state.stored,
-    Array.from({ length: 2_600 }, (_, i) => i),
+    Array.from({ length: n }, (_, i) => i),
   );
-  assert.equal(state.maxInFlight, 2, 'the reader ran ahead of the store by one append, and no further');
+  assert.equal(state.maxInFlight, MAX_APPENDS_IN_FLIGHT, 'the reader ran ahead of the store, and no further');
 });
 
 test('a duplicate id found by the store is reported by its line, before bad lines that follow it', async () => {

@@ -112,19 +112,29 @@ test('a file from before default ids were stored empty keeps its ids and loses i
   );
   await store.close();
   stores.splice(0);
+  // Since migration 7 the ids clients gave are rows of item_ids (the items in blocks): the old batch's ids move
+  // there as they were stored; the new batch's default ids are not stored at all.
   const [indexes, stored] = onFile(file, (check) => [
     (
-      check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'").all() as {
+      check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'item_ids'").all() as {
         name: string;
       }[]
     ).map((r) => r.name),
-    check.prepare("SELECT client_id FROM items WHERE batch_id = 'new'").all(),
+    check.prepare('SELECT batch_id, idx, client_id FROM item_ids ORDER BY batch_id, idx').all(),
   ]);
   assert.deepEqual(
     indexes.filter((n) => !n.startsWith('sqlite_autoindex')),
-    ['items_by_explicit_id'],
+    ['item_ids_by_id'],
   );
-  assert.deepEqual(stored, [{ client_id: '' }, { client_id: '' }, { client_id: '' }], 'default ids are stored empty');
+  assert.deepEqual(
+    stored,
+    [
+      { batch_id: 'old', idx: 0, client_id: '0' },
+      { batch_id: 'old', idx: 1, client_id: 'given' },
+      { batch_id: 'old', idx: 2, client_id: '2' },
+    ],
+    'default ids are not stored',
+  );
   assert.deepEqual(versions(file), every, 'and the file is migrated to the latest version');
 });
 

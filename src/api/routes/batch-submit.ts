@@ -11,7 +11,7 @@ import {
 import { NdjsonSubmitHeaders, NdjsonSubmitParams } from '../../contracts/batch-queries.js';
 import { WebhookRegistration, type StoredWebhook } from '../../contracts/webhook.js';
 import { InvalidRequestError, PayloadTooLargeError } from '../../errors.js';
-import type { StoredBatch } from '../../stores/item-store.js';
+import { itemsPerBlock, type StoredBatch } from '../../stores/item-store.js';
 import { checkBatchItems, ItemIssues, prepareWebhook } from '../batch-submission.js';
 import type { RouteDeps } from '../deps.js';
 import { fingerprint, idempotent, type CreatedResponse } from '../idempotency.js';
@@ -115,7 +115,7 @@ async function submitNdjson(
       issues,
       maxBytes: config.MAX_BODY_BYTES,
       maxItems: config.MAX_BATCH_ITEMS,
-      append: (rows, from) => batches.store.appendRows(id, from, rows),
+      append: (rows, from) => batches.store.appendRows(id, from, rows, itemsPerBlock(options)),
       appendEvery: batches.store.appendSize,
     });
     issues.throwIfAny(`line(s) of the NDJSON body; the batch was`);
