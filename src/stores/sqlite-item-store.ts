@@ -305,13 +305,19 @@ export class SqliteItemStore implements ItemStore {
       this.db
         .transaction(() => {
           stageUpload.run(batchId, new Date().toISOString());
-          for (let start = 0; start < rows.length; ) {
+          for (let start = 0; start < rows.length;) {
             let end = start + 1;
             if (!rows[start]![1].includes('\n')) {
               const limit = Math.min(rows.length, start + most);
               while (end < limit && !rows[end]![1].includes('\n')) end++;
             }
-            const inputs = end - start === 1 ? rows[start]![1] : rows.slice(start, end).map((r) => r[1]).join('\n');
+            const inputs =
+              end - start === 1
+                ? rows[start]![1]
+                : rows
+                    .slice(start, end)
+                    .map((r) => r[1])
+                    .join('\n');
             insertBlock.run(batchId, from + start, end - start, inputs);
             start = end;
           }
@@ -392,7 +398,11 @@ export class SqliteItemStore implements ItemStore {
   async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
     const to = from + count;
     const [blocks, ids] = guardStorage(() => [
-      this.stmts.getBlocks.all(batchId, from - MAX_ITEMS_PER_BLOCK, to) as { first: number; n: number; inputs: string }[],
+      this.stmts.getBlocks.all(batchId, from - MAX_ITEMS_PER_BLOCK, to) as {
+        first: number;
+        n: number;
+        inputs: string;
+      }[],
       this.stmts.getIds.all(batchId, from, to) as { idx: number; client_id: string }[],
     ]);
     const given = new Map(ids.map((r) => [r.idx, r.client_id]));
