@@ -154,9 +154,9 @@ export class SqliteItemStore implements ItemStore {
       findExplicitId: this.db.prepare('SELECT idx FROM item_ids WHERE batch_id = ? AND client_id = ?'),
       /** The id a client gave item idx, if any. */
       explicitIdAt: this.db.prepare('SELECT client_id FROM item_ids WHERE batch_id = ? AND idx = ?'),
-      /** The block holding item idx (the third parameter is idx - MAX_ITEMS_PER_BLOCK). */
-      blockOf: this.db.prepare(
-        'SELECT 1 FROM item_blocks WHERE batch_id = ? AND first <= ? AND first > ? AND first + n > ? LIMIT 1',
+      /** The last block that starts at or before an index: it holds that item if the batch has it. */
+      blockBefore: this.db.prepare(
+        'SELECT first, n FROM item_blocks WHERE batch_id = ? AND first <= ? ORDER BY first DESC LIMIT 1',
       ),
       /** Whether any client id of the batch starts with a digit, so it might read as another item's index. */
       anyNumericId: this.db.prepare(
@@ -206,9 +206,16 @@ export class SqliteItemStore implements ItemStore {
       ),
       insertBlock: this.db.prepare('INSERT INTO item_blocks (batch_id, first, n, inputs) VALUES (?, ?, ?, ?)'),
       insertId: this.db.prepare('INSERT INTO item_ids (batch_id, idx, client_id) VALUES (?, ?, ?)'),
-      /** The blocks holding items [from, to): parameters batch, from - MAX_ITEMS_PER_BLOCK, to. */
+      /**
+       * The blocks that may hold items [@from, @to): the last one starting at or before @from (one seek, however
+       * small the blocks), then those starting inside the range.
+       */
       getBlocks: this.db.prepare(
-        'SELECT first, n, inputs FROM item_blocks WHERE batch_id = ? AND first > ? AND first < ? ORDER BY first',
+        `SELECT first, n, inputs FROM item_blocks WHERE batch_id = @batchId
+           AND first = (SELECT MAX(first) FROM item_blocks WHERE batch_id = @batchId AND first <= @from)
+         UNION ALL
+         SELECT first, n, inputs FROM item_blocks WHERE batch_id = @batchId AND first > @from AND first < @to
+         ORDER BY first`,
       ),
       getIds: this.db.prepare('SELECT idx, client_id FROM item_ids WHERE batch_id = ? AND idx >= ? AND idx < ?'),
       listResults: this.db.prepare(
@@ -362,7 +369,8 @@ export class SqliteItemStore implements ItemStore {
 
   /** Whether the batch holds item `index` (staged or committed). */
   private hasItem(batchId: string, index: number): boolean {
-    return this.stmts.blockOf.get(batchId, index, index - MAX_ITEMS_PER_BLOCK, index) !== undefined;
+    const block = this.stmts.blockBefore.get(batchId, index) as { first: number; n: number } | undefined;
+    return block !== undefined && block.first + block.n > index;
   }
 
   async commitBatch(batch: StoredBatch): Promise<void> {
@@ -398,7 +406,7 @@ export class SqliteItemStore implements ItemStore {
   async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
     const to = from + count;
     const [blocks, ids] = guardStorage(() => [
-      this.stmts.getBlocks.all(batchId, from - MAX_ITEMS_PER_BLOCK, to) as {
+      this.stmts.getBlocks.all({ batchId, from, to }) as {
         first: number;
         n: number;
         inputs: string;
