@@ -56,7 +56,7 @@ const INSERT_CHUNK = 500;
  * where a row per item cost an upload most of its time in SQLite's B-tree. A batch run item by item stores blocks
  * of one (itemsPerBlock), so reading one item reads no other.
  */
-export const MAX_ITEMS_PER_BLOCK = 500;
+const MAX_ITEMS_PER_BLOCK = 500;
 
 /**
  * Outcomes per statement in putResults: a run's results, then their events, go in multi-row statements of up to this
