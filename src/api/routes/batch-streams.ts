@@ -51,23 +51,27 @@ export const batchStreamRoutes: ApiRoute[] = [
       const store = batches.store;
       await batches.requireBatch(id, req.tenant);
       const writer = new StreamWriter(req, res, deps.streamTuning);
-      res.status(200).type('application/x-ndjson').setHeader('Cache-Control', 'no-store');
-      res.flushHeaders();
+      const begin = () => {
+        res.status(200).type('application/x-ndjson').setHeader('Cache-Control', 'no-store');
+        res.flushHeaders();
+      };
       const line = (o: ItemOutcome) => `${JSON.stringify(itemOutcome(o))}\n`;
       if (query.follow === 'false') {
-        // Every finished item once, in index order, as it stands now.
-        for (let cursor: number | undefined = 0; cursor !== undefined && !writer.closed;) {
-          const page = await store.listResults(id, {
-            cursor,
-            limit: 1000,
-            ...(query.status ? { status: query.status } : {}),
-          });
+        // Every finished item once, in index order, as it stands now. The first page is read before the status is
+        // sent, so a store that cannot answer is a 503; one that fails later can only cut the stream short.
+        const pageFrom = (cursor: number) =>
+          store.listResults(id, { cursor, limit: 1000, ...(query.status ? { status: query.status } : {}) });
+        let page = await pageFrom(0);
+        begin();
+        for (;;) {
           if (!(await writer.write(page.results.map(line).join('')))) return;
-          cursor = page.nextCursor;
+          if (page.nextCursor === undefined || writer.closed) break;
+          page = await pageFrom(page.nextCursor);
         }
         res.end();
         return;
       }
+      begin();
       // Follow: outcomes in the order they were recorded until the batch ends (a retried failure shows again).
       const recordMissingEnd = (batchId: string) => batches.outcome(batchId);
       for await (const step of tailBatchEvents({
