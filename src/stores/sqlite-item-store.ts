@@ -8,6 +8,7 @@ import {
   toEvent,
   toFailedDelivery,
   toResult,
+  itemId,
   type BatchRow,
   type EventRow,
   type FailureRow,
@@ -421,7 +422,8 @@ export class SqliteItemStore implements ItemStore {
       if (lines.length !== n) throw new Error(`item block ${batchId}/${first} holds ${lines.length} items, not ${n}`);
       for (let k = Math.max(0, from - first); k < n && first + k < to; k++) {
         const index = first + k;
-        items.push({ index, id: given.get(index) ?? String(index), inputs: JSON.parse(lines[k]!) as ItemInputs });
+        const id = itemId({ idx: index, client_id: given.get(index) ?? '' });
+        items.push({ index, id, inputs: JSON.parse(lines[k]!) as ItemInputs });
       }
     }
     return items;
