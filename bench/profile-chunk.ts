@@ -1,11 +1,11 @@
-// Where a chunked batch's time goes: one chunked digits batch through the compiled stack (dev server, batch worker,
+// Where a chunked batch's time goes: one chunked batch (digits unless --model says) through the compiled stack (dev server, batch worker,
 // API) with every batchline process under --cpu-prof, then each process's samples attributed to the deepest
 // batchline function on their stack (its own code and what it calls: the SQLite driver, JSON, the Temporal SDK ...).
 // Samples with no batchline frame are named by their own frame (the Temporal SDK, Node's internals, GC, idle).
 // Prints where the batch's wall time went (from its Temporal histories: bench/lib/chunk-timeline.ts), its CPU per
 // item by thread (from /proc), and a table per thread, in µs per item.
 //
-//   npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N]
+//   npm run build && node --import tsx bench/profile-chunk.ts [--model M] [--items N] [--top K] [--items-per-activity N]
 //     [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]   (default: CHUNKED_OPTIONS in
 //     bench/systems/batchline.ts; `--items-per-activity 1 --concurrency 64 --item-activities local` profiles the
 //     per-item local mode instead)
@@ -23,9 +23,10 @@ import { threadCpuSeconds } from './lib/system-run.js';
 import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
 
 const { values: args } = parseBenchArgs(
-  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]',
+  'usage: npm run build && node --import tsx bench/profile-chunk.ts [--model M] [--items N] [--top K] [--items-per-activity N] [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]',
   {
     options: {
+      model: { type: 'string', default: 'digits' },
       items: { type: 'string', default: '100000' },
       top: { type: 'string', default: '14' },
       'items-per-activity': { type: 'string', default: String(CHUNKED_OPTIONS.itemsPerActivity) },
@@ -36,6 +37,7 @@ const { values: args } = parseBenchArgs(
     },
   },
 );
+const MODEL = args.model;
 const ITEMS = Number(args.items);
 const TOP = Number(args.top);
 /** The benches' chunked setting (CHUNKED_OPTIONS) by default. */
@@ -48,7 +50,8 @@ const OPTIONS = {
     : {}),
   ...(args['item-activities'] ? { itemActivities: args['item-activities'] as BatchOptions['itemActivities'] } : {}),
 };
-const WARM_UP = 5000;
+/** A tenth of the batch, at most 5,000 items (as compare.ts warms every system). */
+const WARM_UP = Math.min(5000, Math.ceil(ITEMS / 10));
 
 interface ProfileNode {
   id: number;
@@ -80,10 +83,10 @@ let timeline: ChunkTimeline;
 const threadCpu: { role: string; tid: number; name: string; main: boolean; usPerItem: number }[] = [];
 try {
   // A warm-up batch first, so model loading and first-use compilation stay out of the profile's share.
-  await runBatchline(stack, 'digits', itemsOf('digits', WARM_UP), OPTIONS, 'warm-up');
+  await runBatchline(stack, MODEL, itemsOf(MODEL, WARM_UP), OPTIONS, 'warm-up');
   const before = new Map([...roles.keys()].map((pid) => [pid, threadCpuSeconds(pid)]));
   const since = new Date(); // after the warm-up's executions started: only the measured batch's are read
-  const run = await runBatchline(stack, 'digits', itemsOf('digits', ITEMS), OPTIONS, 'chunked');
+  const run = await runBatchline(stack, MODEL, itemsOf(MODEL, ITEMS), OPTIONS, 'chunked');
   for (const [pid, role] of roles) {
     for (const [tid, { name, seconds }] of threadCpuSeconds(pid)) {
       const usPerItem = ((seconds - (before.get(pid)!.get(tid)?.seconds ?? 0)) * 1e6) / ITEMS;
@@ -147,7 +150,7 @@ function owners(profile: CpuProfile): Map<string, number> {
   return ms;
 }
 
-console.log(`# digits, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
+console.log(`# ${MODEL}, ${ITEMS} items, ${JSON.stringify(OPTIONS)}: ${Math.round(itemsPerSecond)} items/s`);
 console.log(
   `CPU seconds per 1,000 items (the measured batch, profiler on): Temporal dev server ${cpu.temporal.toFixed(3)}, batch worker ${cpu.worker.toFixed(3)}, API ${cpu.api.toFixed(3)}`,
 );
