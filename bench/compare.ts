@@ -18,6 +18,7 @@ import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults,
 import type { SystemRun } from './lib/system-run.js';
 import {
   BATCH_WORKER_PRIORITY,
+  CHUNKED_LOCAL_OPTIONS,
   CHUNKED_OPTIONS,
   measurePredict,
   runBatchline,
@@ -107,6 +108,7 @@ const SYSTEMS = [
   'batchline per-item',
   'batchline per-item local',
   'batchline chunked',
+  'batchline chunked local',
 ] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
@@ -138,8 +140,11 @@ async function runSystem(system: SystemName, w: Workload, redisUrl: string): Pro
     });
   }
   const options =
-    { 'batchline chunked': CHUNKED_OPTIONS, 'batchline per-item local': PER_ITEM_LOCAL_OPTIONS }[system as string] ??
-    PER_ITEM_OPTIONS;
+    {
+      'batchline chunked': CHUNKED_OPTIONS,
+      'batchline chunked local': CHUNKED_LOCAL_OPTIONS,
+      'batchline per-item local': PER_ITEM_LOCAL_OPTIONS,
+    }[system as string] ?? PER_ITEM_OPTIONS;
   const stack = await startBatchlineStack();
   try {
     await runBatchline(stack, w.model, warmUp, options, `${system} warm-up`);
@@ -444,7 +449,7 @@ function report(
     `${ROUNDS} rounds, systems alternating; median (min–max). One worker process per system does the batch work (batchline's`,
     `stack is \`batchline dev\`'s: its batch worker at ${BATCH_WORKER_PRIORITY}, plus an interactive worker, idle here, for online predictions).`,
     `BullMQ: worker concurrency ${IN_FLIGHT};`,
-    `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}`,
+    `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; chunked local: ${JSON.stringify(CHUNKED_LOCAL_OPTIONS)}`,
     '(the best of bench/tune.ts). Warm stacks: before its timed batch, each system but the raw loops runs an untimed batch',
     `of the workload's first tenth (at most ${WARM_UP_MAX_ITEMS.toLocaleString('en-US')} items) on the same processes, in the same mode; the raw loops warm up with one run.`,
     'First result: from the start of submission (BullMQ enqueues in chunks and its workers',

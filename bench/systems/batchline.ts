@@ -57,6 +57,12 @@ export interface BatchlineRun extends SystemRun {
  * attempt's timeout to fewer items.
  */
 export const CHUNKED_OPTIONS: Partial<BatchOptions> = { itemsPerActivity: 5000, concurrency: 512, shardSize: 20000 };
+/**
+ * The same chunks as local activities: each runs inside its shard's workflow task on the worker that holds it, so a
+ * shard's next chunk starts without a trip through the server (no heartbeats; a dead worker's chunk runs again once
+ * its workflow task times out).
+ */
+export const CHUNKED_LOCAL_OPTIONS: Partial<BatchOptions> = { ...CHUNKED_OPTIONS, itemActivities: 'local' };
 
 /** How `batchline dev` runs its batch worker, for the reports: "nice 19 under SCHED_IDLE". */
 export const BATCH_WORKER_PRIORITY = `nice ${DEV_WORKERS.batch.WORKER_NICE}${DEV_WORKERS.batch.WORKER_SCHED_IDLE === 'true' ? ' under SCHED_IDLE' : ''}`;
