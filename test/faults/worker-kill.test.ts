@@ -73,6 +73,17 @@ const MODES: { name: string; total: number; options: Partial<BatchOptions> }[] =
       maxConcurrentShards: MAX_CONCURRENT_SHARDS,
     },
   },
+  {
+    name: 'local chunked',
+    total: 20_000,
+    options: {
+      concurrency: 200,
+      itemsPerActivity: 50,
+      itemActivities: 'local',
+      shardSize: SHARD_SIZE,
+      maxConcurrentShards: MAX_CONCURRENT_SHARDS,
+    },
+  },
 ];
 
 async function submit(api: StartedServer, total: number, options: Partial<BatchOptions>): Promise<string> {
