@@ -1,14 +1,14 @@
-// Where a chunked batch's time goes: one chunked batch (digits unless --model says) through the compiled stack (dev server, batch worker,
-// API) with every batchline process under --cpu-prof, then each process's samples attributed to the deepest
-// batchline function on their stack (its own code and what it calls: the SQLite driver, JSON, the Temporal SDK ...).
-// Samples with no batchline frame are named by their own frame (the Temporal SDK, Node's internals, GC, idle).
-// Prints where the batch's wall time went (from its Temporal histories: bench/lib/chunk-timeline.ts), its CPU per
-// item by thread (from /proc), and a table per thread, in µs per item.
+// Where a chunked batch's time goes: one chunked batch (digits unless --model names another) through the compiled
+// stack (dev server, batch worker, API) with every batchline process under --cpu-prof, then each process's samples
+// attributed to the deepest batchline function on their stack (its own code and what it calls: the SQLite driver,
+// JSON, the Temporal SDK ...). Samples with no batchline frame are named by their own frame (the Temporal SDK,
+// Node's internals, GC, idle). Prints where the batch's wall time went (from its Temporal histories:
+// bench/lib/chunk-timeline.ts), its CPU per item by thread (from /proc), and a table per thread, in µs per item.
 //
-//   npm run build && node --import tsx bench/profile-chunk.ts [--model M] [--items N] [--top K] [--items-per-activity N]
-//     [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]   (default: CHUNKED_OPTIONS in
-//     bench/systems/batchline.ts; `--items-per-activity 1 --concurrency 64 --item-activities local` profiles the
-//     per-item local mode instead)
+//   npm run build && node --import tsx bench/profile-chunk.ts [--model M] [--items N] [--top K]
+//     [--items-per-activity N] [--concurrency N] [--shard-size N] [--max-concurrent-shards N] [--item-activities local]
+//     (default: CHUNKED_OPTIONS in bench/systems/batchline.ts; `--items-per-activity 1 --concurrency 64
+//     --item-activities local` profiles the per-item local mode instead)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
