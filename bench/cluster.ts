@@ -22,6 +22,7 @@ import { itemsOf } from './lib/model-items.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import { percentile, treeCpuSeconds } from './lib/system-run.js';
 import {
+  CHUNKED_LOCAL_OPTIONS,
   CHUNKED_OPTIONS,
   runBatchline,
   startBatchlineStack,
@@ -36,10 +37,24 @@ const PER_ITEM_OPTIONS: Partial<BatchOptions> = { concurrency: 64 };
 /** graphile-worker's jobs in flight per worker process (as BullMQ's in compare.ts). */
 const GRAPHILE_CONCURRENCY = 64;
 
-const MODES = ['per-item', 'chunked'] as const;
+/**
+ * Chunked local: the same chunks as local activities (compare.ts's `batchline chunked local` row), on batchline's
+ * stacks only: graphile-worker's jobs are the same as in the chunked table, whose graphile rows its ratios use.
+ */
+const MODES = ['per-item', 'chunked', 'chunked local'] as const;
 type Mode = (typeof MODES)[number];
+const OPTIONS: Record<Mode, Partial<BatchOptions>> = {
+  'per-item': PER_ITEM_OPTIONS,
+  chunked: CHUNKED_OPTIONS,
+  'chunked local': CHUNKED_LOCAL_OPTIONS,
+};
 const SYSTEMS = ['dev', 'cluster 1 worker', 'cluster 2 workers', 'graphile 1 worker', 'graphile 2 workers'] as const;
 type System = (typeof SYSTEMS)[number];
+/** The systems a mode runs: graphile-worker has no local chunks. */
+const systemsOf = (mode: Mode): readonly System[] =>
+  mode === 'chunked local' ? SYSTEMS.filter((s) => !s.startsWith('graphile')) : SYSTEMS;
+/** The mode whose graphile rows a mode's "× graphile" column divides by. */
+const graphileModeOf = (mode: Mode): Mode => (mode === 'chunked local' ? 'chunked' : mode);
 
 interface Row {
   system: System;
@@ -123,7 +138,12 @@ async function settle(pids: number[]): Promise<void> {
 
 export async function measureCluster({ quick }: ClusterBenchOptions): Promise<string> {
   const rounds = quick ? 1 : 3;
-  const items: Record<Mode, number> = { 'per-item': quick ? 2_000 : 5_000, chunked: quick ? 20_000 : 50_000 };
+  const chunkedItems = quick ? 20_000 : 50_000;
+  const items: Record<Mode, number> = {
+    'per-item': quick ? 2_000 : 5_000,
+    chunked: chunkedItems,
+    'chunked local': chunkedItems,
+  };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchline-bench-cluster-'));
   fs.chmodSync(dir, 0o755); // PostgreSQL started by root runs as the postgres user, who must enter it
   const cluster = await startCluster({
@@ -146,12 +166,14 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     },
     onLine: (source, line) => /"level":(50|60)|ERROR|FATAL|panic/.test(line) && console.error(`[${source}] ${line}`),
   });
-  const runs: Record<Mode, Partial<Record<System, (SystemRun | BatchlineRun)[]>>> = { 'per-item': {}, chunked: {} };
-  const postgresCpu: Record<Mode, Partial<Record<System, number[]>>> = { 'per-item': {}, chunked: {} };
-  const commits: Record<Mode, Partial<Record<System, { temporal: number; itemStore: number }[]>>> = {
+  const perMode = <T>(): Record<Mode, Partial<Record<System, T[]>>> => ({
     'per-item': {},
     chunked: {},
-  };
+    'chunked local': {},
+  });
+  const runs = perMode<SystemRun | BatchlineRun>();
+  const postgresCpu = perMode<number>();
+  const commits = perMode<{ temporal: number; itemStore: number }>();
   const admin = new pg.Client({ connectionString: cluster.postgres!.url() });
   /** Committed transactions so far in Temporal's database and the item store's (pg_stat_database). */
   const committed = async () => {
@@ -173,7 +195,7 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     const worker2 = cluster.processes.find((p) => p.name === 'worker-2')!;
     const run = async (system: System, mode: Mode): Promise<SystemRun | BatchlineRun> => {
       const work = itemsOf('digits', items[mode]);
-      const options = mode === 'chunked' ? CHUNKED_OPTIONS : PER_ITEM_OPTIONS;
+      const options = OPTIONS[mode];
       if (system === 'dev') {
         const stack = await startBatchlineStack({});
         try {
@@ -207,7 +229,8 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     };
     for (let round = 0; round < rounds; round++) {
       for (const mode of MODES) {
-        const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
+        const systems = systemsOf(mode);
+        const order = systems.map((_, i) => systems[(i + round) % systems.length]!);
         for (const system of order) {
           await settle([postmaster, cluster.temporal.child.pid!]);
           const commitsBefore = await committed();
@@ -236,9 +259,9 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const rows: Record<Mode, Row[]> = { 'per-item': [], chunked: [] };
+  const rows: Record<Mode, Row[]> = { 'per-item': [], chunked: [], 'chunked local': [] };
   for (const mode of MODES) {
-    for (const system of SYSTEMS) {
+    for (const system of systemsOf(mode)) {
       const r = runs[mode][system]!;
       const row: Row = {
         system,
@@ -283,16 +306,18 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
     'shards, CLUSTER_DYNAMIC_CONFIG; workers and API as separate processes on the PostgreSQL item store), one API,',
     '1 or 2 batch worker processes. *graphile*: graphile-worker 0.17 on the same PostgreSQL (fresh database per run),',
     `one job per item, ${GRAPHILE_CONCURRENCY} jobs in flight per worker process, its local queue and batched completion on.`,
-    `Per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; graphile runs the same items`,
-    `in both tables. All on one 2-core machine: the cluster's processes share it. PostgreSQL CPU: its processes' CPU`,
+    `Per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; chunked local: the same`,
+    'chunks as local activities (batchline only: its "× graphile" divides by the chunked table\'s graphile row). graphile',
+    `runs the same items in both its tables. All on one 2-core machine: the cluster's processes share it. PostgreSQL CPU: its processes' CPU`,
     "from the start of submission until the last outcome was stored (not the bench's reading of the results after).",
     `Raw figures: [${file}](${file}).`,
     '',
   ];
   for (const mode of MODES) {
     const r = rows[mode];
-    const of = (s: System) => r.find((x) => x.system === s)!.itemsPerSecond.median;
-    lines.push(`### ${mode === 'per-item' ? 'Per item' : 'Chunked'}, ${n(items[mode])} items`, '');
+    const of = (s: System, m: Mode = mode) => rows[m].find((x) => x.system === s)!.itemsPerSecond.median;
+    const title = { 'per-item': 'Per item', chunked: 'Chunked', 'chunked local': 'Chunked, local activities' }[mode];
+    lines.push(`### ${title}, ${n(items[mode])} items`, '');
     lines.push(
       '| system | items/s | × dev | × graphile 1 worker | first result ms | p50 / p99 ms per item | CPU s per 1k items: Temporal / worker 1 / API | PostgreSQL CPU s per 1k items | PostgreSQL commits per item: Temporal / item store |',
       '|---|---|---|---|---|---|---|---|---|',
@@ -301,7 +326,7 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
       const m = row.itemsPerSecond.median;
       const cpu = row.cpuPerThousandItems;
       lines.push(
-        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker'))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} | ${row.postgresCpuPerThousandItems ?? '–'} | ${row.commitsPerItem ? `${row.commitsPerItem.temporal} / ${row.commitsPerItem.itemStore}` : '–'} |`,
+        `| ${row.system} | ${fmt(row.itemsPerSecond)} | ${ratio(m / of('dev'))} | ${ratio(m / of('graphile 1 worker', graphileModeOf(mode)))} | ${row.firstResultMs ? fmt(row.firstResultMs) : '–'} | ${n(row.p50Ms.median, 1)} / ${n(row.p99Ms.median, 1)} | ${cpu ? `${cpu.temporal} / ${cpu.worker} / ${cpu.api}` : '–'} | ${row.postgresCpuPerThousandItems ?? '–'} | ${row.commitsPerItem ? `${row.commitsPerItem.temporal} / ${row.commitsPerItem.itemStore}` : '–'} |`,
       );
     }
     lines.push('');
