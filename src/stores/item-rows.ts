@@ -1,8 +1,15 @@
 // The item store's rows as both backends read them (the same columns, JSON in TEXT), and their mapping to the
 // ItemStore's types: one place, so SQLite and PostgreSQL answer with identical values.
-import type { BatchEnd } from '../contracts/batch.js';
+import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
-import type { BlockCounts, StoredBatch, StoredEvent, StoredResult } from './item-store.js';
+import type { BlockCounts, StoredBatch, StoredEvent, StoredItem, StoredResult } from './item-store.js';
+
+/** A row of item_blocks: items [first, first + n), their inputs one per line (see itemBlocks). */
+export interface BlockRow {
+  first: number;
+  n: number;
+  inputs: string;
+}
 
 export interface BatchRow {
   id: string;
@@ -54,6 +61,32 @@ export interface FailureRow {
 /** An item's id: the client's, or its index when the client gave none (stored as ''). */
 export function itemId(row: { idx: number; client_id: string }): string {
   return row.client_id === '' ? String(row.idx) : row.client_id;
+}
+
+/**
+ * Items [from, to) of a batch from the blocks that hold them (in order; the first may start before `from`) and the
+ * ids their clients gave (item_ids rows in that range).
+ */
+export function toItems(
+  batchId: string,
+  blocks: BlockRow[],
+  ids: { idx: number; client_id: string }[],
+  from: number,
+  to: number,
+): StoredItem[] {
+  const given = new Map(ids.map((r) => [r.idx, r.client_id]));
+  const items: StoredItem[] = [];
+  for (const { first, n, inputs } of blocks) {
+    if (first + n <= from) continue;
+    const lines = n === 1 ? [inputs] : inputs.split('\n');
+    if (lines.length !== n) throw new Error(`item block ${batchId}/${first} holds ${lines.length} items, not ${n}`);
+    for (let k = Math.max(0, from - first); k < n && first + k < to; k++) {
+      const index = first + k;
+      const id = itemId({ idx: index, client_id: given.get(index) ?? '' });
+      items.push({ index, id, inputs: JSON.parse(lines[k]!) as ItemInputs });
+    }
+  }
+  return items;
 }
 
 /** Optional fields absent (not undefined) when their column is NULL. */

@@ -123,7 +123,8 @@ export interface ItemStore {
    * (itemRow, serialised wherever they were parsed): invisible until commitBatch. Rejects with DuplicateItemIdError
    * naming the first item id already present. Appends made one after another (without awaiting) are stored in that
    * order; the caller may parse its next items meanwhile. `perBlock` (itemsPerBlock of the batch's options, default
-   * 1): how many consecutive items the store may keep together, if it keeps items in blocks (SQLite does).
+   * 1): how many consecutive items the store may keep together (both backends keep items in blocks of up to
+   * MAX_ITEMS_PER_BLOCK).
    */
   appendRows(batchId: string, from: number, rows: ItemRow[], perBlock?: number): Promise<void>;
   /** Makes a batch whose items were appended visible; rejects unless exactly `batch.total` items are stored. */
@@ -197,6 +198,45 @@ export interface ItemStore {
 
 /** An item id that is an index in its canonical spelling: the id of the item there, if the client gave it none. */
 export const DEFAULT_ITEM_ID = /^(0|[1-9][0-9]{0,14})$/;
+
+/**
+ * Most items one row of a store's item_blocks holds (SQLite since migration 7, PostgreSQL since 8): a block is written
+ * as one row and a chunk reads a few, where a row per item cost an upload most of its time in the database's B-tree.
+ * A block holds consecutive items' inputs as JSON text, one item per line; an item whose text holds a newline is a
+ * block of its own.
+ */
+export const MAX_ITEMS_PER_BLOCK = 500;
+
+/** A block of consecutive items as a store writes it: the offset of its first row, its row count, their inputs. */
+export interface ItemBlock {
+  at: number;
+  n: number;
+  inputs: string;
+}
+
+/**
+ * Consecutive rows as the blocks a store keeps: up to `perBlock` rows each (MAX_ITEMS_PER_BLOCK at most), their
+ * inputs one per line; a row whose text holds a newline is a block of its own.
+ */
+export function* itemBlocks(rows: readonly ItemRow[], perBlock: number): Generator<ItemBlock> {
+  const most = Math.max(1, Math.min(MAX_ITEMS_PER_BLOCK, Math.floor(perBlock)));
+  for (let start = 0; start < rows.length;) {
+    let end = start + 1;
+    if (!rows[start]![1].includes('\n')) {
+      const limit = Math.min(rows.length, start + most);
+      while (end < limit && !rows[end]![1].includes('\n')) end++;
+    }
+    const inputs =
+      end - start === 1
+        ? rows[start]![1]
+        : rows
+            .slice(start, end)
+            .map((r) => r[1])
+            .join('\n');
+    yield { at: start, n: end - start, inputs };
+    start = end;
+  }
+}
 
 /**
  * How many consecutive items of a batch with these options a store may keep together (appendRows): the items one

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg, { escapeLiteral } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
+import type { BatchEnd } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
   DEFAULT_ITEM_ID,
@@ -11,7 +11,10 @@ import {
   COUNTED_BLOCK,
   type Expired,
   type ItemStore,
+  itemBlocks,
   itemRow,
+  MAX_ITEMS_PER_BLOCK,
+  itemsPerBlock,
   type ItemRow,
   type NewItem,
   type ResultPage,
@@ -26,8 +29,9 @@ import {
   toEvent,
   toFailedDelivery,
   toResult,
-  itemId,
+  toItems,
   type BatchRow,
+  type BlockRow,
   type EventRow,
   type FailureRow,
   type ResultRow,
@@ -49,9 +53,9 @@ const CHANNEL = 'batchline_writes';
  * space of its own, apart from the one-bigint locks taken per batch below.
  */
 const MIGRATION_LOCK = [0x62746368, 1] as const;
-/** Rows per INSERT of items: bounded statements, few round trips. */
+/** Items per COPY of an upload or a batch created whole: bounded statements, few round trips. */
 const INSERT_SLICE = 5_000;
-/** Rows per DELETE when removing an expired batch or a stale upload: no single huge transaction. */
+/** Items per DELETE when removing an expired batch or a stale upload: no single huge transaction. */
 const DELETE_SLICE = 10_000;
 /** Events numbered per listEvents call at most (more than a page): bounds the numbering transaction. */
 const NUMBER_SLICE = 10_000;
@@ -139,7 +143,8 @@ export class PostgresItemStore implements ItemStore {
       this.transaction(async (client) => {
         // A new batch has no items yet: a repeated id can only repeat an earlier item of this call.
         const seen = new Set<string>();
-        let slice = new ItemSlice(batch.id, 0);
+        const perBlock = itemsPerBlock(batch.options);
+        let slice = new ItemSlice(batch.id, 0, perBlock);
         for (const item of items) {
           const index = slice.from + slice.length;
           const id = item.id ?? String(index);
@@ -148,7 +153,7 @@ export class PostgresItemStore implements ItemStore {
           slice.push(itemRow(item));
           if (slice.length === INSERT_SLICE) {
             await slice.insert(client);
-            slice = new ItemSlice(batch.id, index + 1);
+            slice = new ItemSlice(batch.id, index + 1, perBlock);
           }
         }
         await slice.insert(client);
@@ -157,9 +162,9 @@ export class PostgresItemStore implements ItemStore {
     );
   }
 
-  appendRows(batchId: string, from: number, rows: ItemRow[]): Promise<void> {
+  appendRows(batchId: string, from: number, rows: ItemRow[], perBlock = 1): Promise<void> {
     // Put in COPY's form now, so that it overlaps the batch's earlier append, which is still being written.
-    const slice = new ItemSlice(batchId, from);
+    const slice = new ItemSlice(batchId, from, perBlock);
     for (const row of rows) slice.push(row);
     slice.seal();
     return this.inBatchOrder(batchId, () => this.guard(this.append(batchId, from, slice)));
@@ -181,16 +186,17 @@ export class PostgresItemStore implements ItemStore {
         );
         await slice.insert(client);
         // A given id such as '7' clashes with item 7's default id, in either order: the unique index cannot see
-        // that. This append's items are in the table now, so the checks cover them as well as earlier appends.
-        // The default ids are looked up one by one only if the batch has any given id (one probe first, in order).
+        // that. This append's items are in the tables now, so the checks cover them as well as earlier appends:
+        // a given id that reads as the index of a stored item without a given id, or a given id of the batch that
+        // is the index of an item of this append without one (looked up only if the batch has any given id).
         const numericIds = slice.ids.filter((id) => DEFAULT_ITEM_ID.test(id) && Number(id) <= MAX_INT4).map(Number);
         const defaultIds = slice.indexes.filter((_, i) => slice.ids[i] === '').map(String);
         if (numericIds.length === 0 && defaultIds.length === 0) return;
         const { rows } = await client.query<{ clash: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND client_id = '' AND idx = ANY($2::int[]))
-               OR (EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND client_id <> '')
-                   AND EXISTS (SELECT 1 FROM items
-                               WHERE batch_id = $1 AND client_id <> '' AND client_id = ANY($3::text[])))
+          `SELECT EXISTS (SELECT 1 FROM unnest($2::int[]) AS j(idx)
+                          WHERE ${storedWithoutId('$1', 'j.idx')})
+               OR (EXISTS (SELECT 1 FROM item_ids WHERE batch_id = $1)
+                   AND EXISTS (SELECT 1 FROM item_ids WHERE batch_id = $1 AND client_id = ANY($3::text[])))
              AS clash`,
           [batchId, numericIds, defaultIds],
         );
@@ -213,10 +219,13 @@ export class PostgresItemStore implements ItemStore {
   /** Which of these ids items of the batch have, as given ids or as default ids (findItemIndex, in bulk). */
   private async existingIds(batchId: string, ids: string[]): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT u.id FROM unnest($2::text[]) AS u(id)
-       WHERE EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $1 AND i.client_id = u.id AND i.client_id <> '')
-          OR EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $1 AND i.client_id = ''
-                       AND i.idx = CASE WHEN u.id ~ '${DEFAULT_ITEM_ID.source}' THEN u.id::bigint END)`,
+      `SELECT u.id FROM (
+         -- nested, so that only an id that reads as an index is cast
+         SELECT id, CASE WHEN id ~ '${DEFAULT_ITEM_ID.source}' THEN CASE WHEN id::bigint <= ${MAX_INT4} THEN id::int END END AS idx
+         FROM unnest($2::text[]) AS t(id)
+       ) AS u
+       WHERE EXISTS (SELECT 1 FROM item_ids i WHERE i.batch_id = $1 AND i.client_id = u.id)
+          OR (u.idx IS NOT NULL AND ${storedWithoutId('$1', 'u.idx')})`,
       [batchId, ids],
     );
     return new Set(rows.map((r) => r.id));
@@ -236,9 +245,10 @@ export class PostgresItemStore implements ItemStore {
 
   /** Counts the batch's items and inserts its row, in the caller's transaction. */
   private async commitIn(client: pg.PoolClient, batch: StoredBatch): Promise<void> {
-    const { rows } = await client.query<{ n: number }>('SELECT COUNT(*)::int AS n FROM items WHERE batch_id = $1', [
-      batch.id,
-    ]);
+    const { rows } = await client.query<{ n: number }>(
+      'SELECT COALESCE(SUM(n), 0)::int AS n FROM item_blocks WHERE batch_id = $1',
+      [batch.id],
+    );
     const n = rows[0]!.n;
     if (n !== batch.total) throw new Error(`batch ${batch.id}: ${n} items stored, ${batch.total} declared`);
     await client.query(
@@ -272,9 +282,7 @@ export class PostgresItemStore implements ItemStore {
           // The numbering lock first: a listEvents numbering this batch's events meanwhile would otherwise lock
           // the same rows in another order (a deadlock that PostgreSQL resolves by failing one of the two).
           await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
-          for (const table of ['events', 'webhook_failures', 'results', 'result_blocks', 'items', 'uploads']) {
-            await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
-          }
+          for (const table of BATCH_TABLES) await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
           await client.query('DELETE FROM batches WHERE id = $1', [batchId]);
         }),
       ),
@@ -282,14 +290,26 @@ export class PostgresItemStore implements ItemStore {
   }
 
   async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
-    const { rows } = await this.guard(
-      this.pool.query<{ idx: number; client_id: string; inputs: string }>(
-        `SELECT idx, client_id, inputs FROM items WHERE batch_id = $1 AND idx >= $2::bigint AND idx < $3::bigint
-         ORDER BY idx`,
-        [batchId, from, from + count],
-      ),
+    const to = from + count;
+    // Committed items never change: the blocks and the ids may be read apart, at once.
+    const [blocks, ids] = await this.guard(
+      Promise.all([
+        this.pool.query<BlockRow>(
+          // The last block that starts at or before `from` (it may hold it), then those that start inside the range.
+          `SELECT first, n, inputs FROM item_blocks WHERE batch_id = $1
+             AND first = (SELECT MAX(first) FROM item_blocks WHERE batch_id = $1 AND first <= $2::bigint)
+           UNION ALL
+           SELECT first, n, inputs FROM item_blocks WHERE batch_id = $1 AND first > $2::bigint AND first < $3::bigint
+           ORDER BY first`,
+          [batchId, from, to],
+        ),
+        this.pool.query<{ idx: number; client_id: string }>(
+          'SELECT idx, client_id FROM item_ids WHERE batch_id = $1 AND idx >= $2::bigint AND idx < $3::bigint',
+          [batchId, from, to],
+        ),
+      ]),
     );
-    return rows.map((r) => ({ index: r.idx, id: itemId(r), inputs: JSON.parse(r.inputs) as ItemInputs }));
+    return toItems(batchId, blocks.rows, ids.rows, from, to);
   }
 
   /**
@@ -500,7 +520,8 @@ export class PostgresItemStore implements ItemStore {
     const cursor = Math.max(options.cursor ?? 0, 0);
     const { rows } = await this.guard(
       this.pool.query<ResultRow>(
-        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+        `SELECT r.*, COALESCE(i.client_id, '') AS client_id FROM results r
+         LEFT JOIN item_ids i ON i.batch_id = r.batch_id AND i.idx = r.idx
          WHERE r.batch_id = $1 AND r.idx >= $2::bigint AND ($5::bigint IS NULL OR r.idx < $5)
            AND ($3::text IS NULL OR r.status = $3) ORDER BY r.idx LIMIT $4`,
         [batchId, cursor, options.status ?? null, limit + 1, options.end ?? null],
@@ -514,7 +535,8 @@ export class PostgresItemStore implements ItemStore {
   async getResult(batchId: string, index: number): Promise<StoredResult | undefined> {
     const { rows } = await this.guard(
       this.pool.query<ResultRow>(
-        `SELECT r.*, i.client_id FROM results r JOIN items i ON i.batch_id = r.batch_id AND i.idx = r.idx
+        `SELECT r.*, COALESCE(i.client_id, '') AS client_id FROM results r
+         LEFT JOIN item_ids i ON i.batch_id = r.batch_id AND i.idx = r.idx
          WHERE r.batch_id = $1 AND r.idx = $2::bigint`,
         [batchId, index],
       ),
@@ -525,11 +547,11 @@ export class PostgresItemStore implements ItemStore {
   async findItemIndex(batchId: string, itemId: string): Promise<number | undefined> {
     const { rows } = await this.guard(
       this.pool.query<{ idx: number }>(
-        `(SELECT idx FROM items WHERE batch_id = $1 AND client_id = $2 AND client_id <> '')
+        `(SELECT idx FROM item_ids WHERE batch_id = $1 AND client_id = $2)
          UNION ALL
-         (SELECT idx FROM items WHERE batch_id = $1 AND idx = $3::bigint AND client_id = '')
+         (SELECT $3::int AS idx WHERE $3::int IS NOT NULL AND ${storedWithoutId('$1', '$3::int')})
          LIMIT 1`,
-        [batchId, itemId, DEFAULT_ITEM_ID.test(itemId) ? itemId : null],
+        [batchId, itemId, DEFAULT_ITEM_ID.test(itemId) && Number(itemId) <= MAX_INT4 ? Number(itemId) : null],
       ),
     );
     return rows[0]?.idx;
@@ -541,9 +563,9 @@ export class PostgresItemStore implements ItemStore {
       this.pool.query<EventRow>(
         `SELECT e.seq, e.kind, e.idx, e.status, e.attempts, e.error, e.summary, e.finished_at, i.client_id, r.result
          FROM events e
-         LEFT JOIN items i ON e.kind = 'item' AND i.batch_id = e.batch_id AND i.idx = e.idx
+         LEFT JOIN item_ids i ON e.kind = 'item' AND i.batch_id = e.batch_id AND i.idx = e.idx
          LEFT JOIN results r ON e.kind = 'item' AND e.status = 'succeeded' AND r.batch_id = e.batch_id AND r.idx = e.idx
-         WHERE e.batch_id = $1 AND e.seq > $2::bigint AND (e.kind = 'end' OR i.idx IS NOT NULL)
+         WHERE e.batch_id = $1 AND e.seq > $2::bigint
          ORDER BY e.seq LIMIT $3`,
         [batchId, afterSeq, limit],
       ),
@@ -724,41 +746,45 @@ export class PostgresItemStore implements ItemStore {
    * and the next run finishes it. Resolves 1 when this call removed the row.
    */
   private async purgeBatch(batchId: string): Promise<number> {
-    await this.deleteInSlices('results', 'idx', batchId);
-    await this.deleteInSlices('items', 'idx', batchId);
+    // Events first, the client ids last: an event read meanwhile still finds its item's id.
     await this.deleteInSlices('events', 'id', batchId, 0);
+    await this.deleteInSlices('results', 'idx', batchId);
+    await this.deleteInSlices('item_blocks', 'first', batchId);
+    await this.deleteInSlices('item_ids', 'idx', batchId);
     return this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
-      for (const table of ['events', 'webhook_failures', 'results', 'result_blocks', 'items', 'uploads']) {
-        await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
-      }
+      for (const table of BATCH_TABLES) await client.query(`DELETE FROM ${table} WHERE batch_id = $1`, [batchId]);
       return (await client.query('DELETE FROM batches WHERE id = $1', [batchId])).rowCount ?? 0;
     });
   }
 
   /** Removes a stale upload's items a slice at a time, then its row, unless its batch was committed meanwhile. */
   private async purgeUpload(batchId: string): Promise<number> {
-    await this.deleteInSlices('items', 'idx', batchId, 1, true);
+    await this.deleteInSlices('item_blocks', 'first', batchId, 1, true);
+    await this.deleteInSlices('item_ids', 'idx', batchId, 1, true);
     return this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 1))', [batchId]);
       const { rows } = await client.query('SELECT 1 FROM batches WHERE id = $1', [batchId]);
       if (rows.length > 0) return 0;
-      await client.query('DELETE FROM items WHERE batch_id = $1', [batchId]);
+      await client.query('DELETE FROM item_blocks WHERE batch_id = $1', [batchId]);
+      await client.query('DELETE FROM item_ids WHERE batch_id = $1', [batchId]);
       return (await client.query('DELETE FROM uploads WHERE batch_id = $1', [batchId])).rowCount ?? 0;
     });
   }
 
   /**
-   * Deletes a batch's rows of one table in slices of DELETE_SLICE, each its own transaction. `lock`: the batch's
-   * advisory lock to hold per slice (0: numbering, 1: staging); `uncommitted`: stop if the batch is committed.
+   * Deletes a batch's rows of one table in slices of DELETE_SLICE items (of item_blocks, as many blocks as could hold
+   * them), each its own transaction. `lock`: the batch's advisory lock to hold per slice (0: numbering, 1: staging);
+   * `uncommitted`: stop if the batch is committed.
    */
   private async deleteInSlices(
-    table: 'results' | 'items' | 'events',
-    key: 'idx' | 'id',
+    table: 'results' | 'item_blocks' | 'item_ids' | 'events',
+    key: 'idx' | 'first' | 'id',
     batchId: string,
     lock?: 0 | 1,
     uncommitted = false,
   ): Promise<void> {
+    const rows = table === 'item_blocks' ? Math.ceil(DELETE_SLICE / MAX_ITEMS_PER_BLOCK) : DELETE_SLICE;
     for (;;) {
       const deleted = await this.transaction(async (client) => {
         if (lock !== undefined) {
@@ -770,11 +796,11 @@ export class PostgresItemStore implements ItemStore {
         const { rowCount } = await client.query(
           `DELETE FROM ${table} WHERE batch_id = $1
              AND ${key} IN (SELECT ${key} FROM ${table} WHERE batch_id = $1 LIMIT $2)`,
-          [batchId, DELETE_SLICE],
+          [batchId, rows],
         );
         return rowCount ?? 0;
       });
-      if (deleted < DELETE_SLICE) return;
+      if (deleted < rows) return;
     }
   }
 
@@ -848,6 +874,19 @@ export class PostgresItemStore implements ItemStore {
 
 const UNIQUE_VIOLATION = '23505';
 
+/** The tables that hold a batch's rows (besides `batches`), by `batch_id`. */
+const BATCH_TABLES = ['events', 'webhook_failures', 'results', 'result_blocks', 'item_blocks', 'item_ids', 'uploads'];
+
+/**
+ * SQL that holds when batch `batch` has item `idx` (a block covers it: the last block starting at or before it) and
+ * its client gave it no id, so its id is its index. Both are SQL expressions (parameters, columns).
+ */
+function storedWithoutId(batch: string, idx: string): string {
+  return `NOT EXISTS (SELECT 1 FROM item_ids WHERE batch_id = ${batch} AND idx = ${idx})
+    AND (SELECT first + n FROM item_blocks WHERE batch_id = ${batch} AND first <= ${idx}
+         ORDER BY first DESC LIMIT 1) > ${idx}`;
+}
+
 /** How long the probe's statement may go unanswered: a hung connection is then dropped, not kept by the probe. */
 const PROBE_QUERY_TIMEOUT_MS = 10_000;
 
@@ -894,23 +933,27 @@ function copyText(value: string): string {
     : value;
 }
 
-/** Items in their stored form, as the columns of one COPY. */
+/** Items in their stored form, as the rows of item_blocks and item_ids for COPY. */
 class ItemSlice {
   readonly indexes: number[] = [];
   /** Given ids, '' where the client gave none. */
   readonly ids: string[] = [];
   /**
-   * The items' rows in COPY's text format, encoded as they are added (before the slice waits its turn), a buffer
-   * per INSERT_SLICE rows. Buffers live outside the JavaScript heap, so a slice waiting for the database does not
-   * grow what the garbage collector must trace and move.
+   * The blocks' and the given ids' rows in COPY's text format, encoded as they are added (before the slice waits its
+   * turn), a buffer each per INSERT_SLICE items. Buffers live outside the JavaScript heap, so a slice waiting for the
+   * database does not grow what the garbage collector must trace and move.
    */
-  private readonly parts: Buffer[] = [];
-  private rows: string[] = [];
+  private readonly blockParts: Buffer[] = [];
+  private readonly idParts: Buffer[] = [];
+  /** Rows added since the last seal(), which puts them in blocks. */
+  private rows: ItemRow[] = [];
   private readonly batch: string;
 
   constructor(
     batchId: string,
     readonly from: number,
+    /** Items a block may hold (itemsPerBlock of the batch's options). */
+    private readonly perBlock: number,
   ) {
     this.batch = copyText(batchId);
   }
@@ -919,31 +962,40 @@ class ItemSlice {
     return this.ids.length;
   }
 
-  push([id, inputs]: ItemRow): void {
-    const index = this.from + this.ids.length;
-    this.indexes.push(index);
-    this.ids.push(id);
-    this.rows.push(`${this.batch}\t${index}\t${copyText(id)}\t${copyText(inputs)}\n`);
+  push(row: ItemRow): void {
+    this.indexes.push(this.from + this.ids.length);
+    this.ids.push(row[0]);
+    this.rows.push(row);
     if (this.rows.length === INSERT_SLICE) this.seal();
   }
 
   seal(): void {
     if (this.rows.length === 0) return;
-    this.parts.push(Buffer.from(this.rows.join('')));
+    const first = this.from + this.ids.length - this.rows.length;
+    const blocks: string[] = [];
+    for (const { at, n, inputs } of itemBlocks(this.rows, this.perBlock)) {
+      blocks.push(`${this.batch}\t${first + at}\t${n}\t${copyText(inputs)}\n`);
+    }
+    this.blockParts.push(Buffer.from(blocks.join('')));
+    const ids: string[] = [];
+    this.rows.forEach(([id], k) => {
+      if (id !== '') ids.push(`${this.batch}\t${first + k}\t${copyText(id)}\n`);
+    });
+    if (ids.length > 0) this.idParts.push(Buffer.from(ids.join('')));
     this.rows = [];
   }
 
   /**
    * COPY, not INSERT: the rows stream in PostgreSQL's text format, which it parses faster than unnested arrays
-   * (and the client builds faster than array literals). A duplicate still fails with the unique index's error.
+   * (and the client builds faster than array literals). A duplicate id still fails with the unique index's error.
    */
   async insert(client: pg.PoolClient): Promise<void> {
     this.seal();
-    for (const part of this.parts) {
-      await pipeline(
-        Readable.from([part]),
-        client.query(copyFrom('COPY items (batch_id, idx, client_id, inputs) FROM STDIN')),
-      );
+    for (const [parts, sql] of [
+      [this.blockParts, 'COPY item_blocks (batch_id, first, n, inputs) FROM STDIN'],
+      [this.idParts, 'COPY item_ids (batch_id, idx, client_id) FROM STDIN'],
+    ] as const) {
+      for (const part of parts) await pipeline(Readable.from([part]), client.query(copyFrom(sql)));
     }
   }
 }

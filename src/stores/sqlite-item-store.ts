@@ -8,8 +8,9 @@ import {
   toEvent,
   toFailedDelivery,
   toResult,
-  itemId,
+  toItems,
   type BatchRow,
+  type BlockRow,
   type EventRow,
   type FailureRow,
   type ResultRow,
@@ -18,7 +19,7 @@ import { MIGRATIONS_TABLE_DDL, pendingMigrations } from './migrations.js';
 import { WriteWaiters } from './write-waiters.js';
 import { openSqlite } from './sqlite.js';
 import { guardStorage } from './store-unavailable.js';
-import type { BatchEnd, ItemInputs } from '../contracts/batch.js';
+import type { BatchEnd } from '../contracts/batch.js';
 import type { FailedDelivery } from '../contracts/webhook.js';
 import {
   DEFAULT_ITEM_ID,
@@ -26,6 +27,7 @@ import {
   type BlockCounts,
   COUNTED_BLOCK,
   type Expired,
+  itemBlocks,
   itemRow,
   itemsPerBlock,
   type ItemRow,
@@ -51,13 +53,6 @@ const LEGACY_COLUMNS: [table: string, column: string, ddl: string][] = [
 
 /** Items createBatch stages at a time. */
 const INSERT_CHUNK = 500;
-
-/**
- * Most items one row of item_blocks holds (migration 7): a block is written with one insert and a chunk reads a few,
- * where a row per item cost an upload most of its time in SQLite's B-tree. A batch run item by item stores blocks
- * of one (itemsPerBlock), so reading one item reads no other.
- */
-const MAX_ITEMS_PER_BLOCK = 500;
 
 /**
  * Outcomes per statement in putResults: a run's results, then their events, go in multi-row statements of up to this
@@ -308,27 +303,11 @@ export class SqliteItemStore implements ItemStore {
    */
   stageRows(batchId: string, from: number, rows: ItemRow[], perBlock = 1): void {
     const { insertBlock, insertId, anyNumericId, stageUpload } = this.stmts;
-    const most = Math.max(1, Math.min(MAX_ITEMS_PER_BLOCK, Math.floor(perBlock)));
     try {
       this.db
         .transaction(() => {
           stageUpload.run(batchId, new Date().toISOString());
-          for (let start = 0; start < rows.length;) {
-            let end = start + 1;
-            if (!rows[start]![1].includes('\n')) {
-              const limit = Math.min(rows.length, start + most);
-              while (end < limit && !rows[end]![1].includes('\n')) end++;
-            }
-            const inputs =
-              end - start === 1
-                ? rows[start]![1]
-                : rows
-                    .slice(start, end)
-                    .map((r) => r[1])
-                    .join('\n');
-            insertBlock.run(batchId, from + start, end - start, inputs);
-            start = end;
-          }
+          for (const { at, n, inputs } of itemBlocks(rows, perBlock)) insertBlock.run(batchId, from + at, n, inputs);
           for (let k = 0; k < rows.length; k++) if (rows[k]![0] !== '') insertId.run(batchId, from + k, rows[k]![0]);
           // A given id such as '7' clashes with item 7's default id: the unique index cannot see that.
           if (anyNumericId.get(batchId) && this.idClash(batchId, from, rows)) throw new IdClash();
@@ -407,26 +386,10 @@ export class SqliteItemStore implements ItemStore {
   async getItems(batchId: string, from: number, count: number): Promise<StoredItem[]> {
     const to = from + count;
     const [blocks, ids] = guardStorage(() => [
-      this.stmts.getBlocks.all({ batchId, from, to }) as {
-        first: number;
-        n: number;
-        inputs: string;
-      }[],
+      this.stmts.getBlocks.all({ batchId, from, to }) as BlockRow[],
       this.stmts.getIds.all(batchId, from, to) as { idx: number; client_id: string }[],
     ]);
-    const given = new Map(ids.map((r) => [r.idx, r.client_id]));
-    const items: StoredItem[] = [];
-    for (const { first, n, inputs } of blocks) {
-      if (first + n <= from) continue;
-      const lines = n === 1 ? [inputs] : inputs.split('\n');
-      if (lines.length !== n) throw new Error(`item block ${batchId}/${first} holds ${lines.length} items, not ${n}`);
-      for (let k = Math.max(0, from - first); k < n && first + k < to; k++) {
-        const index = first + k;
-        const id = itemId({ idx: index, client_id: given.get(index) ?? '' });
-        items.push({ index, id, inputs: JSON.parse(lines[k]!) as ItemInputs });
-      }
-    }
-    return items;
+    return toItems(batchId, blocks, ids, from, to);
   }
 
   async putResult(batchId: string, result: Omit<StoredResult, 'id'>): Promise<boolean> {

@@ -585,24 +585,22 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       }
       assert.equal(await store.findItemIndex('b', '5'), undefined, "item 5's id is the one it was given");
       assert.equal(await store.findItemIndex('b', '1234'), undefined);
-      if (backend.name === 'sqlite') {
-        // SQLite keeps them in blocks: each item with a newline alone, the rest up to 500 (here at most 149: one of
-        // those every 150 items) to a row.
-        const stored = (await place.sql("SELECT first, n FROM item_blocks WHERE batch_id = 'b' ORDER BY first")).map(
-          (r) => [Number(r.first), Number(r.n)],
+      // Both backends keep them in blocks: each item with a newline alone, the rest up to 500 (here at most 149: one
+      // of those every 150 items) to a row.
+      const stored = (await place.sql("SELECT first, n FROM item_blocks WHERE batch_id = 'b' ORDER BY first")).map(
+        (r) => [Number(r.first), Number(r.n)],
+      );
+      assert.equal(
+        stored.reduce((sum, [, n]) => sum + n!, 0),
+        1234,
+      );
+      for (let i = 3; i < 1234; i += 150)
+        assert.ok(
+          stored.some(([first, n]) => first === i && n === 1),
+          `item ${i}`,
         );
-        assert.equal(
-          stored.reduce((sum, [, n]) => sum + n!, 0),
-          1234,
-        );
-        for (let i = 3; i < 1234; i += 150)
-          assert.ok(
-            stored.some(([first, n]) => first === i && n === 1),
-            `item ${i}`,
-          );
-        assert.equal(Math.max(...stored.map(([, n]) => n!)), 149);
-        assert.ok(stored.length < 30, `${stored.length} rows`);
-      }
+      assert.equal(Math.max(...stored.map(([, n]) => n!)), 149);
+      assert.ok(stored.length < 30, `${stored.length} rows`);
     });
 
     test('deleteBatch removes the batch, its items, results, events and failed deliveries', async () => {
@@ -1038,21 +1036,27 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
         await store.putResults('b', [success(1), failure(2), success(COUNTED_BLOCK + 1), failure(total - 1)]);
         const stored = await store.getItems('b', 0, total);
         assert.equal(stored.length, total);
-        // Back to the schema before version 6, with these outcomes already stored (on SQLite, before version 7 too:
-        // the items back in their rows, which version 7 then moves into blocks again).
-        const undo =
+        // Back to the schema before version 6, with these outcomes already stored (before the blocks too, SQLite's
+        // version 7 and PostgreSQL's 8: the items back in their rows, which those versions move into blocks again).
+        const itemsTable =
           backend.name === 'sqlite'
             ? [
                 'DROP TRIGGER results_replaced',
-                'DROP TABLE result_blocks',
                 `CREATE TABLE items (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, client_id TEXT NOT NULL,
                    inputs TEXT NOT NULL, PRIMARY KEY (batch_id, idx)) WITHOUT ROWID`,
-                "CREATE UNIQUE INDEX items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> ''",
-                "INSERT INTO items SELECT batch_id, first, '', inputs FROM item_blocks WHERE n = 1",
-                'DROP TABLE item_blocks',
-                'DROP TABLE item_ids',
               ]
-            : ['DROP TABLE result_blocks'];
+            : [
+                `CREATE TABLE items (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, client_id TEXT NOT NULL,
+                   inputs TEXT NOT NULL, PRIMARY KEY (batch_id, idx))`,
+              ];
+        const undo = [
+          ...itemsTable,
+          'DROP TABLE result_blocks',
+          "CREATE UNIQUE INDEX items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> ''",
+          "INSERT INTO items SELECT batch_id, first, '', inputs FROM item_blocks WHERE n = 1",
+          'DROP TABLE item_blocks',
+          'DROP TABLE item_ids',
+        ];
         for (const sql of [...undo, 'DELETE FROM schema_migrations WHERE version >= 6']) await place.sql(sql);
         const again = await open(place);
         assert.deepEqual(await versions(place), every);
@@ -1064,6 +1068,65 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
           { block: 2, succeeded: 0, failed: 1 },
         ]);
         assert.deepEqual(await again.countResults('b'), { succeeded: 4, failed: 1 });
+      });
+
+      test('items stored a row each, before the blocks, keep their inputs, ids and outcomes after the migration', async () => {
+        const { place, store } = await fresh();
+        // Given ids, default ids and an id that reads as another item's index ('7' on item 1).
+        const stored = [
+          { id: 'a', inputs: { input: [0, 1] } },
+          { id: '7', inputs: { input: [1, 2] } },
+          { inputs: { input: [2, 3] } },
+          { id: 'd', inputs: { input: [3, 4] } },
+        ];
+        await store.createBatch(batch('b', stored.length), stored);
+        await store.putResults('b', [success(0), success(2)]);
+        const before = await store.getItems('b', 0, 10);
+        const blocksSince = backend.name === 'sqlite' ? 7 : 8;
+        // Back to a row per item (as the schema before the blocks kept them), then migrated again.
+        for (const sql of [
+          `CREATE TABLE items (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, client_id TEXT NOT NULL,
+             inputs TEXT NOT NULL, PRIMARY KEY (batch_id, idx))`,
+          "CREATE UNIQUE INDEX items_by_explicit_id ON items (batch_id, client_id) WHERE client_id <> ''",
+          `INSERT INTO items SELECT b.batch_id, b.first, COALESCE(i.client_id, ''), b.inputs
+             FROM item_blocks b LEFT JOIN item_ids i ON i.batch_id = b.batch_id AND i.idx = b.first WHERE b.n = 1`,
+          'DROP TABLE item_blocks',
+          'DROP TABLE item_ids',
+          `DELETE FROM schema_migrations WHERE version >= ${blocksSince}`,
+        ])
+          await place.sql(sql);
+        const again = await open(place);
+        assert.deepEqual(await versions(place), every);
+        assert.deepEqual(await again.getItems('b', 0, 10), before);
+        assert.deepEqual(
+          before.map((i) => i.id),
+          ['a', '7', '2', 'd'],
+        );
+        for (const [id, index] of [
+          ['a', 0],
+          ['7', 1],
+          ['2', 2],
+          ['d', 3],
+        ] as const)
+          assert.equal(await again.findItemIndex('b', id), index, `item '${id}'`);
+        assert.equal(await again.findItemIndex('b', '1'), undefined, "item 1's id is '7'");
+        assert.deepEqual(
+          (await again.listResults('b')).results.map((r) => [r.index, r.id]),
+          [
+            [0, 'a'],
+            [2, '2'],
+          ],
+        );
+        assert.deepEqual(
+          (await again.listEvents('b', 0, 10)).map((e) => (e.kind === 'item' ? e.id : e.kind)),
+          ['a', '2'],
+        );
+        // The staging checks see the moved items: a new batch's appends still refuse an id the batch has.
+        await appendItems(again, 'c', 0, [{ id: 'x', inputs: {} }]);
+        await assert.rejects(
+          appendItems(again, 'c', 1, [{ id: 'x', inputs: {} }]),
+          (err: unknown) => err instanceof DuplicateItemIdError && err.itemId === 'x',
+        );
       });
 
       test('stores opening a fresh database at once (processes starting together) both work', async () => {
