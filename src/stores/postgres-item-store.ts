@@ -397,8 +397,10 @@ export class PostgresItemStore implements ItemStore {
         attempts: number;
         error: string | null;
         finished_at: string;
-      }>(
-        `WITH input AS (
+      }>({
+        // Prepared once per connection, as the next statement: a run's write is planned once, not each time.
+        name: 'batchline-put-results',
+        text: `WITH input AS (
            SELECT * FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
              AS t(idx, status, attempts, result, error, started_at, finished_at)
          ), written AS (
@@ -422,7 +424,7 @@ export class PostgresItemStore implements ItemStore {
              succeeded = result_blocks.succeeded + excluded.succeeded, failed = result_blocks.failed + excluded.failed
          )
          SELECT idx, status, attempts, error, finished_at FROM written ORDER BY idx`,
-        [
+        values: [
           batchId,
           column((r) => r.index),
           column((r) => r.status),
@@ -432,17 +434,18 @@ export class PostgresItemStore implements ItemStore {
           column((r) => r.startedAt),
           column((r) => r.finishedAt),
         ],
-      );
+      });
       if (rows.length === 0) return new Set<number>();
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [batchId]);
       // A statement of its own after the lock: its snapshot holds every seq committed before, so MAX is current.
-      await client.query(
-        `INSERT INTO events (batch_id, seq, idx, status, attempts, error, finished_at)
+      await client.query({
+        name: 'batchline-append-events',
+        text: `INSERT INTO events (batch_id, seq, idx, status, attempts, error, finished_at)
          SELECT $1, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE batch_id = $1) + n, idx, status, attempts, error,
                 finished_at
          FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[]) WITH ORDINALITY
            AS t(idx, status, attempts, error, finished_at, n)`,
-        [
+        values: [
           batchId,
           rows.map((r) => r.idx),
           rows.map((r) => r.status),
@@ -450,7 +453,7 @@ export class PostgresItemStore implements ItemStore {
           rows.map((r) => r.error),
           rows.map((r) => r.finished_at),
         ],
-      );
+      });
       return new Set(rows.map((r) => r.idx));
     });
   }
