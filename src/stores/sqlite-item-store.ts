@@ -252,8 +252,19 @@ export class SqliteItemStore implements ItemStore {
     if (outcomesOnThread) this.thread.prestart();
   }
 
-  /** Applies the migrations this file lacks (migrations.ts), in one write transaction: processes may start at once. */
+  /**
+   * Applies the migrations this file lacks (migrations.ts), in one write transaction: processes may start at once. A
+   * file already at this schema is only read, so opening it never waits for another connection's write lock (a
+   * process stopped inside a write transaction would hold it as long as it stays stopped).
+   */
   private migrate(): void {
+    const tracked = this.db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+      .get();
+    if (tracked) {
+      const { v } = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+      if (v !== null && pendingMigrations(v, this.file).length === 0) return; // refuses a newer schema
+    }
     this.db
       .transaction(() => {
         this.db.exec(MIGRATIONS_TABLE_DDL);

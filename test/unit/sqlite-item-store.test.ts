@@ -414,6 +414,40 @@ test('a batch commits while another process writes the file, without SQLITE_BUSY
   }
 });
 
+test('opening a file at this schema reads it only: it does not wait for a write lock another connection holds', async () => {
+  // The durability test freezes a worker (SIGSTOP) and opens the store meanwhile: a worker frozen inside a write
+  // transaction holds the file's write lock, and an open that took it waited SQLite's 10 s busy timeout, then failed.
+  const { store: first, file } = open();
+  await first.createBatch(storedBatch('b', 2), storedItems(2));
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const writer = new Worker(
+    `const Database = require('better-sqlite3');
+     const { parentPort, workerData } = require('node:worker_threads');
+     const db = new Database(workerData.file);
+     db.exec('BEGIN IMMEDIATE');
+     db.exec("DELETE FROM store_probe");
+     parentPort.postMessage('holding the write lock');
+     Atomics.wait(workerData.stop, 0, 0, 20000);
+     db.exec('ROLLBACK');
+     db.close();`,
+    { eval: true, workerData: { file, stop } },
+  );
+  const exited = new Promise((r) => writer.once('exit', r));
+  try {
+    await new Promise((r) => writer.once('message', r));
+    const t0 = performance.now();
+    const second = openStore(file);
+    assert.deepEqual(await second.countResults('b'), { succeeded: 0, failed: 0 });
+    assert.equal((await second.getItems('b', 0, 2)).length, 2);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 2000, `opened and read in ${Math.round(ms)} ms while another connection held the write lock`);
+  } finally {
+    Atomics.store(stop, 0, 1);
+    Atomics.notify(stop, 0);
+    await exited;
+  }
+});
+
 test('a store opened while another connection writes a new file (rollback mode) waits for it, then switches to WAL', async () => {
   // `batchline dev` starts the API and two workers at once on a new file. Switching it to WAL reads, then writes, and
   // SQLite refuses a reader's write lock at once, without its busy handler, while another connection writes: a worker
