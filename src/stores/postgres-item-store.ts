@@ -946,9 +946,9 @@ class ItemSlice {
   /** Given ids, '' where the client gave none. */
   readonly ids: string[] = [];
   /**
-   * The blocks' and the given ids' rows in COPY's text format, encoded as they are added (before the slice waits its
-   * turn), a buffer each per INSERT_SLICE items. Buffers live outside the JavaScript heap, so a slice waiting for the
-   * database does not grow what the garbage collector must trace and move.
+   * The blocks' and the given ids' rows in COPY's text format, a buffer each per INSERT_SLICE items, encoded when
+   * sealed (an append seals its slice before it waits its turn). Buffers live outside the JavaScript heap, so a slice
+   * waiting for the database does not grow what the garbage collector must trace and move.
    */
   private readonly blockParts: Buffer[] = [];
   private readonly idParts: Buffer[] = [];
