@@ -18,7 +18,7 @@ import type { BatchOptions } from '../src/contracts/batch.js';
 import { freePort } from '../src/free-port.js';
 import { resolveTemporalServer } from '../scripts/temporal-server.mjs';
 import { parseBenchArgs } from './lib/args.js';
-import { itemsOf } from './lib/model-items.js';
+import { itemsOf, WARM_UP_MAX_ITEMS, warmUpItems } from './lib/model-items.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import { percentile, treeCpuSeconds } from './lib/system-run.js';
 import {
@@ -193,13 +193,27 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     await admin.connect();
     await waitReady(cluster);
     const worker2 = cluster.processes.find((p) => p.name === 'worker-2')!;
+    /** Settles the servers, then runs the timed batch (and counts the cluster's commits over it). */
+    const timed = async (system: System, mode: Mode, batch: () => Promise<BatchlineRun>) => {
+      await settle([postmaster, cluster.temporal.child.pid!]);
+      const before = await committed();
+      const r = await batch();
+      const after = await committed();
+      const per = (k: 'temporal' | 'itemStore') => Math.round(((after[k] - before[k]) / r.items) * 100) / 100;
+      if (system.startsWith('cluster')) {
+        (commits[mode][system] ??= []).push({ temporal: per('temporal'), itemStore: per('itemStore') });
+      }
+      return r;
+    };
     const run = async (system: System, mode: Mode): Promise<SystemRun | BatchlineRun> => {
       const work = itemsOf('digits', items[mode]);
+      const warmUp = work.slice(0, warmUpItems(work.length));
       const options = OPTIONS[mode];
       if (system === 'dev') {
         const stack = await startBatchlineStack({});
         try {
-          return await runBatchline(stack, 'digits', work, options, `dev ${mode}`);
+          await runBatchline(stack, 'digits', warmUp, options, `dev ${mode} warm-up`);
+          return await timed(system, mode, () => runBatchline(stack, 'digits', work, options, `dev ${mode}`));
         } finally {
           await stack.stop();
         }
@@ -212,15 +226,21 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
           await new Promise((r) => setTimeout(r, 5000)); // its model load and first polls
         }
         if (!two && running) await stopProcess(worker2);
-        return runBatchline(asStack(cluster), 'digits', work, options, `${system} ${mode}`, { postgres: postmaster });
+        const stack = asStack(cluster);
+        await runBatchline(stack, 'digits', warmUp, options, `${system} ${mode} warm-up`);
+        return timed(system, mode, () =>
+          runBatchline(stack, 'digits', work, options, `${system} ${mode}`, { postgres: postmaster }),
+        );
       }
       // graphile-worker: a fresh database per run (its jobs table slows as deleted jobs pile up).
       const database = `graphile_${++databases}`;
       await cluster.postgres!.ensureDatabase(database);
+      await settle([postmaster, cluster.temporal.child.pid!]);
       return runGraphile({
         cpuTrees: { postgres: postmaster },
         model: 'digits',
         items: work,
+        warmUp,
         workers: system === 'graphile 2 workers' ? 2 : 1,
         concurrency: GRAPHILE_CONCURRENCY,
         databaseUrl: cluster.postgres!.url(database),
@@ -232,15 +252,7 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
         const systems = systemsOf(mode);
         const order = systems.map((_, i) => systems[(i + round) % systems.length]!);
         for (const system of order) {
-          await settle([postmaster, cluster.temporal.child.pid!]);
-          const commitsBefore = await committed();
           const r = await run(system, mode);
-          if (system.startsWith('cluster')) {
-            const after = await committed();
-            const per = (k: 'temporal' | 'itemStore') =>
-              Math.round(((after[k] - commitsBefore[k]) / r.items) * 100) / 100;
-            (commits[mode][system] ??= []).push({ temporal: per('temporal'), itemStore: per('itemStore') });
-          }
           if (system !== 'dev') {
             const perThousand = ((r.treeCpuSeconds?.postgres ?? NaN) / r.items) * 1000;
             (postgresCpu[mode][system] ??= []).push(Math.round(perThousand * 1000) / 1000);
@@ -308,7 +320,9 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
     `one job per item, ${GRAPHILE_CONCURRENCY} jobs in flight per worker process, its local queue and batched completion on.`,
     `Per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; chunked local: the same`,
     'chunks as local activities (batchline only: its "× graphile" divides by the chunked table\'s graphile row). graphile',
-    `runs the same items in both its tables. All on one 2-core machine: the cluster's processes share it. PostgreSQL CPU: its processes' CPU`,
+    `runs the same items in both its tables. Warm: before each timed batch, every system runs an untimed batch of its first tenth`,
+    `(at most ${n(WARM_UP_MAX_ITEMS)} items) on the same processes, in the same mode (the dev stack is fresh per run, graphile's`,
+    `workers too). All on one 2-core machine: the cluster's processes share it. PostgreSQL CPU: its processes' CPU`,
     "from the start of submission until the last outcome was stored (not the bench's reading of the results after).",
     `Raw figures: [${file}](${file}).`,
     '',

@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { ModelRepository } from '../src/runtime/model-repository.js';
 import { parseBenchArgs } from './lib/args.js';
-import { itemsOf } from './lib/model-items.js';
+import { itemsOf, WARM_UP_MAX_ITEMS, warmUpItems } from './lib/model-items.js';
 import { percentile, rssMb } from './lib/system-run.js';
 import { startRedis } from './lib/redis.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
@@ -112,17 +112,12 @@ const SYSTEMS = [
 ] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
-/**
- * Items of the untimed batch each queue system (and the store ceiling) runs first on its fresh processes, in the same
- * mode, so the timed batch meets a warm stack, as a service's batches do after its first: compiled code, a grown
- * heap, workflow code loaded. The raw loops warm up with one run of their own.
- */
-const warmUpItems = (w: Workload) => Math.min(WARM_UP_MAX_ITEMS, Math.ceil(w.items / 10));
-const WARM_UP_MAX_ITEMS = 5_000;
+// Each queue system (and the store ceiling) runs an untimed batch first (warmUpItems); the raw loops warm up with one
+// run of their own.
 
 async function runSystem(system: SystemName, w: Workload, redisUrl: string): Promise<Run> {
   const items = itemsOf(w.model, w.items);
-  const warmUp = items.slice(0, warmUpItems(w));
+  const warmUp = items.slice(0, warmUpItems(w.items));
   const repository = new ModelRepository(path.join(REPO_ROOT, 'models'));
   if (system === 'raw') return runRaw(await repository.resolve(w.model), items);
   if (system === 'raw threads') return runRawThreads(await repository.resolve(w.model), items, INFERENCE_THREADS);

@@ -17,7 +17,7 @@ import { connectTemporal } from '../src/client/connection.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { parseBenchArgs } from './lib/args.js';
 import { chunkTimeline, type ChunkTimeline } from './lib/chunk-timeline.js';
-import { itemsOf } from './lib/model-items.js';
+import { itemsOf, warmUpItems } from './lib/model-items.js';
 import { REPO_ROOT } from './lib/report.js';
 import { threadCpuSeconds } from './lib/system-run.js';
 import { CHUNKED_OPTIONS, runBatchline, startBatchlineStack } from './systems/batchline.js';
@@ -51,7 +51,7 @@ const OPTIONS = {
   ...(args['item-activities'] ? { itemActivities: args['item-activities'] as BatchOptions['itemActivities'] } : {}),
 };
 /** A tenth of the batch, at most 5,000 items (as compare.ts warms every system). */
-const WARM_UP = Math.min(5000, Math.ceil(ITEMS / 10));
+const WARM_UP = warmUpItems(ITEMS);
 
 interface ProfileNode {
   id: number;

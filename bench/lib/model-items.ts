@@ -9,6 +9,14 @@ import { REPO_ROOT } from './report.js';
 
 const tokenizers = new TextTokenizers();
 
+/**
+ * Items of the untimed batch a benchmark runs first on a system's fresh processes, in the same mode, so the timed
+ * batch of `items` meets a warm stack, as a service's batches do after its first: compiled code, a grown heap,
+ * workflow code loaded. A tenth of the timed batch, at most WARM_UP_MAX_ITEMS.
+ */
+export const warmUpItems = (items: number) => Math.min(WARM_UP_MAX_ITEMS, Math.ceil(items / 10));
+export const WARM_UP_MAX_ITEMS = 5_000;
+
 /** Item inputs: the committed held-out rows of a tabular model, or the reference sentences of a text model. */
 export function itemsFor(model: string): Record<string, unknown>[] {
   const dir = path.join(REPO_ROOT, 'models', model, 'testdata');

@@ -51,6 +51,11 @@ export interface GraphileRunOptions {
   keepBatch?: boolean;
   /** Process trees whose CPU the run measures (SystemRun.treeCpuSeconds). */
   cpuTrees?: CpuTrees;
+  /**
+   * Items of an untimed batch run first through the same worker processes (then deleted), so the timed batch finds
+   * them warm, as the other systems of a comparison are warmed (cluster.ts).
+   */
+  warmUp?: ItemInputs[];
 }
 
 /** Jobs per addJobs call (one `graphile_worker.add_jobs` statement). */
@@ -81,36 +86,49 @@ export async function runGraphile(opts: GraphileRunOptions): Promise<SystemRun> 
     const poolSize = await workerPoolSize(utils, workers, opts.concurrency);
     for (let w = 0; w < workers; w++) children.push(await spawnWorker(task, poolSize, opts));
 
-    // Submission: the claim check, then one job per item.
+    // Submission: the claim check, then one job per item; the time its item store write took.
+    const submit = async (id: string, items: ItemInputs[]): Promise<number> => {
+      const started = Date.now();
+      await store.createBatch(
+        {
+          id,
+          model: opts.model,
+          total: items.length,
+          options: BatchOptions.parse({ maxAttempts: MAX_ATTEMPTS }),
+          createdAt: new Date(started).toISOString(),
+          tenant: 'default',
+        },
+        items.map((inputs) => ({ inputs })),
+      );
+      const stored = Date.now();
+      for (let from = 0; from < items.length; from += ENQUEUE_CHUNK) {
+        const count = Math.min(ENQUEUE_CHUNK, items.length - from);
+        const jobs = await utils!.addJobs(
+          Array.from({ length: count }, (_, i) => ({
+            identifier: task,
+            payload: { batchId: id, index: from + i } satisfies ItemJob,
+            maxAttempts: MAX_ATTEMPTS,
+          })),
+        );
+        for (const job of jobs) jobIds.push(job.id);
+      }
+      return stored;
+    };
+    const stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
+    if (opts.warmUp && opts.warmUp.length > 0) {
+      const warmUpId = `${batchId}-warm-up`;
+      await submit(warmUpId, opts.warmUp);
+      await waitForOutcomes(store, warmUpId, opts.warmUp.length, children, stallTimeoutMs, 'graphile');
+      await store.deleteBatch(warmUpId);
+    }
+
     const cpuBefore = cpuOfTrees(opts.cpuTrees);
     const t0 = Date.now();
     const total = opts.items.length;
-    await store.createBatch(
-      {
-        id: batchId,
-        model: opts.model,
-        total,
-        options: BatchOptions.parse({ maxAttempts: MAX_ATTEMPTS }),
-        createdAt: new Date(t0).toISOString(),
-        tenant: 'default',
-      },
-      opts.items.map((inputs) => ({ inputs })),
-    );
-    const stored = Date.now();
-    for (let from = 0; from < total; from += ENQUEUE_CHUNK) {
-      const count = Math.min(ENQUEUE_CHUNK, total - from);
-      const jobs = await utils.addJobs(
-        Array.from({ length: count }, (_, i) => ({
-          identifier: task,
-          payload: { batchId, index: from + i } satisfies ItemJob,
-          maxAttempts: MAX_ATTEMPTS,
-        })),
-      );
-      for (const job of jobs) jobIds.push(job.id);
-    }
+    const stored = await submit(batchId, opts.items);
     const submitted = Date.now();
 
-    await waitForOutcomes(store, batchId, total, children, opts.stallTimeoutMs ?? 60_000, 'graphile');
+    await waitForOutcomes(store, batchId, total, children, stallTimeoutMs, 'graphile');
     const treeCpuSeconds = cpuSince(cpuBefore, opts.cpuTrees);
     const workerPeakRssMb = Math.max(...children.map((c) => peakRssMb(c.pid!) ?? Number.NaN));
 

@@ -60,6 +60,14 @@ const DELETE_SLICE = 10_000;
 /** Events numbered per listEvents call at most (more than a page): bounds the numbering transaction. */
 const NUMBER_SLICE = 10_000;
 const MAX_INT4 = 2 ** 31 - 1;
+
+/**
+ * The index an id reads as (an index in its canonical spelling, DEFAULT_ITEM_ID), or null: also for one past INTEGER,
+ * the type of an index here, which names no item.
+ */
+function idAsIndex(id: string): number | null {
+  return DEFAULT_ITEM_ID.test(id) && Number(id) <= MAX_INT4 ? Number(id) : null;
+}
 /** Results written in one statement at most (putResult calls that arrive while a write of their batch is out). */
 const RESULT_SLICE = 1_000;
 /** Reconnecting the listening connection: first delay, doubled up to the last. */
@@ -189,7 +197,7 @@ export class PostgresItemStore implements ItemStore {
         // that. This append's items are in the tables now, so the checks cover them as well as earlier appends:
         // a given id that reads as the index of a stored item without a given id, or a given id of the batch that
         // is the index of an item of this append without one (looked up only if the batch has any given id).
-        const numericIds = slice.ids.filter((id) => DEFAULT_ITEM_ID.test(id) && Number(id) <= MAX_INT4).map(Number);
+        const numericIds = slice.ids.map(idAsIndex).filter((idx) => idx !== null);
         const defaultIds = slice.indexes.filter((_, i) => slice.ids[i] === '').map(String);
         if (numericIds.length === 0 && defaultIds.length === 0) return;
         const { rows } = await client.query<{ clash: boolean }>(
@@ -219,14 +227,10 @@ export class PostgresItemStore implements ItemStore {
   /** Which of these ids items of the batch have, as given ids or as default ids (findItemIndex, in bulk). */
   private async existingIds(batchId: string, ids: string[]): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT u.id FROM (
-         -- nested, so that only an id that reads as an index is cast
-         SELECT id, CASE WHEN id ~ '${DEFAULT_ITEM_ID.source}' THEN CASE WHEN id::bigint <= ${MAX_INT4} THEN id::int END END AS idx
-         FROM unnest($2::text[]) AS t(id)
-       ) AS u
+      `SELECT u.id FROM unnest($2::text[], $3::int[]) AS u(id, idx)
        WHERE EXISTS (SELECT 1 FROM item_ids i WHERE i.batch_id = $1 AND i.client_id = u.id)
           OR (u.idx IS NOT NULL AND ${storedWithoutId('$1', 'u.idx')})`,
-      [batchId, ids],
+      [batchId, ids, ids.map(idAsIndex)],
     );
     return new Set(rows.map((r) => r.id));
   }
@@ -558,7 +562,7 @@ export class PostgresItemStore implements ItemStore {
          UNION ALL
          (SELECT $3::int AS idx WHERE $3::int IS NOT NULL AND ${storedWithoutId('$1', '$3::int')})
          LIMIT 1`,
-        [batchId, itemId, DEFAULT_ITEM_ID.test(itemId) && Number(itemId) <= MAX_INT4 ? Number(itemId) : null],
+        [batchId, itemId, idAsIndex(itemId)],
       ),
     );
     return rows[0]?.idx;
