@@ -193,16 +193,15 @@ export async function measureCluster({ quick }: ClusterBenchOptions): Promise<st
     await admin.connect();
     await waitReady(cluster);
     const worker2 = cluster.processes.find((p) => p.name === 'worker-2')!;
-    /** Settles the servers, then runs the timed batch (and counts the cluster's commits over it). */
+    /** Settles the servers, then runs the timed batch (on the cluster, counting its commits over it). */
     const timed = async (system: System, mode: Mode, batch: () => Promise<BatchlineRun>) => {
       await settle([postmaster, cluster.temporal.child.pid!]);
+      if (!system.startsWith('cluster')) return batch();
       const before = await committed();
       const r = await batch();
       const after = await committed();
       const per = (k: 'temporal' | 'itemStore') => Math.round(((after[k] - before[k]) / r.items) * 100) / 100;
-      if (system.startsWith('cluster')) {
-        (commits[mode][system] ??= []).push({ temporal: per('temporal'), itemStore: per('itemStore') });
-      }
+      (commits[mode][system] ??= []).push({ temporal: per('temporal'), itemStore: per('itemStore') });
       return r;
     };
     const run = async (system: System, mode: Mode): Promise<SystemRun | BatchlineRun> => {

@@ -60,18 +60,18 @@ const DELETE_SLICE = 10_000;
 /** Events numbered per listEvents call at most (more than a page): bounds the numbering transaction. */
 const NUMBER_SLICE = 10_000;
 const MAX_INT4 = 2 ** 31 - 1;
-
-/**
- * The index an id reads as (an index in its canonical spelling, DEFAULT_ITEM_ID), or null: also for one past INTEGER,
- * the type of an index here, which names no item.
- */
-function idAsIndex(id: string): number | null {
-  return DEFAULT_ITEM_ID.test(id) && Number(id) <= MAX_INT4 ? Number(id) : null;
-}
 /** Results written in one statement at most (putResult calls that arrive while a write of their batch is out). */
 const RESULT_SLICE = 1_000;
 /** Reconnecting the listening connection: first delay, doubled up to the last. */
 const LISTEN_RETRY_MS = [100, 5_000] as const;
+
+/**
+ * The index an id reads as, if it is an index in its canonical spelling (DEFAULT_ITEM_ID) within INTEGER, the type
+ * of an index here; null for any other id (one beyond INTEGER names no item).
+ */
+function idAsIndex(id: string): number | null {
+  return DEFAULT_ITEM_ID.test(id) && Number(id) <= MAX_INT4 ? Number(id) : null;
+}
 
 /**
  * The item store on PostgreSQL (DATABASE_URL): the same contract and the same SQL semantics as SqliteItemStore, for
