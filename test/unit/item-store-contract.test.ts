@@ -409,8 +409,8 @@ for (const backend of [sqlite, sqliteOutcomesOnThread, postgres]) {
       );
     });
 
-    // Each of these with every item alone (a batch run item by item) and in blocks of up to 500 (SQLite's blocks,
-    // itemsPerBlock; PostgreSQL stores rows either way).
+    // Each of these with every item alone (a batch run item by item) and in blocks of up to 500 (appendRows'
+    // perBlock; both stores keep items in blocks since SQLite's migration 7 and PostgreSQL's 8).
     for (const perBlock of [1, 500]) {
       const blocks = perBlock === 1 ? '' : ` (blocks of ${perBlock})`;
       const appendIn = (store: ItemStore, batchId: string, from: number, list: NewItem[]) =>
