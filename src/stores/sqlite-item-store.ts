@@ -111,9 +111,12 @@ export class SqliteItemStore implements ItemStore {
   private readonly stmts;
   /** putResultsSql and appendEventsSql by row count, prepared when first used. */
   private readonly resultStatements = new Map<number, { put: Database.Statement; events: Database.Statement }>();
-  /** Watches the write-ahead log for nextWrite(); null once watching turned out impossible (polling only). */
+  /**
+   * Watches the write-ahead log while nextWrite() has waiters (undefined while it has none); null once watching
+   * turned out impossible (polling only).
+   */
   private walWatcher: fs.FSWatcher | null | undefined;
-  private readonly writeWaiters = new WriteWaiters();
+  private readonly writeWaiters = new WriteWaiters(() => this.unwatchWal());
   /** The store's own thread: appends of staged uploads, and outcomes when outcomesOnThread. */
   private readonly thread: StoreThread;
   private readonly outcomesOnThread: boolean;
@@ -604,7 +607,9 @@ export class SqliteItemStore implements ItemStore {
 
   /**
    * Every commit, by any process, appends to the WAL file (`<file>-wal`, alive while this connection is open), so
-   * one inotify watch on it wakes every nextWrite() waiter. Where watching is unsupported, waiters time out.
+   * one inotify watch on it wakes every nextWrite() waiter. Where watching is unsupported, waiters time out. The
+   * watch lives only while someone waits (unwatchWal): each page a writer appends is an event for every watching
+   * process, so a watch kept after an event stream ended cost this process CPU for every outcome any worker wrote.
    */
   private watchWal(): boolean {
     if (this.walWatcher === undefined) {
@@ -621,6 +626,13 @@ export class SqliteItemStore implements ItemStore {
       }
     }
     return this.walWatcher !== null;
+  }
+
+  /** Stops watching the write-ahead log (the last nextWrite() waiter left); the next wait watches it again. */
+  private unwatchWal(): void {
+    if (!this.walWatcher) return; // none, or watching is impossible here (null stays)
+    this.walWatcher.close();
+    this.walWatcher = undefined;
   }
 
   /** Resolves once the store thread's connection is closed too: then nothing holds the file open. */

@@ -6,6 +6,9 @@
 export class WriteWaiters {
   private readonly waiters = new Set<() => void>();
 
+  /** `onIdle`: called each time the last waiter leaves (a backend stops listening until the next wait). */
+  constructor(private readonly onIdle?: () => void) {}
+
   /** Waits; `canBeWoken` false (nothing will wake it) waits out the timeout alone. */
   wait(timeoutMs: number, signal: AbortSignal | undefined, canBeWoken: boolean): Promise<void> {
     return new Promise((resolve) => {
@@ -13,6 +16,7 @@ export class WriteWaiters {
         clearTimeout(timer);
         signal?.removeEventListener('abort', done);
         this.waiters.delete(done);
+        if (this.waiters.size === 0) this.onIdle?.();
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);

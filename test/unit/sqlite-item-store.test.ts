@@ -371,6 +371,64 @@ test('close() wakes a nextWrite waiter at once', async () => {
   assert.ok(Date.now() - started < 1000, `waited ${Date.now() - started} ms`);
 });
 
+/** This process's inotify watches on `file` (Linux: each watch is a line of its inotify descriptor's fdinfo). */
+function inotifyWatchesOn(file: string): number {
+  const ino = fs.statSync(file).ino;
+  let watches = 0;
+  for (const fd of fs.readdirSync('/proc/self/fdinfo')) {
+    let info: string;
+    try {
+      info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed since the listing
+    }
+    for (const line of info.split('\n')) {
+      const watched = /^inotify wd:\d+ ino:([0-9a-f]+) /.exec(line);
+      if (watched && parseInt(watched[1]!, 16) === ino) watches++;
+    }
+  }
+  return watches;
+}
+
+test('the write-ahead log is watched only while nextWrite has a waiter', async () => {
+  const { store, file } = open();
+  const writer = openStore(file);
+  await store.createBatch(batch('b', 3), items(3));
+  const wal = `${file}-wal`;
+  assert.equal(inotifyWatchesOn(wal), 0, 'no watch before anyone waits');
+
+  // A waiter woken by another connection's write: watched while it waits, not after.
+  const woken = store.nextWrite(10_000);
+  assert.equal(inotifyWatchesOn(wal), 1, 'one watch while a waiter waits');
+  const started = performance.now();
+  await writer.putResult('b', success(0));
+  await woken;
+  assert.ok(performance.now() - started < 5000, 'woken by the write, not by its timeout');
+  // Woken from inside the watch's own event: libuv removes the watch when that event's dispatch returns.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(inotifyWatchesOn(wal), 0, 'no watch once the waiter was woken');
+
+  // Two waiters share one watch; it goes with the last of them (one aborted, one timed out).
+  const stop = new AbortController();
+  const first = store.nextWrite(10_000, stop.signal);
+  const second = store.nextWrite(50);
+  assert.equal(inotifyWatchesOn(wal), 1, 'one watch for two waiters');
+  stop.abort();
+  await first;
+  assert.equal(inotifyWatchesOn(wal), 1, 'still watched for the waiter left');
+  await second;
+  assert.equal(inotifyWatchesOn(wal), 0, 'no watch once the last waiter timed out');
+
+  // Watching again on the next wait: a write still wakes it.
+  const again = store.nextWrite(10_000);
+  const restarted = performance.now();
+  await writer.putResult('b', success(1));
+  await again;
+  assert.ok(performance.now() - restarted < 5000, 'a later wait is woken by a write too');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(inotifyWatchesOn(wal), 0);
+});
+
 test('a batch commits while another process writes the file, without SQLITE_BUSY_SNAPSHOT', async () => {
   const { store: api, file } = open();
   // Another writer, as the worker writing results: commits to the same file in a loop from its own thread, a
