@@ -127,9 +127,10 @@ export class SqliteItemStore implements ItemStore {
    * `busyTimeoutMs` (after the migrations, which wait the default): how long a write waits for another process's
    * write lock before it fails with StoreUnavailableError. better-sqlite3 waits on the calling thread, so a worker
    * keeps it short: its event loop, and with it its heartbeats, must not stop for longer than the heartbeat timeout.
-   * `outcomesOnThread`: putResults of more than one outcome (a chunk's run) writes on the store's thread, so the
-   * calling thread goes on meanwhile (a worker's main thread also runs its Temporal workflow tasks: while it wrote,
-   * a shard's next workflow task waited, and chunks ran one at a time).
+   * `outcomesOnThread`: outcomes are written on the store's thread, so the calling thread goes on meanwhile (a
+   * worker's main thread also runs its Temporal workflow tasks: while it wrote, a shard's next workflow task waited,
+   * and chunks ran one at a time). A chunk's run goes as one transaction; single outcomes (items of their own
+   * activities) given in one turn of the event loop are written together (StoreThread.writeOutcome).
    */
   constructor(
     private readonly file: string,
@@ -420,10 +421,11 @@ export class SqliteItemStore implements ItemStore {
       const error = r.error ? JSON.stringify(r.error) : null;
       return [r.index, r.status, r.attempts, result, error, r.startedAt, r.finishedAt];
     });
-    const wrote =
-      this.outcomesOnThread && rows.length > 1
+    const wrote = !this.outcomesOnThread
+      ? guardStorage(() => this.writeOutcomes(batchId, rows))
+      : rows.length > 1
         ? await this.thread.writeOutcomes(batchId, rows)
-        : guardStorage(() => this.writeOutcomes(batchId, rows));
+        : [await this.thread.writeOutcome(batchId, rows[0]!)];
     const written = new Array<boolean>(results.length);
     order.forEach((k, position) => (written[k] = wrote[position]!));
     return written;

@@ -11,6 +11,13 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** One outcome given to writeOutcome, waiting for the transaction that writes it. */
+interface GatheredOutcome {
+  row: OutcomeRow;
+  resolve: (written: boolean) => void;
+  reject: (err: Error) => void;
+}
+
 /** A request as the calling side sends it, before it is numbered (each kind of StoreThreadRequest without `seq`). */
 type Unnumbered<R> = R extends unknown ? Omit<R, 'seq'> : never;
 type Request = Unnumbered<StoreThreadRequest>;
@@ -28,6 +35,9 @@ export class StoreThread {
   private readonly pending = new Map<number, Pending>();
   private nextSeq = 1;
   private closed = false;
+  /** Outcomes given to writeOutcome in this turn of the event loop, by batch; sent once the turn ends. */
+  private gathered = new Map<string, GatheredOutcome[]>();
+  private gathering = false;
 
   /** `busyTimeoutMs`: the thread's connection waits for another writer's lock as the caller's does. */
   constructor(
@@ -49,6 +59,47 @@ export class StoreThread {
     return (await this.send({ kind: 'outcomes', batchId, rows }))!;
   }
 
+  /**
+   * Writes one outcome (an item of its own activity). The outcomes given in one turn of the event loop (the items of
+   * one inference run end together) are written in one transaction per batch, as a chunk's run is: a transaction of
+   * its own for each cost more than the outcome's write. Answers whether it was written.
+   */
+  writeOutcome(batchId: string, row: OutcomeRow): Promise<boolean> {
+    if (this.closed) return Promise.reject(new Error('item store is closed'));
+    return new Promise((resolve, reject) => {
+      let list = this.gathered.get(batchId);
+      if (!list) this.gathered.set(batchId, (list = []));
+      list.push({ row, resolve, reject });
+      if (!this.gathering) {
+        this.gathering = true;
+        setImmediate(() => this.sendGathered());
+      }
+    });
+  }
+
+  /** Sends the outcomes gathered this turn: one request per batch, in index order. */
+  private sendGathered(): void {
+    this.gathering = false;
+    const gathered = this.gathered;
+    this.gathered = new Map();
+    for (const [batchId, list] of gathered) {
+      // One transaction writes an item once: a second outcome of the same item goes in the next one, after it.
+      const now = new Map<number, GatheredOutcome>();
+      for (const outcome of list) {
+        if (!now.has(outcome.row[0])) now.set(outcome.row[0], outcome);
+        else void this.writeOutcome(batchId, outcome.row).then(outcome.resolve, outcome.reject);
+      }
+      const sent = [...now.values()].sort((a, b) => a.row[0] - b.row[0]);
+      this.writeOutcomes(
+        batchId,
+        sent.map((o) => o.row),
+      ).then(
+        (written) => sent.forEach((o, k) => o.resolve(written[k]!)),
+        (err: Error) => sent.forEach((o) => o.reject(err)),
+      );
+    }
+  }
+
   /** Overwrites the readiness probe's row on the thread's connection (SqliteItemStore.probeNow). */
   async probe(): Promise<void> {
     await this.send({ kind: 'probe' });
@@ -68,7 +119,10 @@ export class StoreThread {
   /** Fails what is in flight and stops the thread; resolves once it has exited (its connection closed). */
   async close(): Promise<void> {
     this.closed = true;
-    this.fail(new Error('item store closed before its write finished'));
+    const closed = new Error('item store closed before its write finished');
+    for (const list of this.gathered.values()) for (const o of list) o.reject(closed);
+    this.gathered.clear();
+    this.fail(closed);
     const worker = this.worker;
     this.worker = null;
     await worker?.terminate();

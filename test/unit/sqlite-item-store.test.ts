@@ -284,6 +284,61 @@ test(
   },
 );
 
+test('single outcomes given at once go to the store thread together, answered and stored as if written one by one', async () => {
+  const failure = (index: number, attempts: number) => ({
+    index,
+    status: 'failed' as const,
+    attempts,
+    error: { type: 'Error', message: `attempt ${attempts}` },
+    startedAt: 't0',
+    finishedAt: 't1',
+  });
+  // Distinct items out of order, then an item given twice (its first success stands), a failure and the success
+  // that replaces it, and a success then a failure that must not replace it: all in one turn of the event loop.
+  const outcomes = [
+    ...Array.from({ length: 300 }, (_, i) => success((i * 7) % 300)),
+    success(300),
+    success(300, 'second'),
+    failure(301, 1),
+    { ...success(301), attempts: 2 },
+    success(302),
+    failure(302, 2),
+  ];
+  const gathered = openStore(newFile(), { outcomesOnThread: true });
+  const oneByOne = openStore(newFile());
+  for (const store of [gathered, oneByOne]) await store.createBatch(batch('b', 303), items(303));
+
+  const answers = await Promise.all(outcomes.map((o) => gathered.putResult('b', o)));
+  const expected: boolean[] = [];
+  for (const o of outcomes) expected.push(await oneByOne.putResult('b', o));
+  assert.deepEqual(answers, expected);
+  assert.deepEqual(expected.slice(300), [true, false, true, true, true, false], 'the one-by-one answers themselves');
+
+  const state = async (store: SqliteItemStore) => ({
+    results: (await store.listResults('b', { limit: 1000 })).results,
+    counts: await store.countResults('b'),
+    events: (await store.listEvents('b', 0, 1000))
+      .map((e) => (e.kind === 'item' ? `${e.index} ${e.status} ${e.attempts}` : e.kind))
+      .sort(),
+  });
+  const stored = await state(gathered);
+  assert.deepEqual(stored, await state(oneByOne));
+  assert.deepEqual(stored.counts, { succeeded: 303, failed: 0 });
+  assert.equal(stored.results.find((r) => r.index === 300)?.result?.label, 'x', "the item's first success stands");
+});
+
+test('single outcomes waiting for the store thread fail at once when the store closes', async () => {
+  const { file } = open();
+  const store = openStore(file, { outcomesOnThread: true });
+  await store.createBatch(batch('b', 2), items(2));
+  const failed = [store.putResult('b', success(0)), store.putResult('b', success(1))].map((w) =>
+    assert.rejects(w, /item store closed before its write finished/),
+  );
+  await store.close();
+  stores.splice(0);
+  await Promise.all(failed);
+});
+
 test('rows cross to the store thread packed, or row by row when an id or inputs hold a newline: stored the same', async () => {
   const { store } = open();
   const rows: [string, string][] = [
