@@ -47,7 +47,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<BatchSum
     ended = { status: batch.canceled ? 'canceled' : 'completed', progress: batch.progress(), counts: batch.counts() };
   } else {
     const carried = input.carried?.kind === 'items' ? input.carried : undefined;
-    const report = (w: ItemWindow) => failedCount(w.table.counts.failed, false);
+    const report = (w: ItemWindow, counted: boolean) => failedCount(w.table.counts.failed, counted);
     const range = { start: 0, end: input.total };
     const { end, window, carried: next } = await runItemWindow({ ...input, range, startedAtMs, carried, report });
     if (end === 'continue-as-new') return continueAsNewBatch({ ...input, startedAtMs, carried: next });
@@ -81,7 +81,8 @@ function continueAsNewBatch(next: BatchWorkflowInput): Promise<never> {
 
 /**
  * Keeps BatchFailedCount current for visibility queries (`temporal workflow list --query 'BatchFailedCount > 0'`):
- * upserted when the count changed, at most every FAILED_COUNT_INTERVAL_MS unless `now` (a shard ended).
+ * upserted when the count changed, at most every FAILED_COUNT_INTERVAL_MS unless `now` (a shard ended, or a
+ * count of finished local items: a time throttle there would not replay).
  */
 function failedCountReporter(): (failed: number, now: boolean) => void {
   let reported = 0;

@@ -43,8 +43,17 @@ import { runWindow, type WindowEnd } from './scheduler.js';
 export interface ItemWindowInput extends Omit<ShardWorkflowInput, 'parentWorkflowId'> {
   /** Set when the window is a shard's: its parent batch forwards messages to it. */
   parentWorkflowId?: string;
-  /** Called as items finish (remote activities) or every 2 s (local ones); throttling is the caller's. */
-  report(window: ItemWindow): void;
+  /**
+   * Called as items finish (remote activities; throttling is the caller's), or `counted` (local ones) each time
+   * half the range, at most LOCAL_REPORT_EVERY_ITEMS items, has finished since the last call: then the caller must
+   * not throttle by time, which does not replay inside the workflow tasks that local activities hold open.
+   */
+  report(window: ItemWindow, counted: boolean): void;
+  /**
+   * Resolves once the reports sent so far have been delivered: the window waits for it before it ends or continues
+   * as new (a shard's reports are signals to its parent).
+   */
+  reportsDelivered?(): Promise<void>;
 }
 
 export interface ItemWindow {
@@ -65,8 +74,19 @@ export interface ItemWindowEnd {
   carried?: CarriedItems;
 }
 
-/** How often a run with local item activities reports progress (its items complete inside workflow tasks). */
+/** How often a run with local item activities reported progress before LOCAL_REPORTS_BY_COUNT_PATCH. */
 const LOCAL_REPORT_INTERVAL_MS = 2000;
+
+/**
+ * A run with local item activities reports progress by the count of items finished, not on a timer. A workflow task
+ * stays open while local activities run (seconds), and the timer fired inside nearly every one; when such a task
+ * ended the run (continue-as-new, or the batch's end), Temporal refused its completion for the event that came
+ * meanwhile (UnhandledCommand), and the worker replayed the run's whole history and ran again the local activities
+ * whose markers that completion held. Runs recorded before it keep the timer on replay.
+ */
+const LOCAL_REPORTS_BY_COUNT_PATCH = 'local-reports-by-count';
+/** At most this many items finish between two reports of a run with local item activities. */
+const LOCAL_REPORT_EVERY_ITEMS = 1000;
 
 /**
  * A chunk's items count the attempts its activity recorded them with (a retried chunk's items, 2 or more; the item
@@ -300,18 +320,28 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     await Promise.all(retries);
   };
 
-  const afterUnit = () => {
+  // Local item activities complete inside a workflow task, and time-throttled reports that followed those wake-ups
+  // did not replay: counts of finished items, which replay as they happened, drive their reports.
+  const reportEvery =
+    local && patched(LOCAL_REPORTS_BY_COUNT_PATCH)
+      ? Math.min(LOCAL_REPORT_EVERY_ITEMS, Math.max(1, Math.ceil((hi - lo) / 2)))
+      : undefined;
+  let finishedSinceReport = 0;
+  const afterUnit = (count: number) => {
     endRamp();
-    if (!local) input.report(window);
+    if (!local) input.report(window, false);
+    else if (reportEvery !== undefined && (finishedSinceReport += count) >= reportEvery) {
+      finishedSinceReport = 0;
+      input.report(window, true);
+    }
   };
   const nextChunk = () => (retryQueue.length === 0 && chunkSize > 1 ? Math.min(chunkSize, hi - cursor) : 1);
-  if (local) {
-    // Local item activities complete inside a workflow task, and time-throttled reports that followed those
-    // wake-ups did not replay; a timer's wake-ups are in history, so a timer drives the reports.
+  if (local && reportEvery === undefined) {
+    // Before LOCAL_REPORTS_BY_COUNT_PATCH: a timer's wake-ups are in history, so a timer drove the reports.
     void (async () => {
       while (!finishing) {
         await sleep(LOCAL_REPORT_INTERVAL_MS);
-        input.report(window);
+        input.report(window, false);
       }
     })().catch(() => undefined); // cancelled with the workflow
   }
@@ -339,7 +369,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
       table.start(start, count);
       void (chunked ? runChunk(start, count) : attemptItem(start)).finally(() => {
         inFlight -= count;
-        afterUnit();
+        afterUnit(count);
       });
     },
   });
@@ -348,6 +378,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
   // ignored); a draining run may still take them: re-queued items are carried, and a cancel ends it here.
   if (end === 'finished') finishing = true;
   await dead.recorded();
+  await input.reportsDelivered?.();
   if (end === 'continue-as-new' && !canceled) {
     await condition(allHandlersFinished); // a handler still running may change what is carried over
     return { end, window, carried: { kind: 'items', cursor, retryQueue, paused, concurrency, ...table.carry() } };

@@ -1,6 +1,6 @@
 // A shard: one range of a large batch's items, run by the item window in a child workflow of the batch
 // (`batch-<id>/shard-<n>`), so no single workflow's history holds every item.
-import { continueAsNew, getExternalWorkflowHandle, log } from '@temporalio/workflow';
+import { continueAsNew, getExternalWorkflowHandle, log, patched } from '@temporalio/workflow';
 import type { BatchSummary, ShardWorkflowInput } from '../src/contracts/batch.js';
 import { runItemWindow, type ItemWindow } from './item-window.js';
 import { finishHandlers, shardProgressSignal, toSummary } from './messages.js';
@@ -9,21 +9,35 @@ import { finishHandlers, shardProgressSignal, toSummary } from './messages.js';
 const PROGRESS_INTERVAL_MS = 2000;
 
 /**
+ * A run waits for its progress signals to be delivered before it continues as new or ends: the event that says a
+ * signal was delivered, arriving while the task that ends the run was open, made Temporal refuse that completion
+ * (UnhandledCommand) and the worker replay the run. Runs recorded before it end without waiting, on replay too.
+ */
+const REPORTS_DELIVERED_PATCH = 'reports-delivered-before-end';
+
+/**
  * Runs items [range.start, range.end) of a batch, reports live counts to the parent batch by signal, re-runs its
  * dead letters when the parent forwards retryFailed, continues as new before its history grows long, and returns
  * its counts and failures for the parent to aggregate.
  */
 export async function shardWorkflow(input: ShardWorkflowInput): Promise<BatchSummary> {
   let reportedAt = 0;
-  const report = (window: ItemWindow) => {
-    if (Date.now() - reportedAt < PROGRESS_INTERVAL_MS) return;
+  /** Progress signals sent and not yet delivered. */
+  const sending = new Set<Promise<void>>();
+  const report = (window: ItemWindow, counted: boolean) => {
+    if (!counted && Date.now() - reportedAt < PROGRESS_INTERVAL_MS) return;
     reportedAt = Date.now();
     const counts = { ...window.table.counts };
-    void getExternalWorkflowHandle(input.parentWorkflowId)
+    const sent = getExternalWorkflowHandle(input.parentWorkflowId)
       .signal(shardProgressSignal, { start: input.range.start, counts })
-      .catch(() => undefined); // a parent that has moved on does not fail its shard
+      .catch(() => undefined) // a parent that has moved on does not fail its shard
+      .finally(() => sending.delete(sent));
+    sending.add(sent);
   };
-  const { end, window, carried } = await runItemWindow({ ...input, report });
+  const reportsDelivered = async () => {
+    if (patched(REPORTS_DELIVERED_PATCH)) await Promise.all(sending);
+  };
+  const { end, window, carried } = await runItemWindow({ ...input, report, reportsDelivered });
   if (end === 'continue-as-new') {
     log.info('shard continues as new', { batchId: input.batchId, range: input.range });
     return continueAsNew<typeof shardWorkflow>({ ...input, carried });

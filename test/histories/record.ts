@@ -166,6 +166,15 @@ try {
       await handle.signal(cancelSignal);
     },
   );
+  // Items as local activities in shards: progress reported to the parent by counts of finished items, delivered
+  // before the shard ends (the local-reports-by-count and reports-delivered-before-end patches).
+  await record(
+    'local-sharded',
+    Array.from({ length: 80 }, (_, i) => item(i === 5 ? Behaviour.invalid : Behaviour.ok, 200 + i)),
+    { itemActivities: 'local', shardSize: 40, maxConcurrentShards: 2, concurrency: 5 },
+    undefined,
+    ['/shard-0'],
+  );
   // An item whose only attempt times out, so its activity never records the failure: the workflow records the
   // dead letter itself through recordItemFailures (the record-dead-letters patch).
   await record('dead-letters', [item(Behaviour.block, 95), item(Behaviour.ok, 96)], {

@@ -31,6 +31,8 @@ test('recorded histories exist for each scenario', () => {
     'local-items',
     'dead-letters',
     'first-task-ramp',
+    'local-sharded',
+    'local-sharded-shard-0',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json`);
   }
