@@ -61,8 +61,8 @@ export class StoreThread {
 
   /**
    * Writes one outcome (an item of its own activity). The outcomes given in one turn of the event loop (the items of
-   * one inference run end together) are written in one transaction per batch, as a chunk's run is: a transaction of
-   * its own for each cost more than the outcome's write. Answers whether it was written.
+   * one inference run end together) are written in one transaction per batch, as a chunk's run is: a transaction per
+   * outcome cost more than writing the outcome. Answers whether it was written.
    */
   writeOutcome(batchId: string, row: OutcomeRow): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error('item store is closed'));
