@@ -13,30 +13,34 @@ import { startWorkerStack, type WorkerStack } from '../helpers/stack.js';
 import { quietTemporalLogs, startTestTemporal, waitFor, type TestTemporal } from '../helpers/temporal.js';
 import { connectTemporal } from '../../src/client/connection.js';
 
-describe('local item activities on a worker without a workflow cache', () => {
-  let temporal: TestTemporal;
-  let stack: WorkerStack;
-  let client: Client;
-  let model: FakeModel;
-
+/**
+ * A dev server, a worker on it with its own FakeModel (`workerOptions` over the test stack's), and a client, started
+ * before the enclosing describe block's tests and stopped after them.
+ */
+function workerOnDevServer(workerOptions?: Parameters<typeof startWorkerStack>[3]) {
+  const env = {} as { temporal: TestTemporal; stack: WorkerStack; client: Client; model: FakeModel };
   before(async () => {
     quietTemporalLogs();
-    temporal = await startTestTemporal();
-    model = new FakeModel();
-    stack = await startWorkerStack(temporal.address, model, {}, { maxCachedWorkflows: 0 });
-    client = new Client({ connection: await connectTemporal(temporal.address) });
+    env.temporal = await startTestTemporal();
+    env.model = new FakeModel();
+    env.stack = await startWorkerStack(env.temporal.address, env.model, {}, workerOptions);
+    env.client = new Client({ connection: await connectTemporal(env.temporal.address) });
   });
-
   after(async () => {
-    model?.release();
-    await stack?.close();
-    await client?.connection.close();
-    await temporal?.stop();
+    env.model?.release();
+    await env.stack?.close();
+    await env.client?.connection.close();
+    await env.temporal?.stop();
   });
+  return env;
+}
+
+describe('local item activities on a worker without a workflow cache', () => {
+  const env = workerOnDevServer({ maxCachedWorkflows: 0 });
 
   /** The first item index of every shard that has reported progress to the batch, as the batch's history holds it. */
   async function shardsReported(batchWorkflowId: string): Promise<Set<number>> {
-    const { events } = await client.workflow.getHandle(batchWorkflowId).fetchHistory();
+    const { events } = await env.client.workflow.getHandle(batchWorkflowId).fetchHistory();
     const starts = new Set<number>();
     for (const e of events ?? []) {
       const signaled = e.workflowExecutionSignaledEventAttributes;
@@ -57,7 +61,7 @@ describe('local item activities on a worker without a workflow cache', () => {
       const items = Array.from({ length: 300 }, (_, i) =>
         item(blocked.has(i) ? Behaviour.block : Behaviour.ok, 1000 + i),
       );
-      const id = await stack.batches.submit({
+      const id = await env.stack.batches.submit({
         model: 'digits',
         items,
         options: BatchOptions.parse({
@@ -69,22 +73,22 @@ describe('local item activities on a worker without a workflow cache', () => {
         }),
       });
       const wid = batchWorkflowId(id);
-      await waitFor('one item of each shard blocked', () => model.blocked >= 3);
+      await waitFor('one item of each shard blocked', () => env.model.blocked >= 3);
       await waitFor(
         'a shard to report progress to the batch while the items block',
         async () => (await shardsReported(wid)).size > 0,
         90_000,
         500,
       );
-      const release = setInterval(() => model.release(), 200); // items re-run after an eviction block again
-      const summary = await client.workflow
+      const release = setInterval(() => env.model.release(), 200); // items re-run after an eviction block again
+      const summary = await env.client.workflow
         .getHandle(wid)
         .result()
         .finally(() => clearInterval(release));
       assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: 300, failed: 0, canceled: 0 });
-      assert.equal((await stack.store.listResults(id, { limit: 1000 })).results.length, 300);
+      assert.equal((await env.stack.store.listResults(id, { limit: 1000 })).results.length, 300);
       for (const wf of ['', '/shard-0', '/shard-1', '/shard-2']) {
-        const events = (await client.workflow.getHandle(`${wid}${wf}`).fetchHistory()).events!;
+        const events = (await env.client.workflow.getHandle(`${wid}${wf}`).fetchHistory()).events!;
         const failedTasks = events.filter((e) => e.workflowTaskFailedEventAttributes);
         assert.deepEqual(
           failedTasks.map((e) => e.workflowTaskFailedEventAttributes!.failure?.message),
@@ -96,24 +100,7 @@ describe('local item activities on a worker without a workflow cache', () => {
 });
 
 describe('local item activities on a worker with a workflow cache', () => {
-  let temporal: TestTemporal;
-  let stack: WorkerStack;
-  let client: Client;
-  let model: FakeModel;
-
-  before(async () => {
-    quietTemporalLogs();
-    temporal = await startTestTemporal();
-    model = new FakeModel();
-    stack = await startWorkerStack(temporal.address, model);
-    client = new Client({ connection: await connectTemporal(temporal.address) });
-  });
-
-  after(async () => {
-    await stack?.close();
-    await client?.connection.close();
-    await temporal?.stop();
-  });
+  const env = workerOnDevServer();
 
   test('shards of local items that continue as new: no run refused its end for an event it had not seen', async (t) => {
     // The workflow tasks of a run with local items stay open while they run (seconds). A run used to report its
@@ -124,18 +111,18 @@ describe('local item activities on a worker with a workflow cache', () => {
     // timer, every report delivered. Shards of 5,000 items, 1,000 events per run: a few runs each.
     const n = 20_000;
     const items = Array.from({ length: n }, (_, i) => item(Behaviour.ok, 5000 + i));
-    const id = await stack.batches.submit({
+    const id = await env.stack.batches.submit({
       model: 'digits',
       items,
       options: BatchOptions.parse({ itemActivities: 'local', shardSize: 5000, eventsPerRun: 1000, concurrency: 64 }),
     });
     const wid = batchWorkflowId(id);
-    const summary = await client.workflow.getHandle(wid).result();
+    const summary = await env.client.workflow.getHandle(wid).result();
     assert.deepEqual(summary.counts, { pending: 0, running: 0, succeeded: n, failed: 0, canceled: 0 });
 
     // Every run of every shard, first to last: the parent's history names each shard's first run, and each run
     // that continued as new names the next.
-    const parent = (await client.workflow.getHandle(wid).fetchHistory()).events!;
+    const parent = (await env.client.workflow.getHandle(wid).fetchHistory()).events!;
     const firstRuns = parent.flatMap((e) => {
       const started = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
       return started ? [{ workflowId: started.workflowId!, runId: started.runId! }] : [];
@@ -149,7 +136,7 @@ describe('local item activities on a worker with a workflow cache', () => {
     const pendingAtClose: string[] = [];
     for (const first of firstRuns) {
       for (let runId: string | undefined = first.runId; runId;) {
-        const { events } = await client.workflow.getHandle(first.workflowId, runId).fetchHistory();
+        const { events } = await env.client.workflow.getHandle(first.workflowId, runId).fetchHistory();
         runs++;
         let timers = 0;
         let signals = 0;
@@ -174,7 +161,7 @@ describe('local item activities on a worker with a workflow cache', () => {
     // A task that outran its timeout on this busy test process is another matter (its run replays too): counted, not
     // asserted.
     t.diagnostic(`${runs} shard runs, ${continued} continued as new; workflow tasks timed out: ${timedOut.length}`);
-    const ranAgain = items.filter((_, i) => (model.attempts.get(5000 + i)?.length ?? 0) !== 1).length;
+    const ranAgain = items.filter((_, i) => (env.model.attempts.get(5000 + i)?.length ?? 0) !== 1).length;
     t.diagnostic(`items run more than once: ${ranAgain} of ${n}`);
   });
 });
