@@ -320,8 +320,7 @@ export async function runItemWindow(input: ItemWindowInput): Promise<ItemWindowE
     await Promise.all(retries);
   };
 
-  // Local item activities complete inside a workflow task, and time-throttled reports that followed those wake-ups
-  // did not replay: counts of finished items, which replay as they happened, drive their reports.
+  // Local runs report by counts of finished items (LOCAL_REPORTS_BY_COUNT_PATCH): they replay as they happened.
   const reportEvery =
     local && patched(LOCAL_REPORTS_BY_COUNT_PATCH)
       ? Math.min(LOCAL_REPORT_EVERY_ITEMS, Math.max(1, Math.ceil((hi - lo) / 2)))
