@@ -26,21 +26,23 @@ export interface NdjsonItemsOptions {
   append(rows: ItemRow[], from: number): Promise<void>;
   /** Items handed to `append` at a time (the store's ItemStore.appendSize). */
   appendEvery: number;
+  /** Whether to hash the body (an idempotent request's fingerprint holds it; other requests skip the work). */
+  hashBody: boolean;
 }
 
 /**
  * Reads an NDJSON body (one `{ id?, inputs }` per line) and hands valid items to the store in chunks as they
  * arrive (NdjsonLines checks and serialises them), so the body is never held whole: memory stays at a few chunks
  * whatever the batch size. The store writes one chunk while the next lines are parsed. Over `maxBytes` or
- * `maxItems` it stops at once with 413. Returns the item count and the sha256 of the body's bytes; whether it
- * returns or throws, no append is left running.
+ * `maxItems` it stops at once with 413. Returns the item count and (with hashBody) the sha256 of the body's bytes;
+ * whether it returns or throws, no append is left running.
  */
 export async function readNdjsonItems(
   body: Readable,
   options: NdjsonItemsOptions,
-): Promise<{ total: number; bodyHash: string }> {
+): Promise<{ total: number; bodyHash?: string }> {
   const { model, issues, maxBytes, maxItems } = options;
-  const hash = createHash('sha256');
+  const hash = options.hashBody ? createHash('sha256') : undefined;
   const lines = new NdjsonLines({ model, maxItems, groupSize: options.appendEvery });
   let bytes = 0;
   /** Items handed to the store so far. */
@@ -88,7 +90,7 @@ export async function readNdjsonItems(
     for await (const chunk of body as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       if (bytes > maxBytes) throw new PayloadTooLargeError(`request body exceeds ${maxBytes} bytes (MAX_BODY_BYTES)`);
-      hash.update(chunk);
+      hash?.update(chunk);
       await apply(lines.write(chunk));
     }
     await apply(lines.end());
@@ -96,5 +98,5 @@ export async function readNdjsonItems(
   } finally {
     await Promise.allSettled(appending);
   }
-  return { total: lines.total, bodyHash: hash.digest('hex') };
+  return { total: lines.total, ...(hash ? { bodyHash: hash.digest('hex') } : {}) };
 }

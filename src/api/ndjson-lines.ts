@@ -1,4 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
 import { BatchItem } from '../contracts/batch.js';
 import type { ErrorDetail } from '../errors.js';
 import { ITEM_ID, MAX_INPUT_NAME_LENGTH, MAX_ITEM_ID_LENGTH } from '../contracts/limits.js';
@@ -33,8 +32,8 @@ export interface NdjsonLinesOptions {
  * limit it stops. No I/O: readNdjsonItems reads the body and hands the rows to the store.
  */
 export class NdjsonLines {
-  private readonly decoder = new StringDecoder('utf8');
-  private carry = '';
+  /** The start of a line that no piece has ended yet (a line may span many pieces). */
+  private carry: Buffer[] = [];
   private line = 0;
   /** Items counted so far (lines that are not blank, valid or not). */
   total = 0;
@@ -51,27 +50,38 @@ export class NdjsonLines {
 
   /** The outputs of the lines that this piece of the body completes. */
   write(bytes: Uint8Array): LineOutput[] {
-    const text = this.carry + this.decoder.write(bytes);
-    const lines = text.split('\n');
-    this.carry = lines.pop()!;
-    return this.take(lines, []);
+    const piece = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out: LineOutput[] = [];
+    let from = 0;
+    for (let nl = piece.indexOf(0x0a); nl !== -1 && !this.stopped; nl = piece.indexOf(0x0a, from)) {
+      if (this.carry.length > 0) {
+        const line = Buffer.concat([...this.carry, piece.subarray(from, nl)]);
+        this.carry = [];
+        this.take(line, 0, line.length, out);
+      } else {
+        this.take(piece, from, nl, out);
+      }
+      from = nl + 1;
+    }
+    // copied: the caller may reuse its piece
+    if (!this.stopped && from < piece.length) this.carry.push(Buffer.from(piece.subarray(from)));
+    return out;
   }
 
   /** The outputs of the last line and the last (partial) group. */
   end(): LineOutput[] {
-    const out = this.take([this.carry + this.decoder.end()], []);
-    this.carry = '';
+    const out: LineOutput[] = [];
+    const last = Buffer.concat(this.carry);
+    this.carry = [];
+    if (!this.stopped) this.take(last, 0, last.length, out);
     if (!this.stopped) this.group(out);
     return out;
   }
 
-  private take(lines: string[], out: LineOutput[]): LineOutput[] {
-    for (const raw of lines) {
-      if (this.stopped) break;
-      this.handle(raw, out);
-      if (this.rows.length >= this.options.groupSize) this.group(out);
-    }
-    return out;
+  /** Handles the line `bytes[from, to)` (its newline excluded). */
+  private take(bytes: Buffer, from: number, to: number, out: LineOutput[]): void {
+    this.handle(bytes, from, to, out);
+    if (this.rows.length >= this.options.groupSize) this.group(out);
   }
 
   private group(out: LineOutput[]): void {
@@ -80,16 +90,25 @@ export class NdjsonLines {
     this.lines = [];
   }
 
-  private handle(raw: string, out: LineOutput[]): void {
+  private handle(bytes: Buffer, from: number, to: number, out: LineOutput[]): void {
     const line = ++this.line;
-    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (text.trim() === '') return;
+    if (to > from && bytes[to - 1] === 0x0d) to--; // a CRLF line end
+    // Blank (String.prototype.trim would leave nothing): only ASCII whitespace, or, when the first other byte is
+    // not ASCII, a text that trims to nothing (a no-break space, say).
+    let first = from;
+    while (first < to && isAsciiSpace(bytes[first]!)) first++;
+    if (first === to) return;
+    let text: string | undefined;
+    if (bytes[first]! >= 0x80) {
+      text = bytes.toString('utf8', from, to);
+      if (text.trim() === '') return;
+    }
     if (++this.total > this.options.maxItems) {
       this.stopped = true;
       out.push({ kind: 'too-many', line, total: this.total });
       return;
     }
-    const row = this.common && commonRow(this.common, text);
+    const row = text === undefined && this.common && commonRow(this.common, bytes, from, to);
     if (row) {
       // What the general path below would find for this line, without building it: a valid item.
       if (this.bad) return;
@@ -97,6 +116,7 @@ export class NdjsonLines {
       this.lines.push(line);
       return;
     }
+    text ??= bytes.toString('utf8', from, to);
     const fail = (details: ErrorDetail[]) => {
       this.bad = true;
       this.rows = [];
@@ -131,14 +151,14 @@ export class NdjsonLines {
 /**
  * A model with one numeric tensor input (`input`, say) takes lines that are mostly `{"inputs":{"input":[0,1.5,...]}}`
  * or `{"id":"a-1","inputs":{"input":[...]}}`, as JSON.stringify writes them, or with a space after each colon and
- * comma, as Python's json.dumps does. Such a line is checked by one scan of its text (commonRow, flatNumbersFit) and
+ * comma, as Python's json.dumps does. Such a line is checked by one scan of its bytes (commonRow, flatNumbersFit) and
  * stored with its inputs' text as it came (values the same as the general path would store); any other line, or one
  * the scan is unsure of (an id with an escape, the members in another order, ...), takes the general path
  * (JSON.parse, zod, the model's check), which decides and words the error.
  */
 export interface CommonLine {
-  /** The input's name as JSON spells it, quotes included. */
-  name: string;
+  /** The input's name as JSON spells it, quotes included, in UTF-8. */
+  name: Buffer;
   spec: TensorSpec;
 }
 
@@ -148,51 +168,71 @@ export function commonLine(model: ResolvedModel): CommonLine | undefined {
   if (config.tokenizer || config.inputs.length !== 1 || !spec) return undefined;
   // a name BatchItem accepts as an input's key
   if (spec.name.length < 1 || spec.name.length > MAX_INPUT_NAME_LENGTH || spec.name === '__proto__') return undefined;
-  return { name: JSON.stringify(spec.name), spec };
+  return { name: Buffer.from(JSON.stringify(spec.name)), spec };
 }
+
+/** The tokens of a common line, in UTF-8. */
+const TOKEN = {
+  open: Buffer.from('{'),
+  close: Buffer.from('}'),
+  id: Buffer.from('"id"'),
+  inputs: Buffer.from('"inputs"'),
+  colon: Buffer.from(':'),
+  comma: Buffer.from(','),
+  quote: Buffer.from('"'),
+};
 
 /**
- * The stored row of a common line (`{ "id"?: <string without escapes>, "inputs": { <the input>: [<numbers>] } }`,
- * members in that order, spaces or tabs between tokens) whose id and values are valid, or undefined.
+ * The stored row of the common line `bytes[from, to)` (`{ "id"?: <string without escapes>, "inputs": { <the input>:
+ * [<numbers>] } }`, members in that order, spaces or tabs between tokens) whose id and values are valid, or
+ * undefined. Only its id and its inputs' text are decoded.
  */
-export function commonRow({ name, spec }: CommonLine, text: string): ItemRow | undefined {
-  let i = after(text, 0, '{');
+export function commonRow({ name, spec }: CommonLine, bytes: Buffer, from: number, to: number): ItemRow | undefined {
+  let i = after(bytes, from, to, TOKEN.open);
   if (i < 0) return undefined;
   let id = '';
-  const idAt = after(text, i, '"id"');
+  const idAt = after(bytes, i, to, TOKEN.id);
   if (idAt >= 0) {
-    i = after(text, after(text, idAt, ':'), '"');
+    i = after(bytes, after(bytes, idAt, to, TOKEN.colon), to, TOKEN.quote);
     if (i < 0) return undefined;
-    const from = i;
-    for (let c = text.charCodeAt(i); c !== 0x22; c = text.charCodeAt(++i)) {
-      if (c === 0x5c || Number.isNaN(c)) return undefined; // an escape, or no closing quote
-    }
-    id = text.slice(from, i);
+    const idFrom = i;
+    for (; i < to && bytes[i] !== 0x22; i++) if (bytes[i] === 0x5c) return undefined; // an escape
+    if (i >= to) return undefined; // no closing quote
+    id = bytes.toString('utf8', idFrom, i);
     if (id.length < 1 || id.length > MAX_ITEM_ID_LENGTH || !ITEM_ID.test(id)) return undefined;
-    i = after(text, i + 1, ',');
+    i = after(bytes, i + 1, to, TOKEN.comma);
   }
-  i = spaceFrom(text, after(text, after(text, i, '"inputs"'), ':'));
+  i = spaceFrom(bytes, after(bytes, after(bytes, i, to, TOKEN.inputs), to, TOKEN.colon), to);
   const inputsFrom = i;
-  const arrayFrom = spaceFrom(text, after(text, after(text, after(text, i, '{'), name), ':'));
+  const arrayFrom = spaceFrom(
+    bytes,
+    after(bytes, after(bytes, after(bytes, i, to, TOKEN.open), to, name), to, TOKEN.colon),
+    to,
+  );
   if (arrayFrom < 0) return undefined;
-  const arrayTo = text.indexOf(']', arrayFrom) + 1;
-  if (arrayTo === 0 || !flatNumbersFit(spec, text, arrayFrom, arrayTo)) return undefined;
-  const inputsTo = after(text, arrayTo, '}');
-  i = spaceFrom(text, after(text, inputsTo, '}'));
-  return i === text.length ? [id, text.slice(inputsFrom, inputsTo)] : undefined;
+  const arrayTo = bytes.indexOf(0x5d, arrayFrom) + 1;
+  if (arrayTo === 0 || arrayTo > to || !flatNumbersFit(spec, bytes, arrayFrom, arrayTo)) return undefined;
+  const inputsTo = after(bytes, arrayTo, to, TOKEN.close);
+  i = spaceFrom(bytes, after(bytes, inputsTo, to, TOKEN.close), to);
+  return i === to ? [id, bytes.toString('utf8', inputsFrom, inputsTo)] : undefined;
 }
 
-/** The position after spaces from `i` (-1 stays -1). */
-function spaceFrom(text: string, i: number): number {
-  while (i >= 0 && isLineSpace(text.charCodeAt(i))) i++;
+/** The position after spaces from `i`, before `to` (-1 stays -1). */
+function spaceFrom(bytes: Buffer, i: number, to: number): number {
+  while (i >= 0 && i < to && isLineSpace(bytes[i])) i++;
   return i;
 }
 
-/** The position after `token`, which follows spaces from `i`; -1 if it does not (or `i` is -1). */
-function after(text: string, i: number, token: string): number {
-  i = spaceFrom(text, i);
-  return i >= 0 && text.startsWith(token, i) ? i + token.length : -1;
+/** The position after `token`, which follows spaces from `i`, before `to`; -1 if it does not (or `i` is -1). */
+function after(bytes: Buffer, i: number, to: number, token: Buffer): number {
+  i = spaceFrom(bytes, i, to);
+  if (i < 0 || i + token.length > to) return -1;
+  for (let k = 0; k < token.length; k++) if (bytes[i + k] !== token[k]) return -1;
+  return i + token.length;
 }
+
+/** ASCII's whitespace, as String.prototype.trim removes it (tab, line feed, vertical tab, form feed, CR, space). */
+const isAsciiSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
 /** The line `{"inputs":<value>}` holds its inputs' JSON text from here to its last character. */
 const INPUTS_ONLY = '{"inputs":';

@@ -156,22 +156,21 @@ function itemDimsOf(spec: TensorSpec, dims: number[], count: number): number[] |
   return spec.shape.map((d) => (d === -1 ? count / fixed : d));
 }
 
-/** The characters of JSON text the number scan below reads. */
+/** The bytes of JSON text the number scan below reads. */
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
-const isDigit = (c: number) => c >= DIGIT_0 && c <= DIGIT_9;
 /** JSON's whitespace within a line: space and tab. */
-export const isLineSpace = (c: number) => c === 0x20 || c === 0x09;
+export const isLineSpace = (c: number | undefined) => c === 0x20 || c === 0x09;
 
 /**
- * Whether `text[from, to)` is exactly a flat JSON array of plain numbers (`[0,1.5,-2e-3]`, spaces or tabs allowed
- * between its tokens, no nesting) that is a valid value of `spec`, as validateItemInputs would find after
- * JSON.parse: every number a valid `spec.dtype` value, as many as the shape takes. It reads the text once and
- * builds nothing, so an NDJSON upload checks its common lines without parsing them. false means "not known":
- * anything else (nested arrays, bool or scalar inputs, a bad value) is left to the general path, which decides and
- * words the error. Never true for text the general path refuses.
+ * Whether the UTF-8 bytes `bytes[from, to)` are exactly a flat JSON array of plain numbers (`[0,1.5,-2e-3]`, spaces
+ * or tabs allowed between its tokens, no nesting) that is a valid value of `spec`, as validateItemInputs would find
+ * after JSON.parse: every number a valid `spec.dtype` value, as many as the shape takes. It reads the bytes once and
+ * builds nothing (not even their text), so an NDJSON upload checks its common lines without decoding or parsing
+ * them. false means "not known": anything else (nested arrays, bool or scalar inputs, a bad value) is left to the
+ * general path, which decides and words the error. Never true for text the general path refuses.
  */
-export function flatNumbersFit(spec: TensorSpec, text: string, from: number, to: number): boolean {
+export function flatNumbersFit(spec: TensorSpec, bytes: Buffer, from: number, to: number): boolean {
   const { dtype } = spec;
   const range = INT_RANGES[dtype];
   if (spec.shape.length === 0 || (!range && dtype !== 'float32' && dtype !== 'float64')) return false;
@@ -179,49 +178,55 @@ export function flatNumbersFit(spec: TensorSpec, text: string, from: number, to:
   // (below 1e38 for float32, whose largest is about 3.4e38).
   const finiteDigits = dtype === 'float32' ? 38 : 308;
   const end = to - 1; // the closing bracket
-  if (end <= from || text.charCodeAt(from) !== 0x5b || text.charCodeAt(end) !== 0x5d) return false;
+  if (end <= from || bytes[from] !== 0x5b || bytes[end] !== 0x5d) return false;
   let count = 0;
   let i = from + 1;
-  let c = text.charCodeAt(i);
+  // Plain comparisons in tight loops: a byte past the end reads as undefined, which no comparison takes.
+  let c = bytes[i]!;
   for (;;) {
-    while (isLineSpace(c)) c = text.charCodeAt(++i);
+    while (c === 0x20 || c === 0x09) c = bytes[++i]!;
     // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  (JSON's number grammar)
     const start = i;
-    if (c === 0x2d) c = text.charCodeAt(++i);
+    if (c === 0x2d) c = bytes[++i]!;
     const intStart = i;
-    if (c === DIGIT_0) c = text.charCodeAt(++i);
-    else if (isDigit(c)) while (isDigit(c)) c = text.charCodeAt(++i);
-    else return false;
+    if (c === DIGIT_0) c = bytes[++i]!;
+    else if (c > DIGIT_0 && c <= DIGIT_9) {
+      do c = bytes[++i]!;
+      while (c >= DIGIT_0 && c <= DIGIT_9);
+    } else return false;
     const intDigits = i - intStart;
-    let fraction = false;
-    let exponent = false;
+    let plain = true; // no fraction, no exponent
     if (c === 0x2e) {
-      fraction = true;
-      c = text.charCodeAt(++i);
-      if (!isDigit(c)) return false;
-      while (isDigit(c)) c = text.charCodeAt(++i);
+      plain = false;
+      c = bytes[++i]!;
+      if (!(c >= DIGIT_0 && c <= DIGIT_9)) return false;
+      do c = bytes[++i]!;
+      while (c >= DIGIT_0 && c <= DIGIT_9);
     }
+    let exponent = false;
     if (c === 0x65 || c === 0x45) {
+      plain = false;
       exponent = true;
-      c = text.charCodeAt(++i);
-      if (c === 0x2b || c === 0x2d) c = text.charCodeAt(++i);
-      if (!isDigit(c)) return false;
-      while (isDigit(c)) c = text.charCodeAt(++i);
+      c = bytes[++i]!;
+      if (c === 0x2b || c === 0x2d) c = bytes[++i]!;
+      if (!(c >= DIGIT_0 && c <= DIGIT_9)) return false;
+      do c = bytes[++i]!;
+      while (c >= DIGIT_0 && c <= DIGIT_9);
     }
     if (++count > MAX_ELEMENTS_PER_INPUT) return false;
-    if (range && !fraction && !exponent && intDigits <= 15) {
+    if (range && plain && intDigits <= 15) {
       // exact as a double: compared with the range as it is
       let v = 0;
-      for (let k = intStart; k < i; k++) v = v * 10 + (text.charCodeAt(k) - DIGIT_0);
+      for (let k = intStart; k < i; k++) v = v * 10 + (bytes[k]! - DIGIT_0);
       if (start !== intStart) v = -v;
       if (v < range[0] || v > range[1]) return false;
     } else if (range || exponent || intDigits > finiteDigits) {
-      if (checkElement(dtype, Number(text.slice(start, i)))) return false;
+      if (checkElement(dtype, Number(bytes.toString('latin1', start, i)))) return false;
     }
-    while (isLineSpace(c)) c = text.charCodeAt(++i);
+    while (c === 0x20 || c === 0x09) c = bytes[++i]!;
     if (i === end) break;
     if (c !== 0x2c) return false;
-    c = text.charCodeAt(++i);
+    c = bytes[++i]!;
   }
   return typeof itemDimsOf(spec, [count], count) !== 'string';
 }

@@ -348,6 +348,28 @@ describe('batches API over HTTP on the real stack', () => {
     await completed(first.body.id);
     const listed = (await get('/v1/batches?limit=100')).body.batches.filter((b: any) => b.id === first.body.id);
     assert.ok(listed.length <= 1);
+    // An NDJSON body (streamed, hashed only when a key comes with it): the same bytes replay, others are 422.
+    const ndjson = (lines: number, k: Record<string, string>) =>
+      fetch(`${api.url}/v1/batches?model=digits`, {
+        method: 'POST',
+        headers: { ...asAcme, ...k, 'content-type': 'application/x-ndjson' },
+        body: rows
+          .slice(0, lines)
+          .map((r) => JSON.stringify({ inputs: r.inputs }))
+          .join('\n'),
+      });
+    const ndjsonKey = { 'idempotency-key': `n-${Date.now()}` };
+    const streamed = await ndjson(3, ndjsonKey);
+    const streamedBody = (await streamed.json()) as any;
+    assert.equal(streamed.status, 202);
+    const again = await ndjson(3, ndjsonKey);
+    assert.equal(again.status, 202);
+    assert.equal(((await again.json()) as any).id, streamedBody.id);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    const changed = await ndjson(2, ndjsonKey);
+    assert.equal(changed.status, 422);
+    await changed.body?.cancel();
+    await completed(streamedBody.id);
   });
 
   test('a webhook registered over HTTP: a receiver failing twice then accepting gets every event, signed and stable', async () => {

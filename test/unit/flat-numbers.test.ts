@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { inputProblems, ItemIssues } from '../../src/api/batch-submission.js';
-import { commonLine, commonRow, NdjsonLines } from '../../src/api/ndjson-lines.js';
+import { commonLine, commonRow, NdjsonLines, type LineOutput } from '../../src/api/ndjson-lines.js';
 import { BatchItem } from '../../src/contracts/batch.js';
 import { flatNumbersFit, MAX_ELEMENTS_PER_INPUT, validateItemInputs } from '../../src/runtime/input-validation.js';
 import { ModelConfig, type TensorDtype } from '../../src/runtime/model-config.js';
@@ -52,7 +52,11 @@ function seeded(seed: number): (n: number) => number {
   };
 }
 
-const fits = (c: ModelConfig, text: string) => flatNumbersFit(c.inputs[0]!, `xx${text}yy`, 2, 2 + text.length);
+/** The scan of `text` as an upload's bytes hold it: between other bytes, which it must not read. */
+const fits = (c: ModelConfig, text: string) => {
+  const bytes = Buffer.from(`x]${text}]y`);
+  return flatNumbersFit(c.inputs[0]!, bytes, 2, bytes.length - 2);
+};
 
 const SPECS: [TensorDtype, number[]][] = [
   ['float32', [3]],
@@ -296,7 +300,10 @@ test('NDJSON lines with and without ids, compact, spaced and edited: stored and 
   // The scan itself takes the common forms, ids and spaces included, and leaves the rest to the general path.
   const common = commonLine(model)!;
   assert.deepEqual(
-    base.map((text) => commonRow(common, text)),
+    base.map((text) => {
+      const bytes = Buffer.from(`${text}\n{"inputs":{"input":[1,2,3]}}`); // another line after it, not to be read
+      return commonRow(common, bytes, 0, Buffer.byteLength(text));
+    }),
     [
       ['', '{"input":[1,2.5,-3]}'],
       ['a-1', '{"input":[1,2.5,-3]}'],
@@ -336,4 +343,76 @@ test('an NDJSON body: common lines stored as they came, bad common lines reporte
       message: "input 'input': dimension 0 is 1, expected 2 (expected float32, shape [2], got shape [1])",
     },
   ]);
+});
+
+test('an NDJSON body cut anywhere, CRLF, blank and non-ASCII lines included: read as its text, line by line', () => {
+  const model = resolved(config('float32', [2]));
+  const lines = [
+    '\uFEFF{"inputs":{"input":[1,2]}}', // a byte order mark: not JSON
+    '{"id":"café","inputs":{"input":[1,2]}}\r',
+    '  \t ',
+    '\u00a0\u3000',
+    '{"id":"🙂-x","inputs": {"input": [3, 4]}}',
+    '{"inputs":{"input":[5,6]},"id":"late"}',
+    '',
+    '\r',
+    `{"id":"long","inputs":{"input":[1${' '.repeat(200)},2]}}`,
+    '{"id":"bad","inputs":{"input":[1,"2"]}}',
+    '{"id":"also-bad","inputs":{"input":[1]}}\r',
+    '{"inputs":{"input":[7,8]}}',
+  ];
+  const body = Buffer.from(lines.join('\n'));
+  // What the body says, read as its text: a line per '\n', its CR dropped, blank lines skipped, any other line as
+  // the general path takes it (its line from 1: the issues name it).
+  const expected: { line: number; row?: [string, unknown] }[] = [];
+  body
+    .toString('utf8')
+    .split('\n')
+    .forEach((raw, k) => {
+      const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (text.trim() !== '') expected.push({ line: k + 1, row: generalRow(model, text) });
+    });
+  assert.deepEqual(
+    expected.map((e) => [e.line, e.row !== undefined]),
+    [
+      [1, false],
+      [2, true],
+      [5, true],
+      [6, true],
+      [9, true],
+      [10, false],
+      [11, false],
+      [12, true],
+    ],
+  );
+  for (const size of [1, 2, 3, 5, 17, 64, body.length]) {
+    const source = new NdjsonLines({ model, maxItems: 100, groupSize: 100 });
+    const outs: LineOutput[] = [];
+    for (let at = 0; at < body.length; at += size) outs.push(...source.write(body.subarray(at, at + size)));
+    outs.push(...source.end());
+    // Every line is stored or reported, in order, as the text says; after the first bad line nothing is stored.
+    const bad = outs.flatMap((o) => (o.kind === 'bad' ? [o.path[1]] : []));
+    assert.deepEqual(bad, [1, 10, 11], `pieces of ${size}`);
+    assert.deepEqual(
+      outs.filter((o) => o.kind === 'rows'),
+      [],
+      `pieces of ${size}`,
+    );
+    assert.equal(source.total, expected.length, `pieces of ${size}`);
+  }
+  // The same body without its bad lines: every valid line stored with the values and id its text holds.
+  const good = expected.filter((e) => e.row);
+  const goodBody = Buffer.from(good.map((e) => lines[e.line - 1]).join('\n'));
+  for (const size of [1, 3, 64, goodBody.length]) {
+    const source = new NdjsonLines({ model, maxItems: 100, groupSize: 2 });
+    const outs: LineOutput[] = [];
+    for (let at = 0; at < goodBody.length; at += size) outs.push(...source.write(goodBody.subarray(at, at + size)));
+    outs.push(...source.end());
+    const rows = outs.flatMap((o) => (o.kind === 'rows' ? o.rows : []));
+    assert.deepEqual(
+      rows.map(([id, inputs]) => [id, JSON.parse(inputs)]),
+      good.map((e) => e.row),
+      `pieces of ${size}`,
+    );
+  }
 });

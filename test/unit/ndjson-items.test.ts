@@ -1,6 +1,7 @@
 // Reading an NDJSON submission against a store that writes in the background: issues stay in line order, the store
 // never holds more than a couple of chunks, and no append is left running when the reader returns or throws.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { ItemIssues } from '../../src/api/batch-submission.js';
@@ -81,15 +82,17 @@ test('a valid body is stored whole, with at most MAX_APPENDS_IN_FLIGHT appends i
   const issues = new ItemIssues();
   const n = 500 * (MAX_APPENDS_IN_FLIGHT + 3) + 100;
   const lines = Array.from({ length: n }, (_, i) => line(i));
-  const { total } = await readNdjsonItems(body(lines), {
+  const { total, bodyHash } = await readNdjsonItems(body(lines), {
     model,
     issues,
     maxBytes: 1e9,
     maxItems: 1e6,
     append,
     appendEvery: 500,
+    hashBody: true,
   });
   assert.equal(total, n);
+  assert.equal(bodyHash, createHash('sha256').update(lines.join('\n')).digest('hex'));
   assert.equal(issues.bad, 0);
   assert.equal(state.inFlight, 0, 'nothing is left running');
   assert.deepEqual(
@@ -104,7 +107,15 @@ test('a duplicate id found by the store is reported by its line, before bad line
   const { state, append } = idleStore({ duplicates: new Map([[10, 'dup']]) });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_500 }, (_, i) => (i === 699 ? '{"inputs": {"input": [1]}}' : line(i)));
-  await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append, appendEvery: 500 });
+  await readNdjsonItems(body(lines), {
+    model,
+    issues,
+    maxBytes: 1e9,
+    maxItems: 1e6,
+    append,
+    appendEvery: 500,
+    hashBody: false,
+  });
   assert.equal(state.inFlight, 0);
   assert.deepEqual(
     issues.details.map((d) => d.path.slice(0, 3).join('.')),
@@ -123,7 +134,15 @@ test('only the first duplicate is reported, though later appends were already un
   });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
-  await readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append, appendEvery: 500 });
+  await readNdjsonItems(body(lines), {
+    model,
+    issues,
+    maxBytes: 1e9,
+    maxItems: 1e6,
+    append,
+    appendEvery: 500,
+    hashBody: false,
+  });
   assert.ok(state.appends >= 2, 'the append holding item 700 was under way when the first duplicate was found');
   assert.deepEqual(
     issues.details.map((d) => d.path.join('.')),
@@ -136,7 +155,15 @@ test('a body over the item limit throws only after the appends under way have fi
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
   await assert.rejects(
-    readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1_100, append, appendEvery: 500 }),
+    readNdjsonItems(body(lines), {
+      model,
+      issues,
+      maxBytes: 1e9,
+      maxItems: 1_100,
+      append,
+      appendEvery: 500,
+      hashBody: false,
+    }),
     PayloadTooLargeError,
   );
   assert.equal(state.inFlight, 0, 'the caller may delete the staged batch at once');
@@ -147,7 +174,15 @@ test('a store fault other than a duplicate id fails the read, with nothing left 
   const issues = new ItemIssues();
   const lines = Array.from({ length: 3_000 }, (_, i) => line(i));
   await assert.rejects(
-    readNdjsonItems(body(lines), { model, issues, maxBytes: 1e9, maxItems: 1e6, append, appendEvery: 500 }),
+    readNdjsonItems(body(lines), {
+      model,
+      issues,
+      maxBytes: 1e9,
+      maxItems: 1e6,
+      append,
+      appendEvery: 500,
+      hashBody: false,
+    }),
     /disk I\/O error/,
   );
   assert.equal(state.inFlight, 0);

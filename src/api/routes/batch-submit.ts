@@ -117,6 +117,7 @@ async function submitNdjson(
       maxItems: config.MAX_BATCH_ITEMS,
       append: (rows, from) => batches.store.appendRows(id, from, rows, itemsPerBlock(options)),
       appendEvery: batches.store.appendSize,
+      hashBody: idempotencyKey !== undefined,
     });
     issues.throwIfAny(`line(s) of the NDJSON body; the batch was`);
     if (total === 0) {
@@ -128,7 +129,7 @@ async function submitNdjson(
       req,
       res,
       deps.idempotency,
-      { key: idempotencyKey, fingerprint: fingerprint(req, bodyHash) },
+      { key: idempotencyKey, fingerprint: fingerprint(req, bodyHash ?? '') },
       async () => {
         const batch: StoredBatch = {
           id,
