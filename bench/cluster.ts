@@ -18,7 +18,7 @@ import type { BatchOptions } from '../src/contracts/batch.js';
 import { freePort } from '../src/free-port.js';
 import { resolveTemporalServer } from '../scripts/temporal-server.mjs';
 import { parseBenchArgs } from './lib/args.js';
-import { itemsOf, WARM_UP_MAX_ITEMS, warmUpItems } from './lib/model-items.js';
+import { itemsOf, warmUpItems } from './lib/model-items.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
 import { percentile, treeCpuSeconds } from './lib/system-run.js';
 import {
@@ -319,8 +319,8 @@ function report(rows: Record<Mode, Row[]>, items: Record<Mode, number>, rounds: 
     `one job per item, ${GRAPHILE_CONCURRENCY} jobs in flight per worker process, its local queue and batched completion on.`,
     `Per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; chunked local: the same`,
     'chunks as local activities (batchline only: its "× graphile" divides by the chunked table\'s graphile row). graphile',
-    `runs the same items in both its tables. Warm: before each timed batch, every system runs an untimed batch of its first tenth`,
-    `(at most ${n(WARM_UP_MAX_ITEMS)} items) on the same processes, in the same mode (the dev stack is fresh per run, graphile's`,
+    `runs the same items in both its tables. Warm: before each timed batch, every system runs an untimed batch of the same`,
+    `items (warmUpItems) on the same processes, in the same mode (the dev stack is fresh per run, graphile's`,
     `workers too). All on one 2-core machine: the cluster's processes share it. PostgreSQL CPU: its processes' CPU`,
     "from the start of submission until the last outcome was stored (not the bench's reading of the results after).",
     `Raw figures: [${file}](${file}).`,

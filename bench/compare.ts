@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.js';
 import type { BatchOptions } from '../src/contracts/batch.js';
 import { ModelRepository } from '../src/runtime/model-repository.js';
 import { parseBenchArgs } from './lib/args.js';
-import { itemsOf, WARM_UP_MAX_ITEMS, warmUpItems } from './lib/model-items.js';
+import { itemsOf, warmUpItems } from './lib/model-items.js';
 import { percentile, rssMb } from './lib/system-run.js';
 import { startRedis } from './lib/redis.js';
 import { fmt, machine, ratio, REPO_ROOT, stat, updateBenchmarksMd, writeResults, type Stat } from './lib/report.js';
@@ -446,7 +446,7 @@ function report(
     `BullMQ: worker concurrency ${IN_FLIGHT};`,
     `batchline per item: ${JSON.stringify(PER_ITEM_OPTIONS)}; per item local: ${JSON.stringify(PER_ITEM_LOCAL_OPTIONS)}; chunked: ${JSON.stringify(CHUNKED_OPTIONS)}; chunked local: ${JSON.stringify(CHUNKED_LOCAL_OPTIONS)}`,
     '(the best of bench/tune.ts). Warm stacks: before its timed batch, each system but the raw loops runs an untimed batch',
-    `of the workload's first tenth (at most ${WARM_UP_MAX_ITEMS.toLocaleString('en-US')} items) on the same processes, in the same mode; the raw loops warm up with one run.`,
+    'of the same items (warmUpItems) on the same processes, in the same mode; the raw loops warm up with one run.',
     'First result: from the start of submission (BullMQ enqueues in chunks and its workers',
     "start before the last chunk is in) to the first result a client can read: batchline's SSE event, BullMQ's stored",
     "result. First result split: submission returned -> the first finished item's attempt started / that attempt / its",

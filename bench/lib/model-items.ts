@@ -11,11 +11,12 @@ const tokenizers = new TextTokenizers();
 
 /**
  * Items of the untimed batch a benchmark runs first on a system's fresh processes, in the same mode, so the timed
- * batch of `items` meets a warm stack, as a service's batches do after its first: compiled code, a grown heap,
- * workflow code loaded. A tenth of the timed batch, at most WARM_UP_MAX_ITEMS.
+ * batch of `items` meets a warm stack, as a service's batches do after its first: compiled code, grown heaps and
+ * caches, workflow code loaded, shards started. As many as the timed batch: after a smaller one (a tenth, at most
+ * 5,000 items, until 2026-12-05) the first large batch on a stack still ran measurably slower than the next one
+ * (BENCHMARKS.md, "Warm-up as large as the timed batch").
  */
-export const warmUpItems = (items: number) => Math.min(WARM_UP_MAX_ITEMS, Math.ceil(items / 10));
-export const WARM_UP_MAX_ITEMS = 5_000;
+export const warmUpItems = (items: number) => items;
 
 /** Item inputs: the committed held-out rows of a tabular model, or the reference sentences of a text model. */
 export function itemsFor(model: string): Record<string, unknown>[] {
