@@ -234,8 +234,11 @@ export async function runBatchline(
   stop.abort();
 
   for (;;) {
-    const state = (await (await fetch(`${stack.apiUrl}/v1/batches/${created.id}`)).json()) as { status: string };
-    if (state.status !== 'running') break;
+    const res = await fetch(`${stack.apiUrl}/v1/batches/${created.id}`);
+    const state = (await res.json()) as { status?: string };
+    // A 503 (the worker busy or restarting) says nothing about the batch's end: ask again. Any other error ends the run.
+    if (res.status !== 503 && !res.ok) throw new Error(`batch status: ${res.status} ${JSON.stringify(state)}`);
+    if (res.ok && state.status !== 'running') break;
     await new Promise((r) => setTimeout(r, 250));
   }
   const cpu = (k: keyof typeof pids) =>

@@ -8,6 +8,7 @@ export const GrpcStatus = {
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   ALREADY_EXISTS: 6,
+  FAILED_PRECONDITION: 9,
   UNAVAILABLE: 14,
 } as const;
 
@@ -18,11 +19,15 @@ export function grpcCode(err: unknown): number | undefined {
   return undefined;
 }
 
+/** How Temporal refuses a query when no worker has polled the workflow's task queue lately. */
+const NO_POLLER = /no poller seen/i;
+
 /**
  * Translates the Temporal client's errors into the app's: a workflow that does not exist is NotFoundError, a service
- * that cannot be reached or does not answer in time (gRPC UNAVAILABLE, DEADLINE_EXCEEDED) UnavailableError. Only
- * Temporal's own errors are translated: anything else (an item store's error, a bug) is rethrown unchanged, so a
- * fault elsewhere is never reported as Temporal's.
+ * that cannot be reached or does not answer in time (gRPC UNAVAILABLE, DEADLINE_EXCEEDED), or a query no worker is
+ * there to answer (FAILED_PRECONDITION, "no poller seen"), UnavailableError. Only Temporal's own errors are
+ * translated: anything else (an item store's error, a bug) is rethrown unchanged, so a fault elsewhere is never
+ * reported as Temporal's.
  */
 export function mapTemporalError(err: unknown, what: string): never {
   if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`${what} not found`);
@@ -35,6 +40,15 @@ export function mapTemporalError(err: unknown, what: string): never {
   if (grpc?.code === GrpcStatus.UNAVAILABLE || grpc?.code === GrpcStatus.DEADLINE_EXCEEDED) {
     // Not always unreachable: a server whose own database fails answers UNAVAILABLE too.
     throw Object.assign(new UnavailableError('the Temporal service is unavailable; try again shortly'), { cause: err });
+  }
+  if (grpc?.code === GrpcStatus.FAILED_PRECONDITION && NO_POLLER.test(grpc.details)) {
+    // A query to a workflow whose workers have stopped polling (down, or restarting): only a worker answers it.
+    throw Object.assign(
+      new UnavailableError(
+        `no worker is polling for ${what} (down or restarting), so its live state cannot be read; try again shortly`,
+      ),
+      { cause: err },
+    );
   }
   throw err;
 }

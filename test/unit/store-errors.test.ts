@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { Client } from '@temporalio/client';
+import { Client, ServiceError } from '@temporalio/client';
 import { defaultFailureConverter, defaultPayloadConverter, ensureApplicationFailure } from '@temporalio/common';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -146,6 +146,28 @@ test("a store's error is never taken for Temporal's; Temporal's own UNAVAILABLE 
   assert.throws(
     () => mapTemporalError(unreachable, 'batch'),
     (err) => err instanceof UnavailableError && /^the Temporal service is unavailable/.test(err.message),
+  );
+});
+
+test('a query no worker is polling to answer is 503, not 500; other refusals of its kind are not taken for it', () => {
+  // As the client reports Temporal's refusal of a query once the workers stopped polling (a ServiceError whose cause
+  // is the gRPC error, FAILED_PRECONDITION).
+  const refusal = (details: string) =>
+    new ServiceError('Failed to query Workflow', {
+      cause: Object.assign(new Error(`9 FAILED_PRECONDITION: ${details}`), { code: 9, details, metadata: {} }),
+    });
+  const noPoller = refusal('no poller seen for task queue recently, worker may be down');
+  assert.throws(
+    () => mapTemporalError(noPoller, "batch 'b1'"),
+    (err) =>
+      err instanceof UnavailableError &&
+      err.status === 503 &&
+      err.message.startsWith("no worker is polling for batch 'b1' (down or restarting)"),
+  );
+  const other = refusal('workflow execution is not in a state to accept this request');
+  assert.throws(
+    () => mapTemporalError(other, "batch 'b1'"),
+    (err) => err === other,
   );
 });
 
