@@ -42,6 +42,16 @@ const STICKY_TASK_TIMEOUT_MS = 3000;
 /** Online predictions take milliseconds: on SIGTERM the interactive worker lets running ones finish this long. */
 const INTERACTIVE_SHUTDOWN_GRACE_MS = 5000;
 
+/**
+ * Longest one workflow activation may run in the SDK's sandbox, in wall-clock time, before the SDK stops it as a
+ * deadlock (its default: 5 s; set through the SDK's `isolateExecutionTimeout`, which its WorkerOptions type does not
+ * list). On a starved worker (the batch worker runs under SCHED_IDLE, behind any other work on the machine) wall
+ * time says nothing about a deadlock, and when the limit fires on Node 20 the whole process can abort ("async hook
+ * stack has become corrupted"), taking every batch it holds with it. The workflows are batchline's own code, which
+ * always yields: minutes keep a limit for a real hang without mistaking a starved worker for one.
+ */
+export const ISOLATE_EXECUTION_TIMEOUT_MS = 10 * 60_000;
+
 export interface StartedWorker {
   /** One Temporal worker per task queue polled (config.WORKER_QUEUES): batch, interactive, or both. */
   workers: Worker[];
@@ -91,6 +101,8 @@ export async function startWorker(
     void runtime.preload().then((failed) => {
       for (const f of failed) log.warn(f, 'model did not load at start; it is tried again on its next request');
     });
+    // Spread in: an option the SDK honours but its WorkerOptions type does not name.
+    const sandboxLimit = { isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT_MS };
     const shared: Partial<WorkerOptions> = {
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
@@ -108,6 +120,7 @@ export async function startWorker(
       // A workflow task waiting on the sticky queue of a worker that died moves to any worker after this long.
       stickyQueueScheduleToStartTimeout: STICKY_TASK_TIMEOUT_MS,
       shutdownGraceTime: INTERACTIVE_SHUTDOWN_GRACE_MS,
+      ...sandboxLimit,
       ...(overrides.workflowBundle ? {} : workflowSource()),
       ...overrides,
     };

@@ -19,13 +19,20 @@ export function grpcCode(err: unknown): number | undefined {
   return undefined;
 }
 
-/** How Temporal refuses a query when no worker has polled the workflow's task queue lately. */
-const NO_POLLER = /no poller seen/i;
+/**
+ * How Temporal refuses a query (FAILED_PRECONDITION) while the workflow cannot answer for now, and what the client is
+ * told: no worker has polled its task queue lately (down, restarting or starved), or its last workflow task failed
+ * or timed out and waits for its next attempt.
+ */
+const QUERY_REFUSALS: [RegExp, (what: string) => string][] = [
+  [/no poller seen/i, (what) => `no worker is polling for ${what} (down, restarting or overloaded)`],
+  [/workflow task in failed state/i, (what) => `${what} is recovering from a failed workflow task`],
+];
 
 /**
  * Translates the Temporal client's errors into the app's: a workflow that does not exist is NotFoundError, a service
- * that cannot be reached or does not answer in time (gRPC UNAVAILABLE, DEADLINE_EXCEEDED), or a query no worker is
- * there to answer (FAILED_PRECONDITION, "no poller seen"), UnavailableError. Only Temporal's own errors are
+ * that cannot be reached or does not answer in time (gRPC UNAVAILABLE, DEADLINE_EXCEEDED), or a query the workflow
+ * cannot answer for now (FAILED_PRECONDITION: QUERY_REFUSALS), UnavailableError. Only Temporal's own errors are
  * translated: anything else (an item store's error, a bug) is rethrown unchanged, so a fault elsewhere is never
  * reported as Temporal's.
  */
@@ -41,14 +48,14 @@ export function mapTemporalError(err: unknown, what: string): never {
     // Not always unreachable: a server whose own database fails answers UNAVAILABLE too.
     throw Object.assign(new UnavailableError('the Temporal service is unavailable; try again shortly'), { cause: err });
   }
-  if (grpc?.code === GrpcStatus.FAILED_PRECONDITION && NO_POLLER.test(grpc.details)) {
-    // A query to a workflow whose workers have stopped polling (down, or restarting): only a worker answers it.
-    throw Object.assign(
-      new UnavailableError(
-        `no worker is polling for ${what} (down or restarting), so its live state cannot be read; try again shortly`,
-      ),
-      { cause: err },
-    );
+  const refusal =
+    grpc?.code === GrpcStatus.FAILED_PRECONDITION
+      ? QUERY_REFUSALS.find(([words]) => words.test(grpc.details))
+      : undefined;
+  if (refusal) {
+    // Only a worker answers a query: its live state cannot be read until one does.
+    const message = `${refusal[1](what)}, so its live state cannot be read; try again shortly`;
+    throw Object.assign(new UnavailableError(message), { cause: err });
   }
   throw err;
 }

@@ -10,7 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import { batchWorkflowId } from '../../src/client/batch-client.js';
 import type { Config } from '../../src/config.js';
 import { startServer, type StartedServer } from '../../src/server.js';
-import { startWorker, type StartedWorker } from '../../src/worker.js';
+import { ISOLATE_EXECUTION_TIMEOUT_MS, startWorker, type StartedWorker } from '../../src/worker.js';
 import { heldout, http } from '../helpers/data.js';
 import { readSse, type SseEvent } from '../helpers/sse.js';
 import { ITEM_WORKFLOW_TASK_TIMEOUT_MS } from '../../workflows/workflow-task-timeout.js';
@@ -73,6 +73,12 @@ describe('batches API over HTTP on the real stack', () => {
       const res = await get(`/v1/batches/${id}`, headers);
       return res.body.status !== 'running' ? res.body : undefined;
     });
+
+  test("the workers give one workflow activation minutes, not the SDK's 5 s: a starved worker is not taken for a deadlock", () => {
+    // The SDK honours isolateExecutionTimeout though its options type does not list it: this fails if it stops.
+    assert.ok(worker.workers.length > 0);
+    for (const w of worker.workers) assert.equal(w.options.isolateExecutionTimeoutMs, ISOLATE_EXECUTION_TIMEOUT_MS);
+  });
 
   test('an NDJSON body is streamed into a batch; /results streams every outcome once, with scikit-learn’s label', async () => {
     const n = 1200; // more than one store append (500) and more than the held-out rows (cycled)

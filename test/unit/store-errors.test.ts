@@ -149,7 +149,7 @@ test("a store's error is never taken for Temporal's; Temporal's own UNAVAILABLE 
   );
 });
 
-test('a query no worker is polling to answer is 503, not 500; other refusals of its kind are not taken for it', () => {
+test('a query the workflow cannot answer for now is 503, not 500; other refusals of its kind are not taken for it', () => {
   // As the client reports Temporal's refusal of a query once the workers stopped polling (a ServiceError whose cause
   // is the gRPC error, FAILED_PRECONDITION).
   const refusal = (details: string) =>
@@ -162,7 +162,13 @@ test('a query no worker is polling to answer is 503, not 500; other refusals of 
     (err) =>
       err instanceof UnavailableError &&
       err.status === 503 &&
-      err.message.startsWith("no worker is polling for batch 'b1' (down or restarting)"),
+      err.message.startsWith("no worker is polling for batch 'b1' (down, restarting or overloaded)"),
+  );
+  const recovering = refusal('Unable to query workflow due to Workflow Task in failed state.');
+  assert.throws(
+    () => mapTemporalError(recovering, "batch 'b1'"),
+    (err) =>
+      err instanceof UnavailableError && err.message.startsWith("batch 'b1' is recovering from a failed workflow task"),
   );
   const other = refusal('workflow execution is not in a state to accept this request');
   assert.throws(
