@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { ItemIssues } from '../../src/api/batch-submission.js';
-import { MAX_APPENDS_IN_FLIGHT, readNdjsonItems } from '../../src/api/ndjson-items.js';
+import { MAX_APPENDS_IN_FLIGHT, readNdjsonItems, type NdjsonItemsOptions } from '../../src/api/ndjson-items.js';
 import { NdjsonLines } from '../../src/api/ndjson-lines.js';
 import { PayloadTooLargeError } from '../../src/errors.js';
 import type { ResolvedModel } from '../../src/runtime/model-repository.js';
@@ -77,20 +77,30 @@ function idleStore({ duplicates = new Map<number, string>(), faultAt = 0 } = {})
   return { state, append };
 }
 
-test('a valid body is stored whole, with at most MAX_APPENDS_IN_FLIGHT appends in flight', async () => {
-  const { state, append } = idleStore();
-  const issues = new ItemIssues();
-  const n = 500 * (MAX_APPENDS_IN_FLIGHT + 3) + 100;
-  const lines = Array.from({ length: n }, (_, i) => line(i));
-  const { total, bodyHash } = await readNdjsonItems(body(lines), {
+/** Reads `lines` as a body into `append`: the reader's limits far away unless a test sets them. */
+const read = (
+  lines: string[],
+  issues: ItemIssues,
+  append: NdjsonItemsOptions['append'],
+  options: Partial<NdjsonItemsOptions> = {},
+) =>
+  readNdjsonItems(body(lines), {
     model,
     issues,
     maxBytes: 1e9,
     maxItems: 1e6,
     append,
     appendEvery: 500,
-    hashBody: true,
+    hashBody: false,
+    ...options,
   });
+
+test('a valid body is stored whole, with at most MAX_APPENDS_IN_FLIGHT appends in flight', async () => {
+  const { state, append } = idleStore();
+  const issues = new ItemIssues();
+  const n = 500 * (MAX_APPENDS_IN_FLIGHT + 3) + 100;
+  const lines = Array.from({ length: n }, (_, i) => line(i));
+  const { total, bodyHash } = await read(lines, issues, append, { hashBody: true });
   assert.equal(total, n);
   assert.equal(bodyHash, createHash('sha256').update(lines.join('\n')).digest('hex'));
   assert.equal(issues.bad, 0);
@@ -107,15 +117,7 @@ test('a duplicate id found by the store is reported by its line, before bad line
   const { state, append } = idleStore({ duplicates: new Map([[10, 'dup']]) });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_500 }, (_, i) => (i === 699 ? '{"inputs": {"input": [1]}}' : line(i)));
-  await readNdjsonItems(body(lines), {
-    model,
-    issues,
-    maxBytes: 1e9,
-    maxItems: 1e6,
-    append,
-    appendEvery: 500,
-    hashBody: false,
-  });
+  await read(lines, issues, append);
   assert.equal(state.inFlight, 0);
   assert.deepEqual(
     issues.details.map((d) => d.path.slice(0, 3).join('.')),
@@ -134,15 +136,7 @@ test('only the first duplicate is reported, though later appends were already un
   });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
-  await readNdjsonItems(body(lines), {
-    model,
-    issues,
-    maxBytes: 1e9,
-    maxItems: 1e6,
-    append,
-    appendEvery: 500,
-    hashBody: false,
-  });
+  await read(lines, issues, append);
   assert.ok(state.appends >= 2, 'the append holding item 700 was under way when the first duplicate was found');
   assert.deepEqual(
     issues.details.map((d) => d.path.join('.')),
@@ -154,18 +148,7 @@ test('a body over the item limit throws only after the appends under way have fi
   const { state, append } = idleStore();
   const issues = new ItemIssues();
   const lines = Array.from({ length: 1_200 }, (_, i) => line(i));
-  await assert.rejects(
-    readNdjsonItems(body(lines), {
-      model,
-      issues,
-      maxBytes: 1e9,
-      maxItems: 1_100,
-      append,
-      appendEvery: 500,
-      hashBody: false,
-    }),
-    PayloadTooLargeError,
-  );
+  await assert.rejects(read(lines, issues, append, { maxItems: 1_100 }), PayloadTooLargeError);
   assert.equal(state.inFlight, 0, 'the caller may delete the staged batch at once');
 });
 
@@ -173,18 +156,7 @@ test('a store fault other than a duplicate id fails the read, with nothing left 
   const { state, append } = idleStore({ faultAt: 2 });
   const issues = new ItemIssues();
   const lines = Array.from({ length: 3_000 }, (_, i) => line(i));
-  await assert.rejects(
-    readNdjsonItems(body(lines), {
-      model,
-      issues,
-      maxBytes: 1e9,
-      maxItems: 1e6,
-      append,
-      appendEvery: 500,
-      hashBody: false,
-    }),
-    /disk I\/O error/,
-  );
+  await assert.rejects(read(lines, issues, append), /disk I\/O error/);
   assert.equal(state.inFlight, 0);
   assert.equal(state.appends, state.appendsAtFault, 'no append was made after the store reported the fault');
 });
