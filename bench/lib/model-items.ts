@@ -14,7 +14,7 @@ const tokenizers = new TextTokenizers();
  * batch of `items` meets a warm stack, as a service's batches do after its first: compiled code, grown heaps and
  * caches, workflow code loaded, shards started. As many as the timed batch: after a smaller one (a tenth, at most
  * 5,000 items, until 2026-12-05) the first large batch on a stack still ran measurably slower than the next one
- * (BENCHMARKS.md, "Warm-up as large as the timed batch").
+ * (BENCHMARKS.md, "Reading the digits 100k run alone (2026-12-05, twenty-second session)").
  */
 export const warmUpItems = (items: number) => items;
 
