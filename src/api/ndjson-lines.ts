@@ -26,7 +26,7 @@ export interface NdjsonLinesOptions {
 
 /**
  * Reads an NDJSON body (one `{ id?, inputs }` per line) piece by piece, as it arrives: each line is checked against
- * the model and, if valid, put in the form the store keeps (a common line by one scan of its text, see CommonLine;
+ * the model and, if valid, put in the form the store keeps (a common line by one scan of its bytes, see CommonLine;
  * any other by JSON.parse, the item schema and the model's check). Once a line is bad, later valid lines are only
  * checked (a batch with a bad line stores nothing, but its 400 names up to MAX_REPORTED_ISSUES lines); past the item
  * limit it stops. No I/O: readNdjsonItems reads the body and hands the rows to the store.

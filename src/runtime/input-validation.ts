@@ -181,7 +181,8 @@ export function flatNumbersFit(spec: TensorSpec, bytes: Buffer, from: number, to
   if (end <= from || bytes[from] !== 0x5b || bytes[end] !== 0x5d) return false;
   let count = 0;
   let i = from + 1;
-  // Plain comparisons in tight loops: a byte past the end reads as undefined, which no comparison takes.
+  // Plain comparisons in tight loops (isLineSpace and a digit helper here measured slower: data/fit-probe3.ts in
+  // BENCHMARKS.md's twenty-second session); a byte past the end reads as undefined, which no comparison takes.
   let c = bytes[i]!;
   for (;;) {
     while (c === 0x20 || c === 0x09) c = bytes[++i]!;
