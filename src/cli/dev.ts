@@ -76,75 +76,154 @@ export async function waitForHttp(url: string, timeoutMs: number, alive: () => b
 }
 
 /**
+ * When `batchline dev` starts a process again after it exited on its own: after 1 s, then 2, 4, 8 and 16 s, as it
+ * exits again within RESTART_WINDOW_MS; once it has exited more than RESTART_LIMIT times in that window (a crash loop,
+ * which a restart would not mend), never.
+ */
+export const RESTART_LIMIT = 5;
+export const RESTART_WINDOW_MS = 10 * 60_000;
+
+/** One process's exits, and the delay before its next start. */
+export class RestartPolicy {
+  private exits: number[] = [];
+
+  /** Records an exit at `now`: the delay before the next start, or undefined once the process is in a crash loop. */
+  next(now = Date.now()): number | undefined {
+    this.exits = this.exits.filter((t) => now - t < RESTART_WINDOW_MS);
+    this.exits.push(now);
+    if (this.exits.length > RESTART_LIMIT) return undefined;
+    return 1000 * 2 ** (this.exits.length - 1);
+  }
+
+  /** Exits counted in the window (for the log). */
+  get count(): number {
+    return this.exits.length;
+  }
+}
+
+const NAMES: Record<Source, string> = {
+  temporal: 'Temporal dev server',
+  worker: 'batch worker',
+  interactive: 'interactive worker',
+  api: 'API',
+  dev: 'dev',
+};
+
+/**
  * `batchline dev` (what `npm start` runs): the Temporal dev server unless one already answers at
  * TEMPORAL_ADDRESS, then the batch worker, the interactive worker (DEV_WORKERS) and the API, each a process with
- * prefixed logs. Ctrl-C stops them all.
+ * prefixed logs. Once the API answers, a process that exits on its own is started again (RestartPolicy): a worker's
+ * items go on where they stopped, as Temporal retries its activities, and the dev server keeps its state in
+ * DATA_DIR. A process that exits before then (a start-up fault: a port in use, a bad setting), or in a crash loop,
+ * stops them all with exit code 1. Ctrl-C stops them all.
  */
 export async function runDev(config: Config): Promise<number> {
   const log = (msg: string) => printLine('dev', msg);
   let server: DevServer | undefined;
   let stopping = false;
+  /** The API has answered: from now on a process that exits is started again. */
+  let up = false;
+  /** The dev server being started again, if it is. */
+  let serverStarting: Promise<void> | undefined;
   let uiUrl: string | undefined;
-  if (await isTemporalReachable(config.TEMPORAL_ADDRESS)) {
-    log(`using the Temporal server already answering at ${config.TEMPORAL_ADDRESS}`);
-  } else {
-    const cliPath = await resolveTemporalCli();
+  let exitCode = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const timers = new Set<NodeJS.Timeout>();
+  const children = new Map<Source, ChildProcess>();
+  const stopAll = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    exitCode = code;
+    log(`stopping (${reason})`);
+    for (const t of timers) clearTimeout(t);
+    await Promise.all([...children.values()].map((c) => stopChild(c, 15_000)));
+    await serverStarting?.catch(() => undefined); // a dev server starting again is stopped once it has started
+    await server?.stop();
+    resolveDone();
+  };
+  const policies = new Map<Source, RestartPolicy>();
+  /** Starts `source` again after its policy's delay, or stops everything (before start-up ends, or in a loop). */
+  const exited = (source: Source, how: string | number | null, restart: () => Promise<void>) => {
+    if (stopping) return;
+    const name = NAMES[source];
+    if (!up) return void stopAll(`the ${name} exited with ${how} while starting`, 1);
+    const policy = policies.get(source) ?? policies.set(source, new RestartPolicy()).get(source)!;
+    const delay = policy.next();
+    if (delay === undefined) {
+      return void stopAll(`the ${name} exited ${policy.count} times within ${RESTART_WINDOW_MS / 60_000} minutes`, 1);
+    }
+    log(`the ${name} exited with ${how}; starting it again in ${delay / 1000} s`);
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (stopping) return;
+      restart().then(
+        () => log(`started the ${name} again`),
+        (err: Error) => void stopAll(`the ${name} did not start again: ${err.message.split('\n')[0]}`, 1),
+      );
+    }, delay);
+    timers.add(timer);
+  };
+
+  const devServerOptions = async () => {
     const [host, port] = config.TEMPORAL_ADDRESS.split(':') as [string, string];
-    log(`starting the Temporal dev server (${cliPath}), state in ${path.join(config.DATA_DIR, 'temporal.db')}`);
-    server = await startDevServer({
-      cliPath,
+    return {
+      cliPath: await resolveTemporalCli(),
       dataDir: config.DATA_DIR,
       host,
       port: Number(port),
       uiPort: config.TEMPORAL_UI_PORT,
       namespace: config.TEMPORAL_NAMESPACE,
       // Once stopping, the server's shutdown chatter (failed polls, refused dials) is noise.
-      onLine: (line) => stopping || printLine('temporal', line),
+      onLine: (line: string) => stopping || printLine('temporal', line),
+    };
+  };
+  const watchServer = (s: DevServer) => {
+    server = s;
+    void s.exited.then((code) => {
+      if (server === s) exited('temporal', code ?? s.child.signalCode, startServer);
     });
-    uiUrl = server.uiUrl;
+  };
+  const startServer = () => {
+    serverStarting = devServerOptions()
+      .then(startDevServer)
+      .then(watchServer)
+      .finally(() => (serverStarting = undefined));
+    return serverStarting;
+  };
+  if (await isTemporalReachable(config.TEMPORAL_ADDRESS)) {
+    log(`using the Temporal server already answering at ${config.TEMPORAL_ADDRESS}`);
+  } else {
+    const options = await devServerOptions();
+    log(`starting the Temporal dev server (${options.cliPath}), state in ${path.join(config.DATA_DIR, 'temporal.db')}`);
+    watchServer(await startDevServer(options));
+    uiUrl = server!.uiUrl;
   }
 
   // The interactive worker serves its /metrics on the next port (or a free one when WORKER_METRICS_PORT is 0).
   const interactiveMetricsPort = config.WORKER_METRICS_PORT === 0 ? 0 : config.WORKER_METRICS_PORT + 1;
-  const processes: [Source, ChildProcess][] = [
-    ['worker', spawnSelf('worker', 'worker', childEnv(process.env, DEV_WORKERS.batch))],
-    [
-      'interactive',
+  const commands: Record<'worker' | 'interactive' | 'api', () => ChildProcess> = {
+    worker: () => spawnSelf('worker', 'worker', childEnv(process.env, DEV_WORKERS.batch)),
+    interactive: () =>
       spawnSelf(
         'worker',
         'interactive',
         childEnv(process.env, DEV_WORKERS.interactive, { WORKER_METRICS_PORT: String(interactiveMetricsPort) }),
       ),
-    ],
-    ['api', spawnSelf('api', 'api', { ...process.env })],
-  ];
-  const children = processes.map(([, child]) => child);
-  let exitCode = 0;
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  const stopAll = async (reason: string, code: number) => {
-    if (stopping) return;
-    stopping = true;
-    exitCode = code;
-    log(`stopping (${reason})`);
-    await Promise.all(children.map((c) => stopChild(c, 15_000)));
-    await server?.stop();
-    resolveDone();
+    api: () => spawnSelf('api', 'api', { ...process.env }),
   };
-  for (const [source, child] of processes) {
-    child.once('exit', (code, signal) => {
-      if (!stopping)
-        void stopAll(`${source === 'interactive' ? 'interactive worker' : source} exited with ${code ?? signal}`, 1);
-    });
-  }
-  void server?.exited.then((code) => {
-    if (!stopping) void stopAll(`Temporal dev server exited with ${code}`, 1);
-  });
+  const startChild = (source: keyof typeof commands) => {
+    const child = commands[source]();
+    children.set(source, child);
+    child.once('exit', (code, signal) => exited(source, code ?? signal, async () => startChild(source)));
+  };
+  for (const source of Object.keys(commands) as (keyof typeof commands)[]) startChild(source);
   process.once('SIGINT', () => void stopAll('SIGINT', 0));
   process.once('SIGTERM', () => void stopAll('SIGTERM', 0));
 
   const apiUrl = `http://${config.HOST}:${config.PORT}`;
   if (await waitForHttp(`${apiUrl}/healthz`, 120_000, () => !stopping)) {
+    up = true;
     log('batchline is up');
     log(`  API          ${apiUrl}   (try: curl ${apiUrl}/healthz)`);
     log(`  Temporal     ${config.TEMPORAL_ADDRESS}   namespace ${config.TEMPORAL_NAMESPACE}`);

@@ -1,6 +1,6 @@
 // `batchline dev` (what `npm start` runs): dev server, batch and interactive workers, API; Ctrl-C stops all, no orphans.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -81,7 +81,8 @@ function environOf(pid: number): Record<string, string> {
   return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 }
 
-test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_IDLE, an interactive worker and the API; SIGINT stops all', async () => {
+/** A `batchline dev` on free ports with a data dir of its own, once its banner is out. */
+async function startDev() {
   const [apiPort, temporalPort, uiPort, metricsPort] = [
     await freePort(),
     await freePort(),
@@ -97,12 +98,49 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
     LOG_LEVEL: 'info',
   });
   const dev = spawnBatchline('dev', config);
+  const stack = { dev, config, dataDir, uiPort, metricsPort, base: `http://127.0.0.1:${apiPort}` };
   try {
-    const base = `http://127.0.0.1:${apiPort}`;
     // The banner's last line: its lines are written one by one and may reach this process in separate reads.
     await waitFor('the banner', () => outputOf(dev).includes('Press Ctrl-C to stop.'), 120_000, 200).catch((err) => {
       throw new Error(`${err.message}\n${outputOf(dev)}`);
     });
+  } catch (err) {
+    killDev(stack);
+    throw err;
+  }
+  return stack;
+}
+
+/** SIGKILL to `batchline dev` and every descendant, and its data dir removed: nothing outlives a test that failed. */
+function killDev({ dev, dataDir }: { dev: ChildProcess; dataDir: string }): void {
+  for (const c of [...descendants(dev.pid!), { pid: dev.pid! }]) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** A batch of `n` digits submitted through the API, once it has completed. */
+async function completedBatch(base: string, n: number) {
+  const rows = heldout('digits').slice(0, n);
+  const submitted = await http(base, 'POST', '/v1/batches', {
+    model: 'digits',
+    items: rows.map((r) => ({ inputs: r.inputs })),
+  });
+  assert.equal(submitted.status, 202);
+  return waitFor('the batch to complete', async () => {
+    const res = await http(base, 'GET', `/v1/batches/${submitted.body.id}`);
+    return res.body.status === 'completed' ? res.body : undefined;
+  });
+}
+
+test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_IDLE, an interactive worker and the API; SIGINT stops all', async () => {
+  const stack = await startDev();
+  const { dev, config, dataDir, uiPort, metricsPort, base } = stack;
+  try {
     assert.match(outputOf(dev), new RegExp(`API\\s+${base}`));
     assert.match(outputOf(dev), new RegExp(`Temporal UI\\s+http://127.0.0.1:${uiPort}`));
     // The children's pino lines come out pretty-printed, each behind the name of the process it came from.
@@ -114,15 +152,7 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
     assert.equal(ui.status, 200, 'the Temporal UI answers');
 
     const rows = heldout('digits').slice(0, 10);
-    const submitted = await http(base, 'POST', '/v1/batches', {
-      model: 'digits',
-      items: rows.map((r) => ({ inputs: r.inputs })),
-    });
-    assert.equal(submitted.status, 202);
-    const done = await waitFor('the batch to complete', async () => {
-      const res = await http(base, 'GET', `/v1/batches/${submitted.body.id}`);
-      return res.body.status === 'completed' ? res.body : undefined;
-    });
+    const done = await completedBatch(base, rows.length);
     assert.equal(done.counts.succeeded, rows.length);
 
     const predicted = await http(base, 'POST', '/v1/predict', { model: 'digits', inputs: rows[0]!.inputs });
@@ -184,14 +214,53 @@ test('batchline dev runs the dev server, a batch worker at nice 19 under SCHED_I
     });
   } finally {
     // A failed assertion skips the SIGINT above: its children (dev server, workers, API) must not outlive the test.
-    for (const c of [...descendants(dev.pid!), { pid: dev.pid! }]) {
-      try {
-        process.kill(c.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    killDev(stack);
+  }
+});
+
+test('batchline dev starts a worker, the API or the dev server that died again; the batches after them complete', async () => {
+  const stack = await startDev();
+  const { dev, base } = stack;
+  try {
+    const childOf = (pattern: RegExp) => descendants(dev.pid!).filter((c) => pattern.test(c.cmd));
+    const batchWorker = () => childOf(/main\.ts worker$/).find((w) => niceness(w.pid) === 19);
+    /** SIGKILLs the process, waits for the supervisor to say it started it again, and returns the new one. */
+    const killAndWait = async (name: string, find: () => { pid: number } | undefined) => {
+      const old = find()!;
+      assert.ok(old, `a ${name} child`);
+      process.kill(old.pid, 'SIGKILL');
+      await waitFor(`the ${name} to start again`, () => outputOf(dev).includes(`started the ${name} again`), 90_000);
+      assert.match(outputOf(dev), new RegExp(`the ${name} exited with SIGKILL; starting it again in 1 s`));
+      const next = await waitFor(`a new ${name} process`, () => {
+        const p = find();
+        return p && p.pid !== old.pid ? p : undefined;
+      });
+      return next;
+    };
+
+    const worker = await killAndWait('batch worker', batchWorker);
+    // The new batch worker has the settings of the first: nice 19, every thread under SCHED_IDLE once started.
+    await waitFor('its threads', () => fs.readdirSync(`/proc/${worker.pid}/task`).length > 10, 60_000);
+    assert.deepEqual(threadPolicies(worker.pid), [5]);
+    await killAndWait('API', () => childOf(/main\.ts api$/)[0]);
+    await killAndWait('Temporal dev server', () => childOf(/temporal server start-dev/)[0]);
+
+    // The API answers again, the batch worker runs a batch, the interactive worker (which rode out the dev server's
+    // restart) a prediction: the same Temporal state in DATA_DIR.
+    await waitFor('the API', async () => (await fetch(`${base}/healthz`)).ok, 60_000);
+    const done = await completedBatch(base, 10);
+    assert.equal(done.counts.succeeded, 10);
+    const predicted = await http(base, 'POST', '/v1/predict', {
+      model: 'digits',
+      inputs: heldout('digits')[0]!.inputs,
+    });
+    assert.equal(predicted.status, 200, JSON.stringify(predicted.body));
+    assert.doesNotMatch(outputOf(dev), /\[dev\] stopping/, 'nothing stopped the supervisor');
+
+    dev.kill('SIGINT');
+    assert.equal(await exitOf(dev), 0, outputOf(dev));
+  } finally {
+    killDev(stack);
   }
 });
 
