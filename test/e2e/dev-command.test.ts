@@ -245,8 +245,8 @@ test('batchline dev starts a worker, the API or the dev server that died again; 
     await killAndWait('API', () => childOf(/main\.ts api$/)[0]);
     await killAndWait('Temporal dev server', () => childOf(/temporal server start-dev/)[0]);
 
-    // The API answers again, the batch worker runs a batch, the interactive worker (which rode out the dev server's
-    // restart) a prediction: the same Temporal state in DATA_DIR.
+    // The API answers again, the batch worker runs a batch and the interactive worker a prediction, on the dev
+    // server started again on the same state in DATA_DIR (the workers rode out its restart, or were started again).
     await waitFor('the API', async () => (await fetch(`${base}/healthz`)).ok, 60_000);
     const done = await completedBatch(base, 10);
     assert.equal(done.counts.succeeded, 10);
