@@ -101,12 +101,12 @@ export class RestartPolicy {
   }
 }
 
-const NAMES: Record<Source, string> = {
+/** The processes `batchline dev` starts, as its log names them. */
+const NAMES: Record<Exclude<Source, 'dev'>, string> = {
   temporal: 'Temporal dev server',
   worker: 'batch worker',
   interactive: 'interactive worker',
   api: 'API',
-  dev: 'dev',
 };
 
 /**
@@ -125,7 +125,6 @@ export async function runDev(config: Config): Promise<number> {
   let up = false;
   /** The dev server being started again, if it is. */
   let serverStarting: Promise<void> | undefined;
-  let uiUrl: string | undefined;
   let exitCode = 0;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -142,9 +141,9 @@ export async function runDev(config: Config): Promise<number> {
     await server?.stop();
     resolveDone();
   };
-  const policies = new Map<Source, RestartPolicy>();
+  const policies = new Map<keyof typeof NAMES, RestartPolicy>();
   /** Starts `source` again after its policy's delay, or stops everything (before start-up ends, or in a loop). */
-  const exited = (source: Source, how: string | number | null, restart: () => Promise<void>) => {
+  const exited = (source: keyof typeof NAMES, how: string | number | null, restart: () => Promise<void>) => {
     if (stopping) return;
     const name = NAMES[source];
     if (!up) return void stopAll(`the ${name} exited with ${how} while starting`, 1);
@@ -197,7 +196,6 @@ export async function runDev(config: Config): Promise<number> {
     const options = await devServerOptions();
     log(`starting the Temporal dev server (${options.cliPath}), state in ${path.join(config.DATA_DIR, 'temporal.db')}`);
     watchServer(await startDevServer(options));
-    uiUrl = server!.uiUrl;
   }
 
   // The interactive worker serves its /metrics on the next port (or a free one when WORKER_METRICS_PORT is 0).
@@ -227,7 +225,7 @@ export async function runDev(config: Config): Promise<number> {
     log('batchline is up');
     log(`  API          ${apiUrl}   (try: curl ${apiUrl}/healthz)`);
     log(`  Temporal     ${config.TEMPORAL_ADDRESS}   namespace ${config.TEMPORAL_NAMESPACE}`);
-    if (uiUrl) log(`  Temporal UI  ${uiUrl}`);
+    if (server?.uiUrl) log(`  Temporal UI  ${server.uiUrl}`);
     log(`  models       ${config.MODEL_REPOSITORY}`);
     log('Press Ctrl-C to stop.');
   } else if (!stopping) {
