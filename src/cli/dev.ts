@@ -112,9 +112,9 @@ const NAMES: Record<Exclude<Source, 'dev'>, string> = {
 /**
  * `batchline dev` (what `npm start` runs): the Temporal dev server unless one already answers at
  * TEMPORAL_ADDRESS, then the batch worker, the interactive worker (DEV_WORKERS) and the API, each a process with
- * prefixed logs. Once the API answers, a process that exits on its own is started again (RestartPolicy): a worker's
- * items go on where they stopped, as Temporal retries its activities, and the dev server keeps its state in
- * DATA_DIR. A process that exits before then (a start-up fault: a port in use, a bad setting), or in a crash loop,
+ * prefixed logs. Once the API answers, a process that exits on its own is started again (RestartPolicy): a dead
+ * worker's unfinished items run again on the new one (docs/operations.md says how), and the dev server keeps its
+ * state in DATA_DIR. A process that exits before then (a start-up fault: a port in use, a bad setting), or in a crash loop,
  * stops them all with exit code 1. Ctrl-C stops them all.
  */
 export async function runDev(config: Config): Promise<number> {
@@ -129,7 +129,7 @@ export async function runDev(config: Config): Promise<number> {
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   const timers = new Set<NodeJS.Timeout>();
-  const children = new Map<Source, ChildProcess>();
+  const children = new Map<'worker' | 'interactive' | 'api', ChildProcess>();
   const stopAll = async (reason: string, code: number) => {
     if (stopping) return;
     stopping = true;
